@@ -1,0 +1,1 @@
+"""Identities: principals, passwords, tokens, sessions, SSO and lockout."""

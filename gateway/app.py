@@ -1,0 +1,74 @@
+"""The ASGI application factory: ``create_app(settings)`` composes every layer; nothing happens at import."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+
+from gateway import __version__
+from gateway.errors import install_error_handlers
+from gateway.settings import Settings, SettingsError, settings_from_environment
+from policies.file import PolicyFile, PolicyFileError, load_policy_file
+from tracking.api import tracking_mounts
+from tracking.services import create_tracking
+
+
+def load_policy(settings: Settings) -> PolicyFile:
+    """The policy file named by the settings, or the built-in defaults."""
+    if settings.policy_file:
+        return load_policy_file(settings.policy_file)
+    return PolicyFile()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway app for ``settings``; raises :class:`SettingsError` listing every problem."""
+    problems = settings.validate()
+    policy: PolicyFile | None = None
+    try:
+        policy = load_policy(settings)
+    except PolicyFileError as exc:
+        problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
+    if problems:
+        raise SettingsError(problems)
+
+    tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        tracking.dispose()
+
+    app = FastAPI(
+        title="mlgate",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.policy = policy
+    app.state.tracking = tracking
+    install_error_handlers(app)
+
+    @app.get("/health", operation_id="ops.health", include_in_schema=True)
+    def health() -> PlainTextResponse:
+        """Liveness: the process answers."""
+        return PlainTextResponse("OK")
+
+    @app.get("/version", operation_id="ops.version")
+    def version(request: Request) -> PlainTextResponse:
+        """The server version, as MLflow's ``/version`` answers it."""
+        return PlainTextResponse(__version__)
+
+    for mount in tracking_mounts():
+        app.include_router(mount.router, prefix=mount.prefix, include_in_schema=mount.in_schema)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn worker processes: settings come from the parent via the environment."""
+    return create_app(settings_from_environment())

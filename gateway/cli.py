@@ -1,0 +1,110 @@
+"""The ``mlgate`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from gateway import __version__
+from gateway.settings import SETTINGS_ENV, Settings, SettingsError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MLGATE"})
+@click.version_option(__version__, prog_name="mlgate")
+def main() -> None:
+    """mlgate: an MLflow-compatible tracking server behind a security-hardened gateway."""
+
+
+def _split(values: str | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    return tuple(v.strip() for v in values.split(",") if v.strip())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--backend-store-uri", default="sqlite:///mlgate.db", show_default=True,
+              help="Database: sqlite:///path.db or postgresql://user@host/db.")
+@click.option("--artifacts-destination", default="./mlartifacts", show_default=True,
+              help="Where artifacts are stored (a local directory).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--policy", "policy_file", default=None, type=click.Path(dir_okay=False),
+              help="Declarative policy file (YAML).")
+@click.option("--allowed-hosts", default=None,
+              help="Comma-separated Host header allowlist (names, *.domain suffixes, IP addresses).")
+@click.option("--cors-allowed-origins", default=None, help="Comma-separated exact origins allowed by CORS.")
+@click.option("--redis-url", default=None, help="Redis for shared rate limits, lockout and invalidation.")
+@click.option("--dev", "dev_mode", is_flag=True, default=False,
+              help="Development mode: allows non-Secure cookies on plain HTTP.")
+def server(host, port, backend_store_uri, artifacts_destination, workers, policy_file, allowed_hosts,
+           cors_allowed_origins, redis_url, dev_mode) -> None:
+    """Start the server (upgrades the database schema first).
+
+    Example: mlgate server --host 127.0.0.1 --port 5000
+    """
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.db import upgrade_database
+    from tracking.db.engine import make_engine
+
+    settings = Settings(
+        host=host, port=port, backend_store_uri=backend_store_uri,
+        artifacts_destination=artifacts_destination, workers=workers, policy_file=policy_file,
+        allowed_hosts=_split(allowed_hosts), cors_allowed_origins=_split(cors_allowed_origins),
+        redis_url=redis_url, dev_mode=dev_mode,
+    )
+    try:
+        app = create_app(settings)  # validates everything before any worker starts
+    except SettingsError as exc:
+        click.echo(f"mlgate: {exc}", err=True)
+        sys.exit(2)
+    engine = make_engine(backend_store_uri)
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+    common = {"host": host, "port": port, "log_level": "info", "proxy_headers": False,
+              "server_header": False, "timeout_graceful_shutdown": 30}
+    if workers > 1:
+        os.environ[SETTINGS_ENV] = settings.to_json()
+        uvicorn.run("gateway.app:app_from_environment", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(app, **common)
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--backend-store-uri", default="sqlite:///mlgate.db", show_default=True)
+def db_upgrade(backend_store_uri: str) -> None:
+    """Apply all migrations. Example: mlgate db upgrade --backend-store-uri sqlite:///mlgate.db"""
+    from gateway.db import current_revision, upgrade_database
+    from tracking.db.engine import make_engine
+
+    engine = make_engine(backend_store_uri)
+    upgrade_database(engine)
+    click.echo(f"database at revision {current_revision(engine)}")
+    engine.dispose()
+
+
+@db.command("current")
+@click.option("--backend-store-uri", default="sqlite:///mlgate.db", show_default=True)
+def db_current(backend_store_uri: str) -> None:
+    """Print the schema revision. Example: mlgate db current"""
+    from gateway.db import current_revision, head_revision
+    from tracking.db.engine import make_engine
+
+    engine = make_engine(backend_store_uri)
+    click.echo(f"current: {current_revision(engine)}  head: {head_revision()}")
+    engine.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

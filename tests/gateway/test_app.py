@@ -1,0 +1,30 @@
+"""The app factory and the operational routes."""
+
+import pytest
+
+from gateway.app import create_app
+from gateway.settings import Settings, SettingsError
+
+
+def test_health_version_and_server_info(client):
+    assert client.get("/health").text == "OK"
+    assert client.get("/version").text == "0.1.0"
+    info = client.get("/api/3.0/mlflow/server-info").json()
+    assert info["store_type"] == "SqlStore"
+    assert info["multipart_uploads_enabled"] is False
+
+
+def test_unknown_api_route_is_mlflow_style_404(client):
+    response = client.get("/api/2.0/mlflow/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_settings_problems_are_all_listed(tmp_path):
+    bad = Settings(port=0, workers=0, backend_store_uri="mysql://x", artifacts_destination=str(tmp_path))
+    with pytest.raises(SettingsError) as info:
+        create_app(bad)
+    text = "\n".join(info.value.problems)
+    assert "--port" in text
+    assert "--workers" in text
+    assert "--backend-store-uri" in text

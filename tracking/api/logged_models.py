@@ -1,0 +1,5 @@
+"""REST endpoints: logged_models (filled in by its owner)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

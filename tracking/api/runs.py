@@ -1,0 +1,5 @@
+"""REST endpoints: runs (filled in by its owner)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

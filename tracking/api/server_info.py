@@ -1,0 +1,26 @@
+"""GET /api/3.0/mlflow/server-info: what the server supports, as MLflow's client asks before some calls."""
+
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from tracking.api.responses import ok
+
+router = APIRouter()
+
+
+@router.get("/server-info", operation_id="server.info")
+def server_info(request: Request):
+    """Capabilities in MLflow's field names; nothing secret (this answer needs no login)."""
+    return ok(
+        {
+            "store_type": "SqlStore",
+            "workspaces_enabled": False,
+            "trace_archival_enabled": False,
+            # Local artifact storage streams whole files; multipart is advertised once S3 is wired in.
+            "multipart_uploads_enabled": False,
+            "multipart_downloads_enabled": False,
+            "presigned_upload_run_id_supported": False,
+            "presigned_upload_model_id_supported": False,
+            "features_enabled": {"gateway": False},
+        }
+    )

@@ -1,0 +1,1 @@
+"""Database schema and engine construction for the tracking core."""

@@ -1,0 +1,42 @@
+"""Engine construction: one place that knows the dialect quirks of SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+def normalize_database_uri(uri: str) -> str:
+    """Pick psycopg 3 for ``postgresql://`` URIs (SQLAlchemy would otherwise default to psycopg2)."""
+    url = make_url(uri)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def make_engine(uri: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None) -> Engine:
+    """Create an engine for a SQLite or PostgreSQL URI with the pragmas/settings mlgate relies on."""
+    uri = normalize_database_uri(uri)
+    url = make_url(uri)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(uri, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            # WAL lets readers proceed during a write; busy_timeout waits instead of failing.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            # MLflow's LIKE is case-sensitive; SQLite's is not unless told so. ILIKE uses lower().
+            cur.execute("PRAGMA case_sensitive_like=ON")
+            cur.close()
+
+        return engine
+    connect_args = {}
+    if statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    return create_engine(
+        uri, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )

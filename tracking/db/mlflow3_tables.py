@@ -1,0 +1,3 @@
+"""Tables (filled in by their owner)."""
+
+from tracking.db.base import metadata  # noqa: F401

@@ -1,0 +1,39 @@
+"""The tracking core's dependencies, built once per app by :func:`create_tracking`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+
+from tracking.db.engine import make_engine
+
+
+@dataclass
+class Tracking:
+    """Everything a tracking handler needs: the database engine and the artifact root."""
+
+    engine: Engine
+    artifact_root: str
+    # Served artifact URIs look like mlflow-artifacts:/<experiment_id>/<run_id>/artifacts.
+    default_artifact_scheme: str = "mlflow-artifacts:"
+
+    def dispose(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+
+def create_tracking(database_uri: str, artifacts_destination: str, **engine_options) -> Tracking:
+    """Build the tracking core's dependencies (no I/O besides creating the engine and artifact root)."""
+    root = artifacts_destination
+    if "://" not in root:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        root = str(Path(root).resolve())
+    return Tracking(engine=make_engine(database_uri, **engine_options), artifact_root=root)
+
+
+def tracking_of(request: Request) -> Tracking:
+    """The :class:`Tracking` of the app serving this request."""
+    return request.app.state.tracking
