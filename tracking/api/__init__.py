@@ -36,17 +36,20 @@ def tracking_mounts() -> list[Mount]:
         otlp,
         registry,
         runs,
+        search,
         server_info,
         traces,
     )
 
     mounts: list[Mount] = []
-    for router in (experiments.router, runs.router, registry.router, logged_models.router, traces.router_v2):
+    for router in (experiments.router, runs.router, search.router, registry.router, logged_models.router,
+                   traces.router_v2):
         mounts += _twice(router, "/api/2.0/mlflow")
     for router in (traces.router_v3, server_info.router):
         mounts += _twice(router, "/api/3.0/mlflow")
     mounts += _twice(artifacts.proxy_router, "/api/2.0/mlflow-artifacts")
     mounts += _twice(artifacts.ui_router, "/api/2.0/mlflow")
     mounts.append(Mount(artifacts.root_router, "", True))
+    mounts.append(Mount(registry.root_router, "", True))
     mounts.append(Mount(otlp.router, "", True))
     return mounts

@@ -1,5 +1,6 @@
-"""REST endpoints: registry (filled in by its owner)."""
+"""REST endpoints: model registry (filled in by its owner)."""
 
 from fastapi import APIRouter
 
-router = APIRouter()
+router = APIRouter()  # /api/2.0/mlflow/registered-models/..., /model-versions/...
+root_router = APIRouter()  # /model-versions/get-artifact
