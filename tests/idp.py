@@ -1,0 +1,89 @@
+"""A real OpenID Provider (the npm package oidc-provider) started on a free loopback port for SSO tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.services import free_port, require_node, unavailable
+
+IDP_DIR = Path(__file__).resolve().parent / "oidc"
+
+
+def rsa_jwks(kid: str = "test-key-1") -> dict:
+    """A private RSA JWKS so the provider's keys stay the same across restarts of one test."""
+    from authlib.jose import JsonWebKey
+
+    key = JsonWebKey.generate_key("RSA", 2048, is_private=True, options={"kid": kid})
+    data = key.as_dict(is_private=True)
+    data.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    return {"keys": [data]}
+
+
+@dataclass
+class IdP:
+    """A running oidc-provider process."""
+
+    issuer: str
+    api_audience: str
+    config: dict
+    process: subprocess.Popen
+    workdir: Path
+    clients: dict[str, dict] = field(default_factory=dict)
+
+    def client_credentials_token(self, client_id: str, scope: str = "api:read api:write") -> str:
+        """A JWT access token for ``client_id`` through the client-credentials grant."""
+        client = self.clients[client_id]
+        response = httpx.post(
+            f"{self.issuer}/token",
+            data={"grant_type": "client_credentials", "resource": self.api_audience, "scope": scope},
+            auth=(client_id, client["client_secret"]),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def stop(self) -> None:
+        """Terminate the provider."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], port: int | None = None,
+              jwks: dict | None = None, api_audience: str = "http://mlgate-api") -> IdP:
+    """Start oidc-provider with these clients and users; waits until discovery answers."""
+    require_node()
+    if not (IDP_DIR / "node_modules" / "oidc-provider").exists():
+        unavailable(f"oidc-provider is not installed: run `npm ci` in {IDP_DIR}")
+    port = port or free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    config = {"port": port, "issuer": issuer, "clients": clients, "users": users,
+              "jwks": jwks or rsa_jwks(), "api_audience": api_audience}
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "idp.json"
+    config_path.write_text(json.dumps(config))
+    log = open(workdir / "idp.log", "ab")
+    proc = subprocess.Popen(["node", str(IDP_DIR / "idp.mjs"), str(config_path)], cwd=IDP_DIR,
+                            stdout=log, stderr=subprocess.STDOUT)
+    idp = IdP(issuer, api_audience, config, proc, workdir, {c["client_id"]: c for c in clients})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((workdir / "idp.log").read_text())
+        try:
+            if httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=1).status_code == 200:
+                return idp
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    idp.stop()
+    raise RuntimeError("oidc-provider did not start:\n" + (workdir / "idp.log").read_text())
