@@ -68,7 +68,8 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
     finally:
         engine.dispose()
     common = {"host": host, "port": port, "log_level": "info", "proxy_headers": False,
-              "server_header": False, "timeout_graceful_shutdown": 30}
+              "server_header": False, "timeout_graceful_shutdown": 30,
+              "access_log": False}
     if workers > 1:
         os.environ[SETTINGS_ENV] = settings.to_json()
         uvicorn.run("gateway.app:app_from_environment", factory=True, workers=workers, **common)

@@ -1,0 +1,96 @@
+"""Drive wrk with a generated Lua script and read its summary back as JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA_TEMPLATE = r"""
+local method = %(method)s
+local paths = %(paths)s
+local bodies = %(bodies)s
+local headers = %(headers)s
+local counter = 0
+request = function()
+  counter = counter + 1
+  local k = (counter %% #paths) + 1
+  local body = bodies[(counter %% #bodies) + 1]
+  if body ~= nil and body ~= "" then
+    body = string.gsub(body, "__N__", tostring(counter))
+  else
+    body = nil
+  end
+  return wrk.format(method, paths[k], headers, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON{"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"errors":%%d,"non2xx":%%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def _lua_string(value: str) -> str:
+    return "[==[" + value + "]==]"
+
+
+def _lua_list(values: list[str]) -> str:
+    return "{" + ",".join(_lua_string(v) for v in values) + "}"
+
+
+@dataclass
+class WrkResult:
+    """One scenario's load figures."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    non2xx: int
+
+    @property
+    def rps(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def wrk_available() -> bool:
+    """Whether the wrk binary is installed (apt-get install wrk)."""
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(base_url: str, method: str, paths: list[str], bodies: list[str], headers: dict[str, str],
+            *, duration: int, connections: int, threads: int = 2, new_connections: bool = False) -> WrkResult:
+    """Run wrk for ``duration`` seconds; bodies may contain ``__N__``, replaced by a request counter."""
+    headers = dict(headers)
+    if new_connections:
+        headers["Connection"] = "close"
+    lua_headers = "{" + ",".join(f"[{_lua_string(k)}]={_lua_string(v)}" for k, v in headers.items()) + "}"
+    script = LUA_TEMPLATE % {
+        "method": _lua_string(method), "paths": _lua_list(paths), "bodies": _lua_list(bodies or [""]),
+        "headers": lua_headers,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+        script_path = fh.name
+    try:
+        proc = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "-s", script_path,
+             base_url],
+            capture_output=True, text=True, timeout=duration + 120, check=False,
+        )
+    finally:
+        Path(script_path).unlink(missing_ok=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("WRKJSON"):
+            data = json.loads(line[len("WRKJSON"):])
+            return WrkResult(data["requests"], data["duration_us"] / 1e6, data["p50_us"] / 1000,
+                             data["p99_us"] / 1000, data["errors"], data["non2xx"])
+    raise RuntimeError(f"wrk gave no summary:\n{proc.stdout}\n{proc.stderr}")
