@@ -1,0 +1,1 @@
+"""Artifact storage: safe path parsing, the repository protocol and its implementations."""
