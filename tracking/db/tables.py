@@ -85,7 +85,9 @@ metrics = Table(
     Column("model_id", String(64), nullable=True),
     Column("dataset_name", String(500), nullable=True),
     Column("dataset_digest", String(36), nullable=True),
-    Index("ix_metrics_run_key_step", "run_uuid", "key", "step"),
+    # MLflow's metric identity: logging the same point twice stores it once. Its prefix
+    # (run_uuid, key, step) also serves history reads and the sampled bulk-interval query.
+    UniqueConstraint("run_uuid", "key", "step", "timestamp", "value", "is_nan", name="uq_metrics_point"),
 )
 
 latest_metrics = Table(

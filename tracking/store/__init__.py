@@ -1,0 +1,1 @@
+"""Storage functions of the tracking core: SQLAlchemy Core over the tables of ``tracking.db``."""

@@ -1,0 +1,199 @@
+"""Runs: create, read (bulk JSON), update, soft delete/restore, tags; run name kept in sync with its tag."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from tracking.db.tables import latest_metrics, params, runs, tags
+from tracking.errors import invalid_parameter, not_found
+from tracking.store.datasets import load_run_io
+from tracking.store.experiments import check_experiment_active, get_experiment_row, now_ms
+from tracking.store.metrics import metric_value_json
+from tracking.store.run_lookup import find_run, get_run_row, require_active_run
+from tracking.store.run_names import random_run_name
+from tracking.store.upsert import dialect_insert
+from tracking.store.validation import (
+    MAX_RUN_NAME_LENGTH,
+    MAX_USER_ID_LENGTH,
+    check_length,
+    validate_run_tag,
+)
+
+RUN_NAME_TAG = "mlflow.runName"
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+CHUNK = 500
+
+__all__ = [
+    "create_run", "delete_run", "delete_tag", "get_run", "get_run_experiment_id", "get_run_row",
+    "require_active_run", "restore_run", "runs_to_json", "set_tags", "update_run",
+]
+
+
+def get_run_experiment_id(conn: Connection, run_id: str) -> str | None:
+    """The id of the experiment owning ``run_id`` (deleted or not), or None for an unknown run."""
+    if not isinstance(run_id, str) or not run_id:
+        return None
+    value = conn.execute(select(runs.c.experiment_id).where(runs.c.run_uuid == run_id)).scalar()
+    return None if value is None else str(value)
+
+
+def run_info_json(row: Row) -> dict:
+    """MLflow's RunInfo JSON for a ``runs`` row."""
+    info = {
+        "run_uuid": row.run_uuid,
+        "experiment_id": str(row.experiment_id),
+        "run_name": row.name,
+        "user_id": row.user_id,
+        "status": row.status,
+        "start_time": row.start_time,
+        "artifact_uri": row.artifact_uri,
+        "lifecycle_stage": row.lifecycle_stage,
+        "run_id": row.run_uuid,
+    }
+    if row.start_time is None:
+        del info["start_time"]
+    if row.end_time is not None:
+        info["end_time"] = row.end_time
+    return info
+
+
+def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
+    """MLflow's Run JSON for each existing run id, in the given order (six queries per 500 runs)."""
+    unique = list(dict.fromkeys(r for r in run_ids if isinstance(r, str)))
+    rows: dict[str, Row] = {}
+    metrics_by_run: dict[str, list[dict]] = defaultdict(list)
+    params_by_run: dict[str, list[dict]] = defaultdict(list)
+    tags_by_run: dict[str, list[dict]] = defaultdict(list)
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start:start + CHUNK]
+        for row in conn.execute(select(runs).where(runs.c.run_uuid.in_(chunk))):
+            rows[row.run_uuid] = row
+        for m in conn.execute(select(latest_metrics).where(latest_metrics.c.run_uuid.in_(chunk))
+                              .order_by(latest_metrics.c.run_uuid, latest_metrics.c.key)):
+            metrics_by_run[m.run_uuid].append({"key": m.key, "value": metric_value_json(m.value, m.is_nan),
+                                               "timestamp": m.timestamp, "step": m.step})
+        for p in conn.execute(select(params).where(params.c.run_uuid.in_(chunk))
+                              .order_by(params.c.run_uuid, params.c.key)):
+            params_by_run[p.run_uuid].append({"key": p.key, "value": p.value})
+        for t in conn.execute(select(tags).where(tags.c.run_uuid.in_(chunk)).order_by(tags.c.run_uuid, tags.c.key)):
+            tags_by_run[t.run_uuid].append({"key": t.key, "value": t.value})
+    found = [r for r in unique if r in rows]
+    dataset_inputs, model_inputs, model_outputs = load_run_io(conn, found)
+    by_id = {
+        run_id: {
+            "info": run_info_json(rows[run_id]),
+            "data": {"metrics": metrics_by_run[run_id], "params": params_by_run[run_id],
+                     "tags": tags_by_run[run_id]},
+            "inputs": {"dataset_inputs": dataset_inputs.get(run_id, []),
+                       "model_inputs": model_inputs.get(run_id, [])},
+            "outputs": {"model_outputs": model_outputs.get(run_id, [])},
+        }
+        for run_id in found
+    }
+    return [by_id[r] for r in run_ids if r in by_id]
+
+
+def get_run(conn: Connection, run_id: str, path: str = "run_id") -> dict:
+    """The full Run JSON, 404 for an unknown run."""
+    get_run_row(conn, run_id, path)
+    return runs_to_json(conn, [run_id])[0]
+
+
+def _check_run_name(name: str, path: str) -> str:
+    check_length(path, name, MAX_RUN_NAME_LENGTH)
+    return name
+
+
+def create_run(conn: Connection, experiment_id: int, user_id: str, start_time: int | None,
+               tag_pairs: list[tuple[str, str]], run_name: str | None) -> str:
+    """Create a RUNNING run in an active experiment; ``run_name`` and the ``mlflow.runName`` tag agree."""
+    check_length("user_id", user_id, MAX_USER_ID_LENGTH)
+    checked = dict(validate_run_tag(k, v, f"tags[{i}]") for i, (k, v) in enumerate(tag_pairs))
+    tag_name = checked.get(RUN_NAME_TAG) or None
+    if run_name and tag_name and run_name != tag_name:
+        raise invalid_parameter(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with different values "
+            f"(run_name='{run_name}', mlflow.runName='{tag_name}').")
+    name = _check_run_name(run_name or tag_name or random_run_name(), "run_name")
+    checked[RUN_NAME_TAG] = name
+    check_experiment_active(get_experiment_row(conn, experiment_id))
+    run_id = uuid.uuid4().hex
+    conn.execute(insert(runs).values(
+        run_uuid=run_id, name=name, experiment_id=experiment_id, user_id=user_id, status="RUNNING",
+        start_time=start_time if start_time is not None else now_ms(), end_time=None,
+        lifecycle_stage="active", artifact_uri=f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts",
+        deleted_time=None))
+    conn.execute(insert(tags), [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked.items()])
+    return run_id
+
+
+def update_run(conn: Connection, run_id: str, status: str | None, end_time: int | None,
+               run_name: str | None) -> dict:
+    """Change an active run's status, end time and/or name; returns the new RunInfo JSON."""
+    if status is not None and status not in RUN_STATUSES:
+        raise invalid_parameter(f"Invalid value '{status[:50]}' for parameter 'status': must be one of "
+                                f"{', '.join(RUN_STATUSES)}.")
+    if run_name:
+        _check_run_name(run_name, "run_name")
+    require_active_run(conn, run_id)
+    values: dict = {}
+    if status is not None:
+        values["status"] = status
+    if end_time is not None:
+        values["end_time"] = end_time
+    if run_name:
+        values["name"] = run_name
+        _upsert_tags(conn, run_id, {RUN_NAME_TAG: run_name})
+    if values:
+        conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(**values))
+    return run_info_json(find_run(conn, run_id))
+
+
+def delete_run(conn: Connection, run_id: str) -> None:
+    """Soft-delete a run (deleting it again is allowed, as in MLflow)."""
+    get_run_row(conn, run_id)
+    conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(lifecycle_stage="deleted",
+                                                                      deleted_time=now_ms()))
+
+
+def restore_run(conn: Connection, run_id: str) -> None:
+    """Restore a soft-deleted run."""
+    get_run_row(conn, run_id)
+    conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(lifecycle_stage="active",
+                                                                      deleted_time=None))
+
+
+def _upsert_tags(conn: Connection, run_id: str, values: dict[str, str]) -> None:
+    stmt = dialect_insert(conn, tags)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value}),
+                 [{"run_uuid": run_id, "key": k, "value": v} for k, v in values.items()])
+
+
+def check_run_tags(tag_pairs: list[tuple[str, str]], prefix: str = "tags") -> dict[str, str]:
+    """Validate run tags (the last value wins for a repeated key); the run name tag must fit a name."""
+    checked = dict(validate_run_tag(k, v, f"{prefix}[{i}]" if prefix else "")
+                   for i, (k, v) in enumerate(tag_pairs))
+    if RUN_NAME_TAG in checked:
+        _check_run_name(checked[RUN_NAME_TAG], RUN_NAME_TAG)
+    return checked
+
+
+def set_tags(conn: Connection, run: Row, checked: dict[str, str]) -> None:
+    """Write already-validated tags on an active run; setting ``mlflow.runName`` renames the run."""
+    if not checked:
+        return
+    _upsert_tags(conn, run.run_uuid, checked)
+    if checked.get(RUN_NAME_TAG):
+        conn.execute(update(runs).where(runs.c.run_uuid == run.run_uuid).values(name=checked[RUN_NAME_TAG]))
+
+
+def delete_tag(conn: Connection, run_id: str, key: str) -> None:
+    """Remove a tag from an active run; 404 when the run has no such tag."""
+    require_active_run(conn, run_id)
+    result = conn.execute(delete(tags).where(tags.c.run_uuid == run_id, tags.c.key == key))
+    if result.rowcount == 0:
+        raise not_found(f"No tag with name: {key} in run with id {run_id}")
+

@@ -1,0 +1,28 @@
+"""One write transaction per request, with database refusals turned into MLflow errors (never a 500)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError, IntegrityError
+
+from tracking.errors import MlflowError
+
+
+@contextmanager
+def write_transaction(engine: Engine, on_conflict: Callable[[], MlflowError] | None = None) -> Iterator[Connection]:
+    """``engine.begin()``; a unique-key race becomes ``on_conflict()`` (default 409) and a value the
+    database cannot store (e.g. a NUL character on PostgreSQL) becomes a 400. Either way nothing is written.
+    """
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except IntegrityError as exc:
+        if on_conflict is not None:
+            raise on_conflict() from exc
+        raise MlflowError("The request conflicts with a concurrent change; retry it.", "RESOURCE_CONFLICT") from exc
+    except DataError as exc:
+        raise MlflowError("A value in the request cannot be stored (invalid characters or out of range).",
+                          "INVALID_PARAMETER_VALUE") from exc
