@@ -1,3 +1,88 @@
-"""Tables (filled in by their owner)."""
+"""Tables of the model registry: registered models, their versions, tags and aliases.
 
-from tracking.db.base import metadata  # noqa: F401
+A registered model's id is its name. Children reference it with ``ON UPDATE CASCADE`` so a rename is
+one UPDATE, and ``ON DELETE CASCADE`` so deleting a model removes its versions, tags and aliases.
+Deleted versions stay as redacted rows (stage ``Deleted_Internal``) so version numbers are never
+reused, as MLflow does.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from tracking.db.base import metadata
+
+_CASCADE = {"ondelete": "CASCADE", "onupdate": "CASCADE"}
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    Index("ix_registered_models_last_updated", "last_updated_time"),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("name", String(256), ForeignKey("registered_models.name", **_CASCADE), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=True),
+    PrimaryKeyConstraint("name", "key"),
+    Index("ix_registered_model_tags_key_value", "key", "name"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(256), ForeignKey("registered_models.name", **_CASCADE), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("user_id", String(256), nullable=True),
+    Column("current_stage", String(20), nullable=False),
+    Column("source", Text, nullable=True),
+    # Where the artifacts really are (e.g. a logged model's location for a models:/<id> source).
+    Column("storage_location", Text, nullable=True),
+    Column("run_id", String(32), nullable=True),
+    Column("run_link", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("model_id", String(64), nullable=True),
+    PrimaryKeyConstraint("name", "version"),
+    Index("ix_model_versions_run_id", "run_id"),
+    Index("ix_model_versions_last_updated", "last_updated_time"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=True),
+    PrimaryKeyConstraint("name", "version", "key"),
+    ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"],
+                         name="fk_model_version_tags_model_versions", **_CASCADE),
+)
+
+registered_model_aliases = Table(
+    "registered_model_aliases",
+    metadata,
+    Column("name", String(256), ForeignKey("registered_models.name", **_CASCADE), nullable=False),
+    Column("alias", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("name", "alias"),
+)

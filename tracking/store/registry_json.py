@@ -1,0 +1,154 @@
+"""Registered models and model versions as MLflow's JSON, loaded in bulk (one query per related table)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, tuple_
+
+from tracking.db.registry_tables import (
+    model_version_tags,
+    model_versions,
+    registered_model_aliases,
+    registered_model_tags,
+    registered_models,
+)
+from tracking.store.registry_validation import STAGE_DELETED
+
+_IN_CHUNK = 500  # bound the size of IN lists
+
+
+def _chunks(items: Sequence, size: int = _IN_CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _tags_json(pairs: list[tuple[str, str | None]]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v if v is not None else ""} for k, v in pairs]
+
+
+def aliases_by_version(conn: Connection, names: Sequence[str]) -> dict[tuple[str, int], list[str]]:
+    """Alias names per (model name, version) for the given models."""
+    out: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(names))):
+        rows = conn.execute(
+            select(registered_model_aliases.c.name, registered_model_aliases.c.alias,
+                   registered_model_aliases.c.version)
+            .where(registered_model_aliases.c.name.in_(chunk))
+            .order_by(registered_model_aliases.c.name, registered_model_aliases.c.alias)
+        )
+        for name, alias, version in rows:
+            out[(name, version)].append(alias)
+    return out
+
+
+def version_json(row: Any, tags: list[tuple[str, str | None]], aliases: list[str]) -> dict[str, Any]:
+    """One model version in MLflow's JSON shape (empty fields omitted as protobuf JSON does)."""
+    out: dict[str, Any] = {
+        "name": row.name,
+        "version": str(row.version),
+        "creation_timestamp": row.creation_time,
+        "last_updated_timestamp": row.last_updated_time,
+        "current_stage": row.current_stage,
+    }
+    for field in ("description", "user_id", "source", "run_id", "run_link", "status_message", "model_id"):
+        value = getattr(row, field)
+        if value not in (None, ""):
+            out[field] = value
+    out["status"] = row.status
+    if tags:
+        out["tags"] = _tags_json(tags)
+    if aliases:
+        out["aliases"] = aliases
+    return out
+
+
+def versions_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Model version rows as JSON, with their tags and aliases loaded in two queries."""
+    if not rows:
+        return []
+    keys = [(r.name, r.version) for r in rows]
+    tags: dict[tuple[str, int], list[tuple[str, str | None]]] = defaultdict(list)
+    for chunk in _chunks(keys):
+        result = conn.execute(
+            select(model_version_tags.c.name, model_version_tags.c.version, model_version_tags.c.key,
+                   model_version_tags.c.value)
+            .where(tuple_(model_version_tags.c.name, model_version_tags.c.version).in_(chunk))
+            .order_by(model_version_tags.c.key)
+        )
+        for name, version, key, value in result:
+            tags[(name, version)].append((key, value))
+    aliases = aliases_by_version(conn, [r.name for r in rows])
+    return [version_json(r, tags[(r.name, r.version)], aliases[(r.name, r.version)]) for r in rows]
+
+
+def latest_version_rows(conn: Connection, names: Sequence[str], stages: Sequence[str] | None = None) -> list[Any]:
+    """The highest non-deleted version per (model, stage) for the given models, in one query per chunk."""
+    rows: list[Any] = []
+    for chunk in _chunks(sorted(set(names))):
+        conditions = [model_versions.c.name.in_(chunk), model_versions.c.current_stage != STAGE_DELETED]
+        if stages is not None:
+            conditions.append(model_versions.c.current_stage.in_(list(stages)))
+        latest = (
+            select(model_versions.c.name, model_versions.c.current_stage,
+                   func.max(model_versions.c.version).label("version"))
+            .where(*conditions)
+            .group_by(model_versions.c.name, model_versions.c.current_stage)
+            .subquery()
+        )
+        rows.extend(conn.execute(
+            select(model_versions)
+            .join(latest, and_(model_versions.c.name == latest.c.name,
+                               model_versions.c.version == latest.c.version))
+            .order_by(model_versions.c.name, model_versions.c.version)
+        ).all())
+    return rows
+
+
+def registered_models_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Registered model rows as JSON with tags, aliases and latest versions, loaded in bulk."""
+    if not rows:
+        return []
+    names = [r.name for r in rows]
+    tags: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(names))):
+        result = conn.execute(
+            select(registered_model_tags.c.name, registered_model_tags.c.key, registered_model_tags.c.value)
+            .where(registered_model_tags.c.name.in_(chunk))
+            .order_by(registered_model_tags.c.key)
+        )
+        for name, key, value in result:
+            tags[name].append((key, value))
+    alias_rows: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for (name, version), alias_names in aliases_by_version(conn, names).items():
+        alias_rows[name].extend({"alias": a, "version": str(version)} for a in alias_names)
+    latest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for version in versions_json(conn, latest_version_rows(conn, names)):
+        latest[version["name"]].append(version)
+    out = []
+    for r in rows:
+        item: dict[str, Any] = {
+            "name": r.name,
+            "creation_timestamp": r.creation_time,
+            "last_updated_timestamp": r.last_updated_time,
+        }
+        if r.description:
+            item["description"] = r.description
+        if latest[r.name]:
+            item["latest_versions"] = latest[r.name]
+        if tags[r.name]:
+            item["tags"] = _tags_json(tags[r.name])
+        if alias_rows[r.name]:
+            item["aliases"] = sorted(alias_rows[r.name], key=lambda a: a["alias"])
+        out.append(item)
+    return out
+
+
+def registered_model_row(conn: Connection, name: str, *, for_update: bool = False) -> Any | None:
+    """The registered model row with this name (row-locked on PostgreSQL when ``for_update``)."""
+    query = select(registered_models).where(registered_models.c.name == name)
+    if for_update:
+        query = query.with_for_update()
+    return conn.execute(query).first()
