@@ -1,5 +1,117 @@
-"""REST endpoints: experiments (filled in by its owner)."""
+"""REST endpoints of MLflow's experiment API (create, get, get-by-name, update, delete, restore, tags)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+
+from tracking.api.body import Args, request_args
+from tracking.api.responses import ok
+from tracking.errors import invalid_parameter
+from tracking.services import tracking_of
+from tracking.store import experiments as store
+from tracking.store.transaction import write_transaction
 
 router = APIRouter()
+
+
+async def parsed_args(request: Request) -> Args:
+    """The request's fields, read before the (sync, thread-pooled) handler runs."""
+    return await request_args(request)
+
+
+def key_value_pairs(items: list[dict[str, Any]], field: str) -> list[tuple[str, str]]:
+    """``[{"key": ..., "value": ...}]`` as pairs; keys and values must be strings."""
+    pairs = []
+    for i, item in enumerate(items):
+        key, value = item.get("key"), item.get("value", "")
+        if not isinstance(key, str) or not key:
+            raise invalid_parameter(f"Missing value for required parameter '{field}[{i}].key'.")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise invalid_parameter(f"Invalid value for parameter '{field}[{i}].value' supplied: expected a string.")
+        pairs.append((key, value))
+    return pairs
+
+
+def _experiment_id(args: Args) -> int:
+    return store.parse_experiment_id(args.str("experiment_id", required=True, allow_empty=False))
+
+
+@router.post("/experiments/create", operation_id="experiments.create")
+def create_experiment(request: Request, args: Args = Depends(parsed_args)):
+    """Create an experiment; answers ``{"experiment_id": ...}``."""
+    name = args.str("name", required=True, allow_empty=False)
+    location = args.str("artifact_location") or None
+    tags = key_value_pairs(args.obj_list("tags"), "tags")
+    with write_transaction(tracking_of(request).engine, lambda: store.already_exists_error(name)) as conn:
+        experiment_id = store.create_experiment(conn, name, location, tags)
+    return ok({"experiment_id": experiment_id})
+
+
+@router.get("/experiments/get", operation_id="experiments.get")
+def get_experiment(request: Request, args: Args = Depends(parsed_args)):
+    """One experiment by id, active or deleted."""
+    experiment_id = _experiment_id(args)
+    with tracking_of(request).engine.connect() as conn:
+        return ok({"experiment": store.get_experiment(conn, experiment_id)})
+
+
+@router.get("/experiments/get-by-name", operation_id="experiments.get_by_name")
+def get_experiment_by_name(request: Request, args: Args = Depends(parsed_args)):
+    """One experiment by exact name, active or deleted."""
+    name = args.str("experiment_name", required=True, allow_empty=False)
+    with tracking_of(request).engine.connect() as conn:
+        return ok({"experiment": store.get_experiment_by_name(conn, name)})
+
+
+@router.post("/experiments/update", operation_id="experiments.update")
+def update_experiment(request: Request, args: Args = Depends(parsed_args)):
+    """Rename an active experiment."""
+    experiment_id = _experiment_id(args)
+    new_name = args.str("new_name", required=True, allow_empty=False)
+    with write_transaction(tracking_of(request).engine, lambda: store.already_exists_error(new_name)) as conn:
+        store.rename_experiment(conn, experiment_id, new_name)
+    return ok()
+
+
+@router.post("/experiments/delete", operation_id="experiments.delete")
+def delete_experiment(request: Request, args: Args = Depends(parsed_args)):
+    """Soft-delete an experiment and its runs."""
+    experiment_id = _experiment_id(args)
+    with write_transaction(tracking_of(request).engine) as conn:
+        store.delete_experiment(conn, experiment_id)
+    return ok()
+
+
+@router.post("/experiments/restore", operation_id="experiments.restore")
+def restore_experiment(request: Request, args: Args = Depends(parsed_args)):
+    """Restore a deleted experiment and its runs."""
+    experiment_id = _experiment_id(args)
+    with write_transaction(tracking_of(request).engine) as conn:
+        store.restore_experiment(conn, experiment_id)
+    return ok()
+
+
+@router.post("/experiments/set-experiment-tag", operation_id="experiments.set_tag")
+def set_experiment_tag(request: Request, args: Args = Depends(parsed_args)):
+    """Set one tag on an active experiment."""
+    experiment_id = _experiment_id(args)
+    key = args.str("key", required=True, allow_empty=False)
+    value = args.str("value", default="")
+    with write_transaction(tracking_of(request).engine) as conn:
+        store.set_experiment_tag(conn, experiment_id, key, value)
+    return ok()
+
+
+@router.post("/experiments/delete-experiment-tag", operation_id="experiments.delete_tag")
+def delete_experiment_tag(request: Request, args: Args = Depends(parsed_args)):
+    """Remove one tag from an active experiment."""
+    experiment_id = _experiment_id(args)
+    key = args.str("key", required=True, allow_empty=False)
+    with write_transaction(tracking_of(request).engine) as conn:
+        store.delete_experiment_tag(conn, experiment_id, key)
+    return ok()

@@ -39,3 +39,10 @@ def require_active_run(conn: Connection, run_id: str, path: str = "run_id") -> R
             f"The experiment {row.experiment_id} must be in the 'active' state. "
             f"Current state is {row.experiment_stage}.")
     return row
+
+
+def existing_run_ids(conn: Connection, run_ids: list[str]) -> set[str]:
+    """Which of ``run_ids`` name existing runs (one query)."""
+    if not run_ids:
+        return set()
+    return set(conn.execute(select(runs.c.run_uuid).where(runs.c.run_uuid.in_(list(set(run_ids))))).scalars())
