@@ -1,0 +1,172 @@
+"""Rate limiting with the ``limits`` library: per client address before authentication, per principal after.
+
+Every setting comes from mlgate's configuration; nothing is read from the environment or a ``.env`` file
+(slowapi's ``Limiter`` does both, which is why the middleware drives ``limits`` directly: the limiter that
+runs is exactly the one logged at startup). ``memory://`` keeps budgets per process; ``redis://`` shares
+them between processes and hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from limits import RateLimitItem, parse_many
+from limits.aio.strategies import STRATEGIES
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.middleware.hosts import EXEMPT_PATHS
+from gateway.middleware.refusal import refuse
+
+log = logging.getLogger("mlgate.network")
+
+# A stuck Redis must turn into a quick 503, not a request that hangs until the client gives up.
+_REDIS_TIMEOUTS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """A refused request: which budget ran out and when it refills."""
+
+    limit: RateLimitItem
+    reset_at: float
+    scope_name: str
+
+    def headers(self, now: float | None = None) -> dict[str, str]:
+        """``Retry-After`` (RFC 9110 section 10.2.3) and the IETF draft ``RateLimit-*`` fields."""
+        wait = max(1, math.ceil(self.reset_at - (time.time() if now is None else now)))
+        window = self.limit.get_expiry()
+        return {
+            "Retry-After": str(wait),
+            "RateLimit-Limit": str(self.limit.amount),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(wait),
+            "RateLimit-Policy": f"{self.limit.amount};w={window}",
+        }
+
+    async def respond(self, send: Send) -> None:
+        """Send the 429 response."""
+        await refuse(send, 429, "REQUEST_LIMIT_EXCEEDED",
+                     f"Too many requests from this {self.scope_name}: the limit is {self.limit}. "
+                     "Retry after the time given in Retry-After.", self.headers())
+
+
+class StorageUnavailable(Exception):
+    """The shared rate-limit storage did not answer; requests are refused rather than let through."""
+
+
+class RequestRateLimiter:
+    """Budgets per client address (stricter on sensitive paths) and per principal."""
+
+    def __init__(self, *, enabled: bool, storage_uri: str, strategy: str, per_client: str,
+                 per_principal: str, sensitive: str, sensitive_paths: Iterable[str], namespace: str):
+        self.enabled = enabled
+        self.storage_uri = storage_uri
+        self.strategy_name = strategy
+        self.per_client = parse_many(per_client)
+        self.per_principal = parse_many(per_principal)
+        self.sensitive = parse_many(sensitive)
+        self.sensitive_paths = tuple(sensitive_paths)
+        self.namespace = namespace
+        options: dict = {"wrap_exceptions": True}
+        if storage_uri.startswith(("redis://", "rediss://")):
+            options |= {"implementation": "redispy", **_REDIS_TIMEOUTS}
+        self.storage = storage_from_string(f"async+{storage_uri}", **options)
+        self.strategy = STRATEGIES[strategy](self.storage)
+
+    def effective_state(self) -> dict[str, object]:
+        """What this limiter enforces, for the startup log (secrets redacted)."""
+        return {
+            "enabled": self.enabled,
+            "storage": redact_url(self.storage_uri),
+            "strategy": self.strategy_name,
+            "per_client": "; ".join(map(str, self.per_client)),
+            "per_principal": "; ".join(map(str, self.per_principal)),
+            "sensitive": "; ".join(map(str, self.sensitive)),
+            "sensitive_paths": list(self.sensitive_paths),
+            "namespace": self.namespace,
+        }
+
+    async def _hit(self, items: list[RateLimitItem], kind: str, key: str, scope_name: str) -> RateLimited | None:
+        for item in items:
+            try:
+                if not await self.strategy.hit(item, self.namespace, kind, key):
+                    stats = await self.strategy.get_window_stats(item, self.namespace, kind, key)
+                    return RateLimited(item, stats.reset_time, scope_name)
+            except StorageError as exc:
+                raise StorageUnavailable(str(exc)) from exc
+        return None
+
+    async def check_client(self, client_ip: str, path: str) -> RateLimited | None:
+        """Count one request from ``client_ip``; the refusal if a budget is exhausted."""
+        if not self.enabled:
+            return None
+        refused = await self._hit(self.per_client, "client", client_ip, "client address")
+        if refused is None and path.startswith(self.sensitive_paths):
+            refused = await self._hit(self.sensitive, "sensitive", client_ip, "client address on this endpoint")
+        return refused
+
+    async def check_principal(self, principal_id: str) -> RateLimited | None:
+        """Count one request by an authenticated principal; the refusal if its budget is exhausted."""
+        if not self.enabled:
+            return None
+        return await self._hit(self.per_principal, "principal", principal_id, "account")
+
+
+async def limit_principal(scope: Scope, principal_id: str) -> RateLimited | None:
+    """The per-principal hook for the authentication layer, called once the principal is known.
+
+    Returns None to proceed, or a :class:`RateLimited` whose ``respond(send)`` sends the 429. Raises
+    :class:`StorageUnavailable` like the per-address check (answer 503). Without the network middleware
+    installed there is no limiter and nothing is counted.
+    """
+    limiter: RequestRateLimiter | None = scope.get("state", {}).get("rate_limiter")
+    if limiter is None:
+        return None
+    return await limiter.check_principal(principal_id)
+
+
+class RateLimitMiddleware:
+    """Count every request against its client address; refuse with 429 once a budget is spent."""
+
+    def __init__(self, app: ASGIApp, limiter: RequestRateLimiter):
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["rate_limiter"] = self.limiter
+        if scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        client_ip = state.get("client_ip") or (scope.get("client") or ("unknown",))[0]
+        try:
+            refused = await self.limiter.check_client(client_ip, scope["path"])
+        except StorageUnavailable as exc:
+            # Fail closed: without its shared counter the limiter cannot tell a flood from normal use.
+            log.error("rate-limit storage unavailable: %s", exc)
+            await refuse(send, 503, "TEMPORARILY_UNAVAILABLE",
+                         "Rate limiting is temporarily unavailable; retry shortly.", {"Retry-After": "5"})
+            return
+        if refused is not None:
+            await refused.respond(send)
+            return
+        await self.app(scope, receive, send)
