@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse
 
 from gateway import __version__
 from gateway.errors import install_error_handlers
+from gateway.middleware import install_network_middleware
 from gateway.settings import Settings, SettingsError, settings_from_environment
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from tracking.api import tracking_mounts
@@ -66,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     for mount in tracking_mounts():
         app.include_router(mount.router, prefix=mount.prefix, include_in_schema=mount.in_schema)
+    # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
+    install_network_middleware(app, settings, policy.network)
     return app
 
 
