@@ -253,7 +253,9 @@ async def request_args(request: Request) -> Args:
     if request.method in ("GET", "HEAD"):
         args = Args(query)
     else:
-        body = parse_json_object(await request.body())
+        # The gateway may configure a different depth limit (app.state.max_json_depth).
+        depth = getattr(request.app.state, "max_json_depth", MAX_JSON_DEPTH)
+        body = parse_json_object(await request.body(), max_depth=depth)
         for key, value in query.items():
             if key in body and body[key] != value:
                 raise invalid_parameter(f"Parameter '{key}' is given in both the query string and the body.")
