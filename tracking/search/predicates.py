@@ -1,0 +1,69 @@
+"""SQL building blocks shared by the searches: one comparison, and the visibility scope's conditions."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, Select, String, cast, select
+
+from tracking.db.tables import experiments
+from tracking.scope import ResourceScope
+
+
+def compare(column: ColumnElement, op: str, value: object) -> ColumnElement[bool]:
+    """``column <op> value`` for a parsed filter operator (LIKE is case-sensitive, ILIKE is not)."""
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "LIKE":
+        return column.like(value)
+    if op == "ILIKE":
+        # SQLAlchemy renders ILIKE on PostgreSQL and lower(x) LIKE lower(y) on SQLite.
+        return column.ilike(value)
+    if op == "IN":
+        return column.in_(list(value))
+    if op == "NOT IN":
+        return column.not_in(list(value))
+    raise ValueError(f"no SQL for operator {op!r}")  # the parsers only produce the operators above
+
+
+def experiment_scope_clause(scope: ResourceScope) -> ColumnElement[bool]:
+    """The scope's condition on the experiments table.
+
+    Scopes name experiments by their API id, a string; the table's id is an integer, so the column
+    is cast to text for the comparison (exact for integers on SQLite and PostgreSQL alike).
+    """
+    return scope.clause(cast(experiments.c.experiment_id, String), experiments.c.name)
+
+
+def visible_experiment_ids(scope: ResourceScope, requested: list[int]) -> Select | None:
+    """A SELECT of the requested experiment ids the scope shows, or None when it shows everything."""
+    if unrestricted(scope):
+        return None
+    return (
+        select(experiments.c.experiment_id)
+        .where(experiments.c.experiment_id.in_(requested), experiment_scope_clause(scope))
+    )
+
+
+def scope_fingerprint(scope: ResourceScope) -> dict[str, object]:
+    """The scope as JSON-serializable data, so a page token is bound to what the caller could see."""
+    return {
+        "u": scope.unrestricted,
+        "i": sorted(scope.ids),
+        "n": list(scope.name_patterns),
+        "di": sorted(scope.denied_ids),
+        "dn": list(scope.denied_name_patterns),
+    }
+
+
+def unrestricted(scope: ResourceScope) -> bool:
+    """Whether the scope filters nothing (so no condition needs to be added)."""
+    return scope.unrestricted and not scope.denied_ids and not scope.denied_name_patterns

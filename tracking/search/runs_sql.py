@@ -1,0 +1,162 @@
+"""runs/search as one SQL query: filter, visibility scope, order and page, returning run ids in order.
+
+Metric, param, tag and dataset conditions are ``run_uuid IN (subquery)`` semi-joins (no duplicate
+rows, index-friendly on both SQLite and PostgreSQL); ordering by a metric, param or tag is a LEFT
+JOIN on the (run_uuid, key) primary key, so runs without the key stay in the result and sort last,
+as MLflow's store sorts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+from sqlalchemy import ColumnElement, Select, and_, case, false, or_, select, true
+
+from tracking.db.tables import datasets, input_tags, inputs, latest_metrics, params, runs, tags
+from tracking.errors import invalid_parameter
+from tracking.scope import ResourceScope
+from tracking.search.filter import DEFAULT_KINDS, AttributeRules, Comparison, parse_filter
+from tracking.search.order_by import OrderKey, parse_order_by
+from tracking.search.page_token import fingerprint
+from tracking.search.predicates import compare, scope_fingerprint, visible_experiment_ids
+
+RUN_ATTRIBUTES = AttributeRules(
+    string=frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"}),
+    numeric=frozenset({"start_time", "end_time"}),
+    lists=frozenset({"run_id"}),
+    # MLflow's UI names for two columns.
+    aliases={"created": "start_time", "Created": "start_time",
+             "run name": "run_name", "Run name": "run_name", "Run Name": "run_name"},
+)
+RUN_COLUMNS = {
+    "run_id": runs.c.run_uuid,
+    "run_name": runs.c.name,
+    "status": runs.c.status,
+    "user_id": runs.c.user_id,
+    "artifact_uri": runs.c.artifact_uri,
+    "lifecycle_stage": runs.c.lifecycle_stage,
+    "start_time": runs.c.start_time,
+    "end_time": runs.c.end_time,
+}
+DATASET_KEYS = ("name", "digest", "context")
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+# How the inputs table links a dataset to a run (MLflow's values).
+INPUT_SOURCE_DATASET = "DATASET"
+INPUT_DESTINATION_RUN = "RUN"
+ORDER_KINDS = {prefix: kind for prefix, kind in DEFAULT_KINDS.items() if kind != "dataset"}
+VIEW_STAGES = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted")}
+
+
+@dataclass(frozen=True)
+class RunSearch:
+    """A validated runs/search request (everything but the page)."""
+
+    experiment_ids: tuple[int, ...]
+    comparisons: tuple[Comparison, ...]
+    order: tuple[OrderKey, ...]
+    view_type: str
+
+    def fingerprint(self, scope: ResourceScope) -> str:
+        """What a page token of this search is bound to."""
+        return fingerprint(
+            "runs", list(self.experiment_ids), [astuple(c) for c in self.comparisons],
+            [astuple(o) for o in self.order], self.view_type, scope_fingerprint(scope),
+        )
+
+
+def build_run_search(experiment_ids: list[int], filter_text: str | None, order_by: list[str],
+                     view_type: str) -> RunSearch:
+    """Parse and validate a runs/search request; every problem is a 400 naming it."""
+    comparisons = parse_filter(filter_text, attributes=RUN_ATTRIBUTES)
+    for c in comparisons:
+        if c.kind == "dataset" and c.key not in DATASET_KEYS:
+            raise invalid_parameter(
+                f"Invalid filter: unknown dataset field {c.key!r}; valid fields are {', '.join(DATASET_KEYS)}."
+            )
+        if c.kind not in ("metric", "param", "tag", "attribute", "dataset"):
+            raise invalid_parameter(f"Invalid filter: {c.kind} conditions are not supported in runs/search.")
+    order = parse_order_by(order_by, kinds=ORDER_KINDS, attributes=RUN_ATTRIBUTES)
+    return RunSearch(tuple(dict.fromkeys(experiment_ids)), tuple(comparisons), tuple(order), view_type)
+
+
+def _key_value_in(table, c: Comparison) -> ColumnElement[bool]:
+    """``runs.run_uuid IN (rows of table with this key whose value matches)``, or its IS [NOT] NULL form."""
+    has_key = select(table.c.run_uuid).where(table.c.key == c.key)
+    if c.op == "IS NULL":
+        return runs.c.run_uuid.not_in(has_key)
+    if c.op == "IS NOT NULL":
+        return runs.c.run_uuid.in_(has_key)
+    condition = compare(table.c.value, c.op, c.value)
+    if table is latest_metrics:
+        # A NaN metric compares false with everything except "!=" (IEEE 754), whatever its stored value.
+        if c.op == "!=":
+            condition = or_(condition, table.c.is_nan == true())
+        else:
+            condition = and_(condition, table.c.is_nan == false())
+    return runs.c.run_uuid.in_(has_key.where(condition))
+
+
+def _dataset_in(c: Comparison) -> ColumnElement[bool]:
+    linked = (
+        select(inputs.c.destination_id)
+        .where(inputs.c.destination_type == INPUT_DESTINATION_RUN, inputs.c.source_type == INPUT_SOURCE_DATASET)
+    )
+    if c.key == "context":
+        linked = linked.join(input_tags, input_tags.c.input_uuid == inputs.c.input_uuid).where(
+            input_tags.c.name == DATASET_CONTEXT_TAG, compare(input_tags.c.value, c.op, c.value)
+        )
+    else:
+        linked = linked.join(datasets, datasets.c.dataset_uuid == inputs.c.source_id).where(
+            compare(datasets.c[c.key], c.op, c.value)
+        )
+    return runs.c.run_uuid.in_(linked)
+
+
+def condition(c: Comparison) -> ColumnElement[bool]:
+    """One parsed comparison as a condition on the runs table."""
+    if c.kind == "attribute":
+        return compare(RUN_COLUMNS[c.key], c.op, c.value)
+    if c.kind == "metric":
+        return _key_value_in(latest_metrics, c)
+    if c.kind == "param":
+        return _key_value_in(params, c)
+    if c.kind == "tag":
+        return _key_value_in(tags, c)
+    return _dataset_in(c)
+
+
+def _order(stmt: Select, order: tuple[OrderKey, ...]) -> Select:
+    clauses = []
+    for n, key in enumerate(order):
+        if key.kind == "attribute":
+            value = RUN_COLUMNS[key.key]
+            missing = case((value.is_(None), 1), else_=0)
+        else:
+            table = {"metric": latest_metrics, "param": params, "tag": tags}[key.kind]
+            joined = table.alias(f"order_{n}")
+            stmt = stmt.outerjoin(joined, and_(joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key.key))
+            value = joined.c.value
+            if key.kind == "metric":
+                # NaN, then missing, after every real value in both directions (MLflow's order).
+                missing = case((joined.c.is_nan == true(), 1), (value.is_(None), 2), else_=0)
+            else:
+                missing = case((value.is_(None), 1), else_=0)
+        clauses += [missing, value.asc() if key.ascending else value.desc()]
+    if not any(k.kind == "attribute" and k.key == "start_time" for k in order):
+        clauses.append(runs.c.start_time.desc())
+    clauses.append(runs.c.run_uuid.asc())
+    return stmt.order_by(*clauses)
+
+
+def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: int) -> Select:
+    """SELECT the ids of one page of matching runs (``limit`` rows from ``offset``) in order."""
+    visible = visible_experiment_ids(scope, list(search.experiment_ids))
+    where = [
+        runs.c.experiment_id.in_(search.experiment_ids),
+        runs.c.lifecycle_stage.in_(VIEW_STAGES[search.view_type]),
+        *(condition(c) for c in search.comparisons),
+    ]
+    if visible is not None:
+        where.append(runs.c.experiment_id.in_(visible))
+    stmt = select(runs.c.run_uuid).where(*where)
+    return _order(stmt, search.order).offset(offset).limit(limit)
