@@ -1,0 +1,176 @@
+"""Compile a validated ``access:`` section and the API grants into frozen, indexed structures.
+
+Compilation does all the work that does not depend on the request: grants are indexed by
+principal, resource kind and resource id; name patterns are compiled and sorted most specific
+first; group memberships are inverted. ``decide()`` then only looks things up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from policies.file.access import AccessConfig
+from policies.file.document import PolicyFile
+from policies.glob import compile_glob, specificity
+from policies.model import Grant, Permission, ResourceKind, Subject
+
+
+@dataclass(frozen=True)
+class IndexedGrant:
+    """A grant with its precomputed matcher and precedence ``rank`` (higher wins)."""
+
+    grant: Grant
+    rank: tuple[int, ...]
+    matcher: re.Pattern[str] | None
+
+    def matches(self, resource_id: str | None, name: str | None) -> bool:
+        """Whether this grant covers the resource with this id and name."""
+        if self.matcher is None:
+            return resource_id is not None and resource_id == self.grant.resource.id
+        return name is not None and self.matcher.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class KindIndex:
+    """One principal's grants (or denies) on one resource kind."""
+
+    by_id: Mapping[str, tuple[IndexedGrant, ...]]
+    patterns: tuple[IndexedGrant, ...]  # most specific first
+
+    def matching(self, resource_id: str | None, name: str | None) -> list[IndexedGrant]:
+        """Every grant here that covers the resource."""
+        found = list(self.by_id.get(resource_id, ())) if resource_id is not None else []
+        found.extend(g for g in self.patterns if g.matches(resource_id, name))
+        return found
+
+
+_EMPTY_KIND = KindIndex(MappingProxyType({}), ())
+
+
+@dataclass(frozen=True)
+class CreateRule:
+    """A compiled ``access.create`` rule."""
+
+    principal: str  # a principal key, or "*" for any signed-in principal
+    pattern: str
+    matcher: re.Pattern[str]
+    rule: str
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """Everything ``decide()`` and ``visible()`` need, frozen and indexed."""
+
+    mode: str
+    default_permission: Permission
+    admins: frozenset[str]
+    memberships: Mapping[str, frozenset[str]]  # principal key -> file-declared groups
+    allows: Mapping[tuple[str, ResourceKind], KindIndex]  # (principal key, kind) -> grants
+    denies: Mapping[tuple[str, ResourceKind], KindIndex]
+    create: Mapping[ResourceKind, tuple[CreateRule, ...] | None]
+    refused_api_grants: tuple[tuple[Grant, str], ...]  # (grant, why) dropped in authoritative mode
+
+    def is_admin(self, subject: Subject) -> bool:
+        """Admin by the identity layer's flag or by the file's ``access.admins``."""
+        return subject.kind != "anonymous" and (subject.is_admin or subject.key in self.admins)
+
+    def principal_keys(self, subject: Subject) -> tuple[str, ...]:
+        """The subject's own key, then its groups' keys (identity-layer and file-declared), sorted."""
+        groups = set(subject.groups) | self.memberships.get(subject.key, frozenset())
+        return (subject.key, *sorted(f"group:{g}" for g in groups))
+
+    def allow_index(self, key: str, kind: ResourceKind) -> KindIndex:
+        """The allow grants of one principal on one kind."""
+        return self.allows.get((key, kind), _EMPTY_KIND)
+
+    def deny_index(self, key: str, kind: ResourceKind) -> KindIndex:
+        """The denies of one principal on one kind."""
+        return self.denies.get((key, kind), _EMPTY_KIND)
+
+
+def rank(grant: Grant, order: int) -> tuple[int, ...]:
+    """Precedence of a grant; the highest applicable one decides (see the docstring of decide.py).
+
+    (resource id over pattern, longer literal prefix, more literal characters, the principal's own
+    grant over a group's, higher permission, earlier position).
+    """
+    if grant.resource.pattern is None:
+        tier, prefix, literal = 2, 0, 0
+    else:
+        tier = 1
+        prefix, literal = specificity(grant.resource.pattern)
+    direct = 0 if grant.subject.kind == "group" else 1
+    return (tier, prefix, literal, direct, int(grant.permission), -order)
+
+
+def conflict_with_file(file_grants: Iterable[Grant], grant: Grant) -> str | None:
+    """Why an API grant conflicts with the file (same principal and resource selector), or None."""
+    for existing in file_grants:
+        if existing.subject == grant.subject and existing.resource == grant.resource:
+            return (f"{existing.rule} already decides {grant.subject.key} on {grant.resource.text} and the policy "
+                    "file is authoritative")
+    return None
+
+
+def _index(grants: list[tuple[Grant, int]]) -> dict[tuple[str, ResourceKind], KindIndex]:
+    by_id: dict[tuple[str, ResourceKind], dict[str, list[IndexedGrant]]] = {}
+    patterns: dict[tuple[str, ResourceKind], list[IndexedGrant]] = {}
+    for grant, order in grants:
+        key = (grant.subject.key, grant.resource.kind)
+        pattern = grant.resource.pattern
+        indexed = IndexedGrant(grant, rank(grant, order), None if pattern is None else compile_glob(pattern))
+        if pattern is None:
+            by_id.setdefault(key, {}).setdefault(grant.resource.id, []).append(indexed)
+        else:
+            patterns.setdefault(key, []).append(indexed)
+    out = {}
+    for key in by_id.keys() | patterns.keys():
+        ids = {rid: tuple(sorted(gs, key=lambda g: g.rank, reverse=True)) for rid, gs in by_id.get(key, {}).items()}
+        pats = tuple(sorted(patterns.get(key, []), key=lambda g: g.rank, reverse=True))
+        out[key] = KindIndex(MappingProxyType(ids), pats)
+    return out
+
+
+def _create_rules(rules, section: str) -> tuple[CreateRule, ...] | None:
+    if rules is None:
+        return None
+    return tuple(CreateRule(r.principal, r.name, compile_glob(r.name), f"access.create.{section}[{i}]")
+                 for i, r in enumerate(rules))
+
+
+def compile_policy(file_config: PolicyFile | AccessConfig, api_grants: Iterable[Grant] = ()) -> CompiledPolicy:
+    """Compile the file's ``access:`` section plus API-made grants into a :class:`CompiledPolicy`.
+
+    In ``authoritative`` mode an API grant naming the same principal and resource selector as a
+    file entry is dropped (and listed in ``refused_api_grants``); in ``additive`` mode both apply.
+    """
+    access = file_config.access if isinstance(file_config, PolicyFile) else file_config
+    file_grants = access.file_grants()
+    ordered: list[tuple[Grant, int]] = [(g, i) for i, g in enumerate(file_grants)]
+    refused: list[tuple[Grant, str]] = []
+    for grant in api_grants:
+        why = conflict_with_file(file_grants, grant) if access.mode == "authoritative" else None
+        if why is not None:
+            refused.append((grant, why))
+        else:
+            ordered.append((grant, len(ordered)))
+    memberships: dict[str, set[str]] = {}
+    for group, members in access.groups.items():
+        for member in members:
+            memberships.setdefault(member, set()).add(group)
+    return CompiledPolicy(
+        mode=access.mode,
+        default_permission=Permission[access.default_permission],
+        admins=frozenset(access.admins),
+        memberships=MappingProxyType({k: frozenset(v) for k, v in memberships.items()}),
+        allows=MappingProxyType(_index([(g, o) for g, o in ordered if g.effect == "allow"])),
+        denies=MappingProxyType(_index([(g, o) for g, o in ordered if g.effect == "deny"])),
+        create=MappingProxyType({
+            ResourceKind.EXPERIMENT: _create_rules(access.create.experiments, "experiments"),
+            ResourceKind.REGISTERED_MODEL: _create_rules(access.create.models, "models"),
+        }),
+        refused_api_grants=tuple(refused),
+    )

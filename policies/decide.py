@@ -1,0 +1,222 @@
+"""Authorization: one pure function decides every request from a compiled policy.
+
+The model
+---------
+* **Permissions** are ordered ``NO_PERMISSIONS < READ < EDIT < MANAGE`` with MLflow's meanings:
+  READ views, EDIT also logs and updates, MANAGE also deletes and grants others access.
+* **Resources** are experiments (their runs, metrics, params, tags, artifacts, traces, assessments
+  and logged models inherit the experiment's permission) and registered models (their versions,
+  aliases and tags inherit). The route table (``policies.routes``) says which resource and level
+  each operation needs; some need several (a model version needs EDIT on the model and READ on
+  its source run's experiment) and every one of them must pass.
+* **Principals** are users, service accounts and groups. A subject's groups are those the identity
+  layer reports plus those ``access.groups`` declares for it.
+* **Grants** give a principal a level on one resource (``experiment:12``, ``model:churn``) or on
+  every resource whose name matches a glob (``experiment-name:team-a/*``). They come from the file
+  (``access.grants[i]``) or the API (``api-grant:<id>``); the creator of an experiment or model
+  receives an API grant of MANAGE. A pattern grant is at least READ: carving resources out of a
+  pattern is what denies are for.
+* **Denies** (``access.denies[i]``) veto at their level: a deny of EDIT means the principal never
+  passes an EDIT or MANAGE check on the matched resources, but may still READ; a deny of READ
+  vetoes all access. A deny overrides every grant, however specific.
+
+Precedence (the first step that applies decides)
+------------------------------------------------
+1. No route-table entry: denied (``route-table``).
+2. PUBLIC operations: allowed to anyone (``public``).
+3. Anonymous callers: denied everything else (``anonymous``).
+4. Read-only tokens: denied every check above READ and every create, even for admins
+   (``read-only-token``).
+5. Administrators (identity flag or ``access.admins``): allowed (``admin``).
+6. Operations for any signed-in principal and searches: allowed (``authenticated``,
+   ``search-scope``); a search's results are limited by :func:`visible`. Admin-only operations:
+   denied (``admin-only``); self-service ones: allowed only on one's own account (``self``).
+7. Creates: ``access.create.<kind>`` unset lets every signed-in principal create
+   (``create-default``); set, the first rule whose principal and name glob match allows
+   (``access.create.experiments[i]``); none matching denies (``access.create.experiments``).
+8. Resource checks: the resource must be resolved with both id and name (``unresolved``).
+   a. Any deny of the subject or its groups that matches the resource at or below the required
+      level: denied, citing the most specific such deny.
+   b. Otherwise the single most specific grant among the subject's and its groups' decides:
+      a grant by resource id beats any name pattern; among patterns the longer literal prefix
+      wins, then the one with more literal characters; at equal specificity the subject's own
+      grant (user or service) beats a group's; still equal, the higher permission wins (grants of
+      several groups add up), and among equals the earlier one (file before API) is cited.
+   c. No grant matches: ``default_permission`` (secure default NO_PERMISSIONS) applies.
+   The request passes when the level so found is at least the required one.
+
+Visibility (:func:`visible`) is the same rule evaluated for READ over all resources of a kind and
+expressed as id and glob sets; because pattern grants are never below READ and denies are
+absolute, the sets describe exactly the resources for which ``decide`` would allow READ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from policies.compiled import CompiledPolicy, IndexedGrant, compile_policy
+from policies.model import Decision, Permission, Resource, ResourceKind, ScopeSpec, Subject
+from policies.routes import Access, Requirement
+
+__all__ = ["compile_policy", "decide", "decide_all", "visible"]
+
+_CREATE_KIND = {Access.CREATE_EXPERIMENT: ResourceKind.EXPERIMENT, Access.CREATE_MODEL: ResourceKind.REGISTERED_MODEL}
+_CREATE_SECTION = {ResourceKind.EXPERIMENT: "experiments", ResourceKind.REGISTERED_MODEL: "models"}
+
+
+def _who(subject: Subject) -> str:
+    return "an anonymous caller" if subject.kind == "anonymous" else f"{subject.kind} {subject.name}"
+
+
+def decide(policy: CompiledPolicy, subject: Subject, requirement: Requirement | None,
+           resource: Resource | None = None) -> Decision:
+    """Whether ``subject`` may do what ``requirement`` needs on ``resource``, why, and by which rule."""
+    if requirement is None:
+        return Decision(False, "the operation has no route-table entry; unmapped operations are denied",
+                        "route-table")
+    access = requirement.access
+    if access is Access.PUBLIC:
+        return Decision(True, "public operation: no sign-in needed", "public")
+    who = _who(subject)
+    if subject.kind == "anonymous":
+        return Decision(False, "sign-in required: anonymous callers may only use public operations", "anonymous")
+    is_write = requirement.permission > Permission.READ or access in _CREATE_KIND
+    if subject.read_only_token and is_write:
+        return Decision(False, f"{who} uses a read-only token, which cannot perform operations needing more "
+                               "than READ", "read-only-token")
+    if policy.is_admin(subject):
+        return Decision(True, f"{who} is an administrator; administrators bypass access checks", "admin")
+    if access is Access.AUTHENTICATED:
+        return Decision(True, f"{who} is signed in; the operation only concerns the caller", "authenticated")
+    if access is Access.SEARCH:
+        return Decision(True, f"{who} may search; results are limited to what {who} may read", "search-scope")
+    if access is Access.ADMIN:
+        return Decision(False, f"only administrators may do this and {who} is not one", "admin-only")
+    if access is Access.SELF_OR_ADMIN:
+        return _decide_self(subject, who, resource)
+    if access in _CREATE_KIND:
+        return _decide_create(policy, subject, who, _CREATE_KIND[access], resource)
+    return _decide_resource(policy, subject, who, requirement, resource)
+
+
+def decide_all(policy: CompiledPolicy, subject: Subject,
+               checks: Iterable[tuple[Requirement | None, Resource | None]]) -> Decision:
+    """All of several checks (a requirement and its cross-resource ones): the first denial, else the first allow."""
+    first: Decision | None = None
+    for requirement, resource in checks:
+        decision = decide(policy, subject, requirement, resource)
+        if not decision.allowed:
+            return decision
+        first = first or decision
+    return first or decide(policy, subject, None)
+
+
+def _decide_self(subject: Subject, who: str, resource: Resource | None) -> Decision:
+    if (resource is not None and resource.kind is ResourceKind.USER and subject.kind == "user"
+            and resource.name == subject.name):
+        return Decision(True, f"{who} acts on their own account", "self")
+    return Decision(False, f"{who} may only do this for their own account (administrators for any)", "self")
+
+
+def _decide_create(policy: CompiledPolicy, subject: Subject, who: str, kind: ResourceKind,
+                   resource: Resource | None) -> Decision:
+    section = f"access.create.{_CREATE_SECTION[kind]}"
+    noun = "experiments" if kind is ResourceKind.EXPERIMENT else "registered models"
+    rules = policy.create[kind]
+    if rules is None:
+        return Decision(True, f"{section} is not set, so any signed-in principal may create {noun}",
+                        "create-default")
+    name = resource.name if resource is not None else None
+    if name is None:
+        return Decision(False, f"the name to create is unknown, so {section} cannot be checked", "unresolved")
+    keys = set(policy.principal_keys(subject))
+    for rule in rules:
+        if (rule.principal == "*" or rule.principal in keys) and rule.matcher.fullmatch(name):
+            return Decision(True, f"{rule.rule} lets {rule.principal} create {noun} named {rule.pattern!r}",
+                            rule.rule)
+    return Decision(False, f"no rule in {section} lets {who} create {noun} named {name!r}", section)
+
+
+def _resolved(requirement: Requirement, resource: Resource) -> bool:
+    if resource.id is None or resource.name is None:
+        return False
+    if resource.kind not in (ResourceKind.EXPERIMENT, ResourceKind.REGISTERED_MODEL):
+        return False
+    return requirement.resource_kind is None or requirement.resource_kind is resource.kind
+
+
+def _best(grants: Iterable[IndexedGrant]) -> IndexedGrant | None:
+    return max(grants, key=lambda g: g.rank, default=None)
+
+
+def _cite(found: IndexedGrant) -> str:
+    grant = found.grant
+    return f"{grant.rule} ({grant.subject.key} on {grant.resource.text})"
+
+
+def _decide_resource(policy: CompiledPolicy, subject: Subject, who: str, requirement: Requirement,
+                     resource: Resource | None) -> Decision:
+    needed = requirement.permission
+    if resource is None or not _resolved(requirement, resource):
+        return Decision(False, "the resource could not be resolved (id and name are both needed)", "unresolved")
+    keys = policy.principal_keys(subject)
+    target = resource.describe()
+    vetoes = [g for key in keys for g in policy.deny_index(key, resource.kind).matching(resource.id, resource.name)
+              if g.grant.permission <= needed]
+    veto = _best(vetoes)
+    if veto is not None:
+        return Decision(False, f"{_cite(veto)} denies {veto.grant.permission.name} and above on {target}; "
+                              f"{needed.name} is required", veto.grant.rule)
+    found = _best(g for key in keys for g in policy.allow_index(key, resource.kind).matching(resource.id,
+                                                                                              resource.name))
+    if found is None:
+        held = policy.default_permission
+        allowed = held >= needed
+        return Decision(allowed, f"no grant covers {who} on {target}, so default_permission {held.name} applies; "
+                                 f"{needed.name} is required", "default_permission")
+    held = found.grant.permission
+    return Decision(held >= needed, f"{who} holds {held.name} on {target} through {_cite(found)}; "
+                                    f"{needed.name} is required", found.grant.rule)
+
+
+def _hides(deny: IndexedGrant) -> bool:
+    return deny.grant.permission <= Permission.READ
+
+
+def visible(policy: CompiledPolicy, subject: Subject, kind: ResourceKind) -> ScopeSpec:
+    """Which resources of ``kind`` the subject may READ, as sets a database query can apply."""
+    if subject.kind == "anonymous":
+        return ScopeSpec(reason="anonymous callers see nothing", rule="anonymous")
+    if policy.is_admin(subject):
+        return ScopeSpec(unrestricted=True, reason="administrators see everything", rule="admin")
+    keys = policy.principal_keys(subject)
+    denied_ids: set[str] = set()
+    denied_globs: list[str] = []
+    ids: set[str] = set()
+    globs: list[str] = []
+    best_by_id: dict[str, IndexedGrant] = {}
+    for key in keys:
+        denies = policy.deny_index(key, kind)
+        # Only a deny of READ hides; a deny of EDIT or MANAGE leaves the resource readable.
+        denied_ids.update(rid for rid, gs in denies.by_id.items() if any(_hides(g) for g in gs))
+        denied_globs.extend(g.grant.resource.pattern for g in denies.patterns if _hides(g))
+        allows = policy.allow_index(key, kind)
+        for rid, gs in allows.by_id.items():
+            for g in gs:
+                if rid not in best_by_id or g.rank > best_by_id[rid].rank:
+                    best_by_id[rid] = g
+        globs.extend(g.grant.resource.pattern for g in allows.patterns)
+    for rid, g in best_by_id.items():
+        # A grant by id outranks every pattern and the default, so it alone settles that id.
+        (ids if g.grant.permission >= Permission.READ else denied_ids).add(rid)
+    unrestricted = policy.default_permission >= Permission.READ
+    return ScopeSpec(
+        unrestricted=unrestricted,
+        ids=frozenset(ids - denied_ids),
+        globs=tuple(sorted(set(globs))),
+        denied_ids=frozenset(denied_ids),
+        denied_globs=tuple(sorted(set(denied_globs))),
+        reason=f"grants and denies of {_who(subject)} and its groups; default_permission "
+               f"{policy.default_permission.name}",
+        rule="visibility",
+    )

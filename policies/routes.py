@@ -1,0 +1,269 @@
+"""The route table: what every operation id requires, and where the gateway finds the resource.
+
+Finding a resource is data here and I/O in the gateway: a :class:`Locator` names the request field
+and the :class:`Lookup` that turns its value into a :class:`~policies.model.Resource` (run id ->
+run -> experiment). An operation id missing from the table is unmapped, and the gateway denies it.
+
+Field paths: ``a.b`` descends into JSON objects, ``x[]`` visits every element of a list. With
+``many=True`` every value found must pass; with ``required=False`` a missing field skips the check
+(an optional cross-resource reference), while a missing required field denies the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+from policies.model import Permission, ResourceKind
+
+
+class Access(StrEnum):
+    """The kind of check an operation needs."""
+
+    PUBLIC = "public"  # no login (health, version, login page)
+    AUTHENTICATED = "authenticated"  # any signed-in principal
+    ADMIN = "admin"  # administrators only
+    SELF_OR_ADMIN = "self_or_admin"  # the named user themself, or an administrator
+    RESOURCE = "resource"  # a permission on one resolved resource
+    CREATE_EXPERIMENT = "create_experiment"  # checked against access.create.experiments
+    CREATE_MODEL = "create_model"  # checked against access.create.models
+    SEARCH = "search"  # any signed-in principal; results are filtered by a visibility scope
+
+
+class Source(StrEnum):
+    """Where a locator's field is read from."""
+
+    ARGS = "args"  # the strictly parsed request arguments: query string (GET/DELETE) or JSON body
+    PATH = "path"  # a path parameter of the route
+    HEADER = "header"  # a request header (lower-case name)
+
+
+class Lookup(StrEnum):
+    """How the gateway turns a field's value into a resource."""
+
+    EXPERIMENT_ID = "experiment_id"  # the value is an experiment id
+    EXPERIMENT_NAME = "experiment_name"  # the experiment with this name
+    RUN = "run"  # run id -> the run's experiment
+    ARTIFACT_PATH = "artifact_path"  # '<experiment_id>/...' under the artifact root -> that experiment
+    TRACE = "trace"  # trace (request) id -> the trace's experiment
+    LOGGED_MODEL = "logged_model"  # logged model id -> its experiment
+    MODEL_NAME = "model_name"  # the registered model with this name
+    SOURCE_URI = "source_uri"  # a model version source: runs:/, models:/, mlflow-artifacts:/ -> its owner
+    USERNAME = "username"  # a user account, for self-service checks
+    NEW_NAME = "new_name"  # a name being created or renamed to, for create rules
+
+
+@dataclass(frozen=True)
+class Locator:
+    """Which request field names the resource, and how to resolve it."""
+
+    source: Source
+    fields: tuple[str, ...]  # alternatives: the first one present is used (run_id, then run_uuid)
+    lookup: Lookup
+    required: bool = True
+    many: bool = False
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What one operation needs; ``also`` lists further checks that must all pass (cross-resource)."""
+
+    access: Access
+    permission: Permission = Permission.NO_PERMISSIONS
+    resource_kind: ResourceKind | None = ResourceKind.NONE  # None: whatever kind the lookup yields
+    locator: Locator | None = None
+    also: tuple[Requirement, ...] = ()
+
+    def checks(self) -> tuple[Requirement, ...]:
+        """This requirement followed by its cross-resource ones, in the order to check them."""
+        return (self, *self.also)
+
+
+R, E, M = Permission.READ, Permission.EDIT, Permission.MANAGE
+_EXP, _MODEL = ResourceKind.EXPERIMENT, ResourceKind.REGISTERED_MODEL
+
+PUBLIC = Requirement(Access.PUBLIC)
+
+
+def _signed_in(permission: Permission) -> Requirement:
+    # The permission only matters for read-only tokens: they may read their own account, not change it.
+    return Requirement(Access.AUTHENTICATED, permission)
+
+
+def _admin(permission: Permission) -> Requirement:
+    return Requirement(Access.ADMIN, permission)
+
+
+def _self(permission: Permission, source: Source = Source.ARGS) -> Requirement:
+    return Requirement(Access.SELF_OR_ADMIN, permission, ResourceKind.USER,
+                       Locator(source, ("username",), Lookup.USERNAME))
+
+
+def _search(kind: ResourceKind) -> Requirement:
+    return Requirement(Access.SEARCH, R, kind)
+
+
+def _on(permission: Permission, kind: ResourceKind | None, source: Source, fields: tuple[str, ...], lookup: Lookup,
+        *, required: bool = True, many: bool = False, also: tuple[Requirement, ...] = ()) -> Requirement:
+    return Requirement(Access.RESOURCE, permission, kind, Locator(source, fields, lookup, required, many), also)
+
+
+def _experiment(permission: Permission, field: str = "experiment_id", **kw) -> Requirement:
+    return _on(permission, _EXP, Source.ARGS, (field,), Lookup.EXPERIMENT_ID, **kw)
+
+
+def _run(permission: Permission, fields: tuple[str, ...] = ("run_id", "run_uuid"), **kw) -> Requirement:
+    return _on(permission, _EXP, Source.ARGS, fields, Lookup.RUN, **kw)
+
+
+def _artifact(permission: Permission, source: Source = Source.PATH) -> Requirement:
+    field = "artifact_path" if source is Source.PATH else "path"
+    return _on(permission, _EXP, source, (field,), Lookup.ARTIFACT_PATH)
+
+
+def _logged_model(permission: Permission, source: Source = Source.PATH, field: str = "model_id", **kw) -> Requirement:
+    return _on(permission, _EXP, source, (field,), Lookup.LOGGED_MODEL, **kw)
+
+
+def _trace(permission: Permission, source: Source, *fields: str, **kw) -> Requirement:
+    return _on(permission, _EXP, source, fields, Lookup.TRACE, **kw)
+
+
+def _model(permission: Permission, field: str = "name", **kw) -> Requirement:
+    return _on(permission, _MODEL, Source.ARGS, (field,), Lookup.MODEL_NAME, **kw)
+
+
+def _create(access: Access, field: str = "name", *, required: bool = True) -> Requirement:
+    kind = _EXP if access is Access.CREATE_EXPERIMENT else _MODEL
+    return Requirement(access, E, kind, Locator(Source.ARGS, (field,), Lookup.NEW_NAME, required))
+
+
+def _models_edited(list_field: str) -> tuple[Requirement, ...]:
+    # MLflow: logging for a logged model needs EDIT on the logged model's experiment too.
+    return (_logged_model(E, Source.ARGS, f"{list_field}[].model_id", required=False, many=True),)
+
+
+def _assessment_body_trace() -> Requirement:
+    return _trace(E, Source.ARGS, "assessment.trace_id", required=False)
+
+
+_TABLE: dict[str, Requirement] = {
+    # Operations and login: reachable without credentials.
+    "ops.health": PUBLIC,
+    "ops.version": PUBLIC,
+    "server.info": PUBLIC,
+    "auth.login_page": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": _signed_in(R),
+    # Experiments. Renaming needs MANAGE and the create rule for the new name: a rename could
+    # otherwise move an experiment under a name pattern that grants its editor more.
+    "experiments.create": _create(Access.CREATE_EXPERIMENT),
+    "experiments.get": _experiment(R),
+    "experiments.get_by_name": _on(R, _EXP, Source.ARGS, ("experiment_name",), Lookup.EXPERIMENT_NAME),
+    "experiments.update": _experiment(M, also=(_create(Access.CREATE_EXPERIMENT, "new_name"),)),
+    "experiments.delete": _experiment(M),
+    "experiments.restore": _experiment(M),
+    "experiments.set_tag": _experiment(E),
+    "experiments.delete_tag": _experiment(E),
+    "experiments.search": _search(_EXP),
+    # Runs, metrics, params, inputs and outputs inherit from their experiment.
+    "runs.create": _experiment(E),
+    "runs.get": _run(R),
+    "runs.update": _run(E),
+    "runs.delete": _run(M),
+    "runs.restore": _run(M),
+    "runs.set_tag": _run(E),
+    "runs.delete_tag": _run(E),
+    "runs.log_metric": _run(E, also=(_logged_model(E, Source.ARGS, required=False),)),
+    "runs.log_param": _run(E),
+    "runs.log_batch": _run(E, also=_models_edited("metrics")),
+    "runs.log_inputs": _run(E, also=_models_edited("models")),
+    "runs.log_outputs": _run(E, also=_models_edited("models")),
+    "runs.search": _search(_EXP),
+    "metrics.get_history": _run(R),
+    "metrics.get_history_bulk_interval": _run(R, ("run_ids",), many=True),
+    # Artifacts: the proxied path starts with the owning experiment's id.
+    "artifacts.list": _artifact(R, Source.ARGS),
+    "artifacts.get": _artifact(R),
+    "artifacts.put": _artifact(E),
+    "artifacts.delete": _artifact(M),
+    "artifacts.mpu_create": _artifact(E),
+    "artifacts.mpu_complete": _artifact(E),
+    "artifacts.mpu_abort": _artifact(E),
+    "artifacts.list_for_run": _run(R),
+    "artifacts.get_for_run": _run(R),
+    "model_versions.get_artifact": _model(R),
+    # Registered models, their versions, aliases and tags inherit from the model.
+    "registered_models.create": _create(Access.CREATE_MODEL),
+    "registered_models.get": _model(R),
+    "registered_models.rename": _model(M, also=(_create(Access.CREATE_MODEL, "new_name"),)),
+    "registered_models.update": _model(E),
+    "registered_models.delete": _model(M),
+    "registered_models.search": _search(_MODEL),
+    "registered_models.set_tag": _model(E),
+    "registered_models.delete_tag": _model(E),
+    "registered_models.get_latest_versions": _model(R),
+    "registered_models.set_alias": _model(E),
+    "registered_models.delete_alias": _model(M),
+    "registered_models.get_version_by_alias": _model(R),
+    # A version copies its source's artifacts: the caller must be able to read that source.
+    "model_versions.create": _model(E, also=(
+        _run(R, ("run_id",), required=False),
+        _logged_model(R, Source.ARGS, required=False),
+        _on(R, None, Source.ARGS, ("source",), Lookup.SOURCE_URI, required=False),
+    )),
+    "model_versions.get": _model(R),
+    "model_versions.update": _model(E),
+    "model_versions.delete": _model(M),
+    "model_versions.search": _search(_MODEL),
+    "model_versions.set_tag": _model(E),
+    "model_versions.delete_tag": _model(E),
+    "model_versions.transition_stage": _model(E),
+    "model_versions.get_download_uri": _model(R),
+    # Logged models inherit from their experiment.
+    "logged_models.create": _experiment(E, also=(_run(R, ("source_run_id",), required=False),)),
+    "logged_models.get": _logged_model(R),
+    "logged_models.finalize": _logged_model(E),
+    "logged_models.delete": _logged_model(M),
+    "logged_models.search": _search(_EXP),
+    "logged_models.set_tags": _logged_model(E),
+    "logged_models.delete_tag": _logged_model(E),
+    "logged_models.log_params": _logged_model(E),
+    "logged_models.list_artifacts": _logged_model(R),
+    "logged_models.get_artifact": _logged_model(R),
+    # Traces and assessments inherit from the trace's experiment.
+    "traces.start": _experiment(E, "trace.trace_info.trace_location.mlflow_experiment.experiment_id"),
+    "traces.get_info": _trace(R, Source.PATH, "trace_id"),
+    "traces.get": _trace(R, Source.ARGS, "trace_id"),
+    "traces.batch_get": _trace(R, Source.ARGS, "trace_ids", many=True),
+    "traces.search": _search(_EXP),
+    "traces.set_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
+    "traces.delete_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
+    "traces.delete": _experiment(M),
+    # The trace id is in the path and again in the body: both must pass, so they cannot disagree.
+    "assessments.create": _trace(E, Source.PATH, "trace_id", also=(_assessment_body_trace(),)),
+    "assessments.get": _trace(R, Source.PATH, "trace_id"),
+    "assessments.update": _trace(E, Source.PATH, "trace_id", also=(_assessment_body_trace(),)),
+    "assessments.delete": _trace(M, Source.PATH, "trace_id"),
+    "otlp.ingest": _on(E, _EXP, Source.HEADER, ("x-mlflow-experiment-id",), Lookup.EXPERIMENT_ID),
+    # Accounts and tokens.
+    "users.create": _admin(M),
+    "users.get": _self(R),
+    "users.update_password": _self(M),
+    "users.update_admin": _admin(M),
+    "users.delete": _admin(M),
+    "users.current": _signed_in(R),
+    # Creating or revoking a token is a write: a read-only token must not mint a full one.
+    "tokens.create": _signed_in(M),
+    "tokens.list": _signed_in(R),
+    "tokens.revoke": _signed_in(M),
+}
+
+ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)
+OPERATION_IDS: tuple[str, ...] = tuple(sorted(_TABLE))
+
+
+def requirement_for(operation_id: str) -> Requirement | None:
+    """The requirement of ``operation_id``, or None when it is unmapped (the gateway then denies)."""
+    return ROUTE_TABLE.get(operation_id)
