@@ -1,6 +1,22 @@
-"""Tables of the identity layer (filled in by its owner); Alembic targets this metadata too."""
+"""Tables of the identity layer; Alembic targets this metadata too.
 
-from sqlalchemy import MetaData
+Times are epoch milliseconds (BigInteger), as in the tracking tables. Names carry an ``auth_`` prefix so
+they never collide with MLflow's tables in the shared database.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData(
     naming_convention={
@@ -10,4 +26,106 @@ metadata = MetaData(
         "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
         "pk": "pk_%(table_name)s",
     }
+)
+
+users = Table(
+    "auth_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(255), nullable=False, unique=True),
+    # "user" (a human, may have a password) or "service" (token-only, never a password).
+    Column("kind", String(16), nullable=False, default="user"),
+    Column("password_hash", String(255), nullable=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    # Bumped on every change that must end cached credentials and sessions (password, admin flag,
+    # disable, group membership): every process compares it with the value it cached.
+    Column("generation", Integer, nullable=False, default=1),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+groups = Table(
+    "auth_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+group_members = Table(
+    "auth_group_members",
+    metadata,
+    Column("group_id", Integer, ForeignKey("auth_groups.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("auth_users.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("group_id", "user_id"),
+    Index("ix_auth_group_members_user", "user_id"),
+)
+
+access_tokens = Table(
+    "auth_access_tokens",
+    metadata,
+    # The public id (shown in listings, used to revoke); never the secret.
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("auth_users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    # SHA-256 hex of the whole token: a 256-bit random secret needs no slow hash.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("read_only", Boolean, nullable=False, default=False),
+    Column("created_by", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_auth_access_tokens_user", "user_id"),
+)
+
+sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("auth_users.id", ondelete="CASCADE"), nullable=False),
+    # The user's generation when the session began: a later bump (password change, disable,
+    # "log out everywhere") ends the session on every process.
+    Column("generation", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_auth_sessions_user", "user_id"),
+)
+
+# Resource grants made through the API; the authorization layer builds its policy grants from these rows.
+grants = Table(
+    "auth_grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # "user:<name>" or "group:<name>".
+    Column("subject", String(300), nullable=False),
+    # experiment, registered_model, ...
+    Column("resource_kind", String(64), nullable=False),
+    # An exact resource id, or a name pattern (glob) when resource_id is NULL.
+    Column("resource_id", String(255), nullable=True),
+    Column("name_pattern", String(500), nullable=True),
+    Column("permission", String(32), nullable=False),
+    # "api" for grants made through the REST API, "owner" for automatic creator grants.
+    Column("source", String(32), nullable=False, default="api"),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_auth_grants_subject", "subject"),
+    Index("ix_auth_grants_resource", "resource_kind", "resource_id"),
+)
+
+# Append-only: the store only inserts; nothing in mlgate updates or deletes these rows.
+audit_log = Table(
+    "auth_audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(255), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(255), nullable=True),
+    Column("client_address", String(64), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Index("ix_auth_audit_log_at", "at"),
 )

@@ -8,9 +8,14 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
+from auth.accounts import Accounts
 from gateway import __version__
+from gateway.authn import AuthenticationMiddleware
 from gateway.errors import install_error_handlers
+from gateway.identity import auth_config_of, build_identity, identity_problems
 from gateway.middleware import install_network_middleware
+from gateway.routes import login as login_routes
+from gateway.routes import users as user_routes
 from gateway.settings import Settings, SettingsError, settings_from_environment
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from tracking.api import tracking_mounts
@@ -32,14 +37,19 @@ def create_app(settings: Settings) -> FastAPI:
         policy = load_policy(settings)
     except PolicyFileError as exc:
         problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
+    problems.extend(identity_problems(settings, policy))
     if problems:
         raise SettingsError(problems)
 
     tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination)
+    auth_config = auth_config_of(policy)
+    identity, authenticator = build_identity(settings, auth_config, tracking.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        identity.invalidation.start()
         yield
+        identity.invalidation.stop()
         tracking.dispose()
 
     app = FastAPI(
@@ -53,6 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.policy = policy
     app.state.tracking = tracking
+    app.state.identity = identity
+    app.state.accounts = Accounts(identity)
     install_error_handlers(app)
 
     @app.get("/health", operation_id="ops.health", include_in_schema=True)
@@ -67,6 +79,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     for mount in tracking_mounts():
         app.include_router(mount.router, prefix=mount.prefix, include_in_schema=mount.in_schema)
+    app.include_router(user_routes.router, prefix="/api/2.0/mlflow")
+    app.include_router(user_routes.router, prefix="/ajax-api/2.0/mlflow", include_in_schema=False)
+    app.include_router(login_routes.router)
+    # Authentication sits inside the network ring (installed below, so it wraps this layer).
+    app.add_middleware(AuthenticationMiddleware, authenticator=authenticator, sessions=identity.sessions,
+                       always_consult_backends=any(m not in ("session", "bearer", "basic")
+                                               for m in auth_config.methods))
     # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
     install_network_middleware(app, settings, policy.network)
     return app

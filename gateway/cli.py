@@ -56,6 +56,8 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
         artifacts_destination=artifacts_destination, workers=workers, policy_file=policy_file,
         allowed_hosts=_split(allowed_hosts), cors_allowed_origins=_split(cors_allowed_origins),
         redis_url=redis_url, dev_mode=dev_mode,
+        # Secrets come from the environment only: command lines are visible to every local user.
+        secret_key=os.environ.get("MLGATE_SECRET_KEY") or None,
     )
     try:
         app = create_app(settings)  # validates everything before any worker starts
@@ -67,6 +69,13 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
         upgrade_database(engine)
     finally:
         engine.dispose()
+    from gateway.identity import bootstrap_admin
+
+    try:
+        bootstrap_admin(app.state.identity, settings.data_dir)
+    except ValueError as exc:
+        click.echo(f"mlgate: {exc}", err=True)
+        sys.exit(2)
     common = {"host": host, "port": port, "log_level": "info", "proxy_headers": False,
               "server_header": False, "timeout_graceful_shutdown": 30,
               "access_log": False}

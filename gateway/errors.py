@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
+from auth.errors import AuthError, LockedOut, Unauthenticated
 from tracking.api.responses import error_response
 from tracking.errors import MlflowError
 
@@ -21,6 +22,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MlflowError)
     async def _mlflow_error(request: Request, exc: MlflowError):
         return error_response(exc)
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError):
+        response = error_response(MlflowError(exc.message, exc.code))
+        if isinstance(exc, Unauthenticated):
+            response.headers["WWW-Authenticate"] = 'Basic realm="mlgate", charset="UTF-8"'
+        if isinstance(exc, LockedOut):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):

@@ -33,6 +33,8 @@ class Settings:
     cors_allowed_origins: tuple[str, ...] | None = None
     redis_url: str | None = None
     data_dir: str = "."
+    # Signs session cookies (MLGATE_SECRET_KEY); kept out of repr so it never reaches a log.
+    secret_key: str | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -14,6 +15,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from auth.store import IdentityStore, now_ms
+from auth.tokens import new_token, new_token_id, token_hash
 from gateway.app import create_app
 from gateway.db import upgrade_database
 from gateway.settings import Settings
@@ -21,6 +24,28 @@ from tests.services import free_port, fresh_postgres_database
 from tracking.db.engine import make_engine
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# The server requires authentication: every app and server built here has this administrator.
+TEST_ADMIN_USERNAME = "admin"
+TEST_ADMIN_PASSWORD = "adm-" + secrets.token_urlsafe(24)
+TEST_SECRET_KEY = secrets.token_urlsafe(48)
+# In-process apps get a token for the admin (no bcrypt per app); the `client` fixture sends it.
+TEST_ADMIN_TOKEN = new_token()
+_admin_hash: list[str] = []
+
+
+def seed_test_admin(engine) -> None:
+    """Create the test administrator and its token in a freshly migrated database (idempotent)."""
+    store = IdentityStore(engine)
+    if store.user_by_name(TEST_ADMIN_USERNAME) is not None:
+        return
+    if not _admin_hash:
+        from auth.passwords import PasswordHasher
+
+        _admin_hash.append(PasswordHasher(rounds=12).hash(TEST_ADMIN_PASSWORD))
+    user = store.create_user(TEST_ADMIN_USERNAME, _admin_hash[0], is_admin=True)
+    store.create_token(new_token_id(), user.id, "tests", token_hash(TEST_ADMIN_TOKEN), read_only=False,
+                       expires_at=now_ms() + 86_400_000, created_by=user.id)
 
 
 @pytest.fixture
@@ -31,6 +56,7 @@ def settings(tmp_path: Path) -> Settings:
         artifacts_destination=str(tmp_path / "artifacts"),
         data_dir=str(tmp_path),
         dev_mode=True,
+        secret_key=TEST_SECRET_KEY,
     )
 
 
@@ -39,6 +65,7 @@ def migrated(settings: Settings) -> Settings:
     engine = make_engine(settings.backend_store_uri)
     try:
         upgrade_database(engine)
+        seed_test_admin(engine)
     finally:
         engine.dispose()
     return settings
@@ -56,8 +83,9 @@ def app_factory(settings: Settings) -> Callable[..., object]:
 
 @pytest.fixture
 def client(app_factory) -> Iterator[TestClient]:
-    """A TestClient over a fresh app with default settings."""
+    """A TestClient over a fresh app with default settings, authenticated as the test administrator."""
     with TestClient(app_factory(), base_url="http://127.0.0.1:5000") as c:
+        c.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
         yield c
 
 
@@ -71,6 +99,13 @@ class LiveServer:
     process: subprocess.Popen
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    admin_username: str = TEST_ADMIN_USERNAME
+    admin_password: str = TEST_ADMIN_PASSWORD
+
+    @property
+    def admin_auth(self) -> tuple[str, str]:
+        """(username, password) of the bootstrapped administrator, e.g. for ``httpx.get(..., auth=...)``."""
+        return (self.admin_username, self.admin_password)
 
     def stop(self) -> None:
         """Terminate the server and wait for it."""
@@ -97,11 +132,14 @@ def start_server(workdir: Path, backend_store_uri: str, *extra_args: str,
     args = [sys.executable, "-m", "gateway.cli", "server", "--host", "127.0.0.1", "--port", str(port),
             "--backend-store-uri", backend_store_uri,
             "--artifacts-destination", str(workdir / "artifacts"), *extra_args]
-    full_env = {**os.environ, **(env or {})}
+    # The first start bootstraps a known administrator; a shared secret lets several processes share sessions.
+    full_env = {**os.environ, "MLGATE_ADMIN_USERNAME": TEST_ADMIN_USERNAME,
+                "MLGATE_ADMIN_PASSWORD": TEST_ADMIN_PASSWORD, "MLGATE_SECRET_KEY": TEST_SECRET_KEY,
+                **(env or {})}
     log = open(workdir / "server.log", "ab")
     proc = subprocess.Popen(args, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=full_env)
     server = LiveServer(f"http://127.0.0.1:{port}", workdir, backend_store_uri, proc, list(extra_args),
-                        env or {})
+                        env or {}, full_env["MLGATE_ADMIN_USERNAME"], full_env["MLGATE_ADMIN_PASSWORD"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

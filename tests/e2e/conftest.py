@@ -33,6 +33,9 @@ def mlflow_client(e2e_server: LiveServer, monkeypatch):
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", e2e_server.url)
+    # The server requires authentication; the client sends these as HTTP Basic credentials.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", e2e_server.admin_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", e2e_server.admin_password)
     mlflow.set_tracking_uri(e2e_server.url)
     yield MlflowClient(e2e_server.url)
     if mlflow.active_run() is not None:

@@ -1,0 +1,36 @@
+"""The audit trail: every login, failure, lockout, token and user change, to the table and the log.
+
+Records name who, what, when, from where, the outcome and a reason; they never contain a password,
+token or cookie (callers pass names and ids only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from auth.store import IdentityStore, now_ms
+
+log = logging.getLogger("mlgate.audit")
+
+
+class Auditor:
+    """Appends audit records; a failing write is logged, never allowed to break the request."""
+
+    def __init__(self, store: IdentityStore):
+        self.store = store
+
+    def record(self, action: str, outcome: str, *, actor: str | None = None, target: str | None = None,
+               client: str | None = None, reason: str | None = None) -> None:
+        """Write one record: ``action`` like ``login``, ``outcome`` ``success``/``failure``/``denied``."""
+        entry = {"at": now_ms(), "actor": _clip(actor, 255), "action": action, "target": _clip(target, 255),
+                 "client_address": _clip(client, 64), "outcome": outcome, "reason": _clip(reason, 1000)}
+        log.info(json.dumps({"event": "audit", **entry}, ensure_ascii=True))
+        try:
+            self.store.append_audit(entry)
+        except Exception:
+            log.exception("could not write audit record for %s", action)
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return None if value is None else value[:limit]

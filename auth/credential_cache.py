@@ -1,0 +1,165 @@
+"""The verified-credential cache: a password hash is verified at most once per credential per TTL.
+
+Entries are keyed by an HMAC of the credential under a per-process random key, so the plaintext (or
+anything a stolen memory dump could be brute-forced from quickly) is never kept. An entry remembers the
+user's *generation*; any change that must end cached credentials (password change, disable, delete,
+admin flag, groups) bumps the generation in the database, and a cache hit is honoured only if the
+generation still matches — on every process. With Redis, a pub/sub message drops the entries at once
+and the per-hit database check is skipped while the subscription is healthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from auth.principal import Principal
+
+log = logging.getLogger("mlgate.auth.cache")
+CHANNEL = "mlgate:auth:invalidate"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A verified credential: who it proves, at which generation, until when (monotonic seconds)."""
+
+    principal: Principal
+    generation: int
+    expires: float
+    # For tokens: the token's own expiry (epoch ms), checked on every hit.
+    token_expires_at: int | None = None
+
+
+class CredentialCache:
+    """A bounded LRU of verified credentials, keyed by HMAC."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key_for(self, kind: str, *parts: str) -> bytes:
+        """The cache key of a credential: HMAC-SHA256 under this process's random key."""
+        message = "\x00".join((kind, *parts)).encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def get(self, key: bytes) -> CacheEntry | None:
+        """The live entry for ``key``, if any."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry.expires <= self._clock():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: bytes, principal: Principal, generation: int, *, ttl: float | None = None,
+            token_expires_at: int | None = None) -> None:
+        """Remember a verified credential for the TTL."""
+        ttl = self.ttl if ttl is None else ttl
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._entries[key] = CacheEntry(principal, generation, self._clock() + ttl, token_expires_at)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def discard(self, key: bytes) -> None:
+        """Forget one credential."""
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def drop_user(self, user_id: int) -> None:
+        """Forget every credential of a user (this process)."""
+        with self._lock:
+            for key in [k for k, e in self._entries.items() if e.principal.id == user_id]:
+                del self._entries[key]
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
+
+
+class Invalidation:
+    """Tells every process that a user's credentials changed; the database generation is the fallback."""
+
+    def __init__(self, cache: CredentialCache, redis_url: str | None = None):
+        self.cache = cache
+        self._redis_url = redis_url
+        self._client = None
+        self._healthy = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def push_enabled(self) -> bool:
+        """Whether pushed invalidations are arriving, so cache hits need no database check."""
+        return self._healthy.is_set()
+
+    def start(self) -> None:
+        """Subscribe to invalidations (Redis only); failures leave the database check in force."""
+        if not self._redis_url or self._thread is not None:
+            return
+        import redis
+
+        self._client = redis.Redis.from_url(self._redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._thread = threading.Thread(target=self._listen, name="mlgate-auth-invalidation", daemon=True)
+        self._thread.start()
+        self._healthy.wait(timeout=2)
+
+    def stop(self) -> None:
+        """End the subscription."""
+        self._stop.set()
+        self._healthy.clear()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                # Anything cached before the subscription began may have missed a message.
+                self.cache.clear()
+                self._healthy.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message and message.get("type") == "message":
+                        self._apply(message.get("data"))
+                pubsub.close()
+            except Exception as exc:  # a dropped connection must not end invalidation: fall back, retry
+                self._healthy.clear()
+                log.warning("auth invalidation subscription lost (%s); checking the database instead",
+                            type(exc).__name__)
+                self._stop.wait(1.0)
+
+    def _apply(self, data: bytes | str | None) -> None:
+        try:
+            user_id = int(data)
+        except (TypeError, ValueError):
+            return
+        self.cache.drop_user(user_id)
+
+    def publish(self, user_id: int) -> None:
+        """Drop the user's cached credentials here and, with Redis, on every other process."""
+        self.cache.drop_user(user_id)
+        if self._client is None:
+            return
+        try:
+            self._client.publish(CHANNEL, str(user_id))
+        except Exception as exc:
+            # Without the push, other processes must check the database on each hit until they resubscribe.
+            log.warning("could not publish auth invalidation (%s)", type(exc).__name__)
+            self._healthy.clear()

@@ -1,0 +1,130 @@
+"""The identity service: verifies passwords and tokens once, caches the result, builds the Principal.
+
+Every backend and the login form go through :meth:`Identity.password_login` and :meth:`Identity.token_login`,
+so caching, lockout, rehashing and auditing happen in one place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from auth.audit import Auditor
+from auth.credential_cache import CredentialCache, Invalidation
+from auth.errors import Unauthenticated
+from auth.lockout import Lockout
+from auth.passwords import PasswordHasher
+from auth.principal import Principal
+from auth.sessions import SessionManager
+from auth.store import IdentityStore, UserRow
+from auth.tokens import token_hash
+from policies.file.auth import AuthConfig
+
+FAILED_LOGIN = "Invalid username or password."
+REFUSED_ACCESS_KEY = "The access token is invalid, expired or revoked."
+# A verified token is trusted this long without a lookup; revocation reaches every process within it.
+TOKEN_CACHE_SECONDS = 1.0
+# last_used_at (and the token-use audit record) are written at most this often per token.
+TOKEN_TOUCH_MS = 60_000
+
+
+@dataclass
+class Identity:
+    """Everything identity needs at request time, built once per app."""
+
+    config: AuthConfig
+    store: IdentityStore
+    hasher: PasswordHasher
+    cache: CredentialCache
+    invalidation: Invalidation
+    lockout: Lockout
+    sessions: SessionManager
+    auditor: Auditor
+    clock: Callable[[], float] = time.time
+
+    def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
+                      read_only: bool = False) -> Principal:
+        """The frozen Principal of ``user`` (one query for its groups)."""
+        return Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
+                         is_admin=user.is_admin, groups=self.store.groups_of(user.id), auth_method=method,
+                         token_id=token_id, read_only=read_only)
+
+    def _cached(self, key: bytes) -> Principal | None:
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        if entry.token_expires_at is not None:
+            if entry.token_expires_at <= self.clock() * 1000:
+                self.cache.discard(key)
+                return None
+            return entry.principal
+        if self.invalidation.push_enabled:
+            return entry.principal
+        # The cheap cross-process check: one primary-key read instead of a password hash.
+        if self.store.live_generation(entry.principal.id) == entry.generation:
+            return entry.principal
+        self.cache.discard(key)
+        return None
+
+    def password_login(self, username: str, password: str, client: str | None, method: str = "basic") -> Principal:
+        """Authenticate a username and password (cache first; lockout; dummy hash for unknown users)."""
+        key = self.cache.key_for("password", username, password)
+        principal = self._cached(key)
+        if principal is not None:
+            return principal
+        self.lockout.check(username, client)
+        user = self.store.user_by_name(username)
+        stored = user.password_hash if user is not None else None
+        result = self.hasher.verify(password, stored)
+        if not result.ok or user is None or user.disabled or user.kind != "user":
+            reason = "unknown user" if user is None else "disabled user" if user.disabled else "wrong password"
+            locked = self.lockout.failed(username, client)
+            self.auditor.record("login", "failure", actor=username, client=client, reason=f"{method}: {reason}")
+            if locked:
+                self.auditor.record("lockout", "denied", actor=username, client=client,
+                                    reason=f"locked for {locked}s after repeated failures")
+            raise Unauthenticated(FAILED_LOGIN)
+        if result.new_hash and stored is not None:
+            # The cost or scheme changed since this hash was made (or it came from MLflow): upgrade it.
+            self.store.rehash_password(user.id, stored, result.new_hash)
+        self.lockout.succeeded(username)
+        principal = self.principal_for(user, method)
+        self.cache.put(key, principal, user.generation)
+        self.auditor.record("login", "success", actor=username, client=client, reason=method)
+        return principal
+
+    def token_login(self, token: str, client: str | None) -> Principal:
+        """Authenticate a personal access token: one indexed lookup of its SHA-256, briefly cached."""
+        key = self.cache.key_for("token", token)
+        principal = self._cached(key)
+        if principal is not None:
+            return principal
+        self.lockout.check(None, client)
+        found = self.store.token_with_owner(token_hash(token))
+        now = int(self.clock() * 1000)
+        if found is None:
+            self._token_failed(client, None, "unknown token")
+        row, user = found
+        if row.revoked_at is not None:
+            self._token_failed(client, row.id, "revoked token", user.username)
+        if row.expires_at <= now:
+            self._token_failed(client, row.id, "expired token", user.username)
+        if user.disabled:
+            self._token_failed(client, row.id, "disabled user", user.username)
+        principal = self.principal_for(user, "token", token_id=row.id, read_only=row.read_only)
+        self.cache.put(key, principal, user.generation, ttl=min(TOKEN_CACHE_SECONDS, self.cache.ttl or 1.0),
+                       token_expires_at=row.expires_at)
+        if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_MS:
+            self.store.touch_token(row.id, now)
+            self.auditor.record("token.use", "success", actor=user.username, target=row.id, client=client)
+        return principal
+
+    def _token_failed(self, client: str | None, token_id: str | None, reason: str, owner: str | None = None):
+        self.lockout.failed(None, client)
+        self.auditor.record("token.use", "failure", actor=owner, target=token_id, client=client, reason=reason)
+        raise Unauthenticated(REFUSED_ACCESS_KEY)
+
+    def user_changed(self, user_id: int) -> None:
+        """Drop cached credentials of a user everywhere (the database generation was bumped already)."""
+        self.invalidation.publish(user_id)

@@ -1,0 +1,1 @@
+"""Routes the gateway itself serves: users, tokens, login."""

@@ -1,0 +1,146 @@
+"""The browser login form and logout: plain server-rendered HTML, every value escaped.
+
+The login form is protected by a signed double-submit CSRF token (cookie + hidden field); logout by the
+session's own CSRF token. A UI layer may restyle the page; the fields and rules stay.
+"""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from auth.backends import client_address
+from auth.errors import AuthError, LockedOut
+from auth.identity import Identity
+from auth.sessions import COOKIE_NAME, CSRF_COOKIE_NAME
+
+router = APIRouter()
+MAX_FIELD = 4096
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in - mlgate</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body>
+<main>
+<h1>Sign in to mlgate</h1>
+{message}
+<form method="post" action="/login">
+<input type="hidden" name="csrf_token" value="{csrf}">
+<input type="hidden" name="next" value="{next}">
+<p><label for="username">Username</label><br>
+<input id="username" name="username" autocomplete="username" required value="{username}"></p>
+<p><label for="password">Password</label><br>
+<input id="password" name="password" type="password" autocomplete="current-password" required></p>
+<p><button type="submit">Sign in</button></p>
+</form>
+</main>
+</body></html>
+"""
+
+
+def _identity(request: Request) -> Identity:
+    return request.app.state.identity
+
+
+def safe_next(target: str | None) -> str:
+    """A same-site path to return to after login; anything else (other hosts, schemes) becomes "/"."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target) or len(target) > 2000:
+        return "/"
+    return target
+
+
+def _login_page(request: Request, *, status: int = 200, message: str | None = None, username: str = "",
+                next_path: str = "/", headers: dict[str, str] | None = None) -> Response:
+    sessions = _identity(request).sessions
+    token = sessions.new_form_token()
+    shown = f'<p role="alert">{html.escape(message)}</p>' if message else ""
+    body = _PAGE.format(message=shown, csrf=html.escape(token), next=html.escape(safe_next(next_path)),
+                        username=html.escape(username))
+    response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
+    attrs = sessions.cookie_attributes(3600)
+    attrs["path"] = "/login"
+    response.set_cookie(CSRF_COOKIE_NAME, token, **attrs)
+    return response
+
+
+@router.get("/login", operation_id="auth.login_page", include_in_schema=False)
+def login_page(request: Request) -> Response:
+    """The sign-in form."""
+    return _login_page(request, next_path=request.query_params.get("next", "/"))
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form(max_files=0, max_fields=20, max_part_size=MAX_FIELD)
+    return {k: v[:MAX_FIELD] for k, v in form.items() if isinstance(v, str)}
+
+
+@router.post("/login", operation_id="auth.login", include_in_schema=False)
+async def login(request: Request) -> Response:
+    """Check the form's CSRF token and the password, then start a session and redirect."""
+    identity = _identity(request)
+    try:
+        fields = await _form(request)
+    except Exception:
+        return _login_page(request, status=400, message="The form could not be read; try again.")
+    username, password = fields.get("username", ""), fields.get("password", "")
+    next_path = safe_next(fields.get("next"))
+    if not identity.sessions.check_form_token(request.cookies.get(CSRF_COOKIE_NAME), fields.get("csrf_token")):
+        return _login_page(request, status=403, message="The form expired; please sign in again.",
+                           username=username, next_path=next_path)
+    if not username or not password:
+        return _login_page(request, status=400, message="Enter a username and a password.", username=username,
+                           next_path=next_path)
+    try:
+        principal = await run_in_threadpool(identity.password_login, username, password, client_address(request),
+                                            "form")
+        user = await run_in_threadpool(identity.store.user_by_id, principal.id)
+        if user is None:
+            raise AuthError("The user no longer exists.")
+        cookie, _ = await run_in_threadpool(identity.sessions.start, user)
+    except LockedOut as exc:
+        return _login_page(request, status=429, message="Too many failed attempts; try again later.",
+                           username=username, next_path=next_path, headers={"Retry-After": str(exc.retry_after)})
+    except AuthError:
+        return _login_page(request, status=401, message="Invalid username or password.", username=username,
+                           next_path=next_path)
+    response = RedirectResponse(next_path, status_code=303, headers={"Cache-Control": "no-store"})
+    response.set_cookie(COOKIE_NAME, cookie, **identity.sessions.cookie_attributes(
+        identity.config.sessions.absolute_timeout_seconds))
+    response.delete_cookie(CSRF_COOKIE_NAME, path="/login")
+    return response
+
+
+@router.post("/logout", operation_id="auth.logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    """End the session (``everywhere=1``: every session of the user) after checking its CSRF token."""
+    identity = _identity(request)
+    cookie = request.cookies.get(COOKIE_NAME)
+    response = RedirectResponse("/login", status_code=303, headers={"Cache-Control": "no-store"})
+    attrs = identity.sessions.cookie_attributes(None)
+    response.delete_cookie(COOKIE_NAME, path="/", secure=attrs["secure"], httponly=True, samesite="lax")
+    if not cookie:
+        return response
+    try:
+        active = await run_in_threadpool(identity.sessions.resolve, cookie)
+    except AuthError:
+        return response  # already ended: just clear the cookie
+    try:
+        fields = await _form(request)
+    except Exception:
+        fields = {}
+    presented = fields.get("csrf_token") or request.headers.get("x-csrf-token")
+    if not identity.sessions.check_csrf(active.session.id, presented):
+        return HTMLResponse("<p>Logout needs a valid form token; go back and try again.</p>", status_code=403)
+    await run_in_threadpool(identity.sessions.end, active.session.id)
+    if fields.get("everywhere") in ("1", "true", "on"):
+        await run_in_threadpool(identity.store.update_user, active.user.id)
+        identity.user_changed(active.user.id)
+    await run_in_threadpool(identity.auditor.record, "logout", "success", actor=active.user.username,
+                            client=client_address(request), reason="everywhere" if fields.get("everywhere") else None)
+    return response
