@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from fastapi import APIRouter
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tracking.api.body import request_args
+from tracking.api.in_transaction import in_transaction
 from tracking.api.responses import ok
 from tracking.artifacts.download import download_response
 from tracking.artifacts.paths import ArtifactOwner, ArtifactPath, split_relative_path
@@ -23,20 +20,6 @@ from tracking.store import logged_models as store
 from tracking.store.logged_model_search import search_logged_models
 
 router = APIRouter()
-T = TypeVar("T")
-
-
-async def in_transaction(request: Request, work: Callable[[Connection], T]) -> T:
-    """Run ``work(conn)`` in one transaction on a worker thread (the event loop never blocks on SQL)."""
-    engine = tracking_of(request).engine
-
-    def run() -> T:
-        with engine.begin() as conn:
-            return work(conn)
-
-    return await run_in_threadpool(run)
-
-
 def _same_model_id(args, model_id: str) -> None:
     # The client repeats the id in the body; a different one would make the request ambiguous.
     body_id = args.str("model_id")

@@ -1,0 +1,176 @@
+"""Trace infos over REST: start (before or after OTLP), get, batchGet, tags, delete-traces, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.tracking.mlflow3_fixtures import experiment_count, make_experiment
+from tests.tracking.otlp_builders import post_otlp, trace_info_body, two_span_trace
+from tracking.db.mlflow3_tables import trace_info
+
+A = "/api/2.0/mlflow"
+B = "/api/3.0/mlflow"
+
+
+def start(client, trace_id, exp_id, **extra):
+    resp = client.post(f"{B}/traces", json=trace_info_body(trace_id, exp_id, **extra))
+    assert resp.status_code == 200, resp.text
+    return resp.json()["trace"]["trace_info"]
+
+
+def test_start_trace_without_spans_points_at_artifacts(client):
+    exp_id = make_experiment(client)
+    info = start(client, "tr-" + "ab" * 16, exp_id)
+    assert info["trace_id"] == "tr-" + "ab" * 16
+    assert info["request_time"] == "2023-11-14T22:13:20Z"
+    assert info["execution_duration"] == "0.050s"
+    assert info["state"] == "OK"
+    assert info["tags"]["mlflow.user"] == "alice"
+    assert info["tags"]["mlflow.artifactLocation"] == f"mlflow-artifacts:/{exp_id}/traces/{info['trace_id']}/artifacts"
+    # No spans were stored, so the client must upload traces.json itself.
+    assert "mlflow.trace.spansLocation" not in info["tags"]
+    assert info["trace_metadata"]["mlflow.trace_schema.version"] == "3"
+    got = client.get(f"{B}/traces/{info['trace_id']}", params={"trace_id": info["trace_id"]})
+    assert got.json()["trace"]["trace_info"] == info
+
+
+@pytest.mark.parametrize("otlp_first", [True, False])
+def test_start_trace_and_otlp_merge_in_either_order(client, otlp_first):
+    exp_id = make_experiment(client)
+    tid, request = two_span_trace()
+    trace_id = "tr-" + tid.hex()
+    if otlp_first:
+        assert post_otlp(client, request, exp_id).status_code == 200
+    info = start(client, trace_id, exp_id, state="ERROR", tags={"mlflow.traceName": "parent", "k": "v",
+                                                                "mlflow.trace.spansLocation": "FORGED"})
+    if not otlp_first:
+        assert post_otlp(client, request, exp_id).status_code == 200
+    if otlp_first:
+        # The client skips the artifact upload when the server already holds the spans.
+        assert info["tags"]["mlflow.trace.spansLocation"] == "TRACKING_STORE"
+    trace = client.get(f"{B}/traces/get", params={"trace_id": trace_id}).json()["trace"]
+    assert trace["trace_info"]["state"] == "ERROR"  # the client's summary wins
+    assert trace["trace_info"]["tags"]["k"] == "v"
+    assert trace["trace_info"]["tags"]["mlflow.trace.spansLocation"] == "TRACKING_STORE"
+    assert [s["name"] for s in trace["spans"]] == ["parent", "child"]
+
+
+def test_get_trace_waits_for_all_spans_unless_partial(client):
+    exp_id = make_experiment(client)
+    tid, request = two_span_trace()
+    del request.resource_spans[0].scope_spans[0].spans[1]
+    trace_id = "tr-" + tid.hex()
+    post_otlp(client, request, exp_id)
+    start(client, trace_id, exp_id)  # says num_spans = 2
+    incomplete = client.get(f"{B}/traces/get", params={"trace_id": trace_id})
+    assert incomplete.status_code == 404
+    assert "not fully exported" in incomplete.json()["message"]
+    partial = client.get(f"{B}/traces/get", params={"trace_id": trace_id, "allow_partial": "true"})
+    assert [s["name"] for s in partial.json()["trace"]["spans"]] == ["parent"]
+
+
+def test_batch_get_returns_known_traces_with_spans(client):
+    exp_id = make_experiment(client)
+    ids = []
+    for _ in range(2):
+        tid, request = two_span_trace()
+        post_otlp(client, request, exp_id)
+        ids.append("tr-" + tid.hex())
+    resp = client.get(f"{B}/traces/batchGet", params=[("trace_ids", ids[0]), ("trace_ids", ids[1]),
+                                                      ("trace_ids", "tr-" + "00" * 16)])
+    assert resp.status_code == 200, resp.text
+    traces = resp.json()["traces"]
+    assert [t["trace_info"]["trace_id"] for t in traces] == ids
+    assert all(len(t["spans"]) == 2 for t in traces)
+
+
+def test_tags_v2_and_v3_paths(client):
+    exp_id = make_experiment(client)
+    trace_id = start(client, "tr-" + "cd" * 16, exp_id)["trace_id"]
+    assert client.patch(f"{A}/traces/{trace_id}/tags", json={"key": "color", "value": "red"}).status_code == 200
+    assert client.patch(f"{B}/traces/{trace_id}/tags", json={"key": "size", "value": "L"}).status_code == 200
+    tags = client.get(f"{B}/traces/{trace_id}").json()["trace"]["trace_info"]["tags"]
+    assert (tags["color"], tags["size"]) == ("red", "L")
+    assert client.request("DELETE", f"{A}/traces/{trace_id}/tags", json={"key": "color"}).status_code == 200
+    assert client.delete(f"{B}/traces/{trace_id}/tags", params={"key": "size"}).status_code == 200
+    tags = client.get(f"{B}/traces/{trace_id}").json()["trace"]["trace_info"]["tags"]
+    assert "color" not in tags
+    assert "size" not in tags
+    missing = client.delete(f"{B}/traces/{trace_id}/tags", params={"key": "size"})
+    assert missing.status_code == 404
+    forged = client.patch(f"{A}/traces/{trace_id}/tags",
+                          json={"key": "mlflow.trace.spansLocation", "value": "TRACKING_STORE"})
+    assert forged.status_code == 400
+    unknown = client.patch(f"{A}/traces/tr-{'00' * 16}/tags", json={"key": "a", "value": "b"})
+    assert unknown.status_code == 404
+
+
+def test_delete_traces_by_ids_and_by_time(client):
+    exp_id = make_experiment(client)
+    old = [start(client, f"tr-{i:032x}", exp_id, request_time=f"2020-01-0{i + 1}T00:00:00Z")["trace_id"]
+           for i in range(3)]
+    resp = client.post(f"{A}/traces/delete-traces", json={"experiment_id": exp_id, "request_ids": [old[0]]})
+    assert resp.json() == {"traces_deleted": 1}
+    assert client.get(f"{B}/traces/{old[0]}").status_code == 404
+    resp = client.post(f"{B}/traces/delete-traces", json={
+        "experiment_id": exp_id, "max_timestamp_millis": 1_600_000_000_000, "max_traces": 1})
+    assert resp.json() == {"traces_deleted": 1}
+    assert client.get(f"{B}/traces/{old[1]}").status_code == 404
+    assert client.get(f"{B}/traces/{old[2]}").status_code == 200
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda b: b["trace"].pop("trace_info"),
+    lambda b: b["trace"]["trace_info"].pop("trace_location"),
+    lambda b: b["trace"]["trace_info"].update(trace_id="../../etc"),
+    lambda b: b["trace"]["trace_info"].update(state="DONE"),
+    lambda b: b["trace"]["trace_info"].update(request_time="yesterday"),
+    lambda b: b["trace"]["trace_info"].update(execution_duration="-1s"),
+    lambda b: b["trace"]["trace_info"].update(tags={"bad/../key": "v"}),
+    lambda b: b["trace"]["trace_info"].update(tags={"k": 5}),
+    lambda b: b["trace"]["trace_info"]["trace_location"]["mlflow_experiment"].update(experiment_id="424242"),
+    lambda b: b["trace"]["trace_info"].update(assessments=[{"assessment_name": "x"}]),
+])
+def test_start_trace_refuses_bad_input_and_writes_nothing(client, mutate):
+    exp_id = make_experiment(client)
+    body = trace_info_body("tr-" + "ef" * 16, exp_id)
+    mutate(body)
+    resp = client.post(f"{B}/traces", json=body)
+    assert resp.status_code in (400, 404), resp.text
+    assert resp.json()["error_code"] in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
+    assert experiment_count(client, trace_info) == 0
+
+
+@pytest.mark.parametrize("body", [
+    {"experiment_id": "EXP"},
+    {"experiment_id": "EXP", "request_ids": ["tr-1"], "max_timestamp_millis": 5},
+    {"experiment_id": "EXP", "max_timestamp_millis": 5, "max_traces": 0},
+    {"max_timestamp_millis": 5},
+])
+def test_delete_traces_needs_a_clear_selection(client, body):
+    exp_id = make_experiment(client)
+    start(client, "tr-" + "12" * 16, exp_id)
+    body = {k: (exp_id if v == "EXP" else v) for k, v in body.items()}
+    resp = client.post(f"{A}/traces/delete-traces", json=body)
+    assert resp.status_code == 400
+    assert experiment_count(client, trace_info) == 1
+
+
+def test_unknown_trace_is_404(client):
+    resp = client.get(f"{B}/traces/get", params={"trace_id": "tr-" + "00" * 16})
+    assert resp.status_code == 404
+    assert resp.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert client.get(f"{B}/traces/tr-{'00' * 16}").status_code == 404
+
+
+def test_size_stats_garbage_does_not_break_reads(client):
+    exp_id = make_experiment(client)
+    tid, request = two_span_trace()
+    post_otlp(client, request, exp_id)
+    meta = {"mlflow.trace.sizeStats": "not json"}
+    start(client, "tr-" + tid.hex(), exp_id, trace_metadata=meta)
+    resp = client.get(f"{B}/traces/get", params={"trace_id": "tr-" + tid.hex()})
+    assert resp.status_code == 200
+    assert json.loads(json.dumps(resp.json()))["trace"]["trace_info"]["trace_metadata"] == meta
