@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tests.conftest import TEST_ADMIN_TOKEN
 from tracking.db.tables import experiments, runs
 
 R = "/api/2.0/mlflow-artifacts"
@@ -36,6 +37,13 @@ def new_run(client: TestClient, artifact_uri: str | None = None, experiment_id: 
             )
         )
     return experiment_id, run_id
+
+
+def admin_client(app) -> TestClient:
+    """A TestClient for an app built with non-default settings, authenticated like the ``client`` fixture."""
+    c = TestClient(app, base_url="http://127.0.0.1:5000")
+    c.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+    return c
 
 
 def artifact_root(client: TestClient) -> Path:
@@ -125,7 +133,7 @@ def test_model_and_trace_layouts_are_writable(client):
 
 
 def test_upload_over_the_declared_limit_is_refused_before_reading(app_factory):
-    with TestClient(app_factory(extra={"max_artifact_bytes": 1000}), base_url="http://127.0.0.1:5000") as c:
+    with admin_client(app_factory(extra={"max_artifact_bytes": 1000})) as c:
         path = f"1/{uuid.uuid4().hex}/artifacts/big.bin"
         response = c.put(f"{R}/artifacts/{path}", content=b"x" * 1001)
         assert response.status_code == 413
@@ -138,7 +146,7 @@ def test_upload_over_the_declared_limit_is_refused_before_reading(app_factory):
 
 
 def test_streamed_upload_over_the_limit_leaves_nothing_behind(app_factory):
-    with TestClient(app_factory(extra={"max_artifact_bytes": 100_000}), base_url="http://127.0.0.1:5000") as c:
+    with admin_client(app_factory(extra={"max_artifact_bytes": 100_000})) as c:
         base = f"1/{uuid.uuid4().hex}/artifacts"
         c.put(f"{R}/artifacts/{base}/existing.txt", content=b"keep")
 

@@ -9,6 +9,7 @@ HTTP clients (httpx included) silently remove ``..`` segments before sending.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -176,11 +177,12 @@ def raw_server(tmp_path_factory):
     server.stop()
 
 
-def raw_request(url: str, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
-    """Send one HTTP/1.1 request with the target bytes unchanged; return status and body."""
-    host, port = url.removeprefix("http://").split(":")
+def raw_request(server, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one HTTP/1.1 request, as the server's administrator, with the target bytes unchanged."""
+    host, port = server.url.removeprefix("http://").split(":")
+    credentials = base64.b64encode(":".join(server.admin_auth).encode()).decode()
     head = (f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+            f"Authorization: Basic {credentials}\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(head + body)
         received = bytearray()
@@ -199,7 +201,7 @@ def test_exploit_is_refused_by_a_real_server(raw_server, exploit, operation):
     server, root, outside = raw_server
     before = snapshot(root, outside)
     method, target = target_of(operation, exploit.wire)
-    status, body = raw_request(server.url, method, target, PAYLOAD if method == "PUT" else b"")
+    status, body = raw_request(server, method, target, PAYLOAD if method == "PUT" else b"")
     assert_refused(status, body, exploit)
     assert snapshot(root, outside) == before
 
@@ -207,12 +209,12 @@ def test_exploit_is_refused_by_a_real_server(raw_server, exploit, operation):
 def test_raw_socket_control_requests_succeed(raw_server):
     """Control: the same harness reads and writes honest paths on the same server."""
     server, root, _ = raw_server
-    status, body = raw_request(server.url, "GET", f"{R}/artifacts/{BASE}/ok.txt")
+    status, body = raw_request(server, "GET", f"{R}/artifacts/{BASE}/ok.txt")
     assert (status, body) == (200, b"fine")
-    status, _ = raw_request(server.url, "PUT", f"{R}/artifacts/{BASE}/new%20file.txt", b"hello")
+    status, _ = raw_request(server, "PUT", f"{R}/artifacts/{BASE}/new%20file.txt", b"hello")
     assert status == 200
     assert (root / BASE / "new file.txt").read_bytes() == b"hello"
-    status, _ = raw_request(server.url, "DELETE", f"{R}/artifacts/{BASE}/new%20file.txt")
+    status, _ = raw_request(server, "DELETE", f"{R}/artifacts/{BASE}/new%20file.txt")
     assert status == 200
     assert not (root / BASE / "new file.txt").exists()
 
@@ -220,8 +222,8 @@ def test_raw_socket_control_requests_succeed(raw_server):
 def test_encoded_slash_stays_inside_the_named_run(raw_server):
     """``%2F`` is decoded before routing: it may add depth inside the run, never leave it."""
     server, root, _ = raw_server
-    status, _ = raw_request(server.url, "PUT", f"{R}/artifacts/{BASE}/sub%2Finner.txt", b"deep")
+    status, _ = raw_request(server, "PUT", f"{R}/artifacts/{BASE}/sub%2Finner.txt", b"deep")
     assert status == 200
     assert (root / BASE / "sub" / "inner.txt").read_bytes() == b"deep"
-    status, _ = raw_request(server.url, "DELETE", f"{R}/artifacts/{BASE}/sub")
+    status, _ = raw_request(server, "DELETE", f"{R}/artifacts/{BASE}/sub")
     assert status == 200
