@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tracking.tracking_app import tracking_client
+
 A = "/api/2.0/mlflow"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request, tmp_path):
+    """A TestClient over a fresh tracking app (routers and error translation) on each backend."""
+    with tracking_client(request.param, tmp_path) as c:
+        yield c
 
 
 def create(client, name, **fields):
