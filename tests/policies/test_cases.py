@@ -1,0 +1,98 @@
+"""Policy decisions as data: every case in tests/policies/cases/*.yaml, and the case runner itself."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from policies.testing import CaseFileError, load_case_file, run_case, run_case_file
+
+CASES_DIR = Path(__file__).with_name("cases")
+CASE_FILES = sorted(CASES_DIR.glob("*.yaml"))
+
+
+def _all_cases():
+    for path in CASE_FILES:
+        policy, cases = load_case_file(path)
+        for case in cases:
+            yield pytest.param(policy, case, id=f"{path.stem}: {case.name}")
+
+
+ALL = list(_all_cases())
+
+
+def test_there_are_at_least_a_hundred_cases_with_unique_names():
+    assert len(ALL) >= 100
+    names = [p.id for p in ALL]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize(("policy", "case"), ALL)
+def test_case(policy, case):
+    result = run_case(policy, case)
+    assert result.passed, result.message
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "cases.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_a_wrong_expectation_fails_and_says_why(tmp_path):
+    path = write(tmp_path, """\
+        policy: {access: {grants: [{principal: "user:a", resource: "experiment:1", permission: READ}]}}
+        cases:
+          - {name: wrong effect, principal: user:a, action: EDIT, experiment: {id: "1", name: x}, expect: allow}
+          - {name: wrong rule, principal: user:a, action: READ, experiment: {id: "1", name: x}, expect: allow,
+             rule: default_permission}
+          - {name: right, principal: user:a, action: READ, experiment: {id: "1", name: x}, expect: allow,
+             rule: "access.grants[0]"}
+    """)
+    wrong_effect, wrong_rule, right = run_case_file(path)
+    assert not wrong_effect.passed
+    assert wrong_effect.message.startswith("expected allow, got deny (user a holds READ")
+    assert not wrong_rule.passed
+    assert wrong_rule.message.startswith("expected rule default_permission, got access.grants[0]")
+    assert right.passed
+    assert right.decision.rule == "access.grants[0]"
+
+
+def test_a_case_file_may_point_at_a_policy_file(tmp_path):
+    (tmp_path / "policy.yaml").write_text("access: {admins: [root]}\n")
+    path = write(tmp_path, """\
+        policy_file: policy.yaml
+        cases:
+          - {name: admin, principal: user:root, operation: users.create, expect: allow, rule: admin}
+    """)
+    (result,) = run_case_file(path)
+    assert result.passed
+
+
+def test_case_file_problems_are_listed(tmp_path):
+    path = write(tmp_path, """\
+        policy: {access: {mode: sometimes}}
+        cases:
+          - {name: a, principal: bob, operation: runs.get, expect: maybe}
+          - {name: b, principal: user:b, expect: deny}
+          - {name: c, principal: bob, operation: runs.get, expect: deny}
+    """)
+    with pytest.raises(CaseFileError) as caught:
+        load_case_file(path)
+    assert caught.value.problems == [
+        "cases[0].expect: Input should be 'allow' or 'deny'",
+        "cases[1]: give exactly one of operation and action",
+        "cases[2]: principal 'bob' is not user:<name>, service:<name> or anonymous",
+    ]
+
+
+def test_an_invalid_policy_in_a_case_file_is_reported(tmp_path):
+    path = write(tmp_path, """\
+        policy: {access: {mode: sometimes}}
+        cases: []
+    """)
+    with pytest.raises(CaseFileError) as caught:
+        load_case_file(path)
+    assert caught.value.problems == ["policy: access.mode: 'sometimes' is not one of authoritative, additive"]
