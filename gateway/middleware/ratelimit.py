@@ -8,6 +8,7 @@ them between processes and hosts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -83,11 +84,27 @@ class RequestRateLimiter:
         self.sensitive = parse_many(sensitive)
         self.sensitive_paths = tuple(sensitive_paths)
         self.namespace = namespace
+        self._shared = storage_uri.startswith(("redis://", "rediss://"))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.strategy = self._new_strategy()
+
+    def _new_strategy(self):
         options: dict = {"wrap_exceptions": True}
-        if storage_uri.startswith(("redis://", "rediss://")):
+        if self._shared:
             options |= {"implementation": "redispy", **_REDIS_TIMEOUTS}
-        self.storage = storage_from_string(f"async+{storage_uri}", **options)
-        self.strategy = STRATEGIES[strategy](self.storage)
+        return STRATEGIES[self.strategy_name](storage_from_string(f"async+{self.storage_uri}", **options))
+
+    def _current_strategy(self):
+        # Async Redis connections belong to the event loop that opened them. A server runs one loop per
+        # process, but a process that serves the app from a new loop (test clients, embedding) needs a
+        # fresh client; the counts live in Redis, so nothing is lost. Memory storage is kept as is.
+        if self._shared:
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:
+                if self._loop is not None:
+                    self.strategy = self._new_strategy()
+                self._loop = loop
+        return self.strategy
 
     def effective_state(self) -> dict[str, object]:
         """What this limiter enforces, for the startup log (secrets redacted)."""
@@ -105,8 +122,9 @@ class RequestRateLimiter:
     async def _hit(self, items: list[RateLimitItem], kind: str, key: str, scope_name: str) -> RateLimited | None:
         for item in items:
             try:
-                if not await self.strategy.hit(item, self.namespace, kind, key):
-                    stats = await self.strategy.get_window_stats(item, self.namespace, kind, key)
+                strategy = self._current_strategy()
+                if not await strategy.hit(item, self.namespace, kind, key):
+                    stats = await strategy.get_window_stats(item, self.namespace, kind, key)
                     return RateLimited(item, stats.reset_time, scope_name)
             except StorageError as exc:
                 raise StorageUnavailable(str(exc)) from exc

@@ -147,7 +147,7 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 HostEntry = Annotated[str, _entry(host_entry_problem)]
 ProxyEntry = Annotated[str, _entry(proxy_entry_problem)]
 OriginEntry = Annotated[str, _entry(lambda v: origin_entry_problem(v, allow_credentials=False))]
-HeaderName = Annotated[str, _entry(lambda v: None if _HEADER_TOKEN.match(v) else
+HeaderName = Annotated[str, _entry(lambda v: None if _HEADER_TOKEN.match(v) and "*" not in v else
                                    f"{v!r} is not a header name (wildcards are not accepted)")]
 Method = Annotated[str, _entry(lambda v: None if v in _METHODS else f"{v!r} is not one of {list(_METHODS)}")]
 PathPrefix = Annotated[str, _entry(lambda v: None if v.startswith("/") and " " not in v else
