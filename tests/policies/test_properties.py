@@ -1,0 +1,154 @@
+"""Properties of decide() over random policies and requests (hypothesis)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies.decide import compile_policy, decide, visible
+from policies.file.access import AccessConfig
+from policies.glob import glob_matches
+from policies.model import Grant, Permission, Resource, ResourceKind, Subject
+from policies.routes import Access, Requirement
+
+USERS = ["u1", "u2"]
+GROUPS = ["g1", "g2"]
+PRINCIPALS = [f"user:{u}" for u in USERS] + [f"group:{g}" for g in GROUPS] + ["service:s1"]
+IDS = ["1", "2", "3"]
+names = st.text(alphabet="ab/", min_size=0, max_size=4).map(lambda s: "x" + s)
+patterns = st.text(alphabet="ab/*?", min_size=0, max_size=4).map(lambda s: "x" + s)
+levels = st.sampled_from(list(Permission))
+
+
+@st.composite
+def selectors(draw):
+    if draw(st.booleans()):
+        return f"experiment:{draw(st.sampled_from(IDS))}", False
+    return f"experiment-name:{draw(patterns)}", True
+
+
+@st.composite
+def grant_entries(draw):
+    resource, is_pattern = draw(selectors())
+    permission = draw(levels)
+    if is_pattern and permission is Permission.NO_PERMISSIONS:
+        permission = Permission.READ
+    return {"principal": draw(st.sampled_from(PRINCIPALS)), "resource": resource, "permission": permission.name}
+
+
+@st.composite
+def deny_entries(draw):
+    resource, _ = draw(selectors())
+    return {"principal": draw(st.sampled_from(PRINCIPALS)), "resource": resource,
+            "permission": draw(st.sampled_from(["READ", "EDIT", "MANAGE"]))}
+
+
+def _unique(entries):
+    seen, out = set(), []
+    for e in entries:
+        if (e["principal"], e["resource"]) not in seen:
+            seen.add((e["principal"], e["resource"]))
+            out.append(e)
+    return out
+
+
+@st.composite
+def access_configs(draw):
+    return AccessConfig.model_validate({
+        "mode": draw(st.sampled_from(["authoritative", "additive"])),
+        "default_permission": draw(levels).name,
+        "admins": draw(st.lists(st.sampled_from(USERS), max_size=1, unique=True)),
+        "groups": {g: draw(st.lists(st.sampled_from(USERS), unique=True)) for g in GROUPS},
+        "grants": _unique(draw(st.lists(grant_entries(), max_size=8))),
+        "denies": _unique(draw(st.lists(deny_entries(), max_size=3))),
+    })
+
+
+@st.composite
+def api_grants(draw):
+    out = []
+    for i, entry in enumerate(draw(st.lists(grant_entries(), max_size=4))):
+        out.append(Grant.from_api(i, entry["principal"], entry["resource"], entry["permission"]))
+    return out
+
+
+subjects = st.builds(
+    lambda name, groups, admin, ro: Subject("user", name, frozenset(groups), admin, ro),
+    st.sampled_from(USERS), st.lists(st.sampled_from(GROUPS), unique=True), st.booleans(), st.booleans(),
+)
+resources = st.builds(Resource.experiment, st.sampled_from(IDS), names)
+needed = st.sampled_from([Permission.READ, Permission.EDIT, Permission.MANAGE])
+
+
+def _requirement(permission: Permission) -> Requirement:
+    return Requirement(Access.RESOURCE, permission, ResourceKind.EXPERIMENT)
+
+
+def _matches(grant: Grant, resource: Resource) -> bool:
+    if grant.resource.pattern is None:
+        return grant.resource.id == resource.id
+    return glob_matches(grant.resource.pattern, resource.name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(access_configs(), api_grants(), subjects, resources, needed)
+def test_decide_is_deterministic_and_order_independent(access, grants, subject, resource, permission):
+    policy = compile_policy(access, grants)
+    first = decide(policy, subject, _requirement(permission), resource)
+    assert decide(policy, subject, _requirement(permission), resource) == first
+    assert decide(compile_policy(access, grants), subject, _requirement(permission), resource) == first
+    # The order of API grants may change which equal grant is cited, never the outcome.
+    shuffled = compile_policy(access, list(reversed(grants)))
+    assert decide(shuffled, subject, _requirement(permission), resource).allowed == first.allowed
+    dumped = access.model_dump()
+    reordered = AccessConfig.model_validate({**dumped, "grants": list(reversed(dumped["grants"]))})
+    again = decide(compile_policy(reordered, grants), subject, _requirement(permission), resource)
+    assert again.allowed == first.allowed
+
+
+@settings(max_examples=200, deadline=None)
+@given(access_configs(), api_grants(), subjects, resources, needed)
+def test_a_matching_deny_overrides_every_allow(access, grants, subject, resource, permission):
+    policy = compile_policy(access, grants)
+    decision = decide(policy, subject, _requirement(permission), resource)
+    keys = set(policy.principal_keys(subject))
+    vetoed = any(g.effect == "deny" and g.subject.key in keys and g.permission <= permission and _matches(g, resource)
+                 for g in access.file_grants())
+    if policy.is_admin(subject) and not (subject.read_only_token and permission > Permission.READ):
+        assert decision.allowed
+        assert decision.rule == "admin"
+    elif vetoed:
+        assert not decision.allowed
+        assert decision.rule.startswith("access.denies[") or decision.rule == "read-only-token"
+
+
+@settings(max_examples=200, deadline=None)
+@given(access_configs(), api_grants(), subjects, resources, needed)
+def test_unmatched_requests_fall_to_the_default(access, grants, subject, resource, permission):
+    policy = compile_policy(access, grants)
+    keys = set(policy.principal_keys(subject))
+    applicable = [g for g in (*access.file_grants(), *grants) if g.subject.key in keys and _matches(g, resource)]
+    if applicable or policy.is_admin(subject) or subject.read_only_token:
+        return
+    decision = decide(policy, subject, _requirement(permission), resource)
+    assert decision.rule == "default_permission"
+    assert decision.allowed == (policy.default_permission >= permission)
+
+
+@settings(max_examples=400, deadline=None)
+@given(access_configs(), api_grants(), subjects, resources)
+def test_visibility_scope_matches_decide_for_read(access, grants, subject, resource):
+    policy = compile_policy(access, grants)
+    scope = visible(policy, subject, ResourceKind.EXPERIMENT)
+    allowed = decide(policy, subject, _requirement(Permission.READ), resource).allowed
+    assert scope.allows(resource.id, resource.name) == allowed
+
+
+@settings(max_examples=100, deadline=None)
+@given(access_configs(), api_grants(), resources, needed)
+def test_anonymous_is_denied_every_resource(access, grants, resource, permission):
+    policy = compile_policy(access, grants)
+    decision = decide(policy, Subject.anonymous(), _requirement(permission), resource)
+    assert not decision.allowed
+    assert decision.rule == "anonymous"
+    assert not visible(policy, Subject.anonymous(), ResourceKind.EXPERIMENT).allows(resource.id, resource.name)
