@@ -264,6 +264,17 @@ ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)
 OPERATION_IDS: tuple[str, ...] = tuple(sorted(_TABLE))
 
 
+def resource_requirement(permission: Permission, kind: ResourceKind) -> Requirement:
+    """A bare check of ``permission`` on one resource of ``kind`` (``mlgate perms explain --action``)."""
+    return Requirement(Access.RESOURCE, permission, kind)
+
+
+def create_requirement(kind: ResourceKind) -> Requirement:
+    """A bare check of the create rules for ``kind``."""
+    access = Access.CREATE_EXPERIMENT if kind is ResourceKind.EXPERIMENT else Access.CREATE_MODEL
+    return Requirement(access, E, kind)
+
+
 def requirement_for(operation_id: str) -> Requirement | None:
     """The requirement of ``operation_id``, or None when it is unmapped (the gateway then denies)."""
     return ROUTE_TABLE.get(operation_id)

@@ -34,7 +34,7 @@ from policies.file.fields import PermissionName, ResourceText
 from policies.file.loader import load_policy_file, parse_yaml, policy_from_data
 from policies.file.problems import PolicyFileError, validation_problems
 from policies.model import Decision, Grant, Permission, Resource, ResourceKind, Subject
-from policies.routes import Access, Requirement, requirement_for
+from policies.routes import Access, Requirement, create_requirement, requirement_for, resource_requirement
 
 
 class CaseFileError(Exception):
@@ -161,11 +161,10 @@ def _create_kind(requirement: Requirement) -> ResourceKind | None:
 def _requirement(case: CaseSpec) -> Requirement | None:
     if case.operation is not None:
         return requirement_for(case.operation)
-    if case.action == "CREATE":
-        access = Access.CREATE_MODEL if case.model is not None else Access.CREATE_EXPERIMENT
-        return Requirement(access, Permission.EDIT)
     kind = ResourceKind.REGISTERED_MODEL if case.model is not None else ResourceKind.EXPERIMENT
-    return Requirement(Access.RESOURCE, Permission[case.action], kind)
+    if case.action == "CREATE":
+        return create_requirement(kind)
+    return resource_requirement(Permission[case.action], kind)
 
 
 def _checks(case: CaseSpec) -> list[tuple[Requirement | None, Resource | None]]:

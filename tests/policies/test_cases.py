@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from policies.file.schema import SCHEMA_PATH
 from policies.testing import CaseFileError, load_case_file, run_case, run_case_file
 
 CASES_DIR = Path(__file__).with_name("cases")
@@ -96,3 +97,26 @@ def test_an_invalid_policy_in_a_case_file_is_reported(tmp_path):
     with pytest.raises(CaseFileError) as caught:
         load_case_file(path)
     assert caught.value.problems == ["policy: access.mode: 'sometimes' is not one of authoritative, additive"]
+
+
+def test_the_shipped_example_policy_loads_and_means_what_its_comments_say(tmp_path):
+    example = SCHEMA_PATH.with_name("example-policy.yaml")
+    path = write(tmp_path, f"""\
+        policy_file: {example}
+        cases:
+          - {{name: team edits, principal: user:bob, action: EDIT, experiment: {{id: "1", name: team-a/x}},
+             expect: allow, rule: "access.grants[0]"}}
+          - {{name: alice manages, principal: user:alice, action: MANAGE, experiment: {{id: "1", name: team-a/x}},
+             expect: allow, rule: "access.grants[1]"}}
+          - {{name: auditors read, principal: user:dora, action: READ, model: other, expect: allow,
+             rule: "access.grants[4]"}}
+          - {{name: contractors are kept out of prod, principal: user:carl, groups: [team-a], action: READ,
+             experiment: {{id: "2", name: team-a/prod}}, expect: deny, rule: "access.denies[0]"}}
+          - {{name: strangers see nothing, principal: user:zed, action: READ, experiment: {{id: "1", name: team-a/x}},
+             expect: deny, rule: default_permission}}
+          - {{name: sandbox for all, principal: user:zed, action: CREATE, new_name: sandbox/z, expect: allow,
+             rule: "access.create.experiments[1]"}}
+    """)
+    results = run_case_file(path, environ={})
+    assert [r.message for r in results if not r.passed] == []
+    assert len(results) == 6
