@@ -43,7 +43,7 @@ class QueryCounter:
 
 
 def _populated_run(conn, experiment_id: int, i: int) -> str:
-    run_id = runs.create_run(conn, experiment_id, f"user{i}", 1000 + i, [("t", str(i))], f"run-{i}")
+    run_id = runs.create_run(conn, experiment_id, f"user{i}", 1000 + i, [("t", str(i))], f"run-{i}")["info"]["run_id"]
     run = require_active_run(conn, run_id)
     log_metrics(conn, run_id, [Metric("m", float(i), 1, 0), Metric("m", float(i) + 1, 2, 1)])
     log_params(conn, run_id, {"p": str(i)})
@@ -95,7 +95,7 @@ def test_experiments_to_json_order_and_query_count(engine):
 def test_get_run_experiment_id(engine):
     with engine.begin() as conn:
         eid = experiments.create_experiment(conn, "owner", None, [])
-        run_id = runs.create_run(conn, int(eid), "", None, [], None)
+        run_id = runs.create_run(conn, int(eid), "", None, [], None)["info"]["run_id"]
         runs.delete_run(conn, run_id)
     with engine.connect() as conn:
         assert runs.get_run_experiment_id(conn, run_id) == eid

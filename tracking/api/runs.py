@@ -59,8 +59,7 @@ def create_run(request: Request, args: Args = Depends(parsed_args)):
     run_name = args.str("run_name") or None
     tags = key_value_pairs(args.obj_list("tags"), "tags")
     with write_transaction(tracking_of(request).engine) as conn:
-        run_id = store.create_run(conn, experiment_id, user_id, start_time, tags, run_name)
-        run = store.get_run(conn, run_id)
+        run = store.create_run(conn, experiment_id, user_id, start_time, tags, run_name)
     return ok({"run": run})
 
 

@@ -31,7 +31,8 @@ def log_params(conn: Connection, run_id: str, values: dict[str, str]) -> None:
                 f"value='{c['old_value']}' for run ID='{run_id}'. Attempted logging new value '{c['new_value']}'.")
         raise invalid_parameter(
             f"Changing param values is not allowed. Params were already logged='{changed}' for run ID='{run_id}'.")
-    new = {k: v for k, v in values.items() if k not in existing}
+    # Sorted, so concurrent writers take row locks in one order.
+    new = {k: v for k, v in sorted(values.items()) if k not in existing}
     insert_ignoring_conflicts(conn, params, [{"run_uuid": run_id, "key": k, "value": v} for k, v in new.items()],
                               ["run_uuid", "key"])
     if new:

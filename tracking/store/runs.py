@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from types import SimpleNamespace
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
@@ -19,6 +20,7 @@ from tracking.store.validation import (
     MAX_RUN_NAME_LENGTH,
     MAX_USER_ID_LENGTH,
     check_length,
+    validate_run_id,
     validate_run_tag,
 )
 
@@ -40,7 +42,7 @@ def get_run_experiment_id(conn: Connection, run_id: str) -> str | None:
     return None if value is None else str(value)
 
 
-def run_info_json(row: Row) -> dict:
+def run_info_json(row: Row | SimpleNamespace) -> dict:
     """MLflow's RunInfo JSON for a ``runs`` row."""
     info = {
         "run_uuid": row.run_uuid,
@@ -97,9 +99,12 @@ def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
 
 
 def get_run(conn: Connection, run_id: str, path: str = "run_id") -> dict:
-    """The full Run JSON, 404 for an unknown run."""
-    get_run_row(conn, run_id, path)
-    return runs_to_json(conn, [run_id])[0]
+    """The full Run JSON, 400 for a malformed id, 404 for an unknown run."""
+    validate_run_id(run_id, path)
+    found = runs_to_json(conn, [run_id])
+    if not found:
+        raise not_found(f"Run with id={run_id} not found")
+    return found[0]
 
 
 def _check_run_name(name: str, path: str) -> str:
@@ -108,8 +113,10 @@ def _check_run_name(name: str, path: str) -> str:
 
 
 def create_run(conn: Connection, experiment_id: int, user_id: str, start_time: int | None,
-               tag_pairs: list[tuple[str, str]], run_name: str | None) -> str:
-    """Create a RUNNING run in an active experiment; ``run_name`` and the ``mlflow.runName`` tag agree."""
+               tag_pairs: list[tuple[str, str]], run_name: str | None) -> dict:
+    """Create a RUNNING run in an active experiment and return its Run JSON; ``run_name`` and the
+    ``mlflow.runName`` tag always agree.
+    """
     check_length("user_id", user_id, MAX_USER_ID_LENGTH)
     checked = dict(validate_run_tag(k, v, f"tags[{i}]") for i, (k, v) in enumerate(tag_pairs))
     tag_name = checked.get(RUN_NAME_TAG) or None
@@ -121,13 +128,22 @@ def create_run(conn: Connection, experiment_id: int, user_id: str, start_time: i
     checked[RUN_NAME_TAG] = name
     check_experiment_active(get_experiment_row(conn, experiment_id))
     run_id = uuid.uuid4().hex
-    conn.execute(insert(runs).values(
-        run_uuid=run_id, name=name, experiment_id=experiment_id, user_id=user_id, status="RUNNING",
-        start_time=start_time if start_time is not None else now_ms(), end_time=None,
-        lifecycle_stage="active", artifact_uri=f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts",
-        deleted_time=None))
-    conn.execute(insert(tags), [{"run_uuid": run_id, "key": k, "value": v} for k, v in checked.items()])
-    return run_id
+    values = {
+        "run_uuid": run_id, "name": name, "experiment_id": experiment_id, "user_id": user_id, "status": "RUNNING",
+        "start_time": start_time if start_time is not None else now_ms(), "end_time": None,
+        "lifecycle_stage": "active", "artifact_uri": f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts",
+        "deleted_time": None,
+    }
+    conn.execute(insert(runs).values(**values))
+    ordered = sorted(checked.items())
+    conn.execute(insert(tags), [{"run_uuid": run_id, "key": k, "value": v} for k, v in ordered])
+    # A new run has nothing but its info and tags, so its JSON is built without reading it back.
+    return {
+        "info": run_info_json(SimpleNamespace(**values)),
+        "data": {"metrics": [], "params": [], "tags": [{"key": k, "value": v} for k, v in ordered]},
+        "inputs": {"dataset_inputs": [], "model_inputs": []},
+        "outputs": {"model_outputs": []},
+    }
 
 
 def update_run(conn: Connection, run_id: str, status: str | None, end_time: int | None,
@@ -169,7 +185,7 @@ def restore_run(conn: Connection, run_id: str) -> None:
 def _upsert_tags(conn: Connection, run_id: str, values: dict[str, str]) -> None:
     stmt = dialect_insert(conn, tags)
     conn.execute(stmt.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value}),
-                 [{"run_uuid": run_id, "key": k, "value": v} for k, v in values.items()])
+                 [{"run_uuid": run_id, "key": k, "value": v} for k, v in sorted(values.items())])
 
 
 def check_run_tags(tag_pairs: list[tuple[str, str]], prefix: str = "tags") -> dict[str, str]:
