@@ -115,6 +115,14 @@ def conflict_with_file(file_grants: Iterable[Grant], grant: Grant) -> str | None
     return None
 
 
+def api_grant_conflict(file_config: PolicyFile | AccessConfig, grant: Grant) -> str | None:
+    """Why the permission API must refuse ``grant`` (authoritative file, same entry), or None to accept it."""
+    access = file_config.access if isinstance(file_config, PolicyFile) else file_config
+    if access.mode != "authoritative":
+        return None
+    return conflict_with_file(access.file_grants(), grant)
+
+
 def _index(grants: list[tuple[Grant, int]]) -> dict[tuple[str, ResourceKind], KindIndex]:
     by_id: dict[tuple[str, ResourceKind], dict[str, list[IndexedGrant]]] = {}
     patterns: dict[tuple[str, ResourceKind], list[IndexedGrant]] = {}

@@ -54,11 +54,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from policies.compiled import CompiledPolicy, IndexedGrant, compile_policy
+from policies.compiled import CompiledPolicy, IndexedGrant, api_grant_conflict, compile_policy
 from policies.model import Decision, Permission, Resource, ResourceKind, ScopeSpec, Subject
 from policies.routes import Access, Requirement
 
-__all__ = ["compile_policy", "decide", "decide_all", "visible"]
+__all__ = ["api_grant_conflict", "compile_policy", "decide", "decide_all", "visible"]
 
 _CREATE_KIND = {Access.CREATE_EXPERIMENT: ResourceKind.EXPERIMENT, Access.CREATE_MODEL: ResourceKind.REGISTERED_MODEL}
 _CREATE_SECTION = {ResourceKind.EXPERIMENT: "experiments", ResourceKind.REGISTERED_MODEL: "models"}

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from policies.compiled import conflict_with_file
-from policies.decide import compile_policy, decide, decide_all, visible
+from policies.decide import api_grant_conflict, compile_policy, decide, decide_all, visible
 from policies.file import policy_from_data
 from policies.glob import check_pattern, glob_matches, specificity
 from policies.model import (
@@ -85,6 +85,9 @@ def test_authoritative_mode_refuses_conflicting_api_grants_and_says_why():
                                                          "experiment:1 and the policy file is authoritative"),)
     document = policy_from_data({"access": file_access}, {})
     assert conflict_with_file(document.access.file_grants(), unrelated) is None
+    assert api_grant_conflict(document, conflicting) == compiled.refused_api_grants[0][1]
+    assert api_grant_conflict(document, unrelated) is None
+    assert api_grant_conflict(document.access.model_copy(update={"mode": "additive"}), conflicting) is None
     additive = policy({**file_access, "mode": "additive"}, [conflicting])
     assert additive.refused_api_grants == ()
     assert decide(additive, ALICE, requirement_for("experiments.delete"), Resource.experiment(1, "e")).allowed
