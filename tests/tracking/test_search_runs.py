@@ -191,6 +191,15 @@ def test_runs_of_several_experiments(client, populated):
     assert names(_ok(search(client, {"experiment_ids": [exp, other], "max_results": 3}))) == ["r5", "o1", "r4"]
 
 
+def test_many_experiment_ids_do_not_hit_bind_parameter_limits(client, populated):
+    exp, _ = populated
+    ids = [str(n) for n in range(1000, 41000)] + [exp]
+    assert len(names(_ok(search(client, {"experiment_ids": ids})))) == 5
+    too_many = search(client, {"experiment_ids": ["1"] * 100_001})
+    assert too_many.status_code == 400
+    assert too_many.json()["message"] == "Parameter 'experiment_ids' may list at most 100000 experiments."
+
+
 def test_run_json_is_complete(client, populated):
     exp, ids = populated
     run = _ok(search(client, {"experiment_ids": [exp], "filter": "attributes.run_name = 'r1'"}))["runs"][0]

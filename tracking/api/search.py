@@ -28,6 +28,9 @@ router = APIRouter()
 DEFAULT_MAX_RESULTS = 1000
 MAX_RESULTS_LIMIT = 50_000
 MAX_FILTER_CHARS = 50_000
+# Generous: MLflow's client lists every experiment for search_all_experiments; bounded so one request
+# cannot build an unbounded statement.
+MAX_EXPERIMENT_IDS = 100_000
 # protobuf ViewType: names in JSON, numbers also accepted as protobuf JSON allows.
 VIEW_TYPES = {"ACTIVE_ONLY": "ACTIVE_ONLY", "DELETED_ONLY": "DELETED_ONLY", "ALL": "ALL",
               "1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
@@ -69,7 +72,10 @@ def _page(conn, stmt_for, fp: str, page_token: str | None, max_results: int) -> 
 def search_runs(request: Request, args: Args = Depends(request_args)):
     """Runs of the given experiments matching the filter, in order, one page at a time."""
     filter_text, order_by, max_results, page_token = _common(args)
-    experiment_ids = [parse_experiment_id(v, "experiment_ids") for v in args.str_list("experiment_ids")]
+    raw_ids = args.str_list("experiment_ids")
+    if len(raw_ids) > MAX_EXPERIMENT_IDS:
+        raise invalid_parameter(f"Parameter 'experiment_ids' may list at most {MAX_EXPERIMENT_IDS} experiments.")
+    experiment_ids = [parse_experiment_id(v, "experiment_ids") for v in raw_ids]
     search = build_run_search(experiment_ids, filter_text, order_by, _view_type(args, "run_view_type"))
     scope = visibility_scope(request).experiments
     with tracking_of(request).engine.begin() as conn:

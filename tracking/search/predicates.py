@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, String, cast, select
+from sqlalchemy import ColumnElement, Select, String, bindparam, cast, select
 
 from tracking.db.tables import experiments
 from tracking.scope import ResourceScope
@@ -34,6 +34,18 @@ def compare(column: ColumnElement, op: str, value: object) -> ColumnElement[bool
     raise ValueError(f"no SQL for operator {op!r}")  # the parsers only produce the operators above
 
 
+def integer_ids_in(column: ColumnElement, ids: list[int]) -> ColumnElement[bool]:
+    """``column IN (ids)`` with the integers inlined at execution time.
+
+    A search over every experiment can name tens of thousands of ids; as bound parameters they would
+    exceed SQLite's and PostgreSQL's per-statement limits. The values are Python ints, so inlining them
+    is safe.
+    """
+    if any(type(i) is not int for i in ids):
+        raise TypeError("integer_ids_in takes ints only")
+    return column.in_(bindparam("ids", list(ids), expanding=True, literal_execute=True, unique=True))
+
+
 def experiment_scope_clause(scope: ResourceScope) -> ColumnElement[bool]:
     """The scope's condition on the experiments table.
 
@@ -49,7 +61,7 @@ def visible_experiment_ids(scope: ResourceScope, requested: list[int]) -> Select
         return None
     return (
         select(experiments.c.experiment_id)
-        .where(experiments.c.experiment_id.in_(requested), experiment_scope_clause(scope))
+        .where(integer_ids_in(experiments.c.experiment_id, requested), experiment_scope_clause(scope))
     )
 
 

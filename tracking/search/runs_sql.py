@@ -18,7 +18,7 @@ from tracking.scope import ResourceScope
 from tracking.search.filter import DEFAULT_KINDS, AttributeRules, Comparison, parse_filter
 from tracking.search.order_by import OrderKey, parse_order_by
 from tracking.search.page_token import fingerprint
-from tracking.search.predicates import compare, scope_fingerprint, visible_experiment_ids
+from tracking.search.predicates import compare, integer_ids_in, scope_fingerprint, visible_experiment_ids
 
 RUN_ATTRIBUTES = AttributeRules(
     string=frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"}),
@@ -152,7 +152,7 @@ def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: i
     """SELECT the ids of one page of matching runs (``limit`` rows from ``offset``) in order."""
     visible = visible_experiment_ids(scope, list(search.experiment_ids))
     where = [
-        runs.c.experiment_id.in_(search.experiment_ids),
+        integer_ids_in(runs.c.experiment_id, list(search.experiment_ids)),
         runs.c.lifecycle_stage.in_(VIEW_STAGES[search.view_type]),
         *(condition(c) for c in search.comparisons),
     ]
