@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
+from tests.conftest import TEST_ADMIN_TOKEN
 from tests.tracking.mlflow3_fixtures import engine_of, log_model_metric, make_experiment, make_run
 from tracking.db.mlflow3_tables import logged_models
 from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
@@ -147,7 +148,8 @@ def test_visibility_scope_applies_inside_the_query(app_factory):
             setattr(request.state, REQUEST_STATE_KEY, hidden)
         return await call_next(request)
 
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:5000",
+                    headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as client:
         exp1, exp2 = make_experiment(client, "alpha"), make_experiment(client, "beta")
         for exp in (exp1, exp2, exp2):
             client.post(f"{A}/logged-models", json={"experiment_id": exp})
