@@ -583,3 +583,37 @@ def test_float_values_round_trip_exactly(api):
     got = [m["value"] for m in history(api, run_id, "f")["metrics"]]
     assert got == values
     assert all(not math.isnan(v) for v in got)
+
+
+@pytest.mark.parametrize(("path", "template"), [
+    ("runs/set-tag", b'{"run_id": "RUN", "key": "k", "value": "\\ud800"}'),
+    ("runs/set-tag", b'{"run_id": "RUN", "key": "k\\udfff", "value": "v"}'),
+    ("runs/log-batch", b'{"run_id": "RUN", "params": [{"key": "p", "value": "\\udbff"}]}'),
+    ("runs/log-metric", b'{"run_id": "RUN", "key": "m", "timestamp": 1, "value": 1' + b"0" * 400 + b"}"),
+])
+def test_unstorable_values_are_400_and_change_nothing(api, path, template):
+    run_id = new_run(api)["info"]["run_id"]
+    before = get_run(api, run_id)
+    resp = api.post(f"{A}/{path}", content=template.replace(b"RUN", run_id.encode()),
+                    headers={"Content-Type": "application/json"})
+    assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+    assert get_run(api, run_id) == before
+
+
+def test_paired_surrogates_are_ordinary_characters(api):
+    run_id = new_run(api)["info"]["run_id"]
+    resp = api.post(f"{A}/runs/set-tag", content=f'{{"run_id": "{run_id}", "key": "k", "value": "\\ud83d\\ude00"}}',
+                    headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200
+    assert tags_of(get_run(api, run_id))["k"] == "\U0001F600"
+
+
+def test_nul_in_read_parameters_is_never_a_server_error(api):
+    run_id = new_run(api)["info"]["run_id"]
+    for path, params in ((f"{A}/experiments/get-by-name", {"experiment_name": "a\x00b"}),
+                         (f"{A}/metrics/get-history", {"run_id": run_id, "metric_key": "a\x00"})):
+        resp = api.get(path, params=params)
+        if api.backend == "postgresql":
+            assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
+        else:
+            assert resp.status_code in (200, 404)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +66,30 @@ def parse_json_object(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> dict[st
     if not isinstance(value, dict):
         raise MlflowError("The request body must be a JSON object.", "MALFORMED_REQUEST")
     _depth(value, max_depth)
+    if _SURROGATE_ESCAPE.search(text):
+        _reject_lone_surrogates(value)
     return value
+
+
+# A "\ud800"-style escape without its pair decodes to a lone surrogate, which neither the database
+# drivers nor a UTF-8 response can encode; only bodies containing such an escape are walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _reject_lone_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                raise invalid_parameter("Invalid JSON: a string contains an unpaired UTF-16 surrogate.") from None
 
 
 class Args:
@@ -215,7 +239,10 @@ def to_double(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise invalid_parameter(f"Invalid value {value!r} for parameter '{name}' supplied: expected a number.")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer literal beyond the double range
+            raise invalid_parameter(f"Parameter '{name}' is out of the 64-bit floating point range.") from None
     if isinstance(value, str):
         special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf,
                    "-inf": -math.inf}

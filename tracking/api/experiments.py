@@ -12,7 +12,7 @@ from tracking.api.responses import ok
 from tracking.errors import invalid_parameter
 from tracking.services import tracking_of
 from tracking.store import experiments as store
-from tracking.store.transaction import write_transaction
+from tracking.store.transaction import read_connection, write_transaction
 
 router = APIRouter()
 
@@ -56,7 +56,7 @@ def create_experiment(request: Request, args: Args = Depends(parsed_args)):
 def get_experiment(request: Request, args: Args = Depends(parsed_args)):
     """One experiment by id, active or deleted."""
     experiment_id = _experiment_id(args)
-    with tracking_of(request).engine.connect() as conn:
+    with read_connection(tracking_of(request).engine) as conn:
         return ok({"experiment": store.get_experiment(conn, experiment_id)})
 
 
@@ -64,7 +64,7 @@ def get_experiment(request: Request, args: Args = Depends(parsed_args)):
 def get_experiment_by_name(request: Request, args: Args = Depends(parsed_args)):
     """One experiment by exact name, active or deleted."""
     name = args.str("experiment_name", required=True, allow_empty=False)
-    with tracking_of(request).engine.connect() as conn:
+    with read_connection(tracking_of(request).engine) as conn:
         return ok({"experiment": store.get_experiment_by_name(conn, name)})
 
 

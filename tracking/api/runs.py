@@ -18,7 +18,7 @@ from tracking.store import runs as store
 from tracking.store.experiments import parse_experiment_id
 from tracking.store.metrics import MAX_RESULTS_PER_RUN, MAX_RUNS_PER_BULK_INTERVAL, Metric
 from tracking.store.run_lookup import existing_run_ids, get_run_row, require_active_run
-from tracking.store.transaction import write_transaction
+from tracking.store.transaction import read_connection, write_transaction
 from tracking.store.validation import validate_batch_limits, validate_param, validate_run_id
 
 router = APIRouter()
@@ -67,7 +67,7 @@ def create_run(request: Request, args: Args = Depends(parsed_args)):
 def get_run(request: Request, args: Args = Depends(parsed_args)):
     """One run with its latest metrics, params, tags, inputs and outputs."""
     run_id = _run_id(args)
-    with tracking_of(request).engine.connect() as conn:
+    with read_connection(tracking_of(request).engine) as conn:
         return ok({"run": store.get_run(conn, run_id)})
 
 
@@ -207,7 +207,7 @@ def get_metric_history(request: Request, args: Args = Depends(parsed_args)):
     key = args.str("metric_key", required=True, allow_empty=False)
     max_results = args.int("max_results", minimum=1)
     page_token = args.str("page_token") or None
-    with tracking_of(request).engine.connect() as conn:
+    with read_connection(tracking_of(request).engine) as conn:
         get_run_row(conn, run_id)
         points, token = metric_store.get_metric_history(conn, run_id, key, max_results, page_token)
     payload: dict[str, Any] = {"metrics": points}
@@ -241,7 +241,7 @@ def get_metric_history_bulk_interval(request: Request, args: Args = Depends(pars
     if start_step is not None and start_step > end_step:
         raise invalid_parameter("end_step must be greater than start_step. "
                                 f"Found start_step={start_step} and end_step={end_step}.")
-    with tracking_of(request).engine.connect() as conn:
+    with read_connection(tracking_of(request).engine) as conn:
         missing = set(run_ids) - existing_run_ids(conn, run_ids)
         if missing:
             raise not_found(f"Run with id={sorted(missing)[0]} not found")

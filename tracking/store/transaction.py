@@ -26,3 +26,16 @@ def write_transaction(engine: Engine, on_conflict: Callable[[], MlflowError] | N
     except DataError as exc:
         raise MlflowError("A value in the request cannot be stored (invalid characters or out of range).",
                           "INVALID_PARAMETER_VALUE") from exc
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """``engine.connect()`` for reads; a value the database refuses to compare (e.g. a NUL character
+    on PostgreSQL) becomes a 400 instead of a 500.
+    """
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except DataError as exc:
+        raise MlflowError("A value in the request cannot be used (invalid characters or out of range).",
+                          "INVALID_PARAMETER_VALUE") from exc
