@@ -229,12 +229,9 @@ def get_metric_history_bulk_interval(request: Request, args: Args = Depends(pars
     for run_id in run_ids:
         validate_run_id(run_id, "run_ids")
     key = args.str("metric_key", required=True, allow_empty=False)
-    if "max_results" in args:
-        max_results = args.int("max_results")
-        if not 1 <= max_results <= MAX_RESULTS_PER_RUN:
-            raise invalid_parameter(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
-    else:
-        max_results = MAX_RESULTS_PER_RUN
+    max_results = args.int("max_results", default=MAX_RESULTS_PER_RUN)
+    if not 1 <= max_results <= MAX_RESULTS_PER_RUN:
+        raise invalid_parameter(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
     start_step, end_step = args.int("start_step"), args.int("end_step")
     if (start_step is None) != (end_step is None):
         raise invalid_parameter("If either start step or end step are specified, both must be specified.")
