@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from starlette.testclient import TestClient
 
+from tests.conftest import TEST_ADMIN_TOKEN
+from tests.services import fresh_postgres_database
 from tracking.search.page_token import encode_page_token
 
 A = "/api/2.0/mlflow"
@@ -253,12 +256,10 @@ def test_huge_offset_in_a_valid_token_returns_an_empty_page(client, populated):
 @pytest.fixture
 def pg_client(app_factory):
     """A TestClient over an app whose tracking database is a fresh PostgreSQL database."""
-    from starlette.testclient import TestClient
-
-    from tests.services import fresh_postgres_database
-
-    with fresh_postgres_database() as uri, TestClient(app_factory(backend_store_uri=uri),
-                                                      base_url="http://127.0.0.1:5000") as c:
+    with fresh_postgres_database() as uri, TestClient(
+        app_factory(backend_store_uri=uri), base_url="http://127.0.0.1:5000",
+        headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"},
+    ) as c:
         yield c
 
 

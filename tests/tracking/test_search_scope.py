@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, TEST_ADMIN_TOKEN
 from tests.services import fresh_postgres_database
 from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
 
@@ -29,7 +29,8 @@ class ScopeHolder:
 
 def _client(app, holder) -> Iterator[tuple[TestClient, dict]]:
     app.add_middleware(ScopeHolder, holder=holder)
-    with TestClient(app, base_url="http://127.0.0.1:5000") as client:
+    with TestClient(app, base_url="http://127.0.0.1:5000",
+                    headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as client:
         yield client, holder
 
 
