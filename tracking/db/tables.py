@@ -89,6 +89,9 @@ metrics = Table(
     # (run_uuid, key, step) also serves history reads and the sampled bulk-interval query.
     UniqueConstraint("run_uuid", "key", "step", "timestamp", "value", "is_nan", name="uq_metrics_point"),
 )
+# Logged models read their metrics by model_id; most points have none, so only those that do are indexed.
+Index("ix_metrics_model_id", metrics.c.model_id, postgresql_where=metrics.c.model_id.isnot(None),
+      sqlite_where=metrics.c.model_id.isnot(None))
 
 latest_metrics = Table(
     "latest_metrics",
