@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import BACKENDS, LiveServer, start_server
 from tests.services import fresh_postgres_database
+
+E2E_AUTH = os.environ.get("MLGATE_E2E_AUTH", "basic")
+_admin_tokens: dict[str, str] = {}
+
+
+def admin_token(server: LiveServer) -> str:
+    """A personal access token of the server's administrator (made once per server)."""
+    if server.url not in _admin_tokens:
+        response = httpx.post(f"{server.url}/api/2.0/mlflow/users/tokens/create", auth=server.admin_auth,
+                              json={"name": "e2e", "expires_in_days": 1}, timeout=30)
+        response.raise_for_status()
+        _admin_tokens[server.url] = response.json()["token"]
+    return _admin_tokens[server.url]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -33,9 +48,16 @@ def mlflow_client(e2e_server: LiveServer, monkeypatch):
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", e2e_server.url)
-    # The server requires authentication; the client sends these as HTTP Basic credentials.
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", e2e_server.admin_username)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", e2e_server.admin_password)
+    # The server requires authentication. By default the client sends HTTP Basic credentials;
+    # MLGATE_E2E_AUTH=token runs the same suite with a personal access token instead.
+    if E2E_AUTH == "token":
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", admin_token(e2e_server))
+    else:
+        monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", e2e_server.admin_username)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", e2e_server.admin_password)
     mlflow.set_tracking_uri(e2e_server.url)
     yield MlflowClient(e2e_server.url)
     if mlflow.active_run() is not None:
