@@ -39,15 +39,24 @@ class KindIndex:
 
     by_id: Mapping[str, tuple[IndexedGrant, ...]]
     patterns: tuple[IndexedGrant, ...]  # most specific first
+    # All patterns as one alternation: a name matching none (the usual case) costs one regex call.
+    any_pattern: re.Pattern[str] | None = None
 
     def matching(self, resource_id: str | None, name: str | None) -> list[IndexedGrant]:
         """Every grant here that covers the resource."""
         found = list(self.by_id.get(resource_id, ())) if resource_id is not None else []
-        found.extend(g for g in self.patterns if g.matches(resource_id, name))
+        if name is not None and self.any_pattern is not None and self.any_pattern.fullmatch(name):
+            found.extend(g for g in self.patterns if g.matches(resource_id, name))
         return found
 
 
 _EMPTY_KIND = KindIndex(MappingProxyType({}), ())
+
+
+def _alternation(patterns: tuple[IndexedGrant, ...]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{g.matcher.pattern})" for g in patterns if g.matcher is not None), re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -106,13 +115,23 @@ def rank(grant: Grant, order: int) -> tuple[int, ...]:
     return (tier, prefix, literal, direct, int(grant.permission), -order)
 
 
+def _file_entries(file_grants: Iterable[Grant]) -> dict[tuple, Grant]:
+    """The first file entry for each (principal, selector) pair."""
+    entries: dict[tuple, Grant] = {}
+    for existing in file_grants:
+        entries.setdefault((existing.subject, existing.resource), existing)
+    return entries
+
+
+def _conflict_reason(existing: Grant, grant: Grant) -> str:
+    return (f"{existing.rule} already decides {grant.subject.key} on {grant.resource.text} and the policy file is "
+            "authoritative")
+
+
 def conflict_with_file(file_grants: Iterable[Grant], grant: Grant) -> str | None:
     """Why an API grant conflicts with the file (same principal and resource selector), or None."""
-    for existing in file_grants:
-        if existing.subject == grant.subject and existing.resource == grant.resource:
-            return (f"{existing.rule} already decides {grant.subject.key} on {grant.resource.text} and the policy "
-                    "file is authoritative")
-    return None
+    existing = _file_entries(file_grants).get((grant.subject, grant.resource))
+    return None if existing is None else _conflict_reason(existing, grant)
 
 
 def api_grant_conflict(file_config: PolicyFile | AccessConfig, grant: Grant) -> str | None:
@@ -138,7 +157,7 @@ def _index(grants: list[tuple[Grant, int]]) -> dict[tuple[str, ResourceKind], Ki
     for key in by_id.keys() | patterns.keys():
         ids = {rid: tuple(sorted(gs, key=lambda g: g.rank, reverse=True)) for rid, gs in by_id.get(key, {}).items()}
         pats = tuple(sorted(patterns.get(key, []), key=lambda g: g.rank, reverse=True))
-        out[key] = KindIndex(MappingProxyType(ids), pats)
+        out[key] = KindIndex(MappingProxyType(ids), pats, _alternation(pats))
     return out
 
 
@@ -159,10 +178,11 @@ def compile_policy(file_config: PolicyFile | AccessConfig, api_grants: Iterable[
     file_grants = access.file_grants()
     ordered: list[tuple[Grant, int]] = [(g, i) for i, g in enumerate(file_grants)]
     refused: list[tuple[Grant, str]] = []
+    entries = _file_entries(file_grants) if access.mode == "authoritative" else {}
     for grant in api_grants:
-        why = conflict_with_file(file_grants, grant) if access.mode == "authoritative" else None
-        if why is not None:
-            refused.append((grant, why))
+        existing = entries.get((grant.subject, grant.resource))
+        if existing is not None:
+            refused.append((grant, _conflict_reason(existing, grant)))
         else:
             ordered.append((grant, len(ordered)))
     memberships: dict[str, set[str]] = {}
