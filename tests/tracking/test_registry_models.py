@@ -210,3 +210,15 @@ def test_ajax_prefix_serves_the_same_router(api):
     r = api.client.get("/ajax-api/2.0/mlflow/registered-models/get", params={"name": "m"})
     assert r.status_code == 200
     assert r.json()["registered_model"]["name"] == "m"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/registered-models/create", {"name": "n", "description": "a\x00b"}),
+    ("/registered-models/create", {"name": "n", "tags": [{"key": "k", "value": "\x00"}]}),
+    ("/registered-models/search", {"filter": "name = 'a\x00'"}),
+    ("/model-versions/search", {"filter": "tags.k = '\x00'"}),
+])
+def test_nul_characters_are_refused_before_reaching_the_database(api, path, body):
+    r = api.post(path, body)
+    assert error_of(r) == (400, "INVALID_PARAMETER_VALUE")
+    assert api.get("/registered-models/get", {"name": "n"}).status_code == 404

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
+from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
 from tracking.services import tracking_of
 from tracking.store import registry, registry_search, registry_versions
@@ -23,7 +24,33 @@ root_router = APIRouter()  # /model-versions/get-artifact
 
 _RM = "/registered-models"
 _MV = "/model-versions"
-ARGS = Depends(request_args)
+
+
+def _has_nul(value: object) -> bool:
+    # Iterative walk; body.py already bounds the nesting depth.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+async def registry_args(request: Request) -> Args:
+    """The request's fields; a NUL character anywhere is refused (PostgreSQL cannot store it in text)."""
+    args = await request_args(request)
+    if _has_nul(dict(args.data)):
+        raise invalid_parameter("Request fields cannot contain NUL characters.")
+    return args
+
+
+ARGS = Depends(registry_args)
 
 
 def _name(args: Args, field: str = "name") -> str:

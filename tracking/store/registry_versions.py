@@ -187,7 +187,10 @@ def create_model_version(conn: Connection, new: NewVersion) -> dict[str, Any]:
     validate_text(new.source, "source", MAX_SOURCE_LENGTH)
     if new.run_id and (not set(new.run_id) <= _RUN_ID_CHARS or len(new.run_id) > 32):
         raise invalid_parameter(f"Invalid run_id {new.run_id[:64]!r}.")
-    require_model(conn, new.name, for_update=True)
+    when = now_ms()
+    # Write first: the UPDATE takes the model's row lock on PostgreSQL (concurrent creations number in
+    # turn) and SQLite's write lock before anything is read, so no reader snapshot goes stale.
+    touch_model(conn, new.name, when)
     prompt_model = is_prompt_model(conn, new.name)
     if is_prompt_tags(tags):
         if not prompt_model:
@@ -201,9 +204,6 @@ def create_model_version(conn: Connection, new: NewVersion) -> dict[str, Any]:
         if prompt_model:
             raise invalid_parameter(f"{new.name!r} is a prompt; model versions cannot be added to it.")
         resolved = resolve_source(conn, new)
-    when = now_ms()
-    # The UPDATE takes the model's row lock on PostgreSQL, so concurrent creations number in turn.
-    touch_model(conn, new.name, when)
     highest = conn.execute(select(func.max(model_versions.c.version))
                            .where(model_versions.c.name == new.name)).scalar()
     number = (highest or 0) + 1
