@@ -152,3 +152,41 @@ def test_100_mib_round_trip_with_flat_server_memory(run, mlflow_client, e2e_serv
     # Streaming in both directions: the server's peak memory may not grow by anything near 100 MiB.
     growth = peak_rss_bytes(pid) - peak_before
     assert growth < 32 * MIB, f"server peak RSS grew by {growth / MIB:.1f} MiB during a 100 MiB round trip"
+
+
+def test_trace_spans_round_trip_through_the_trace_layout(mlflow_client, unique_name, e2e_server):
+    import mlflow
+
+    experiment_id = mlflow.set_experiment(unique_name).experiment_id
+
+    @mlflow.trace
+    def add(a, b):
+        return a + b
+
+    assert add(1, 2) == 3
+    mlflow.flush_trace_async_logging()  # traces are exported in the background
+    trace_id = mlflow.get_last_active_trace_id()
+    trace = mlflow.get_trace(trace_id)
+    assert [span.outputs for span in trace.data.spans] == [3]
+    location = f"mlflow-artifacts:/{experiment_id}/traces/{trace_id}/artifacts"
+    assert trace.info.tags["mlflow.artifactLocation"] == location
+    stored = e2e_server.workdir / "artifacts" / experiment_id / "traces" / trace_id / "artifacts" / "traces.json"
+    assert json.loads(stored.read_text())["spans"][0]["name"] == "add"
+
+
+def test_logged_model_artifacts_use_the_model_layout(mlflow_client, unique_name):
+    import mlflow
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input):
+            return model_input
+
+    experiment_id = mlflow.set_experiment(unique_name).experiment_id
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="echo", python_model=Echo())
+    names = {f.path for f in mlflow.artifacts.list_artifacts(info.model_uri)}
+    assert {"MLmodel", "python_model.pkl", "requirements.txt"} <= names
+    location = f"mlflow-artifacts:/{experiment_id}/models/{info.model_id}/artifacts"
+    assert "python_function" in mlflow.artifacts.load_text(f"{location}/MLmodel")
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    assert loaded.metadata.model_id == info.model_id
