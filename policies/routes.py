@@ -45,11 +45,16 @@ class Lookup(StrEnum):
     EXPERIMENT_ID = "experiment_id"  # the value is an experiment id
     EXPERIMENT_NAME = "experiment_name"  # the experiment with this name
     RUN = "run"  # run id -> the run's experiment
-    ARTIFACT_PATH = "artifact_path"  # '<experiment_id>/...' under the artifact root -> that experiment
+    # '<experiment_id>/...' under the artifact root -> that experiment; parse it with tracking's
+    # artifact_owner() so the check and the handler read the path the same way
+    ARTIFACT_PATH = "artifact_path"
     TRACE = "trace"  # trace (request) id -> the trace's experiment
     LOGGED_MODEL = "logged_model"  # logged model id -> its experiment
     MODEL_NAME = "model_name"  # the registered model with this name
-    SOURCE_URI = "source_uri"  # a model version source: runs:/, models:/, mlflow-artifacts:/ -> its owner
+    # a model version source (tracking's registry_source parses it): models:/<name>/... -> that
+    # registered model; runs:/, models:/<id> and mlflow-artifacts:/ sources are tied to run_id or
+    # model_id by tracking's validation and resolve to their experiment
+    SOURCE_URI = "source_uri"
     USERNAME = "username"  # a user account, for self-service checks
     NEW_NAME = "new_name"  # a name being created or renamed to, for create rules
 
