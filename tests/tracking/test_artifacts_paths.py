@@ -54,6 +54,7 @@ REFUSED = [
     ("a#b", "Invalid path: '#' is not allowed."),
     ("x" * 256, "Invalid path: a segment is longer than 255 bytes."),
     ("a/" * 2100, "Invalid path: longer than 4096 bytes."),
+    ("a/" * 64 + "b", "Invalid path: deeper than 64 levels."),
 ]
 
 

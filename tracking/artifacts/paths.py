@@ -24,6 +24,9 @@ OwnerKind = Literal["run", "model", "trace"]
 # front keeps ENAMETOOLONG from surfacing as a 500.
 MAX_PATH_BYTES = 4096
 MAX_SEGMENT_BYTES = 255
+# The local store holds one open directory descriptor per level while it walks a path; a bound on depth
+# keeps one request from exhausting the process's descriptors.
+MAX_SEGMENTS = 64
 
 # Upload temp files live next to their destination; clients may not name a file like one.
 TEMP_PREFIX = ".mlgate-upload-"
@@ -92,6 +95,8 @@ def split_relative_path(raw: str, *, allow_trailing_slash: bool = False) -> tupl
         if len(segment.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
             raise invalid_path(f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
         segments.append(segment)
+    if len(segments) > MAX_SEGMENTS:
+        raise invalid_path(f"deeper than {MAX_SEGMENTS} levels")
     return tuple(segments)
 
 
