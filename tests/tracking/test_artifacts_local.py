@@ -202,3 +202,26 @@ def test_a_fifo_is_refused_without_blocking(repo, root):
     assert info.value.message == "Invalid path: not a regular file."
     with pytest.raises(MlflowError):
         repo.open_writer(at("pipe"))
+
+
+def test_concurrent_uploads_to_one_path_leave_one_whole_file(repo, root):
+    first = repo.open_writer(at("same/file.bin"))
+    second = repo.open_writer(at("same/file.bin"))
+    first.write(b"A" * 1000)
+    second.write(b"B" * 500)
+    first.write(b"A" * 1000)
+    second.commit()
+    first.commit()
+    assert read(repo, "same/file.bin") == b"A" * 2000
+    assert os.listdir(root / BASE / "same") == ["file.bin"]
+
+
+def test_a_download_in_progress_keeps_reading_the_version_it_opened(repo):
+    write(repo, "model.bin", b"old" * 1000)
+    reader = repo.open_reader(at("model.bin"))
+    write(repo, "model.bin", b"new")
+    try:
+        assert reader.read(1 << 20) == b"old" * 1000
+    finally:
+        reader.close()
+    assert read(repo, "model.bin") == b"new"
