@@ -227,3 +227,53 @@ def test_encoded_slash_stays_inside_the_named_run(raw_server):
     assert (root / BASE / "sub" / "inner.txt").read_bytes() == b"deep"
     status, _ = raw_request(server, "DELETE", f"{R}/artifacts/{BASE}/sub")
     assert status == 200
+
+
+# --- the by-run endpoints: the path is relative to the run's artifact directory ---------------------
+
+BY_RUN_EXPLOITS = [
+    Exploit("dotdot-into-other-run", f"../../{VICTIM}/artifacts/victim.txt", DOTDOT),
+    Exploit("dotdot-out-of-root", "../../../../outside/secret.txt", DOTDOT),
+    Exploit("encoded-slashes", f"..%2f..%2f{VICTIM}%2fartifacts%2fvictim.txt", DOTDOT),
+    Exploit("double-encoded-dots", "%252e%252e/%252e%252e/outside/secret.txt", TWICE),
+    Exploit("backslashes", "..%5c..%5coutside%5csecret.txt", BACKSLASH),
+    Exploit("absolute", "/etc/passwd", ABSOLUTE),
+    Exploit("windows-drive", "C:/Windows/win.ini", DRIVE),
+    Exploit("nul-byte", "ok.txt%00.png", CONTROL),
+    Exploit("symlinked-directory", "escape/secret.txt", SYMLINK),
+    Exploit("symlinked-file", "link.txt", SYMLINK),
+]
+
+
+@pytest.fixture
+def planted_run(client, planted):
+    """The planted run directory also exists as a run row, so the by-run endpoints resolve it."""
+    from tracking.db.tables import experiments, runs
+
+    with client.app.state.tracking.engine.begin() as conn:
+        conn.execute(experiments.insert().values(
+            experiment_id=1, name="traversal", artifact_location="mlflow-artifacts:/1", lifecycle_stage="active",
+            creation_time=0, last_update_time=0,
+        ))
+        conn.execute(runs.insert().values(
+            run_uuid=RUN, name="r", experiment_id=1, user_id="u", status="RUNNING", start_time=0,
+            lifecycle_stage="active", artifact_uri=f"mlflow-artifacts:/{BASE}",
+        ))
+    return planted
+
+
+@pytest.mark.parametrize("endpoint", ["/get-artifact", "/api/2.0/mlflow/artifacts/list"])
+@pytest.mark.parametrize("exploit", BY_RUN_EXPLOITS, ids=str)
+def test_exploit_is_refused_by_the_by_run_endpoints(client, planted_run, exploit, endpoint):
+    root, outside = planted_run
+    before = snapshot(root, outside)
+    response = client.get(f"{endpoint}?run_id={RUN}&path={exploit.wire}")
+    assert_refused(response.status_code, response.content, exploit)
+    assert snapshot(root, outside) == before
+
+
+def test_by_run_control_requests_succeed(client, planted_run):
+    """Control: the run resolves and its honest files are served."""
+    assert client.get(f"/get-artifact?run_id={RUN}&path=ok.txt").content == b"fine"
+    listing = client.get(f"/api/2.0/mlflow/artifacts/list?run_id={RUN}").json()
+    assert listing["files"] == [{"path": "ok.txt", "is_dir": False, "file_size": 4}]
