@@ -65,8 +65,9 @@ def version_json(row: Any, tags: list[tuple[str, str | None]], aliases: list[str
     return out
 
 
-def versions_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Model version rows as JSON, with their tags and aliases loaded in two queries."""
+def versions_json(conn: Connection, rows: Sequence[Any],
+                  aliases: dict[tuple[str, int], list[str]] | None = None) -> list[dict[str, Any]]:
+    """Model version rows as JSON, with their tags and aliases loaded in two queries (one if given aliases)."""
     if not rows:
         return []
     keys = [(r.name, r.version) for r in rows]
@@ -80,7 +81,8 @@ def versions_json(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]
         )
         for name, version, key, value in result:
             tags[(name, version)].append((key, value))
-    aliases = aliases_by_version(conn, [r.name for r in rows])
+    if aliases is None:
+        aliases = aliases_by_version(conn, [r.name for r in rows])
     return [version_json(r, tags[(r.name, r.version)], aliases[(r.name, r.version)]) for r in rows]
 
 
@@ -122,10 +124,11 @@ def registered_models_json(conn: Connection, rows: Sequence[Any]) -> list[dict[s
         for name, key, value in result:
             tags[name].append((key, value))
     alias_rows: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for (name, version), alias_names in aliases_by_version(conn, names).items():
+    aliases = aliases_by_version(conn, names)
+    for (name, version), alias_names in aliases.items():
         alias_rows[name].extend({"alias": a, "version": str(version)} for a in alias_names)
     latest: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for version in versions_json(conn, latest_version_rows(conn, names)):
+    for version in versions_json(conn, latest_version_rows(conn, names), aliases):
         latest[version["name"]].append(version)
     out = []
     for r in rows:
