@@ -37,6 +37,7 @@ ACCEPTED = [
     ("`Run name` = 'a'", [Comparison("attribute", "run_name", "=", "a")]),
     ("created > 5", [Comparison("attribute", "start_time", ">", 5)]),
     ("attributes.end_time <= 1.5", [Comparison("attribute", "end_time", "<=", 1.5)]),
+    ("start_time < 9223372036854775807", [Comparison("attribute", "start_time", "<", 2**63 - 1)]),
     ("run_id IN ('a', 'b')", [Comparison("attribute", "run_id", "IN", ("a", "b"))]),
     ("attributes.run_id NOT IN (\"a\")", [Comparison("attribute", "run_id", "NOT IN", ("a",))]),
     ("datasets.name = 'd'", [Comparison("dataset", "name", "=", "d")]),
@@ -100,6 +101,10 @@ REJECTED = [
     ("params.x = 'open", "Invalid filter: unterminated ' quote starting at \"'open\"."),
     ("metrics.acc > 1; DROP TABLE runs", "Invalid filter: unexpected character ';' at position 15."),
     ("metrics. = 1", "Invalid filter: missing key after 'metrics.'."),
+    ("start_time > 9223372036854775808",
+     "Invalid filter: the number '9223372036854775808' is out of the 64-bit integer range."),
+    ("params.x = 'a\x00'", "Invalid filter: it contains a NUL character."),
+    ("params.x = '\ud800'", "Invalid filter: it is not valid Unicode text."),
     ("bogus = 'x'",
      "Invalid filter: unknown attribute 'bogus'; valid attributes are end_time, run_id, run_name, start_time, "
      "status, user_id."),

@@ -97,6 +97,9 @@ FILTERS = [
     ("datasets.digest IN ('d1', 'd2')", ["r2", "r1"]),
     ("datasets.context = 'eval'", ["r2"]),
     ("datasets.name LIKE '%set' AND metrics.acc > 0.6", ["r2"]),
+    ("metrics.acc > 1e400", []),  # overflows to infinity, which no finite metric exceeds
+    ("start_time > 99999999999999999999", None),  # beyond BIGINT: 400, not a driver error
+    ("params.lr = 'a\x00'", None),  # PostgreSQL text cannot hold NUL
 ]
 
 
@@ -109,6 +112,14 @@ def test_filters_select_the_matching_runs(client, populated, text, expected):
         assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     else:
         assert names(_ok(resp)) == expected
+
+
+def test_lone_surrogate_in_filter_is_a_400(client, populated):
+    exp, _ = populated
+    raw = '{"experiment_ids": ["' + exp + '"], "filter": "params.lr = \'\\ud800\'"}'
+    resp = client.post(f"{A}/runs/search", content=raw, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_run_id_lists(client, populated):
@@ -222,7 +233,8 @@ BAD_REQUESTS = [
     ({"filter": "datasets.source = 'x'"},
      "Invalid filter: unknown dataset field 'source'; valid fields are name, digest, context."),
     ({"filter": "experiment_id = '1'"}, None),
-    ({"order_by": ["datasets.name"]}, None),
+    ({"order_by": ["datasets.name"]},
+     "Invalid order_by: runs can be ordered by attributes, metrics, params and tags, not by dataset 'name'."),
     ({"order_by": ["metrics.a", "metrics.a DESC"]}, "Invalid order_by: metric 'a' appears more than once."),
     ({"max_results": 0}, "Parameter 'max_results' must be at least 1, got 0."),
     ({"max_results": 50001}, "Parameter 'max_results' must be at most 50000, got 50001."),

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, or_, select, tr
 from tracking.db.tables import datasets, input_tags, inputs, latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter
 from tracking.scope import ResourceScope
-from tracking.search.filter import DEFAULT_KINDS, AttributeRules, Comparison, parse_filter
+from tracking.search.filter import AttributeRules, Comparison, parse_filter
 from tracking.search.order_by import OrderKey, parse_order_by
 from tracking.search.page_token import fingerprint
 from tracking.search.predicates import compare, integer_ids_in, scope_fingerprint, visible_experiment_ids
@@ -43,7 +43,6 @@ DATASET_CONTEXT_TAG = "mlflow.data.context"
 # How the inputs table links a dataset to a run (MLflow's values).
 INPUT_SOURCE_DATASET = "DATASET"
 INPUT_DESTINATION_RUN = "RUN"
-ORDER_KINDS = {prefix: kind for prefix, kind in DEFAULT_KINDS.items() if kind != "dataset"}
 VIEW_STAGES = {"ACTIVE_ONLY": ("active",), "DELETED_ONLY": ("deleted",), "ALL": ("active", "deleted")}
 
 
@@ -75,7 +74,13 @@ def build_run_search(experiment_ids: list[int], filter_text: str | None, order_b
             )
         if c.kind not in ("metric", "param", "tag", "attribute", "dataset"):
             raise invalid_parameter(f"Invalid filter: {c.kind} conditions are not supported in runs/search.")
-    order = parse_order_by(order_by, kinds=ORDER_KINDS, attributes=RUN_ATTRIBUTES)
+    order = parse_order_by(order_by, attributes=RUN_ATTRIBUTES)
+    for key in order:
+        if key.kind not in ("attribute", "metric", "param", "tag"):
+            raise invalid_parameter(
+                f"Invalid order_by: runs can be ordered by attributes, metrics, params and tags, "
+                f"not by {key.kind} {key.key!r}."
+            )
     return RunSearch(tuple(dict.fromkeys(experiment_ids)), tuple(comparisons), tuple(order), view_type)
 
 

@@ -128,6 +128,14 @@ def tokenize(text: str, what: str = "filter") -> list[Token]:
     """Split ``text`` into tokens; ``what`` names the input in error messages."""
     if len(text) > MAX_FILTER_LENGTH:
         raise _error(f"Invalid {what}: longer than {MAX_FILTER_LENGTH} characters.")
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; no stored key or value contains one.
+        raise _error(f"Invalid {what}: it contains a NUL character.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from a JSON \ud800 escape: no database can store or compare it.
+        raise _error(f"Invalid {what}: it is not valid Unicode text.") from None
     tokens: list[Token] = []
     i = 0
     n = len(text)
@@ -172,6 +180,8 @@ def tokenize(text: str, what: str = "filter") -> list[Token]:
                     j += 1
                 raise _error(f"Invalid {what}: {shown(text[i:j])} is neither a number nor an identifier.")
             value, end = number
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise _error(f"Invalid {what}: the number {shown(text[i:end])} is out of the 64-bit integer range.")
             tokens.append(Token("number", text[i:end], i, value))
             i = end
         elif ch.isalnum() or ch == "_":
