@@ -29,6 +29,7 @@ log = logging.getLogger("mlgate.network")
 
 # A stuck Redis must turn into a quick 503, not a request that hangs until the client gives up.
 _REDIS_TIMEOUTS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def redact_url(url: str) -> str:
@@ -130,12 +131,14 @@ class RequestRateLimiter:
                 raise StorageUnavailable(str(exc)) from exc
         return None
 
-    async def check_client(self, client_ip: str, path: str) -> RateLimited | None:
+    async def check_client(self, client_ip: str, path: str, method: str = "GET") -> RateLimited | None:
         """Count one request from ``client_ip``; the refusal if a budget is exhausted."""
         if not self.enabled:
             return None
         refused = await self._hit(self.per_client, "client", client_ip, "client address")
-        if refused is None and path.startswith(self.sensitive_paths):
+        # Guessing passwords and minting tokens are writes; reading the login page or one's own account
+        # (the UI does on every load) stays on the general budget.
+        if refused is None and method not in _SAFE_METHODS and path.startswith(self.sensitive_paths):
             refused = await self._hit(self.sensitive, "sensitive", client_ip, "client address on this endpoint")
         return refused
 
@@ -177,7 +180,7 @@ class RateLimitMiddleware:
             return
         client_ip = state.get("client_ip") or (scope.get("client") or ("unknown",))[0]
         try:
-            refused = await self.limiter.check_client(client_ip, scope["path"])
+            refused = await self.limiter.check_client(client_ip, scope["path"], scope["method"])
         except StorageUnavailable as exc:
             # Fail closed: without its shared counter the limiter cannot tell a flood from normal use.
             log.error("rate-limit storage unavailable: %s", exc)

@@ -220,13 +220,12 @@ class HeadersConfig(_Section):
         return value.strip()
 
 
-# Paths whose abuse is worth a tighter budget: password guessing and token minting.
+# Paths whose writes are worth a tighter budget: password guessing (login form, password changes),
+# account creation and token minting (users/tokens/create).
 DEFAULT_SENSITIVE_PATHS = (
     "/login",
     "/api/2.0/mlflow/users/",
     "/ajax-api/2.0/mlflow/users/",
-    "/api/2.0/mlflow/tokens/",
-    "/ajax-api/2.0/mlflow/tokens/",
 )
 
 

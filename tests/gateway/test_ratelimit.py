@@ -81,6 +81,9 @@ def test_sensitive_paths_have_a_stricter_budget(limited):
     assert [client.post("/login").status_code for _ in range(3)] == [200, 200, 429]
     assert client.post("/api/2.0/mlflow/users/create").status_code == 429  # same sensitive budget
     assert client.get("/api/2.0/mlflow/experiments/search").status_code == 200
+    # Reads of the same paths (the login page, the UI's users/current) stay on the general budget.
+    assert client.get("/login").status_code == 200
+    assert client.get("/api/2.0/mlflow/users/current").status_code == 200
 
 
 def test_health_is_not_counted(limited):
