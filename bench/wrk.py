@@ -72,7 +72,7 @@ def run_wrk(base_url: str, method: str, paths: list[str], bodies: list[str], hea
     headers = dict(headers)
     if new_connections:
         headers["Connection"] = "close"
-    lua_headers = "{" + ",".join(f"[{_lua_string(k)}]={_lua_string(v)}" for k, v in headers.items()) + "}"
+    lua_headers = "{" + ",".join(f"[ {_lua_string(k)} ]={_lua_string(v)}" for k, v in headers.items()) + "}"
     script = LUA_TEMPLATE % {
         "method": _lua_string(method), "paths": _lua_list(paths), "bodies": _lua_list(bodies or [""]),
         "headers": lua_headers,
