@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -21,6 +22,16 @@ def _split(values: str | None) -> tuple[str, ...] | None:
     if values is None:
         return None
     return tuple(v.strip() for v in values.split(",") if v.strip())
+
+
+def _log_mlgate_records() -> None:
+    """Show mlgate's own INFO records (``mlgate.*``: startup state, audit) on stderr beside uvicorn's."""
+    logger = logging.getLogger("mlgate")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 @main.command()
@@ -47,6 +58,7 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
     """
     import uvicorn
 
+    _log_mlgate_records()
     from gateway.app import create_app
     from gateway.db import upgrade_database
     from tracking.db.engine import make_engine

@@ -44,6 +44,9 @@ def test_two_servers_sharing_redis_have_one_budget(tmp_path: Path):
             assert refused.headers["ratelimit-limit"] == "6"
             # Probes are never counted.
             assert httpx.get(second.url + "/health", timeout=10).status_code == 200
+            # Each process logged the limiter it actually runs.
+            for server in (first, second):
+                assert f"rate limiter: {{'enabled': True, 'storage': '{redis_url}'" in server.log()
         finally:
             second.stop()
     finally:
