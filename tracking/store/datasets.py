@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select
+from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from tracking.db.tables import datasets, input_tags, inputs
 from tracking.errors import invalid_parameter
@@ -173,13 +173,19 @@ def log_outputs(conn: Connection, run: Row, models: list[tuple[str, int]]) -> No
             set_={"step": stmt.excluded.step}), rows)
 
 
-def _dataset_json(row: Row) -> dict:
-    out = {"name": row.name, "digest": row.digest, "source_type": row.source_type, "source": row.source}
-    if row.schema is not None:
-        out["schema"] = row.schema
-    if row.profile is not None:
-        out["profile"] = row.profile
-    return out
+_IDS = bindparam("ids", expanding=True)
+_DATASET_INPUTS = (
+    select(inputs.c.input_uuid, inputs.c.destination_id, datasets.c.name, datasets.c.digest, datasets.c.source_type,
+           datasets.c.source, datasets.c.schema, datasets.c.profile, input_tags.c.name, input_tags.c.value)
+    .select_from(inputs)
+    .join(datasets, datasets.c.dataset_uuid == inputs.c.source_id)
+    .outerjoin(input_tags, input_tags.c.input_uuid == inputs.c.input_uuid)
+    .where(inputs.c.source_type == "DATASET", inputs.c.destination_type == "RUN", inputs.c.destination_id.in_(_IDS))
+    .order_by(inputs.c.destination_id, datasets.c.name, datasets.c.digest, input_tags.c.name))
+_MODEL_LINKS = (
+    select(inputs.c.source_type, inputs.c.source_id, inputs.c.destination_id, inputs.c.step)
+    .where(inputs.c.source_type.in_(("RUN_INPUT", "RUN_OUTPUT")), inputs.c.source_id.in_(_IDS))
+    .order_by(inputs.c.source_id, inputs.c.destination_id))
 
 
 def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]:
@@ -188,30 +194,23 @@ def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]
     model_inputs: dict[str, list[dict]] = defaultdict(list)
     model_outputs: dict[str, list[dict]] = defaultdict(list)
     for start in range(0, len(run_ids), CHUNK):
-        chunk = run_ids[start:start + CHUNK]
-        stmt = (select(inputs.c.input_uuid, inputs.c.destination_id.label("run_id"), datasets,
-                       input_tags.c.name.label("tag_key"), input_tags.c.value.label("tag_value"))
-                .select_from(inputs)
-                .join(datasets, datasets.c.dataset_uuid == inputs.c.source_id)
-                .outerjoin(input_tags, input_tags.c.input_uuid == inputs.c.input_uuid)
-                .where(inputs.c.source_type == "DATASET", inputs.c.destination_type == "RUN",
-                       inputs.c.destination_id.in_(chunk))
-                .order_by(inputs.c.destination_id, datasets.c.name, datasets.c.digest, input_tags.c.name))
-        for row in conn.execute(stmt):
-            entry = dataset_inputs[row.run_id].get(row.input_uuid)
+        ids = {"ids": run_ids[start:start + CHUNK]}
+        for input_uuid, run_id, name, digest, source_type, source, schema, profile, tag_key, tag_value in (
+                conn.execute(_DATASET_INPUTS, ids)):
+            entry = dataset_inputs[run_id].get(input_uuid)
             if entry is None:
-                entry = {"tags": [], "dataset": _dataset_json(row)}
-                dataset_inputs[row.run_id][row.input_uuid] = entry
-            if row.tag_key is not None:
-                entry["tags"].append({"key": row.tag_key, "value": row.tag_value})
-        links = conn.execute(
-            select(inputs.c.source_type, inputs.c.source_id, inputs.c.destination_id, inputs.c.step)
-            .where(and_(inputs.c.source_id.in_(chunk),
-                        inputs.c.source_type.in_(("RUN_INPUT", "RUN_OUTPUT"))))
-            .order_by(inputs.c.source_id, inputs.c.destination_id))
-        for link in links:
-            if link.source_type == "RUN_INPUT":
-                model_inputs[link.source_id].append({"model_id": link.destination_id})
+                dataset = {"name": name, "digest": digest, "source_type": source_type, "source": source}
+                if schema is not None:
+                    dataset["schema"] = schema
+                if profile is not None:
+                    dataset["profile"] = profile
+                entry = {"tags": [], "dataset": dataset}
+                dataset_inputs[run_id][input_uuid] = entry
+            if tag_key is not None:
+                entry["tags"].append({"key": tag_key, "value": tag_value})
+        for source_type, run_id, model_id, step in conn.execute(_MODEL_LINKS, ids):
+            if source_type == "RUN_INPUT":
+                model_inputs[run_id].append({"model_id": model_id})
             else:
-                model_outputs[link.source_id].append({"model_id": link.destination_id, "step": link.step or 0})
+                model_outputs[run_id].append({"model_id": model_id, "step": step or 0})
     return ({k: list(v.values()) for k, v in dataset_inputs.items()}, model_inputs, model_outputs)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from tracking.db.tables import experiment_tags, experiments, runs
 from tracking.errors import MlflowError, invalid_parameter, not_found
@@ -93,6 +93,13 @@ def _experiment_json(row: Row, tags: list[dict]) -> dict:
     }
 
 
+_IDS = bindparam("ids", expanding=True)
+_EXPERIMENTS_BY_ID = select(experiments).where(experiments.c.experiment_id.in_(_IDS))
+_TAGS_BY_EXPERIMENT = (select(experiment_tags.c.experiment_id, experiment_tags.c.key, experiment_tags.c.value)
+                       .where(experiment_tags.c.experiment_id.in_(_IDS))
+                       .order_by(experiment_tags.c.experiment_id, experiment_tags.c.key))
+
+
 def experiments_to_json(conn: Connection, experiment_ids: Iterable[str | int]) -> list[dict]:
     """MLflow's Experiment JSON for each existing id, in the given order (two queries per 500 ids)."""
     ids: list[int] = []
@@ -102,15 +109,11 @@ def experiments_to_json(conn: Connection, experiment_ids: Iterable[str | int]) -
     rows: dict[int, Row] = {}
     tags: dict[int, list[dict]] = defaultdict(list)
     for start in range(0, len(unique), CHUNK):
-        chunk = unique[start:start + CHUNK]
-        for row in conn.execute(select(experiments).where(experiments.c.experiment_id.in_(chunk))):
+        bind = {"ids": unique[start:start + CHUNK]}
+        for row in conn.execute(_EXPERIMENTS_BY_ID, bind):
             rows[row.experiment_id] = row
-        tag_rows = conn.execute(
-            select(experiment_tags.c.experiment_id, experiment_tags.c.key, experiment_tags.c.value)
-            .where(experiment_tags.c.experiment_id.in_(chunk))
-            .order_by(experiment_tags.c.experiment_id, experiment_tags.c.key))
-        for tag in tag_rows:
-            tags[tag.experiment_id].append({"key": tag.key, "value": tag.value})
+        for experiment_id, key, value in conn.execute(_TAGS_BY_EXPERIMENT, bind):
+            tags[experiment_id].append({"key": key, "value": value})
     return [_experiment_json(rows[i], tags[i]) for i in ids if i in rows]
 
 

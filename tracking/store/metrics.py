@@ -9,11 +9,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, tuple_
+from sqlalchemy import Connection, and_, bindparam, func, select, tuple_
 
 from tracking.db.tables import latest_metrics, metrics
 from tracking.errors import invalid_parameter
-from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts
+from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts, statement_for
 from tracking.store.validation import MAX_DATASET_DIGEST_SIZE, MAX_DATASET_NAME_SIZE, MAX_MODEL_ID_LENGTH, check_length
 from tracking.store.validation import validate_key as _validate_key
 
@@ -85,14 +85,19 @@ def log_metrics(conn: Connection, run_id: str, batch: list[Metric]) -> None:
         if current is None or (m.step, m.timestamp, value) > (current["step"], current["timestamp"], current["value"]):
             best[m.key] = {k: row[k] for k in ("run_uuid", "key", "value", "is_nan", "timestamp", "step")}
     insert_ignoring_conflicts(conn, metrics, list(rows.values()), METRIC_IDENTITY)
+    conn.execute(statement_for(conn, "latest-metrics-upsert", _latest_upsert), sorted(best.values(),
+                                                                                     key=lambda r: r["key"]))
+
+
+def _latest_upsert(conn: Connection):
     stmt = dialect_insert(conn, latest_metrics)
     newer = tuple_(stmt.excluded.step, stmt.excluded.timestamp, stmt.excluded.value) > tuple_(
         latest_metrics.c.step, latest_metrics.c.timestamp, latest_metrics.c.value)
-    conn.execute(stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["run_uuid", "key"],
         set_={"value": stmt.excluded.value, "is_nan": stmt.excluded.is_nan,
               "timestamp": stmt.excluded.timestamp, "step": stmt.excluded.step},
-        where=newer), sorted(best.values(), key=lambda r: r["key"]))
+        where=newer)
 
 
 def _point_json(row: Any, run_id: str | None = None) -> dict:
@@ -126,18 +131,23 @@ def decode_page_token(token: str | None) -> int:
     return offset
 
 
+_HISTORY = (select(metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp, metrics.c.step,
+                   metrics.c.model_id, metrics.c.dataset_name, metrics.c.dataset_digest)
+            .where(metrics.c.run_uuid == bindparam("run_id"), metrics.c.key == bindparam("key"))
+            .order_by(metrics.c.timestamp, metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.id)
+            .offset(bindparam("offset")))
+_HISTORY_PAGE = _HISTORY.limit(bindparam("limit"))
+
+
 def get_metric_history(conn: Connection, run_id: str, key: str, max_results: int | None,
                        page_token: str | None) -> tuple[list[dict], str | None]:
     """Every point of one metric of a run in (timestamp, step, value) order, optionally paged."""
     offset = decode_page_token(page_token)
-    stmt = (select(metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp, metrics.c.step,
-                   metrics.c.model_id, metrics.c.dataset_name, metrics.c.dataset_digest)
-            .where(metrics.c.run_uuid == run_id, metrics.c.key == key)
-            .order_by(metrics.c.timestamp, metrics.c.step, metrics.c.value, metrics.c.is_nan, metrics.c.id)
-            .offset(offset))
-    if max_results is not None:
-        stmt = stmt.limit(max_results + 1)
-    rows = conn.execute(stmt).all()
+    bind = {"run_id": run_id, "key": key, "offset": offset}
+    if max_results is None:
+        rows = conn.execute(_HISTORY, bind).all()
+    else:
+        rows = conn.execute(_HISTORY_PAGE, {**bind, "limit": max_results + 1}).all()
     token = None
     if max_results is not None and len(rows) > max_results:
         rows = rows[:max_results]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from tracking.db.tables import params
 from tracking.errors import invalid_parameter
 from tracking.store.upsert import insert_ignoring_conflicts
 
 CHUNK = 500
+_EXISTING = select(params.c.key, params.c.value).where(params.c.run_uuid == bindparam("run_id"),
+                                                       params.c.key.in_(bindparam("keys", expanding=True)))
 
 
 def log_params(conn: Connection, run_id: str, values: dict[str, str]) -> None:
@@ -18,8 +20,7 @@ def log_params(conn: Connection, run_id: str, values: dict[str, str]) -> None:
     keys = list(values)
     existing: dict[str, str] = {}
     for start in range(0, len(keys), CHUNK):
-        rows = conn.execute(select(params.c.key, params.c.value)
-                            .where(params.c.run_uuid == run_id, params.c.key.in_(keys[start:start + CHUNK])))
+        rows = conn.execute(_EXISTING, {"run_id": run_id, "keys": keys[start:start + CHUNK]})
         existing.update({r.key: r.value for r in rows})
     changed = [{"key": k, "old_value": existing[k], "new_value": v}
                for k, v in values.items() if k in existing and existing[k] != v]
@@ -37,8 +38,7 @@ def log_params(conn: Connection, run_id: str, values: dict[str, str]) -> None:
                               ["run_uuid", "key"])
     if new:
         # A concurrent request may have stored one of these keys first; its value must then agree.
-        stored = conn.execute(select(params.c.key, params.c.value).where(
-            params.c.run_uuid == run_id, params.c.key.in_(list(new)[:CHUNK]))).all()
+        stored = conn.execute(_EXISTING, {"run_id": run_id, "keys": list(new)[:CHUNK]}).all()
         for row in stored:
             if row.value != new[row.key]:
                 raise invalid_parameter(

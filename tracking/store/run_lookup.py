@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from tracking.db.tables import experiments, runs
 from tracking.errors import invalid_parameter, not_found
 from tracking.store.validation import validate_run_id
 
 ACTIVE = "active"
+# Built once (statement construction costs more than running it).
+_RUN_WITH_STAGE = (select(runs, experiments.c.lifecycle_stage.label("experiment_stage"))
+                   .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
+                   .where(runs.c.run_uuid == bindparam("run_id")))
+_EXISTING = select(runs.c.run_uuid).where(runs.c.run_uuid.in_(bindparam("ids", expanding=True)))
 
 
 def find_run(conn: Connection, run_id: str) -> Row | None:
     """The run's row plus its experiment's lifecycle stage (``experiment_stage``), or None."""
-    stmt = (select(runs, experiments.c.lifecycle_stage.label("experiment_stage"))
-            .join(experiments, experiments.c.experiment_id == runs.c.experiment_id)
-            .where(runs.c.run_uuid == run_id))
-    return conn.execute(stmt).first()
+    return conn.execute(_RUN_WITH_STAGE, {"run_id": run_id}).first()
 
 
 def get_run_row(conn: Connection, run_id: str, path: str = "run_id") -> Row:
@@ -45,4 +47,4 @@ def existing_run_ids(conn: Connection, run_ids: list[str]) -> set[str]:
     """Which of ``run_ids`` name existing runs (one query)."""
     if not run_ids:
         return set()
-    return set(conn.execute(select(runs.c.run_uuid).where(runs.c.run_uuid.in_(list(set(run_ids))))).scalars())
+    return set(conn.execute(_EXISTING, {"ids": list(set(run_ids))}).scalars())

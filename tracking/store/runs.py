@@ -6,7 +6,7 @@ import uuid
 from collections import defaultdict
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
 from tracking.db.tables import latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter, not_found
@@ -15,7 +15,7 @@ from tracking.store.experiments import check_experiment_active, get_experiment_r
 from tracking.store.metrics import metric_value_json
 from tracking.store.run_lookup import find_run, get_run_row, require_active_run
 from tracking.store.run_names import random_run_name
-from tracking.store.upsert import dialect_insert
+from tracking.store.upsert import dialect_insert, statement_for
 from tracking.store.validation import (
     MAX_RUN_NAME_LENGTH,
     MAX_USER_ID_LENGTH,
@@ -62,6 +62,18 @@ def run_info_json(row: Row | SimpleNamespace) -> dict:
     return info
 
 
+# Built once: an expanding IN parameter keeps one cached compiled statement per query shape.
+_IDS = bindparam("ids", expanding=True)
+_RUNS_BY_ID = select(runs).where(runs.c.run_uuid.in_(_IDS))
+_LATEST_BY_RUN = (select(latest_metrics.c.run_uuid, latest_metrics.c.key, latest_metrics.c.value,
+                         latest_metrics.c.is_nan, latest_metrics.c.timestamp, latest_metrics.c.step)
+                  .where(latest_metrics.c.run_uuid.in_(_IDS)).order_by(latest_metrics.c.run_uuid, latest_metrics.c.key))
+_PARAMS_BY_RUN = (select(params.c.run_uuid, params.c.key, params.c.value).where(params.c.run_uuid.in_(_IDS))
+                  .order_by(params.c.run_uuid, params.c.key))
+_TAGS_BY_RUN = (select(tags.c.run_uuid, tags.c.key, tags.c.value).where(tags.c.run_uuid.in_(_IDS))
+                .order_by(tags.c.run_uuid, tags.c.key))
+
+
 def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
     """MLflow's Run JSON for each existing run id, in the given order (six queries per 500 runs)."""
     unique = list(dict.fromkeys(r for r in run_ids if isinstance(r, str)))
@@ -70,18 +82,16 @@ def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
     params_by_run: dict[str, list[dict]] = defaultdict(list)
     tags_by_run: dict[str, list[dict]] = defaultdict(list)
     for start in range(0, len(unique), CHUNK):
-        chunk = unique[start:start + CHUNK]
-        for row in conn.execute(select(runs).where(runs.c.run_uuid.in_(chunk))):
+        ids = {"ids": unique[start:start + CHUNK]}
+        for row in conn.execute(_RUNS_BY_ID, ids):
             rows[row.run_uuid] = row
-        for m in conn.execute(select(latest_metrics).where(latest_metrics.c.run_uuid.in_(chunk))
-                              .order_by(latest_metrics.c.run_uuid, latest_metrics.c.key)):
-            metrics_by_run[m.run_uuid].append({"key": m.key, "value": metric_value_json(m.value, m.is_nan),
-                                               "timestamp": m.timestamp, "step": m.step})
-        for p in conn.execute(select(params).where(params.c.run_uuid.in_(chunk))
-                              .order_by(params.c.run_uuid, params.c.key)):
-            params_by_run[p.run_uuid].append({"key": p.key, "value": p.value})
-        for t in conn.execute(select(tags).where(tags.c.run_uuid.in_(chunk)).order_by(tags.c.run_uuid, tags.c.key)):
-            tags_by_run[t.run_uuid].append({"key": t.key, "value": t.value})
+        for run_id, key, value, is_nan, timestamp, step in conn.execute(_LATEST_BY_RUN, ids):
+            metrics_by_run[run_id].append({"key": key, "value": metric_value_json(value, is_nan),
+                                           "timestamp": timestamp, "step": step})
+        for run_id, key, value in conn.execute(_PARAMS_BY_RUN, ids):
+            params_by_run[run_id].append({"key": key, "value": value})
+        for run_id, key, value in conn.execute(_TAGS_BY_RUN, ids):
+            tags_by_run[run_id].append({"key": key, "value": value})
     found = [r for r in unique if r in rows]
     dataset_inputs, model_inputs, model_outputs = load_run_io(conn, found)
     by_id = {
@@ -182,9 +192,13 @@ def restore_run(conn: Connection, run_id: str) -> None:
                                                                       deleted_time=None))
 
 
-def _upsert_tags(conn: Connection, run_id: str, values: dict[str, str]) -> None:
+def _tags_upsert(conn: Connection):
     stmt = dialect_insert(conn, tags)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value}),
+    return stmt.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": stmt.excluded.value})
+
+
+def _upsert_tags(conn: Connection, run_id: str, values: dict[str, str]) -> None:
+    conn.execute(statement_for(conn, "run-tags-upsert", _tags_upsert),
                  [{"run_uuid": run_id, "key": k, "value": v} for k, v in sorted(values.items())])
 
 
