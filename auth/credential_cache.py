@@ -127,6 +127,7 @@ class Invalidation:
         self._healthy.clear()
 
     def _listen(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             try:
                 pubsub = self._client.pubsub(ignore_subscribe_messages=True)
@@ -134,6 +135,7 @@ class Invalidation:
                 # Anything cached before the subscription began may have missed a message.
                 self.cache.clear()
                 self._healthy.set()
+                failures = 0
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
@@ -141,9 +143,10 @@ class Invalidation:
                 pubsub.close()
             except Exception as exc:  # a dropped connection must not end invalidation: fall back, retry
                 self._healthy.clear()
+                failures += 1
                 log.warning("auth invalidation subscription lost (%s); checking the database instead",
                             type(exc).__name__)
-                self._stop.wait(1.0)
+                self._stop.wait(min(30.0, 2.0 ** failures))
 
     def _apply(self, data: bytes | str | None) -> None:
         try:

@@ -69,7 +69,8 @@ class Identity:
 
     def password_login(self, username: str, password: str, client: str | None, method: str = "basic") -> Principal:
         """Authenticate a username and password (cache first; lockout; dummy hash for unknown users)."""
-        key = self.cache.key_for("password", username, password)
+        # The method is part of the key so a cached Principal always names how it was proven.
+        key = self.cache.key_for("password", method, username, password)
         principal = self._cached(key)
         if principal is not None:
             return principal

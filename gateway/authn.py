@@ -99,6 +99,10 @@ class AuthenticationMiddleware:
         self.always_consult_backends = always_consult_backends
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not is_public(scope["path"]):
+            # No websocket endpoint takes anonymous or credentialed use yet: refuse (RFC 6455 code 1008).
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

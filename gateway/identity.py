@@ -116,6 +116,11 @@ def bootstrap_admin(identity: Identity, data_dir: str, environ: dict[str, str] |
     if identity.store.has_admin():
         return None
     username = environ.get("MLGATE_ADMIN_USERNAME") or "admin"
+    if identity.store.user_by_name(username) is not None:
+        # The name exists but is not an enabled admin: never overwrite an account on start.
+        print(f"mlgate: warning: no enabled administrator, and user {username!r} exists; enable or promote "
+              f"an administrator, or start once with another MLGATE_ADMIN_USERNAME.", file=out, flush=True)
+        return None
     password = environ.get("MLGATE_ADMIN_PASSWORD")
     generated = password is None
     if generated:

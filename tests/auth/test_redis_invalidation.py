@@ -21,7 +21,7 @@ def test_pubsub_drops_the_entry_and_skips_the_database_check(identity_factory):
     assert process_b.invalidation.push_enabled
     Accounts(process_a).create_user(ADMIN, "ivy", PASSWORD, client=None)
     process_b.password_login("ivy", PASSWORD, None)
-    key = process_b.cache.key_for("password", "ivy", PASSWORD)
+    key = process_b.cache.key_for("password", "basic", "ivy", PASSWORD)
     assert process_b.cache.get(key) is not None
     Accounts(process_a).change_password(ADMIN, "ivy", "another-secret-value-4", None, client=None)
     deadline = time.monotonic() + 2

@@ -75,3 +75,13 @@ def test_local_node_generates_and_keeps_a_private_secret(tmp_path: Path, setting
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(first) >= 32
     assert session_secret(local) == first  # a restart keeps sessions valid
+
+
+def test_bootstrap_never_overwrites_an_existing_account(empty_app):
+    identity = empty_app.app.state.identity
+    identity.store.create_user("admin", identity.hasher.hash(USER_PASSWORD))
+    out = io.StringIO()
+    assert bootstrap_admin(identity, "/nonexistent", {"MLGATE_ADMIN_PASSWORD": "another-strong-value-1"}, out) is None
+    assert "warning: no enabled administrator" in out.getvalue()
+    assert identity.store.user_by_name("admin").is_admin is False
+    assert empty_app.get("/api/2.0/mlflow/users/current", headers=basic("admin", USER_PASSWORD)).status_code == 200
