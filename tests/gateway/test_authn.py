@@ -339,3 +339,29 @@ def test_unknown_method_fails_at_startup(app_factory, tmp_path):
 
     with pytest.raises(SettingsError, match="no backend named 'carrier_pigeon'"):
         make_client(app_factory, tmp_path, {"methods": ["carrier_pigeon"]})
+
+
+def test_websockets_are_refused_outside_public_paths(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/api/2.0/mlflow/anything"):
+        pass
+    assert info.value.code == 1008
+
+
+def test_with_redis_a_change_on_one_app_reaches_another(app_factory, tmp_path):
+    from tests.services import REDIS_URL, require_redis
+
+    require_redis()
+    with make_client(app_factory, tmp_path, redis_url=REDIS_URL) as first, \
+            make_client(app_factory, tmp_path, redis_url=REDIS_URL) as second:
+        assert second.app.state.identity.invalidation.push_enabled
+        create_user(first, "alice")
+        assert second.get(CURRENT, headers=basic("alice", USER_PASSWORD)).status_code == 200
+        first.patch("/api/2.0/mlflow/users/update-password", json={"username": "alice", "password": "changed-value-77"},
+                    headers=ADMIN).raise_for_status()
+        deadline = time.monotonic() + 2
+        while second.get(CURRENT, headers=basic("alice", USER_PASSWORD)).status_code == 200:
+            assert time.monotonic() < deadline, "the change did not reach the other app within 2 s"
+            time.sleep(0.02)
+        assert second.get(CURRENT, headers=basic("alice", "changed-value-77")).status_code == 200
