@@ -77,6 +77,8 @@ def test_fluent_search_runs_pandas_and_list(mlflow_client, five_runs):
     assert list(frame["metrics.acc"]) == [0.4, 0.3, 0.2]
     assert list(frame["params.lr"]) == ["0.01", "0.01", "0.1"]
     assert list(frame["tags.team"]) == ["nlp", "vision", "nlp"]
+    everywhere = mlflow.search_runs(search_all_experiments=True, filter_string=f"attributes.run_id = '{run_ids[1]}'")
+    assert list(everywhere["run_id"]) == [run_ids[1]]
     runs = mlflow.search_runs(experiment_ids=[exp_id], filter_string="params.lr = '0.1'", output_format="list")
     assert sorted(r.info.run_id for r in runs) == sorted(run_ids[:3])
     assert all(r.data.params["lr"] == "0.1" for r in runs)
