@@ -8,37 +8,46 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
+
+def _raw(values: dict[str, str]) -> RawHeaders:
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in values.items())
 
 
 @dataclass(frozen=True)
 class HeaderPolicy:
-    """The compiled header values."""
+    """The compiled header values, encoded once so each response only compares and appends."""
 
-    frame_options: str          # X-Frame-Options: DENY | SAMEORIGIN
-    frame_ancestors: str        # CSP frame-ancestors: 'none' | 'self'
-    referrer_policy: str
-    html_csp: str               # full policy for HTML pages, frame-ancestors included
-    hsts: str
+    html_defaults: RawHeaders   # for text/html responses: the full CSP
+    api_defaults: RawHeaders    # for everything else: framing is all a CSP needs to say
+    hsts: bytes                 # empty when HSTS is off
 
     @classmethod
     def build(cls, *, frame_ancestors: str, referrer_policy: str, content_security_policy: str,
               hsts_max_age: int, hsts_include_subdomains: bool) -> HeaderPolicy:
         """Compile validated settings."""
         ancestors = "'none'" if frame_ancestors == "none" else "'self'"
+        common = {
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY" if frame_ancestors == "none" else "SAMEORIGIN",
+            "Referrer-Policy": referrer_policy,
+            # API data (runs, params, artifacts) is per-user: no browser or proxy may keep a copy.
+            "Cache-Control": "no-store",
+        }
+        html_csp = f"{content_security_policy.rstrip('; ')}; frame-ancestors {ancestors}"
         hsts = f"max-age={hsts_max_age}" + ("; includeSubDomains" if hsts_include_subdomains else "")
         return cls(
-            frame_options="DENY" if frame_ancestors == "none" else "SAMEORIGIN",
-            frame_ancestors=ancestors,
-            referrer_policy=referrer_policy,
-            html_csp=f"{content_security_policy.rstrip('; ')}; frame-ancestors {ancestors}",
-            hsts=hsts if hsts_max_age > 0 else "",
+            html_defaults=_raw({**common, "Content-Security-Policy": html_csp}),
+            api_defaults=_raw({**common, "Content-Security-Policy": f"frame-ancestors {ancestors}"}),
+            hsts=hsts.encode("latin-1") if hsts_max_age > 0 else b"",
         )
 
 
 class SecurityHeadersMiddleware:
-    """Add nosniff, framing, referrer, CSP (HTML), no-store and HSTS (HTTPS) headers."""
+    """Add nosniff, framing, referrer, CSP (strict for HTML), no-store and HSTS (HTTPS) headers."""
 
     def __init__(self, app: ASGIApp, policy: HeaderPolicy):
         self.app = app
@@ -50,23 +59,20 @@ class SecurityHeadersMiddleware:
             return
         policy = self.policy
         # scope["scheme"] is "https" when TLS ended here or at a trusted proxy (see proxies.py).
-        over_https = scope.get("scheme") == "https"
+        # RFC 6797 section 7.2: HSTS is only sent over secure transport.
+        hsts = policy.hsts if scope.get("scheme") == "https" else b""
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", policy.frame_options)
-                headers.setdefault("Referrer-Policy", policy.referrer_policy)
-                # API data (runs, params, artifacts) is per-user: no browser or proxy may keep a copy.
-                headers.setdefault("Cache-Control", "no-store")
-                if headers.get("content-type", "").lower().startswith("text/html"):
-                    headers.setdefault("Content-Security-Policy", policy.html_csp)
-                else:
-                    headers.setdefault("Content-Security-Policy", f"frame-ancestors {policy.frame_ancestors}")
-                if over_https and policy.hsts:
-                    # RFC 6797 section 7.2: HSTS is only meaningful, and only sent, over secure transport.
-                    headers.setdefault("Strict-Transport-Security", policy.hsts)
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                html = any(name.lower() == b"content-type" and value.lower().startswith(b"text/html")
+                           for name, value in raw)
+                defaults = policy.html_defaults if html else policy.api_defaults
+                raw += [(name, value) for name, value in defaults if name not in present]
+                if hsts and b"strict-transport-security" not in present:
+                    raw.append((b"strict-transport-security", hsts))
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

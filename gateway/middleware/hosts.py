@@ -70,9 +70,22 @@ class HostAllowlist:
 class HostAllowlistMiddleware:
     """Refuse requests whose ``Host`` is not in the allowlist with 400 and an MLflow-style body."""
 
+    # Clients use a handful of Host values; remember each verdict, bounded so random names cannot grow it.
+    CACHE_SIZE = 256
+
     def __init__(self, app: ASGIApp, allowlist: HostAllowlist):
         self.app = app
         self.allowlist = allowlist
+        self._verdicts: dict[bytes, bool] = {}
+
+    def _allows(self, value: bytes) -> bool:
+        verdict = self._verdicts.get(value)
+        if verdict is None:
+            verdict = self.allowlist.allows(value.decode("latin-1"))
+            if len(self._verdicts) >= self.CACHE_SIZE:
+                self._verdicts.clear()
+            self._verdicts[value] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in EXEMPT_PATHS:
@@ -80,7 +93,7 @@ class HostAllowlistMiddleware:
             return
         hosts = [v for n, v in scope["headers"] if n == b"host"]
         # Two Host headers are a request-smuggling signal (RFC 9112 section 3.2): refuse, never pick one.
-        if len(hosts) == 1 and self.allowlist.allows(hosts[0].decode("latin-1")):
+        if len(hosts) == 1 and self._allows(hosts[0]):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
