@@ -196,7 +196,7 @@ def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]
     for start in range(0, len(run_ids), CHUNK):
         ids = {"ids": run_ids[start:start + CHUNK]}
         for input_uuid, run_id, name, digest, source_type, source, schema, profile, tag_key, tag_value in (
-                conn.execute(_DATASET_INPUTS, ids)):
+                conn.execute(_DATASET_INPUTS, ids).all()):
             entry = dataset_inputs[run_id].get(input_uuid)
             if entry is None:
                 dataset = {"name": name, "digest": digest, "source_type": source_type, "source": source}
@@ -208,7 +208,7 @@ def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]
                 dataset_inputs[run_id][input_uuid] = entry
             if tag_key is not None:
                 entry["tags"].append({"key": tag_key, "value": tag_value})
-        for source_type, run_id, model_id, step in conn.execute(_MODEL_LINKS, ids):
+        for source_type, run_id, model_id, step in conn.execute(_MODEL_LINKS, ids).all():
             if source_type == "RUN_INPUT":
                 model_inputs[run_id].append({"model_id": model_id})
             else:

@@ -110,9 +110,9 @@ def experiments_to_json(conn: Connection, experiment_ids: Iterable[str | int]) -
     tags: dict[int, list[dict]] = defaultdict(list)
     for start in range(0, len(unique), CHUNK):
         bind = {"ids": unique[start:start + CHUNK]}
-        for row in conn.execute(_EXPERIMENTS_BY_ID, bind):
+        for row in conn.execute(_EXPERIMENTS_BY_ID, bind).all():
             rows[row.experiment_id] = row
-        for experiment_id, key, value in conn.execute(_TAGS_BY_EXPERIMENT, bind):
+        for experiment_id, key, value in conn.execute(_TAGS_BY_EXPERIMENT, bind).all():
             tags[experiment_id].append({"key": key, "value": value})
     return [_experiment_json(rows[i], tags[i]) for i in ids if i in rows]
 

@@ -83,14 +83,14 @@ def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
     tags_by_run: dict[str, list[dict]] = defaultdict(list)
     for start in range(0, len(unique), CHUNK):
         ids = {"ids": unique[start:start + CHUNK]}
-        for row in conn.execute(_RUNS_BY_ID, ids):
+        for row in conn.execute(_RUNS_BY_ID, ids).all():
             rows[row.run_uuid] = row
-        for run_id, key, value, is_nan, timestamp, step in conn.execute(_LATEST_BY_RUN, ids):
+        for run_id, key, value, is_nan, timestamp, step in conn.execute(_LATEST_BY_RUN, ids).all():
             metrics_by_run[run_id].append({"key": key, "value": metric_value_json(value, is_nan),
                                            "timestamp": timestamp, "step": step})
-        for run_id, key, value in conn.execute(_PARAMS_BY_RUN, ids):
+        for run_id, key, value in conn.execute(_PARAMS_BY_RUN, ids).all():
             params_by_run[run_id].append({"key": key, "value": value})
-        for run_id, key, value in conn.execute(_TAGS_BY_RUN, ids):
+        for run_id, key, value in conn.execute(_TAGS_BY_RUN, ids).all():
             tags_by_run[run_id].append({"key": key, "value": value})
     found = [r for r in unique if r in rows]
     dataset_inputs, model_inputs, model_outputs = load_run_io(conn, found)
