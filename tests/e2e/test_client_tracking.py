@@ -130,6 +130,7 @@ def test_client_run_logging(mlflow_client, unique_name):
 def test_fluent_api(mlflow_client, unique_name):
     import mlflow
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     experiment = mlflow.set_experiment(unique_name)
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
@@ -179,8 +180,16 @@ def test_fluent_api(mlflow_client, unique_name):
     client.restore_run(child_id)
     assert client.get_run(child_id).info.lifecycle_stage == "active"
 
-    # set_experiment on an existing name reuses it.
+    # set_experiment on an existing name reuses it; a deleted experiment cannot be set until restored.
     assert mlflow.set_experiment(unique_name).experiment_id == experiment.experiment_id
+    mlflow.delete_experiment(experiment.experiment_id)
+    assert mlflow.get_experiment_by_name(unique_name).lifecycle_stage == "deleted"
+    assert client.get_run(parent_id).info.lifecycle_stage == "deleted"
+    with pytest.raises(MlflowException):
+        mlflow.set_experiment(unique_name)
+    client.restore_experiment(experiment.experiment_id)
+    assert mlflow.set_experiment(unique_name).experiment_id == experiment.experiment_id
+    assert client.get_run(parent_id).info.lifecycle_stage == "active"
 
 
 def test_log_batch_over_the_client_limit_is_split_and_complete(mlflow_client, unique_name):
