@@ -10,8 +10,29 @@ import time
 import uuid
 
 from sqlalchemy import insert, select, update
+from starlette.testclient import TestClient
 
+from tests.conftest import TEST_ADMIN_TOKEN
+from tests.services import fresh_postgres_database
 from tracking.db.tables import experiments, metrics, runs
+
+
+def serve_on_backend(backend: str, app_factory):
+    """Yield an authenticated TestClient of a fresh app on ``backend`` ("sqlite" or "postgresql").
+
+    The MLflow 3 test modules run on both databases: their queries use upserts, window functions
+    and text casts whose behaviour differs between the two.
+    """
+    def serve(app):
+        with TestClient(app, base_url="http://127.0.0.1:5000",
+                        headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as c:
+            yield c
+
+    if backend == "postgresql":
+        with fresh_postgres_database() as uri:
+            yield from serve(app_factory(backend_store_uri=uri))
+    else:
+        yield from serve(app_factory())
 
 
 def engine_of(client):

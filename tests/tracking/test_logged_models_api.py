@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tracking.mlflow3_fixtures import experiment_count, log_model_metric, make_experiment, make_run
+from tests.tracking.mlflow3_fixtures import (
+    experiment_count,
+    log_model_metric,
+    make_experiment,
+    make_run,
+)
 from tracking.db.mlflow3_tables import logged_models
 
 A = "/api/2.0/mlflow"

@@ -5,10 +5,23 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import TEST_ADMIN_TOKEN
-from tests.tracking.mlflow3_fixtures import engine_of, log_model_metric, make_experiment, make_run
+from tests.conftest import BACKENDS, TEST_ADMIN_TOKEN
+from tests.tracking.mlflow3_fixtures import (
+    engine_of,
+    log_model_metric,
+    make_experiment,
+    make_run,
+    serve_on_backend,
+)
 from tracking.db.mlflow3_tables import logged_models
 from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request, app_factory):
+    """An authenticated client of a fresh app on SQLite, then on PostgreSQL."""
+    yield from serve_on_backend(request.param, app_factory)
+
 
 A = "/api/2.0/mlflow"
 

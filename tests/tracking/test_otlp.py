@@ -10,9 +10,21 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.tracking.mlflow3_fixtures import experiment_count, make_experiment
+from tests.conftest import BACKENDS
+from tests.tracking.mlflow3_fixtures import (
+    experiment_count,
+    make_experiment,
+    serve_on_backend,
+)
 from tests.tracking.otlp_builders import post_otlp, two_span_trace
 from tracking.db.mlflow3_tables import spans, trace_info, trace_tags
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request, app_factory):
+    """An authenticated client of a fresh app on SQLite, then on PostgreSQL."""
+    yield from serve_on_backend(request.param, app_factory)
+
 
 B = "/api/3.0/mlflow"
 

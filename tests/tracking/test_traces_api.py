@@ -6,9 +6,21 @@ import json
 
 import pytest
 
-from tests.tracking.mlflow3_fixtures import experiment_count, make_experiment
+from tests.conftest import BACKENDS
+from tests.tracking.mlflow3_fixtures import (
+    experiment_count,
+    make_experiment,
+    serve_on_backend,
+)
 from tests.tracking.otlp_builders import post_otlp, trace_info_body, two_span_trace
 from tracking.db.mlflow3_tables import trace_info
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request, app_factory):
+    """An authenticated client of a fresh app on SQLite, then on PostgreSQL."""
+    yield from serve_on_backend(request.param, app_factory)
+
 
 A = "/api/2.0/mlflow"
 B = "/api/3.0/mlflow"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tracking.mlflow3_fixtures import experiment_count, make_experiment
+from tests.tracking.mlflow3_fixtures import (
+    experiment_count,
+    make_experiment,
+)
 from tests.tracking.otlp_builders import trace_info_body
 from tracking.db.mlflow3_tables import assessments
 

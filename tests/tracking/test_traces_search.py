@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import TEST_ADMIN_TOKEN
-from tests.tracking.mlflow3_fixtures import make_experiment
+from tests.conftest import BACKENDS, TEST_ADMIN_TOKEN
+from tests.tracking.mlflow3_fixtures import make_experiment, serve_on_backend
 from tests.tracking.otlp_builders import trace_info_body
 from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request, app_factory):
+    """An authenticated client of a fresh app on SQLite, then on PostgreSQL."""
+    yield from serve_on_backend(request.param, app_factory)
+
 
 B = "/api/3.0/mlflow"
 

@@ -128,7 +128,8 @@ def _ensure_trace(conn: Connection, trace_id: str, exp_id: int, exp_location: st
         dialect_insert(conn, trace_info)
         .values(request_id=trace_id, experiment_id=exp_id, **values)
         .on_conflict_do_nothing(index_elements=["request_id"])
-    ).rowcount
+        .returning(trace_info.c.request_id)
+    ).first() is not None
     row = conn.execute(select(trace_info.c.experiment_id, trace_info.c.status)
                        .where(trace_info.c.request_id == trace_id)).first()
     if row.experiment_id != exp_id:

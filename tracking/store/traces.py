@@ -153,7 +153,8 @@ def start_trace(conn: Connection, info: dict) -> dict:
         .values(request_id=trace_id, experiment_id=exp_id, request_preview=fields["request_preview"],
                 response_preview=fields["response_preview"], **columns)
         .on_conflict_do_nothing(index_elements=["request_id"])
-    ).rowcount
+        .returning(trace_info.c.request_id)
+    ).first() is not None
     if not inserted:
         existing = conn.execute(select(trace_info.c.experiment_id).where(trace_info.c.request_id == trace_id)).first()
         if existing.experiment_id != exp_id:
