@@ -150,3 +150,49 @@ def test_unknown_model_is_404_everywhere(client):
     assert client.patch(f"{A}/logged-models/{mid}/tags", json={"tags": [{"key": "a", "value": "b"}]}).status_code == 404
     assert client.post(f"{A}/logged-models/{mid}/params", json={"params": []}).status_code == 404
     assert client.delete(f"{A}/logged-models/{mid}/tags/a").status_code == 404
+
+
+def test_artifacts_listed_and_downloaded_through_the_model(client):
+    exp_id = make_experiment(client)
+    model_id = create(client, exp_id)["info"]["model_id"]
+    base = f"/api/2.0/mlflow-artifacts/artifacts/{exp_id}/models/{model_id}/artifacts"
+    assert client.put(f"{base}/MLmodel", content=b"flavors: {}\n").status_code == 200
+    assert client.put(f"{base}/data/model.pkl", content=b"\x80\x04").status_code == 200
+
+    root = client.get(f"{A}/logged-models/{model_id}/artifacts/directories")
+    assert root.status_code == 200, root.text
+    assert root.json() == {
+        "root_uri": f"mlflow-artifacts:/{exp_id}/models/{model_id}/artifacts",
+        "files": [{"path": "MLmodel", "is_dir": False, "file_size": 12}, {"path": "data", "is_dir": True}]}
+    sub = client.get(f"{A}/logged-models/{model_id}/artifacts/directories",
+                     params={"artifact_directory_path": "data"})
+    assert sub.json()["files"] == [{"path": "data/model.pkl", "is_dir": False, "file_size": 2}]
+
+    got = client.get(f"{A}/logged-models/{model_id}/artifacts/files", params={"artifact_file_path": "data/model.pkl"})
+    assert got.status_code == 200
+    assert got.content == b"\x80\x04"
+
+
+@pytest.mark.parametrize(("endpoint", "params"), [
+    ("directories", {"artifact_directory_path": "../../other"}),
+    ("files", {"artifact_file_path": "../../../etc/passwd"}),
+    ("files", {"artifact_file_path": "/etc/passwd"}),
+    ("files", {}),
+])
+def test_artifact_paths_cannot_escape_the_model(client, endpoint, params):
+    exp_id = make_experiment(client)
+    model_id = create(client, exp_id)["info"]["model_id"]
+    resp = client.get(f"{A}/logged-models/{model_id}/artifacts/{endpoint}", params=params)
+    assert resp.status_code == 400
+    assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_experiment_lookup_for_authorization(client):
+    from tracking.store.logged_models import get_logged_model_experiment_id
+
+    exp_id = make_experiment(client)
+    model_id = create(client, exp_id)["info"]["model_id"]
+    engine = client.app.state.tracking.engine
+    with engine.connect() as conn:
+        assert get_logged_model_experiment_id(conn, model_id) == exp_id
+        assert get_logged_model_experiment_id(conn, "m-" + "0" * 32) is None

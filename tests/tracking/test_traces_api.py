@@ -186,3 +186,13 @@ def test_size_stats_garbage_does_not_break_reads(client):
     resp = client.get(f"{B}/traces/get", params={"trace_id": "tr-" + tid.hex()})
     assert resp.status_code == 200
     assert json.loads(json.dumps(resp.json()))["trace"]["trace_info"]["trace_metadata"] == meta
+
+
+def test_experiment_lookup_for_authorization(client):
+    from tracking.store.traces import get_trace_experiment_id
+
+    exp_id = make_experiment(client)
+    trace_id = start(client, "tr-" + "34" * 16, exp_id)["trace_id"]
+    with client.app.state.tracking.engine.connect() as conn:
+        assert get_trace_experiment_id(conn, trace_id) == exp_id
+        assert get_trace_experiment_id(conn, "tr-" + "00" * 16) is None
