@@ -196,3 +196,14 @@ def test_experiment_lookup_for_authorization(client):
     with client.app.state.tracking.engine.connect() as conn:
         assert get_trace_experiment_id(conn, trace_id) == exp_id
         assert get_trace_experiment_id(conn, "tr-" + "00" * 16) is None
+
+
+def test_batch_get_infos_and_experiment_filter(client):
+    exp1, exp2 = make_experiment(client), make_experiment(client)
+    a = start(client, "tr-" + "56" * 16, exp1)["trace_id"]
+    b = start(client, "tr-" + "78" * 16, exp2)["trace_id"]
+    infos = client.get(f"{B}/traces/batchGetInfos", params=[("trace_ids", a), ("trace_ids", b)]).json()
+    assert [i["trace_id"] for i in infos["trace_infos"]] == [a, b]
+    only = client.get(f"{B}/traces/batchGet", params=[("trace_ids", a), ("trace_ids", b), ("experiment_ids", exp2)])
+    assert [t["trace_info"]["trace_id"] for t in only.json()["traces"]] == [b]
+    assert client.get(f"{B}/traces/batchGet").status_code == 400

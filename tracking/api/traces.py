@@ -66,25 +66,37 @@ async def get_trace(request: Request):
     return ok({"trace": {"trace_info": info, "spans": spans}})
 
 
-@router_v3.get("/traces/batchGet", operation_id="traces.batch_get")
-async def batch_get_traces(request: Request):
-    """BatchGetTraces: several traces with spans; unknown or invisible ids are left out."""
+async def _visible_infos(request: Request) -> list[dict]:
+    """The requested trace infos the caller may see (``trace_ids``, optionally within ``experiment_ids``)."""
     args = await request_args(request)
     trace_ids = [store.validate_trace_id(t, "trace_ids") for t in args.str_list("trace_ids", required=True)]
     if len(trace_ids) > MAX_BATCH_GET:
         raise invalid_parameter(f"At most {MAX_BATCH_GET} trace_ids may be fetched at once, got {len(trace_ids)}.")
-    experiment_ids = args.str_list("experiment_ids")
+    experiment_ids = set(args.str_list("experiment_ids"))
     scope = visibility_scope(request).experiments
 
     def load(conn):
-        ids = visible_trace_ids(conn, trace_ids, scope)
-        infos = store.load_trace_infos(conn, ids)
-        if experiment_ids:
+        infos = store.load_trace_infos(conn, visible_trace_ids(conn, trace_ids, scope))
+        if "experiment_ids" in args:
             infos = [i for i in infos if i["trace_location"]["mlflow_experiment"]["experiment_id"] in experiment_ids]
-        spans = load_spans(conn, [i["trace_id"] for i in infos])
-        return [{"trace_info": i, "spans": spans[i["trace_id"]]} for i in infos]
+        return infos
 
-    return ok({"traces": await in_transaction(request, load)})
+    return await in_transaction(request, load)
+
+
+@router_v3.get("/traces/batchGet", operation_id="traces.batch_get")
+async def batch_get_traces(request: Request):
+    """BatchGetTraces: several traces with spans; unknown or invisible ids are left out."""
+    infos = await _visible_infos(request)
+    spans = await in_transaction(request, lambda conn: load_spans(conn, [i["trace_id"] for i in infos]))
+    return ok({"traces": [{"trace_info": i, "spans": spans[i["trace_id"]]} for i in infos]})
+
+
+# The same read as batchGet without spans; it shares batchGet's operation id (and so its permission).
+@router_v3.get("/traces/batchGetInfos", operation_id="traces.batch_get", include_in_schema=False)
+async def batch_get_trace_infos(request: Request):
+    """BatchGetTraceInfos: several trace infos (no spans); unknown or invisible ids are left out."""
+    return ok({"trace_infos": await _visible_infos(request)})
 
 
 @router_v3.post("/traces/search", operation_id="traces.search")
