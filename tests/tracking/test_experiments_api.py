@@ -147,8 +147,9 @@ def test_get_unknown_and_invalid_ids(client):
                  "RESOURCE_DOES_NOT_EXIST", "987654")
     assert_error(client.get(f"{A}/experiments/get", params={"experiment_id": "abc"}), 400,
                  "INVALID_PARAMETER_VALUE")
-    assert_error(client.get(f"{A}/experiments/get", params={"experiment_id": "9" * 40}), 400,
-                 "INVALID_PARAMETER_VALUE")
+    for odd in ("9" * 40, "\u00b2", "\u0661", "-1", " 1", "1\n", "0x1"):
+        assert_error(client.get(f"{A}/experiments/get", params={"experiment_id": odd}), 400,
+                     "INVALID_PARAMETER_VALUE")
     assert_error(client.get(f"{A}/experiments/get"), 400, "INVALID_PARAMETER_VALUE", "experiment_id")
     assert_error(client.get(f"{A}/experiments/get-by-name", params={"experiment_name": "nope"}), 404,
                  "RESOURCE_DOES_NOT_EXIST", "nope")

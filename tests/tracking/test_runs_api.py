@@ -131,6 +131,7 @@ def test_get_run_errors(api):
     assert_error(api.get(f"{A}/runs/get", params={"run_id": "0" * 32}), 404, "RESOURCE_DOES_NOT_EXIST")
     assert_error(api.get(f"{A}/runs/get", params={"run_id": "../../etc"}), 400, "INVALID_PARAMETER_VALUE")
     assert_error(api.get(f"{A}/runs/get", params={"run_id": "a" * 300}), 400, "INVALID_PARAMETER_VALUE")
+    assert_error(api.get(f"{A}/runs/get", params={"run_id": "a" * 32 + "\n"}), 400, "INVALID_PARAMETER_VALUE")
     assert_error(api.get(f"{A}/runs/get"), 400, "INVALID_PARAMETER_VALUE", "run_id")
 
 
@@ -237,6 +238,7 @@ def test_run_name_tag_renames_the_run(api):
     ("a//b", "resolve"),
     ("trailing/", "resolve"),
     ("semi;colon", "Names may only contain"),
+    ("newline\n", "Names may only contain"),
     ("k" * 251, "250"),
 ])
 def test_tag_key_rules(api, key, fragment):

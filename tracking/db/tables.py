@@ -26,6 +26,8 @@ experiments = Table(
     Column("lifecycle_stage", String(32), nullable=False, default="active"),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
+    # Never reuse the id of a removed experiment on SQLite: ids key permissions and artifact paths.
+    sqlite_autoincrement=True,
 )
 
 experiment_tags = Table(

@@ -25,7 +25,8 @@ DELETED = "deleted"
 ARTIFACT_SCHEME = "mlflow-artifacts"
 # Bound the number of bound parameters per IN (...) list; SQLite and drivers have limits.
 CHUNK = 500
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
+_EXPERIMENT_ID = re.compile(r"^[0-9]{1,18}\Z")
 
 
 def now_ms() -> int:
@@ -36,7 +37,8 @@ def now_ms() -> int:
 def parse_experiment_id(value: object, path: str = "experiment_id") -> int:
     """An experiment id as the integer the table stores; anything else is a 400."""
     text = value if isinstance(value, str) else None
-    if text is None or not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() also accepts characters such as "²" that int() refuses.
+    if text is None or not _EXPERIMENT_ID.match(text):
         shown = str(value)[:100]
         raise invalid_parameter(
             f"Invalid experiment ID '{shown}' for parameter '{path}'. Experiment ID must be a valid integer.")

@@ -38,8 +38,9 @@ MAX_MODEL_ID_LENGTH = 36
 
 # Keys are used as file names by some stores, so MLflow allows only this alphabet (POSIX servers
 # also accept ":"), and the name must not normalise to a different path.
-_KEY_PATTERN = re.compile(r"^[/\w.\- :]*$")
-_RUN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
+# \Z, not $: "$" also matches before a trailing newline.
+_KEY_PATTERN = re.compile(r"^[/\w.\- :]*\Z")
+_RUN_ID_PATTERN = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}\Z")
 
 
 def _shown(value: object) -> str:
