@@ -137,6 +137,13 @@ def test_traced_function_spans_search_get_tags_and_feedback(mlflow_client, uniqu
     assert by_name["double"].outputs == 40
     assert by_name["double"].span_type == "TOOL"
 
+    # The server's own GetTrace answers with the same spans, whichever way they arrived.
+    served = mlflow_client._tracing_client.store.get_trace(trace_id)
+    served_by_name = {s.name: s for s in served.data.spans}
+    assert served_by_name["pipeline"].inputs == {"x": 20}
+    assert served_by_name["double"].outputs == 40
+    assert served_by_name["double"].parent_id == by_name["pipeline"].span_id
+
     mlflow.set_trace_tag(trace_id, "reviewed", "yes")
     assert mlflow.get_trace(trace_id).info.tags["reviewed"] == "yes"
     tagged = mlflow.search_traces(locations=[experiment_id], filter_string="tags.reviewed = 'yes'",

@@ -207,3 +207,43 @@ def test_batch_get_infos_and_experiment_filter(client):
     only = client.get(f"{B}/traces/batchGet", params=[("trace_ids", a), ("trace_ids", b), ("experiment_ids", exp2)])
     assert [t["trace_info"]["trace_id"] for t in only.json()["traces"]] == [b]
     assert client.get(f"{B}/traces/batchGet").status_code == 400
+
+
+def test_get_trace_reads_spans_the_client_uploaded_as_traces_json(client):
+    exp_id = make_experiment(client)
+    trace_id = "tr-" + "9a" * 16
+    info = start(client, trace_id, exp_id)
+    assert info["tags"]["mlflow.artifactLocation"] == f"mlflow-artifacts:/{exp_id}/traces/{trace_id}/artifacts"
+    # The shape MLflow's client uploads: OTLP-like spans with JSON-encoded attribute values.
+    document = {"spans": [
+        {"trace_id": "mpqampqampqampqampqamg==", "span_id": "AQIDBAUGBwg=", "parent_span_id": None,
+         "name": "root", "start_time_unix_nano": 100, "end_time_unix_nano": 300,
+         "status": {"code": "STATUS_CODE_OK", "message": ""}, "events": [],
+         "attributes": {"mlflow.spanInputs": json.dumps({"q": "hi"}), "mlflow.spanOutputs": json.dumps(42),
+                        "mlflow.spanType": json.dumps("CHAIN")}},
+        {"trace_id": "mpqampqampqampqampqamg==", "span_id": "CQoLDA0ODxA=", "parent_span_id": "AQIDBAUGBwg=",
+         "name": "child", "start_time_unix_nano": 150, "end_time_unix_nano": 200,
+         "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+         "events": [{"name": "exception", "time_unix_nano": 180, "attributes": {"k": json.dumps([1, True])}}],
+         "attributes": {"mlflow.spanInputs": "not json"}},
+    ]}
+    put = client.put(f"/api/2.0/mlflow-artifacts/artifacts/{exp_id}/traces/{trace_id}/artifacts/traces.json",
+                     content=json.dumps(document))
+    assert put.status_code == 200, put.text
+    spans = client.get(f"{B}/traces/get", params={"trace_id": trace_id}).json()["trace"]["spans"]
+    assert [s["name"] for s in spans] == ["root", "child"]
+    root, child = spans
+    assert root["attributes"] == [
+        {"key": "mlflow.spanInputs", "value": {"kvlist_value": {"values": [
+            {"key": "q", "value": {"string_value": "hi"}}]}}},
+        {"key": "mlflow.spanOutputs", "value": {"int_value": "42"}},
+        {"key": "mlflow.spanType", "value": {"string_value": "CHAIN"}},
+    ]
+    assert root["start_time_unix_nano"] == "100"
+    assert child["parent_span_id"] == root["span_id"]
+    assert child["status"] == {"code": "STATUS_CODE_ERROR", "message": "boom"}
+    assert child["events"][0]["attributes"] == [
+        {"key": "k", "value": {"array_value": {"values": [{"int_value": "1"}, {"bool_value": True}]}}}]
+    assert child["attributes"] == [{"key": "mlflow.spanInputs", "value": {"string_value": "not json"}}]
+    batch = client.get(f"{B}/traces/batchGet", params={"trace_ids": trace_id}).json()["traces"]
+    assert batch[0]["spans"] == spans

@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tracking.api import assessments
 from tracking.api.body import request_args
 from tracking.api.in_transaction import in_transaction
 from tracking.api.responses import ok
+from tracking.artifacts.storage import repository_for_root
 from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import visibility_scope
+from tracking.services import tracking_of
 from tracking.store import traces as store
 from tracking.store.spans import load_spans
+from tracking.store.trace_artifacts import spans_from_artifact
 from tracking.store.trace_search import search_traces, visible_trace_ids
 
 router_v2 = APIRouter()  # /api/2.0/mlflow
@@ -34,6 +38,20 @@ async def start_trace(request: Request):
     trace = args.obj("trace", required=True)
     info = await in_transaction(request, lambda conn: store.start_trace(conn, trace.get("trace_info")))
     return ok({"trace": {"trace_info": info}})
+
+
+def _with_artifact_spans(request: Request, info: dict, spans: list[dict]) -> list[dict]:
+    """Spans stored by the server, else those of the client's ``traces.json`` (read on a worker thread)."""
+    if spans or info["tags"].get(store.SPANS_LOCATION_TAG) == store.SPANS_IN_TRACKING_STORE:
+        return spans
+    try:
+        repository = repository_for_root(tracking_of(request).artifact_root)
+    except MlflowError:
+        return spans
+    found = spans_from_artifact(repository, info["trace_id"],
+                                info["trace_location"]["mlflow_experiment"]["experiment_id"],
+                                info["tags"].get(store.ARTIFACT_LOCATION_TAG))
+    return spans if found is None else found
 
 
 def _complete(info: dict, spans: list[dict]) -> bool:
@@ -60,6 +78,7 @@ async def get_trace(request: Request):
         return info, load_spans(conn, [trace_id])[trace_id]
 
     info, spans = await in_transaction(request, load)
+    spans = await run_in_threadpool(_with_artifact_spans, request, info, spans)
     if not allow_partial and not _complete(info, spans):
         raise MlflowError(f"Trace with ID {trace_id} is not fully exported yet, please try again later.",
                           "RESOURCE_DOES_NOT_EXIST")
@@ -89,7 +108,11 @@ async def batch_get_traces(request: Request):
     """BatchGetTraces: several traces with spans; unknown or invisible ids are left out."""
     infos = await _visible_infos(request)
     spans = await in_transaction(request, lambda conn: load_spans(conn, [i["trace_id"] for i in infos]))
-    return ok({"traces": [{"trace_info": i, "spans": spans[i["trace_id"]]} for i in infos]})
+
+    def with_artifacts() -> list[dict]:
+        return [{"trace_info": i, "spans": _with_artifact_spans(request, i, spans[i["trace_id"]])} for i in infos]
+
+    return ok({"traces": await run_in_threadpool(with_artifacts)})
 
 
 # The same read as batchGet without spans; it shares batchGet's operation id (and so its permission).
