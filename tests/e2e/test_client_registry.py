@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -146,3 +147,28 @@ def test_unsafe_sources_are_refused(mlflow_client, unique_name):
             mlflow_client.create_model_version(unique_name, source)
         assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
     assert mlflow_client.search_model_versions(f"name = '{unique_name}'") == []
+
+
+def test_register_a_logged_model(mlflow_client, unique_name, tmp_path: Path):
+    experiment_id = mlflow_client.create_experiment(unique_name)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        logged = mlflow.initialize_logged_model(name="clf")
+        model_dir = tmp_path / "model"
+        model_dir.mkdir()
+        (model_dir / "MLmodel").write_text("flavors: {}\n")
+        mlflow_client.log_model_artifacts(logged.model_id, str(model_dir))
+        mlflow.finalize_logged_model(logged.model_id, "READY")
+    version = mlflow.register_model(f"models:/{logged.model_id}", unique_name)
+    assert version.source == f"models:/{logged.model_id}"
+    assert version.run_id == run.info.run_id
+    location = mlflow_client.get_logged_model(logged.model_id).artifact_location
+    assert mlflow_client.get_model_version_download_uri(unique_name, version.version) == location
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{unique_name}/{version.version}",
+                                                     dst_path=str(tmp_path / "dl")))
+    assert (local / "MLmodel").read_text() == "flavors: {}\n"
+    tag = mlflow_client.get_logged_model(logged.model_id).tags["mlflow.modelVersions"]
+    # The server records the version on the logged model and the fluent client appends it once more, so
+    # the entry appears twice, exactly as against MLflow's own server.
+    entries = json.loads(tag)
+    assert entries
+    assert all(e == {"name": unique_name, "version": version.version} for e in entries)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.tracking.registry_support import api_fixture, error_of  # noqa: F401  (fixture)
@@ -126,6 +128,9 @@ def test_logged_model_source_resolves_to_its_artifact_location(api):
     assert uri == f"mlflow-artifacts:/0/models/{model_id}/artifacts"
     inside = f"mlflow-artifacts:/0/models/{model_id}/artifacts/sub"
     assert api.create_version("m", source=inside, model_id=model_id)["version"] == "2"
+    # The logged model lists its registered versions, as MLflow's UI expects.
+    tags = {t["key"]: t["value"] for t in api.get(f"/logged-models/{model_id}").json()["model"]["info"]["tags"]}
+    assert json.loads(tags["mlflow.modelVersions"]) == [{"name": "m", "version": "1"}, {"name": "m", "version": "2"}]
     r = api.post("/model-versions/create", {"name": "m", "source": f"runs:/{run_id}/model", "model_id": model_id})
     assert error_of(r) == (400, "INVALID_PARAMETER_VALUE")
     other = f"mlflow-artifacts:/0/{run_id}/artifacts/model"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select, update
 
-from tracking.db.mlflow3_tables import logged_models
+from tracking.db.mlflow3_tables import logged_model_tags, logged_models
 from tracking.db.registry_tables import model_version_tags, model_versions, registered_model_aliases
 from tracking.db.tables import runs
 from tracking.errors import MlflowError, invalid_parameter
+from tracking.store.logged_models import set_logged_model_tags
 from tracking.store.registry import (
     is_prompt_model,
     now_ms,
@@ -41,6 +43,7 @@ from tracking.store.registry_validation import (
 )
 from tracking.store.upsert import dialect_insert
 
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 _RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -93,7 +96,8 @@ def _inside(source: str, kind: SourceKind, root_uri: str | None) -> bool:
 
 def _logged_model(conn: Connection, model_id: str, source: str) -> Any:
     row = conn.execute(select(logged_models.c.artifact_location, logged_models.c.source_run_id)
-                       .where(logged_models.c.model_id == model_id)).first()
+                       .where(logged_models.c.model_id == model_id,
+                              logged_models.c.lifecycle_stage != "deleted")).first()
     if row is None:
         raise refuse(source, "The model_id request parameter must identify the resource that contains the source.")
     return row
@@ -216,7 +220,26 @@ def create_model_version(conn: Connection, new: NewVersion) -> dict[str, Any]:
     if tags:
         conn.execute(model_version_tags.insert(),
                      [{"name": new.name, "version": number, "key": k, "value": v} for k, v in tags.items()])
+    if resolved.model_id and not prompt_model:
+        _record_on_logged_model(conn, resolved.model_id, new.name, number)
     return version_json(conn, require_version_row(conn, new.name, number))
+
+
+def _record_on_logged_model(conn: Connection, model_id: str, name: str, version: int) -> None:
+    # MLflow lists a logged model's registered versions in its ``mlflow.modelVersions`` tag (JSON);
+    # the UI reads it to link a logged model to its registry entries.
+    current = conn.execute(select(logged_model_tags.c.tag_value).where(
+        logged_model_tags.c.model_id == model_id, logged_model_tags.c.tag_key == MODEL_VERSIONS_TAG)).scalar()
+    try:
+        entries = json.loads(current) if current else []
+    except ValueError:
+        entries = []
+    if not isinstance(entries, list):
+        entries = []
+    entry = {"name": name, "version": str(version)}
+    if entry not in entries:
+        entries.append(entry)
+    set_logged_model_tags(conn, model_id, [{"key": MODEL_VERSIONS_TAG, "value": json.dumps(entries)}])
 
 
 def update_model_version(conn: Connection, name: str, version: str, description: str | None) -> dict[str, Any]:
