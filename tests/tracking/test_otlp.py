@@ -80,6 +80,17 @@ def test_json_export_with_hex_ids(client):
     assert sorted(s["name"] for s in got["spans"]) == ["child", "parent"]
 
 
+def test_protobuf_canonical_json_with_base64_ids(client):
+    exp_id = make_experiment(client)
+    tid, request = two_span_trace()
+    document = MessageToDict(request, preserving_proto_field_name=True)
+    resp = client.post("/v1/traces", content=json.dumps(document),
+                       headers={"content-type": "application/json", "x-mlflow-experiment-id": exp_id})
+    assert resp.status_code == 200, resp.text
+    got = client.get(f"{B}/traces/get", params={"trace_id": "tr-" + tid.hex()}).json()["trace"]
+    assert [s["name"] for s in got["spans"]] == ["parent", "child"]
+
+
 def test_gzip_body_is_accepted(client):
     exp_id = make_experiment(client)
     tid, request = two_span_trace()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import zlib
 
 from fastapi import APIRouter
@@ -37,6 +38,7 @@ MAX_SPANS_PER_REQUEST = 10_000
 # Decompressed bodies are bounded too, so a small gzip bomb cannot exhaust memory.
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 # OTLP JSON writes these byte fields as hex (spec: "JSON Protobuf Encoding"), protobuf JSON as base64.
+_HEX = re.compile(r"[0-9a-fA-F]+")
 _HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 
 
@@ -65,7 +67,11 @@ def _decompress(body: bytes, encoding: str | None) -> bytes:
 
 
 def _hex_ids_to_base64(node: object) -> None:
-    """Rewrite OTLP JSON's hex trace/span ids in place into the base64 protobuf JSON expects."""
+    """Rewrite OTLP JSON's hex trace/span ids in place into the base64 protobuf JSON expects.
+
+    Ids already in base64 (protobuf's canonical JSON) are left alone: a hex id is exactly 32 (trace)
+    or 16 (span) hex digits, which no base64 encoding of a 16- or 8-byte id can be.
+    """
     stack = [node]
     while stack:
         item = stack.pop()
@@ -73,11 +79,9 @@ def _hex_ids_to_base64(node: object) -> None:
             stack.extend(item)
         elif isinstance(item, dict):
             for key, value in item.items():
-                if key in _HEX_ID_FIELDS and isinstance(value, str):
-                    try:
-                        item[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                    except ValueError:
-                        raise _bad(f"Invalid OTLP JSON: {key} {value[:40]!r} is not hexadecimal.") from None
+                is_hex_id = isinstance(value, str) and len(value) in (16, 32) and _HEX.fullmatch(value)
+                if key in _HEX_ID_FIELDS and is_hex_id:
+                    item[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
                 elif isinstance(value, dict | list):
                     stack.append(value)
 
