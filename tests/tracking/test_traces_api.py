@@ -140,7 +140,7 @@ def test_delete_traces_by_ids_and_by_time(client):
     lambda b: b["trace"]["trace_info"].update(state="DONE"),
     lambda b: b["trace"]["trace_info"].update(request_time="yesterday"),
     lambda b: b["trace"]["trace_info"].update(execution_duration="-1s"),
-    lambda b: b["trace"]["trace_info"].update(tags={"bad/../key": "v"}),
+    lambda b: b["trace"]["trace_info"].update(tags={"k" * 251: "v"}),
     lambda b: b["trace"]["trace_info"].update(tags={"k": 5}),
     lambda b: b["trace"]["trace_info"]["trace_location"]["mlflow_experiment"].update(experiment_id="424242"),
     lambda b: b["trace"]["trace_info"].update(assessments=[{"assessment_name": "x"}]),
@@ -168,6 +168,14 @@ def test_delete_traces_needs_a_clear_selection(client, body):
     resp = client.post(f"{A}/traces/delete-traces", json=body)
     assert resp.status_code == 400
     assert experiment_count(client, trace_info) == 1
+
+
+def test_application_metadata_keys_are_kept_as_given(client):
+    exp_id = make_experiment(client)
+    meta = {"user question?": "why", "mlflow.trace.sizeStats": "{}"}
+    info = start(client, "tr-" + "bc" * 16, exp_id, trace_metadata=meta, tags={"odd key!": "x" * 9000})
+    assert info["trace_metadata"] == meta
+    assert info["tags"]["odd key!"] == "x" * 8000  # over-long values are cut as MLflow cuts them
 
 
 def test_unknown_trace_is_404(client):

@@ -29,6 +29,7 @@ TRACE_NAME_TAG = "mlflow.traceName"
 SERVER_TAGS = frozenset({SPANS_LOCATION_TAG, ARTIFACT_LOCATION_TAG, "mlflow.trace.archiveLocation"})
 STATES = frozenset({"STATE_UNSPECIFIED", "OK", "ERROR", "IN_PROGRESS"})
 MAX_TAG_VALUE_LENGTH = 8000
+MAX_KEY_LENGTH = 250
 PREVIEW_LENGTH = 1000
 MAX_TRACE_IDS_PER_REQUEST = 100
 _TRACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,49}$")
@@ -81,7 +82,10 @@ def _string_map(value: object, field: str) -> dict[str, str]:
         raise invalid_parameter(f"Invalid value for parameter '{field}': expected an object of strings.")
     out = {}
     for key, item in value.items():
-        validate_key(key, f"{field}.key")
+        # Keys come from application code (mlflow.update_current_trace); MLflow stores them as given,
+        # so only their length is bounded here: refusing one would lose the whole trace.
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+            raise invalid_parameter(f"Invalid key in parameter '{field}': keys are 1 to {MAX_KEY_LENGTH} characters.")
         if item is None:
             item = ""
         if not isinstance(item, str):
