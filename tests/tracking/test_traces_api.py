@@ -255,3 +255,13 @@ def test_get_trace_reads_spans_the_client_uploaded_as_traces_json(client):
     assert child["attributes"] == [{"key": "mlflow.spanInputs", "value": {"string_value": "not json"}}]
     batch = client.get(f"{B}/traces/batchGet", params={"trace_ids": trace_id}).json()["traces"]
     assert batch[0]["spans"] == spans
+
+
+def test_assessments_inside_a_finished_trace_keep_their_ids_and_survive_a_resend(client):
+    exp_id = make_experiment(client)
+    assessment = {"assessment_id": "a-" + "1" * 32, "assessment_name": "ok", "source": {"source_type": "CODE"},
+                  "feedback": {"value": True}}
+    first = start(client, "tr-" + "de" * 16, exp_id, assessments=[assessment])
+    again = start(client, "tr-" + "de" * 16, exp_id, assessments=[assessment])
+    assert [a["assessment_id"] for a in first["assessments"]] == ["a-" + "1" * 32]
+    assert again["assessments"] == first["assessments"]

@@ -24,6 +24,7 @@ SOURCE_TYPES = frozenset({"HUMAN", "LLM_JUDGE", "CODE"})
 MAX_NAME_LENGTH = 250
 MAX_SOURCE_ID_LENGTH = 250
 # The fields UpdateAssessment may change (its update_mask paths); source and span stay fixed.
+_ASSESSMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,49}$")
 UPDATABLE = frozenset({"assessment_name", "feedback", "expectation", "rationale", "metadata", "valid"})
 
 
@@ -82,8 +83,12 @@ def _optional_str(body: dict, key: str, field: str) -> str | None:
     return value or None
 
 
-def new_assessment_row(body: object, trace_id: str, field: str = "assessment") -> dict:
-    """Validate an Assessment JSON object and return the row to insert (with a fresh id)."""
+def new_assessment_row(body: object, trace_id: str, field: str = "assessment", *, keep_id: bool = False) -> dict:
+    """Validate an Assessment JSON object and return the row to insert.
+
+    The id is fresh unless ``keep_id``: assessments sent inside a finished trace keep the id the
+    client gave them, since other assessments in the same trace may refer to it.
+    """
     if not isinstance(body, dict):
         raise invalid_parameter(f"Missing value for required parameter '{field}'.")
     name = body.get("assessment_name")
@@ -117,8 +122,13 @@ def new_assessment_row(body: object, trace_id: str, field: str = "assessment") -
     rationale = _optional_str(body, "rationale", field)
     for key, text, limit in (("overrides", overrides, 50), ("span_id", span_id, 50)):
         check_length(f"{field}.{key}", text, limit)
+    given_id = body.get("assessment_id")
+    if keep_id and isinstance(given_id, str) and _ASSESSMENT_ID.match(given_id):
+        assessment_id = given_id
+    else:
+        assessment_id = f"a-{uuid.uuid4().hex}"
     return {
-        "assessment_id": f"a-{uuid.uuid4().hex}",
+        "assessment_id": assessment_id,
         "trace_id": trace_id,
         "name": name,
         "assessment_type": kind,

@@ -18,7 +18,7 @@ from tracking.errors import MlflowError, invalid_parameter
 from tracking.store.assessments import assessment_rows_json, new_assessment_row
 from tracking.store.experiment_checks import parse_experiment_id, require_active_experiment
 from tracking.store.proto_time import duration_to_ms, ms_to_duration, ms_to_timestamp, timestamp_to_ms
-from tracking.store.upsert import dialect_insert
+from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts
 from tracking.store.validation import check_length, validate_key
 
 ARTIFACT_LOCATION_TAG = "mlflow.artifactLocation"
@@ -148,7 +148,7 @@ def start_trace(conn: Connection, info: dict) -> dict:
     trace_id = fields["trace_id"]
     exp_id, exp_location = require_active_experiment(conn, fields["experiment_id"],
                                                      "trace_location.mlflow_experiment.experiment_id")
-    new_assessments = [new_assessment_row(a, trace_id, f"trace.trace_info.assessments[{i}]")
+    new_assessments = [new_assessment_row(a, trace_id, f"trace.trace_info.assessments[{i}]", keep_id=True)
                        for i, a in enumerate(fields["assessments"])]
     columns = {k: fields[k] for k in ("timestamp_ms", "execution_time_ms", "status", "client_request_id")}
     # Insert-or-merge in one statement pair: OTLP ingestion may be creating the same trace right now.
@@ -173,8 +173,8 @@ def start_trace(conn: Connection, info: dict) -> dict:
     tags[ARTIFACT_LOCATION_TAG] = trace_artifact_location(exp_location, trace_id)
     upsert_pairs(conn, trace_tags, trace_id, tags)
     upsert_pairs(conn, trace_request_metadata, trace_id, fields["metadata"])
-    if new_assessments:
-        conn.execute(assessments.insert(), new_assessments)
+    # A re-sent trace (the client retries) carries the same assessments again: keep the first copy.
+    insert_ignoring_conflicts(conn, assessments, new_assessments, ["assessment_id"])
     return load_trace_infos(conn, [trace_id])[0]
 
 
