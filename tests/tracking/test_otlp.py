@@ -14,6 +14,7 @@ from tests.conftest import BACKENDS
 from tests.tracking.mlflow3_fixtures import (
     experiment_count,
     make_experiment,
+    make_run,
     serve_on_backend,
 )
 from tests.tracking.otlp_builders import post_otlp, two_span_trace
@@ -172,3 +173,21 @@ def test_deleted_experiment_is_refused(client):
     resp = post_otlp(client, request, exp_id)
     assert resp.status_code == 400
     assert resp.json()["error_code"] == "INVALID_STATE"
+
+
+def test_run_header_links_traces_to_a_run_of_the_same_experiment(client):
+    exp_id, other = make_experiment(client), make_experiment(client)
+    run_id, foreign_run = make_run(client, exp_id), make_run(client, other)
+    tid, request = two_span_trace()
+    headers = {"content-type": "application/x-protobuf", "x-mlflow-experiment-id": exp_id}
+    refused = client.post("/v1/traces", content=request.SerializeToString(),
+                          headers={**headers, "x-mlflow-run-id": foreign_run})
+    assert refused.status_code == 400
+    assert experiment_count(client, trace_info) == 0
+    resp = client.post("/v1/traces", content=request.SerializeToString(),
+                       headers={**headers, "x-mlflow-run-id": run_id})
+    assert resp.status_code == 200, resp.text
+    found = client.post(f"{B}/traces/search", json={
+        "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp_id}}],
+        "filter": f"attributes.run_id = '{run_id}'"}).json()["traces"]
+    assert [t["trace_id"] for t in found] == ["tr-" + tid.hex()]

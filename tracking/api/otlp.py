@@ -2,8 +2,9 @@
 
 The body is an ``ExportTraceServiceRequest`` in binary protobuf (``application/x-protobuf``) or
 protobuf JSON (``application/json``), parsed with the official ``opentelemetry-proto`` messages.
-``x-mlflow-experiment-id`` names the experiment. A request is stored whole in one transaction or
-refused whole with an MLflow-style 4xx, so a bad payload leaves nothing behind.
+``x-mlflow-experiment-id`` names the experiment (and ``x-mlflow-run-id``, optionally, a run in it).
+A request is stored whole in one transaction or refused whole with an MLflow-style 4xx, so a bad
+payload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tracking.store.spans import log_spans
 
 router = APIRouter()
 EXPERIMENT_HEADER = "x-mlflow-experiment-id"
+RUN_HEADER = "x-mlflow-run-id"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 MAX_SPANS_PER_REQUEST = 10_000
@@ -124,11 +126,12 @@ async def ingest(request: Request):
     experiment_id = request.headers.get(EXPERIMENT_HEADER)
     if not experiment_id:
         raise invalid_parameter(f"Missing required header '{EXPERIMENT_HEADER}' naming the experiment.")
+    run_id = request.headers.get(RUN_HEADER) or None
     body = _decompress(await request.body(), request.headers.get("content-encoding"))
     message = parse_export_request(body, media_type)
     spans = _spans_of(message)
     # The experiment is checked even for an empty export, so a wrong header never looks accepted.
-    await in_transaction(request, lambda conn: log_spans(conn, experiment_id, spans))
+    await in_transaction(request, lambda conn: log_spans(conn, experiment_id, spans, run_id))
     response = ExportTraceServiceResponse()
     if media_type == JSON:
         return Response(json.dumps({}), media_type=JSON)

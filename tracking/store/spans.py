@@ -15,7 +15,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from sqlalchemy import Connection, case, select, update
 
-from tracking.db.mlflow3_tables import spans, trace_info, trace_tags
+from tracking.db.mlflow3_tables import spans, trace_info, trace_request_metadata, trace_tags
+from tracking.db.tables import runs
 from tracking.errors import invalid_parameter
 from tracking.store.experiment_checks import require_active_experiment
 from tracking.store.traces import (
@@ -27,11 +28,12 @@ from tracking.store.traces import (
     trace_artifact_location,
     upsert_pairs,
 )
-from tracking.store.upsert import dialect_insert
+from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts
 
 INPUTS_KEY = "mlflow.spanInputs"
 OUTPUTS_KEY = "mlflow.spanOutputs"
 SPAN_TYPE_KEY = "mlflow.spanType"
+SOURCE_RUN_KEY = "mlflow.sourceRun"
 _STATUS_NAMES = {Status.STATUS_CODE_UNSET: "UNSET", Status.STATUS_CODE_OK: "OK", Status.STATUS_CODE_ERROR: "ERROR"}
 
 
@@ -90,14 +92,23 @@ def _span_row(span: Span, experiment_id: int, index: int) -> dict:
     }
 
 
-def log_spans(conn: Connection, experiment_id: str, otel_spans: list[Span]) -> list[str]:
+def _check_run(conn: Connection, run_id: str, exp_id: int) -> None:
+    row = conn.execute(select(runs.c.experiment_id).where(runs.c.run_uuid == run_id)).first()
+    if row is None or row.experiment_id != exp_id:
+        raise invalid_parameter(f"Run '{run_id[:64]}' named by x-mlflow-run-id is not a run of experiment {exp_id}.")
+
+
+def log_spans(conn: Connection, experiment_id: str, otel_spans: list[Span], run_id: str | None = None) -> list[str]:
     """Store spans under an active experiment, creating or completing their traces; returns the trace ids.
 
     Spans re-sent with the same ids replace the stored ones (exporters retry). A trace that already
     belongs to another experiment is refused, so a caller allowed to write one experiment cannot add
-    spans to another experiment's trace.
+    spans to another experiment's trace. ``run_id`` (the ``x-mlflow-run-id`` header) links the traces
+    to a run of the same experiment, as ``mlflow.sourceRun`` metadata.
     """
     exp_id, exp_location = require_active_experiment(conn, experiment_id, "x-mlflow-experiment-id")
+    if run_id is not None:
+        _check_run(conn, run_id, exp_id)
     by_trace: dict[str, list[tuple[Span, dict]]] = defaultdict(list)
     for index, span in enumerate(otel_spans):
         row = _span_row(span, exp_id, index)
@@ -111,6 +122,10 @@ def log_spans(conn: Connection, experiment_id: str, otel_spans: list[Span]) -> l
                                                 "end_time_unix_nano", "content")})
         conn.execute(stmt, [row for _, row in items])
         upsert_pairs(conn, trace_tags, trace_id, {SPANS_LOCATION_TAG: SPANS_IN_TRACKING_STORE})
+        if run_id is not None:
+            insert_ignoring_conflicts(conn, trace_request_metadata,
+                                      [{"request_id": trace_id, "key": SOURCE_RUN_KEY, "value": run_id}],
+                                      ["request_id", "key"])
     return list(by_trace)
 
 
