@@ -63,6 +63,20 @@ class Api:
                 artifact_uri=f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts"))
         return run_id
 
+    def create_logged_model(self, run_id: str, experiment_id: int = 0) -> str:
+        """Insert a logged model row directly (the logged-model API is another module's); return its id."""
+        from tracking.db.mlflow3_tables import logged_models
+
+        model_id = "m-" + uuid.uuid4().hex
+        engine = self.client.app.state.tracking.engine
+        with engine.begin() as conn:
+            conn.execute(logged_models.insert().values(
+                model_id=model_id, experiment_id=experiment_id, name="clf",
+                artifact_location=f"mlflow-artifacts:/{experiment_id}/models/{model_id}/artifacts",
+                creation_timestamp_ms=1, last_updated_timestamp_ms=1, status=2, lifecycle_stage="active",
+                source_run_id=run_id))
+        return model_id
+
 
 def error_of(response) -> tuple[int, str]:
     """The status code and MLflow error code of a response."""

@@ -46,6 +46,16 @@ def test_serves_proxied_sources_too(api):
     assert _get(api, "MLmodel").text == "x"
 
 
+def test_serves_logged_model_sources(api):
+    api.create_model("m")
+    model_id = api.create_logged_model(api.create_run())
+    target = api.artifact_root / "0" / "models" / model_id / "artifacts"
+    target.mkdir(parents=True)
+    (target / "MLmodel").write_text("logged")
+    api.create_version("m", source=f"models:/{model_id}", model_id=model_id)
+    assert _get(api, "MLmodel").text == "logged"
+
+
 @pytest.mark.parametrize("path", [
     "../MLmodel", "../../../../etc/passwd", "data/../../other", "/etc/passwd", "%2e%2e/%2e%2e/secret",
     "..%2f..%2fsecret", "data\\..\\..\\x", "C:/Windows/win.ini", "", "a\x00b",

@@ -102,24 +102,10 @@ def test_prompt_versions_need_a_placeholder_source_and_a_prompt(api):
     assert api.create_version("p", source="prompt-template", tags=prompt_tag)["version"] == "1"
 
 
-def _logged_model(api, run_id: str) -> str:
-    # Inserted directly: the logged-model endpoints belong to another module.
-    from tracking.db.mlflow3_tables import logged_models
-
-    model_id = "m-" + "ab" * 16
-    with api.client.app.state.tracking.engine.begin() as conn:
-        conn.execute(logged_models.insert().values(
-            model_id=model_id, experiment_id=0, name="clf",
-            artifact_location=f"mlflow-artifacts:/0/models/{model_id}/artifacts",
-            creation_timestamp_ms=1, last_updated_timestamp_ms=1, status=2, lifecycle_stage="active",
-            source_run_id=run_id))
-    return model_id
-
-
 def test_logged_model_source_resolves_to_its_artifact_location(api):
     api.create_model("m")
     run_id = api.create_run()
-    model_id = _logged_model(api, run_id)
+    model_id = api.create_logged_model(run_id)
     version = api.create_version("m", source=f"models:/{model_id}", model_id=model_id)
     assert version["source"] == f"models:/{model_id}"
     assert version["model_id"] == model_id

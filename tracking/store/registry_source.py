@@ -62,10 +62,8 @@ def _check_no_traversal(source: str) -> None:
         raise refuse(source, "Sources cannot contain control characters.")
     if "\\" in decoded:
         raise refuse(source, "Sources cannot contain backslashes.")
-    path = urllib.parse.urlsplit(decoded).path if _SCHEME.match(decoded) else decoded
-    if any(part in ("..", ".") for part in path.split("/")) or any(
-        part in ("..", ".") for part in decoded.split("/")
-    ):
+    # Checked on the whole decoded URI (not only its path), so no part of it can carry a relative step.
+    if any(part in ("..", ".") for part in decoded.split("/")):
         raise refuse(source, "An absolute path must be provided without relative path references present.")
     if decoded.count("/") != source.count("/"):
         # An encoded slash (%2f) would let one path part turn into several after decoding.
