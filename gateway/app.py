@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from auth.accounts import Accounts
 from gateway import __version__
 from gateway.authn import AuthenticationMiddleware
+from gateway.authz import Authorizer, PolicyHolder, ResourceResolver, grant_creator_manage
 from gateway.errors import install_error_handlers
 from gateway.identity import auth_config_of, build_identity, identity_problems
 from gateway.middleware import install_network_middleware
 from gateway.routes import login as login_routes
+from gateway.routes import permissions as permission_routes
 from gateway.routes import users as user_routes
 from gateway.settings import Settings, SettingsError, settings_from_environment
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
@@ -44,6 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
     tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination)
     auth_config = auth_config_of(policy)
     identity, authenticator = build_identity(settings, auth_config, tracking.engine)
+    policy_holder = PolicyHolder(policy, tracking.engine)
+    authorizer = Authorizer(policy_holder, ResourceResolver(tracking.engine), identity.auditor)
+    tracking.creation_listeners.append(grant_creator_manage)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -59,12 +64,16 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        # Every route, whoever mounts it, passes the authorizer: an unclassified operation is denied.
+        dependencies=[Depends(authorizer)],
     )
     app.state.settings = settings
     app.state.policy = policy
     app.state.tracking = tracking
     app.state.identity = identity
     app.state.accounts = Accounts(identity)
+    app.state.policy_holder = policy_holder
+    app.state.authorizer = authorizer
     install_error_handlers(app)
 
     @app.get("/health", operation_id="ops.health", include_in_schema=True)
@@ -82,6 +91,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(user_routes.router, prefix="/api/2.0/mlflow")
     app.include_router(user_routes.router, prefix="/ajax-api/2.0/mlflow", include_in_schema=False)
     app.include_router(login_routes.router)
+    for router, api in ((permission_routes.router_v2, "2.0"), (permission_routes.router_v3, "3.0")):
+        app.include_router(router, prefix=f"/api/{api}/mlflow")
+        app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
     # Authentication sits inside the network ring (installed below, so it wraps this layer).
     app.add_middleware(AuthenticationMiddleware, authenticator=authenticator, sessions=identity.sessions,
                        always_consult_backends=any(m not in ("session", "bearer", "basic")

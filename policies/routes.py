@@ -160,7 +160,7 @@ _TABLE: dict[str, Requirement] = {
     "server.info": PUBLIC,
     "auth.login_page": PUBLIC,
     "auth.login": PUBLIC,
-    "auth.logout": _signed_in(R),
+    "auth.logout": PUBLIC,  # the handler checks the session and its CSRF field itself
     # Experiments. Renaming needs MANAGE and the create rule for the new name: a rename could
     # otherwise move an experiment under a name pattern that grants its editor more.
     "experiments.create": _create(Access.CREATE_EXPERIMENT),
@@ -263,6 +263,22 @@ _TABLE: dict[str, Requirement] = {
     "tokens.create": _signed_in(M),
     "tokens.list": _signed_in(R),
     "tokens.revoke": _signed_in(M),
+    "users.list": _admin(R),
+    "users.update_disabled": _admin(M),
+    # Permission management (MLflow-compatible). The 2.x routes name one resource: MANAGE on it.
+    # The 3.x routes name it by (resource_type, resource_id); their handler asks decide() for MANAGE.
+    "permissions.experiments.create": _experiment(M),
+    "permissions.experiments.get": _experiment(M),
+    "permissions.experiments.update": _experiment(M),
+    "permissions.experiments.delete": _experiment(M),
+    "permissions.registered_models.create": _model(M),
+    "permissions.registered_models.get": _model(M),
+    "permissions.registered_models.update": _model(M),
+    "permissions.registered_models.delete": _model(M),
+    "permissions.users.grant": _signed_in(M),
+    "permissions.users.revoke": _signed_in(M),
+    "permissions.users.get": _signed_in(R),
+    "permissions.users.list": _signed_in(R),
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

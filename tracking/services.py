@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.requests import Request
 
 from tracking.db.engine import make_engine
+
+
+@dataclass(frozen=True)
+class Created:
+    """A resource a request just created: ``kind`` is "experiment" or "registered_model"."""
+
+    kind: str
+    resource_id: str
+    name: str
+
+
+# Called inside the creating transaction; a listener that raises aborts the creation.
+CreationListener = Callable[[Connection, Request, Created], None]
 
 
 @dataclass
@@ -19,6 +33,13 @@ class Tracking:
     artifact_root: str
     # Served artifact URIs look like mlflow-artifacts:/<experiment_id>/<run_id>/artifacts.
     default_artifact_scheme: str = "mlflow-artifacts:"
+    # The composition root subscribes here (e.g. to give a creator MANAGE); tracking never knows who.
+    creation_listeners: list[CreationListener] = field(default_factory=list)
+
+    def created(self, conn: Connection, request: Request, event: Created) -> None:
+        """Tell the listeners, in the same transaction, that ``request`` created a resource."""
+        for listener in self.creation_listeners:
+            listener(conn, request, event)
 
     def dispose(self) -> None:
         """Release pooled connections."""

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from auth.tables import metadata as auth_metadata
+from auth.schema import metadata as auth_metadata
 from tracking.db.schema import metadata as tracking_metadata
 
 config = context.config

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from tracking.api.body import Args, request_args
 from tracking.api.responses import ok
 from tracking.errors import invalid_parameter
-from tracking.services import tracking_of
+from tracking.services import Created, tracking_of
 from tracking.store import experiments as store
 from tracking.store.transaction import read_connection, write_transaction
 
@@ -47,8 +47,10 @@ def create_experiment(request: Request, args: Args = Depends(parsed_args)):
     name = args.str("name", required=True, allow_empty=False)
     location = args.str("artifact_location") or None
     tags = key_value_pairs(args.obj_list("tags"), "tags")
-    with write_transaction(tracking_of(request).engine, lambda: store.already_exists_error(name)) as conn:
+    tracking = tracking_of(request)
+    with write_transaction(tracking.engine, lambda: store.already_exists_error(name)) as conn:
         experiment_id = store.create_experiment(conn, name, location, tags)
+        tracking.created(conn, request, Created("experiment", str(experiment_id), name))
     return ok({"experiment_id": experiment_id})
 
 

@@ -14,7 +14,7 @@ from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
-from tracking.services import tracking_of
+from tracking.services import Created, tracking_of
 from tracking.store import registry, registry_search, registry_versions
 from tracking.store.registry_artifacts import send_version_artifact
 from tracking.store.registry_validation import validate_tags
@@ -72,8 +72,10 @@ def create_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """Create a registered model (name, tags, description)."""
     name, tags = _name(args), validate_tags(args.obj_list("tags"))
     description = args.str("description")
-    with tracking_of(request).engine.begin() as conn:
+    tracking = tracking_of(request)
+    with tracking.engine.begin() as conn:
         model = registry.create_registered_model(conn, name, tags, description)
+        tracking.created(conn, request, Created("registered_model", name, name))
     return ok({"registered_model": model})
 
 

@@ -13,7 +13,7 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-from auth.tables import metadata as auth_metadata
+from auth.schema import metadata as auth_metadata
 from tracking.db.schema import metadata as tracking_metadata
 
 revision = "0001"

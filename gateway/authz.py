@@ -1,0 +1,337 @@
+"""Authorization: every routed request is decided by ``policies.decide`` before its handler runs.
+
+The step runs as a router-level dependency, after routing (so the operation id is known) and after
+authentication (the Principal is in the request state):
+
+    operation id -> route-table requirement -> resource lookup (run -> experiment ...) -> decide
+
+Search operations get a visibility scope instead, which tracking applies inside its SQL queries.
+A resource the caller may not READ answers exactly like a missing one (404), so ids cannot be probed;
+a visible resource the caller may not change answers 403. Every denial is audited with its rule.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from starlette.requests import Request
+
+from auth.audit import Auditor
+from auth.grants import current_generation, policy_grants, put_grant
+from auth.principal import Principal
+from policies.compiled import CompiledPolicy
+from policies.decide import compile_policy, decide, decide_all, visible
+from policies.file import PolicyFile
+from policies.locate import LocatorError, locate
+from policies.model import Decision, Permission, Resource, ResourceKind, Subject
+from policies.routes import Access, Lookup, Requirement, Source, requirement_for, resource_requirement
+from tracking.api.body import request_args
+from tracking.artifacts.paths import artifact_owner
+from tracking.db.registry_tables import registered_models
+from tracking.db.tables import experiments
+from tracking.errors import MlflowError, invalid_parameter
+from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+from tracking.store.logged_models import get_logged_model_experiment_id
+from tracking.store.registry_source import parse_source
+from tracking.store.runs import get_run_experiment_id
+from tracking.store.traces import get_trace_experiment_id
+
+# Grant changes made by another process are picked up within this many seconds (one PK read).
+REFRESH_SECONDS = 1.0
+_SKIP = object()  # a lookup that needs no check (an optional field absent, a remote model source)
+
+
+class Denied(MlflowError):
+    """An authorization refusal; carries the decision for the audit record."""
+
+    def __init__(self, message: str, error_code: str, decision: Decision | None):
+        super().__init__(message, error_code)
+        self.decision = decision
+
+
+def subject_of(principal: Principal | None) -> Subject:
+    """The policy's view of the authenticated principal."""
+    if principal is None:
+        return Subject.anonymous()
+    return Subject(kind=principal.kind, name=principal.name, groups=frozenset(principal.groups),
+                   is_admin=principal.is_admin, read_only_token=principal.read_only)
+
+
+def to_resource_scope(spec) -> ResourceScope:
+    """Tracking's SQL-applicable scope from the policy's :class:`~policies.model.ScopeSpec`."""
+    return ResourceScope(unrestricted=spec.unrestricted, ids=spec.ids, name_patterns=spec.globs,
+                         denied_ids=spec.denied_ids, denied_name_patterns=spec.denied_globs)
+
+
+class PolicyHolder:
+    """This process's compiled policy: the file plus stored grants, recompiled when grants change."""
+
+    def __init__(self, policy_file: PolicyFile, engine: Engine, *, refresh_seconds: float = REFRESH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.policy_file = policy_file
+        self.engine = engine
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._checked_at = float("-inf")
+        self._compiled: CompiledPolicy | None = None
+        self._scopes: OrderedDict[Subject, VisibilityScope] = OrderedDict()
+
+    def current(self) -> CompiledPolicy:
+        """The compiled policy, re-checking the grants' generation at most every ``refresh_seconds``."""
+        now = self.clock()
+        if self._compiled is not None and now - self._checked_at < self.refresh_seconds:
+            return self._compiled
+        with self._lock:
+            if self._compiled is not None and now - self._checked_at < self.refresh_seconds:
+                return self._compiled
+            with self.engine.connect() as conn:
+                generation = current_generation(conn)
+                if generation != self._generation or self._compiled is None:
+                    self._compiled = compile_policy(self.policy_file, policy_grants(conn))
+                    self._generation = generation
+                    self._scopes.clear()
+            self._checked_at = now
+            return self._compiled
+
+    def invalidate(self) -> None:
+        """Recompile on the next request (this process changed grants)."""
+        with self._lock:
+            self._checked_at = float("-inf")
+            self._generation = None
+
+    def visibility(self, subject: Subject) -> VisibilityScope:
+        """What ``subject`` may see, memoised per subject until the policy changes."""
+        policy = self.current()
+        with self._lock:
+            scope = self._scopes.get(subject)
+            if scope is not None:
+                self._scopes.move_to_end(subject)
+                return scope
+        scope = VisibilityScope(
+            experiments=to_resource_scope(visible(policy, subject, ResourceKind.EXPERIMENT)),
+            registered_models=to_resource_scope(visible(policy, subject, ResourceKind.REGISTERED_MODEL)),
+        )
+        with self._lock:
+            self._scopes[subject] = scope
+            while len(self._scopes) > 10_000:
+                self._scopes.popitem(last=False)
+        return scope
+
+
+@dataclass(frozen=True)
+class Located:
+    """A requirement with the resource it applies to (None: the check needs no resource)."""
+
+    requirement: Requirement
+    resource: Resource | None
+
+
+class ResourceResolver:
+    """Turns a locator's value into a Resource with one indexed read; None when it does not exist."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        # A run, trace or logged model never moves to another experiment: its owner can be cached.
+        self._owner_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _cached_owner(self, kind: str, key: str, load: Callable[[], str | None]) -> str | None:
+        with self._lock:
+            found = self._owner_cache.get((kind, key))
+        if found is not None:
+            return found
+        value = load()
+        if value is not None:
+            with self._lock:
+                self._owner_cache[(kind, key)] = value
+                while len(self._owner_cache) > 100_000:
+                    self._owner_cache.popitem(last=False)
+        return value
+
+    def _experiment(self, conn, experiment_id: str) -> Resource | None:
+        if not experiment_id.isdigit() or len(experiment_id) > 18:
+            return None
+        row = conn.execute(select(experiments.c.name).where(experiments.c.experiment_id == int(experiment_id))).first()
+        return None if row is None else Resource.experiment(experiment_id, row.name)
+
+    def _model(self, conn, name: str) -> Resource | None:
+        row = conn.execute(select(registered_models.c.name).where(registered_models.c.name == name)).first()
+        return None if row is None else Resource.registered_model(name)
+
+    def resolve(self, conn, lookup: Lookup, value: str, kind: ResourceKind | None) -> Resource | object | None:
+        """The resource ``value`` names under ``lookup`` (None when missing, _SKIP when not checkable)."""
+        if lookup is Lookup.EXPERIMENT_ID:
+            return self._experiment(conn, value)
+        if lookup is Lookup.EXPERIMENT_NAME:
+            row = conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == value)).first()
+            return None if row is None else Resource.experiment(str(row.experiment_id), value)
+        if lookup is Lookup.RUN:
+            exp = self._cached_owner("run", value, lambda: get_run_experiment_id(conn, value))
+            return None if exp is None else self._experiment(conn, exp)
+        if lookup is Lookup.TRACE:
+            exp = self._cached_owner("trace", value, lambda: get_trace_experiment_id(conn, value))
+            return None if exp is None else self._experiment(conn, exp)
+        if lookup is Lookup.LOGGED_MODEL:
+            exp = self._cached_owner("model", value, lambda: get_logged_model_experiment_id(conn, value))
+            return None if exp is None else self._experiment(conn, exp)
+        if lookup is Lookup.ARTIFACT_PATH:
+            # The same parser the artifact handlers use, so the check and the write agree on the owner.
+            return self._experiment(conn, artifact_owner(value).experiment_id)
+        if lookup is Lookup.MODEL_NAME:
+            return self._model(conn, value)
+        if lookup is Lookup.SOURCE_URI:
+            return self._source(conn, value)
+        if lookup is Lookup.USERNAME:
+            return Resource.user(value)
+        if lookup is Lookup.NEW_NAME:
+            return Resource(kind or ResourceKind.NONE, None, value)
+        raise invalid_parameter(f"unsupported lookup {lookup}")  # pragma: no cover - table is checked by tests
+
+    def _source(self, conn, source: str) -> Resource | object | None:
+        parsed = parse_source(source)  # 400 for local paths, file: URIs and traversal, as the handler
+        if parsed.kind == "runs" and parsed.run_id:
+            return self.resolve(conn, Lookup.RUN, parsed.run_id, None)
+        if parsed.kind == "models_id" and parsed.model_id:
+            return self.resolve(conn, Lookup.LOGGED_MODEL, parsed.model_id, None)
+        if parsed.kind == "models_name" and parsed.model_name:
+            return self._model(conn, parsed.model_name)
+        if parsed.kind == "proxied" and parsed.parts:
+            return self.resolve(conn, Lookup.ARTIFACT_PATH, "/".join(parsed.parts), None)
+        return _SKIP  # a remote URI the server never reads
+
+
+class Authorizer:
+    """The FastAPI dependency that authorizes every routed request (see the module docstring)."""
+
+    def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None):
+        self.holder = holder
+        self.resolver = resolver
+        self.auditor = auditor
+
+    async def __call__(self, request: Request) -> None:
+        route = request.scope.get("route")
+        operation_id = getattr(route, "operation_id", None)
+        requirement = requirement_for(operation_id) if operation_id else None
+        principal: Principal | None = getattr(request.state, "principal", None)
+        subject = subject_of(principal)
+        if requirement is not None and requirement.access is Access.PUBLIC:
+            return
+        if requirement is None:
+            decision = decide(self.holder.current(), subject, None)
+            self._deny(request, operation_id, subject, decision, "This operation is not permitted.",
+                       "PERMISSION_DENIED")
+        if subject.kind == "anonymous":
+            raise MlflowError("Authentication required.", "UNAUTHENTICATED")
+        policy = self.holder.current()
+        if requirement.access is Access.SEARCH:
+            decision = decide(policy, subject, requirement, None)
+            if not decision.allowed:
+                self._deny(request, operation_id, subject, decision, "Permission denied.", "PERMISSION_DENIED")
+            if not policy.is_admin(subject):  # administrators keep tracking's default: unrestricted
+                setattr(request.state, REQUEST_STATE_KEY, self.holder.visibility(subject))
+            return
+        if policy.is_admin(subject) and not subject.read_only_token:
+            return  # administrators bypass: no lookups needed
+        checks = await self._locate_all(request, requirement)
+        decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
+        if decision.allowed:
+            return
+        denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource).allowed), None)
+        resource = denied.resource if denied else None
+        if resource is not None and resource.id is None and resource.kind not in (ResourceKind.NONE,) \
+                and denied.requirement.access is Access.RESOURCE:
+            # The resource does not exist: answer as for one the caller may not see.
+            self._deny(request, operation_id, subject, decision, _missing_message(denied.requirement),
+                       "RESOURCE_DOES_NOT_EXIST")
+        if denied is not None and denied.requirement.access is Access.RESOURCE and resource is not None:
+            can_read = decide(policy, subject, resource_requirement(Permission.READ, resource.kind), resource)
+            if not can_read.allowed:
+                self._deny(request, operation_id, subject, decision, _missing_message(denied.requirement),
+                           "RESOURCE_DOES_NOT_EXIST")
+        self._deny(request, operation_id, subject, decision,
+                   f"Permission denied: {_short_reason(decision)}", "PERMISSION_DENIED")
+
+    async def _locate_all(self, request: Request, requirement: Requirement) -> list[Located]:
+        args = None
+        located: list[Located] = []
+        with self.resolver.engine.connect() as conn:
+            for check in requirement.checks():
+                locator = check.locator
+                if locator is None:
+                    located.append(Located(check, None))
+                    continue
+                if args is None and locator.source is Source.ARGS:
+                    # Only fields in the arguments need the body; an artifact upload stays a stream.
+                    args = (await request_args(request)).data
+                headers = {k.lower(): v for k, v in request.headers.items()}
+                try:
+                    values = locate(locator, args or {}, request.path_params, headers)
+                except LocatorError as exc:
+                    raise invalid_parameter(str(exc)) from None
+                if values is None:
+                    if locator.required:
+                        raise invalid_parameter(
+                            f"Missing value for required parameter '{locator.fields[0]}'. "
+                            "See the API docs for more information about request parameters.")
+                    continue
+                for value in values:
+                    resource = self.resolver.resolve(conn, locator.lookup, value, check.resource_kind)
+                    if resource is _SKIP:
+                        continue
+                    if resource is None:
+                        # Missing: a placeholder with no id, decided like a resource the caller cannot see.
+                        kind = check.resource_kind or ResourceKind.EXPERIMENT
+                        resource = Resource(kind, None, None)
+                    located.append(Located(check, resource))
+        return located
+
+    def _deny(self, request: Request, operation_id: str | None, subject: Subject, decision: Decision | None,
+              message: str, code: str):
+        self.audit_denial(request, operation_id, subject, decision, message)
+        raise Denied(message, code, decision)
+
+    def audit_denial(self, request: Request, operation_id: str | None, subject: Subject,
+                     decision: Decision | None, message: str = "") -> None:
+        """Append the denial, with its reason and rule, to the audit log."""
+        if self.auditor is not None:
+            client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
+            reason = decision.reason if decision else message
+            rule = decision.rule if decision else None
+            self.auditor.record("authorize", "denied", actor=subject.key if subject.kind != "anonymous" else None,
+                                target=f"{operation_id or request.url.path}",
+                                client=client, reason=f"{reason} [rule: {rule}]")
+
+
+_MISSING_BY_KIND = {
+    ResourceKind.EXPERIMENT: "The requested resource does not exist.",
+    ResourceKind.REGISTERED_MODEL: "The requested registered model does not exist.",
+}
+
+
+def _missing_message(requirement: Requirement) -> str:
+    return _MISSING_BY_KIND.get(requirement.resource_kind, "The requested resource does not exist.")
+
+
+def _short_reason(decision: Decision) -> str:
+    # The reason names the caller and the rule, never another principal's grants or a secret.
+    return decision.reason
+
+
+def grant_creator_manage(conn, request: Request, event) -> None:
+    """The creator of an experiment or registered model gets MANAGE on it (same transaction)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        return
+    selector = f"experiment:{event.resource_id}" if event.kind == "experiment" else f"model:{event.resource_id}"
+    put_grant(conn, f"{principal.kind}:{principal.name}", selector, "MANAGE", source="owner",
+              created_by=f"{principal.kind}:{principal.name}")
+    holder = getattr(request.app.state, "policy_holder", None)
+    if holder is not None:
+        holder.invalidate()
