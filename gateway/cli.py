@@ -128,5 +128,14 @@ def db_current(backend_store_uri: str) -> None:
     engine.dispose()
 
 
+def _register_commands() -> None:
+    from gateway.commands.policy import policy
+
+    main.add_command(policy)
+
+
+_register_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,1 @@
+"""Subcommands of the ``mlgate`` CLI, one module per command group."""
