@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from auth.accounts import Accounts
-from gateway import __version__
+from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
 from gateway.authn import AuthenticationMiddleware
 from gateway.authz import Authorizer, PolicyHolder, ResourceResolver, grant_creator_manage
 from gateway.errors import install_error_handlers
@@ -83,8 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/version", operation_id="ops.version")
     def version(request: Request) -> PlainTextResponse:
-        """The server version, as MLflow's ``/version`` answers it."""
-        return PlainTextResponse(__version__)
+        """The MLflow version this server is compatible with, as MLflow's ``/version`` answers it."""
+        return PlainTextResponse(MLFLOW_COMPATIBLE_VERSION)
 
     for mount in tracking_mounts():
         app.include_router(mount.router, prefix=mount.prefix, include_in_schema=mount.in_schema)
