@@ -65,6 +65,7 @@ def test_run_id_lookup_for_authorization(api):
         assert get_model_version_run_id(conn, "m", "2") is None
         assert get_model_version_run_id(conn, "m", "3") is None
         assert get_model_version_run_id(conn, "m", "x") is None
+        assert get_model_version_run_id(conn, "m", "9" * 30) is None
         assert get_model_version_run_id(conn, "other", "1") is None
     api.delete("/model-versions/delete", body={"name": "m", "version": "1"})
     with engine.connect() as conn:

@@ -118,7 +118,8 @@ def test_model_version_filters_order_and_pages(api):
     assert search("tag.stage = 'Done'") == [("b", "1")]
     assert search("name != 'a'") == [("b", "1")]
     for bad in ("version_number = 'x'", "version_number LIKE '1'", "source_path IN ('x')", "bogus = 'x'",
-                "version_number = 1.5", "tags.x > 'a'"):
+                "version_number = 1.5", "tags.x > 'a'", "version_number = 99999999999999999999999",
+                "creation_timestamp < -99999999999999999999999"):
         assert error_of(api.get("/model-versions/search", {"filter": bad})) == (400, "INVALID_PARAMETER_VALUE"), bad
     seen, token = [], None
     for _ in range(10):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracking.db.registry_tables import (
@@ -238,15 +238,11 @@ def version_by_alias_row(conn: Connection, name: str, alias: str) -> Any:
 def get_model_version_run_id(conn: Connection, name: str, version: str | int) -> str | None:
     """The run id of a live model version (None when it has none or does not exist); for authorization."""
     try:
-        number = int(str(version))
-    except ValueError:
+        number = validate_version(version)
+    except MlflowError:
         return None
     run_id = conn.execute(select(model_versions.c.run_id).where(
         model_versions.c.name == name, model_versions.c.version == number,
         model_versions.c.current_stage != STAGE_DELETED)).scalar()
     return run_id or None
 
-
-def model_exists(conn: Connection, name: str) -> bool:
-    """Whether a registered model with this name exists."""
-    return bool(conn.execute(select(exists().where(registered_models.c.name == name))).scalar())

@@ -126,6 +126,8 @@ def _version_attribute(c) -> ColumnElement[bool]:
             number = int(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError):
             raise invalid_parameter(f"Invalid value for numeric attribute '{c.key}': {value!r}") from None
+        if not -(2**63) <= number < 2**63:
+            raise invalid_parameter(f"Invalid value for numeric attribute '{c.key}': out of the 64-bit range.")
         return _compare(model_versions.c[_VERSION_NUMERIC_COLUMNS[c.key]], c.op, number)
     column = _VERSION_STRING_COLUMNS.get(c.key)
     if column is None:
