@@ -29,8 +29,8 @@ RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 CHUNK = 500
 
 __all__ = [
-    "create_run", "delete_run", "delete_tag", "get_run", "get_run_experiment_id", "get_run_row",
-    "require_active_run", "restore_run", "runs_to_json", "set_tags", "update_run",
+    "RUN_NAME_TAG", "check_run_tags", "create_run", "delete_run", "delete_tag", "get_run", "get_run_experiment_id",
+    "get_run_row", "require_active_run", "restore_run", "run_info_json", "runs_to_json", "set_tags", "update_run",
 ]
 
 
