@@ -101,3 +101,31 @@ def test_get_run_experiment_id(engine):
         assert runs.get_run_experiment_id(conn, run_id) == eid
         assert runs.get_run_experiment_id(conn, "0" * 32) is None
         assert runs.get_run_experiment_id(conn, "") is None
+
+
+def test_a_locked_database_is_a_retryable_503(tmp_path):
+    import sqlite3
+
+    from sqlalchemy import create_engine, insert
+
+    from tracking.db.tables import experiment_tags
+    from tracking.errors import MlflowError
+    from tracking.store.transaction import write_transaction
+
+    path = tmp_path / "locked.db"
+    migrated = make_engine(f"sqlite:///{path}")
+    upgrade_database(migrated)
+    migrated.dispose()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    try:
+        with pytest.raises(MlflowError) as busy, write_transaction(engine) as conn:
+            conn.execute(insert(experiment_tags).values(experiment_id=0, key="k", value="v"))
+        assert busy.value.error_code == "TEMPORARILY_UNAVAILABLE"
+        assert busy.value.status == 503
+        assert "locked" not in busy.value.message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from tracking.errors import MlflowError
+
+log = logging.getLogger("mlgate.tracking")
 
 
 @contextmanager
@@ -26,6 +29,8 @@ def write_transaction(engine: Engine, on_conflict: Callable[[], MlflowError] | N
     except DataError as exc:
         raise MlflowError("A value in the request cannot be stored (invalid characters or out of range).",
                           "INVALID_PARAMETER_VALUE") from exc
+    except OperationalError as exc:
+        raise _busy() from exc
 
 
 @contextmanager
@@ -39,3 +44,12 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     except DataError as exc:
         raise MlflowError("A value in the request cannot be used (invalid characters or out of range).",
                           "INVALID_PARAMETER_VALUE") from exc
+    except OperationalError as exc:
+        raise _busy() from exc
+
+
+def _busy() -> MlflowError:
+    # A locked SQLite file past its busy timeout, or a lost database connection: retryable, and the
+    # client's HTTP retry policy retries 503. Details stay in the server log, not the response.
+    log.warning("database unavailable", exc_info=True)
+    return MlflowError("The database is busy or unavailable; retry the request.", "TEMPORARILY_UNAVAILABLE")
