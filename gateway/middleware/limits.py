@@ -38,10 +38,6 @@ class BodyTooLarge(MlflowError):
                          status=413)
 
 
-def _describe(limit: int) -> str:
-    return f"{limit} bytes"
-
-
 class SizeLimitMiddleware:
     """Refuse oversized requests with 413 (body) or 400 (query string, headers), MLflow-style."""
 
@@ -62,7 +58,7 @@ class SizeLimitMiddleware:
         limits = self.limits
         if len(scope["query_string"]) > limits.max_query_bytes:
             await refuse(send, 400, "BAD_REQUEST",
-                         f"Query string is longer than the limit of {_describe(limits.max_query_bytes)}.")
+                         f"Query string is longer than the limit of {limits.max_query_bytes} bytes.")
             return
         headers = scope["headers"]
         if len(headers) > limits.max_header_count:
@@ -80,12 +76,12 @@ class SizeLimitMiddleware:
                     declared = None
         if header_bytes > limits.max_header_bytes:
             await refuse(send, 400, "BAD_REQUEST",
-                         f"Request headers are larger than the limit of {_describe(limits.max_header_bytes)}.")
+                         f"Request headers are larger than the limit of {limits.max_header_bytes} bytes.")
             return
         limit = self.body_limit(scope)
         if declared is not None and declared > limit:
             await refuse(send, 413, "RESOURCE_EXHAUSTED",
-                         f"Request body is larger than the limit of {_describe(limit)}.")
+                         f"Request body is larger than the limit of {limit} bytes.")
             return
         await self._call_counting(scope, receive, send, limit)
 
