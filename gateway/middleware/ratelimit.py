@@ -71,6 +71,12 @@ class RateLimited:
 class StorageUnavailable(Exception):
     """The shared rate-limit storage did not answer; requests are refused rather than let through."""
 
+    async def respond(self, send: Send) -> None:
+        """Send the 503: fail closed, because without its counter the limiter cannot tell a flood from use."""
+        log.error("rate-limit storage unavailable: %s", self)
+        await refuse(send, 503, "TEMPORARILY_UNAVAILABLE", "Rate limiting is temporarily unavailable; retry shortly.",
+                     {"Retry-After": "5"})
+
 
 class RequestRateLimiter:
     """Budgets per client address (stricter on sensitive paths) and per principal."""
@@ -149,17 +155,19 @@ class RequestRateLimiter:
         return await self._hit(self.per_principal, "principal", principal_id, "account")
 
 
-async def limit_principal(scope: Scope, principal_id: str) -> RateLimited | None:
+async def limit_principal(scope: Scope, principal_id: str) -> RateLimited | StorageUnavailable | None:
     """The per-principal hook for the authentication layer, called once the principal is known.
 
-    Returns None to proceed, or a :class:`RateLimited` whose ``respond(send)`` sends the 429. Raises
-    :class:`StorageUnavailable` like the per-address check (answer 503). Without the network middleware
-    installed there is no limiter and nothing is counted.
+    Returns None to proceed, or a refusal whose ``await refusal.respond(send)`` sends the 429 (budget
+    spent) or 503 (storage down). Without the network middleware installed nothing is counted.
     """
     limiter: RequestRateLimiter | None = scope.get("state", {}).get("rate_limiter")
     if limiter is None:
         return None
-    return await limiter.check_principal(principal_id)
+    try:
+        return await limiter.check_principal(principal_id)
+    except StorageUnavailable as exc:
+        return exc
 
 
 class RateLimitMiddleware:
@@ -180,13 +188,10 @@ class RateLimitMiddleware:
             return
         client_ip = state.get("client_ip") or (scope.get("client") or ("unknown",))[0]
         try:
-            refused = await self.limiter.check_client(client_ip, scope["path"], scope["method"])
+            refused: RateLimited | StorageUnavailable | None = await self.limiter.check_client(
+                client_ip, scope["path"], scope["method"])
         except StorageUnavailable as exc:
-            # Fail closed: without its shared counter the limiter cannot tell a flood from normal use.
-            log.error("rate-limit storage unavailable: %s", exc)
-            await refuse(send, 503, "TEMPORARILY_UNAVAILABLE",
-                         "Rate limiting is temporarily unavailable; retry shortly.", {"Retry-After": "5"})
-            return
+            refused = exc
         if refused is not None:
             await refused.respond(send)
             return

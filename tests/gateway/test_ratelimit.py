@@ -200,3 +200,22 @@ def test_storage_outage_fails_closed_with_503():
     assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert response.headers["retry-after"] == "5"
     assert echo.calls == 0
+
+
+def test_principal_hook_fails_closed_when_storage_is_down():
+    limiter = RequestRateLimiter(enabled=True, storage_uri="redis://127.0.0.1:1/0", strategy="fixed-window",
+                                 per_client="100/minute", per_principal="100/minute", sensitive="10/minute",
+                                 sensitive_paths=(), namespace="outage")
+    sent = []
+
+    async def run():
+        refused = await limit_principal({"type": "http", "state": {"rate_limiter": limiter}}, "user-1")
+
+        async def send(message):
+            sent.append(message)
+
+        await refused.respond(send)
+
+    asyncio.run(run())
+    assert sent[0]["status"] == 503
+    assert b"TEMPORARILY_UNAVAILABLE" in sent[1]["body"]
