@@ -30,6 +30,11 @@ traces.start traces.get_info traces.get traces.batch_get traces.search traces.se
 traces.delete assessments.create assessments.get assessments.update assessments.delete otlp.ingest
 users.create users.get users.update_password users.update_admin users.delete users.current
 tokens.create tokens.list tokens.revoke auth.login_page auth.login auth.logout
+users.list users.update_disabled
+permissions.experiments.create permissions.experiments.get permissions.experiments.update
+permissions.experiments.delete permissions.registered_models.create permissions.registered_models.get
+permissions.registered_models.update permissions.registered_models.delete
+permissions.users.grant permissions.users.revoke permissions.users.get permissions.users.list
 """.split()
 
 
@@ -52,12 +57,13 @@ def test_table_is_read_only():
 
 def test_exactly_the_login_and_liveness_operations_are_public():
     public = {op for op, req in ROUTE_TABLE.items() if req.access is Access.PUBLIC}
-    assert public == {"ops.health", "ops.version", "server.info", "auth.login_page", "auth.login"}
+    # Logout is public: its handler checks the session cookie and the form's CSRF field itself.
+    assert public == {"ops.health", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout"}
 
 
 def test_admin_only_and_self_service_account_operations():
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.ADMIN} == {
-        "users.create", "users.update_admin", "users.delete"}
+        "users.create", "users.update_admin", "users.delete", "users.list", "users.update_disabled"}
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.SELF_OR_ADMIN} == {
         "users.get", "users.update_password"}
     # A read-only token may look at its account but not mint or revoke tokens.
