@@ -59,6 +59,9 @@ def mlflow_client(e2e_server: LiveServer, monkeypatch):
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", e2e_server.admin_username)
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", e2e_server.admin_password)
     mlflow.set_tracking_uri(e2e_server.url)
+    # The tracer provider keeps the exporter of the first server it saw; the e2e server changes
+    # between backends, so start each test with a fresh provider.
+    mlflow.tracing.reset()
     yield MlflowClient(e2e_server.url)
     if mlflow.active_run() is not None:
         mlflow.end_run()
