@@ -166,9 +166,10 @@ class Accounts:
         if not 1 <= expires_in_days <= limit:
             raise InvalidInput(f"expires_in_days must be between 1 and {limit}.")
         token = new_token()
-        expires_at = now_ms() + expires_in_days * 86_400_000
+        created_at = now_ms()
         row = self.store.create_token(new_token_id(), owner.id, name, token_hash(token), read_only=read_only,
-                                      expires_at=expires_at, created_by=actor.id)
+                                      expires_at=created_at + expires_in_days * 86_400_000, created_by=actor.id,
+                                      created_at=created_at)
         self._audit("token.create", actor, f"{owner.username}/{row.id}", client,
                     reason="read-only" if read_only else None)
         return IssuedToken(token, row)

@@ -189,9 +189,9 @@ class IdentityStore:
 
     # --- tokens ----------------------------------------------------------------------------------
     def create_token(self, token_id: str, user_id: int, name: str, digest: str, *, read_only: bool,
-                     expires_at: int, created_by: int | None) -> TokenRow:
+                     expires_at: int, created_by: int | None, created_at: int | None = None) -> TokenRow:
         """Store a new token's hash and metadata."""
-        ts = now_ms()
+        ts = now_ms() if created_at is None else created_at
         with self.engine.begin() as conn:
             conn.execute(insert(access_tokens).values(
                 id=token_id, user_id=user_id, name=name, token_hash=digest, read_only=read_only,
