@@ -122,3 +122,13 @@ def test_groups_are_part_of_the_principal(identity, accounts):
     user = accounts.create_user(_admin(), "hank", PASSWORD, client=None)
     identity.store.add_to_group(user.id, "team-a")
     assert identity.password_login("hank", PASSWORD, None).groups == frozenset({"team-a"})
+
+
+def test_a_user_imported_from_mlflow_logs_in_and_gets_a_bcrypt_hash(identity):
+    from werkzeug.security import generate_password_hash
+
+    user = identity.store.create_user("imported", generate_password_hash(PASSWORD))  # MLflow's scrypt format
+    assert identity.password_login("imported", PASSWORD, None).name == "imported"
+    assert identity.store.user_by_id(user.id).password_hash.startswith("$bcrypt-sha256$")
+    identity.cache.clear()
+    assert identity.password_login("imported", PASSWORD, None).name == "imported"

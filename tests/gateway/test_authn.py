@@ -365,3 +365,15 @@ def test_with_redis_a_change_on_one_app_reaches_another(app_factory, tmp_path):
             assert time.monotonic() < deadline, "the change did not reach the other app within 2 s"
             time.sleep(0.02)
         assert second.get(CURRENT, headers=basic("alice", "changed-value-77")).status_code == 200
+
+
+def test_login_form_lockout_answers_429_with_retry_after(app_factory, tmp_path):
+    auth = {"lockout": {"user_max_failures": 2, "address_max_failures": 500, "base_seconds": 60}}
+    with make_client(app_factory, tmp_path, auth) as client:
+        create_user(client, "alice")
+        for _ in range(2):
+            assert _login(client, "alice", "not-the-password-1").status_code == 401
+        locked = _login(client, "alice", USER_PASSWORD)
+        assert locked.status_code == 429
+        assert 59 <= int(locked.headers["retry-after"]) <= 60
+        assert "mlgate_session" not in locked.headers.get("set-cookie", "")
