@@ -24,6 +24,7 @@ from auth.backends import Authenticator
 from auth.errors import AuthError, LockedOut, Unauthenticated
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
+from gateway.middleware.ratelimit import limit_principal
 
 PUBLIC_PATHS = frozenset({"/health", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
                           "/login", "/logout", "/favicon.ico"})
@@ -153,6 +154,12 @@ class AuthenticationMiddleware:
                 await _send_error(send, 403, "PERMISSION_DENIED", "This token is read-only.")
                 return
         state["principal"] = principal
+        if principal is not None:
+            # The per-principal budget: one identity cannot dodge limits by spreading over addresses.
+            refused = await limit_principal(scope, f"{principal.kind}:{principal.id}")
+            if refused is not None:
+                await refused.respond(send)
+                return
         await self.app(scope, receive, send)
 
 
