@@ -182,13 +182,15 @@ def grant_user(server: Server, seed_ids: Seed) -> None:
 def mlgate_policy(path: Path, open_mode: bool) -> Path:
     """The policy for mlgate: a group `bench-team` with EDIT on `bench`; rate limits above the load."""
     if open_mode:
-        text = "version: 1\n"
+        # Security off, for the overhead comparison: anyone may do anything, no rate limiting.
+        text = "version: 1\nnetwork:\n  rate_limit:\n    enabled: false\naccess:\n  default_permission: MANAGE\n"
     else:
         text = """\
 version: 1
 network:
-  rate_limits:
+  rate_limit:
     per_client: "1000000/minute"
+    per_principal: "1000000/minute"
 access:
   default_permission: NO_PERMISSIONS
   groups:

@@ -17,8 +17,8 @@ import httpx
 BENCH_DIR = Path(__file__).resolve().parent
 MLFLOW_VENV = BENCH_DIR / ".venv-mlflow"
 MLFLOW_VERSION = "3.17.2"
-ADMIN_PASSWORD = "bench-Admin-pw-7f3a9c1e"
-USER_PASSWORD = "bench-User-pw-19d2b6aa"
+ADMIN_PASSWORD = "Operator-pw-7f3a9c1e-x9"
+USER_PASSWORD = "Load-Tester-pw-19d2b6aa"
 
 
 def basic(user: str, password: str) -> str:
