@@ -22,6 +22,7 @@ from auth.errors import Unauthenticated
 from auth.identity import Identity
 from auth.principal import Principal
 from auth.sessions import COOKIE_NAME
+from auth.sso import looks_like_provider_token
 from auth.tokens import looks_like_token
 
 ENTRY_POINT_GROUP = "mlgate.auth_backends"
@@ -86,7 +87,7 @@ class BasicBackend:
 
 
 class BearerBackend:
-    """``Authorization: Bearer mlg_...`` (RFC 6750 section 2.1; the query-string form is refused)."""
+    """``Authorization: Bearer mlg_...`` or a provider-issued JWT (RFC 6750 section 2.1; never in the query string)."""
 
     name = "bearer"
 
@@ -98,6 +99,8 @@ class BearerBackend:
         token = _authorization(conn, "bearer")
         if token is None:
             return None
+        if self.identity.sso is not None and looks_like_provider_token(token):
+            return self.identity.sso.bearer_login(self.identity, token, client_address(conn))
         if not looks_like_token(token):
             raise Unauthenticated("The access token is invalid, expired or revoked.")
         return self.identity.token_login(token, client_address(conn))
@@ -117,6 +120,8 @@ class SessionBackend:
         if not cookie:
             return None
         active = self.identity.sessions.resolve(cookie)
+        if self.identity.sso is not None:
+            self.identity.sso.check_session(active.session.id, active.session.created_at)
         conn.scope.setdefault("state", {})["session_id"] = active.session.id
         return self.identity.principal_for(active.user, "session")
 

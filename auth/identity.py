@@ -17,6 +17,7 @@ from auth.lockout import Lockout
 from auth.passwords import PasswordHasher
 from auth.principal import Principal
 from auth.sessions import SessionManager
+from auth.sso import SingleSignOn
 from auth.store import IdentityStore, UserRow
 from auth.tokens import token_hash
 from policies.file.auth import AuthConfig
@@ -42,6 +43,8 @@ class Identity:
     sessions: SessionManager
     auditor: Auditor
     clock: Callable[[], float] = time.time
+    # Single sign-on (auth.oidc providers), or None when no provider is configured.
+    sso: SingleSignOn | None = None
 
     def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
                       read_only: bool = False) -> Principal:

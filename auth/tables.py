@@ -129,3 +129,25 @@ audit_log = Table(
     Column("reason", Text, nullable=True),
     Index("ix_auth_audit_log_at", "at"),
 )
+
+# Single sign-on: which provider account (issuer-scoped subject) is which mlgate user. Matching on the
+# immutable `sub`, never on a user name or e-mail the IdP lets users change (OIDC Core section 5.7).
+oidc_identities = Table(
+    "auth_oidc_identities",
+    metadata,
+    Column("provider", String(32), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("user_id", Integer, ForeignKey("auth_users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("provider", "subject"),
+    Index("ix_auth_oidc_identities_user", "user_id"),
+)
+
+# Sessions started through a provider: where to log out, and when the provider must vouch again.
+oidc_sessions = Table(
+    "auth_oidc_sessions",
+    metadata,
+    Column("session_id", String(64), ForeignKey("auth_sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("revalidate_at", BigInteger, nullable=False),
+)

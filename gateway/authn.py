@@ -28,7 +28,8 @@ from gateway.middleware.ratelimit import limit_principal
 
 PUBLIC_PATHS = frozenset({"/health", "/version", "/api/3.0/mlflow/server-info", "/ajax-api/3.0/mlflow/server-info",
                           "/login", "/logout", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/static/", "/static-files/", "/assets/")
+# /sso/ pages run before anyone is signed in; the logout handler checks its session and CSRF field itself.
+PUBLIC_PREFIXES = ("/static/", "/static-files/", "/assets/", "/sso/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Forms on these paths carry their own CSRF field, checked by their handlers.
 FORM_PATHS = frozenset({"/login", "/logout"})

@@ -20,6 +20,7 @@ from auth.identity import Identity
 from auth.lockout import Lockout
 from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
+from auth.sso import SingleSignOn
 from auth.store import IdentityStore
 from gateway.settings import Settings, SettingsError
 from policies.file.auth import AuthConfig, AuthConfigError, load_auth_config
@@ -96,6 +97,7 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tu
         lockout=Lockout(config.lockout, settings.redis_url or "memory://"),
         sessions=SessionManager(session_secret(settings), store, config.sessions, secure=not settings.dev_mode),
         auditor=Auditor(store),
+        sso=SingleSignOn(config.oidc, engine) if config.oidc.providers else None,
     )
     try:
         backends = load_backends(config.methods, identity)

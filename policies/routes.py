@@ -161,6 +161,11 @@ _TABLE: dict[str, Requirement] = {
     "auth.login_page": PUBLIC,
     "auth.login": PUBLIC,
     "auth.logout": PUBLIC,  # the handler checks the session and its CSRF field itself
+    # Single sign-on: the callback checks state, code and ID token; logout checks the session and CSRF field.
+    "auth.sso_login": PUBLIC,
+    "auth.sso_callback": PUBLIC,
+    "auth.sso_logout_page": PUBLIC,
+    "auth.sso_logout": PUBLIC,
     # Experiments. Renaming needs MANAGE and the create rule for the new name: a rename could
     # otherwise move an experiment under a name pattern that grants its editor more.
     "experiments.create": _create(Access.CREATE_EXPERIMENT),

@@ -7,6 +7,7 @@ session's own CSRF token. A UI layer may restyle the page; the fields and rules 
 from __future__ import annotations
 
 import html
+from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +38,7 @@ _PAGE = """<!doctype html>
 <input id="password" name="password" type="password" autocomplete="current-password" required></p>
 <p><button type="submit">Sign in</button></p>
 </form>
+{providers}
 </main>
 </body></html>
 """
@@ -55,13 +57,23 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def _provider_buttons(request: Request, next_path: str) -> str:
+    """One sign-in link per configured identity provider (auth.oidc)."""
+    sso = _identity(request).sso
+    if sso is None:
+        return ""
+    links = "".join(f'<li><a class="sso" href="/sso/{p.name}/login?{urlencode({"next": next_path})}">'
+                    f"Sign in with {html.escape(p.label)}</a></li>" for p in sso.config.providers)
+    return f"<ul>{links}</ul>"
+
+
 def _login_page(request: Request, *, status: int = 200, message: str | None = None, username: str = "",
                 next_path: str = "/", headers: dict[str, str] | None = None) -> Response:
     sessions = _identity(request).sessions
     token = sessions.new_form_token()
     shown = f'<p role="alert">{html.escape(message)}</p>' if message else ""
     body = _PAGE.format(message=shown, csrf=html.escape(token), next=html.escape(safe_next(next_path)),
-                        username=html.escape(username))
+                        username=html.escape(username), providers=_provider_buttons(request, safe_next(next_path)))
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
     attrs = sessions.cookie_attributes(3600)
     attrs["path"] = "/login"

@@ -10,6 +10,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from policies.file.oidc import OidcConfig
+
 BUILTIN_METHODS = ("session", "bearer", "basic", "trusted_header")
 _METHOD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 # RFC 7230 section 3.2.6: a header name is a token.
@@ -110,6 +112,7 @@ class AuthConfig(_Section):
     tokens: TokenConfig = TokenConfig()
     passwords: PasswordConfig = PasswordConfig()
     trusted_header: TrustedHeaderConfig = TrustedHeaderConfig()
+    oidc: OidcConfig = OidcConfig()
 
     @field_validator("methods")
     @classmethod

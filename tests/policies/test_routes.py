@@ -30,6 +30,7 @@ traces.start traces.get_info traces.get traces.batch_get traces.search traces.se
 traces.delete assessments.create assessments.get assessments.update assessments.delete otlp.ingest
 users.create users.get users.update_password users.update_admin users.delete users.current
 tokens.create tokens.list tokens.revoke auth.login_page auth.login auth.logout
+auth.sso_login auth.sso_callback auth.sso_logout_page auth.sso_logout
 users.list users.update_disabled
 permissions.experiments.create permissions.experiments.get permissions.experiments.update
 permissions.experiments.delete permissions.registered_models.create permissions.registered_models.get
@@ -58,7 +59,8 @@ def test_table_is_read_only():
 def test_exactly_the_login_and_liveness_operations_are_public():
     public = {op for op, req in ROUTE_TABLE.items() if req.access is Access.PUBLIC}
     # Logout is public: its handler checks the session cookie and the form's CSRF field itself.
-    assert public == {"ops.health", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout"}
+    assert public == {"ops.health", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout",
+                      "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout"}
 
 
 def test_admin_only_and_self_service_account_operations():

@@ -1,0 +1,201 @@
+"""Just-in-time users for single sign-on: link provider subjects to users, sync groups and the admin flag.
+
+A first login creates the user, its link and its memberships in one transaction, so a refusal or a
+crash leaves nothing half-created. Users are matched by the provider's immutable ``sub``; a same-named
+local account is never taken over unless the provider says ``link_existing_users``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from auth.oidc import NotAllowed, check_subject
+from auth.store import UserRow, now_ms
+from auth.tables import group_members, groups, oidc_identities, oidc_sessions, sessions, users
+from policies.file.oidc import OidcProvider
+
+_NAME = re.compile(r"^[^\s:\x00-\x1f\x7f]{1,255}$")
+MAX_GROUPS = 200
+
+
+@dataclass(frozen=True)
+class ProviderIdentity:
+    """Who the provider says the user is, read from the validated ID token."""
+
+    provider: str
+    subject: str
+    username: str
+    email: str | None
+    groups: frozenset[str]
+
+
+def claimed_groups(claims: dict, claim: str) -> frozenset[str]:
+    """The group names in ``claim`` that are valid mlgate names (others cannot be granted anything)."""
+    value = claims.get(claim)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return frozenset()
+    return frozenset(g for g in value[:MAX_GROUPS] if isinstance(g, str) and _NAME.match(g))
+
+
+def identity_from_claims(provider: OidcProvider, claims: dict) -> ProviderIdentity:
+    """Read the configured claims; :class:`NotAllowed` when no usable user name is present."""
+    username = claims.get(provider.claims.username)
+    if not isinstance(username, str) or not _NAME.match(username):
+        raise NotAllowed(f"The identity provider sent no usable {provider.claims.username!r} claim for a user name.")
+    email = claims.get(provider.claims.email)
+    email_ok = isinstance(email, str) and claims.get("email_verified") is not False
+    return ProviderIdentity(provider.name, check_subject(claims), username, email if email_ok else None,
+                            claimed_groups(claims, provider.claims.groups))
+
+
+def check_allowed(provider: OidcProvider, who: ProviderIdentity) -> None:
+    """Refuse users outside ``allowed_groups`` / ``allowed_email_domains`` (each applies when set)."""
+    if provider.allowed_groups and not who.groups & set(provider.allowed_groups):
+        raise NotAllowed("Your account is not in a group that may use mlgate. Ask an administrator for access.")
+    if provider.allowed_email_domains:
+        domain = who.email.rpartition("@")[2].lower() if who.email else ""
+        if domain not in provider.allowed_email_domains:
+            raise NotAllowed("Your verified e-mail address is not in a domain that may use mlgate.")
+
+
+def admin_flag(provider: OidcProvider, group_names: frozenset[str]) -> bool | None:
+    """Whether the user is an administrator by group, or None when the provider does not decide it."""
+    if not provider.admin_groups:
+        return None
+    return bool(group_names & set(provider.admin_groups))
+
+
+def _user(conn: Connection, user_id: int) -> UserRow:
+    row = conn.execute(select(users.c.id, users.c.username, users.c.kind, users.c.password_hash, users.c.is_admin,
+                              users.c.disabled, users.c.generation).where(users.c.id == user_id)).one()
+    return UserRow(row.id, row.username, row.kind, row.password_hash, bool(row.is_admin), bool(row.disabled),
+                   row.generation)
+
+
+def _group_ids(conn: Connection, names: frozenset[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    found = {r.name: r.id for r in conn.execute(select(groups.c.name, groups.c.id).where(groups.c.name.in_(names)))}
+    missing = sorted(names - found.keys())
+    if missing:
+        ts = now_ms()
+        conn.execute(insert(groups), [{"name": n, "created_at": ts} for n in missing])
+        found.update({r.name: r.id for r in conn.execute(
+            select(groups.c.name, groups.c.id).where(groups.c.name.in_(missing)))})
+    return found
+
+
+def _sync_groups(conn: Connection, user_id: int, wanted: frozenset[str], replace: bool) -> bool:
+    """Make the user's memberships match ``wanted`` (replace) or include it (additive); True if changed."""
+    current = {r.name: r.id for r in conn.execute(
+        select(groups.c.name, groups.c.id).join(group_members, group_members.c.group_id == groups.c.id)
+        .where(group_members.c.user_id == user_id))}
+    to_add = wanted - current.keys()
+    to_drop = [gid for name, gid in current.items() if name not in wanted] if replace else []
+    if to_add:
+        ids = _group_ids(conn, frozenset(to_add))
+        conn.execute(insert(group_members), [{"group_id": ids[n], "user_id": user_id} for n in sorted(to_add)])
+    if to_drop:
+        conn.execute(delete(group_members).where(and_(group_members.c.user_id == user_id,
+                                                      group_members.c.group_id.in_(to_drop))))
+    return bool(to_add or to_drop)
+
+
+class OidcAccounts:
+    """The SSO queries: links, provisioning, SSO sessions and service accounts."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def provision(self, provider: OidcProvider, who: ProviderIdentity) -> UserRow:
+        """Create or update the user for ``who`` (link, admin flag, groups) in one transaction."""
+        try:
+            return self._provision(provider, who)
+        except IntegrityError:
+            # A concurrent first login created the same user or group: the second attempt sees it.
+            return self._provision(provider, who)
+
+    def _provision(self, provider: OidcProvider, who: ProviderIdentity) -> UserRow:
+        ts = now_ms()
+        with self.engine.begin() as conn:
+            user_id = conn.execute(select(oidc_identities.c.user_id).where(and_(
+                oidc_identities.c.provider == who.provider, oidc_identities.c.subject == who.subject))).scalar()
+            if user_id is None:
+                existing = conn.execute(select(users.c.id, users.c.kind)
+                                        .where(users.c.username == who.username)).first()
+                if existing is not None and (not provider.link_existing_users or existing.kind != "user"):
+                    raise NotAllowed(f"An mlgate account named {who.username!r} already exists and is not linked to "
+                                     "this identity provider. Ask an administrator.")
+                if existing is None:
+                    user_id = conn.execute(insert(users).values(
+                        username=who.username, kind="user", password_hash=None, is_admin=False, disabled=False,
+                        generation=1, created_at=ts, updated_at=ts).returning(users.c.id)).scalar_one()
+                else:
+                    user_id = existing.id
+                conn.execute(insert(oidc_identities).values(provider=who.provider, subject=who.subject,
+                                                            user_id=user_id, created_at=ts))
+            user = _user(conn, user_id)
+            if user.disabled:
+                raise NotAllowed("Your mlgate account is disabled. Ask an administrator.")
+            changes: dict = {}
+            admin = admin_flag(provider, who.groups)
+            if admin is not None and admin != user.is_admin:
+                changes["is_admin"] = admin
+            groups_changed = _sync_groups(conn, user_id, who.groups, provider.group_sync == "replace")
+            if changes or groups_changed:
+                # Cached Principals and older sessions of this user carry the old groups: end them.
+                conn.execute(update(users).where(users.c.id == user_id)
+                             .values(updated_at=ts, generation=users.c.generation + 1, **changes))
+                user = _user(conn, user_id)
+            return user
+
+    def record_session(self, session_id: str, provider: str, revalidate_at: int) -> None:
+        """Remember that a session came from ``provider`` and when it must be re-validated."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(oidc_sessions).values(session_id=session_id, provider=provider,
+                                                      revalidate_at=revalidate_at))
+
+    def session_info(self, session_id: str) -> tuple[str, int] | None:
+        """(provider, revalidate_at) of an SSO session; None for a password session."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(oidc_sessions.c.provider, oidc_sessions.c.revalidate_at)
+                               .where(oidc_sessions.c.session_id == session_id)).first()
+        return None if row is None else (row.provider, row.revalidate_at)
+
+    def end_session(self, session_id: str) -> None:
+        """Revoke a session that is due for re-validation."""
+        with self.engine.begin() as conn:
+            conn.execute(update(sessions).where(and_(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)))
+                         .values(revoked_at=now_ms()))
+
+    def linked_user(self, provider: str, subject: str) -> UserRow | None:
+        """The user linked to a provider subject, if any."""
+        with self.engine.connect() as conn:
+            user_id = conn.execute(select(oidc_identities.c.user_id).where(and_(
+                oidc_identities.c.provider == provider, oidc_identities.c.subject == subject))).scalar()
+            return None if user_id is None else _user(conn, user_id)
+
+    def service_account(self, name: str) -> UserRow:
+        """The service account called ``name``, created (token-only, no password) on first use."""
+        with self.engine.connect() as conn:
+            user_id = conn.execute(select(users.c.id).where(users.c.username == name)).scalar()
+            if user_id is not None:
+                user = _user(conn, user_id)
+                if user.kind != "service":
+                    raise NotAllowed(f"{name!r} is a user account, not a service account.")
+                return user
+        ts = now_ms()
+        try:
+            with self.engine.begin() as conn:
+                user_id = conn.execute(insert(users).values(
+                    username=name, kind="service", password_hash=None, is_admin=False, disabled=False, generation=1,
+                    created_at=ts, updated_at=ts).returning(users.c.id)).scalar_one()
+        except IntegrityError:
+            return self.service_account(name)
+        return UserRow(user_id, name, "service", None, False, False, 1)

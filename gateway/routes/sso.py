@@ -1,0 +1,236 @@
+"""Single sign-on routes: ``/sso/<provider>/login``, ``/sso/<provider>/callback`` and ``/sso/logout``.
+
+The pending sign-in (state, nonce, PKCE verifier, where to go next) travels in a short-lived signed
+cookie scoped to ``/sso/``, so nothing is stored before the provider answers. Every failure a user can
+act on gets a plain page saying what happened; no user, link or session exists until every check passed.
+"""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from auth.backends import client_address
+from auth.errors import AuthError
+from auth.identity import Identity
+from auth.oidc import (
+    NotAllowed,
+    PendingLogin,
+    ProviderClient,
+    ProviderUnreachable,
+    StateMismatch,
+    TokenRejected,
+    authorization_url,
+    check_state,
+    end_session_url,
+    new_pending_login,
+)
+from auth.oidc_accounts import check_allowed, identity_from_claims
+from auth.sessions import COOKIE_NAME
+from gateway.identity import session_secret
+from gateway.routes.login import safe_next
+
+router = APIRouter()
+STATE_COOKIE = "mlgate_sso"
+STATE_PATH = "/sso/"
+# The time a person may spend on the provider's login pages.
+STATE_MAX_AGE = 600
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} - mlgate</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main>
+<h1>{title}</h1>
+{body}
+</main></body></html>
+"""
+
+# What each failure means for the person in front of the browser, and its status code.
+_FAILURES: dict[type, tuple[int, str]] = {
+    ProviderUnreachable: (502, "The identity provider is unreachable"),
+    StateMismatch: (400, "This sign-in attempt could not be verified"),
+    TokenRejected: (401, "The identity provider's answer was refused"),
+    NotAllowed: (403, "You cannot sign in to mlgate"),
+}
+
+
+def _identity(request: Request) -> Identity:
+    return request.app.state.identity
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
+                        headers={"Cache-Control": "no-store"})
+
+
+def _failure_page(exc: AuthError) -> HTMLResponse:
+    status, title = next(((s, t) for kind, (s, t) in _FAILURES.items() if isinstance(exc, kind)),
+                         (400, "Sign-in failed"))
+    body = (f'<p role="alert">{html.escape(exc.message)}</p>'
+            '<p><a href="/login">Back to the sign-in page</a></p>')
+    return _page(title, body, status)
+
+
+def _signer(request: Request) -> URLSafeTimedSerializer:
+    signer = getattr(request.app.state, "sso_state_signer", None)
+    if signer is None:
+        signer = URLSafeTimedSerializer(session_secret(request.app.state.settings), salt="mlgate-sso-state")
+        request.app.state.sso_state_signer = signer
+    return signer
+
+
+def _provider_client(request: Request, name: str) -> ProviderClient | None:
+    sso = _identity(request).sso
+    return sso.client(name) if sso is not None else None
+
+
+def _redirect_uri(request: Request, name: str) -> str:
+    # Must equal a redirect URI registered at the provider, character for character.
+    return f"{str(request.base_url).rstrip('/')}/sso/{name}/callback"
+
+
+def _unknown_provider() -> HTMLResponse:
+    return _page("Unknown sign-in provider", '<p role="alert">No identity provider of that name is configured.</p>'
+                 '<p><a href="/login">Back to the sign-in page</a></p>', 404)
+
+
+@router.get("/sso/{provider}/login", operation_id="auth.sso_login", include_in_schema=False)
+def sso_login(request: Request, provider: str) -> Response:
+    """Send the browser to the provider: authorization code flow with PKCE S256, state and nonce."""
+    client = _provider_client(request, provider)
+    if client is None:
+        return _unknown_provider()
+    try:
+        metadata = client.metadata()
+    except AuthError as exc:
+        return _failure_page(exc)
+    pending = new_pending_login(client.provider, safe_next(request.query_params.get("next")))
+    response = RedirectResponse(authorization_url(metadata, client.provider, pending, _redirect_uri(request, provider)),
+                                status_code=303, headers={"Cache-Control": "no-store"})
+    attrs = _identity(request).sessions.cookie_attributes(STATE_MAX_AGE)
+    attrs["path"] = STATE_PATH
+    response.set_cookie(STATE_COOKIE, _signer(request).dumps(pending.to_dict()), **attrs)
+    return response
+
+
+def _pending(request: Request) -> PendingLogin:
+    cookie = request.cookies.get(STATE_COOKIE)
+    if not cookie:
+        raise StateMismatch("This browser has no sign-in in progress (it expired, or cookies are blocked); "
+                            "start again.")
+    try:
+        return PendingLogin.from_dict(_signer(request).loads(cookie, max_age=STATE_MAX_AGE))
+    except BadSignature:
+        raise StateMismatch("The sign-in attempt expired or was altered; start again.") from None
+
+
+@router.get("/sso/{provider}/callback", operation_id="auth.sso_callback", include_in_schema=False)
+def sso_callback(request: Request, provider: str) -> Response:
+    """Check state, exchange the code, validate the ID token, provision the user and start a session."""
+    identity = _identity(request)
+    client = _provider_client(request, provider)
+    if client is None:
+        return _unknown_provider()
+    params = request.query_params
+    address = client_address(request)
+    user = None
+    try:
+        pending = _pending(request)
+        check_state(pending, params.get("state"), provider)
+        if params.get("error"):
+            # RFC 6749 section 4.1.2.1: the provider refused (the user cancelled, or no consent).
+            raise NotAllowed("The identity provider did not sign you in "
+                             f"({params.get('error')[:64]}); start again if this was a mistake.")
+        code = params.get("code")
+        if not code:
+            raise StateMismatch("The identity provider's answer has no authorization code; start again.")
+        tokens = client.exchange_code(code, pending.code_verifier, _redirect_uri(request, provider))
+        claims = client.validate_id_token(tokens["id_token"], pending.nonce, identity.clock())
+        who = identity_from_claims(client.provider, claims)
+        check_allowed(client.provider, who)
+        user = identity.sso.accounts.provision(client.provider, who)
+        cookie, session_id = identity.sessions.start(user)
+        revalidate_at = int((identity.clock() + client.provider.revalidate_seconds) * 1000)
+        try:
+            identity.sso.accounts.record_session(session_id, provider, revalidate_at)
+        except Exception:
+            identity.sessions.end(session_id)  # never leave an SSO session that escapes re-validation
+            raise
+    except AuthError as exc:
+        identity.auditor.record("login", "failure", actor=user.username if user else None, client=address,
+                                reason=f"sso:{provider}: {exc.message}")
+        response = _failure_page(exc)
+        response.delete_cookie(STATE_COOKIE, path=STATE_PATH)
+        return response
+    identity.auditor.record("login", "success", actor=user.username, client=address, reason=f"sso:{provider}")
+    response = RedirectResponse(pending.next_path, status_code=303, headers={"Cache-Control": "no-store"})
+    response.set_cookie(COOKIE_NAME, cookie, **identity.sessions.cookie_attributes(
+        identity.config.sessions.absolute_timeout_seconds))
+    response.delete_cookie(STATE_COOKIE, path=STATE_PATH)
+    return response
+
+
+@router.get("/sso/logout", operation_id="auth.sso_logout_page", include_in_schema=False)
+def sso_logout_page(request: Request) -> Response:
+    """A sign-out button (a form carrying the session's CSRF token)."""
+    identity = _identity(request)
+    cookie = request.cookies.get(COOKIE_NAME)
+    try:
+        active = identity.sessions.resolve(cookie) if cookie else None
+    except AuthError:
+        active = None
+    if active is None:
+        return RedirectResponse("/login", status_code=303, headers={"Cache-Control": "no-store"})
+    token = html.escape(identity.sessions.csrf_token(active.session.id))
+    body = (f"<p>Signed in as {html.escape(active.user.username)}.</p>"
+            f'<form method="post" action="/sso/logout"><input type="hidden" name="csrf_token" value="{token}">'
+            '<button type="submit">Sign out</button></form>')
+    return _page("Sign out of mlgate", body)
+
+
+@router.post("/sso/logout", operation_id="auth.sso_logout", include_in_schema=False)
+async def sso_logout(request: Request) -> Response:
+    """End the mlgate session, then the provider's (RP-initiated logout) when the session came from one."""
+    identity = _identity(request)
+    cookie = request.cookies.get(COOKIE_NAME)
+    target = "/login"
+    if cookie:
+        try:
+            active = await run_in_threadpool(identity.sessions.resolve, cookie)
+        except AuthError:
+            active = None
+        if active is not None:
+            try:
+                form = await request.form(max_files=0, max_fields=5, max_part_size=4096)
+            except Exception:
+                form = {}
+            presented = form.get("csrf_token") or request.headers.get("x-csrf-token")
+            if not isinstance(presented, str) or not identity.sessions.check_csrf(active.session.id, presented):
+                return _page("Sign-out failed", '<p role="alert">The sign-out form expired; go back and try '
+                             "again.</p>", 403)
+            target = await run_in_threadpool(_end, request, identity, active.session.id) or target
+            await run_in_threadpool(identity.auditor.record, "logout", "success", actor=active.user.username,
+                                    client=client_address(request), reason="sso")
+    response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    attrs = identity.sessions.cookie_attributes(None)
+    response.delete_cookie(COOKIE_NAME, path="/", secure=attrs["secure"], httponly=True, samesite="lax")
+    return response
+
+
+def _end(request: Request, identity: Identity, session_id: str) -> str | None:
+    """End the session; the provider's logout URL when the session was started through one."""
+    info = identity.sso.accounts.session_info(session_id) if identity.sso is not None else None
+    identity.sessions.end(session_id)
+    client = _provider_client(request, info[0]) if info else None
+    if client is None:
+        return None
+    try:
+        metadata = client.metadata()
+    except AuthError:
+        return None  # mlgate's session is over; the provider's stays, as it would without end_session
+    return end_session_url(metadata, client.provider, f"{str(request.base_url).rstrip('/')}/login")
