@@ -15,6 +15,7 @@ from gateway.authz import Authorizer, PolicyHolder, ResourceResolver, grant_crea
 from gateway.errors import install_error_handlers
 from gateway.identity import auth_config_of, build_identity, identity_problems
 from gateway.middleware import install_network_middleware
+from gateway.routes import admin as admin_routes
 from gateway.routes import login as login_routes
 from gateway.routes import permissions as permission_routes
 from gateway.routes import sso as sso_routes
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(user_routes.router, prefix="/ajax-api/2.0/mlflow", include_in_schema=False)
     app.include_router(login_routes.router)
     app.include_router(sso_routes.router)
+    app.include_router(admin_routes.router, prefix="/api/2.0/mlgate")
     for router, api in ((permission_routes.router_v2, "2.0"), (permission_routes.router_v3, "3.0")):
         app.include_router(router, prefix=f"/api/{api}/mlflow")
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)

@@ -129,9 +129,17 @@ def db_current(backend_store_uri: str) -> None:
 
 
 def _register_commands() -> None:
+    from gateway.commands.audit import audit
+    from gateway.commands.groups import groups
+    from gateway.commands.login import login
+    from gateway.commands.perms import perms
     from gateway.commands.policy import policy
+    from gateway.commands.service_accounts import service_accounts
+    from gateway.commands.tokens import tokens
+    from gateway.commands.users import users
 
-    main.add_command(policy)
+    for command in (policy, users, service_accounts, tokens, groups, perms, audit, login):
+        main.add_command(command)
 
 
 _register_commands()

@@ -284,6 +284,19 @@ _TABLE: dict[str, Requirement] = {
     "permissions.users.revoke": _signed_in(M),
     "permissions.users.get": _signed_in(R),
     "permissions.users.list": _signed_in(R),
+    # mlgate's admin API (the CLI's remote mode): administrators only.
+    "admin.users.list": _admin(R),
+    "admin.users.get": _admin(R),
+    "admin.groups.list": _admin(R),
+    "admin.groups.create": _admin(M),
+    "admin.groups.delete": _admin(M),
+    "admin.groups.add_member": _admin(M),
+    "admin.groups.remove_member": _admin(M),
+    "admin.grants.list": _admin(R),
+    "admin.grants.put": _admin(M),
+    "admin.grants.revoke": _admin(M),
+    "admin.perms.explain": _admin(R),
+    "admin.audit.list": _admin(R),
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

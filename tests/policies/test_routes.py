@@ -36,6 +36,9 @@ permissions.experiments.create permissions.experiments.get permissions.experimen
 permissions.experiments.delete permissions.registered_models.create permissions.registered_models.get
 permissions.registered_models.update permissions.registered_models.delete
 permissions.users.grant permissions.users.revoke permissions.users.get permissions.users.list
+admin.users.list admin.users.get admin.groups.list admin.groups.create admin.groups.delete
+admin.groups.add_member admin.groups.remove_member admin.grants.list admin.grants.put admin.grants.revoke
+admin.perms.explain admin.audit.list
 """.split()
 
 
@@ -65,7 +68,11 @@ def test_exactly_the_login_and_liveness_operations_are_public():
 
 def test_admin_only_and_self_service_account_operations():
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.ADMIN} == {
-        "users.create", "users.update_admin", "users.delete", "users.list", "users.update_disabled"}
+        "users.create", "users.update_admin", "users.delete", "users.list", "users.update_disabled",
+        *(op for op in OPERATION_IDS if op.startswith("admin."))}
+    # Every admin-API change is a write a read-only admin token must not make.
+    assert all(ROUTE_TABLE[op].permission is Permission.MANAGE for op in OPERATION_IDS
+               if op.startswith("admin.") and op.rsplit(".", 1)[1] not in ("list", "get", "explain"))
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.SELF_OR_ADMIN} == {
         "users.get", "users.update_password"}
     # A read-only token may look at its account but not mint or revoke tokens.

@@ -1,0 +1,226 @@
+"""Admin operations on the database itself (``--db``): bootstrap the first admin, recover a locked-out one.
+
+The same rules as the server apply (:class:`auth.accounts.Accounts`, the grant store with its policy
+generation bump), and every change is audited with the actor ``offline-cli:<os user>``, so the log
+shows it bypassed the server. Running servers notice through the generation counters.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+
+from auth.accounts import Accounts
+from auth.errors import AuthError
+from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
+from auth.principal import Principal
+from gateway.commands.output import EXIT_ERROR, CliError, error_from_code
+from gateway.routes import admin_store
+from gateway.settings import Settings
+from policies.decide import compile_policy
+from policies.file import PolicyFile, PolicyFileError, load_policy_file
+from policies.model import ResourceSelector, SubjectRef
+from policies.routes import Lookup
+from tracking.errors import MlflowError
+
+_LOOKUPS = {"experiment_id": Lookup.EXPERIMENT_ID, "experiment_name": Lookup.EXPERIMENT_NAME,
+            "model": Lookup.MODEL_NAME}
+
+
+def _guarded(func):
+    """Translate domain errors into CliErrors with the matching exit code."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except AuthError as exc:
+            raise error_from_code(exc.code, exc.message) from None
+        except MlflowError as exc:
+            raise error_from_code(exc.error_code, exc.message) from None
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class OfflineOps:
+    """The methods of :class:`~gateway.commands.remote.RemoteOps`, done on the database directly."""
+
+    def __init__(self, uri: str):
+        from gateway.db import current_revision, head_revision
+        from gateway.identity import auth_config_of, build_identity
+        from tracking.db.engine import make_engine
+
+        self.engine = make_engine(uri)
+        try:
+            at, head = current_revision(self.engine), head_revision()
+        except Exception as exc:
+            raise CliError(f"cannot open the database: {exc.__class__.__name__}. Check the --db URI.") from None
+        if at != head:
+            raise CliError(f"the database schema is at {at or 'nothing'}, not {head}: run "
+                           f"`mlgate db upgrade --backend-store-uri URI` first.", EXIT_ERROR)
+        # Sessions are never issued here; the key only satisfies the identity layer's constructor.
+        settings = Settings(backend_store_uri=uri, secret_key=secrets.token_urlsafe(48))
+        self.identity, _ = build_identity(settings, auth_config_of(None), self.engine)
+        self.accounts = Accounts(self.identity)
+        self.actor_name = f"offline-cli:{getpass.getuser()}"
+        self.actor = Principal(id=0, kind="user", name=self.actor_name, is_admin=True, groups=frozenset(),
+                               auth_method="offline")
+
+    def _audit(self, action: str, target: str, reason: str | None = None) -> None:
+        self.identity.auditor.record(action, "success", actor=self.actor_name, target=target, client=None,
+                                     reason=f"offline (--db){': ' + reason if reason else ''}")
+
+    # --- accounts --------------------------------------------------------------------------------
+    @_guarded
+    def list_users(self, kind: str | None = None) -> list[dict]:
+        """Accounts with kind, flags and groups."""
+        with self.engine.connect() as conn:
+            return admin_store.list_accounts(conn, kind=kind)
+
+    @_guarded
+    def get_user(self, username: str) -> dict:
+        """One account."""
+        with self.engine.connect() as conn:
+            return admin_store.get_account(conn, username)
+
+    @_guarded
+    def create_user(self, username: str, password: str | None, *, is_admin: bool = False,
+                    service_account: bool = False) -> dict:
+        """Create a user or service account."""
+        self.accounts.create_user(self.actor, username, password, client=None, is_admin=is_admin,
+                                  service_account=service_account)
+        return self.get_user(username)
+
+    @_guarded
+    def set_disabled(self, username: str, disabled: bool) -> None:
+        """Disable or enable an account."""
+        self.accounts.set_disabled(self.actor, username, disabled, client=None)
+
+    @_guarded
+    def delete_user(self, username: str) -> None:
+        """Delete an account."""
+        self.accounts.delete_user(self.actor, username, client=None)
+
+    @_guarded
+    def set_password(self, username: str, password: str) -> None:
+        """Reset a password (also the way back in for a locked-out administrator)."""
+        self.accounts.change_password(self.actor, username, password, None, client=None)
+
+    @_guarded
+    def set_admin(self, username: str, is_admin: bool) -> None:
+        """Grant or remove administrator rights."""
+        self.accounts.set_admin(self.actor, username, is_admin, client=None)
+
+    # --- tokens ----------------------------------------------------------------------------------
+    @_guarded
+    def list_tokens(self, username: str | None) -> list[dict]:
+        """Tokens of ``username`` (offline mode has no "self")."""
+        if username is None:
+            raise CliError("Offline mode has no signed-in user: name the account with --for.", 2)
+        return [t.to_json() for t in self.accounts.list_tokens(self.actor, username)]
+
+    @_guarded
+    def create_token(self, name: str, days: int, username: str | None, read_only: bool) -> dict:
+        """Issue a token for ``username``."""
+        if username is None:
+            raise CliError("Offline mode has no signed-in user: name the account with --for.", 2)
+        issued = self.accounts.create_token(self.actor, name, days, username=username, read_only=read_only)
+        return {"token": issued.token, "token_info": issued.row.to_json()}
+
+    @_guarded
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by id."""
+        self.accounts.revoke_token(self.actor, token_id)
+
+    # --- groups ----------------------------------------------------------------------------------
+    @_guarded
+    def list_groups(self) -> list[dict]:
+        """Groups with members."""
+        with self.engine.connect() as conn:
+            return admin_store.list_groups(conn)
+
+    @_guarded
+    def create_group(self, name: str) -> dict:
+        """Create a group."""
+        with self.engine.begin() as conn:
+            group = admin_store.create_group(conn, name)
+        self._audit("group.create", name)
+        return group
+
+    @_guarded
+    def delete_group(self, name: str) -> None:
+        """Delete a group with its memberships and grants."""
+        with self.engine.begin() as conn:
+            admin_store.delete_group(conn, name)
+        self._audit("group.delete", name)
+
+    @_guarded
+    def add_member(self, group: str, username: str) -> None:
+        """Add an account to a group."""
+        with self.engine.begin() as conn:
+            admin_store.add_member(conn, group, username)
+        self._audit("group.add_member", f"{group} {username}")
+
+    @_guarded
+    def remove_member(self, group: str, username: str) -> None:
+        """Remove an account from a group."""
+        with self.engine.begin() as conn:
+            admin_store.remove_member(conn, group, username)
+        self._audit("group.remove_member", f"{group} {username}")
+
+    # --- grants ----------------------------------------------------------------------------------
+    @_guarded
+    def list_grants(self, subject: str | None, resource: str | None) -> list[dict]:
+        """Stored grants, filtered."""
+        subject = SubjectRef.parse(subject).key if subject else None
+        resource = ResourceSelector.parse(resource).text if resource else None
+        with self.engine.connect() as conn:
+            return [admin_store.grant_json(r) for r in list_grants(conn, subject=subject, resource=resource)]
+
+    @_guarded
+    def put_grant(self, subject: str, resource: str, permission: str) -> dict:
+        """Create or replace a grant (the subject must exist)."""
+        ref = SubjectRef.parse(subject)
+        with self.engine.begin() as conn:
+            if ref.kind == "group":
+                if not any(g["name"] == ref.name for g in admin_store.list_groups(conn)):
+                    raise CliError(f"Group {ref.name} not found", 3)
+            elif admin_store.subject_key(conn, ref.name) != ref.key:
+                raise CliError(f"{ref.name} is not a {ref.kind} account.")
+            row = put_grant(conn, ref.key, resource, permission, created_by=self.actor_name)
+        self._audit("grant", f"{row.subject} {row.resource}", f"permission {row.permission}")
+        return admin_store.grant_json(row)
+
+    @_guarded
+    def revoke_grant(self, subject: str, resource: str) -> None:
+        """Remove a grant."""
+        with self.engine.begin() as conn:
+            if not revoke_grant(conn, subject, resource):
+                raise CliError(f"No permission of {subject} on {resource} exists", 3)
+        self._audit("revoke", f"{subject} {resource}")
+
+    @_guarded
+    def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None) -> dict:
+        """The decision under ``policy_path`` (or the defaults) plus the stored grants."""
+        from gateway.authz import ResourceResolver
+
+        try:
+            policy_file = load_policy_file(policy_path) if policy_path else PolicyFile()
+        except PolicyFileError as exc:
+            raise CliError("invalid policy file:\n" + "\n".join(f"  - {p}" for p in exc.problems)) from None
+        with self.engine.connect() as conn:
+            subject = admin_store.account_subject(conn, username)
+            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None)
+            if resource is None:
+                raise CliError(f"No resource with {field}={value} exists", 3)
+            policy = compile_policy(policy_file, policy_grants(conn))
+        return admin_store.explain(policy, subject, resource, action)
+
+    # --- audit -----------------------------------------------------------------------------------
+    @_guarded
+    def audit(self, **filters) -> list[dict]:
+        """Audit records matching the filters, oldest first."""
+        with self.engine.connect() as conn:
+            return admin_store.audit_records(conn, **{k: v for k, v in filters.items() if v is not None})

@@ -1,0 +1,134 @@
+"""``mlgate perms``: grant, revoke and list stored permissions, and explain a decision with its rule."""
+
+from __future__ import annotations
+
+import click
+
+from gateway.commands.output import EXIT_USAGE, CliError, emit, emit_json, emit_table, when
+from gateway.commands.target import target_options
+
+PERMISSIONS = click.Choice(["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"], case_sensitive=False)
+
+
+def _one(kind: str, given: dict[str, str | None], required: bool) -> tuple[str, str] | None:
+    chosen = [(k, v) for k, v in given.items() if v is not None]
+    if len(chosen) > 1 or (required and not chosen):
+        names = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+        raise CliError(f"Name exactly one {kind}: {names}.", EXIT_USAGE)
+    return chosen[0] if chosen else None
+
+
+def subject_options(func):
+    """--user / --group / --service: whom a grant names."""
+    func = click.option("--service", default=None, metavar="NAME", help="A service account.")(func)
+    func = click.option("--group", default=None, metavar="NAME", help="A group.")(func)
+    return click.option("--user", default=None, metavar="NAME", help="A user.")(func)
+
+
+def resource_options(func):
+    """--experiment / --experiment-name / --model / --model-name: which resources a grant covers."""
+    func = click.option("--model-name", default=None, metavar="GLOB", help="Registered models by name glob.")(func)
+    func = click.option("--model", default=None, metavar="NAME", help="One registered model.")(func)
+    func = click.option("--experiment-name", default=None, metavar="GLOB",
+                        help="Experiments whose name matches a glob, e.g. 'team-a/*'.")(func)
+    return click.option("--experiment", default=None, metavar="ID", help="One experiment by id.")(func)
+
+
+def subject_text(user, group, service, required: bool = True) -> str | None:
+    """``user:<name>``, ``group:<name>`` or ``service:<name>`` from the options."""
+    chosen = _one("subject", {"user": user, "group": group, "service": service}, required)
+    return None if chosen is None else f"{chosen[0]}:{chosen[1]}"
+
+
+def resource_text(experiment, experiment_name, model, model_name, required: bool = True) -> str | None:
+    """The selector syntax (``experiment:12``, ``experiment-name:team-a/*``...) from the options."""
+    chosen = _one("resource", {"experiment": experiment, "experiment_name": experiment_name, "model": model,
+                               "model_name": model_name}, required)
+    if chosen is None:
+        return None
+    return f"{chosen[0].replace('_', '-')}:{chosen[1]}"
+
+
+@click.group()
+def perms() -> None:
+    """Manage permissions. Example: mlgate perms grant --group team-a --experiment-name 'team-a/*' EDIT"""
+
+
+@perms.command("grant")
+@subject_options
+@resource_options
+@click.argument("permission", type=PERMISSIONS)
+@target_options
+def grant(target, user, group, service, experiment, experiment_name, model, model_name, permission) -> None:
+    """Give a user, group or service account a permission (replaces its previous one there).
+
+    Example: mlgate perms grant --group team-a --experiment-name 'team-a/*' EDIT
+    """
+    subject = subject_text(user, group, service)
+    resource = resource_text(experiment, experiment_name, model, model_name)
+    row = target.ops().put_grant(subject, resource, permission.upper())
+    emit(target.output, {"grant": row}, f"granted {row['permission']} on {row['resource']} to {row['subject']}")
+
+
+@perms.command("revoke")
+@subject_options
+@resource_options
+@target_options
+def revoke(target, user, group, service, experiment, experiment_name, model, model_name) -> None:
+    """Remove a stored grant.
+
+    Example: mlgate perms revoke --group team-a --experiment-name 'team-a/*'
+    """
+    subject = subject_text(user, group, service)
+    resource = resource_text(experiment, experiment_name, model, model_name)
+    target.ops().revoke_grant(subject, resource)
+    emit(target.output, {"subject": subject, "resource": resource, "revoked": True},
+         f"revoked {subject} on {resource}")
+
+
+@perms.command("list")
+@subject_options
+@resource_options
+@target_options
+def list_grants(target, user, group, service, experiment, experiment_name, model, model_name) -> None:
+    """List stored grants (API grants and creators' MANAGE), optionally for one subject or resource.
+
+    Example: mlgate perms list --group team-a
+    """
+    rows = target.ops().list_grants(subject_text(user, group, service, required=False),
+                                    resource_text(experiment, experiment_name, model, model_name, required=False))
+    if target.output == "json":
+        emit_json({"grants": rows})
+    else:
+        emit_table(("id", "subject", "resource", "permission", "source", "created_by", "created"),
+                   [(r["id"], r["subject"], r["resource"], r["permission"], r["source"], r["created_by"],
+                     when(r["created_at"])) for r in rows])
+
+
+@perms.command("explain")
+@click.option("--user", required=True, metavar="NAME", help="The user or service account asking.")
+@click.option("--experiment", default=None, metavar="ID", help="An experiment id.")
+@click.option("--experiment-name", default=None, metavar="NAME", help="An experiment by exact name.")
+@click.option("--model", default=None, metavar="NAME", help="A registered model.")
+@click.option("--action", required=True, type=click.Choice(["READ", "EDIT", "MANAGE"], case_sensitive=False),
+              help="The permission level the action needs.")
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="Offline mode: the server's policy file (default: built-in defaults).")
+@target_options
+def explain(target, user, experiment, experiment_name, model, action, policy_path) -> None:
+    """Say whether a user may act on a resource, why, and which rule decided. Exit 0 either way.
+
+    Example: mlgate perms explain --user alice --experiment 12 --action EDIT
+    """
+    field, value = _one("resource", {"experiment_id": experiment, "experiment_name": experiment_name,
+                                     "model": model}, True)
+    result = target.ops().explain(user, field, value, action.upper(), policy_path)
+    if target.output == "json":
+        emit_json(result)
+        return
+    res = result["resource"]
+    label = f"{res['type']} {res['id']}" + (f" ({res['name']})" if res["name"] and res["name"] != res["id"] else "")
+    click.echo(f"{'ALLOWED' if result['allowed'] else 'DENIED'}: {result['subject']} {result['action']} on {label}")
+    click.echo(f"  reason: {result['reason']}")
+    click.echo(f"  rule:   {result['rule'] or '-'}")
+

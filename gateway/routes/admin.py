@@ -1,0 +1,229 @@
+"""mlgate's admin REST API (what ``mlgate`` calls in remote mode): accounts, groups, grants, explain, audit.
+
+Mounted under ``/api/2.0/mlgate``. Every operation is admin-only in the route table, so it passes the same
+authorizer, audit trail and cross-process invalidation as any other change.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+
+from auth.grants import list_grants, put_grant, revoke_grant
+from auth.principal import Principal
+from gateway.routes import admin_store
+from gateway.routes.users import principal_of
+from policies.decide import api_grant_conflict
+from policies.model import Grant, Permission, ResourceSelector, SubjectRef
+from policies.routes import Lookup
+from tracking.api.body import Args, request_args
+from tracking.api.responses import JSONBody, ok
+from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.services import tracking_of
+
+router = APIRouter()
+ARGS = Depends(request_args)
+
+
+def _audit(request: Request, action: str, target: str, reason: str | None = None) -> None:
+    principal: Principal = principal_of(request)
+    request.app.state.identity.auditor.record(action, "success", actor=f"{principal.kind}:{principal.name}",
+                                              target=target, client=getattr(request.state, "client_ip", None),
+                                              reason=reason)
+
+
+def _users_changed(request: Request, user_ids: list[int]) -> None:
+    for user_id in user_ids:
+        request.app.state.identity.user_changed(user_id)
+
+
+@router.get("/users/list", operation_id="admin.users.list")
+def list_accounts(request: Request, args: Args = ARGS) -> JSONBody:
+    """Every account with kind, admin and disabled flags and groups; ``kind=service`` lists service accounts."""
+    kind = args.str("kind", default=None)
+    if kind not in (None, "user", "service"):
+        raise invalid_parameter(f"Invalid kind '{kind}'. Expected 'user' or 'service'.")
+    with tracking_of(request).engine.connect() as conn:
+        return ok({"users": admin_store.list_accounts(conn, kind=kind)})
+
+
+@router.get("/users/get", operation_id="admin.users.get")
+def get_account(request: Request, args: Args = ARGS) -> JSONBody:
+    """One account as the listing shows it."""
+    username = args.str("username", required=True, max_length=255)
+    with tracking_of(request).engine.connect() as conn:
+        return ok({"user": admin_store.get_account(conn, username)})
+
+
+@router.get("/groups/list", operation_id="admin.groups.list")
+def list_groups(request: Request) -> JSONBody:
+    """Every group with its members."""
+    with tracking_of(request).engine.connect() as conn:
+        return ok({"groups": admin_store.list_groups(conn)})
+
+
+@router.post("/groups/create", operation_id="admin.groups.create")
+def create_group(request: Request, args: Args = ARGS) -> JSONBody:
+    """Create an empty group."""
+    name = args.str("name", required=True, max_length=255)
+    with tracking_of(request).engine.begin() as conn:
+        group = admin_store.create_group(conn, name)
+    _audit(request, "group.create", name)
+    return ok({"group": group})
+
+
+@router.post("/groups/delete", operation_id="admin.groups.delete")
+def delete_group(request: Request, args: Args = ARGS) -> JSONBody:
+    """Delete a group with its memberships and grants; its members lose access at once."""
+    name = args.str("name", required=True, max_length=255)
+    with tracking_of(request).engine.begin() as conn:
+        members = admin_store.delete_group(conn, name)
+    _users_changed(request, members)
+    request.app.state.policy_holder.invalidate()
+    _audit(request, "group.delete", name)
+    return ok({})
+
+
+@router.post("/groups/add-member", operation_id="admin.groups.add_member")
+def add_member(request: Request, args: Args = ARGS) -> JSONBody:
+    """Add an account to a group."""
+    group = args.str("group", required=True, max_length=255)
+    username = args.str("username", required=True, max_length=255)
+    with tracking_of(request).engine.begin() as conn:
+        user_id = admin_store.add_member(conn, group, username)
+    _users_changed(request, [user_id])
+    _audit(request, "group.add_member", f"{group} {username}")
+    return ok({})
+
+
+@router.post("/groups/remove-member", operation_id="admin.groups.remove_member")
+def remove_member(request: Request, args: Args = ARGS) -> JSONBody:
+    """Remove an account from a group."""
+    group = args.str("group", required=True, max_length=255)
+    username = args.str("username", required=True, max_length=255)
+    with tracking_of(request).engine.begin() as conn:
+        user_id = admin_store.remove_member(conn, group, username)
+    _users_changed(request, [user_id])
+    _audit(request, "group.remove_member", f"{group} {username}")
+    return ok({})
+
+
+def _subject(conn, text: str) -> str:
+    """A grant subject naming an existing account or group (404 otherwise)."""
+    try:
+        ref = SubjectRef.parse(text)
+    except ValueError as exc:
+        raise invalid_parameter(f"Invalid subject: {exc}") from None
+    if ref.kind == "group":
+        if not any(g["name"] == ref.name for g in admin_store.list_groups(conn)):
+            raise not_found(f"Group {ref.name} not found")
+        return ref.key
+    key = admin_store.subject_key(conn, ref.name)
+    if key != ref.key:
+        raise invalid_parameter(f"{ref.name} is a {key.partition(':')[0]} account; name it as {key}.")
+    return key
+
+
+def _selector(text: str) -> str:
+    try:
+        return ResourceSelector.parse(text).text
+    except ValueError as exc:
+        raise invalid_parameter(f"Invalid resource: {exc}") from None
+
+
+
+@router.get("/grants/list", operation_id="admin.grants.list")
+def list_stored_grants(request: Request, args: Args = ARGS) -> JSONBody:
+    """Stored grants, filtered by ``subject`` (``user:``, ``service:`` or ``group:``) and ``resource``."""
+    subject = args.str("subject", default=None, max_length=300)
+    resource = args.str("resource", default=None, max_length=600)
+    if subject is not None:
+        try:
+            subject = SubjectRef.parse(subject).key
+        except ValueError as exc:
+            raise invalid_parameter(f"Invalid subject: {exc}") from None
+    with tracking_of(request).engine.connect() as conn:
+        rows = list_grants(conn, subject=subject, resource=_selector(resource) if resource else None)
+    return ok({"grants": [admin_store.grant_json(r) for r in rows]})
+
+
+@router.post("/grants/put", operation_id="admin.grants.put")
+def put_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
+    """Grant a user, service account or group a permission on an id or a name pattern (replaces the old one)."""
+    resource = _selector(args.str("resource", required=True, max_length=600))
+    text = args.str("permission", required=True, max_length=32)
+    try:
+        permission = Permission.parse(text).name
+    except ValueError:
+        raise invalid_parameter(
+            f"Invalid permission '{text}'. Expected one of NO_PERMISSIONS, READ, EDIT, MANAGE.") from None
+    principal = principal_of(request)
+    with tracking_of(request).engine.begin() as conn:
+        subject = _subject(conn, args.str("subject", required=True, max_length=300))
+        try:
+            grant = Grant.from_api(0, subject, resource, permission)
+        except ValueError as exc:
+            raise invalid_parameter(str(exc).replace("api-grant:0: ", "")) from None
+        conflict = api_grant_conflict(request.app.state.policy_holder.policy_file, grant)
+        if conflict:
+            raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
+        row = put_grant(conn, subject, resource, permission, created_by=f"{principal.kind}:{principal.name}")
+    request.app.state.policy_holder.invalidate()
+    _audit(request, "grant", f"{subject} {resource}", f"permission {permission}")
+    return ok({"grant": admin_store.grant_json(row)})
+
+
+@router.post("/grants/revoke", operation_id="admin.grants.revoke")
+def revoke_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
+    """Remove the grant of a subject on a resource."""
+    resource = _selector(args.str("resource", required=True, max_length=600))
+    subject_text = args.str("subject", required=True, max_length=300)
+    try:
+        subject = SubjectRef.parse(subject_text).key
+    except ValueError as exc:
+        raise invalid_parameter(f"Invalid subject: {exc}") from None
+    with tracking_of(request).engine.begin() as conn:
+        if not revoke_grant(conn, subject, resource):
+            raise not_found(f"No permission of {subject} on {resource} exists")
+    request.app.state.policy_holder.invalidate()
+    _audit(request, "revoke", f"{subject} {resource}", "revoked")
+    return ok({})
+
+
+_RESOURCE_FIELDS = (("experiment_id", Lookup.EXPERIMENT_ID), ("experiment_name", Lookup.EXPERIMENT_NAME),
+                    ("model", Lookup.MODEL_NAME))
+
+
+@router.get("/perms/explain", operation_id="admin.perms.explain")
+def explain(request: Request, args: Args = ARGS) -> JSONBody:
+    """Why an account may or may not do READ/EDIT/MANAGE on one experiment or registered model."""
+    username = args.str("username", required=True, max_length=255)
+    action = args.str("action", required=True, max_length=32)
+    given = [(f, lookup, args.str(f, max_length=500)) for f, lookup in _RESOURCE_FIELDS if f in args]
+    if len(given) != 1 or not given[0][2]:
+        raise invalid_parameter("Name exactly one of experiment_id, experiment_name or model.")
+    field, lookup, value = given[0]
+    with tracking_of(request).engine.connect() as conn:
+        subject = admin_store.account_subject(conn, username)
+        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None)
+    if resource is None:
+        raise not_found(f"No resource with {field}={value} exists")
+    policy = request.app.state.policy_holder.current()
+    return ok(admin_store.explain(policy, subject, resource, action))
+
+
+@router.get("/audit/list", operation_id="admin.audit.list")
+def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
+    """Audit records filtered by actor, action, outcome and time (epoch ms); ``after_id`` pages forward."""
+    filters = {
+        "actor": args.str("actor", default=None, max_length=300),
+        "action": args.str("action", default=None, max_length=64),
+        "outcome": args.str("outcome", default=None, max_length=16),
+        "since": args.int("since", default=None, minimum=0),
+        "until": args.int("until", default=None, minimum=0),
+        "after_id": args.int("after_id", default=None, minimum=0),
+    }
+    limit = args.int("limit", default=100, minimum=1, maximum=admin_store.MAX_AUDIT_PAGE)
+    with tracking_of(request).engine.connect() as conn:
+        records = admin_store.audit_records(conn, limit=limit, **filters)
+    return ok({"records": records})
