@@ -1,0 +1,112 @@
+"""Just-in-time users: linked by subject, groups replaced or added at each login, admin by group."""
+
+from __future__ import annotations
+
+import pytest
+
+from auth.oidc import NotAllowed
+from auth.oidc_accounts import OidcAccounts, ProviderIdentity, check_allowed, identity_from_claims
+from auth.store import IdentityStore
+from policies.file.oidc import OidcProvider
+
+
+def provider(**overrides) -> OidcProvider:
+    return OidcProvider(**{"name": "corp", "issuer": "https://idp.example.com", "client_id": "mlgate", **overrides})
+
+
+def who(groups: set[str], username: str = "alice", subject: str = "sub-1") -> ProviderIdentity:
+    return ProviderIdentity("corp", subject, username, "alice@example.com", frozenset(groups))
+
+
+def test_replace_mode_makes_groups_exactly_the_providers_at_each_login(engine):
+    accounts, store = OidcAccounts(engine), IdentityStore(engine)
+    user = accounts.provision(provider(), who({"team-a", "readers"}))
+    assert store.groups_of(user.id) == {"team-a", "readers"}
+    again = accounts.provision(provider(), who({"team-b"}))
+    assert again.id == user.id
+    assert store.groups_of(user.id) == {"team-b"}
+    # The change ends cached identities and older sessions of the user.
+    assert again.generation > user.generation
+
+
+def test_additive_mode_only_adds_groups(engine):
+    accounts, store = OidcAccounts(engine), IdentityStore(engine)
+    user = accounts.provision(provider(group_sync="additive"), who({"team-a"}))
+    accounts.provision(provider(group_sync="additive"), who({"team-b"}))
+    assert store.groups_of(user.id) == {"team-a", "team-b"}
+
+
+def test_an_unchanged_login_keeps_sessions_alive(engine):
+    accounts = OidcAccounts(engine)
+    first = accounts.provision(provider(), who({"team-a"}))
+    assert accounts.provision(provider(), who({"team-a"})).generation == first.generation
+
+
+def test_admin_groups_grant_and_revoke_admin_at_login(engine):
+    accounts = OidcAccounts(engine)
+    cfg = provider(admin_groups=("mlgate-admins",))
+    assert accounts.provision(cfg, who({"mlgate-admins"})).is_admin
+    assert not accounts.provision(cfg, who({"team-a"})).is_admin
+
+
+def test_users_are_matched_by_subject_not_name(engine):
+    accounts = OidcAccounts(engine)
+    alice = accounts.provision(provider(), who(set()))
+    # The provider renamed the account: same subject, same mlgate user.
+    assert accounts.provision(provider(), who(set(), username="alice2")).id == alice.id
+    # Another subject claiming the taken name is refused.
+    with pytest.raises(NotAllowed, match="already exists and is not linked"):
+        accounts.provision(provider(), who(set(), subject="sub-2"))
+
+
+def test_an_existing_local_user_is_linked_only_when_configured(engine):
+    store, accounts = IdentityStore(engine), OidcAccounts(engine)
+    local = store.create_user("alice", None)
+    with pytest.raises(NotAllowed):
+        accounts.provision(provider(), who(set()))
+    assert accounts.provision(provider(link_existing_users=True), who({"team-a"})).id == local.id
+
+
+def test_a_disabled_user_cannot_sign_in_and_nothing_changes(engine):
+    store, accounts = IdentityStore(engine), OidcAccounts(engine)
+    user = accounts.provision(provider(), who({"team-a"}))
+    store.update_user(user.id, disabled=True)
+    with pytest.raises(NotAllowed, match="disabled"):
+        accounts.provision(provider(), who({"team-b"}))
+    assert store.groups_of(user.id) == {"team-a"}
+
+
+def test_service_accounts_are_created_once_and_never_collide_with_users(engine):
+    store, accounts = IdentityStore(engine), OidcAccounts(engine)
+    bot = accounts.service_account("ci-bot")
+    assert bot.kind == "service"
+    assert bot.password_hash is None
+    assert accounts.service_account("ci-bot").id == bot.id
+    store.create_user("human", None)
+    with pytest.raises(NotAllowed, match="not a service account"):
+        accounts.service_account("human")
+
+
+@pytest.mark.parametrize(("claims", "message"), [
+    ({"sub": "s"}, "no usable 'preferred_username' claim"),
+    ({"sub": "s", "preferred_username": "a b"}, "no usable"),
+    ({"sub": "s", "preferred_username": "x:y"}, "no usable"),
+])
+def test_claims_without_a_usable_name_are_refused(claims, message):
+    with pytest.raises(NotAllowed, match=message):
+        identity_from_claims(provider(), claims)
+
+
+def test_claims_are_read_from_the_configured_names_and_bad_groups_dropped():
+    cfg = provider(claims={"username": "email", "groups": "roles"})
+    found = identity_from_claims(cfg, {"sub": "s", "email": "a@x.org", "roles": ["ok", "has space", 7, "a:b"]})
+    assert found.username == "a@x.org"
+    assert found.groups == {"ok"}
+
+
+def test_allowed_email_domains_need_a_verified_address():
+    cfg = provider(allowed_email_domains=("example.com",))
+    check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", "email": "a@Example.com"}))
+    for claims in ({"email": "a@evil.com"}, {"email": "a@example.com", "email_verified": False}, {}):
+        with pytest.raises(NotAllowed, match="not in a domain"):
+            check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", **claims}))

@@ -1,0 +1,171 @@
+"""The browser sign-in flow against a real OpenID Provider, driven over HTTP: every refusal leaves nothing behind."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from auth.store import IdentityStore
+from auth.tables import oidc_identities
+from tests.auth.idp_login import sign_in_at_idp
+from tests.idp import start_idp
+from tests.services import free_port
+
+pytestmark = pytest.mark.oidc
+BASE = "http://127.0.0.1:5000"
+CALLBACK = f"{BASE}/sso/corp/callback"
+SECRET = "corp-client-secret-0123456789"
+
+USERS = {
+    "alice": {"email": "alice@example.com", "email_verified": True, "groups": ["ml-team", "readers"]},
+    "bob": {"email": "bob@example.com", "groups": ["outsiders"]},
+    "carol": {"email": "carol@example.com", "groups": ["ml-team"]},
+}
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory):
+    idp = start_idp(tmp_path_factory.mktemp("idp"), users=USERS, clients=[{
+        "client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [CALLBACK],
+        "post_logout_redirect_uris": [f"{BASE}/login"], "grant_types": ["authorization_code"],
+        "response_types": ["code"]}])
+    yield idp
+    idp.stop()
+
+
+def policy(tmp_path, issuer: str) -> str:
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"""
+version: 1
+auth:
+  oidc:
+    providers:
+      - name: corp
+        display_name: Corp SSO
+        issuer: {issuer}
+        client_id: mlgate
+        client_secret: ${{CORP_SECRET}}
+        allowed_groups: [ml-team]
+""")
+    return str(path)
+
+
+@pytest.fixture
+def app_client(app_factory, tmp_path, idp, monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    with TestClient(app_factory(policy_file=policy(tmp_path, idp.issuer)), base_url=BASE,
+                    follow_redirects=False) as client:
+        yield client
+
+
+def start(app: TestClient, next_path: str = "/") -> str:
+    """Begin a sign-in at mlgate; the provider's authorization URL."""
+    response = app.get("/sso/corp/login", params={"next": next_path})
+    assert response.status_code == 303
+    return response.headers["location"]
+
+
+def at_idp(url: str, login: str) -> str:
+    with httpx.Client(timeout=10) as browser:
+        return sign_in_at_idp(browser, url, login, CALLBACK)
+
+
+def callback_path(url: str, **changes) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query.update(changes)
+    return urlunsplit(("", "", parts.path, urlencode(query), ""))
+
+
+def user_names(app: TestClient) -> set[str]:
+    return {u.username for u in IdentityStore(app.app.state.tracking.engine).list_users()}
+
+
+def test_login_page_offers_the_provider_and_the_request_uses_pkce_state_and_nonce(app_client):
+    page = app_client.get("/login", params={"next": "/x?y=1"})
+    assert 'href="/sso/corp/login?next=%2Fx%3Fy%3D1">Sign in with Corp SSO</a>' in page.text
+    query = parse_qs(urlsplit(start(app_client)).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["code_challenge"][0]) == 43
+    assert query["response_type"] == ["code"]
+    assert query["redirect_uri"] == [CALLBACK]
+    assert len(query["state"][0]) >= 32
+    assert len(query["nonce"][0]) >= 32
+    assert "mlgate_sso" in app_client.cookies
+
+
+def test_alice_signs_in_lands_on_next_with_her_groups(app_client):
+    callback = at_idp(start(app_client, "/api/2.0/mlflow/users/current"), "alice")
+    response = app_client.get(callback_path(callback))
+    assert response.status_code == 303
+    assert response.headers["location"] == "/api/2.0/mlflow/users/current"
+    me = app_client.get("/api/2.0/mlflow/users/current")
+    assert me.status_code == 200
+    assert me.json()["user"]["username"] == "alice"
+    store = IdentityStore(app_client.app.state.tracking.engine)
+    user = store.user_by_name("alice")
+    assert user.password_hash is None
+    assert not user.is_admin
+    assert store.groups_of(user.id) == {"ml-team", "readers"}
+    # The code was used once; the same callback again finds no sign-in in progress.
+    again = app_client.get(callback_path(callback))
+    assert again.status_code == 400
+    assert "could not be verified" in again.text
+
+
+def test_a_replayed_code_is_refused_by_the_provider(app_client):
+    first = at_idp(start(app_client), "carol")
+    assert app_client.get(callback_path(first)).status_code == 303
+    app_client.cookies.clear()
+    # A new sign-in attempt in this browser, answered with the old (used) code.
+    fresh_state = parse_qs(urlsplit(start(app_client)).query)["state"][0]
+    replay = app_client.get(callback_path(first, state=fresh_state))
+    assert replay.status_code == 401
+    assert "already used or expired" in replay.text
+    assert "mlgate_session" not in replay.headers.get("set-cookie", "")
+
+
+def test_a_tampered_state_is_refused_and_creates_nothing(app_client):
+    callback = at_idp(start(app_client), "alice")
+    before = user_names(app_client)
+    response = app_client.get(callback_path(callback, state="x" * 43))
+    assert response.status_code == 400
+    assert "does not match this browser" in response.text
+    assert user_names(app_client) == before
+    assert "mlgate_session" not in app_client.cookies
+
+
+def test_a_user_outside_the_allowed_groups_gets_a_clear_page_and_no_account(app_client):
+    response = app_client.get(callback_path(at_idp(start(app_client), "bob")))
+    assert response.status_code == 403
+    assert "not in a group that may use mlgate" in response.text
+    assert "bob" not in user_names(app_client)
+    with app_client.app.state.tracking.engine.connect() as conn:
+        assert conn.execute(oidc_identities.select()).all() == []
+
+
+def test_a_same_named_local_account_is_not_taken_over(app_client):
+    # A provider user must not become a local account just by sharing its name.
+    store = IdentityStore(app_client.app.state.tracking.engine)
+    store.create_user("carol", None)
+    response = app_client.get(callback_path(at_idp(start(app_client), "carol")))
+    assert response.status_code == 403
+    assert "already exists and is not linked" in response.text
+
+
+def test_next_never_leaves_mlgate(app_client):
+    callback = at_idp(start(app_client, "https://evil.example/steal"), "alice")
+    assert app_client.get(callback_path(callback)).headers["location"] == "/"
+
+
+def test_an_unreachable_provider_gets_a_clear_page(app_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    app = app_factory(policy_file=policy(tmp_path, f"http://127.0.0.1:{free_port()}"))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        response = client.get("/sso/corp/login")
+        assert response.status_code == 502
+        assert "identity provider is unreachable" in response.text
+        assert client.get("/sso/nope/login").status_code == 404
