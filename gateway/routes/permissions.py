@@ -72,20 +72,27 @@ def _audit(request: Request, action: str, principal: Principal, target: str, rea
                                               reason=reason)
 
 
-def _grant(request: Request, conn: Connection, subject: str, selector: str, permission: str) -> None:
+def _grant(request: Request, subject: str, selector: str, permission: str) -> None:
     holder = request.app.state.policy_holder
     conflict = api_grant_conflict(holder.policy_file, Grant.from_api(0, subject, selector, permission))
     if conflict:
         raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
     principal = _principal(request)
-    put_grant(conn, subject, selector, permission, created_by=f"{principal.kind}:{principal.name}")
+    with tracking_of(request).engine.begin() as conn:
+        put_grant(conn, subject, selector, permission, created_by=f"{principal.kind}:{principal.name}")
+    # Audited after the commit: the audit write uses its own connection, which on SQLite would wait
+    # for the grant's write lock until it timed out, and a rolled-back grant must not be recorded.
     _audit(request, "grant", principal, f"{subject} {selector}", f"permission {permission}")
+    _done(request)
 
 
-def _revoke(request: Request, conn: Connection, subject: str, selector: str) -> None:
-    if not revoke_grant(conn, subject, selector):
+def _revoke(request: Request, subject: str, selector: str) -> None:
+    with tracking_of(request).engine.begin() as conn:
+        revoked = revoke_grant(conn, subject, selector)
+    if not revoked:
         raise not_found(f"No permission of {subject} on {selector} exists")
     _audit(request, "revoke", _principal(request), f"{subject} {selector}", "revoked")
+    _done(request)
 
 
 def _stored_permission(conn: Connection, subject: str, selector: str) -> str:
@@ -117,9 +124,7 @@ def _v2(kind: ResourceKind, id_field: str, path: str, op: str, body_key: str) ->
     def create(request: Request, args: Args = ARGS) -> JSONBody:
         rid, permission = resource_id(request, args), _permission(args)
         subject, user = _target(request, args.str("username", required=True))
-        with tracking_of(request).engine.begin() as conn:
-            _grant(request, conn, subject, _selector(kind, rid), permission)
-        _done(request)
+        _grant(request, subject, _selector(kind, rid), permission)
         return ok({body_key: {id_field: rid, "user_id": user.id, "permission": permission}})
 
     def get(request: Request, args: Args = ARGS) -> JSONBody:
@@ -132,9 +137,7 @@ def _v2(kind: ResourceKind, id_field: str, path: str, op: str, body_key: str) ->
     def delete(request: Request, args: Args = ARGS) -> JSONBody:
         rid = resource_id(request, args)
         subject = _target_subject(request, args.str("username", required=True))
-        with tracking_of(request).engine.begin() as conn:
-            _revoke(request, conn, subject, _selector(kind, rid))
-        _done(request)
+        _revoke(request, subject, _selector(kind, rid))
         return ok({})
 
     router_v2.add_api_route(f"{path}/create", create, methods=["POST"], operation_id=f"{op}.create")
@@ -188,9 +191,7 @@ def grant_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
     permission = _permission(args)
     subject = _target_subject(request, args.str("username", required=True))
-    with tracking_of(request).engine.begin() as conn:
-        _grant(request, conn, subject, _selector(kind, rid), permission)
-    _done(request)
+    _grant(request, subject, _selector(kind, rid), permission)
     return ok({})
 
 
@@ -200,9 +201,7 @@ def revoke_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     kind, rid, resource = _typed_resource(request, args)
     _require_manage(request, subject_of(_principal(request)), kind, resource)
     subject = _target_subject(request, args.str("username", required=True))
-    with tracking_of(request).engine.begin() as conn:
-        _revoke(request, conn, subject, _selector(kind, rid))
-    _done(request)
+    _revoke(request, subject, _selector(kind, rid))
     return ok({})
 
 

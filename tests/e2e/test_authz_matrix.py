@@ -1,0 +1,570 @@
+"""The authorization matrix against one real ``mlgate server`` (issue 6): every route group x every kind of user.
+
+One server per module starts with a policy file that gives the group ``ml-team`` EDIT and the user
+``reader`` READ on the name patterns ``team/*`` (experiments) and ``team-*`` (models). The owner
+creates the resources and grants ``editor`` EDIT through the MLflow 2.x permission API. ``member``
+gets EDIT only through the group, ``nobody`` gets nothing.
+
+Each row of the matrix is (operation, expected status per user). A resource the caller cannot see
+must answer byte-for-byte like a missing one; a visible resource without enough permission answers
+403 PERMISSION_DENIED; every denial lands in ``auth_audit_log`` with the rule that decided it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from auth.tables import audit_log
+from tests.conftest import LiveServer, start_server
+from tests.services import fresh_postgres_database
+from tests.tracking.otlp_builders import two_span_trace
+from tracking.db.engine import make_engine
+
+pytestmark = pytest.mark.e2e
+
+A, B, R = "/api/2.0/mlflow", "/api/3.0/mlflow", "/api/2.0/mlflow-artifacts"
+USERS = ("admin", "owner", "editor", "reader", "member", "nobody")
+# Passwords must not contain the username; one random suffix per module run.
+PASSWORD = "Matrix-Pw-" + secrets.token_urlsafe(12)
+
+POLICY = """\
+version: 1
+access:
+  mode: additive
+  default_permission: NO_PERMISSIONS
+  groups:
+    ml-team: [member]
+  grants:
+    - {principal: "group:ml-team", resource: "experiment-name:team/*", permission: EDIT}
+    - {principal: "group:ml-team", resource: "model-name:team-*", permission: EDIT}
+    - {principal: "user:reader", resource: "experiment-name:team/*", permission: READ}
+    - {principal: "user:reader", resource: "model-name:team-*", permission: READ}
+"""
+
+
+def _check(response: httpx.Response, what: str) -> dict:
+    assert response.status_code == 200, f"{what}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def new_trace_id() -> str:
+    """A trace id in MLflow 3's ``tr-<32 hex>`` form."""
+    return "tr-" + uuid.uuid4().hex
+
+
+def trace_body(trace_id: str, experiment_id: str) -> dict:
+    """A StartTraceV3 body (the shape MLflow's client sends when a trace ends)."""
+    return {"trace": {"trace_info": {
+        "trace_id": trace_id,
+        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}},
+        "request_time": "2024-05-01T10:00:00.000Z", "execution_duration": "0.010s", "state": "OK",
+        "trace_metadata": {"mlflow.trace_schema.version": "3"}, "tags": {"mlflow.traceName": "t"}}}}
+
+
+@dataclass
+class World:
+    """The server, one HTTP client per user, and the owner's resources."""
+
+    server: LiveServer
+    http: dict[str, httpx.Client]
+    exp: str  # team/main: owner MANAGE, editor EDIT (API), member EDIT (group), reader READ (file)
+    hidden_exp: str  # private/main: the owner's alone
+    run: str
+    hidden_run: str
+    model: str  # team-model: same levels as exp, on the registry side
+    trace: str
+    logged_model: str
+    hidden_model: str = ""  # the owner's private-* model, its trace and logged model in hidden_exp
+    hidden_trace: str = ""
+    hidden_logged_model: str = ""
+    audit_engine: object = None
+
+    def owner_experiment(self, name: str, *, editor: str | None = "EDIT") -> str:
+        """A new experiment of the owner, with an API grant for editor (as ``exp`` has)."""
+        exp = _check(self.http["owner"].post(f"{A}/experiments/create", json={"name": name}), name)["experiment_id"]
+        if editor:
+            _check(self.http["owner"].post(f"{A}/experiments/permissions/create", json={
+                "experiment_id": exp, "username": "editor", "permission": editor}), "grant editor")
+        return exp
+
+    def owner_run(self, experiment_id: str) -> str:
+        """A new run of the owner in ``experiment_id``."""
+        made = self.http["owner"].post(f"{A}/runs/create", json={"experiment_id": experiment_id, "start_time": 1})
+        return _check(made, "create run")["run"]["info"]["run_id"]
+
+    def owner_model(self, name: str, *, editor: bool = True) -> str:
+        """A new registered model of the owner, with an API grant of EDIT for editor (as ``model`` has)."""
+        _check(self.http["owner"].post(f"{A}/registered-models/create", json={"name": name}), name)
+        if editor:
+            _check(self.http["owner"].post(f"{A}/registered-models/permissions/create", json={
+                "name": name, "username": "editor", "permission": "EDIT"}), "grant editor on model")
+        return name
+
+
+class Ctx:
+    """What a matrix row's request names: the shared resources (``mode="real"``), the owner's private
+    ones (``"hidden"``), or ids that do not exist (``"missing"``)."""
+
+    def __init__(self, world: World, mode: str = "real"):
+        self.w, self.mode = world, mode
+        if mode == "missing":
+            self.exp, self.exp_name, self.run, self.model = "987654321", "team/no-such", "0" * 32, "team-no-such"
+            self.trace, self.logged_model = "tr-" + "0" * 32, "m-" + "0" * 32
+        elif mode == "hidden":
+            self.exp, self.exp_name, self.run, self.model = (world.hidden_exp, "private/main", world.hidden_run,
+                                                             world.hidden_model)
+            self.trace, self.logged_model = world.hidden_trace, world.hidden_logged_model
+        else:
+            self.exp, self.exp_name, self.run, self.model = world.exp, "team/main", world.run, world.model
+            self.trace, self.logged_model = world.trace, world.logged_model
+
+    def fresh_experiment(self) -> str:
+        """A throw-away experiment like ``exp`` (for update and delete rows)."""
+        if self.mode == "missing":
+            return self.exp
+        if self.mode == "hidden":
+            return self.w.owner_experiment(f"private/tmp-{_u()}", editor=None)
+        return self.w.owner_experiment(f"team/tmp-{_u()}")
+
+    def fresh_run(self) -> str:
+        """A throw-away run in ``exp``."""
+        return self.run if self.mode == "missing" else self.w.owner_run(self.exp)
+
+    def fresh_artifact(self) -> str:
+        """A throw-away artifact file of ``run`` (its proxied path)."""
+        path = f"{self.exp}/{self.run}/artifacts/tmp-{_u()}.txt"
+        if self.mode != "missing":
+            _check(self.w.http["owner"].put(f"{R}/artifacts/{path}", content=b"tmp"), "upload tmp artifact")
+        return path
+
+    def fresh_model(self) -> str:
+        """A throw-away registered model like ``model``."""
+        if self.mode == "missing":
+            return self.model
+        if self.mode == "hidden":
+            return self.w.owner_model(f"private-tmp-{_u()}", editor=False)
+        return self.w.owner_model(f"team-tmp-{_u()}")
+
+
+def _u() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _otlp(ctx: Ctx):
+    _, request = two_span_trace()
+    return ("POST", "/v1/traces", {"content": request.SerializeToString(), "headers": {
+        "content-type": "application/x-protobuf", "x-mlflow-experiment-id": ctx.exp}})
+
+
+# Expected status per user for the three levels, on an experiment and on a registered model (the
+# policy gives every user the same level on both): READ, EDIT and MANAGE.
+READ = {"admin": 200, "owner": 200, "editor": 200, "reader": 200, "member": 200, "nobody": 404}
+EDIT = {**READ, "reader": 403}
+MANAGE = {**EDIT, "editor": 403, "member": 403}
+
+Request = Callable[[Ctx], tuple[str, str, dict]]
+OPERATIONS: list[tuple[str, dict[str, int], Request]] = [
+    # Experiments.
+    ("experiments.get", READ, lambda c: ("GET", f"{A}/experiments/get", {"params": {"experiment_id": c.exp}})),
+    ("experiments.get_by_name", READ, lambda c: ("GET", f"{A}/experiments/get-by-name", {
+        "params": {"experiment_name": c.exp_name}})),
+    ("experiments.update", MANAGE, lambda c: ("POST", f"{A}/experiments/update", {
+        "json": {"experiment_id": c.fresh_experiment(), "new_name": f"team/renamed-{_u()}"}})),
+    ("experiments.delete", MANAGE, lambda c: ("POST", f"{A}/experiments/delete", {
+        "json": {"experiment_id": c.fresh_experiment()}})),
+    ("experiments.set_tag", EDIT, lambda c: ("POST", f"{A}/experiments/set-experiment-tag", {
+        "json": {"experiment_id": c.exp, "key": "k", "value": _u()}})),
+    # Runs.
+    ("runs.create", EDIT, lambda c: ("POST", f"{A}/runs/create", {"json": {"experiment_id": c.exp, "start_time": 1}})),
+    ("runs.get", READ, lambda c: ("GET", f"{A}/runs/get", {"params": {"run_id": c.run}})),
+    ("runs.log_metric", EDIT, lambda c: ("POST", f"{A}/runs/log-metric", {
+        "json": {"run_id": c.run, "key": "m", "value": 1.5, "timestamp": 1, "step": 0}})),
+    ("runs.log_param", EDIT, lambda c: ("POST", f"{A}/runs/log-parameter", {
+        "json": {"run_id": c.run, "key": f"p-{_u()}", "value": "v"}})),
+    ("runs.log_batch", EDIT, lambda c: ("POST", f"{A}/runs/log-batch", {"json": {
+        "run_id": c.run, "metrics": [{"key": "b", "value": 2.0, "timestamp": 1, "step": 1}],
+        "params": [{"key": f"bp-{_u()}", "value": "v"}], "tags": [{"key": "t", "value": "v"}]}})),
+    ("runs.set_tag", EDIT, lambda c: ("POST", f"{A}/runs/set-tag", {
+        "json": {"run_id": c.run, "key": "t", "value": "x"}})),
+    ("runs.delete", MANAGE, lambda c: ("POST", f"{A}/runs/delete", {"json": {"run_id": c.fresh_run()}})),
+    ("metrics.get_history", READ, lambda c: ("GET", f"{A}/metrics/get-history", {
+        "params": {"run_id": c.run, "metric_key": "m"}})),
+    # Artifacts: the proxy (download, list, upload, delete) and the run-addressed UI routes.
+    ("artifacts.get", READ, lambda c: ("GET", f"{R}/artifacts/{c.exp}/{c.run}/artifacts/a.txt", {})),
+    ("artifacts.list", READ, lambda c: ("GET", f"{R}/artifacts", {"params": {"path": f"{c.exp}/{c.run}/artifacts"}})),
+    ("artifacts.put", EDIT, lambda c: ("PUT", f"{R}/artifacts/{c.exp}/{c.run}/artifacts/up-{_u()}.txt",
+                                       {"content": b"uploaded"})),
+    ("artifacts.delete", MANAGE, lambda c: ("DELETE", f"{R}/artifacts/{c.fresh_artifact()}", {})),
+    ("artifacts.get_for_run", READ, lambda c: ("GET", "/get-artifact", {"params": {"run_id": c.run, "path": "a.txt"}})),
+    ("artifacts.list_for_run", READ, lambda c: ("GET", f"{A}/artifacts/list", {"params": {"run_id": c.run}})),
+    # Registered models and versions.
+    ("registered_models.get", READ, lambda c: ("GET", f"{A}/registered-models/get", {"params": {"name": c.model}})),
+    ("registered_models.update", EDIT, lambda c: ("PATCH", f"{A}/registered-models/update", {
+        "json": {"name": c.model, "description": _u()}})),
+    ("registered_models.set_tag", EDIT, lambda c: ("POST", f"{A}/registered-models/set-tag", {
+        "json": {"name": c.model, "key": "k", "value": "v"}})),
+    ("registered_models.delete", MANAGE, lambda c: ("DELETE", f"{A}/registered-models/delete", {
+        "json": {"name": c.fresh_model()}})),
+    # EDIT on the model and READ on the source run's experiment: every user with EDIT has both here.
+    ("model_versions.create", EDIT, lambda c: ("POST", f"{A}/model-versions/create", {"json": {
+        "name": c.model, "source": f"mlflow-artifacts:/{c.w.exp}/{c.w.run}/artifacts", "run_id": c.w.run}})),
+    ("model_versions.get", READ, lambda c: ("GET", f"{A}/model-versions/get", {
+        "params": {"name": c.model, "version": "1"}})),
+    ("model_versions.get_download_uri", READ, lambda c: ("GET", f"{A}/model-versions/get-download-uri", {
+        "params": {"name": c.model, "version": "1"}})),
+    # Logged models.
+    ("logged_models.create", EDIT, lambda c: ("POST", f"{A}/logged-models", {
+        "json": {"experiment_id": c.exp, "name": "lm"}})),
+    ("logged_models.get", READ, lambda c: ("GET", f"{A}/logged-models/{c.logged_model}", {})),
+    # Traces, assessments and OTLP ingestion.
+    ("traces.start", EDIT, lambda c: ("POST", f"{B}/traces", {"json": trace_body(new_trace_id(), c.exp)})),
+    ("traces.get_info", READ, lambda c: ("GET", f"{B}/traces/{c.trace}", {})),
+    ("traces.set_tag", EDIT, lambda c: ("PATCH", f"{B}/traces/{c.trace}/tags", {"json": {"key": "k", "value": _u()}})),
+    ("assessments.create", EDIT, lambda c: ("POST", f"{B}/traces/{c.trace}/assessments", {"json": {"assessment": {
+        "assessment_name": "quality", "trace_id": c.trace, "source": {"source_type": "HUMAN", "source_id": "x"},
+        "feedback": {"value": True}}}})),
+    ("otlp.ingest", EDIT, _otlp),
+    # Managing permissions needs MANAGE.
+    ("permissions.experiments.get", MANAGE, lambda c: ("GET", f"{A}/experiments/permissions/get", {
+        "params": {"experiment_id": c.exp, "username": "editor"}})),
+]
+
+MATRIX = [(user, op, expected[user], build) for op, expected, build in OPERATIONS for user in USERS]
+
+
+def _send(client: httpx.Client, ctx: Ctx, build: Request) -> httpx.Response:
+    method, path, kwargs = build(ctx)
+    return client.request(method, path, **kwargs)
+
+
+def _build_world(server: LiveServer) -> World:
+    admin = httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30)
+    http = {"admin": admin}
+    for name in USERS[1:]:
+        _check(admin.post(f"{A}/users/create", json={"username": name, "password": PASSWORD}), f"create {name}")
+        http[name] = httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=30)
+    owner = http["owner"]
+    w = World(server, http, exp="", hidden_exp="", run="", hidden_run="", model="", trace="", logged_model="")
+    w.exp = w.owner_experiment("team/main")
+    w.hidden_exp = w.owner_experiment("private/main", editor=None)
+    w.run, w.hidden_run = w.owner_run(w.exp), w.owner_run(w.hidden_exp)
+    _check(owner.post(f"{A}/runs/log-metric", json={"run_id": w.run, "key": "m", "value": 1, "timestamp": 1}), "metric")
+    _check(owner.put(f"{R}/artifacts/{w.exp}/{w.run}/artifacts/a.txt", content=b"hello"), "artifact")
+    w.model = w.owner_model("team-model")
+    _check(owner.post(f"{A}/model-versions/create", json={
+        "name": w.model, "source": f"mlflow-artifacts:/{w.exp}/{w.run}/artifacts", "run_id": w.run}), "version 1")
+    made = owner.post(f"{A}/logged-models", json={"experiment_id": w.exp, "name": "lm"})
+    w.logged_model = _check(made, "logged model")["model"]["info"]["model_id"]
+    w.trace = new_trace_id()
+    _check(owner.post(f"{B}/traces", json=trace_body(w.trace, w.exp)), "trace")
+    w.hidden_model = w.owner_model("private-model", editor=False)
+    _check(owner.post(f"{A}/model-versions/create", json={"name": w.hidden_model, "source": (
+        f"mlflow-artifacts:/{w.hidden_exp}/{w.hidden_run}/artifacts"), "run_id": w.hidden_run}), "hidden version")
+    made = owner.post(f"{A}/logged-models", json={"experiment_id": w.hidden_exp, "name": "hidden-lm"})
+    w.hidden_logged_model = _check(made, "hidden logged model")["model"]["info"]["model_id"]
+    w.hidden_trace = new_trace_id()
+    _check(owner.post(f"{B}/traces", json=trace_body(w.hidden_trace, w.hidden_exp)), "hidden trace")
+    _check(owner.put(f"{R}/artifacts/{w.hidden_exp}/{w.hidden_run}/artifacts/a.txt", content=b"secret"), "artifact")
+    _check(owner.post(f"{A}/runs/log-metric", json={"run_id": w.hidden_run, "key": "m", "value": 1,
+                                                      "timestamp": 1}), "hidden metric")
+    return w
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[World]:
+    """One real server (SQLite) with the policy file, the six users and the owner's resources."""
+    workdir: Path = tmp_path_factory.mktemp("authz-matrix")
+    policy = workdir / "policy.yaml"
+    policy.write_text(POLICY)
+    uri = f"sqlite:///{workdir / 'mlgate.db'}"
+    yield from _serve(workdir, uri, policy)
+
+
+def _serve(workdir: Path, uri: str, policy: Path) -> Iterator[World]:
+    server = start_server(workdir, uri, "--policy", str(policy))
+    engine = make_engine(uri)
+    w = None
+    try:
+        w = _build_world(server)
+        w.audit_engine = engine
+        yield w
+    finally:
+        for client in (w.http.values() if w else ()):
+            client.close()
+        engine.dispose()
+        server.stop()
+
+
+def _last_audit_id(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.coalesce(func.max(audit_log.c.id), 0))).scalar_one()
+
+
+def _denials_since(engine, after: int, actor: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(audit_log).where(audit_log.c.id > after, audit_log.c.actor == actor,
+                                                    audit_log.c.outcome == "denied")).all()
+
+
+@pytest.mark.parametrize(("user", "operation", "expected", "build"), MATRIX,
+                         ids=[f"{op}-{user}" for user, op, _, _ in MATRIX])
+def test_matrix(world: World, user: str, operation: str, expected: int, build: Request):
+    before = _last_audit_id(world.audit_engine)
+    response = _send(world.http[user], Ctx(world), build)
+    assert response.status_code == expected, f"{user} {operation}: {response.status_code} {response.text}"
+    if expected == 200:
+        return
+    body = response.json()
+    if expected == 403:
+        assert body["error_code"] == "PERMISSION_DENIED", body
+    else:
+        # Hidden equals missing: the same request naming resources that do not exist answers identically.
+        missing = _send(world.http[user], Ctx(world, "missing"), build)
+        assert (response.status_code, body) == (missing.status_code, missing.json())
+        assert body["error_code"] == "RESOURCE_DOES_NOT_EXIST", body
+    # Every denial is audited with the operation and the rule that decided it.
+    records = _denials_since(world.audit_engine, before, f"user:{user}")
+    ours = [r for r in records if r.target == operation]
+    assert ours, f"no audit record for {user} {operation}: {[(r.target, r.reason) for r in records]}"
+    assert all("[rule: " in r.reason and "[rule: None]" not in r.reason for r in ours), [r.reason for r in ours]
+
+
+def test_private_resources_answer_like_missing_ones_for_every_non_owner(world: World):
+    """The owner's private experiment and model: every route group answers other users as for missing ids."""
+    for op, _, build in OPERATIONS:
+        for user in ("editor", "reader", "member", "nobody"):
+            got = _send(world.http[user], Ctx(world, "hidden"), build)
+            missing = _send(world.http[user], Ctx(world, "missing"), build)
+            assert got.status_code == missing.status_code == 404, (user, op, got.text)
+            assert got.json() == missing.json(), (user, op)
+
+
+def test_model_version_from_an_unreadable_run_is_refused(world: World):
+    """EDIT on the model is not enough: the source run's experiment must be readable too."""
+    for user in ("editor", "member"):
+        body = {"name": world.model, "source": f"mlflow-artifacts:/{world.hidden_exp}/{world.hidden_run}/artifacts",
+                "run_id": world.hidden_run}
+        before = _check(world.http["admin"].post(f"{A}/model-versions/search",
+                                                 json={"filter": f"name='{world.model}'"}), "versions")
+        refused = world.http[user].post(f"{A}/model-versions/create", json=body)
+        missing = world.http[user].post(f"{A}/model-versions/create", json={
+            **body, "run_id": "0" * 32, "source": f"mlflow-artifacts:/{world.hidden_exp}/{'0' * 32}/artifacts"})
+        assert refused.status_code == missing.status_code == 404, refused.text
+        assert refused.json() == missing.json()
+        after = _check(world.http["admin"].post(f"{A}/model-versions/search",
+                                                json={"filter": f"name='{world.model}'"}), "versions")
+        assert len(after.get("model_versions", [])) == len(before.get("model_versions", []))
+
+
+def test_otlp_into_a_hidden_experiment_stores_nothing(world: World):
+    """x-mlflow-experiment-id naming an experiment the caller cannot see: refused, and no trace is stored."""
+    locations = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": world.hidden_exp}}]
+    search = {"locations": locations, "max_results": 500}
+    before = _check(world.http["admin"].post(f"{B}/traces/search", json=search), "search").get("traces", [])
+    for user in ("editor", "reader", "member", "nobody"):
+        got = _send(world.http[user], Ctx(world, "hidden"), _otlp)
+        assert got.status_code == 404, got.text
+    after = _check(world.http["admin"].post(f"{B}/traces/search", json=search), "search").get("traces", [])
+    assert len(after) == len(before)
+
+
+def _pages(client: httpx.Client, path: str, body: dict, key: str, id_of: Callable[[dict], str]) -> list[list[str]]:
+    pages: list[list[str]] = []
+    token = None
+    for _ in range(50):  # bounded: a broken page token must not loop forever
+        page = _check(client.post(path, json={**body, **({"page_token": token} if token else {})}), path)
+        pages.append([id_of(item) for item in page.get(key, [])])
+        token = page.get("next_page_token")
+        if not token:
+            return pages
+    raise AssertionError(f"{path} did not finish paging")
+
+
+def test_experiment_search_pages_are_full_and_hide_the_rest(world: World):
+    """7 visible of 20 experiments with max_results=3: pages of 3, 3 and 1, and no hidden id."""
+    prefix = f"page-{_u()}/"
+    made = [world.owner_experiment(f"{prefix}{i:02d}", editor=None) for i in range(20)]
+    granted = set(made[1::3])  # 7 of 20, spread so that filtering cannot fill a page by accident
+    assert len(granted) == 7
+    for exp in granted:
+        _check(world.http["owner"].post(f"{A}/experiments/permissions/create", json={
+            "experiment_id": exp, "username": "nobody", "permission": "READ"}), "grant")
+    body = {"filter": f"name LIKE '{prefix}%'", "max_results": 3}
+    pages = _pages(world.http["nobody"], f"{A}/experiments/search", body, "experiments", lambda e: e["experiment_id"])
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert {e for p in pages for e in p} == granted
+    # The GET form filters the same way; a user with no grant on them sees none.
+    got = world.http["nobody"].get(f"{A}/experiments/search", params={"filter": f"name LIKE '{prefix}%'",
+                                                                        "max_results": 50})
+    assert {e["experiment_id"] for e in _check(got, "GET search")["experiments"]} == granted
+    reader = _check(world.http["reader"].post(f"{A}/experiments/search", json=body), "reader")
+    assert reader.get("experiments", []) == []
+    owner_pages = _pages(world.http["owner"], f"{A}/experiments/search", body, "experiments",
+                         lambda e: e["experiment_id"])
+    assert [len(p) for p in owner_pages] == [3] * 6 + [2]
+
+
+def test_run_search_spans_visible_experiments_only(world: World):
+    """Searching a visible and a hidden experiment together returns every visible run, paged, and no hidden one."""
+    exps = [world.exp, world.hidden_exp]
+    all_runs = _pages(world.http["admin"], f"{A}/runs/search", {"experiment_ids": exps, "max_results": 1000},
+                      "runs", lambda r: r["info"]["run_id"])
+    admin_ids = {r for p in all_runs for r in p}
+    hidden_ids = {r for p in _pages(world.http["admin"], f"{A}/runs/search", {"experiment_ids": [world.hidden_exp]},
+                                    "runs", lambda r: r["info"]["run_id"]) for r in p}
+    assert world.hidden_run in hidden_ids
+    for user in ("reader", "member", "editor"):
+        pages = _pages(world.http[user], f"{A}/runs/search", {"experiment_ids": exps, "max_results": 2},
+                       "runs", lambda r: r["info"]["run_id"])
+        seen = [r for p in pages for r in p]
+        assert all(len(p) == 2 for p in pages[:-1]), pages
+        assert pages[-1], pages
+        assert set(seen) == admin_ids - hidden_ids
+        assert len(seen) == len(set(seen))
+    nobody = _check(world.http["nobody"].post(f"{A}/runs/search", json={"experiment_ids": exps}), "nobody")
+    assert nobody.get("runs", []) == []
+
+
+def test_logged_model_and_trace_searches_hide_the_private_experiment(world: World):
+    """Logged models and traces of a hidden experiment never appear in a search that names it."""
+    owner = world.http["owner"]
+    hidden_model = _check(owner.post(f"{A}/logged-models", json={"experiment_id": world.hidden_exp, "name": "h"}),
+                          "lm")["model"]["info"]["model_id"]
+    hidden_trace = new_trace_id()
+    _check(owner.post(f"{B}/traces", json=trace_body(hidden_trace, world.hidden_exp)), "trace")
+    exps = [world.exp, world.hidden_exp]
+    locations = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}} for e in exps]
+    for user in ("reader", "member"):
+        models = _check(world.http[user].post(f"{A}/logged-models/search", json={"experiment_ids": exps}), "lm")
+        ids = {m["info"]["model_id"] for m in models.get("models", [])}
+        assert world.logged_model in ids
+        assert hidden_model not in ids
+        traces = _check(world.http[user].post(f"{B}/traces/search", json={"locations": locations}), "traces")
+        tids = {t["trace_id"] for t in traces.get("traces", [])}
+        assert world.trace in tids
+        assert hidden_trace not in tids
+    admin_models = _check(world.http["admin"].post(f"{A}/logged-models/search", json={"experiment_ids": exps}), "lm")
+    assert hidden_model in {m["info"]["model_id"] for m in admin_models["models"]}
+
+
+def test_registry_and_prompt_searches_show_only_visible_ones(world: World, monkeypatch):
+    """search_registered_models and the real client's search_prompts list only what the caller may read."""
+    from mlflow import MlflowClient
+
+    owner = world.http["owner"]
+    suffix = _u()
+    prompt_tag = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+    for name in (f"team-prompt-{suffix}", f"private-prompt-{suffix}"):
+        _check(owner.post(f"{A}/registered-models/create", json={"name": name, "tags": prompt_tag}), name)
+    _check(owner.post(f"{A}/registered-models/create", json={"name": f"private-model-{suffix}"}), "private model")
+    models = _check(world.http["reader"].post(f"{A}/registered-models/search", json={"max_results": 1000}), "s")
+    names = {m["name"] for m in models.get("registered_models", [])}
+    assert world.model in names
+    assert f"private-model-{suffix}" not in names
+    assert all(n.startswith("team-") for n in names), names
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    for user, expected in (("reader", {f"team-prompt-{suffix}"}), ("nobody", set()),
+                           ("owner", {f"team-prompt-{suffix}", f"private-prompt-{suffix}"})):
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+        found = MlflowClient(world.server.url).search_prompts(filter_string=f"name LIKE '%prompt-{suffix}'")
+        assert {p.name for p in found} == expected, user
+
+
+def test_real_client_gets_permission_denied_and_resource_missing(world: World, monkeypatch):
+    """The unmodified mlflow client surfaces the two refusals with MLflow's error codes."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import RestException
+
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
+    client = MlflowClient(world.server.url)
+    assert client.get_run(world.run).info.run_id == world.run
+    with pytest.raises(RestException) as denied:
+        client.log_metric(world.run, "x", 1.0)
+    assert denied.value.error_code == "PERMISSION_DENIED"
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "nobody")
+    with pytest.raises(RestException) as hidden:
+        MlflowClient(world.server.url).get_run(world.run)
+    assert hidden.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _run_state(world: World, run_id: str) -> dict:
+    data = _check(world.http["admin"].get(f"{A}/runs/get", params={"run_id": run_id}), "get run")["run"]["data"]
+    return {"metrics": data.get("metrics", []), "params": data.get("params", []),
+            "tags": [t for t in data.get("tags", []) if not t["key"].startswith("mlflow.")]}
+
+
+# (body, refused): the MLflow 3.17.2 attack puts bob's run id where the authorizer looks and the
+# victim's where the handler looks. Duplicate keys and keys with control characters are refused; a key
+# that merely differs (run_uuid beside run_id, "run_id ") is a different field, and the handler must
+# then read the same run_id the authorizer checked.
+SMUGGLED = [
+    ('{{"run_id": "{mine}", "run_id\\u0000": "{theirs}", KV}}', True),
+    ('{{"run_id\\u0000": "{theirs}", "run_id": "{mine}", KV}}', True),
+    ('{{"run_id": "{mine}", "run_id\\u001f": "{theirs}", KV}}', True),
+    ('{{"run_id": "{mine}", "run_id": "{theirs}", KV}}', True),
+    ('{{"run_id": "{theirs}", "run_id": "{mine}", KV}}', True),
+    ('{{"run_id": "{mine}", "run_uuid": "{theirs}", KV}}', False),
+    ('{{"run_id": "{mine}", "run_id ": "{theirs}", KV}}', False),
+]
+KV = {"runs/log-metric": '"key": "pwned", "value": 1, "timestamp": 1',
+      "runs/set-tag": '"key": "pwned", "value": "1"', "runs/log-parameter": '"key": "pwned", "value": "1"'}
+
+
+@pytest.mark.parametrize(("body", "refused"), SMUGGLED,
+                         ids=["nul-after", "nul-before", "unit-separator", "dup-theirs-last", "dup-mine-last",
+                              "run_uuid", "trailing-space"])
+@pytest.mark.parametrize("path", list(KV))
+def test_duplicate_and_control_character_keys_cannot_reach_another_run(world: World, body: str, refused: bool,
+                                                                        path: str):
+    """bob (nobody) owns a run of his own; smuggling the owner's run id beside it never writes to the owner's run."""
+    nobody = world.http["nobody"]
+    own_exp = _check(nobody.post(f"{A}/experiments/create", json={"name": f"nobody-{_u()}"}), "own")["experiment_id"]
+    mine = _check(nobody.post(f"{A}/runs/create", json={"experiment_id": own_exp}), "own run")["run"]["info"]["run_id"]
+    text = body.format(mine=mine, theirs=world.run).replace("KV", KV[path])
+    theirs_before, mine_before = _run_state(world, world.run), _run_state(world, mine)
+    response = nobody.post(f"{A}/{path}", content=text.encode(), headers={"content-type": "application/json"})
+    if refused:
+        assert response.status_code == 400, response.text
+        assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert _run_state(world, mine) == mine_before
+    else:
+        assert response.status_code == 200, response.text
+        assert _run_state(world, mine) != mine_before  # the write went to the run that was authorized
+    assert _run_state(world, world.run) == theirs_before
+
+
+@pytest.fixture(scope="module")
+def pg_world(tmp_path_factory) -> Iterator[World]:
+    """The same world on PostgreSQL (a smaller matrix: a few rows per route group)."""
+    workdir: Path = tmp_path_factory.mktemp("authz-matrix-pg")
+    policy = workdir / "policy.yaml"
+    policy.write_text(POLICY)
+    with fresh_postgres_database() as uri:
+        yield from _serve(workdir, uri, policy)
+
+
+PG_OPERATIONS = {"experiments.get", "experiments.set_tag", "runs.log_batch", "runs.delete", "artifacts.put",
+                 "artifacts.get", "registered_models.update", "model_versions.create", "logged_models.get",
+                 "traces.set_tag", "otlp.ingest"}
+PG_MATRIX = [row for row in MATRIX if row[1] in PG_OPERATIONS]
+
+
+@pytest.mark.parametrize(("user", "operation", "expected", "build"), PG_MATRIX,
+                         ids=[f"{op}-{user}" for user, op, _, _ in PG_MATRIX])
+def test_matrix_postgresql(pg_world: World, user: str, operation: str, expected: int, build: Request):
+    response = _send(pg_world.http[user], Ctx(pg_world), build)
+    assert response.status_code == expected, f"{user} {operation}: {response.status_code} {response.text}"
+    if expected == 404:
+        missing = _send(pg_world.http[user], Ctx(pg_world, "missing"), build)
+        assert (response.status_code, response.json()) == (missing.status_code, missing.json())
