@@ -8,6 +8,7 @@ act on gets a plain page saying what happened; no user, link or session exists u
 from __future__ import annotations
 
 import html
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -190,7 +191,30 @@ def sso_logout_page(request: Request) -> Response:
     body = (f"<p>Signed in as {html.escape(active.user.username)}.</p>"
             f'<form method="post" action="/sso/logout"><input type="hidden" name="csrf_token" value="{token}">'
             '<button type="submit">Sign out</button></form>')
-    return _page("Sign out of mlgate", body)
+    response = _page("Sign out of mlgate", body)
+    # The form's POST must carry this page's Origin (the cross-site write check refuses "null", which
+    # Chromium sends under no-referrer), and may be redirected on to the provider's logout endpoint.
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
+        f"form-action 'self'{_logout_origin(request, identity, active.session.id)}")
+    return response
+
+
+def _logout_origin(request: Request, identity: Identity, session_id: str) -> str:
+    """" <origin>" of the provider's end-session endpoint for an SSO session, else ""."""
+    info = identity.sso.accounts.session_info(session_id) if identity.sso is not None else None
+    client = _provider_client(request, info[0]) if info else None
+    if client is None:
+        return ""
+    try:
+        endpoint = client.metadata().end_session_endpoint
+    except AuthError:
+        return ""
+    if not endpoint:
+        return ""
+    parts = urlsplit(endpoint)
+    return f" {parts.scheme}://{parts.netloc}"
 
 
 @router.post("/sso/logout", operation_id="auth.sso_logout", include_in_schema=False)

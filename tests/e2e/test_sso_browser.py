@@ -1,0 +1,125 @@
+"""Chromium signs in through a real OpenID Provider: alice lands signed in, sees what her groups grant,
+mints a personal access token and signs out of mlgate and the provider; an outsider gets a clear page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.browser import chromium_browser, screenshot
+from tests.conftest import LiveServer, start_server
+from tests.idp import IdP, start_idp
+from tests.services import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.oidc, pytest.mark.browser]
+SECRET = "browser-client-secret-0123456789"
+USERS = {
+    "alice": {"email": "alice@example.com", "email_verified": True, "groups": ["team-a"]},
+    "mallory": {"email": "mallory@example.com", "groups": ["outsiders"]},
+}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
+    """One IdP and one mlgate server (--dev: http cookies) with a team-a grant."""
+    workdir = tmp_path_factory.mktemp("sso-browser")
+    port = free_port()  # the redirect URI registered at the IdP must name mlgate's port exactly
+    base = f"http://127.0.0.1:{port}"
+    idp = start_idp(workdir / "idp", users=USERS, clients=[{
+        "client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [f"{base}/sso/corp/callback"],
+        "post_logout_redirect_uris": [f"{base}/login"], "grant_types": ["authorization_code"],
+        "response_types": ["code"]}])
+    policy = workdir / "policy.yaml"
+    policy.write_text(f"""
+version: 1
+auth:
+  oidc:
+    providers:
+      - name: corp
+        display_name: Corp SSO
+        issuer: {idp.issuer}
+        client_id: mlgate
+        client_secret: ${{CORP_SECRET}}
+        allowed_groups: [team-a]
+access:
+  grants:
+    - {{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}}
+""")
+    try:
+        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev",
+                              "--policy", str(policy), port=port, env={"CORP_SECRET": SECRET})
+    except Exception:
+        idp.stop()
+        raise
+    for name in ("team-a/exp", "secret/exp"):
+        httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
+                   auth=server.admin_auth, timeout=30).raise_for_status()
+    yield server, idp
+    server.stop()
+    idp.stop()
+
+
+def sign_in(page, server: LiveServer, login: str) -> None:
+    """From mlgate's login page through the IdP's login and consent pages."""
+    page.goto(f"{server.url}/login?next=/api/2.0/mlflow/users/current")
+    page.get_by_text("Sign in with Corp SSO").click()
+    page.wait_for_selector("input[name=login]")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any-password")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    if page.locator("input[name=prompt][value=consent]").count():
+        page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def test_alice_signs_in_sees_her_groups_experiments_mints_a_token_and_signs_out(stack):
+    server, idp = stack
+    with chromium_browser() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in(page, server, "alice")
+        assert page.url == f"{server.url}/api/2.0/mlflow/users/current"
+        me = page.request.get(f"{server.url}/api/2.0/mlflow/users/current").json()
+        assert me["user"]["username"] == "alice"
+        found = page.request.post(f"{server.url}/api/2.0/mlflow/experiments/search", data={"max_results": 100},
+                                  headers={"X-CSRF-Token": me["csrf_token"]}).json()
+        assert [e["name"] for e in found["experiments"]] == ["team-a/exp"]
+        minted = page.request.post(f"{server.url}/api/2.0/mlflow/users/tokens/create",
+                                   data={"name": "laptop", "expires_in_days": 1},
+                                   headers={"X-CSRF-Token": me["csrf_token"]})
+        assert minted.status == 200
+        token = minted.json()["token"]
+        cli = httpx.get(f"{server.url}/api/2.0/mlflow/experiments/get-by-name",
+                        params={"experiment_name": "team-a/exp"}, headers={"Authorization": f"Bearer {token}"},
+                        timeout=30)
+        assert cli.status_code == 200
+
+        page.goto(f"{server.url}/sso/logout")
+        page.get_by_role("button", name="Sign out").click()
+        # RP-initiated logout: the provider asks, then returns to mlgate's login page.
+        page.wait_for_selector("text=Yes, sign me out")
+        screenshot(page, "sso-idp-logout")
+        page.get_by_text("Yes, sign me out").click()
+        page.wait_for_url(f"{server.url}/login")
+        assert page.request.get(f"{server.url}/api/2.0/mlflow/users/current").status == 401
+        # The provider's session is over too: signing in again asks for the login name.
+        page.get_by_text("Sign in with Corp SSO").click()
+        page.wait_for_selector("input[name=login]")
+        assert page.url.startswith(idp.issuer)
+        context.close()
+
+
+def test_a_user_outside_the_allowed_groups_gets_a_clear_page(stack):
+    server, _ = stack
+    with chromium_browser() as browser:
+        page = browser.new_page()
+        sign_in(page, server, "mallory")
+        assert page.locator("h1").inner_text() == "You cannot sign in to mlgate"
+        assert "not in a group that may use mlgate" in page.locator("[role=alert]").inner_text()
+        screenshot(page, "sso-refused")
+        assert page.request.get(f"{server.url}/api/2.0/mlflow/users/current").status == 401
+    users = httpx.get(f"{server.url}/api/2.0/mlflow/users/list", auth=server.admin_auth, timeout=30).json()
+    assert "mallory" not in str(users)
