@@ -297,6 +297,8 @@ _TABLE: dict[str, Requirement] = {
     "admin.grants.revoke": _admin(M),
     "admin.perms.explain": _admin(R),
     "admin.audit.list": _admin(R),
+    "admin.policy.export": _admin(R),
+    "admin.policy.apply": _admin(M),
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

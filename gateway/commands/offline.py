@@ -15,7 +15,7 @@ from auth.errors import AuthError
 from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from gateway.commands.output import EXIT_ERROR, CliError, error_from_code
-from gateway.routes import admin_store
+from gateway.routes import admin_policy, admin_store
 from gateway.settings import Settings
 from policies.decide import compile_policy
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
@@ -224,3 +224,25 @@ class OfflineOps:
         """Audit records matching the filters, oldest first."""
         with self.engine.connect() as conn:
             return admin_store.audit_records(conn, **{k: v for k, v in filters.items() if v is not None})
+
+    # --- policy ----------------------------------------------------------------------------------
+    @_guarded
+    def export_policy(self) -> dict:
+        """Stored groups and API grants as an ``access`` section."""
+        with self.engine.connect() as conn:
+            return admin_policy.export_access(conn)
+
+    @_guarded
+    def apply_policy(self, access: dict, dry_run: bool) -> dict:
+        """Plan or apply in one database transaction (a file's conflicts are checked by a server only)."""
+        try:
+            with self.engine.begin() as conn:
+                changes = admin_policy.plan(conn, access)
+                if not dry_run:
+                    admin_policy.apply(conn, changes, self.actor_name)
+        except PolicyFileError as exc:
+            raise CliError("invalid policy, nothing changed:\n" + "\n".join(f"  - {p}" for p in exc.problems)) \
+                from None
+        if not dry_run and changes:
+            self._audit("policy.apply", f"{len(changes)} change(s)")
+        return {"changes": [c.to_json() for c in changes], "applied": not dry_run}

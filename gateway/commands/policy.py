@@ -6,7 +6,10 @@ import json
 import sys
 
 import click
+import yaml
 
+from gateway.commands.output import CliError, emit, emit_json
+from gateway.commands.target import target_options
 from policies.decide import compile_policy
 from policies.file import PolicyFileError, load_policy_file
 from policies.testing import CaseFileError, run_case_file
@@ -72,3 +75,100 @@ def test(cases: str, policy_path: str | None, output: str) -> None:
         click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if failed:
         sys.exit(EXIT_ERROR)
+
+
+# --- stored groups and grants as a policy file (server or --db) ----------------------------------------
+_SYMBOL = {"add": ("+", "green"), "remove": ("-", "red"), "change": ("~", "yellow")}
+
+
+def _describe(change: dict) -> str:
+    kind = change["kind"]
+    if kind == "group":
+        return f"group {change['group']}"
+    if kind == "member":
+        return f"member {change['member']} of group {change['group']}"
+    level = change["permission"]
+    if change["op"] == "change":
+        level = f"{change['old_permission']} -> {level}"
+    return f"grant {change['subject']} {change['resource']} {level}"
+
+
+def _print_plan(changes: list[dict]) -> None:
+    for change in changes:
+        symbol, color = _SYMBOL[change["op"]]
+        click.secho(f"{symbol} {_describe(change)}", fg=color)
+    counts = {op: sum(1 for c in changes if c["op"] == op) for op in _SYMBOL}
+    click.echo(f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove.")
+
+
+def _access_of(path: str) -> dict:
+    """The file's groups and grants, after validating the whole file (every problem listed, exit 1)."""
+    try:
+        loaded = load_policy_file(path)
+        compile_policy(loaded)
+    except PolicyFileError as exc:
+        raise CliError(f"{path}: {len(exc.problems)} problem(s):\n"
+                       + "\n".join(f"  - {p}" for p in exc.problems)) from None
+    dumped = loaded.model_dump(mode="json", exclude_defaults=True)
+    problems = [f"{key}: a server stores only access.groups and access.grants; put {key} in its --policy file"
+                for key in sorted(set(dumped) - {"version", "access"})]
+    problems += [f"access.{key}: a server stores only access.groups and access.grants; put access.{key} in its "
+                 "--policy file" for key in sorted(set(dumped.get("access", {})) - {"groups", "grants"})]
+    if problems:
+        raise CliError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+    return {"groups": dumped.get("access", {}).get("groups", {}),
+            "grants": dumped.get("access", {}).get("grants", [])}
+
+
+@policy.command("export")
+@target_options
+def export(target) -> None:
+    """Print the stored groups and grants (not creators' MANAGE) as a policy file.
+
+    Example: mlgate policy export > access.yaml
+    """
+    document = {"version": 1, "access": target.ops().export_policy()}
+    if target.output == "json":
+        emit_json(document)
+    else:
+        click.echo(yaml.safe_dump(document, sort_keys=False, default_flow_style=False), nl=False)
+
+
+@policy.command("plan")
+@click.argument("path", type=click.Path(dir_okay=False))
+@target_options
+def plan(target, path: str) -> None:
+    """Show what `policy apply` would change (+ add, ~ change, - remove); changes nothing.
+
+    Example: mlgate policy plan access.yaml
+    """
+    result = target.ops().apply_policy(_access_of(path), dry_run=True)
+    if target.output == "json":
+        emit_json({"changes": result["changes"]})
+    else:
+        _print_plan(result["changes"])
+
+
+@policy.command("apply")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@target_options
+def apply(target, path: str, yes: bool) -> None:
+    """Make the stored groups and grants equal to a policy file, all or nothing (one transaction).
+
+    Groups and API grants the file does not name are removed. Example: mlgate policy apply access.yaml --yes
+    """
+    ops = target.ops()
+    access = _access_of(path)
+    planned = ops.apply_policy(access, dry_run=True)["changes"]
+    if target.output != "json":
+        _print_plan(planned)
+    if not planned:
+        emit(target.output, {"changes": [], "applied": True}, "Nothing to change.")
+        return
+    if not yes:
+        click.confirm("Apply these changes?", abort=True, err=True)
+    if target.output != "json":
+        click.echo(f"Applying {len(planned)} change(s) in one transaction...", err=True)
+    result = ops.apply_policy(access, dry_run=False)
+    emit(target.output, result, f"Applied {len(result['changes'])} change(s).")

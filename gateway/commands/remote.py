@@ -133,3 +133,12 @@ class RemoteOps:
     def audit(self, **filters) -> list[dict]:
         """Audit records matching the filters, oldest first."""
         return self.call("GET", f"{MLGATE}/audit/list", params=filters)["records"]
+
+    # --- policy ----------------------------------------------------------------------------------
+    def export_policy(self) -> dict:
+        """Stored groups and API grants as an ``access`` section."""
+        return self.call("GET", f"{MLGATE}/policy/export")["access"]
+
+    def apply_policy(self, access: dict, dry_run: bool) -> dict:
+        """Plan (``dry_run``) or apply an ``access`` section in one server transaction."""
+        return self.call("POST", f"{MLGATE}/policy/apply", body={"access": access, "dry_run": dry_run})

@@ -11,9 +11,10 @@ from starlette.requests import Request
 
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
-from gateway.routes import admin_store
+from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
 from policies.decide import api_grant_conflict
+from policies.file import PolicyFileError
 from policies.model import Grant, Permission, ResourceSelector, SubjectRef
 from policies.routes import Lookup
 from tracking.api.body import Args, request_args
@@ -227,3 +228,40 @@ def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
     with tracking_of(request).engine.connect() as conn:
         records = admin_store.audit_records(conn, limit=limit, **filters)
     return ok({"records": records})
+
+
+@router.get("/policy/export", operation_id="admin.policy.export")
+def export_policy(request: Request) -> JSONBody:
+    """Stored groups and API grants as a policy file's ``access`` section."""
+    with tracking_of(request).engine.connect() as conn:
+        return ok({"access": admin_policy.export_access(conn)})
+
+
+def _refused(problems: list[str]) -> MlflowError:
+    return invalid_parameter("invalid policy, nothing changed:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@router.post("/policy/apply", operation_id="admin.policy.apply")
+def apply_policy(request: Request, args: Args = ARGS) -> JSONBody:
+    """Make stored groups and API grants equal to an ``access`` section, in one transaction (``dry_run``: plan)."""
+    access = args.obj("access", required=True)
+    dry_run = bool(args.bool("dry_run", default=False))
+    principal = principal_of(request)
+    policy_file = request.app.state.policy_holder.policy_file
+    with tracking_of(request).engine.begin() as conn:
+        try:
+            changes = admin_policy.plan(conn, access)
+        except PolicyFileError as exc:
+            raise _refused(exc.problems) from None
+        conflicts = [f"{c.subject} {c.resource}: {why}" for c in changes
+                     if c.kind == "grant" and c.op != "remove"
+                     and (why := api_grant_conflict(policy_file, Grant.from_api(0, c.subject, c.resource,
+                                                                                c.permission)))]
+        if conflicts:
+            raise _refused(conflicts)
+        touched = [] if dry_run else admin_policy.apply(conn, changes, f"{principal.kind}:{principal.name}")
+    if not dry_run and changes:
+        _users_changed(request, touched)
+        request.app.state.policy_holder.invalidate()
+        _audit(request, "policy.apply", f"{len(changes)} change(s)")
+    return ok({"changes": [c.to_json() for c in changes], "applied": not dry_run})
