@@ -15,7 +15,10 @@ from gateway.settings import SETTINGS_ENV, Settings, SettingsError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MLGATE"})
 @click.version_option(__version__, prog_name="mlgate")
 def main() -> None:
-    """mlgate: an MLflow-compatible tracking server behind a security-hardened gateway."""
+    """mlgate: an MLflow-compatible tracking server behind a security-hardened gateway.
+
+    Example: mlgate server --port 5000, then mlgate login --server http://127.0.0.1:5000 --username admin
+    """
 
 
 def _split(values: str | None) -> tuple[str, ...] | None:
@@ -100,7 +103,7 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
 
 @main.group()
 def db() -> None:
-    """Database schema commands."""
+    """Database schema commands. Example: mlgate db upgrade --backend-store-uri sqlite:///mlgate.db"""
 
 
 @db.command("upgrade")
@@ -130,6 +133,7 @@ def db_current(backend_store_uri: str) -> None:
 
 def _register_commands() -> None:
     from gateway.commands.audit import audit
+    from gateway.commands.completion import completion
     from gateway.commands.groups import groups
     from gateway.commands.login import login
     from gateway.commands.perms import perms
@@ -138,7 +142,7 @@ def _register_commands() -> None:
     from gateway.commands.tokens import tokens
     from gateway.commands.users import users
 
-    for command in (policy, users, service_accounts, tokens, groups, perms, audit, login):
+    for command in (policy, users, service_accounts, tokens, groups, perms, audit, login, completion):
         main.add_command(command)
 
 

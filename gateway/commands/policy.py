@@ -19,7 +19,7 @@ EXIT_ERROR = 1
 
 @click.group()
 def policy() -> None:
-    """Work with declarative policy files."""
+    """Work with declarative policy files. Example: mlgate policy validate policy.yaml"""
 
 
 @policy.command("validate")
