@@ -171,12 +171,17 @@ def _require_manage(request: Request, subject: Subject, kind: ResourceKind, reso
     policy = request.app.state.policy_holder.current()
     if policy.is_admin(subject) and not subject.read_only_token:
         return
+    authorizer = request.app.state.authorizer
+    # Audited under the route's operation id, like every denial the route table makes.
+    operation_id = getattr(request.scope.get("route"), "operation_id", None)
     if resource is None:
+        missing = decide(policy, subject, resource_requirement(Permission.MANAGE, kind), Resource(kind, None, None))
+        authorizer.audit_denial(request, operation_id, subject, missing)
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
     decision = decide(policy, subject, resource_requirement(Permission.MANAGE, kind), resource)
     if not decision.allowed:
         readable = decide(policy, subject, resource_requirement(Permission.READ, kind), resource).allowed
-        request.app.state.authorizer.audit_denial(request, "users.permissions", subject, decision)
+        authorizer.audit_denial(request, operation_id, subject, decision)
         if not readable:
             raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
         raise MlflowError(f"Permission denied: {decision.reason}", "PERMISSION_DENIED")

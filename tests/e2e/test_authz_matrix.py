@@ -232,9 +232,22 @@ OPERATIONS: list[tuple[str, dict[str, int], Request]] = [
         "assessment_name": "quality", "trace_id": c.trace, "source": {"source_type": "HUMAN", "source_id": "x"},
         "feedback": {"value": True}}}})),
     ("otlp.ingest", EDIT, _otlp),
-    # Managing permissions needs MANAGE.
+    # Managing permissions needs MANAGE (2.x routes by the route table, 3.x by their handler). The
+    # allowed rows grant reader READ by id, which it already holds through the file.
     ("permissions.experiments.get", MANAGE, lambda c: ("GET", f"{A}/experiments/permissions/get", {
         "params": {"experiment_id": c.exp, "username": "editor"}})),
+    ("permissions.experiments.create", MANAGE, lambda c: ("POST", f"{A}/experiments/permissions/create", {
+        "json": {"experiment_id": c.exp, "username": "reader", "permission": "READ"}})),
+    ("permissions.registered_models.create", MANAGE, lambda c: ("POST", f"{A}/registered-models/permissions/create", {
+        "json": {"name": c.model, "username": "reader", "permission": "READ"}})),
+    ("permissions.users.grant", MANAGE, lambda c: ("POST", f"{B}/users/permissions/grant", {"json": {
+        "username": "reader", "resource_type": "experiment", "resource_id": c.exp, "permission": "READ"}})),
+    # The UI's /ajax-api mount is the same router under the same operation ids.
+    ("ajax:experiments.get", READ, lambda c: ("GET", "/ajax-api/2.0/mlflow/experiments/get", {
+        "params": {"experiment_id": c.exp}})),
+    ("ajax:runs.log_metric", EDIT, lambda c: ("POST", "/ajax-api/2.0/mlflow/runs/log-metric", {
+        "json": {"run_id": c.run, "key": "m", "value": 1.5, "timestamp": 1, "step": 0}})),
+    ("ajax:traces.get_info", READ, lambda c: ("GET", f"/ajax-api/3.0/mlflow/traces/{c.trace}", {})),
 ]
 
 MATRIX = [(user, op, expected[user], build) for op, expected, build in OPERATIONS for user in USERS]
@@ -332,7 +345,7 @@ def test_matrix(world: World, user: str, operation: str, expected: int, build: R
         assert body["error_code"] == "RESOURCE_DOES_NOT_EXIST", body
     # Every denial is audited with the operation and the rule that decided it.
     records = _denials_since(world.audit_engine, before, f"user:{user}")
-    ours = [r for r in records if r.target == operation]
+    ours = [r for r in records if r.target == operation.removeprefix("ajax:")]
     assert ours, f"no audit record for {user} {operation}: {[(r.target, r.reason) for r in records]}"
     assert all("[rule: " in r.reason and "[rule: None]" not in r.reason for r in ours), [r.reason for r in ours]
 
@@ -374,6 +387,69 @@ def test_otlp_into_a_hidden_experiment_stores_nothing(world: World):
         assert got.status_code == 404, got.text
     after = _check(world.http["admin"].post(f"{B}/traces/search", json=search), "search").get("traces", [])
     assert len(after) == len(before)
+
+
+# Requests on resources the caller may change that smuggle in one it cannot see (``c`` is the hidden
+# or the missing context; ``c.w`` holds the visible ones). Each must answer as for a missing id.
+SMUGGLED_REFERENCES: list[tuple[str, Request]] = [
+    ("version source: another experiment's artifacts", lambda c: ("POST", f"{A}/model-versions/create", {"json": {
+        "name": c.w.model, "source": f"mlflow-artifacts:/{c.exp}/{c.run}/artifacts", "run_id": c.w.run}})),
+    ("version source: runs:/ of a hidden run", lambda c: ("POST", f"{A}/model-versions/create", {"json": {
+        "name": c.w.model, "source": f"runs:/{c.run}/model"}})),
+    ("version source: models:/ of a hidden model", lambda c: ("POST", f"{A}/model-versions/create", {"json": {
+        "name": c.w.model, "source": f"models:/{c.model}/1"}})),
+    ("logged model from a hidden source run", lambda c: ("POST", f"{A}/logged-models", {"json": {
+        "experiment_id": c.w.exp, "name": "smuggled", "source_run_id": c.run}})),
+    ("metric for a hidden logged model", lambda c: ("POST", f"{A}/runs/log-metric", {"json": {
+        "run_id": c.w.run, "key": "smuggled", "value": 1, "timestamp": 1, "model_id": c.logged_model}})),
+    ("batch metric for a hidden logged model", lambda c: ("POST", f"{A}/runs/log-batch", {"json": {
+        "run_id": c.w.run, "metrics": [{"key": "smuggled", "value": 1, "timestamp": 1, "step": 0,
+                                        "model_id": c.logged_model}]}})),
+    ("run input of a hidden logged model", lambda c: ("POST", f"{A}/runs/log-inputs", {"json": {
+        "run_id": c.w.run, "models": [{"model_id": c.logged_model}]}})),
+    ("assessment body naming a hidden trace", lambda c: ("POST", f"{B}/traces/{c.w.trace}/assessments", {"json": {
+        "assessment": {"assessment_name": "smuggled", "trace_id": c.trace,
+                       "source": {"source_type": "HUMAN", "source_id": "x"}, "feedback": {"value": 1}}}})),
+    ("bulk metric history with a hidden run", lambda c: ("GET", f"{A}/metrics/get-history-bulk-interval", {
+        "params": [("run_ids", c.w.run), ("run_ids", c.run), ("metric_key", "m")]})),
+    ("batch get with a hidden trace", lambda c: ("GET", f"{B}/traces/batchGet", {
+        "params": [("trace_ids", c.w.trace), ("trace_ids", c.trace)]})),
+]
+
+
+@pytest.mark.parametrize("build", [b for _, b in SMUGGLED_REFERENCES], ids=[n for n, _ in SMUGGLED_REFERENCES])
+def test_a_hidden_resource_cannot_ride_along_on_a_visible_one(world: World, build: Request):
+    """member has EDIT on team/main and team-model; naming the owner's private resources beside them fails."""
+    versions = {"filter": f"name='{world.model}'"}
+    before_versions = _check(world.http["admin"].post(f"{A}/model-versions/search", json=versions), "v")
+    before_run = _run_state(world, world.run)
+    got = _send(world.http["member"], Ctx(world, "hidden"), build)
+    missing = _send(world.http["member"], Ctx(world, "missing"), build)
+    assert got.status_code == missing.status_code == 404, got.text
+    assert got.json() == missing.json()
+    after_versions = _check(world.http["admin"].post(f"{A}/model-versions/search", json=versions), "v")
+    assert len(after_versions.get("model_versions", [])) == len(before_versions.get("model_versions", []))
+    assert _run_state(world, world.run) == before_run
+
+
+@pytest.mark.parametrize("user", ["editor", "member"])
+def test_artifact_traversal_cannot_leave_a_visible_run(world: World, user: str):
+    """Encoded '..' in proxied or run-relative paths never reads or writes the owner's private experiment."""
+    up = "%2e%2e/" * 3
+    hidden_file = f"{world.hidden_exp}/{world.hidden_run}/artifacts/a.txt"
+    client = world.http[user]
+    base = f"{R}/artifacts/{world.exp}/{world.run}/artifacts/{up}"
+    put = client.put(f"{base}{world.hidden_exp}/{world.hidden_run}/artifacts/planted.txt", content=b"x")
+    assert put.status_code in (400, 404), put.text
+    got = client.get(f"{base}{hidden_file}")
+    assert got.status_code in (400, 404), got.text
+    for params in ({"run_id": world.run, "path": f"../../../{hidden_file}"},
+                   {"run_id": world.run, "path": "../../.."}):
+        assert b"secret" not in client.get("/get-artifact", params=params).content
+        listed = client.get(f"{A}/artifacts/list", params=params)
+        assert listed.status_code in (400, 404) or world.hidden_run not in listed.text, listed.text
+    planted = world.http["admin"].get(f"{R}/artifacts/{world.hidden_exp}/{world.hidden_run}/artifacts/planted.txt")
+    assert planted.status_code == 404
 
 
 def _pages(client: httpx.Client, path: str, body: dict, key: str, id_of: Callable[[dict], str]) -> list[list[str]]:
