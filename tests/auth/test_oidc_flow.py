@@ -6,12 +6,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from auth.store import IdentityStore
-from auth.tables import oidc_identities
+from auth.store import IdentityStore, now_ms
+from auth.tables import oidc_identities, oidc_sessions, sessions
 from tests.auth.idp_login import sign_in_at_idp
-from tests.idp import start_idp
+from tests.idp import rsa_jwks, start_idp
 from tests.services import free_port
 
 pytestmark = pytest.mark.oidc
@@ -169,3 +170,42 @@ def test_an_unreachable_provider_gets_a_clear_page(app_factory, tmp_path, monkey
         assert response.status_code == 502
         assert "identity provider is unreachable" in response.text
         assert client.get("/sso/nope/login").status_code == 404
+
+
+def test_an_sso_session_must_pass_through_the_provider_again_after_the_interval(app_client):
+    callback = at_idp(start(app_client, "/api/2.0/mlflow/users/current"), "alice")
+    assert app_client.get(callback_path(callback)).status_code == 303
+    assert app_client.get("/api/2.0/mlflow/users/current").status_code == 200
+    engine = app_client.app.state.tracking.engine
+    two_hours_ago = now_ms() - 7_200_000
+    with engine.begin() as conn:
+        conn.execute(update(sessions).values(created_at=two_hours_ago))
+        conn.execute(update(oidc_sessions).values(revalidate_at=two_hours_ago + 3_600_000))
+    response = app_client.get("/api/2.0/mlflow/users/current")
+    assert response.status_code == 401
+    assert "confirmed by the identity provider again" in response.json()["message"]
+    with engine.connect() as conn:
+        assert conn.execute(select(sessions.c.revoked_at)).scalar() is not None
+
+
+def test_group_changes_at_the_provider_apply_at_the_next_login(app_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    port, jwks = free_port(), rsa_jwks()
+    clients = [{"client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [CALLBACK],
+                "grant_types": ["authorization_code"], "response_types": ["code"]}]
+
+    def login_with(groups: list[str]) -> frozenset[str]:
+        provider = start_idp(tmp_path / f"idp-{len(groups)}", clients=clients, port=port, jwks=jwks,
+                             users={"alice": {"groups": groups}})
+        try:
+            callback = at_idp(start(client), "alice")
+            assert client.get(callback_path(callback)).status_code == 303
+        finally:
+            provider.stop()
+        store = IdentityStore(client.app.state.tracking.engine)
+        return store.groups_of(store.user_by_name("alice").id)
+
+    app = app_factory(policy_file=policy(tmp_path, f"http://127.0.0.1:{port}"))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        assert login_with(["ml-team", "readers"]) == {"ml-team", "readers"}
+        assert login_with(["ml-team"]) == {"ml-team"}
