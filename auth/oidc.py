@@ -161,7 +161,7 @@ def looks_like_jwt(value: str) -> bool:
 def _b64json(segment: str) -> dict:
     try:
         data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise TokenRejected("The token is malformed.") from None
     if not isinstance(data, dict):
         raise TokenRejected("The token is malformed.")
@@ -199,7 +199,7 @@ def verify_signature(token: str, key: KeySet, alg: str) -> dict:
         raise TokenRejected("The token's signature is invalid.") from None
     try:
         claims = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise TokenRejected("The token's claims are not JSON.") from None
     if not isinstance(claims, dict):
         raise TokenRejected("The token's claims are not a JSON object.")

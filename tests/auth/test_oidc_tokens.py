@@ -13,7 +13,7 @@ import json
 
 import httpx
 import pytest
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from auth.oidc import (
@@ -209,3 +209,12 @@ def test_an_unreachable_provider_is_reported_as_such():
 ])
 def test_jwts_are_recognised_by_shape(value, expected):
     assert looks_like_jwt(value) is expected
+
+
+def test_deeply_nested_json_is_refused_not_crashed_on(idp):
+    deep_header = b64(b'{"a":' + b"[" * 9000)
+    with pytest.raises(TokenRejected, match="malformed"):
+        client_for(idp).validate_access_token(f"{deep_header}.{b64(b'{}')}.sig", NOW)
+    signed = jws.serialize_compact({"alg": "RS256", "kid": "k1"}, b"[" * 9000, idp.keys[0])
+    with pytest.raises(TokenRejected, match="claims are not JSON"):
+        client_for(idp).validate_access_token(signed, NOW)
