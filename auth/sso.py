@@ -21,6 +21,8 @@ from policies.file.oidc import OidcConfig
 if TYPE_CHECKING:
     from auth.identity import Identity
 
+# Seconds a verified machine JWT is trusted without checking it again (as for personal access tokens).
+TOKEN_CACHE_SECONDS = 1.0
 REVALIDATE = "Your single sign-on session must be confirmed by the identity provider again; sign in again."
 
 
@@ -66,6 +68,12 @@ class SingleSignOn:
 
     def bearer_login(self, identity: Identity, token: str, client_address: str | None) -> Principal:
         """Authenticate a provider-issued JWT access token as its service account or linked user."""
+        # Like personal access tokens: a verified JWT is trusted for a second without re-verifying, so a
+        # client's burst of calls costs one signature check; expiry is still checked on every hit.
+        key = identity.cache.key_for("jwt", token)
+        cached = identity._cached(key)
+        if cached is not None:
+            return cached
         identity.lockout.check(None, client_address)
         actor = None
         try:
@@ -87,8 +95,11 @@ class SingleSignOn:
                                     reason=f"oidc: {exc.message}")
             raise Unauthenticated(exc.message) from None
         groups = identity.store.groups_of(user.id) | claimed_groups(claims, provider.claims.groups)
-        return Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
-                         is_admin=user.is_admin, groups=groups, auth_method="oidc")
+        principal = Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
+                              is_admin=user.is_admin, groups=groups, auth_method="oidc")
+        identity.cache.put(key, principal, user.generation, ttl=min(TOKEN_CACHE_SECONDS, identity.cache.ttl or 1.0),
+                           token_expires_at=int(claims["exp"] * 1000))
+        return principal
 
 
 def looks_like_provider_token(value: str) -> bool:
