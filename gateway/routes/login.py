@@ -75,6 +75,9 @@ def _login_page(request: Request, *, status: int = 200, message: str | None = No
     body = _PAGE.format(message=shown, csrf=html.escape(token), next=html.escape(safe_next(next_path)),
                         username=html.escape(username), providers=_provider_buttons(request, safe_next(next_path)))
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
+    # Under the default no-referrer policy Chromium sends "Origin: null" with the form's POST, which the
+    # cross-site write check refuses; same-origin keeps the Origin and still sends no Referer elsewhere.
+    response.headers["Referrer-Policy"] = "same-origin"
     attrs = sessions.cookie_attributes(3600)
     attrs["path"] = "/login"
     response.set_cookie(CSRF_COOKIE_NAME, token, **attrs)

@@ -123,3 +123,17 @@ def test_a_user_outside_the_allowed_groups_gets_a_clear_page(stack):
         assert page.request.get(f"{server.url}/api/2.0/mlflow/users/current").status == 401
     users = httpx.get(f"{server.url}/api/2.0/mlflow/users/list", auth=server.admin_auth, timeout=30).json()
     assert "mallory" not in str(users)
+
+
+def test_the_password_form_beside_the_provider_button_works_in_chromium(stack):
+    # Chromium sends "Origin: null" with form posts under a no-referrer policy; the form must still work.
+    server, _ = stack
+    with chromium_browser() as browser:
+        page = browser.new_page()
+        page.goto(f"{server.url}/login?next=/api/2.0/mlflow/users/current")
+        assert page.get_by_text("Sign in with Corp SSO").count() == 1
+        page.fill("#username", server.admin_username)
+        page.fill("#password", server.admin_password)
+        page.click("form[action='/login'] button[type=submit]")
+        page.wait_for_url(f"{server.url}/api/2.0/mlflow/users/current")
+        assert page.request.get(f"{server.url}/api/2.0/mlflow/users/current").json()["user"]["username"] == "admin"
