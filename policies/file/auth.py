@@ -127,6 +127,15 @@ class AuthConfig(_Section):
         return value
 
     @model_validator(mode="after")
+    def _oidc_needs_a_method(self) -> AuthConfig:
+        # SSO logins become session cookies and machine JWTs arrive as bearer tokens: without either method
+        # configured, a provider could never authenticate anyone.
+        if self.oidc.providers and not {"session", "bearer"} & set(self.methods):
+            raise ValueError("oidc providers need the session method (browser sign-in) or the bearer method "
+                             "(machine tokens) in methods")
+        return self
+
+    @model_validator(mode="after")
     def _trusted_header_needs_proxies(self) -> AuthConfig:
         if "trusted_header" in self.methods and not self.trusted_header.proxies:
             raise ValueError("trusted_header is enabled but trusted_header.proxies is empty")

@@ -75,3 +75,11 @@ def test_provider_names_are_unique():
     with pytest.raises(PolicyFileError) as exc:
         load_policy_text(text, {"CORP_SECRET": "x"})
     assert exc.value.problems == ["auth.oidc.providers: provider names must be unique: corp"]
+
+
+def test_providers_need_a_method_that_can_carry_their_logins():
+    text = yaml.safe_dump({"version": 1, "auth": {"methods": ["basic"], "oidc": {"providers": [VALID]}}})
+    with pytest.raises(PolicyFileError) as exc:
+        load_policy_text(text, {"CORP_SECRET": "x"})
+    assert exc.value.problems == ["auth: oidc providers need the session method (browser sign-in) or the bearer "
+                                  "method (machine tokens) in methods"]
