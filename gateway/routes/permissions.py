@@ -21,7 +21,7 @@ from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from gateway.authz import subject_of
 from policies.decide import api_grant_conflict, decide
-from policies.model import Grant, Permission, Resource, ResourceKind, Subject
+from policies.model import Decision, Grant, Permission, Resource, ResourceKind, Subject
 from policies.routes import Lookup, resource_requirement
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
@@ -166,8 +166,9 @@ def _typed_resource(request: Request, args: Args) -> tuple[ResourceKind, str, Re
     return kind, rid, resource if isinstance(resource, Resource) else None
 
 
-def _require_manage(request: Request, subject: Subject, kind: ResourceKind, resource: Resource | None) -> None:
-    """The 3.x routes name their resource in two fields; check MANAGE on it like the route table would."""
+def _require_permission(request: Request, subject: Subject, kind: ResourceKind, resource: Resource | None,
+                        level: Permission = Permission.MANAGE) -> None:
+    """The 3.x routes name their resource in two fields; check ``level`` on it like the route table would."""
     policy = request.app.state.policy_holder.current()
     if policy.is_admin(subject) and not subject.read_only_token:
         return
@@ -175,10 +176,10 @@ def _require_manage(request: Request, subject: Subject, kind: ResourceKind, reso
     # Audited under the route's operation id, like every denial the route table makes.
     operation_id = getattr(request.scope.get("route"), "operation_id", None)
     if resource is None:
-        missing = decide(policy, subject, resource_requirement(Permission.MANAGE, kind), Resource(kind, None, None))
+        missing = decide(policy, subject, resource_requirement(level, kind), Resource(kind, None, None))
         authorizer.audit_denial(request, operation_id, subject, missing)
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
-    decision = decide(policy, subject, resource_requirement(Permission.MANAGE, kind), resource)
+    decision = decide(policy, subject, resource_requirement(level, kind), resource)
     if not decision.allowed:
         readable = decide(policy, subject, resource_requirement(Permission.READ, kind), resource).allowed
         authorizer.audit_denial(request, operation_id, subject, decision)
@@ -191,7 +192,7 @@ def _require_manage(request: Request, subject: Subject, kind: ResourceKind, reso
 def grant_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     """Grant a user a permission on an experiment or registered model (MLflow 3.x)."""
     kind, rid, resource = _typed_resource(request, args)
-    _require_manage(request, subject_of(_principal(request)), kind, resource)
+    _require_permission(request, subject_of(_principal(request)), kind, resource)
     if resource is None:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
     permission = _permission(args)
@@ -204,7 +205,7 @@ def grant_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
 def revoke_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     """Remove a user's grant on an experiment or registered model (MLflow 3.x)."""
     kind, rid, resource = _typed_resource(request, args)
-    _require_manage(request, subject_of(_principal(request)), kind, resource)
+    _require_permission(request, subject_of(_principal(request)), kind, resource)
     subject = _target_subject(request, args.str("username", required=True))
     _revoke(request, subject, _selector(kind, rid))
     return ok({})
@@ -216,8 +217,10 @@ def get_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     kind, _, resource = _typed_resource(request, args)
     caller = _principal(request)
     username = args.str("username", required=True)
-    if username != caller.name:
-        _require_manage(request, subject_of(caller), kind, resource)
+    # Asking about oneself needs READ: answering NO_PERMISSIONS for a resource one cannot see, but
+    # 404 for a missing one, would tell which ids and names exist.
+    level = Permission.READ if username == caller.name else Permission.MANAGE
+    _require_permission(request, subject_of(caller), kind, resource, level)
     if resource is None:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
     store = request.app.state.identity.store
@@ -241,6 +244,9 @@ def list_user_permissions(request: Request, args: Args = ARGS) -> JSONBody:
     username = args.str("username", required=True)
     policy = request.app.state.policy_holder.current()
     if username != caller.name and not policy.is_admin(subject_of(caller)):
+        refusal = Decision(False, f"only administrators may list another user's permissions and "
+                                  f"{caller.kind} {caller.name} is not one", "admin-only")
+        request.app.state.authorizer.audit_denial(request, "permissions.users.list", subject_of(caller), refusal)
         raise MlflowError("Only administrators may list another user's permissions.", "PERMISSION_DENIED")
     store = request.app.state.identity.store
     user = store.user_by_name(username)

@@ -169,6 +169,7 @@ def _otlp(ctx: Ctx):
 READ = {"admin": 200, "owner": 200, "editor": 200, "reader": 200, "member": 200, "nobody": 404}
 EDIT = {**READ, "reader": 403}
 MANAGE = {**EDIT, "editor": 403, "member": 403}
+ADMIN_ONLY = {user: 200 if user == "admin" else 403 for user in USERS}
 
 Request = Callable[[Ctx], tuple[str, str, dict]]
 OPERATIONS: list[tuple[str, dict[str, int], Request]] = [
@@ -242,6 +243,10 @@ OPERATIONS: list[tuple[str, dict[str, int], Request]] = [
         "json": {"name": c.model, "username": "reader", "permission": "READ"}})),
     ("permissions.users.grant", MANAGE, lambda c: ("POST", f"{B}/users/permissions/grant", {"json": {
         "username": "reader", "resource_type": "experiment", "resource_id": c.exp, "permission": "READ"}})),
+    ("permissions.users.get", MANAGE, lambda c: ("GET", f"{B}/users/permissions/get", {"params": {
+        "username": "admin", "resource_type": "experiment", "resource_id": c.exp}})),
+    ("permissions.users.list", ADMIN_ONLY, lambda c: ("GET", f"{B}/users/permissions/list", {
+        "params": {"username": "admin"}})),
     # The UI's /ajax-api mount is the same router under the same operation ids.
     ("ajax:experiments.get", READ, lambda c: ("GET", "/ajax-api/2.0/mlflow/experiments/get", {
         "params": {"experiment_id": c.exp}})),
@@ -352,7 +357,9 @@ def test_matrix(world: World, user: str, operation: str, expected: int, build: R
 
 def test_private_resources_answer_like_missing_ones_for_every_non_owner(world: World):
     """The owner's private experiment and model: every route group answers other users as for missing ids."""
-    for op, _, build in OPERATIONS:
+    for op, expected, build in OPERATIONS:
+        if expected["nobody"] != 404:
+            continue  # not about a resource
         for user in ("editor", "reader", "member", "nobody"):
             got = _send(world.http[user], Ctx(world, "hidden"), build)
             missing = _send(world.http[user], Ctx(world, "missing"), build)
@@ -387,6 +394,22 @@ def test_otlp_into_a_hidden_experiment_stores_nothing(world: World):
         assert got.status_code == 404, got.text
     after = _check(world.http["admin"].post(f"{B}/traces/search", json=search), "search").get("traces", [])
     assert len(after) == len(before)
+
+
+@pytest.mark.parametrize("resource_type", ["experiment", "registered_model"])
+def test_asking_about_ones_own_permission_reveals_no_hidden_resource(world: World, resource_type: str):
+    """GET users/permissions/get about oneself: the effective level where readable, else the missing answer."""
+    def ask(user: str, ctx: Ctx) -> httpx.Response:
+        rid = ctx.exp if resource_type == "experiment" else ctx.model
+        return world.http[user].get(f"{B}/users/permissions/get", params={
+            "username": user, "resource_type": resource_type, "resource_id": rid})
+
+    assert _check(ask("reader", Ctx(world)), "own")["permission"] == "READ"
+    assert _check(ask("member", Ctx(world)), "own")["permission"] == "EDIT"
+    for user in ("reader", "nobody"):
+        hidden, missing = ask(user, Ctx(world, "hidden")), ask(user, Ctx(world, "missing"))
+        assert hidden.status_code == missing.status_code == 404, hidden.text
+        assert hidden.json() == missing.json()
 
 
 # Requests on resources the caller may change that smuggle in one it cannot see (``c`` is the hidden
