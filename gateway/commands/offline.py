@@ -14,7 +14,7 @@ from auth.accounts import Accounts
 from auth.errors import AuthError
 from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
 from auth.principal import Principal
-from gateway.commands.output import EXIT_ERROR, CliError, error_from_code
+from gateway.commands.output import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError, error_from_code
 from gateway.routes import admin_policy, admin_store
 from gateway.settings import Settings
 from policies.decide import compile_policy
@@ -118,14 +118,14 @@ class OfflineOps:
     def list_tokens(self, username: str | None) -> list[dict]:
         """Tokens of ``username`` (offline mode has no "self")."""
         if username is None:
-            raise CliError("Offline mode has no signed-in user: name the account with --for.", 2)
+            raise CliError("Offline mode has no signed-in user: name the account with --for.", EXIT_USAGE)
         return [t.to_json() for t in self.accounts.list_tokens(self.actor, username)]
 
     @_guarded
     def create_token(self, name: str, days: int, username: str | None, read_only: bool) -> dict:
         """Issue a token for ``username``."""
         if username is None:
-            raise CliError("Offline mode has no signed-in user: name the account with --for.", 2)
+            raise CliError("Offline mode has no signed-in user: name the account with --for.", EXIT_USAGE)
         issued = self.accounts.create_token(self.actor, name, days, username=username, read_only=read_only)
         return {"token": issued.token, "token_info": issued.row.to_json()}
 
@@ -185,8 +185,8 @@ class OfflineOps:
         ref = SubjectRef.parse(subject)
         with self.engine.begin() as conn:
             if ref.kind == "group":
-                if not any(g["name"] == ref.name for g in admin_store.list_groups(conn)):
-                    raise CliError(f"Group {ref.name} not found", 3)
+                if not admin_store.group_exists(conn, ref.name):
+                    raise CliError(f"Group {ref.name} not found", EXIT_NOT_FOUND)
             elif admin_store.subject_key(conn, ref.name) != ref.key:
                 raise CliError(f"{ref.name} is not a {ref.kind} account.")
             row = put_grant(conn, ref.key, resource, permission, created_by=self.actor_name)
@@ -198,7 +198,7 @@ class OfflineOps:
         """Remove a grant."""
         with self.engine.begin() as conn:
             if not revoke_grant(conn, subject, resource):
-                raise CliError(f"No permission of {subject} on {resource} exists", 3)
+                raise CliError(f"No permission of {subject} on {resource} exists", EXIT_NOT_FOUND)
         self._audit("revoke", f"{subject} {resource}")
 
     @_guarded
@@ -214,7 +214,7 @@ class OfflineOps:
             subject = admin_store.account_subject(conn, username)
             resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None)
             if resource is None:
-                raise CliError(f"No resource with {field}={value} exists", 3)
+                raise CliError(f"No resource with {field}={value} exists", EXIT_NOT_FOUND)
             policy = compile_policy(policy_file, policy_grants(conn))
         return admin_store.explain(policy, subject, resource, action)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gateway.commands.output import EXIT_ERROR, CliError, error_from_code
+from gateway.commands.output import EXIT_ERROR, EXIT_USAGE, CliError, error_from_code
 
 MLFLOW = "/api/2.0/mlflow"
 MLGATE = "/api/2.0/mlgate"
@@ -125,7 +125,8 @@ class RemoteOps:
     def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None) -> dict:
         """The server's decision with its reason and rule (the server's own policy file applies)."""
         if policy_path:
-            raise CliError("--policy applies to offline mode only; a server explains with its own policy.", 2)
+            raise CliError("--policy applies to offline mode only; a server explains with its own policy.",
+                           EXIT_USAGE)
         return self.call("GET", f"{MLGATE}/perms/explain",
                          params={"username": username, field: value, "action": action})
 

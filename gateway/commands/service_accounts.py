@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.commands.output import emit, emit_json, emit_table
+from gateway.commands.output import CliError, emit, emit_json, emit_table
 from gateway.commands.target import target_options
 from gateway.commands.users import USER_COLUMNS, user_row
 
@@ -52,8 +52,6 @@ def delete(target, name: str, yes: bool) -> None:
     """
     ops = target.ops()
     if ops.get_user(name)["kind"] != "service":
-        from gateway.commands.output import CliError
-
         raise CliError(f"{name} is a user, not a service account; use `mlgate users delete`.")
     if not yes:
         click.confirm(f"Delete service account {name}?", abort=True)

@@ -116,7 +116,7 @@ def _subject(conn, text: str) -> str:
     except ValueError as exc:
         raise invalid_parameter(f"Invalid subject: {exc}") from None
     if ref.kind == "group":
-        if not any(g["name"] == ref.name for g in admin_store.list_groups(conn)):
+        if not admin_store.group_exists(conn, ref.name):
             raise not_found(f"Group {ref.name} not found")
         return ref.key
     key = admin_store.subject_key(conn, ref.name)

@@ -88,6 +88,11 @@ def list_groups(conn: Connection) -> list[dict]:
     return [{"name": r.name, "members": members.get(r.id, []), "created_at": r.created_at} for r in rows]
 
 
+def group_exists(conn: Connection, name: str) -> bool:
+    """Whether a group of this name exists (one indexed read)."""
+    return conn.execute(select(groups.c.id).where(groups.c.name == name)).first() is not None
+
+
 def _group_id(conn: Connection, name: str) -> int:
     group_id = conn.execute(select(groups.c.id).where(groups.c.name == name)).scalar()
     if group_id is None:
@@ -110,7 +115,7 @@ def _bump_users(conn: Connection, user_ids: list[int]) -> None:
 def create_group(conn: Connection, name: str) -> dict:
     """Create an empty group; AlreadyExists if the name is taken."""
     check_group_name(name)
-    if conn.execute(select(groups.c.id).where(groups.c.name == name)).first() is not None:
+    if group_exists(conn, name):
         raise AlreadyExists(f"Group {name} already exists.")
     created_at = now_ms()
     conn.execute(insert(groups).values(name=name, created_at=created_at))

@@ -9,6 +9,7 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from tests.cli.conftest import Mlgate
 from tests.conftest import TEST_SECRET_KEY
+from tests.services import fresh_postgres_database, require_postgres
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,16 @@ def test_an_unmigrated_database_is_refused_with_the_next_step(tmp_path):
     assert both.returncode == 2
 
 
+
+
+def test_offline_bootstrap_on_postgresql(tmp_path):
+    require_postgres()
+    cli = Mlgate(tmp_path / "config.json")
+    with fresh_postgres_database() as uri:
+        assert cli("db", "upgrade", "--backend-store-uri", uri).returncode == 0
+        cli.json("users", "create", "pgroot", "--admin", "--password-stdin", "--db", uri, input="Postgres-boot-1x\n")
+        cli.json("groups", "create", "ops", "--db", uri)
+        cli.json("groups", "add-member", "ops", "pgroot", "--db", uri)
+        assert cli.json("users", "show", "pgroot", "--db", uri)["user"]["groups"] == ["ops"]
+        actions = [r["action"] for r in cli.json("audit", "list", "--db", uri)["records"]]
+        assert actions == ["user.create", "group.create", "group.add_member"]
