@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from urllib.parse import urlsplit
 
 import click
 
@@ -27,6 +28,12 @@ def login(server, username, password_stdin, token_stdin, days, profile, output) 
     Example: mlgate login --server https://mlflow.example.com --username alice
     """
     server = server.rstrip("/")
+    parsed = urlsplit(server)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise CliError(f"--server {server!r} is not an http(s) URL.", EXIT_USAGE)
+    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("mlgate: warning: plain http; the password and token cross the network unencrypted. "
+                   "Use https.", err=True)
     if token_stdin and (username or password_stdin):
         raise CliError("--token-stdin stores a token as is; do not combine it with --username/--password-stdin.",
                        EXIT_USAGE)
