@@ -332,14 +332,33 @@ def _denials_since(engine, after: int, actor: str) -> list:
                                                     audit_log.c.outcome == "denied")).all()
 
 
+def _fingerprint(world: World) -> tuple:
+    """The owner's shared resources as the administrator sees them (to prove a refusal changed nothing)."""
+    admin = world.http["admin"]
+    reads = [admin.get(f"{A}/experiments/get", params={"experiment_id": world.exp}),
+             admin.get(f"{A}/runs/get", params={"run_id": world.run}),
+             admin.get(f"{R}/artifacts", params={"path": f"{world.exp}/{world.run}/artifacts"}),
+             admin.get(f"{A}/registered-models/get", params={"name": world.model}),
+             admin.post(f"{A}/model-versions/search", json={"filter": f"name='{world.model}'"}),
+             admin.get(f"{B}/traces/{world.trace}"),
+             admin.get(f"{A}/logged-models/{world.logged_model}"),
+             admin.post(f"{A}/experiments/search", json={"max_results": 1000}),
+             admin.post(f"{A}/registered-models/search", json={"max_results": 1000}),
+             admin.post(f"{A}/runs/search", json={"experiment_ids": [world.exp], "max_results": 1000})]
+    return tuple(_check(r, "fingerprint") for r in reads)
+
+
 @pytest.mark.parametrize(("user", "operation", "expected", "build"), MATRIX,
                          ids=[f"{op}-{user}" for user, op, _, _ in MATRIX])
 def test_matrix(world: World, user: str, operation: str, expected: int, build: Request):
     before = _last_audit_id(world.audit_engine)
-    response = _send(world.http[user], Ctx(world), build)
+    method, path, kwargs = build(Ctx(world))  # throw-away resources are made here, before the snapshot
+    state = None if expected == 200 else _fingerprint(world)
+    response = world.http[user].request(method, path, **kwargs)
     assert response.status_code == expected, f"{user} {operation}: {response.status_code} {response.text}"
     if expected == 200:
         return
+    assert _fingerprint(world) == state, "a refused request changed the owner's resources"
     body = response.json()
     if expected == 403:
         assert body["error_code"] == "PERMISSION_DENIED", body
@@ -641,6 +660,47 @@ def test_duplicate_and_control_character_keys_cannot_reach_another_run(world: Wo
         assert response.status_code == 200, response.text
         assert _run_state(world, mine) != mine_before  # the write went to the run that was authorized
     assert _run_state(world, world.run) == theirs_before
+
+
+def test_ids_of_hidden_children_under_ones_own_parent_change_nothing(world: World):
+    """bob (nobody) manages his own experiment, run and trace; naming the owner's hidden run, trace or
+    assessment beside them (second id field, delete list, assessment id) never reaches the owner's."""
+    nobody, admin = world.http["nobody"], world.http["admin"]
+    own = _check(nobody.post(f"{A}/experiments/create", json={"name": f"bob-{_u()}"}), "exp")["experiment_id"]
+    mine = _check(nobody.post(f"{A}/runs/create", json={"experiment_id": own}), "run")["run"]["info"]["run_id"]
+    my_trace = new_trace_id()
+    _check(nobody.post(f"{B}/traces", json=trace_body(my_trace, own)), "trace")
+    assessment = _check(world.http["owner"].post(f"{B}/traces/{world.hidden_trace}/assessments", json={
+        "assessment": {"assessment_name": "q", "trace_id": world.hidden_trace,
+                       "source": {"source_type": "HUMAN", "source_id": "x"}, "feedback": {"value": 1}}}),
+        "assessment")["assessment"]
+    theirs, trace = world.hidden_run, world.hidden_trace
+
+    def victim() -> tuple:
+        run = _check(admin.get(f"{A}/runs/get", params={"run_id": theirs}), "run")["run"]
+        info = _check(admin.get(f"{B}/traces/{trace}"), "trace")["trace"]["trace_info"]
+        kept = _check(admin.get(f"{B}/traces/{trace}/assessments/{assessment['assessment_id']}"), "a")["assessment"]
+        return run["info"]["status"], run["info"]["lifecycle_stage"], run["data"], info.get("tags"), kept
+
+    before = victim()
+    attempts = [
+        ("POST", f"{A}/runs/update", {"json": {"run_id": mine, "run_uuid": theirs, "status": "FAILED"}}),
+        ("POST", f"{A}/runs/log-batch", {"json": {"run_id": mine, "run_uuid": theirs, "tags": [
+            {"key": "pwned", "value": "1"}]}}),
+        ("PATCH", f"{B}/traces/{my_trace}/tags", {"json": {"key": "pwned", "value": "1", "trace_id": trace}}),
+        ("PATCH", f"{A}/traces/{my_trace}/tags", {"json": {"key": "pwned", "value": "1", "request_id": trace}}),
+        ("PATCH", f"{B}/traces/{my_trace}/assessments/{assessment['assessment_id']}", {"json": {
+            "assessment": {"assessment_name": "q", "feedback": {"value": 99}}, "update_mask": "feedback"}}),
+        ("DELETE", f"{B}/traces/{my_trace}/assessments/{assessment['assessment_id']}", {}),
+        ("POST", f"{B}/traces/delete-traces", {"json": {"experiment_id": own, "request_ids": [trace]}}),
+        ("POST", f"{A}/traces/delete-traces", {"json": {"experiment_id": own, "request_ids": [trace]}}),
+        ("POST", f"{A}/runs/delete", {"json": {"run_id": mine, "run_uuid": theirs}}),
+    ]
+    for method, path, kwargs in attempts:
+        response = nobody.request(method, path, **kwargs)
+        assert response.status_code < 500, response.text
+        assert theirs not in response.text
+        assert victim() == before, (method, path, response.text)
 
 
 @pytest.fixture(scope="module")
