@@ -68,16 +68,62 @@ def require_node() -> None:
         unavailable("node is not installed")
 
 
+_template: dict[str, str] = {}
+
+
+def _migrations_fingerprint() -> str:
+    import hashlib
+    from pathlib import Path
+
+    versions = Path(__file__).resolve().parent.parent / "gateway" / "migrations" / "versions"
+    digest = hashlib.sha256()
+    for path in sorted(versions.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _migrated_template() -> str:
+    """A migrated database to copy from (CREATE DATABASE ... TEMPLATE is a file copy: no migrations per test)."""
+    if "name" in _template:
+        return _template["name"]
+    import atexit
+
+    import psycopg
+
+    from gateway.db import upgrade_database
+    from tracking.db.engine import make_engine
+
+    name = f"mlgate_tpl_{os.getpid()}_{_migrations_fingerprint()}"
+    base, _, _ = POSTGRES_URI.rpartition("/")
+    with psycopg.connect(POSTGRES_URI, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(f"{base}/{name}")
+    try:
+        upgrade_database(engine)
+    finally:
+        engine.dispose()
+
+    def drop() -> None:
+        with psycopg.connect(POSTGRES_URI, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    _template["name"] = name
+    return name
+
+
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """Create an empty PostgreSQL database for one test and drop it afterwards; yields its URI."""
+def fresh_postgres_database(*, migrated: bool = True) -> Iterator[str]:
+    """A PostgreSQL database for one test (migrated, or entirely empty), dropped afterwards; yields its URI."""
     require_postgres()
     import psycopg
 
+    template = f' TEMPLATE "{_migrated_template()}"' if migrated else ""
     name = f"mlgate_t_{uuid.uuid4().hex[:12]}"
     admin = POSTGRES_URI
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{template}')
     base, _, _ = admin.rpartition("/")
     try:
         yield f"{base}/{name}"

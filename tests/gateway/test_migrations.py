@@ -7,14 +7,25 @@ from sqlalchemy import select
 
 from auth.schema import metadata as auth_metadata
 from gateway.db import current_revision, head_revision, upgrade_database
+from tests.services import fresh_postgres_database
 from tracking.db.engine import make_engine
 from tracking.db.schema import metadata as tracking_metadata
 from tracking.db.tables import experiments
 
 
-@pytest.mark.parametrize("database_uri", ["sqlite", "postgresql"], indirect=True)
-def test_migrated_schema_matches_the_declared_tables(database_uri):
-    engine = make_engine(database_uri)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    """A database with no tables at all, on each backend."""
+    if request.param == "postgresql":
+        with fresh_postgres_database(migrated=False) as uri:
+            yield uri
+    else:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+
+
+def test_migrated_schema_matches_the_declared_tables(empty_database):
+    engine = make_engine(empty_database)
+    assert current_revision(engine) is None
     try:
         upgrade_database(engine)
         assert current_revision(engine) == head_revision()
