@@ -39,14 +39,17 @@ def test_migrated_schema_matches_the_declared_tables(empty_database):
         engine.dispose()
 
 
-def test_upgrading_again_changes_nothing_and_keeps_data(tmp_path):
+def test_a_database_from_the_first_release_upgrades_and_keeps_its_data(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     try:
-        upgrade_database(engine)
+        upgrade_database(engine, "0001")
+        assert current_revision(engine) == "0001"
         with engine.begin() as conn:
             conn.execute(experiments.insert().values(name="kept", artifact_location="mlflow-artifacts:/9",
                                                      lifecycle_stage="active", creation_time=1, last_update_time=1))
         upgrade_database(engine)
+        upgrade_database(engine)  # a second start changes nothing
+        assert current_revision(engine) == head_revision() != "0001"
         with engine.connect() as conn:
             names = set(conn.execute(select(experiments.c.name)).scalars())
         assert names == {"Default", "kept"}
