@@ -83,20 +83,31 @@ class PolicyHolder:
         self._compiled: CompiledPolicy | None = None
         self._scopes: OrderedDict[Subject, VisibilityScope] = OrderedDict()
 
-    def current(self) -> CompiledPolicy:
-        """The compiled policy, re-checking the grants' generation at most every ``refresh_seconds``."""
+    def current(self, *, recheck: bool = False) -> CompiledPolicy:
+        """The compiled policy, re-checking the grants' generation at most every ``refresh_seconds``.
+
+        ``recheck`` reads the generation now: the authorizer does so before refusing and before a
+        search, so a grant made by another process (an experiment's creator getting MANAGE, behind a
+        load balancer or with several workers) counts at once instead of after the interval.
+        """
         now = self.clock()
-        if self._compiled is not None and now - self._checked_at < self.refresh_seconds:
-            return self._compiled
+        compiled = self._compiled
+        if compiled is not None and not recheck and now - self._checked_at < self.refresh_seconds:
+            return compiled
+        # The generation is one primary-key read; done outside the lock so concurrent checks do not queue.
+        with self.engine.connect() as conn:
+            generation = current_generation(conn)
+        if compiled is not None and generation == self._generation:
+            self._checked_at = now
+            return compiled
         with self._lock:
-            if self._compiled is not None and now - self._checked_at < self.refresh_seconds:
-                return self._compiled
-            with self.engine.connect() as conn:
-                generation = current_generation(conn)
-                if generation != self._generation or self._compiled is None:
+            if self._compiled is None or self._generation != generation:
+                with self.engine.connect() as conn:
+                    # Generation before grants: a change in between is seen again on the next check.
+                    fresh_generation = current_generation(conn)
                     self._compiled = compile_policy(self.policy_file, policy_grants(conn))
-                    self._generation = generation
-                    self._scopes.clear()
+                self._generation = fresh_generation
+                self._scopes.clear()
             self._checked_at = now
             return self._compiled
 
@@ -231,6 +242,8 @@ class Authorizer:
             raise MlflowError("Authentication required.", "UNAUTHENTICATED")
         policy = self.holder.current()
         if requirement.access is Access.SEARCH:
+            if not policy.is_admin(subject):
+                policy = self.holder.current(recheck=True)  # a just-made grant must show in the results
             decision = decide(policy, subject, requirement, None)
             if not decision.allowed:
                 self._deny(request, operation_id, subject, decision, "Permission denied.", "PERMISSION_DENIED")
@@ -241,6 +254,12 @@ class Authorizer:
             return  # administrators bypass: no lookups needed
         checks = await self._locate_all(request, requirement)
         decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
+        if not decision.allowed:
+            # Before refusing, make sure no other process granted access since the last check.
+            fresher = self.holder.current(recheck=True)
+            if fresher is not policy:
+                policy = fresher
+                decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
         if decision.allowed:
             return
         denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource).allowed), None)

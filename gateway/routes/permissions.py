@@ -169,7 +169,8 @@ def _typed_resource(request: Request, args: Args) -> tuple[ResourceKind, str, Re
 def _require_permission(request: Request, subject: Subject, kind: ResourceKind, resource: Resource | None,
                         level: Permission = Permission.MANAGE) -> None:
     """The 3.x routes name their resource in two fields; check ``level`` on it like the route table would."""
-    policy = request.app.state.policy_holder.current()
+    # Rechecked now, as the authorizer does before refusing: the caller may have just become owner elsewhere.
+    policy = request.app.state.policy_holder.current(recheck=True)
     if policy.is_admin(subject) and not subject.read_only_token:
         return
     authorizer = request.app.state.authorizer

@@ -209,3 +209,20 @@ def test_grant_changes_are_audited(pair: Pair):
         engine.dispose()
     assert [(r.action, r.outcome, r.reason) for r in rows] == [
         ("grant", "success", "permission READ"), ("revoke", "success", "revoked")]
+
+
+def test_a_creator_can_use_a_new_experiment_on_the_other_server_at_once(pair: Pair, as_user):
+    """Behind a load balancer the next request of ``mlflow.set_experiment`` may reach another process:
+    the creator's MANAGE must hold there immediately, not after the refresh interval."""
+    from mlflow import MlflowClient
+
+    as_user("alice")
+    on_a, on_b = MlflowClient(pair.a.url), MlflowClient(pair.b.url)
+    for _ in range(20):  # each round warms B's policy first, so the grant is new to it
+        on_b.search_experiments(max_results=1)
+        name = f"lb-{uuid.uuid4().hex[:8]}"
+        exp = on_a.create_experiment(name)
+        assert on_b.get_experiment_by_name(name).experiment_id == exp
+        run = on_b.create_run(exp)
+        on_b.log_metric(run.info.run_id, "m", 1.0)
+        assert exp in {e.experiment_id for e in on_b.search_experiments(filter_string=f"name = '{name}'")}
