@@ -47,6 +47,8 @@ access:
     - {principal: "group:ml-team", resource: "model-name:team-*", permission: EDIT}
     - {principal: "user:reader", resource: "experiment-name:team/*", permission: READ}
     - {principal: "user:reader", resource: "model-name:team-*", permission: READ}
+  denies:
+    - {principal: "group:ml-team", resource: "experiment-name:team/frozen*", permission: EDIT}
 """
 
 
@@ -560,6 +562,24 @@ def test_asking_about_ones_own_permission_reveals_no_hidden_resource(world: Worl
         hidden, missing = ask(user, Ctx(world, "hidden")), ask(user, Ctx(world, "missing"))
         assert hidden.status_code == missing.status_code == 404, hidden.text
         assert hidden.json() == missing.json()
+
+
+def test_a_deny_in_the_file_vetoes_the_group_grant_and_is_cited(world: World):
+    """access.denies[0] takes EDIT from ml-team on team/frozen*: member still reads, cannot write; audited."""
+    exp = world.owner_experiment(f"team/frozen-{_u()}", editor=None)
+    run = world.owner_run(exp)
+    member = world.http["member"]
+    assert _check(member.get(f"{A}/runs/get", params={"run_id": run}), "read")["run"]["info"]["run_id"] == run
+    before = _last_audit_id(world.audit_engine)
+    refused = member.post(f"{A}/runs/log-metric", json={"run_id": run, "key": "m", "value": 1, "timestamp": 1})
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error_code"] == "PERMISSION_DENIED"
+    reasons = [r.reason for r in _denials_since(world.audit_engine, before, "user:member")]
+    assert any(r.endswith("[rule: access.denies[0]]") for r in reasons), reasons
+    # The deny names the group only: the owner and users outside it keep their levels.
+    assert world.http["owner"].post(f"{A}/runs/log-metric", json={
+        "run_id": run, "key": "m", "value": 1, "timestamp": 1}).status_code == 200
+    assert world.http["reader"].get(f"{A}/runs/get", params={"run_id": run}).status_code == 200
 
 
 # Requests on resources the caller may change that smuggle in one it cannot see (``c`` is the hidden
