@@ -702,26 +702,37 @@ def test_run_search_spans_visible_experiments_only(world: World):
     assert nobody.get("runs", []) == []
 
 
-def test_logged_model_and_trace_searches_hide_the_private_experiment(world: World):
-    """Logged models and traces of a hidden experiment never appear in a search that names it."""
-    owner = world.http["owner"]
-    hidden_model = _check(owner.post(f"{A}/logged-models", json={"experiment_id": world.hidden_exp, "name": "h"}),
-                          "lm")["model"]["info"]["model_id"]
-    hidden_trace = new_trace_id()
-    _check(owner.post(f"{B}/traces", json=trace_body(hidden_trace, world.hidden_exp)), "trace")
+def test_logged_model_and_trace_searches_page_fully_and_hide_the_private_experiment(world: World):
+    """Logged models and traces of a hidden experiment, interleaved with visible ones, never appear in a
+    search that names both experiments, and every page but the last is full."""
+    owner, admin = world.http["owner"], world.http["admin"]
+    for _ in range(3):  # interleave creation so hidden rows sit between visible ones in every ordering
+        for exp in (world.exp, world.hidden_exp):
+            _check(owner.post(f"{A}/logged-models", json={"experiment_id": exp, "name": "p"}), "logged model")
+            _check(owner.post(f"{B}/traces", json=trace_body(new_trace_id(), exp)), "trace")
     exps = [world.exp, world.hidden_exp]
     locations = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}} for e in exps]
+
+    def model_ids(client: httpx.Client, experiment_ids: list[str], size: int) -> list[list[str]]:
+        return _pages(client, f"{A}/logged-models/search", {"experiment_ids": experiment_ids, "max_results": size},
+                      "models", lambda m: m["info"]["model_id"])
+
+    def trace_ids(client: httpx.Client, where: list[dict], size: int) -> list[list[str]]:
+        return _pages(client, f"{B}/traces/search", {"locations": where, "max_results": size}, "traces",
+                      lambda t: t["trace_id"])
+
+    visible_models = {m for p in model_ids(admin, [world.exp], 1000) for m in p}
+    visible_traces = {t for p in trace_ids(admin, locations[:1], 500) for t in p}
+    assert world.hidden_logged_model in {m for p in model_ids(admin, exps, 1000) for m in p}
+    assert world.hidden_trace in {t for p in trace_ids(admin, locations, 500) for t in p}
     for user in ("reader", "member"):
-        models = _check(world.http[user].post(f"{A}/logged-models/search", json={"experiment_ids": exps}), "lm")
-        ids = {m["info"]["model_id"] for m in models.get("models", [])}
-        assert world.logged_model in ids
-        assert hidden_model not in ids
-        traces = _check(world.http[user].post(f"{B}/traces/search", json={"locations": locations}), "traces")
-        tids = {t["trace_id"] for t in traces.get("traces", [])}
-        assert world.trace in tids
-        assert hidden_trace not in tids
-    admin_models = _check(world.http["admin"].post(f"{A}/logged-models/search", json={"experiment_ids": exps}), "lm")
-    assert hidden_model in {m["info"]["model_id"] for m in admin_models["models"]}
+        for pages, visible in ((model_ids(world.http[user], exps, 2), visible_models),
+                               (trace_ids(world.http[user], locations, 2), visible_traces)):
+            seen = [i for p in pages for i in p]
+            assert [len(p) for p in pages[:-1]] == [2] * (len(pages) - 1), pages
+            assert sorted(seen) == sorted(visible)
+    assert model_ids(world.http["nobody"], exps, 2) == [[]]
+    assert trace_ids(world.http["nobody"], locations, 2) == [[]]
 
 
 def test_registry_and_prompt_searches_show_only_visible_ones(world: World, monkeypatch):
@@ -739,6 +750,8 @@ def test_registry_and_prompt_searches_show_only_visible_ones(world: World, monke
     assert world.model in names
     assert f"private-model-{suffix}" not in names
     assert all(n.startswith("team-") for n in names), names
+    versions = _check(world.http["reader"].post(f"{A}/model-versions/search", json={"max_results": 1000}), "v")
+    assert {v["name"] for v in versions.get("model_versions", [])} == {world.model}
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     for user, expected in (("reader", {f"team-prompt-{suffix}"}), ("nobody", set()),
                            ("owner", {f"team-prompt-{suffix}", f"private-prompt-{suffix}"})):
