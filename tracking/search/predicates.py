@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, Select, String, bindparam, cast, select
 
 from tracking.db.tables import experiments
+from tracking.errors import invalid_parameter
 from tracking.scope import ResourceScope
 
 
@@ -31,7 +32,11 @@ def compare(column: ColumnElement, op: str, value: object) -> ColumnElement[bool
         return column.in_(list(value))
     if op == "NOT IN":
         return column.not_in(list(value))
-    raise ValueError(f"no SQL for operator {op!r}")  # the parsers only produce the operators above
+    if op == "IS NULL":
+        return column.is_(None)
+    if op == "IS NOT NULL":
+        return column.is_not(None)
+    raise invalid_parameter(f"Invalid filter: unsupported operator {op!r}.")
 
 
 def integer_ids_in(column: ColumnElement, ids: list[int]) -> ColumnElement[bool]:

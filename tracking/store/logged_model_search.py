@@ -14,9 +14,9 @@ from tracking.errors import invalid_parameter
 from tracking.scope import ResourceScope
 from tracking.search.filter import AttributeRules, Comparison, parse_filter
 from tracking.search.page_token import decode_page_token, encode_page_token, fingerprint
+from tracking.search.predicates import compare
 from tracking.store.experiment_checks import parse_experiment_id
 from tracking.store.logged_models import STATUS_BY_NAME, load_models
-from tracking.store.sql_comparison import sql_comparison
 
 DEFAULT_MAX_RESULTS = 100
 MAX_RESULTS_LIMIT = 50_000
@@ -60,11 +60,11 @@ def _filter_clauses(comparisons: list[Comparison], datasets: list[dict]) -> list
     for comp in comparisons:
         if comp.kind == "attribute":
             value = _status_value(comp.value) if comp.key == "status" else comp.value
-            clauses.append(sql_comparison(logged_models.c[comp.key], comp.op, value))
+            clauses.append(compare(logged_models.c[comp.key], comp.op, value))
         elif comp.kind == "metric":
             has_metric_filter = True
             conditions = [metrics.c.model_id == logged_models.c.model_id, metrics.c.key == comp.key,
-                          sql_comparison(metrics.c.value, comp.op, comp.value)]
+                          compare(metrics.c.value, comp.op, comp.value)]
             if datasets:
                 conditions.append(_dataset_clause(datasets))
             clauses.append(exists().where(*conditions))
@@ -78,7 +78,7 @@ def _filter_clauses(comparisons: list[Comparison], datasets: list[dict]) -> list
                 continue
             clauses.append(exists().where(table.c.model_id == logged_models.c.model_id,
                                           table.c[key_col] == comp.key,
-                                          sql_comparison(table.c[value_col], comp.op, comp.value)))
+                                          compare(table.c[value_col], comp.op, comp.value)))
     if datasets and not has_metric_filter:
         # Datasets alone select the models with any metric computed on one of them.
         clauses.append(exists().where(metrics.c.model_id == logged_models.c.model_id, _dataset_clause(datasets)))

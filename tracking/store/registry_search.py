@@ -25,6 +25,7 @@ from tracking.scope import ResourceScope
 from tracking.search.filter import KindRule, parse_filter
 from tracking.search.order_by import parse_order_by
 from tracking.search.page_token import decode_page_token, encode_page_token, fingerprint
+from tracking.search.predicates import compare
 from tracking.store.registry_json import registered_models_json, versions_json
 from tracking.store.registry_validation import IS_PROMPT_TAG_KEY, STAGE_DELETED
 
@@ -47,31 +48,6 @@ class Page:
 
     items: list[dict[str, Any]]
     next_page_token: str | None
-
-
-def _compare(column: ColumnElement, op: str, value: Any) -> ColumnElement[bool]:
-    if op == "=":
-        return column == value
-    if op == "!=":
-        return column != value
-    if op == "LIKE":
-        # MLflow's LIKE is case-sensitive on every database (SQLite runs with case_sensitive_like).
-        return column.like(value)
-    if op == "ILIKE":
-        return func.lower(column).like(func.lower(value))
-    if op == "IN":
-        return column.in_(list(value))
-    if op == "NOT IN":
-        return column.not_in(list(value))
-    if op == "<":
-        return column < value
-    if op == "<=":
-        return column <= value
-    if op == ">":
-        return column > value
-    if op == ">=":
-        return column >= value
-    raise invalid_parameter(f"Invalid filter: unsupported operator {op!r}.")
 
 
 def _wants_prompts(comparisons) -> bool:
@@ -97,7 +73,7 @@ def _string_value(c, key: str) -> None:
 
 
 def _tag_clause(tag_table: Table, owner: Callable[[Table], ColumnElement[bool]], c) -> ColumnElement[bool]:
-    return exists().where(owner(tag_table), tag_table.c.key == c.key, _compare(tag_table.c.value, c.op, c.value))
+    return exists().where(owner(tag_table), tag_table.c.key == c.key, compare(tag_table.c.value, c.op, c.value))
 
 
 def _model_attribute(c) -> ColumnElement[bool]:
@@ -107,7 +83,7 @@ def _model_attribute(c) -> ColumnElement[bool]:
     if c.op not in _STRING_OPS | _LIST_OPS:
         raise invalid_parameter(f"Invalid comparator for attribute: {c.op}")
     _string_value(c, "name")
-    return _compare(registered_models.c.name, c.op, c.value)
+    return compare(registered_models.c.name, c.op, c.value)
 
 
 _VERSION_STRING_COLUMNS = {"name": "name", "run_id": "run_id", "source_path": "source"}
@@ -128,7 +104,7 @@ def _version_attribute(c) -> ColumnElement[bool]:
             raise invalid_parameter(f"Invalid value for numeric attribute '{c.key}': {value!r}") from None
         if not -(2**63) <= number < 2**63:
             raise invalid_parameter(f"Invalid value for numeric attribute '{c.key}': out of the 64-bit range.")
-        return _compare(model_versions.c[_VERSION_NUMERIC_COLUMNS[c.key]], c.op, number)
+        return compare(model_versions.c[_VERSION_NUMERIC_COLUMNS[c.key]], c.op, number)
     column = _VERSION_STRING_COLUMNS.get(c.key)
     if column is None:
         valid = ", ".join(sorted([*_VERSION_STRING_COLUMNS, *_VERSION_NUMERIC_COLUMNS]))
@@ -137,7 +113,7 @@ def _version_attribute(c) -> ColumnElement[bool]:
     if c.op not in allowed:
         raise invalid_parameter(f"Invalid comparator for attribute: {c.op}")
     _string_value(c, c.key)
-    return _compare(model_versions.c[column], c.op, c.value)
+    return compare(model_versions.c[column], c.op, c.value)
 
 
 def _scope_parts(scope: ResourceScope) -> list[Any]:

@@ -25,8 +25,8 @@ from tracking.search.filter import (
 )
 from tracking.search.order_by import parse_order_by
 from tracking.search.page_token import decode_page_token, encode_page_token, fingerprint
+from tracking.search.predicates import compare
 from tracking.store.experiment_checks import parse_experiment_id
-from tracking.store.sql_comparison import sql_comparison
 from tracking.store.traces import TRACE_NAME_TAG, load_trace_infos
 
 DEFAULT_MAX_RESULTS = 100
@@ -62,7 +62,7 @@ def _pair_exists(table, key: str, comp: Comparison):
         return ~exists().where(*base)
     if comp.op == "IS NOT NULL":
         return exists().where(*base)
-    return exists().where(*base, sql_comparison(table.c.value, comp.op, comp.value))
+    return exists().where(*base, compare(table.c.value, comp.op, comp.value))
 
 
 def _clause(comp: Comparison):
@@ -78,7 +78,7 @@ def _clause(comp: Comparison):
     if comp.key == "run_id":
         return _pair_exists(trace_request_metadata, SOURCE_RUN_KEY, comp)
     column = _end_time() if comp.key == "end_time_ms" else trace_info.c[comp.key]
-    return sql_comparison(column, comp.op, comp.value)
+    return compare(column, comp.op, comp.value)
 
 
 def _order_terms(order_by: list[str]):
