@@ -209,6 +209,7 @@ access:
 
 def start(name: str, workdir: Path, port: int) -> tuple[Server, float]:
     """Start one named server over a fresh database."""
+    workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "db.sqlite"
     if name == "mlflow":
         return start_mlflow(workdir, port, db, auth=False)
