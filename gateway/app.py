@@ -21,6 +21,7 @@ from gateway.routes import permissions as permission_routes
 from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
 from gateway.settings import Settings, SettingsError, settings_from_environment
+from gateway.ui import routes as ui_routes
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from tracking.api import tracking_mounts
 from tracking.services import create_tracking
@@ -98,6 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
     for router, api in ((permission_routes.router_v2, "2.0"), (permission_routes.router_v3, "3.0")):
         app.include_router(router, prefix=f"/api/{api}/mlflow")
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
+    app.include_router(ui_routes.router)
+    ui_routes.install_error_pages(app)
     # Authentication sits inside the network ring (installed below, so it wraps this layer).
     app.add_middleware(AuthenticationMiddleware, authenticator=authenticator, sessions=identity.sessions,
                        always_consult_backends=any(m not in ("session", "bearer", "basic")

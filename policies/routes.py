@@ -299,6 +299,11 @@ _TABLE: dict[str, Requirement] = {
     "admin.audit.list": _admin(R),
     "admin.policy.export": _admin(R),
     "admin.policy.apply": _admin(M),
+    # The web UI: the same checks as the API calls each page stands for (list pages are searches).
+    "ui.static": PUBLIC,
+    "ui.experiments": _search(_EXP),
+    "ui.experiment": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
+    "ui.run": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

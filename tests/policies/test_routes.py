@@ -39,6 +39,7 @@ permissions.users.grant permissions.users.revoke permissions.users.get permissio
 admin.users.list admin.users.get admin.groups.list admin.groups.create admin.groups.delete
 admin.groups.add_member admin.groups.remove_member admin.grants.list admin.grants.put admin.grants.revoke
 admin.perms.explain admin.audit.list admin.policy.export admin.policy.apply
+ui.static ui.experiments ui.experiment ui.run
 """.split()
 
 
@@ -63,7 +64,8 @@ def test_exactly_the_login_and_liveness_operations_are_public():
     public = {op for op, req in ROUTE_TABLE.items() if req.access is Access.PUBLIC}
     # Logout is public: its handler checks the session cookie and the form's CSRF field itself.
     assert public == {"ops.health", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout",
-                      "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout"}
+                      "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout",
+                      "ui.static"}  # the UI's stylesheet: the login page needs it before anyone signs in
 
 
 def test_admin_only_and_self_service_account_operations():
@@ -86,6 +88,7 @@ def test_searches_are_scoped_by_the_right_kind():
     assert searches == {
         "experiments.search": ResourceKind.EXPERIMENT, "runs.search": ResourceKind.EXPERIMENT,
         "logged_models.search": ResourceKind.EXPERIMENT, "traces.search": ResourceKind.EXPERIMENT,
+        "ui.experiments": ResourceKind.EXPERIMENT,
         "registered_models.search": ResourceKind.REGISTERED_MODEL,
         "model_versions.search": ResourceKind.REGISTERED_MODEL,
     }

@@ -1,0 +1,247 @@
+"""The UI's pages: experiments list, an experiment's runs, a run; and the stylesheet under /static/.
+
+Each page has an operation id whose route-table entry makes the authorizer do what it does for the
+matching API call: list pages are searches (the authorizer sets the visibility scope, and the queries
+here apply it inside SQL); an experiment's or a run's page needs READ on it, so a hidden one answers
+exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.ui.chart import metric_chart
+from gateway.ui.render import page
+from tracking.api.artifacts import artifact_repository
+from tracking.artifacts.paths import split_relative_path
+from tracking.artifacts.run_locations import run_artifact_root
+from tracking.errors import MlflowError
+from tracking.scope import visibility_scope
+from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
+from tracking.search.page_token import decode_page_token, encode_page_token
+from tracking.search.runs_sql import build_run_search, run_ids_query
+from tracking.services import tracking_of
+from tracking.store.experiments import experiments_to_json, parse_experiment_id
+from tracking.store.metrics import get_metric_history
+from tracking.store.runs import runs_to_json
+from tracking.store.validation import validate_run_id
+
+router = APIRouter(include_in_schema=False)
+
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_TYPES = {"ui.css": "text/css; charset=utf-8"}
+PAGE_SIZE = 50
+MAX_FILTER_CHARS = 4000
+MAX_COLUMNS = 12  # params (and metrics) shown as run-table columns: enough to compare, still readable
+MAX_CHARTS = 24
+MAX_HISTORY = 10_000  # points read per metric; the chart samples them down
+MAX_CHILDREN = 100
+# The authorizer's answer for a resource the caller may not see; a missing one gets the same.
+MISSING = "The requested resource does not exist."
+EXPERIMENT_SORTS = [("name ASC", "Name A-Z"), ("name DESC", "Name Z-A"),
+                    ("creation_time DESC", "Newest first"), ("creation_time ASC", "Oldest first"),
+                    ("last_update_time DESC", "Recently updated")]
+DEFAULT_RUN_ORDER = "attributes.start_time DESC"
+
+
+def _missing() -> MlflowError:
+    return MlflowError(MISSING, "RESOURCE_DOES_NOT_EXIST")
+
+
+def _query(request: Request, name: str, default: str = "") -> str:
+    value = request.query_params.get(name, default)
+    if len(value) > MAX_FILTER_CHARS:
+        raise MlflowError(f"Parameter '{name}' is longer than {MAX_FILTER_CHARS} characters.")
+    return value
+
+
+def _url(path: str, **params: str) -> str:
+    kept = {k: v for k, v in params.items() if v}
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+def _page_of(conn, stmt_for, fp: str, token: str) -> tuple[list, str | None, bool]:
+    """One page of ids, the next page's token, and whether this is not the first page."""
+    offset = decode_page_token(token or None, fp)
+    ids = list(conn.execute(stmt_for(offset, PAGE_SIZE + 1)).scalars())
+    if len(ids) > PAGE_SIZE:
+        return ids[:PAGE_SIZE], encode_page_token(offset + PAGE_SIZE, fp), offset > 0
+    return ids, None, offset > 0
+
+
+@router.get("/static/{name}", operation_id="ui.static")
+def static_file(name: str) -> Response:
+    """The UI's stylesheet (a fixed list of files: no path from the request reaches the file system)."""
+    media_type = STATIC_TYPES.get(name)
+    if media_type is None:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    return Response((STATIC / name).read_bytes(), media_type=media_type,
+                    headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/", operation_id="ui.experiments")
+def experiments_page(request: Request) -> Response:
+    """The experiments the caller may see, filtered with MLflow's grammar, sorted and paged."""
+    filter_text, token = _query(request, "filter"), _query(request, "page_token")
+    order_by = _query(request, "order_by", "name ASC")
+    experiments, next_token, later, error = [], None, False, None
+    try:
+        search = build_experiment_search(filter_text or None, [order_by] if order_by else [], "ACTIVE_ONLY")
+        scope = visibility_scope(request).experiments
+        with tracking_of(request).engine.begin() as conn:
+            ids, next_token, later = _page_of(
+                conn, lambda offset, limit: experiment_ids_query(search, scope, offset, limit),
+                search.fingerprint(scope), token)
+            experiments = experiments_to_json(conn, ids) if ids else []
+    except MlflowError as exc:
+        error = exc.message
+    return page(request, "experiments.html", title="Experiments", status=400 if error else 200,
+                experiments=experiments, filter=filter_text, order_by=order_by, sorts=EXPERIMENT_SORTS,
+                error=error, shown=len(experiments),
+                first_url=_url("/", filter=filter_text, order_by=order_by) if later else None,
+                next_url=_url("/", filter=filter_text, order_by=order_by, page_token=next_token)
+                if next_token else None)
+
+
+def _columns(base: str, filter_text: str, order_by: str, param_keys: list[str], metric_keys: list[str]) -> list:
+    """The run table's headers, each a link that sorts by it (again: the other direction)."""
+    specs = [("Name", "attributes.run_name"), ("Status", "attributes.status"),
+             ("Started", "attributes.start_time"), ("Duration", None), ("User", "attributes.user_id")]
+    specs += [(k, f"params.`{k}`") for k in param_keys] + [(k, f"metrics.`{k}`") for k in metric_keys]
+    columns = []
+    for label, key in specs:
+        if key is None:
+            columns.append({"label": label, "url": _url(base, filter=filter_text, order_by=order_by), "arrow": ""})
+            continue
+        arrow, direction = "", "DESC"
+        if order_by == f"{key} DESC":
+            arrow, direction = " ↓", "ASC"
+        elif order_by == f"{key} ASC":
+            arrow = " ↑"
+        columns.append({"label": label, "arrow": arrow,
+                        "url": _url(base, filter=filter_text, order_by=f"{key} {direction}")})
+    return columns
+
+
+def _experiment_or_missing(conn, experiment_id: str) -> dict:
+    found = experiments_to_json(conn, [parse_experiment_id(experiment_id)])
+    if not found:
+        raise _missing()
+    return found[0]
+
+
+@router.get("/experiments/{experiment_id}", operation_id="ui.experiment")
+def experiment_page(request: Request, experiment_id: str) -> Response:
+    """An experiment's runs as a table with chosen params and metrics, filtered, sorted and paged."""
+    filter_text, token = _query(request, "filter"), _query(request, "page_token")
+    order_by = _query(request, "order_by", DEFAULT_RUN_ORDER)
+    engine = tracking_of(request).engine
+    with engine.begin() as conn:
+        experiment = _experiment_or_missing(conn, experiment_id)
+    runs, next_token, later, error = [], None, False, None
+    try:
+        search = build_run_search([int(experiment["experiment_id"])], filter_text or None,
+                                  [order_by] if order_by else [], "ACTIVE_ONLY")
+        scope = visibility_scope(request).experiments
+        with engine.begin() as conn:
+            ids, next_token, later = _page_of(
+                conn, lambda offset, limit: run_ids_query(search, scope, offset, limit),
+                search.fingerprint(scope), token)
+            runs = runs_to_json(conn, ids) if ids else []
+    except MlflowError as exc:
+        error = exc.message
+    rows = [{"info": r["info"], "params": {p["key"]: p["value"] for p in r["data"]["params"]},
+             "metrics": {m["key"]: m["value"] for m in r["data"]["metrics"]}} for r in runs]
+    param_keys = sorted({k for r in rows for k in r["params"]})[:MAX_COLUMNS]
+    metric_keys = sorted({k for r in rows for k in r["metrics"]})[:MAX_COLUMNS]
+    base = f"/experiments/{experiment['experiment_id']}"
+    return page(request, "experiment.html", title=experiment["name"], status=400 if error else 200,
+                experiment=experiment, runs=rows, filter=filter_text, order_by=order_by, error=error,
+                param_keys=param_keys, metric_keys=metric_keys, shown=len(rows),
+                columns=_columns(base, filter_text, order_by, param_keys, metric_keys),
+                first_url=_url(base, filter=filter_text, order_by=order_by) if later else None,
+                next_url=_url(base, filter=filter_text, order_by=order_by, page_token=next_token)
+                if next_token else None)
+
+
+def _children(request: Request, conn, experiment_id: int, run_id: str) -> list[dict]:
+    # run_id passed validate_run_id (letters, digits, '_' and '-'), so it is safe inside the quotes.
+    search = build_run_search([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'",
+                              [DEFAULT_RUN_ORDER], "ACTIVE_ONLY")
+    ids = list(conn.execute(run_ids_query(search, visibility_scope(request).experiments, 0, MAX_CHILDREN)).scalars())
+    return runs_to_json(conn, ids) if ids else []
+
+
+def _artifacts(request: Request, run_id: str, raw_path: str) -> tuple[list[dict], str | None, str | None]:
+    """The listing under ``raw_path``, the link to its parent folder, and a problem to show instead."""
+    try:
+        relative = split_relative_path(raw_path, allow_trailing_slash=True)
+        root, _ = run_artifact_root(tracking_of(request).engine, run_id)
+        entries = artifact_repository(request).list_dir(root.child(relative))
+    except MlflowError as exc:
+        return [], None, exc.message
+    prefix = "/".join(relative)
+    listing = []
+    for entry in sorted(entries, key=lambda e: (not e.is_dir, e.name)):
+        path = f"{prefix}/{entry.name}" if prefix else entry.name
+        url = (_url(f"/runs/{run_id}", path=path) + "#artifacts" if entry.is_dir
+               else _url("/get-artifact", run_id=run_id, path=path))
+        listing.append({"name": entry.name, "is_dir": entry.is_dir, "size": entry.file_size, "url": url})
+    parent = None
+    if relative:
+        parent = _url(f"/runs/{run_id}", path="/".join(relative[:-1])) + "#artifacts"
+    return listing, parent, None
+
+
+@router.get("/runs/{run_id}", operation_id="ui.run")
+def run_page(request: Request, run_id: str) -> Response:
+    """A run: overview, params, latest metrics, tags, parent and children, metric charts, artifacts."""
+    try:
+        validate_run_id(run_id)
+    except MlflowError:
+        raise _missing() from None
+    raw_path = _query(request, "path")
+    with tracking_of(request).engine.begin() as conn:
+        found = runs_to_json(conn, [run_id])
+        if not found:
+            raise _missing()
+        run = found[0]
+        info, data = run["info"], run["data"]
+        experiment_id = int(info["experiment_id"])
+        experiment = experiments_to_json(conn, [experiment_id])
+        children = _children(request, conn, experiment_id, run_id)
+        charts = []
+        for metric in data["metrics"][:MAX_CHARTS]:
+            history, _ = get_metric_history(conn, run_id, metric["key"], MAX_HISTORY, None)
+            chart = metric_chart(metric["key"], history)
+            if chart is not None:
+                charts.append(chart)
+    tags = data["tags"]
+    parent_id = next((t["value"] for t in tags if t["key"] == "mlflow.parentRunId"), None)
+    artifacts, artifact_parent, artifact_error = _artifacts(request, run_id, raw_path)
+    return page(request, "run.html", title=info.get("run_name") or run_id, info=info,
+                experiment_name=experiment[0]["name"] if experiment else info["experiment_id"],
+                params=data["params"], metrics=data["metrics"], tags=tags, parent_id=parent_id,
+                children=children, charts=charts, artifacts=artifacts, artifact_parent=artifact_parent,
+                artifact_error=artifact_error, artifact_path=raw_path)
+
+
+def install_error_pages(app: FastAPI) -> None:
+    """Answer errors on UI pages with an HTML page; every other route keeps its JSON error body."""
+    api_handler = app.exception_handlers[MlflowError]
+
+    async def handler(request: Request, exc: MlflowError) -> Response:
+        operation_id = getattr(request.scope.get("route"), "operation_id", None) or ""
+        if not operation_id.startswith("ui."):
+            return await api_handler(request, exc)
+        title = "Not found" if exc.status == 404 else "Something went wrong"
+        return await run_in_threadpool(page, request, "error.html", title=title, message=exc.message,
+                                       status=exc.status)
+
+    app.add_exception_handler(MlflowError, handler)

@@ -1,0 +1,122 @@
+"""UI pages in process: escaping of attacker-controlled values, and the same authorization as the API."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.conftest import TEST_ADMIN_TOKEN
+
+A = "/api/2.0/mlflow"
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def _main(html: str) -> str:
+    return html.split('<main id="content">', 1)[1]
+
+
+def _ok(response):
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def world(app_factory):
+    """An admin client, a READ user's client, and two experiments of which the user may read one."""
+    app = app_factory()
+    with TestClient(app, base_url="http://127.0.0.1:5000") as admin:
+        admin.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        _ok(admin.post(f"{A}/users/create", json={"username": "reader", "password": "Unguessable-Pw-5e1b2c"}))
+        token = _ok(admin.post(f"{A}/users/tokens/create", json={
+            "name": "ui", "expires_in_days": 1, "username": "reader"}))["token"]
+        shared = _ok(admin.post(f"{A}/experiments/create", json={"name": "shared-exp"}))["experiment_id"]
+        hidden = _ok(admin.post(f"{A}/experiments/create", json={"name": "hidden-exp"}))["experiment_id"]
+        _ok(admin.post(f"{A}/experiments/permissions/create",
+                       json={"experiment_id": shared, "username": "reader", "permission": "READ"}))
+        runs = {}
+        for name, exp in (("shared", shared), ("hidden", hidden)):
+            made = _ok(admin.post(f"{A}/runs/create", json={
+                "experiment_id": exp, "run_name": f"{name}-run", "start_time": 1_700_000_000_000}))
+            runs[name] = made["run"]["info"]["run_id"]
+        reader = TestClient(app, base_url="http://127.0.0.1:5000")
+        reader.headers["Authorization"] = f"Bearer {token}"
+        yield {"admin": admin, "reader": reader, "shared": shared, "hidden": hidden, "runs": runs}
+
+
+def test_attacker_controlled_values_are_escaped_everywhere(world):
+    admin, exp = world["admin"], world["shared"]
+    run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": exp, "run_name": EVIL}))["run"]["info"]["run_id"]
+    _ok(admin.post(f"{A}/runs/log-batch", json={
+        "run_id": run, "params": [{"key": "p", "value": "\"><script>alert(2)</script>"}],
+        "tags": [{"key": "note", "value": "</script><svg onload=alert(3)>"}],
+        "metrics": [{"key": "loss", "value": v, "timestamp": 1, "step": s} for s, v in enumerate([3, 2, 1.5])]}))
+    for url in (f"/experiments/{exp}", f"/runs/{run}"):
+        page = admin.get(url)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        body = page.text
+        assert EVIL not in body
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body
+        assert "<script" not in body
+        assert "<svg onload" not in body
+    run_page = admin.get(f"/runs/{run}").text
+    assert "&lt;/script&gt;&lt;svg onload=alert(3)&gt;" in run_page
+    assert "<polyline" in run_page  # the loss history is charted on the server
+
+
+def test_reader_lists_only_granted_experiments(world):
+    page = world["reader"].get("/")
+    assert page.status_code == 200
+    assert "shared-exp" in page.text
+    assert "hidden-exp" not in page.text
+    assert "hidden-exp" in world["admin"].get("/").text
+    # The filter box uses MLflow's grammar; a bad filter is explained on the page, not a 500.
+    assert "shared-exp" not in world["reader"].get("/", params={"filter": "name = 'nothing'"}).text
+    bad = world["reader"].get("/", params={"filter": "name =="})
+    assert bad.status_code == 400
+    assert 'role="alert"' in bad.text
+
+
+def test_hidden_experiment_and_run_answer_like_missing_ones(world):
+    reader = world["reader"]
+    assert reader.get(f"/experiments/{world['shared']}").status_code == 200
+    assert "shared-run" in reader.get(f"/experiments/{world['shared']}").text
+    hidden, missing = reader.get(f"/experiments/{world['hidden']}"), reader.get("/experiments/987654")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text
+    assert "hidden-exp" not in hidden.text
+    hidden_run, missing_run = reader.get(f"/runs/{world['runs']['hidden']}"), reader.get(f"/runs/{'0' * 32}")
+    assert hidden_run.status_code == missing_run.status_code == 404
+    assert hidden_run.text == missing_run.text
+    assert reader.get(f"/runs/{world['runs']['shared']}").status_code == 200
+    # An administrator sees a missing experiment the same way too.
+    admin_missing = world["admin"].get("/experiments/987654")
+    assert admin_missing.status_code == 404
+    assert _main(admin_missing.text) == _main(missing.text)
+
+
+def test_runs_table_paginates_and_sorts(world):
+    admin, exp = world["admin"], world["hidden"]
+    for i in range(55):
+        run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": exp, "run_name": f"bulk-{i:02d}"}))
+        _ok(admin.post(f"{A}/runs/log-metric", json={"run_id": run["run"]["info"]["run_id"], "key": "acc",
+                                                      "value": i, "timestamp": 1, "step": 0}))
+    first = admin.get(f"/experiments/{exp}", params={"order_by": "metrics.`acc` DESC"})
+    assert first.status_code == 200
+    assert "bulk-54" in first.text
+    assert "bulk-00" not in first.text
+    assert 'rel="next"' in first.text
+    token = first.text.split('page_token=')[1].split('"')[0]
+    second = admin.get(f"/experiments/{exp}?order_by=metrics.%60acc%60+DESC&page_token={token}")
+    assert second.status_code == 200, second.text
+    assert "bulk-00" in second.text
+    assert "bulk-54" not in second.text
+
+
+def test_stylesheet_is_public_and_other_static_names_are_not_served(world):
+    anonymous = TestClient(world["admin"].app, base_url="http://127.0.0.1:5000")
+    css = anonymous.get("/static/ui.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert anonymous.get("/static/..%2Fapp.py").status_code == 404
