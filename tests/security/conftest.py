@@ -31,6 +31,7 @@ class Actor:
 
     username: str
     token: str
+    password: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -47,7 +48,7 @@ def make_user(server: LiveServer, username: str) -> Actor:
     issued = httpx.post(server.url + f"{A}/users/tokens/create", auth=server.admin_auth, timeout=30,
                         json={"name": "sec", "expires_in_days": 1, "username": username})
     assert issued.status_code == 200, issued.text
-    return Actor(username, issued.json()["token"])
+    return Actor(username, issued.json()["token"], password)
 
 
 @pytest.fixture(scope="module")
