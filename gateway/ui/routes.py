@@ -61,9 +61,9 @@ def _query(request: Request, name: str, default: str = "") -> str:
     return value
 
 
-def _url(path: str, **params: str) -> str:
+def _url(base: str, /, **params: str) -> str:
     kept = {k: v for k, v in params.items() if v}
-    return f"{path}?{urlencode(kept)}" if kept else path
+    return f"{base}?{urlencode(kept)}" if kept else base
 
 
 def _page_of(conn, stmt_for, fp: str, token: str) -> tuple[list, str | None, bool]:
