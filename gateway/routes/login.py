@@ -24,19 +24,21 @@ MAX_FIELD = 4096
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - mlgate</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/ui.css"></head>
 <body>
-<main>
+<header class="top"><div class="bar"><span class="brand">mlgate</span></div></header>
+<main class="login card">
 <h1>Sign in to mlgate</h1>
 {message}
 <form method="post" action="/login">
 <input type="hidden" name="csrf_token" value="{csrf}">
 <input type="hidden" name="next" value="{next}">
-<p><label for="username">Username</label><br>
-<input id="username" name="username" autocomplete="username" required value="{username}"></p>
-<p><label for="password">Password</label><br>
-<input id="password" name="password" type="password" autocomplete="current-password" required></p>
-<p><button type="submit">Sign in</button></p>
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" required value="{username}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
 </form>
 {providers}
 </main>
@@ -71,7 +73,7 @@ def _login_page(request: Request, *, status: int = 200, message: str | None = No
                 next_path: str = "/", headers: dict[str, str] | None = None) -> Response:
     sessions = _identity(request).sessions
     token = sessions.new_form_token()
-    shown = f'<p role="alert">{html.escape(message)}</p>' if message else ""
+    shown = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
     body = _PAGE.format(message=shown, csrf=html.escape(token), next=html.escape(safe_next(next_path)),
                         username=html.escape(username), providers=_provider_buttons(request, safe_next(next_path)))
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})

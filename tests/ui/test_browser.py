@@ -53,6 +53,8 @@ def test_sign_in_browse_and_hostile_names_render_as_text(server):
         # An unauthenticated browser is sent to the sign-in form, and back to the page after it.
         page.goto(f"{server.url}/")
         assert "/login" in page.url
+        assert page.evaluate("getComputedStyle(document.body).margin") == "0px"  # the stylesheet loaded
+        screenshot(page, "ui-login")
         page.fill("#username", server.admin_username)
         page.fill("#password", server.admin_password)
         page.click("form[action='/login'] button[type=submit]")
