@@ -31,7 +31,7 @@ TRAVERSALS = [
 
 @pytest.fixture(scope="module")
 def world(server):
-    """An admin-owned experiment, run (with one artifact) and registered model version."""
+    """An admin-owned experiment, run (with one artifact), registered model version and logged model."""
     admin = httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30)
     exp = admin.post(f"{A}/experiments/create", json={"name": "sec-paths"}).json()["experiment_id"]
     run = admin.post(f"{A}/runs/create", json={"experiment_id": exp}).json()["run"]["info"]["run_id"]
@@ -41,7 +41,9 @@ def world(server):
     made = admin.post(f"{A}/model-versions/create", json={
         "name": "sec-model", "source": f"mlflow-artifacts:/{exp}/{run}/artifacts/model", "run_id": run})
     assert made.status_code == 200, made.text
-    yield admin, exp, run, made.json()["model_version"]["version"]
+    logged = admin.post(f"{A}/logged-models", json={"experiment_id": exp})
+    assert logged.status_code == 200, logged.text
+    yield admin, exp, run, made.json()["model_version"]["version"], logged.json()["model"]["info"]["model_id"]
     admin.close()
 
 
@@ -65,7 +67,7 @@ def _refused(status: int, body: bytes) -> None:
 
 
 def test_path_traversal_artifact_proxy(server, world):
-    _, exp, run, _ = world
+    _, exp, run, *_ = world
     unchanged = Unchanged(server)
     base = f"{R}/artifacts/{exp}/{run}/artifacts/"
     for shape in TRAVERSALS:
@@ -79,7 +81,7 @@ def test_path_traversal_artifact_proxy(server, world):
 
 
 def test_path_traversal_run_artifact_endpoints(server, world):
-    admin, _exp, run, version = world
+    admin, _exp, run, version, logged_model = world
     unchanged = Unchanged(server)
     for shape in TRAVERSALS:
         for route, params in (
@@ -90,6 +92,11 @@ def test_path_traversal_run_artifact_endpoints(server, world):
         ):
             # httpx percent-encodes the query value once, so '%2e' arrives literally and '..' arrives decoded.
             response = admin.get(route, params={**params, "path": shape})
+            _refused(response.status_code, response.content)
+        model = f"{A}/logged-models/{logged_model}/artifacts"
+        for route, name in ((f"{model}/files", "artifact_file_path"), (f"{model}/directories",
+                                                                         "artifact_directory_path")):
+            response = admin.get(route, params={name: shape})
             _refused(response.status_code, response.content)
     unchanged.check()
 
@@ -112,7 +119,7 @@ SOURCES = [
 
 
 def test_path_traversal_model_version_source(server, world):
-    admin, exp, run, _ = world
+    admin, exp, run, *_ = world
     unchanged = Unchanged(server)
     for template in SOURCES:
         source = template.format(exp=exp, run=run)
@@ -147,7 +154,7 @@ def canary():
 
 
 def test_ssrf_artifact_location_and_sources(server, world, canary):
-    admin, exp, run, _ = world
+    admin, exp, run, *_ = world
     targets = ["http://169.254.169.254/latest/meta-data/iam/security-credentials/",
                f"http://127.0.0.1:{canary.port}/model", f"https://127.0.0.1:{canary.port}/model",
                f"mlflow-artifacts://127.0.0.1:{canary.port}/{exp}/{run}/artifacts",
@@ -163,7 +170,7 @@ def test_ssrf_artifact_location_and_sources(server, world, canary):
 def test_ssrf_model_version_remote_source_is_never_fetched(server, world, canary):
     # MLflow clients register versions whose files live in remote stores, so a remote `source` is kept as
     # metadata; the server itself must never fetch it: its artifact endpoints refuse and nothing connects.
-    admin, _, _run, _ = world
+    admin, *_ = world
     sources = [f"http://127.0.0.1:{canary.port}/model", f"mlflow-artifacts://127.0.0.1:{canary.port}/1/x/artifacts"]
     for source in sources:
         made = admin.post(f"{A}/model-versions/create", json={"name": "sec-model", "source": source})
