@@ -80,4 +80,10 @@ def test_sign_in_browse_and_hostile_names_render_as_text(server):
         assert download.get_attribute("href") == f"/get-artifact?run_id={run}&path=summary.txt"
         assert page.request.get(f"{server.url}/get-artifact?run_id={run}&path=summary.txt").body() == b"all good"
         screenshot(page, "ui-run")
+
+        # The layout's sign-out button carries the session's CSRF token: it ends the session.
+        page.click("header form[action='/logout'] button")
+        page.wait_for_url("**/login")
+        page.goto(f"{server.url}/")
+        assert "/login" in page.url
     assert dialogs == []
