@@ -71,8 +71,13 @@ def test_permission_bypass_search_endpoints(server, world):
                      bob.get(f"{A}/experiments/get", params={"experiment_id": exp}),
                      bob.get(f"{A}/experiments/get-by-name", params={"experiment_name": "alice-secret-exp"}),
                      bob.get(f"{A}/metrics/get-history", params={"run_id": run, "metric_key": "acc"}),
-                     bob.get(f"{A}/registered-models/get", params={"name": "alice-model"})):
+                     bob.get(f"{A}/registered-models/get", params={"name": "alice-model"}),
+                     bob.get(f"/runs/{run}"), bob.get(f"/experiments/{exp}")):
         _hidden(response)
+    # The web UI's experiment list is filtered the same way.
+    listing = bob.get("/")
+    assert listing.status_code == 200
+    assert "alice-secret-exp" not in listing.text
     unchanged.check()
 
 

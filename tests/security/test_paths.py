@@ -101,6 +101,35 @@ def test_path_traversal_run_artifact_endpoints(server, world):
     unchanged.check()
 
 
+def test_path_traversal_ui_artifact_browser(server, world):
+    admin, _, run, *_ = world
+    unchanged = Unchanged(server)
+    for shape in [*TRAVERSALS, "model/../../..", "model/%2e%2e/%2e%2e"]:
+        page = admin.get(f"/runs/{run}", params={"path": shape})
+        # The run page reports the bad path and lists nothing from outside the run's artifacts.
+        assert page.status_code in (200, 400, 404), (shape, page.status_code)
+        assert "Invalid path" in page.text, shape
+        for outside in ("mlgate.db", "server.log", "root:x:", SECRET_TEXT):
+            assert outside not in page.text, (shape, outside)
+    unchanged.check()
+
+
+def test_path_traversal_lookalike_segments_stay_inside_the_run(server, world):
+    # Fullwidth dots, overlong UTF-8 and '.' segments are not '..': if accepted they must name files
+    # inside this run's artifact directory and nowhere else.
+    _, exp, run, *_ = world
+    run_dir = f"artifacts/{exp}/{run}/artifacts/"
+    before = {k: v for k, v in Unchanged(server).before[0].items() if not k.startswith(run_dir)}
+    base = f"{R}/artifacts/{exp}/{run}/artifacts/"
+    for shape in ("%ef%bc%8e%ef%bc%8e/%ef%bc%8e%ef%bc%8e/secret.txt", "%c0%ae%c0%ae/%c0%ae%c0%ae/secret.txt",
+                  "x/./y.txt", "..%00/secret.txt", "....//....//secret.txt"):
+        status, body = _raw(server, "PUT", base + shape, b"planted")
+        assert status in (200, 400), (shape, status, body)
+    after = Unchanged(server).before
+    assert {k: v for k, v in after[0].items() if not k.startswith(run_dir)} == before
+    assert (server.workdir / "secret.txt").read_text() == SECRET_TEXT
+
+
 SOURCES = [
     "file:///etc/passwd",
     "file:/etc",

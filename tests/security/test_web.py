@@ -84,9 +84,19 @@ def test_xss_run_names_tags_and_html_artifacts(server, admin, run_ids):
     assert got.headers["content-type"].startswith("application/json")
     assert got.headers["x-content-type-options"] == "nosniff"
     assert got.json()["run"]["info"]["run_name"] == XSS
+    assert admin.post(f"{A}/runs/log-parameter", json={"run_id": run, "key": "p", "value": XSS}).status_code == 200
+    hostile_exp = admin.post(f"{A}/experiments/create", json={"name": "exp" + XSS}).json()["experiment_id"]
     for name, (body, _) in PAYLOADS.items():
         assert admin.put(f"{R}/artifacts/{exp}/{run}/artifacts/{name}", content=body).status_code == 200
     unchanged = Unchanged(server)
+    # The web UI renders the same values as text: escaped, under a CSP that forbids inline script.
+    for path in (f"/runs/{run}", f"/experiments/{exp}", f"/experiments/{hostile_exp}", "/"):
+        page = admin.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert" not in page.text, path
+        assert "<img src=x" not in page.text, path
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "&lt;script&gt;alert(document.domain)" in admin.get(f"/runs/{run}").text
     for name, (body, _) in PAYLOADS.items():
         for response in (admin.get(f"{R}/artifacts/{exp}/{run}/artifacts/{name}"),
                          admin.get("/get-artifact", params={"run_id": run, "path": name}),
@@ -195,6 +205,9 @@ def test_unprotected_routes_refuse_anonymous(server, admin):
                 assert "www-authenticate" in response.headers
         for path in ("/health", "/version", "/api/3.0/mlflow/server-info", "/login"):
             assert anonymous.get(path).status_code == 200
+        # The web UI's pages (outside the OpenAPI document) need a login too.
+        for path in ("/", "/experiments/0", "/runs/" + "0" * 32, "/runs/" + "0" * 32 + "?path=../.."):
+            assert anonymous.get(path).status_code == 401, path
     unchanged.check()
 
 
