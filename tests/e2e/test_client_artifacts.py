@@ -154,8 +154,16 @@ def test_100_mib_round_trip_with_flat_server_memory(run, mlflow_client, e2e_serv
     assert growth < 32 * MIB, f"server peak RSS grew by {growth / MIB:.1f} MiB during a 100 MiB round trip"
 
 
-def test_trace_spans_round_trip_through_the_trace_layout(mlflow_client, unique_name, e2e_server):
+def test_trace_spans_round_trip_through_the_trace_layout(mlflow_client, unique_name, e2e_server, monkeypatch):
     import mlflow
+    import mlflow.tracing.provider
+    from mlflow.store.tracking.rest_store import RestStore
+    from packaging.version import Version
+
+    # The client writes traces.json through the artifact proxy only for servers older than 3.4 (newer ones
+    # get spans over OTLP, tested in test_client_mlflow3.py): pin its version probe to take this path.
+    monkeypatch.setattr(RestStore, "_get_server_version", staticmethod(lambda host_creds: Version("3.3.0")))
+    mlflow.tracing.provider.reset()
 
     experiment_id = mlflow.set_experiment(unique_name).experiment_id
 
@@ -172,6 +180,7 @@ def test_trace_spans_round_trip_through_the_trace_layout(mlflow_client, unique_n
     assert trace.info.tags["mlflow.artifactLocation"] == location
     stored = e2e_server.workdir / "artifacts" / experiment_id / "traces" / trace_id / "artifacts" / "traces.json"
     assert json.loads(stored.read_text())["spans"][0]["name"] == "add"
+    mlflow.tracing.provider.reset()
 
 
 def test_logged_model_artifacts_use_the_model_layout(mlflow_client, unique_name):
