@@ -33,6 +33,8 @@ PUBLIC_PREFIXES = ("/static/", "/static-files/", "/assets/", "/sso/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Forms on these paths carry their own CSRF field, checked by their handlers.
 FORM_PATHS = frozenset({"/login", "/logout"})
+# The web UI's forms (gateway/ui/forms.py checks their csrf_token field against the session's token).
+UI_FORM_PREFIXES = ("/account/", "/admin/")
 CHALLENGE = 'Basic realm="mlgate", charset="UTF-8"'
 NOT_AUTHENTICATED = ("You are not authenticated. Send a username and password (MLFLOW_TRACKING_USERNAME / "
                      "MLFLOW_TRACKING_PASSWORD) or a token (MLFLOW_TRACKING_TOKEN).")
@@ -146,7 +148,8 @@ class AuthenticationMiddleware:
         else:
             method = scope["method"]
             cookie_write = principal.auth_method == "session" and method not in SAFE_METHODS
-            if cookie_write and path not in FORM_PATHS and not self.sessions.check_csrf(
+            if cookie_write and path not in FORM_PATHS and not path.startswith(UI_FORM_PREFIXES) \
+                    and not self.sessions.check_csrf(
                     state.get("session_id", ""), _header(scope, CSRF_HEADER)):
                 await _send_error(send, 403, "PERMISSION_DENIED",
                                   f"Missing or invalid {CSRF_HEADER} header for a cookie-authenticated write.")
