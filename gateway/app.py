@@ -24,6 +24,7 @@ from gateway.settings import Settings, SettingsError, settings_from_environment
 from gateway.ui import routes as ui_routes
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from tracking.api import tracking_mounts
+from tracking.artifacts.storage import destination_problems
 from tracking.services import create_tracking
 
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     except PolicyFileError as exc:
         problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
     problems.extend(identity_problems(settings, policy))
+    problems.extend(destination_problems(settings.artifacts_destination))
     if problems:
         raise SettingsError(problems)
 

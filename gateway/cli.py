@@ -43,7 +43,7 @@ def _log_mlgate_records() -> None:
 @click.option("--backend-store-uri", default="sqlite:///mlgate.db", show_default=True,
               help="Database: sqlite:///path.db or postgresql://user@host/db.")
 @click.option("--artifacts-destination", default="./mlartifacts", show_default=True,
-              help="Where artifacts are stored (a local directory).")
+              help="Where artifacts are stored: a local directory or s3://bucket/prefix.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--policy", "policy_file", default=None, type=click.Path(dir_okay=False),
               help="Declarative policy file (YAML).")

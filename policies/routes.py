@@ -156,7 +156,10 @@ def _assessment_body_trace() -> Requirement:
 _TABLE: dict[str, Requirement] = {
     # Operations and login: reachable without credentials.
     "ops.health": PUBLIC,
+    "ops.ready": PUBLIC,  # readiness probe: names failed checks only, never hosts or errors
     "ops.version": PUBLIC,
+    # Prometheus metrics: administrators, or the scrape token (answered before authentication).
+    "ops.metrics": _admin(R),
     "server.info": PUBLIC,
     "auth.login_page": PUBLIC,
     "auth.login": PUBLIC,
@@ -304,6 +307,32 @@ _TABLE: dict[str, Requirement] = {
     "ui.experiments": _search(_EXP),
     "ui.experiment": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
     "ui.run": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
+    "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
+    "ui.artifact_image": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
+    "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True),  # every run named
+    "ui.traces": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
+    "ui.trace": _trace(R, Source.PATH, "trace_id"),
+    "ui.models": _search(_MODEL),
+    "ui.prompts": _search(_MODEL),
+    "ui.model": _model(R),
+    # My account: what I may see is a search (scoped); token and password forms are writes.
+    "ui.account": _search(_EXP),
+    "ui.account.token_create": _signed_in(M),
+    "ui.account.token_revoke": _signed_in(M),
+    "ui.account.password": _signed_in(M),
+    # Admin pages: the admin API's checks (forms change state: MANAGE, so a read-only token cannot).
+    "ui.admin.users": _admin(R),
+    "ui.admin.user_create": _admin(M),
+    "ui.admin.user_update": _admin(M),
+    "ui.admin.groups": _admin(R),
+    "ui.admin.group_create": _admin(M),
+    "ui.admin.group_delete": _admin(M),
+    "ui.admin.group_member": _admin(M),
+    "ui.admin.grants": _admin(R),
+    "ui.admin.grant_put": _admin(M),
+    "ui.admin.grant_revoke": _admin(M),
+    "ui.admin.audit": _admin(R),
+    "ui.admin.policy": _admin(R),
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

@@ -166,8 +166,9 @@ def grant_json(row) -> dict:
 
 def audit_records(conn: Connection, *, actor: str | None = None, action: str | None = None,
                   outcome: str | None = None, since: int | None = None, until: int | None = None,
-                  after_id: int | None = None, limit: int = 100) -> list[dict]:
-    """Audit records matching every given filter, oldest first (``after_id`` pages forward, for tail)."""
+                  after_id: int | None = None, limit: int = 100, before_id: int | None = None) -> list[dict]:
+    """Audit records matching every given filter, oldest first (``after_id`` pages forward, for tail;
+    ``before_id`` pages back, for the web UI's newest-first pages)."""
     stmt = select(*[audit_log.c[name] for name in AUDIT_FIELDS])
     if actor is not None:
         # Records name actors either bare (``alice``) or with their kind (``user:alice``).
@@ -180,6 +181,8 @@ def audit_records(conn: Connection, *, actor: str | None = None, action: str | N
         stmt = stmt.where(audit_log.c.at >= since)
     if until is not None:
         stmt = stmt.where(audit_log.c.at < until)
+    if before_id is not None:
+        stmt = stmt.where(audit_log.c.id < before_id)
     if after_id is not None:
         stmt = stmt.where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit)
         return [dict(r._mapping) for r in conn.execute(stmt)]

@@ -15,9 +15,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from auth.errors import AuthError
-from auth.sessions import COOKIE_NAME
-
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -74,27 +71,26 @@ def environment() -> Environment:
 
 
 def _signed_in(request: Request) -> tuple[str | None, str | None]:
-    """The signed-in user's name, and the CSRF token of their session for the sign-out form."""
+    """The signed-in user's name, and the CSRF token of their session (sign-out and every other form)."""
     principal = getattr(request.state, "principal", None)
     if principal is None:
         return None, None
-    cookie = request.cookies.get(COOKIE_NAME)
-    if not cookie:
+    session_id = getattr(request.state, "session_id", None)
+    if principal.auth_method != "session" or not session_id:
         return principal.name, None  # a token or basic client has no session to end
-    sessions = request.app.state.identity.sessions
-    try:
-        active = sessions.resolve(cookie)
-    except AuthError:
-        return principal.name, None
-    return principal.name, sessions.csrf_token(active.session.id)
+    return principal.name, request.app.state.identity.sessions.csrf_token(session_id)
 
 
-def page(request: Request, template: str, *, title: str, status: int = 200, **context) -> HTMLResponse:
+def page(request: Request, template: str, *, title: str, status: int = 200, headers: dict[str, str] | None = None,
+         **context) -> HTMLResponse:
     """Render ``template`` inside the shared layout as an HTML response."""
     user, logout_token = _signed_in(request)
-    body = environment().get_template(template).render(title=title, user=user, logout_token=logout_token,
-                                                       **context)
-    response = HTMLResponse(body, status_code=status)
+    principal = getattr(request.state, "principal", None)
+    context.setdefault("section", "experiments")
+    body = environment().get_template(template).render(
+        title=title, user=user, logout_token=logout_token, csrf_token=logout_token,
+        is_admin=bool(principal is not None and principal.is_admin and not principal.read_only), **context)
+    response = HTMLResponse(body, status_code=status, headers=headers)
     # The sign-out form posts from here: under no-referrer Chromium would send "Origin: null", which the
     # cross-site write check refuses; same-origin keeps the Origin and still sends no Referer elsewhere.
     response.headers["Referrer-Policy"] = "same-origin"

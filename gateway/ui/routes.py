@@ -16,7 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.ui import account, admin, compare, models, preview
 from gateway.ui.chart import metric_chart
+from gateway.ui.preview import preview_kind
 from gateway.ui.render import page
 from tracking.api.artifacts import artifact_repository
 from tracking.artifacts.paths import split_relative_path
@@ -33,9 +35,11 @@ from tracking.store.runs import runs_to_json
 from tracking.store.validation import validate_run_id
 
 router = APIRouter(include_in_schema=False)
+for _module in (compare, preview, models, account, admin):
+    router.include_router(_module.router)
 
 STATIC = Path(__file__).resolve().parent / "static"
-STATIC_TYPES = {"ui.css": "text/css; charset=utf-8"}
+STATIC_TYPES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 PAGE_SIZE = 50
 MAX_FILTER_CHARS = 4000
 MAX_COLUMNS = 12  # params (and metrics) shown as run-table columns: enough to compare, still readable
@@ -77,7 +81,7 @@ def _page_of(conn, stmt_for, fp: str, token: str) -> tuple[list, str | None, boo
 
 @router.get("/static/{name}", operation_id="ui.static")
 def static_file(name: str) -> Response:
-    """The UI's stylesheet (a fixed list of files: no path from the request reaches the file system)."""
+    """The UI's stylesheet and script (a fixed list of files: no path from the request reaches the file system)."""
     media_type = STATIC_TYPES.get(name)
     if media_type is None:
         return Response("Not found", status_code=404, media_type="text/plain")
@@ -192,7 +196,10 @@ def _artifacts(request: Request, run_id: str, raw_path: str) -> tuple[list[dict]
         path = f"{prefix}/{entry.name}" if prefix else entry.name
         url = (_url(f"/runs/{run_id}", path=path) + "#artifacts" if entry.is_dir
                else _url("/get-artifact", run_id=run_id, path=path))
-        listing.append({"name": entry.name, "is_dir": entry.is_dir, "size": entry.file_size, "url": url})
+        preview = None if entry.is_dir or preview_kind(entry.name) is None \
+            else _url(f"/runs/{run_id}/preview", path=path)
+        listing.append({"name": entry.name, "is_dir": entry.is_dir, "size": entry.file_size, "url": url,
+                        "preview": preview})
     parent = None
     if relative:
         parent = _url(f"/runs/{run_id}", path="/".join(relative[:-1])) + "#artifacts"
@@ -225,7 +232,10 @@ def run_page(request: Request, run_id: str) -> Response:
     tags = data["tags"]
     parent_id = next((t["value"] for t in tags if t["key"] == "mlflow.parentRunId"), None)
     artifacts, artifact_parent, artifact_error = _artifacts(request, run_id, raw_path)
-    return page(request, "run.html", title=info.get("run_name") or run_id, info=info,
+    datasets = [{"dataset": d["dataset"], "context": next((t["value"] for t in d.get("tags", [])
+                                                           if t["key"] == "mlflow.data.context"), "")}
+                for d in run.get("inputs", {}).get("dataset_inputs", [])]
+    return page(request, "run.html", title=info.get("run_name") or run_id, info=info, datasets=datasets,
                 experiment_name=experiment[0]["name"] if experiment else info["experiment_id"],
                 params=data["params"], metrics=data["metrics"], tags=tags, parent_id=parent_id,
                 children=children, charts=charts, artifacts=artifacts, artifact_parent=artifact_parent,

@@ -10,9 +10,12 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, LiveServer, start_server
-from tests.services import fresh_postgres_database
+from tests.services import S3Server, fresh_postgres_database, s3_server
 
 E2E_AUTH = os.environ.get("MLGATE_E2E_AUTH", "basic")
+# MLGATE_E2E_ARTIFACTS=s3 runs the e2e servers with their artifacts on a local S3 API server (moto).
+E2E_ARTIFACTS = os.environ.get("MLGATE_E2E_ARTIFACTS", "local")
+E2E_S3_PREFIX = "e2e/artifacts"
 _admin_tokens: dict[str, str] = {}
 
 
@@ -26,19 +29,43 @@ def admin_token(server: LiveServer) -> str:
     return _admin_tokens[server.url]
 
 
+@pytest.fixture(scope="session")
+def e2e_s3() -> Iterator[S3Server | None]:
+    """With ``MLGATE_E2E_ARTIFACTS=s3``: one S3 API server (moto) for the session's e2e servers."""
+    if E2E_ARTIFACTS != "s3":
+        yield None
+        return
+    with s3_server() as server:
+        yield server
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def e2e_server(request, tmp_path_factory) -> Iterator[LiveServer]:
+def e2e_server(request, tmp_path_factory, e2e_s3) -> Iterator[LiveServer]:
     """A real ``mlgate server`` on SQLite, then on PostgreSQL, shared by the e2e tests of a session."""
     workdir = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    args, env = [], None
+    if e2e_s3 is not None:  # artifacts in a fresh bucket instead of workdir/artifacts
+        args, env = ["--artifacts-destination", f"s3://{e2e_s3.new_bucket()}/{E2E_S3_PREFIX}"], e2e_s3.env
     if request.param == "postgresql":
         with fresh_postgres_database() as uri:
-            server = start_server(workdir, uri)
+            server = start_server(workdir, uri, *args, env=env)
             yield server
             server.stop()
     else:
-        server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}")
+        server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", *args, env=env)
         yield server
         server.stop()
+
+
+def stored_artifact(server: LiveServer, path: str) -> bytes:
+    """The bytes the server stored for a root-relative artifact path, read from its disk or its S3 bucket."""
+    if "--artifacts-destination" not in server.args:
+        return (server.workdir / "artifacts" / path).read_bytes()
+    from tracking.artifacts.s3 import parse_s3_destination
+
+    destination, _ = parse_s3_destination(server.args[server.args.index("--artifacts-destination") + 1])
+    client = S3Server(server.env["MLFLOW_S3_ENDPOINT_URL"], None).client()
+    return client.get_object(Bucket=destination.bucket, Key=destination.key(path))["Body"].read()
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.e2e.conftest import stored_artifact
+
 pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
@@ -178,8 +180,8 @@ def test_trace_spans_round_trip_through_the_trace_layout(mlflow_client, unique_n
     assert [span.outputs for span in trace.data.spans] == [3]
     location = f"mlflow-artifacts:/{experiment_id}/traces/{trace_id}/artifacts"
     assert trace.info.tags["mlflow.artifactLocation"] == location
-    stored = e2e_server.workdir / "artifacts" / experiment_id / "traces" / trace_id / "artifacts" / "traces.json"
-    assert json.loads(stored.read_text())["spans"][0]["name"] == "add"
+    stored = stored_artifact(e2e_server, f"{experiment_id}/traces/{trace_id}/artifacts/traces.json")
+    assert json.loads(stored)["spans"][0]["name"] == "add"
     mlflow.tracing.provider.reset()
 
 

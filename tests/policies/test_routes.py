@@ -9,7 +9,7 @@ from policies.routes import OPERATION_IDS, ROUTE_TABLE, Access, Lookup, Source, 
 
 # The canonical operation ids every engineer mounts routes under (see the project's preamble).
 CANONICAL = """
-ops.health ops.version server.info
+ops.health ops.ready ops.metrics ops.version server.info
 experiments.create experiments.get experiments.get_by_name experiments.update experiments.delete
 experiments.restore experiments.set_tag experiments.delete_tag experiments.search
 runs.create runs.get runs.update runs.delete runs.restore runs.set_tag runs.delete_tag runs.log_metric
@@ -40,6 +40,11 @@ admin.users.list admin.users.get admin.groups.list admin.groups.create admin.gro
 admin.groups.add_member admin.groups.remove_member admin.grants.list admin.grants.put admin.grants.revoke
 admin.perms.explain admin.audit.list admin.policy.export admin.policy.apply
 ui.static ui.experiments ui.experiment ui.run
+ui.artifact_preview ui.artifact_image ui.compare ui.traces ui.trace ui.models ui.prompts ui.model
+ui.account ui.account.token_create ui.account.token_revoke ui.account.password
+ui.admin.users ui.admin.user_create ui.admin.user_update ui.admin.groups ui.admin.group_create
+ui.admin.group_delete ui.admin.group_member ui.admin.grants ui.admin.grant_put ui.admin.grant_revoke
+ui.admin.audit ui.admin.policy
 """.split()
 
 
@@ -63,7 +68,7 @@ def test_table_is_read_only():
 def test_exactly_the_login_and_liveness_operations_are_public():
     public = {op for op, req in ROUTE_TABLE.items() if req.access is Access.PUBLIC}
     # Logout is public: its handler checks the session cookie and the form's CSRF field itself.
-    assert public == {"ops.health", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout",
+    assert public == {"ops.health", "ops.ready", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout",
                       "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout",
                       "ui.static"}  # the UI's stylesheet: the login page needs it before anyone signs in
 
@@ -71,10 +76,14 @@ def test_exactly_the_login_and_liveness_operations_are_public():
 def test_admin_only_and_self_service_account_operations():
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.ADMIN} == {
         "users.create", "users.update_admin", "users.delete", "users.list", "users.update_disabled",
-        *(op for op in OPERATION_IDS if op.startswith("admin."))}
+        "ops.metrics", *(op for op in OPERATION_IDS if op.startswith(("admin.", "ui.admin.")))}
     # Every admin-API change is a write a read-only admin token must not make.
     assert all(ROUTE_TABLE[op].permission is Permission.MANAGE for op in OPERATION_IDS
                if op.startswith("admin.") and op.rsplit(".", 1)[1] not in ("list", "get", "explain", "export"))
+    # The admin pages: viewing is READ, every form that changes something is MANAGE.
+    ui_admin_views = {"ui.admin.users", "ui.admin.groups", "ui.admin.grants", "ui.admin.audit", "ui.admin.policy"}
+    assert all(ROUTE_TABLE[op].permission is (Permission.READ if op in ui_admin_views else Permission.MANAGE)
+               for op in OPERATION_IDS if op.startswith("ui.admin."))
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.SELF_OR_ADMIN} == {
         "users.get", "users.update_password"}
     # A read-only token may look at its account but not mint or revoke tokens.
@@ -88,7 +97,8 @@ def test_searches_are_scoped_by_the_right_kind():
     assert searches == {
         "experiments.search": ResourceKind.EXPERIMENT, "runs.search": ResourceKind.EXPERIMENT,
         "logged_models.search": ResourceKind.EXPERIMENT, "traces.search": ResourceKind.EXPERIMENT,
-        "ui.experiments": ResourceKind.EXPERIMENT,
+        "ui.experiments": ResourceKind.EXPERIMENT, "ui.account": ResourceKind.EXPERIMENT,
+        "ui.models": ResourceKind.REGISTERED_MODEL, "ui.prompts": ResourceKind.REGISTERED_MODEL,
         "registered_models.search": ResourceKind.REGISTERED_MODEL,
         "model_versions.search": ResourceKind.REGISTERED_MODEL,
     }

@@ -1,11 +1,12 @@
 """Artifact endpoints: MLflow's artifact proxy (``/mlflow-artifacts``), the UI's listing by run, downloads.
 
 Every client-given path goes through :mod:`tracking.artifacts.paths` before any storage call, and
-storage never follows a symlink. Uploads stream to disk in bounded chunks; nothing reads a whole body.
+storage never follows a symlink. Uploads stream to storage in bounded chunks; nothing reads a whole body.
 """
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -106,8 +107,10 @@ async def put_artifact(request: Request, artifact_path: str):
             await run_in_threadpool(writer.write, batch)
         await run_in_threadpool(writer.commit)
     except BaseException:
-        # Also on client disconnect and cancellation: no partial file is left behind.
-        writer.abort()
+        # Also on client disconnect and cancellation: no partial file (or pending S3 multipart upload) is
+        # left behind. The abort may be a network call, so it runs on a thread, shielded from the cancellation.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(writer.abort)
         raise
     return ok({})
 

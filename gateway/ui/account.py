@@ -1,0 +1,127 @@
+"""My account: who I am, my groups, what I can see and why, my access tokens, my password.
+
+Every change goes through :class:`auth.accounts.Accounts` (the same rules, checks and audit records as the
+token and password API); every form is CSRF-checked (:mod:`gateway.ui.forms`). What I can see is read
+under my own visibility scope and explained by ``decide`` with the rule that decided it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from auth.backends import client_address
+from auth.errors import AuthError
+from auth.grants import list_grants
+from gateway.authz import subject_of
+from gateway.routes import admin_store
+from gateway.ui.forms import FORM
+from gateway.ui.render import page
+from policies.model import Resource
+from tracking.errors import MlflowError
+from tracking.scope import visibility_scope
+from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
+from tracking.services import tracking_of
+from tracking.store.experiments import experiments_to_json
+from tracking.store.registry_search import search_registered_models
+
+router = APIRouter(include_in_schema=False)
+MAX_SHOWN = 50  # resources explained on the page
+DONE = {"revoked": "The token was revoked.", "password": "Your password was changed."}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _access(request: Request, principal) -> dict:
+    """Experiments and models I can see (first MAX_SHOWN each), each with my highest permission and why."""
+    policy = request.app.state.policy_holder.current()
+    subject = subject_of(principal)
+    scope = visibility_scope(request)
+    search = build_experiment_search(None, ["name ASC"], "ACTIVE_ONLY")
+    with tracking_of(request).engine.connect() as conn:
+        ids = list(conn.execute(experiment_ids_query(search, scope.experiments, 0, MAX_SHOWN + 1)).scalars())
+        experiments = experiments_to_json(conn, ids[:MAX_SHOWN]) if ids else []
+        models = search_registered_models(conn, filter_string=None, max_results=MAX_SHOWN, order_by=["name ASC"],
+                                          page_token=None, scope=scope.registered_models)
+        stored = [g for key in [subject.key, *(f"group:{g}" for g in sorted(subject.groups))]
+                  for g in list_grants(conn, subject=key)]
+
+    def best(resource: Resource) -> dict:
+        for action in ("MANAGE", "EDIT", "READ"):
+            found = admin_store.explain(policy, subject, resource, action)
+            if found["allowed"]:
+                return found
+        return admin_store.explain(policy, subject, resource, "READ")
+
+    return {
+        "experiments": [{"id": e["experiment_id"], "name": e["name"],
+                         **best(Resource.experiment(e["experiment_id"], e["name"]))} for e in experiments],
+        "models": [{"name": m["name"], **best(Resource.registered_model(m["name"]))} for m in models.items],
+        "more_experiments": len(ids) > MAX_SHOWN, "more_models": models.next_page_token is not None,
+        "grants": [admin_store.grant_json(g) for g in stored],
+    }
+
+
+def _account_page(request: Request, *, status: int = 200, error: str | None = None, done: str | None = None,
+                  new_token: dict | None = None) -> Response:
+    principal = request.state.principal
+    accounts = request.app.state.accounts
+    user = accounts.store.user_by_id(principal.id)
+    tokens = [t.to_json() for t in accounts.list_tokens(principal)]
+    return page(request, "account.html", title="My account", section="account", status=status, error=error,
+                done=done, new_token=new_token, principal=principal, tokens=tokens,
+                has_password=bool(user is not None and user.kind == "user" and user.password_hash),
+                max_days=request.app.state.identity.config.tokens.max_lifetime_days,
+                server_url=str(request.base_url).rstrip("/"), **_access(request, principal),
+                headers=NO_STORE)
+
+
+@router.get("/account", operation_id="ui.account")
+def account_page(request: Request) -> Response:
+    """Who I am, my groups, what I can access and why, my tokens, and the password form."""
+    return _account_page(request, done=DONE.get(request.query_params.get("done", "")))
+
+
+def _days(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 5:
+        raise MlflowError("Days must be a whole number.", "INVALID_PARAMETER_VALUE")
+    return int(text.strip())
+
+
+@router.post("/account/tokens/create", operation_id="ui.account.token_create")
+def create_token(request: Request, fields: dict = FORM) -> Response:
+    """Issue a token for myself; its secret is on this response only (not stored, not cached)."""
+    try:
+        issued = request.app.state.accounts.create_token(
+            request.state.principal, fields.get("name", "").strip(), _days(fields.get("days", "")),
+            read_only=fields.get("read_only") == "on", client=client_address(request))
+    except (AuthError, MlflowError) as exc:
+        return _account_page(request, status=400, error=exc.message)
+    return _account_page(request, new_token={"secret": issued.token, "name": issued.row.name})
+
+
+@router.post("/account/tokens/revoke", operation_id="ui.account.token_revoke")
+def revoke_token(request: Request, fields: dict = FORM) -> Response:
+    """Revoke one of my tokens (someone else's token id answers "not found")."""
+    try:
+        request.app.state.accounts.revoke_token(request.state.principal, fields.get("token_id", "")[:64],
+                                                client=client_address(request))
+    except AuthError as exc:
+        return _account_page(request, status=400, error=exc.message)
+    return RedirectResponse("/account?done=revoked", status_code=303)
+
+
+@router.post("/account/password", operation_id="ui.account.password")
+def change_password(request: Request, fields: dict = FORM) -> Response:
+    """Change my password; the current one is required."""
+    principal = request.state.principal
+    new, repeat = fields.get("new_password", ""), fields.get("repeat_password", "")
+    if new != repeat:
+        return _account_page(request, status=400, error="The new passwords do not match.")
+    try:
+        request.app.state.accounts.change_password(principal, principal.name, new,
+                                                   fields.get("current_password") or None,
+                                                   client=client_address(request))
+    except AuthError as exc:
+        return _account_page(request, status=400, error=exc.message)
+    return RedirectResponse("/account?done=password", status_code=303)
