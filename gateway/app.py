@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import Depends, FastAPI
 from starlette.requests import Request
@@ -11,10 +13,16 @@ from starlette.responses import PlainTextResponse
 from auth.accounts import Accounts
 from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
 from gateway.authn import AuthenticationMiddleware
-from gateway.authz import Authorizer, PolicyHolder, ResourceResolver, grant_creator_manage
+from gateway.authz import PolicyHolder, ResourceResolver, grant_creator_manage
 from gateway.errors import install_error_handlers
 from gateway.identity import auth_config_of, build_identity, identity_problems
-from gateway.middleware import install_network_middleware
+from gateway.middleware import as_network_config, install_network_middleware
+from gateway.ops.access import RequestObservationMiddleware
+from gateway.ops.decisions import ObservedAuthorizer
+from gateway.ops.metrics import AuditCounter, Metrics
+from gateway.ops.readiness import Readiness
+from gateway.ops.routes import router as ops_router
+from gateway.ops.scrape import ScrapeTokenMiddleware
 from gateway.routes import admin as admin_routes
 from gateway.routes import login as login_routes
 from gateway.routes import permissions as permission_routes
@@ -48,17 +56,24 @@ def create_app(settings: Settings) -> FastAPI:
     if problems:
         raise SettingsError(problems)
 
-    tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination)
+    tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination,
+                               **settings.engine_options())
     auth_config = auth_config_of(policy)
-    identity, authenticator = build_identity(settings, auth_config, tracking.engine)
+    # Lockout and invalidation share the Redis that rate limits use, whichever option named it.
+    identity, authenticator = build_identity(replace(settings, redis_url=shared_redis_url(settings, policy)),
+                                             auth_config, tracking.engine)
     policy_holder = PolicyHolder(policy, tracking.engine)
-    authorizer = Authorizer(policy_holder, ResourceResolver(tracking.engine), identity.auditor)
+    metrics = Metrics()
+    authorizer = ObservedAuthorizer(policy_holder, ResourceResolver(tracking.engine), identity.auditor, metrics)
     tracking.creation_listeners.append(grant_creator_manage)
+    audit_counter = AuditCounter(metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         identity.invalidation.start()
+        audit_counter.attach(logging.getLogger("mlgate.audit"))
         yield
+        logging.getLogger("mlgate.audit").removeHandler(audit_counter)
         identity.invalidation.stop()
         tracking.dispose()
 
@@ -79,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.accounts = Accounts(identity)
     app.state.policy_holder = policy_holder
     app.state.authorizer = authorizer
+    app.state.metrics = metrics
     install_error_handlers(app)
 
     @app.get("/health", operation_id="ops.health", include_in_schema=True)
@@ -101,15 +117,29 @@ def create_app(settings: Settings) -> FastAPI:
     for router, api in ((permission_routes.router_v2, "2.0"), (permission_routes.router_v3, "3.0")):
         app.include_router(router, prefix=f"/api/{api}/mlflow")
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
+    app.include_router(ops_router)  # /ready, /metrics
     app.include_router(ui_routes.router)
     ui_routes.install_error_pages(app)
     # Authentication sits inside the network ring (installed below, so it wraps this layer).
     app.add_middleware(AuthenticationMiddleware, authenticator=authenticator, sessions=identity.sessions,
                        always_consult_backends=any(m not in ("session", "bearer", "basic")
                                                for m in auth_config.methods))
+    # The scrape token is checked inside the network ring and before authentication (gateway.ops.scrape).
+    app.add_middleware(ScrapeTokenMiddleware, metrics=metrics, token=settings.metrics_token)
     # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
     install_network_middleware(app, settings, policy.network)
+    app.state.readiness = Readiness(tracking.engine, [shared_redis_url(settings, policy)])
+    # Outermost: request ids, access log and request metrics see every answer, refusals included.
+    app.add_middleware(RequestObservationMiddleware, metrics=metrics)
     return app
+
+
+def shared_redis_url(settings: Settings, policy: PolicyFile) -> str | None:
+    """The Redis every process shares: ``--redis-url``, else a redis:// ``network.rate_limit.storage``."""
+    if settings.redis_url:
+        return settings.redis_url
+    storage = as_network_config(policy.network).rate_limit.storage
+    return storage if storage.startswith(("redis://", "rediss://")) else None
 
 
 def app_from_environment() -> FastAPI:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -27,16 +26,6 @@ def _split(values: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in values.split(",") if v.strip())
 
 
-def _log_mlgate_records() -> None:
-    """Show mlgate's own INFO records (``mlgate.*``: startup state, audit) on stderr beside uvicorn's."""
-    logger = logging.getLogger("mlgate")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
@@ -53,19 +42,27 @@ def _log_mlgate_records() -> None:
 @click.option("--redis-url", default=None, help="Redis for shared rate limits, lockout and invalidation.")
 @click.option("--dev", "dev_mode", is_flag=True, default=False,
               help="Development mode: allows non-Secure cookies on plain HTTP.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Log lines as text, or one JSON object per line (request id, principal, operation, status).")
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=float,
+              help="Seconds requests in flight may take to finish after SIGTERM.")
+@click.option("--db-pool-size", default=10, show_default=True, type=int,
+              help="PostgreSQL connections kept open per worker process.")
+@click.option("--db-max-overflow", default=10, show_default=True, type=int,
+              help="Extra PostgreSQL connections a worker may open under load.")
+@click.option("--db-pool-timeout", default=30.0, show_default=True, type=float,
+              help="Seconds to wait for a free PostgreSQL connection before failing the request.")
+@click.option("--db-statement-timeout", default=0, show_default=True, type=int,
+              help="PostgreSQL statement_timeout in milliseconds (0: none).")
 def server(host, port, backend_store_uri, artifacts_destination, workers, policy_file, allowed_hosts,
-           cors_allowed_origins, redis_url, dev_mode) -> None:
+           cors_allowed_origins, redis_url, dev_mode, log_format, shutdown_timeout, db_pool_size, db_max_overflow,
+           db_pool_timeout, db_statement_timeout) -> None:
     """Start the server (upgrades the database schema first).
+
+    The Prometheus scrape token, like every secret, comes from the environment: MLGATE_METRICS_TOKEN.
 
     Example: mlgate server --host 127.0.0.1 --port 5000
     """
-    import uvicorn
-
-    _log_mlgate_records()
-    from gateway.app import create_app
-    from gateway.db import upgrade_database
-    from tracking.db.engine import make_engine
-
     settings = Settings(
         host=host, port=port, backend_store_uri=backend_store_uri,
         artifacts_destination=artifacts_destination, workers=workers, policy_file=policy_file,
@@ -73,7 +70,18 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
         redis_url=redis_url, dev_mode=dev_mode,
         # Secrets come from the environment only: command lines are visible to every local user.
         secret_key=os.environ.get("MLGATE_SECRET_KEY") or None,
+        metrics_token=os.environ.get("MLGATE_METRICS_TOKEN") or None,
+        log_format=log_format, shutdown_timeout_seconds=shutdown_timeout, db_pool_size=db_pool_size,
+        db_max_overflow=db_max_overflow, db_pool_timeout_seconds=db_pool_timeout,
+        db_statement_timeout_ms=db_statement_timeout,
     )
+    from gateway.ops.serve import prepare_process, serve
+
+    metrics_dir = prepare_process(settings)  # before the app (and prometheus_client) is imported
+    from gateway.app import create_app
+    from gateway.db import upgrade_database
+    from tracking.db.engine import make_engine
+
     try:
         app = create_app(settings)  # validates everything before any worker starts
     except SettingsError as exc:
@@ -91,14 +99,9 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
     except ValueError as exc:
         click.echo(f"mlgate: {exc}", err=True)
         sys.exit(2)
-    common = {"host": host, "port": port, "log_level": "info", "proxy_headers": False,
-              "server_header": False, "timeout_graceful_shutdown": 30,
-              "access_log": False}
     if workers > 1:
         os.environ[SETTINGS_ENV] = settings.to_json()
-        uvicorn.run("gateway.app:app_from_environment", factory=True, workers=workers, **common)
-    else:
-        uvicorn.run(app, **common)
+    serve(settings, app, "gateway.app:app_from_environment", metrics_dir)
 
 
 @main.group()

@@ -36,6 +36,16 @@ class Settings:
     # Signs session cookies (MLGATE_SECRET_KEY); kept out of repr so it never reaches a log.
     secret_key: str | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict)
+    # Operations (gateway/ops): log format, the Prometheus scrape token (MLGATE_METRICS_TOKEN, never a
+    # flag), how long in-flight requests may take to finish after SIGTERM.
+    log_format: str = "text"
+    metrics_token: str | None = field(default=None, repr=False)
+    shutdown_timeout_seconds: float = 30.0
+    # PostgreSQL connection pool, per process (SQLite ignores them); 0 = no statement timeout.
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_seconds: float = 30.0
+    db_statement_timeout_ms: int = 0
 
     def to_json(self) -> str:
         """Serialize for worker processes (uvicorn ``--workers`` re-imports the app factory)."""
@@ -62,7 +72,44 @@ class Settings:
             problems.append(
                 "--backend-store-uri / MLGATE_BACKEND_STORE_URI: must be a sqlite:/// or postgresql:// URI"
             )
+        problems += operations_problems(self)
         return problems
+
+    def engine_options(self) -> dict:
+        """Keyword arguments for ``tracking.db.engine.make_engine`` (pool and statement timeout)."""
+        return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow,
+                "pool_timeout": self.db_pool_timeout_seconds,
+                "statement_timeout_ms": self.db_statement_timeout_ms or None}
+
+
+LOG_FORMATS = ("text", "json")
+MIN_METRICS_TOKEN_LENGTH = 32
+
+
+def operations_problems(settings: Settings) -> list[str]:
+    """Problems with the operations settings: logging, metrics, shutdown and the database pool."""
+    problems = []
+    if settings.log_format not in LOG_FORMATS:
+        problems.append(f"--log-format / MLGATE_LOG_FORMAT: must be one of {', '.join(LOG_FORMATS)}, "
+                        f"got {settings.log_format!r}")
+    if settings.metrics_token is not None and len(settings.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+        problems.append(f"MLGATE_METRICS_TOKEN: must be at least {MIN_METRICS_TOKEN_LENGTH} characters "
+                        "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    if not settings.shutdown_timeout_seconds >= 0:
+        problems.append("--shutdown-timeout / MLGATE_SHUTDOWN_TIMEOUT: must be 0 or more seconds, "
+                        f"got {settings.shutdown_timeout_seconds}")
+    if settings.db_pool_size < 1:
+        problems.append(f"--db-pool-size / MLGATE_DB_POOL_SIZE: must be at least 1, got {settings.db_pool_size}")
+    if settings.db_max_overflow < 0:
+        problems.append("--db-max-overflow / MLGATE_DB_MAX_OVERFLOW: must be 0 or more, "
+                        f"got {settings.db_max_overflow}")
+    if not settings.db_pool_timeout_seconds > 0:
+        problems.append("--db-pool-timeout / MLGATE_DB_POOL_TIMEOUT: must be more than 0 seconds, "
+                        f"got {settings.db_pool_timeout_seconds}")
+    if settings.db_statement_timeout_ms < 0:
+        problems.append("--db-statement-timeout / MLGATE_DB_STATEMENT_TIMEOUT: must be 0 (none) or a number of "
+                        f"milliseconds, got {settings.db_statement_timeout_ms}")
+    return problems
 
 
 def settings_from_environment() -> Settings:

@@ -17,7 +17,7 @@ from gateway.middleware.proxies import Address, parse_address
 from gateway.middleware.refusal import refuse
 
 # Probes (load balancers, orchestrators) call by IP or an internal name; liveness reveals nothing.
-EXEMPT_PATHS = frozenset({"/health"})
+EXEMPT_PATHS = frozenset({"/health", "/ready"})
 
 
 def split_host(value: str) -> str:

@@ -14,7 +14,8 @@ def normalize_database_uri(uri: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def make_engine(uri: str, *, pool_size: int = 10, statement_timeout_ms: int | None = None) -> Engine:
+def make_engine(uri: str, *, pool_size: int = 10, max_overflow: int | None = None, pool_timeout: float = 30.0,
+                statement_timeout_ms: int | None = None) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URI with the pragmas/settings mlgate relies on."""
     uri = normalize_database_uri(uri)
     url = make_url(uri)
@@ -38,5 +39,6 @@ def make_engine(uri: str, *, pool_size: int = 10, statement_timeout_ms: int | No
     if statement_timeout_ms:
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     return create_engine(
-        uri, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+        uri, pool_size=pool_size, max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=pool_timeout, pool_pre_ping=True, connect_args=connect_args
     )
