@@ -120,10 +120,13 @@ class SessionBackend:
         if not cookie:
             return None
         active = self.identity.sessions.resolve(cookie)
+        user = active.user
         if self.identity.sso is not None:
-            self.identity.sso.check_session(active.session.id, active.session.created_at)
+            # An SSO session due for re-validation is confirmed with its provider (or ended) here.
+            user = self.identity.sso.check_session(self.identity, active.session.id, active.session.created_at,
+                                                   client_address(conn)) or user
         conn.scope.setdefault("state", {})["session_id"] = active.session.id
-        return self.identity.principal_for(active.user, "session")
+        return self.identity.principal_for(user, "session")
 
 
 class TrustedHeaderBackend:

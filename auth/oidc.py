@@ -64,6 +64,7 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     end_session_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,10 @@ def parse_discovery(document: object, issuer: str) -> ProviderMetadata:
                if not isinstance(document.get(k), str)]
     if missing:
         raise ProviderUnreachable(f"The identity provider's discovery document lacks {', '.join(missing)}.")
-    end_session = document.get("end_session_endpoint")
+    end_session, userinfo = document.get("end_session_endpoint"), document.get("userinfo_endpoint")
     return ProviderMetadata(issuer, document["authorization_endpoint"], document["token_endpoint"],
-                            document["jwks_uri"], end_session if isinstance(end_session, str) else None)
+                            document["jwks_uri"], end_session if isinstance(end_session, str) else None,
+                            userinfo if isinstance(userinfo, str) else None)
 
 
 def parse_jwks(document: object) -> dict[str, KeySet]:
@@ -143,11 +145,19 @@ def check_state(pending: PendingLogin, returned: str | None, provider_name: str)
         raise StateMismatch("The sign-in response does not match this browser's sign-in attempt; start again.")
 
 
-def end_session_url(metadata: ProviderMetadata, provider: OidcProvider, post_logout_redirect_uri: str) -> str | None:
-    """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 section 2), when the provider supports it."""
+def end_session_url(metadata: ProviderMetadata, provider: OidcProvider, post_logout_redirect_uri: str,
+                    id_token_hint: str | None = None) -> str | None:
+    """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 section 2), when the provider supports it.
+
+    ``id_token_hint`` (the session's last ID token) tells the provider whose session to end; several
+    providers (Okta among them) honour ``post_logout_redirect_uri`` only with it.
+    """
     if not metadata.end_session_endpoint:
         return None
-    query = urlencode({"client_id": provider.client_id, "post_logout_redirect_uri": post_logout_redirect_uri})
+    params = {"client_id": provider.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+    if id_token_hint:
+        params = {"id_token_hint": id_token_hint, **params}
+    query = urlencode(params)
     sep = "&" if "?" in metadata.end_session_endpoint else "?"
     return f"{metadata.end_session_endpoint}{sep}{query}"
 
@@ -262,6 +272,12 @@ def check_subject(claims: dict) -> str:
     return sub
 
 
+def check_same_subject(claims: dict, subject: str) -> None:
+    """A renewed identity must be the same provider account (OIDC Core sections 5.3.2 and 12.2)."""
+    if not hmac.compare_digest(check_subject(claims).encode(), subject.encode()):
+        raise TokenRejected("The identity provider answered for a different account.")
+
+
 # --- the provider over HTTP ----------------------------------------------------------------------------
 class ProviderClient:
     """Discovery, keys and the token endpoint of one provider; metadata and keys are cached."""
@@ -319,10 +335,8 @@ class ProviderClient:
         kid = header.get("kid", "")
         return verify_signature(token, self.key_for(kid if isinstance(kid, str) else ""), alg)
 
-    def exchange_code(self, code: str, code_verifier: str, redirect_uri: str) -> dict:
-        """Trade the authorization code for tokens (RFC 6749 section 4.1.3, with the PKCE verifier)."""
-        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                "code_verifier": code_verifier}
+    def _token_request(self, data: dict) -> tuple[int, object]:
+        """POST to the token endpoint with client authentication; (status, parsed JSON or None)."""
         auth = None
         if self.provider.client_secret is not None:
             # client_secret_basic: RFC 6749 section 2.3.1 form-encodes both parts before Basic encoding.
@@ -336,14 +350,55 @@ class ProviderClient:
         except httpx.HTTPError:
             raise ProviderUnreachable("The identity provider could not be reached.") from None
         try:
-            body = response.json()
+            return response.status_code, response.json()
         except ValueError:
-            body = None
-        if response.status_code == 400 and isinstance(body, dict) and body.get("error") == "invalid_grant":
+            return response.status_code, None
+
+    def exchange_code(self, code: str, code_verifier: str, redirect_uri: str) -> dict:
+        """Trade the authorization code for tokens (RFC 6749 section 4.1.3, with the PKCE verifier)."""
+        status, body = self._token_request({"grant_type": "authorization_code", "code": code,
+                                            "redirect_uri": redirect_uri, "code_verifier": code_verifier})
+        if status == 400 and isinstance(body, dict) and body.get("error") == "invalid_grant":
             raise TokenRejected("The sign-in code was refused (already used or expired); start again.")
-        if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
-            raise ProviderUnreachable(f"The identity provider refused the code exchange (HTTP {response.status_code}).")
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
+            raise ProviderUnreachable(f"The identity provider refused the code exchange (HTTP {status}).")
         return body
+
+    def refresh(self, refresh_token: str) -> dict:
+        """Renew the user's tokens with the refresh token grant (RFC 6749 section 6).
+
+        A refusal (the user was disabled or logged out at the provider, the grant or token was revoked)
+        is :class:`TokenRejected`; no answer, a server error or an unusable answer is
+        :class:`ProviderUnreachable`, so the caller can tell "no" from "cannot ask".
+        """
+        status, body = self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        if status in (400, 401) and isinstance(body, dict) and isinstance(body.get("error"), str):
+            # RFC 6749 section 5.2: invalid_grant (revoked, expired, user gone), invalid_client, ...
+            raise TokenRejected(f"The identity provider refused to renew the session ({body['error'][:64]}).")
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise ProviderUnreachable(f"The identity provider could not renew the session (HTTP {status}).")
+        return body
+
+    def userinfo(self, access_token: str) -> dict:
+        """The UserInfo claims for an access token (OIDC Core section 5.3), when no ID token came back."""
+        endpoint = self.metadata().userinfo_endpoint
+        if not endpoint:
+            raise TokenRejected("The identity provider sent no ID token and has no userinfo endpoint.")
+        try:
+            response = self.http.get(endpoint, headers={"Authorization": f"Bearer {access_token}",
+                                                        "Accept": "application/json"})
+        except httpx.HTTPError:
+            raise ProviderUnreachable("The identity provider could not be reached.") from None
+        if response.status_code == 401:
+            raise TokenRejected("The identity provider refused the renewed access token.")
+        try:
+            claims = response.json() if response.status_code == 200 else None
+        except ValueError:
+            claims = None
+        if not isinstance(claims, dict):
+            raise ProviderUnreachable(f"The identity provider's userinfo answer is unusable (HTTP "
+                                      f"{response.status_code}).")
+        return claims
 
     def validate_id_token(self, id_token: str, nonce: str, now: float) -> dict:
         """Every ID token rule of OIDC Core section 3.1.3.7 mlgate relies on; the claims."""
@@ -353,6 +408,15 @@ class ProviderClient:
         check_times(claims, now, self.provider.leeway_seconds)
         check_nonce(claims, nonce)
         check_subject(claims)
+        return claims
+
+    def validate_refreshed_id_token(self, id_token: str, subject: str, now: float) -> dict:
+        """An ID token from a refresh (OIDC Core section 12.2): the usual rules, and the same ``sub`` as before."""
+        claims = self.verified_claims(id_token)
+        check_issuer(claims, self.provider.issuer)
+        check_audience(claims, self.provider.client_id, authorized_party=self.provider.client_id)
+        check_times(claims, now, self.provider.leeway_seconds)
+        check_same_subject(claims, subject)
         return claims
 
     def validate_access_token(self, token: str, now: float) -> dict:

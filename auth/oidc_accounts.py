@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auth.oidc import NotAllowed, check_subject
@@ -107,6 +107,40 @@ def _sync_groups(conn: Connection, user_id: int, wanted: frozenset[str], replace
     return bool(to_add or to_drop)
 
 
+def _apply_identity(conn: Connection, provider: OidcProvider, user: UserRow, who: ProviderIdentity,
+                    ts: int) -> UserRow:
+    """Apply the provider's word (admin flag, groups) to ``user``; a change bumps its generation."""
+    if user.disabled:
+        raise NotAllowed("Your mlgate account is disabled. Ask an administrator.")
+    changes: dict = {}
+    admin = admin_flag(provider, who.groups)
+    if admin is not None and admin != user.is_admin:
+        changes["is_admin"] = admin
+    groups_changed = _sync_groups(conn, user.id, who.groups, provider.group_sync == "replace")
+    if changes or groups_changed:
+        # Cached Principals and older sessions of this user carry the old groups: end them.
+        conn.execute(update(users).where(users.c.id == user.id)
+                     .values(updated_at=ts, generation=users.c.generation + 1, **changes))
+        return _user(conn, user.id)
+    return user
+
+
+@dataclass(frozen=True)
+class SsoSession:
+    """An SSO session's re-validation state (provider tokens still sealed)."""
+
+    session_id: str
+    provider: str
+    user_id: int
+    subject: str | None
+    revalidate_at: int
+    refresh_token: str | None
+    id_token: str | None
+    refreshing_until: int | None
+    revoked: bool
+    notice: str | None
+
+
 class OidcAccounts:
     """The SSO queries: links, provisioning, SSO sessions and service accounts."""
 
@@ -140,26 +174,70 @@ class OidcAccounts:
                     user_id = existing.id
                 conn.execute(insert(oidc_identities).values(provider=who.provider, subject=who.subject,
                                                             user_id=user_id, created_at=ts))
-            user = _user(conn, user_id)
-            if user.disabled:
-                raise NotAllowed("Your mlgate account is disabled. Ask an administrator.")
-            changes: dict = {}
-            admin = admin_flag(provider, who.groups)
-            if admin is not None and admin != user.is_admin:
-                changes["is_admin"] = admin
-            groups_changed = _sync_groups(conn, user_id, who.groups, provider.group_sync == "replace")
-            if changes or groups_changed:
-                # Cached Principals and older sessions of this user carry the old groups: end them.
-                conn.execute(update(users).where(users.c.id == user_id)
-                             .values(updated_at=ts, generation=users.c.generation + 1, **changes))
-                user = _user(conn, user_id)
-            return user
+            return _apply_identity(conn, provider, _user(conn, user_id), who, ts)
 
-    def record_session(self, session_id: str, provider: str, revalidate_at: int) -> None:
-        """Remember that a session came from ``provider`` and when it must be re-validated."""
+    def record_session(self, session_id: str, provider: str, revalidate_at: int, *,
+                       refresh_token: str | None = None, id_token: str | None = None) -> None:
+        """Remember that a session came from ``provider``, when it must be re-validated, and its sealed tokens."""
         with self.engine.begin() as conn:
             conn.execute(insert(oidc_sessions).values(session_id=session_id, provider=provider,
-                                                      revalidate_at=revalidate_at))
+                                                      revalidate_at=revalidate_at, refresh_token=refresh_token,
+                                                      id_token=id_token))
+
+    def sso_session(self, session_id: str) -> SsoSession | None:
+        """Everything re-validation needs about an SSO session; None for a password session."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(oidc_sessions, sessions.c.user_id, sessions.c.revoked_at)
+                .join(sessions, sessions.c.id == oidc_sessions.c.session_id)
+                .where(oidc_sessions.c.session_id == session_id)).first()
+            if row is None:
+                return None
+            subject = conn.execute(select(oidc_identities.c.subject).where(and_(
+                oidc_identities.c.provider == row.provider, oidc_identities.c.user_id == row.user_id))).scalar()
+        return SsoSession(row.session_id, row.provider, row.user_id, subject, row.revalidate_at, row.refresh_token,
+                          row.id_token, row.refreshing_until, row.revoked_at is not None, row.notice)
+
+    def claim_renewal(self, session_id: str, revalidate_at: int, now: int, until: int) -> bool:
+        """Take the right to renew a due session until ``until``; False if another request holds it or did it."""
+        with self.engine.begin() as conn:
+            claimed = conn.execute(update(oidc_sessions).where(and_(
+                oidc_sessions.c.session_id == session_id, oidc_sessions.c.revalidate_at == revalidate_at,
+                or_(oidc_sessions.c.refreshing_until.is_(None), oidc_sessions.c.refreshing_until < now)))
+                .values(refreshing_until=until))
+        return claimed.rowcount == 1
+
+    def release_renewal(self, session_id: str, notice: str) -> None:
+        """Give up a claim without extending the session (the provider could not be asked)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(oidc_sessions).where(oidc_sessions.c.session_id == session_id)
+                         .values(refreshing_until=None, notice=notice[:255]))
+
+    def renew(self, provider: OidcProvider, session_id: str, who: ProviderIdentity, revalidate_at: int, *,
+              refresh_token: str | None, id_token: str | None) -> UserRow:
+        """The provider vouched again: re-sync the user and extend the session, in one transaction."""
+        ts = now_ms()
+        with self.engine.begin() as conn:
+            user_id = conn.execute(select(sessions.c.user_id).where(and_(
+                sessions.c.id == session_id, sessions.c.revoked_at.is_(None)))).scalar()
+            if user_id is None:
+                raise NotAllowed("The session has ended; sign in again.")
+            linked = conn.execute(select(oidc_identities.c.user_id).where(and_(
+                oidc_identities.c.provider == who.provider, oidc_identities.c.subject == who.subject))).scalar()
+            if linked != user_id:
+                raise NotAllowed("The identity provider answered for a different account.")
+            before = _user(conn, user_id)
+            user = _apply_identity(conn, provider, before, who, ts)
+            if user.generation != before.generation:
+                # The change ends the user's other sessions; this one was just confirmed, so it carries on.
+                conn.execute(update(sessions).where(sessions.c.id == session_id).values(generation=user.generation))
+            values = {"revalidate_at": revalidate_at, "refreshing_until": None, "notice": None}
+            if refresh_token is not None:
+                values["refresh_token"] = refresh_token
+            if id_token is not None:
+                values["id_token"] = id_token
+            conn.execute(update(oidc_sessions).where(oidc_sessions.c.session_id == session_id).values(**values))
+            return user
 
     def session_info(self, session_id: str) -> tuple[str, int] | None:
         """(provider, revalidate_at) of an SSO session; None for a password session."""
@@ -168,11 +246,13 @@ class OidcAccounts:
                                .where(oidc_sessions.c.session_id == session_id)).first()
         return None if row is None else (row.provider, row.revalidate_at)
 
-    def end_session(self, session_id: str) -> None:
-        """Revoke a session that is due for re-validation."""
+    def end_session(self, session_id: str, notice: str | None = None) -> None:
+        """Revoke a session that failed re-validation; forget its provider tokens, keep why it ended."""
         with self.engine.begin() as conn:
             conn.execute(update(sessions).where(and_(sessions.c.id == session_id, sessions.c.revoked_at.is_(None)))
                          .values(revoked_at=now_ms()))
+            conn.execute(update(oidc_sessions).where(oidc_sessions.c.session_id == session_id).values(
+                refresh_token=None, refreshing_until=None, notice=notice[:255] if notice else None))
 
     def linked_user(self, provider: str, subject: str) -> UserRow | None:
         """The user linked to a provider subject, if any."""

@@ -77,6 +77,14 @@ class SessionManager:
             self.store.touch_session(session.id, now)
         return ActiveSession(session, user)
 
+    def session_id_of(self, cookie: str) -> str | None:
+        """The session id a well-signed cookie names, live or not (to explain why it ended)."""
+        try:
+            session_id = self._serializer.loads(cookie, max_age=self.config.absolute_timeout_seconds)
+        except BadSignature:
+            return None
+        return session_id if isinstance(session_id, str) else None
+
     def end(self, session_id: str) -> None:
         """Revoke one session (logout)."""
         self.store.revoke_session(session_id)

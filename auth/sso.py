@@ -2,10 +2,18 @@
 
 One :class:`SingleSignOn` per app, built from ``auth.oidc``; the login routes and the authentication
 backends share it, so discovery documents and key sets are fetched once per process.
+
+Re-validation: every ``revalidate_seconds`` an SSO session must be confirmed by its provider. With a
+refresh token (kept sealed on the server, see :mod:`auth.token_vault`) mlgate asks the provider itself
+(refresh token grant), re-reads the user's groups from the new ID token (or UserInfo) and extends the
+session; a refusal ends the session. Without one, the session ends and the browser signs in again. An
+unreachable provider fails closed: the session is not extended and the request is refused until the
+provider answers again (the session itself is kept, so it resumes then).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -13,9 +21,18 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from auth.errors import AuthError, Unauthenticated
-from auth.oidc import ProviderClient, TokenRejected, looks_like_jwt, unverified_claims
-from auth.oidc_accounts import OidcAccounts, claimed_groups
+from auth.oidc import (
+    ProviderClient,
+    ProviderUnreachable,
+    TokenRejected,
+    check_same_subject,
+    looks_like_jwt,
+    unverified_claims,
+)
+from auth.oidc_accounts import OidcAccounts, SsoSession, check_allowed, claimed_groups, identity_from_claims
 from auth.principal import Principal
+from auth.store import UserRow
+from auth.token_vault import TokenVault
 from policies.file.oidc import OidcConfig
 
 if TYPE_CHECKING:
@@ -24,15 +41,35 @@ if TYPE_CHECKING:
 # Seconds a verified machine JWT is trusted without checking it again (as for personal access tokens).
 TOKEN_CACHE_SECONDS = 1.0
 REVALIDATE = "Your single sign-on session must be confirmed by the identity provider again; sign in again."
+ENDED = "The identity provider no longer confirms your single sign-on session; sign in again."
+UNCONFIRMED = ("The identity provider could not be reached to confirm your single sign-on session, so mlgate "
+               "does not extend it. Try again when the provider is back.")
+# After the provider failed to answer, refuse for this long without asking again (no request pile-up).
+UNREACHABLE_BACKOFF_SECONDS = 5.0
+# Bounded memory of sessions known to be confirmed until a given time (saves a query per request).
+CONFIRMED_CACHE_SIZE = 10_000
+_LOCKS = 64
+
+
+class SessionEnded(Unauthenticated):
+    """The provider refused to confirm the session (or there is no way to ask): it has been ended."""
+
+
+class SessionUnconfirmed(Unauthenticated):
+    """The provider could not be asked: the session is not extended, and not ended either."""
 
 
 class SingleSignOn:
     """The configured providers and the SSO account store."""
 
-    def __init__(self, config: OidcConfig, engine: Engine, clock: Callable[[], float] = time.time):
+    def __init__(self, config: OidcConfig, engine: Engine, secret: str, clock: Callable[[], float] = time.time):
         self.config = config
         self.accounts = OidcAccounts(engine)
+        self.vault = TokenVault(secret)
         self.clock = clock
+        self._confirmed: dict[str, int] = {}
+        self._unreachable_until: dict[str, float] = {}
+        self._locks = tuple(threading.Lock() for _ in range(_LOCKS))
         self.clients = {p.name: ProviderClient(p, clock=clock) for p in config.providers}
         self._min_revalidate_ms = min((p.revalidate_seconds for p in config.providers), default=0) * 1000
         self._machine_issuers = {p.issuer: self.clients[p.name] for p in config.providers if p.audience}
@@ -42,20 +79,123 @@ class SingleSignOn:
         return self.clients.get(name)
 
     # --- browser sessions ----------------------------------------------------------------------------
-    def check_session(self, session_id: str, created_at: int) -> None:
-        """End an SSO session whose provider must vouch again; younger sessions cost no query."""
+    def check_session(self, identity: Identity, session_id: str, created_at: int,
+                      client_address: str | None = None) -> UserRow | None:
+        """Confirm an SSO session that is due; the user as renewed (groups, admin flag), or None if unchanged.
+
+        Younger sessions, and sessions this process saw confirmed until later, cost no query.
+        """
         now = int(self.clock() * 1000)
-        if now - created_at < self._min_revalidate_ms:
-            return
-        info = self.accounts.session_info(session_id)
-        if info is None:
-            return  # a password session
-        provider, revalidate_at = info
-        if provider in self.clients and now < revalidate_at:
-            return
-        # Re-login through the provider: a user disabled or removed from a group there loses access here.
-        self.accounts.end_session(session_id)
-        raise Unauthenticated(REVALIDATE)
+        if now - created_at < self._min_revalidate_ms or now < self._confirmed.get(session_id, 0):
+            return None
+        state = self.accounts.sso_session(session_id)
+        if state is None:
+            return None  # a password session
+        client = self.clients.get(state.provider)
+        if client is not None and now < state.revalidate_at:
+            self._remember(session_id, state.revalidate_at)
+            return None
+        if client is None or state.refresh_token is None:
+            # Re-login through the provider: a user disabled or removed from a group there loses access here.
+            self.accounts.end_session(session_id, REVALIDATE)
+            raise SessionEnded(REVALIDATE)
+        with self._locks[hash(session_id) % _LOCKS]:
+            return self._revalidate(identity, client, session_id, client_address)
+
+    def _remember(self, session_id: str, until: int) -> None:
+        if len(self._confirmed) >= CONFIRMED_CACHE_SIZE:
+            self._confirmed.clear()
+        self._confirmed[session_id] = until
+
+    def _revalidate(self, identity: Identity, client: ProviderClient, session_id: str,
+                    address: str | None) -> UserRow | None:
+        """Ask the provider (refresh token grant) whether the session's user may carry on."""
+        provider = client.provider
+        now_s = self.clock()
+        now = int(now_s * 1000)
+        state = self.accounts.sso_session(session_id)  # again: another thread may have just renewed it
+        if state is None or state.revoked:
+            raise SessionEnded(ENDED)
+        if now < state.revalidate_at:
+            self._remember(session_id, state.revalidate_at)
+            return None
+        if now_s < self._unreachable_until.get(provider.name, 0.0):
+            raise SessionUnconfirmed(UNCONFIRMED)
+        hold = int((provider.timeout_seconds * 2 + 5) * 1000)
+        if not self.accounts.claim_renewal(session_id, state.revalidate_at, now, now + hold):
+            return self._await_renewal(session_id, now + hold)
+        refresh_token = self.vault.open(state.refresh_token, owner=session_id, kind="refresh")
+        try:
+            if refresh_token is None or state.subject is None:
+                raise TokenRejected("The session's provider tokens cannot be read (the secret key changed?).")
+            tokens = client.refresh(refresh_token)
+            claims = self._renewed_claims(client, tokens, state, now_s)
+            who = identity_from_claims(provider, claims)
+            check_allowed(provider, who)
+            revalidate_at = int((now_s + provider.revalidate_seconds) * 1000)
+            renewed_refresh = tokens.get("refresh_token")
+            renewed_id = tokens.get("id_token")
+            user = self.accounts.renew(
+                provider, session_id, who, revalidate_at,
+                refresh_token=(self.vault.seal(renewed_refresh, owner=session_id, kind="refresh")
+                               if isinstance(renewed_refresh, str) else None),
+                id_token=self.vault.seal(renewed_id, owner=session_id, kind="id") if isinstance(renewed_id, str)
+                else None)
+        except ProviderUnreachable as exc:
+            self._unreachable_until[provider.name] = self.clock() + UNREACHABLE_BACKOFF_SECONDS
+            self.accounts.release_renewal(session_id, UNCONFIRMED)
+            identity.auditor.record("session.revalidate", "failure", client=address,
+                                    reason=f"sso:{provider.name}: {exc.message} (session kept, not extended)")
+            raise SessionUnconfirmed(UNCONFIRMED) from None
+        except AuthError as exc:
+            message = f"{ENDED} ({exc.message})"
+            self.accounts.end_session(session_id, message)
+            identity.auditor.record("session.revalidate", "failure", client=address,
+                                    reason=f"sso:{provider.name}: {exc.message} (session ended)")
+            raise SessionEnded(message) from None
+        except BaseException:
+            self.accounts.release_renewal(session_id, UNCONFIRMED)
+            raise
+        self._unreachable_until.pop(provider.name, None)
+        self._remember(session_id, revalidate_at)
+        identity.auditor.record("session.revalidate", "success", actor=user.username, client=address,
+                                reason=f"sso:{provider.name}")
+        return user
+
+    def _renewed_claims(self, client: ProviderClient, tokens: dict, state: SsoSession, now: float) -> dict:
+        """The user's claims after a refresh: the new ID token's, else UserInfo's; always the same subject."""
+        id_token = tokens.get("id_token")
+        if isinstance(id_token, str):
+            return client.validate_refreshed_id_token(id_token, state.subject or "", now)
+        claims = client.userinfo(tokens["access_token"])
+        check_same_subject(claims, state.subject or "")
+        return claims
+
+    def _await_renewal(self, session_id: str, deadline: int) -> UserRow | None:
+        """Another process is renewing this session: wait for its outcome (briefly) rather than ask twice."""
+        while int(self.clock() * 1000) < deadline:
+            time.sleep(0.2)
+            state = self.accounts.sso_session(session_id)
+            if state is None or state.revoked:
+                raise SessionEnded(state.notice if state and state.notice else ENDED)
+            if int(self.clock() * 1000) < state.revalidate_at:
+                self._remember(session_id, state.revalidate_at)
+                return None
+            if state.refreshing_until is None:
+                raise SessionUnconfirmed(state.notice or UNCONFIRMED)
+        raise SessionUnconfirmed(UNCONFIRMED)
+
+    def notice(self, session_id: str) -> str | None:
+        """Why this SSO session was ended or is not extended (for the sign-in page), if it was."""
+        state = self.accounts.sso_session(session_id)
+        return state.notice if state is not None else None
+
+    def provider_tokens(self, session_id: str) -> tuple[str, str | None] | None:
+        """(provider, last ID token) of an SSO session, for RP-initiated logout; None for a password session."""
+        state = self.accounts.sso_session(session_id)
+        if state is None:
+            return None
+        return state.provider, self.vault.open(state.id_token, owner=session_id, kind="id")
 
     # --- machine tokens ------------------------------------------------------------------------------
     def _client_for(self, token: str) -> ProviderClient:

@@ -150,4 +150,11 @@ oidc_sessions = Table(
     Column("session_id", String(64), ForeignKey("auth_sessions.id", ondelete="CASCADE"), primary_key=True),
     Column("provider", String(32), nullable=False),
     Column("revalidate_at", BigInteger, nullable=False),
+    # The provider's refresh and ID tokens, sealed by auth.token_vault (never in a cookie, never plain).
+    Column("refresh_token", Text, nullable=True),
+    Column("id_token", Text, nullable=True),
+    # A process renewing the session with the provider holds it until then (one refresh at a time).
+    Column("refreshing_until", BigInteger, nullable=True),
+    # Why re-validation last failed, shown on the sign-in page the browser is sent to.
+    Column("notice", String(255), nullable=True),
 )

@@ -87,6 +87,7 @@ def session_secret(settings: Settings) -> str:
 def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tuple[Identity, Authenticator]:
     """Compose the identity service and the configured backends for one app."""
     store = IdentityStore(engine)
+    secret = session_secret(settings)
     cache = CredentialCache(ttl_seconds=config.credential_cache_seconds)
     identity = Identity(
         config=config,
@@ -95,9 +96,9 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tu
         cache=cache,
         invalidation=Invalidation(cache, settings.redis_url),
         lockout=Lockout(config.lockout, settings.redis_url or "memory://"),
-        sessions=SessionManager(session_secret(settings), store, config.sessions, secure=not settings.dev_mode),
+        sessions=SessionManager(secret, store, config.sessions, secure=not settings.dev_mode),
         auditor=Auditor(store),
-        sso=SingleSignOn(config.oidc, engine) if config.oidc.providers else None,
+        sso=SingleSignOn(config.oidc, engine, secret) if config.oidc.providers else None,
     )
     try:
         backends = load_backends(config.methods, identity)

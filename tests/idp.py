@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,19 @@ class IdP:
     workdir: Path
     clients: dict[str, dict] = field(default_factory=dict)
 
+    def change_account(self, account: str, *, disabled: bool | None = None, groups: list[str] | None = None,
+                       revoke_grants: bool = False) -> dict:
+        """Change an account while the provider runs (its admin endpoint, guarded by the fixture's secret)."""
+        changes: dict = {"revoke_grants": revoke_grants}
+        if disabled is not None:
+            changes["disabled"] = disabled
+        if groups is not None:
+            changes["groups"] = groups
+        response = httpx.post(f"{self.issuer}/admin/accounts/{account}", json=changes,
+                              headers={"x-admin-secret": self.config["admin_secret"]}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
     def client_credentials_token(self, client_id: str, scope: str = "api:read api:write") -> str:
         """A JWT access token for ``client_id`` through the client-credentials grant."""
         client = self.clients[client_id]
@@ -59,15 +73,23 @@ class IdP:
 
 
 def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], port: int | None = None,
-              jwks: dict | None = None, api_audience: str = "http://mlgate-api") -> IdP:
-    """Start oidc-provider with these clients and users; waits until discovery answers."""
+              jwks: dict | None = None, api_audience: str = "http://mlgate-api", access_token_ttl: int | None = None,
+              rotate_refresh_tokens: bool = False) -> IdP:
+    """Start oidc-provider with these clients and users; waits until discovery answers.
+
+    Clients whose ``grant_types`` include ``refresh_token`` get a refresh token at sign-in (as Keycloak
+    does); :meth:`IdP.change_account` disables accounts, changes groups or revokes grants at run time.
+    """
     require_node()
     if not (IDP_DIR / "node_modules" / "oidc-provider").exists():
         unavailable(f"oidc-provider is not installed: run `npm ci` in {IDP_DIR}")
     port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     config = {"port": port, "issuer": issuer, "clients": clients, "users": users,
-              "jwks": jwks or rsa_jwks(), "api_audience": api_audience}
+              "jwks": jwks or rsa_jwks(), "api_audience": api_audience, "admin_secret": secrets.token_urlsafe(24),
+              "rotate_refresh_tokens": rotate_refresh_tokens}
+    if access_token_ttl is not None:
+        config["access_token_ttl"] = access_token_ttl
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "idp.json"
     config_path.write_text(json.dumps(config))

@@ -86,10 +86,20 @@ def _login_page(request: Request, *, status: int = 200, message: str | None = No
     return response
 
 
+def _sso_notice(request: Request) -> str | None:
+    """Why the browser's single sign-on session was ended or not extended, if that is why it is here."""
+    identity = _identity(request)
+    cookie = request.cookies.get(COOKIE_NAME)
+    if identity.sso is None or not cookie:
+        return None
+    session_id = identity.sessions.session_id_of(cookie)
+    return identity.sso.notice(session_id) if session_id else None
+
+
 @router.get("/login", operation_id="auth.login_page", include_in_schema=False)
 def login_page(request: Request) -> Response:
-    """The sign-in form."""
-    return _login_page(request, next_path=request.query_params.get("next", "/"))
+    """The sign-in form (saying why, when a single sign-on session was just ended or could not be confirmed)."""
+    return _login_page(request, next_path=request.query_params.get("next", "/"), message=_sso_notice(request))
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -158,7 +158,14 @@ def sso_callback(request: Request, provider: str) -> Response:
         cookie, session_id = identity.sessions.start(user)
         revalidate_at = int((identity.clock() + client.provider.revalidate_seconds) * 1000)
         try:
-            identity.sso.accounts.record_session(session_id, provider, revalidate_at)
+            # The provider's tokens stay on the server, sealed: the refresh token (when the provider grants
+            # one) lets mlgate re-validate the session without the browser, the ID token is the logout hint.
+            vault, refresh_token = identity.sso.vault, tokens.get("refresh_token")
+            identity.sso.accounts.record_session(
+                session_id, provider, revalidate_at,
+                refresh_token=(vault.seal(refresh_token, owner=session_id, kind="refresh")
+                               if isinstance(refresh_token, str) and refresh_token else None),
+                id_token=vault.seal(tokens["id_token"], owner=session_id, kind="id"))
         except Exception:
             identity.sessions.end(session_id)  # never leave an SSO session that escapes re-validation
             raise
@@ -248,8 +255,10 @@ async def sso_logout(request: Request) -> Response:
 
 def _end(request: Request, identity: Identity, session_id: str) -> str | None:
     """End the session; the provider's logout URL when the session was started through one."""
-    info = identity.sso.accounts.session_info(session_id) if identity.sso is not None else None
+    info = identity.sso.provider_tokens(session_id) if identity.sso is not None else None
     identity.sessions.end(session_id)
+    if identity.sso is not None:
+        identity.sso.accounts.end_session(session_id)  # and forget its provider tokens
     client = _provider_client(request, info[0]) if info else None
     if client is None:
         return None
@@ -257,4 +266,5 @@ def _end(request: Request, identity: Identity, session_id: str) -> str | None:
         metadata = client.metadata()
     except AuthError:
         return None  # mlgate's session is over; the provider's stays, as it would without end_session
-    return end_session_url(metadata, client.provider, f"{str(request.base_url).rstrip('/')}/login")
+    return end_session_url(metadata, client.provider, f"{str(request.base_url).rstrip('/')}/login",
+                           id_token_hint=info[1])

@@ -72,8 +72,9 @@ class OidcProvider(_Section):
         {}, description="machine tokens: client_id or sub -> mlgate service account name")
     algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
     leeway_seconds: int = Field(60, ge=0, le=300)
-    revalidate_seconds: int = Field(3600, ge=60, le=7 * 86_400,
-                                    description="an SSO session must sign in through the provider again after this")
+    revalidate_seconds: int = Field(
+        3600, ge=5, le=7 * 86_400,
+        description="an SSO session is confirmed with the provider again after this (refresh token, else re-login)")
     timeout_seconds: float = Field(10.0, gt=0, le=60)
 
     @field_validator("name")

@@ -1,13 +1,22 @@
 // A real OpenID Provider for mlgate's SSO tests, configured by a JSON file given as the only argument:
 // { "port", "issuer", "clients": [...], "users": { "<id>": { claims... } }, "jwks": { "keys": [...] },
-//   "api_audience": "...", "cookie_prefix": "idp" }
+//   "api_audience": "...", "admin_secret": "...", "rotate_refresh_tokens": false }
 // It prints "READY <issuer>" on stdout once it listens. Accounts come from the file; the built-in
 // development login and consent pages take the account id as the login name.
+//
+// Like Keycloak, it issues a refresh token to every client allowed the refresh_token grant (oidc-provider
+// alone would want offline_access with prompt=consent). Tests change accounts while it runs through
+// POST /admin/accounts/<id> {"disabled": bool, "groups": [...], "revoke_grants": true}, which needs the
+// header "x-admin-secret: <admin_secret>" (a random value chosen by the fixture); without admin_secret
+// the endpoint does not exist.
+import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const users = config.users || {};
+// Grants issued per account, so an administrator can revoke them (as "sign out everywhere" would).
+const grantsByAccount = new Map();
 
 const provider = new Provider(config.issuer, {
   clients: config.clients,
@@ -26,6 +35,8 @@ const provider = new Provider(config.issuer, {
     keys: ['mlgate-test-idp-cookie-key'],
   },
   pkce: { required: () => true },
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+  ...(config.rotate_refresh_tokens ? { rotateRefreshToken: () => true } : {}),
   ttl: {
     AccessToken: config.access_token_ttl || 600,
     ClientCredentials: config.access_token_ttl || 600,
@@ -60,16 +71,69 @@ const provider = new Provider(config.issuer, {
   },
   async findAccount(_ctx, id) {
     const account = users[id];
-    if (!account) return undefined;
+    // A disabled account is unknown to every grant, so its refresh tokens stop working at once.
+    if (!account || account.disabled) return undefined;
     return {
       accountId: id,
       async claims() {
-        return { sub: id, preferred_username: id, ...account };
+        const { disabled: _disabled, ...claims } = account;
+        return { sub: id, preferred_username: id, ...claims };
       },
     };
   },
 });
 provider.proxy = false;
+
+provider.on('grant.success', (ctx) => {
+  const grant = ctx.oidc.entities.Grant;
+  const accountId = ctx.oidc.entities.Account?.accountId || grant?.accountId;
+  if (grant && accountId) {
+    if (!grantsByAccount.has(accountId)) grantsByAccount.set(accountId, new Set());
+    grantsByAccount.get(accountId).add(grant.jti);
+  }
+});
+
+function adminAllowed(ctx) {
+  const given = Buffer.from(String(ctx.get('x-admin-secret') || ''));
+  const wanted = Buffer.from(String(config.admin_secret));
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+async function readJson(ctx) {
+  const chunks = [];
+  for await (const chunk of ctx.req) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+}
+
+async function revokeGrants(accountId) {
+  for (const grantId of grantsByAccount.get(accountId) || []) {
+    await provider.RefreshToken.revokeByGrantId(grantId);
+    await provider.AccessToken.revokeByGrantId(grantId);
+    const grant = await provider.Grant.find(grantId);
+    if (grant) await grant.destroy();
+  }
+  grantsByAccount.delete(accountId);
+}
+
+if (config.admin_secret) {
+  provider.use(async (ctx, next) => {
+    const match = ctx.path.match(/^\/admin\/accounts\/([^/]+)$/);
+    if (!match) return next();
+    if (ctx.method !== 'POST' || !adminAllowed(ctx)) {
+      ctx.status = 403;
+      ctx.body = { error: 'forbidden' };
+      return undefined;
+    }
+    const id = decodeURIComponent(match[1]);
+    const changes = await readJson(ctx);
+    if (!users[id]) users[id] = {};
+    if (typeof changes.disabled === 'boolean') users[id].disabled = changes.disabled;
+    if (Array.isArray(changes.groups)) users[id].groups = changes.groups;
+    if (changes.revoke_grants) await revokeGrants(id);
+    ctx.body = { account: id, disabled: Boolean(users[id].disabled), groups: users[id].groups || [] };
+    return undefined;
+  });
+}
 
 const server = provider.listen(config.port, '127.0.0.1', () => {
   process.stdout.write(`READY ${config.issuer}\n`);
