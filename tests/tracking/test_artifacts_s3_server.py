@@ -94,6 +94,22 @@ def test_unreachable_endpoint_and_missing_bucket_are_listed_with_other_problems(
     assert "hunter2pass" not in str(raised.value)
 
 
+def test_missing_credentials_are_named_at_startup(app_factory, s3, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3.endpoint_url)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    # No shared files and no instance metadata: boto3 has nowhere left to look.
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    bucket = s3.new_bucket()
+    with pytest.raises(SettingsError) as raised:
+        app_factory(artifacts_destination=f"s3://{bucket}/x")
+    assert raised.value.problems == [
+        f"{DESTINATION_OPTION}: no S3 credentials found "
+        "(set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"]
+
+
 def test_server_command_exits_with_the_problem_and_no_credentials(tmp_path, s3):
     env = {**os.environ, **s3.env, "AWS_SECRET_ACCESS_KEY": "do-not-print-this-secret"}
     result = subprocess.run(
