@@ -131,8 +131,9 @@ async def _multipart(request: Request, artifact_path: str, required: tuple[str, 
         args.str(name, required=True)
     if "num_parts" in args:
         args.int("num_parts", minimum=1, maximum=10_000)
-    # The local store has no multipart protocol; an object store will plug in here by implementing
-    # tracking.artifacts.repository.MultipartUploads (server-info then advertises it).
+    # Not offered for any store, S3 included: MLflow's protocol hands the client presigned part URLs that
+    # skip this gateway's authorization and upload limit. The client then falls back to a plain PUT,
+    # which the S3 repository itself sends as a multipart upload.
     raise MlflowError(MULTIPART_UNSUPPORTED, "NOT_IMPLEMENTED")
 
 

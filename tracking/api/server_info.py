@@ -16,7 +16,8 @@ def server_info(request: Request):
             "store_type": "SqlStore",
             "workspaces_enabled": False,
             "trace_archival_enabled": False,
-            # Local artifact storage streams whole files; multipart is advertised once S3 is wired in.
+            # Uploads always pass through the gateway (authorization, size limit), on local storage and on
+            # S3 alike: presigned multipart part URLs would let clients bypass it, so none are offered.
             "multipart_uploads_enabled": False,
             "multipart_downloads_enabled": False,
             "presigned_upload_run_id_supported": False,

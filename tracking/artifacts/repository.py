@@ -1,9 +1,10 @@
 """What an artifact store must offer the endpoints; the local filesystem is one implementation.
 
 Every method takes an already-validated :class:`~tracking.artifacts.paths.ArtifactPath`, never a raw
-client string, so a store cannot be handed an unchecked path. An object store (S3) implements the
-same protocol: ``open_writer`` becomes a multipart upload, ``open_reader`` a ranged GET, and it may
-additionally implement :class:`MultipartUploads` for MLflow's presigned multipart protocol.
+client string, so a store cannot be handed an unchecked path. The S3 store (:mod:`tracking.artifacts.s3`)
+implements the same protocol: ``open_writer`` becomes a PutObject or a multipart upload, ``open_reader``
+a streamed GetObject. :class:`MultipartUploads` describes MLflow's presigned multipart protocol, which
+the endpoints do not offer (presigned URLs would bypass the gateway).
 """
 
 from __future__ import annotations
