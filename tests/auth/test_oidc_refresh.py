@@ -144,7 +144,7 @@ def test_a_user_disabled_or_a_grant_revoked_at_the_provider_loses_the_session(ap
     assert revoked(app_client)
     assert sso_row(app_client).refresh_token is None  # nothing left to use
     # The browser is sent to the sign-in page, which says why.
-    page = app_client.get("/experiments", headers={"Accept": "text/html"})
+    page = app_client.get("/", headers={"Accept": "text/html"})
     assert page.status_code == 303
     assert page.headers["location"].startswith("/login")
     login = app_client.get("/login")
