@@ -31,8 +31,9 @@ PUBLIC_PATHS = frozenset({"/health", "/version", "/api/3.0/mlflow/server-info", 
 # /sso/ pages run before anyone is signed in; the logout handler checks its session and CSRF field itself.
 PUBLIC_PREFIXES = ("/static/", "/static-files/", "/assets/", "/sso/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Forms on these paths carry their own CSRF field, checked by their handlers.
-FORM_PATHS = frozenset({"/login", "/logout"})
+# Forms on these paths carry their own CSRF field, checked by their handlers (the SSO sign-out form
+# posts the session's token in a csrf_token field, gateway/routes/sso.py).
+FORM_PATHS = frozenset({"/login", "/logout", "/sso/logout"})
 # The web UI's forms (gateway/ui/forms.py checks their csrf_token field against the session's token).
 UI_FORM_PREFIXES = ("/account/", "/admin/")
 CHALLENGE = 'Basic realm="mlgate", charset="UTF-8"'
