@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, LiveServer, start_server
+from tests.e2e.jwt_auth import JwtAuth, start_jwt_auth
 from tests.services import S3Server, fresh_postgres_database, s3_server
 
 E2E_AUTH = os.environ.get("MLGATE_E2E_AUTH", "basic")
@@ -40,12 +41,14 @@ def e2e_s3() -> Iterator[S3Server | None]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def e2e_server(request, tmp_path_factory, e2e_s3) -> Iterator[LiveServer]:
+def e2e_server(request, tmp_path_factory, e2e_s3, e2e_jwt) -> Iterator[LiveServer]:
     """A real ``mlgate server`` on SQLite, then on PostgreSQL, shared by the e2e tests of a session."""
     workdir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     args, env = [], None
     if e2e_s3 is not None:  # artifacts in a fresh bucket instead of workdir/artifacts
         args, env = ["--artifacts-destination", f"s3://{e2e_s3.new_bucket()}/{E2E_S3_PREFIX}"], e2e_s3.env
+    if e2e_jwt is not None:  # MLGATE_E2E_AUTH=jwt: a policy trusting the session's IdP
+        args = [*args, *e2e_jwt.server_args(workdir)]
     if request.param == "postgresql":
         with fresh_postgres_database() as uri:
             server = start_server(workdir, uri, *args, env=env)
@@ -68,8 +71,19 @@ def stored_artifact(server: LiveServer, path: str) -> bytes:
     return client.get_object(Bucket=destination.bucket, Key=destination.key(path))["Body"].read()
 
 
+@pytest.fixture(scope="session")
+def e2e_jwt(tmp_path_factory) -> Iterator[JwtAuth | None]:
+    """With ``MLGATE_E2E_AUTH=jwt``: one real IdP for the session, whose JWT access tokens the servers accept."""
+    if E2E_AUTH != "jwt":
+        yield None
+        return
+    jwt = start_jwt_auth(tmp_path_factory.mktemp("e2e-idp"))
+    yield jwt
+    jwt.idp.stop()
+
+
 @pytest.fixture
-def mlflow_client(e2e_server: LiveServer, monkeypatch):
+def mlflow_client(e2e_server: LiveServer, e2e_jwt: JwtAuth | None, monkeypatch):
     """The real ``mlflow`` client pointed at the e2e server through the standard environment variable."""
     import mlflow
     from mlflow import MlflowClient
@@ -81,6 +95,10 @@ def mlflow_client(e2e_server: LiveServer, monkeypatch):
         monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
         monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", admin_token(e2e_server))
+    elif E2E_AUTH == "jwt":  # a client-credentials JWT from the IdP, for an administrator service account
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", e2e_jwt.token())
     else:
         monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", e2e_server.admin_username)
