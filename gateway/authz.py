@@ -167,7 +167,7 @@ class ResourceResolver:
         return value
 
     def _experiment(self, conn, experiment_id: str) -> Resource | None:
-        if not experiment_id.isdigit() or len(experiment_id) > 18:
+        if not (experiment_id.isascii() and experiment_id.isdigit()) or len(experiment_id) > 18:
             return None
         row = conn.execute(select(experiments.c.name).where(experiments.c.experiment_id == int(experiment_id))).first()
         return None if row is None else Resource.experiment(experiment_id, row.name)

@@ -108,7 +108,7 @@ def _done(request: Request) -> None:
 
 def _experiment_id(request: Request, args: Args) -> str:
     value = args.str("experiment_id", required=True)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # str.isdigit() also accepts '¹', which int() refuses
         raise invalid_parameter(f"Invalid experiment id '{value}'")
     return value
 

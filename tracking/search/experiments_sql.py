@@ -49,7 +49,7 @@ class ExperimentSearch:
 
 
 def _experiment_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise invalid_parameter(f"Invalid filter: experiment_id {value!r} is not an experiment id.")
     return int(value)
 

@@ -18,6 +18,8 @@ KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "IS", "NULL", "LIKE", "ILIKE", "
 OPERATORS = ("!=", "<=", ">=", "<>", "==", "=", "<", ">")
 # Characters a bare (unquoted) identifier segment may contain besides letters and digits.
 _BARE_EXTRA = "_-/:"
+# ASCII only: str.isdigit() also accepts superscripts and other scripts' digits.
+_DIGITS = frozenset("0123456789")
 MAX_FILTER_LENGTH = 50_000
 
 
@@ -70,13 +72,13 @@ def _read_number(text: str, i: int) -> tuple[int | float, int] | None:
     if j < len(text) and text[j] in "+-":
         j += 1
     digits_start = j
-    while j < len(text) and text[j].isdigit():
+    while j < len(text) and text[j] in _DIGITS:
         j += 1
     is_float = False
     if j < len(text) and text[j] == ".":
         is_float = True
         j += 1
-        while j < len(text) and text[j].isdigit():
+        while j < len(text) and text[j] in _DIGITS:
             j += 1
     mantissa = text[digits_start:j].replace(".", "")
     if not mantissa:
@@ -85,8 +87,8 @@ def _read_number(text: str, i: int) -> tuple[int | float, int] | None:
         k = j + 1
         if k < len(text) and text[k] in "+-":
             k += 1
-        if k < len(text) and text[k].isdigit():
-            while k < len(text) and text[k].isdigit():
+        if k < len(text) and text[k] in _DIGITS:
+            while k < len(text) and text[k] in _DIGITS:
                 k += 1
             is_float = True
             j = k
@@ -172,8 +174,12 @@ def tokenize(text: str, what: str = "filter") -> list[Token]:
                 raise _error(f"Invalid {what}: unexpected character {ch!r} at position {i}.")
             tokens.append(Token("op", op, i, op))
             i += len(op)
-        elif ch.isdigit() or (ch in "+-." and i + 1 < n and (text[i + 1].isdigit() or text[i + 1] == ".")):
-            number = _read_number(text, i)
+        elif ch in _DIGITS or (ch in "+-." and i + 1 < n and (text[i + 1] in _DIGITS or text[i + 1] == ".")):
+            try:
+                number = _read_number(text, i)
+            except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+                raise _error(f"Invalid {what}: the number at position {i} is out of the 64-bit integer range.") \
+                    from None
             if number is None:
                 j = i + 1
                 while j < n and (_is_bare(text[j]) or text[j] == "."):

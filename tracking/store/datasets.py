@@ -106,7 +106,7 @@ def parse_model_outputs(raw: list[dict[str, Any]]) -> list[tuple[str, int]]:
     out = []
     for i, (model_id, item) in enumerate(zip(ids, raw, strict=True)):
         step = item.get("step", 0)
-        if isinstance(step, str) and step.lstrip("-").isdigit():
+        if isinstance(step, str) and step.isascii() and step.lstrip("-").isdigit():
             step = int(step)
         if isinstance(step, bool) or not isinstance(step, int) or not -(2**63) <= step < 2**63:
             raise invalid_parameter(f"Invalid value for parameter 'models[{i}].step' supplied: expected an integer.")

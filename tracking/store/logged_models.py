@@ -57,7 +57,7 @@ def parse_status(value: object) -> int:
     """A LoggedModelStatus given by number or enum name; 400 for anything else."""
     if isinstance(value, str) and STATUS_BY_NAME.get(value, 0) != 0:
         return STATUS_BY_NAME[value]
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, int) and not isinstance(value, bool) and value in STATUS_BY_NUMBER and value != 0:
         return value
