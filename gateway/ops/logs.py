@@ -33,7 +33,7 @@ def _extra_fields(record: logging.LogRecord) -> dict:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, request id, extra fields."""
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, process id, request id, extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -41,6 +41,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "process": record.process,  # tells the workers of one server apart
         }
         request_id = getattr(record, "request_id", None)
         if request_id:

@@ -1,0 +1,222 @@
+"""Many processes, one service: two ``mlgate server`` instances on PostgreSQL + Redis, and ``--workers 2``.
+
+Whatever a client does on one instance holds on the other: tokens, sessions and grants work everywhere,
+revoking a token, signing out and granting reach the other instance within 2 seconds (each delay is
+measured by polling), and a rate budget is one budget. tests/e2e/test_authz_propagation.py drives the
+permission APIs with MLflow's own clients; tests/e2e/test_network_e2e.py the per-address budget on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server
+from tests.ops.metrics_text import value
+from tests.security.test_web import login
+from tests.services import REDIS_URL, fresh_postgres_database, require_redis
+
+A = "/api/2.0/mlflow"
+DEADLINE_SECONDS = 2.0
+PASSWORD = "Many-Proc-Pw-" + secrets.token_urlsafe(12)
+PER_PRINCIPAL = 40
+METRICS_TOKEN = secrets.token_urlsafe(32)
+
+
+@dataclass
+class Pair:
+    """Instances A and B over one database and one Redis, and an admin client for each."""
+
+    a: LiveServer
+    b: LiveServer
+    admin_a: httpx.Client
+    admin_b: httpx.Client
+    namespace: str
+
+
+def _redis_keys_cleanup(namespace: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"*{namespace}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _policy(path: Path, namespace: str) -> Path:
+    path.write_text(f"network:\n  rate_limit:\n    per_principal: {PER_PRINCIPAL}/minute\n"
+                    f"    namespace: {namespace}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Iterator[Pair]:
+    require_redis()
+    workdir: Path = tmp_path_factory.mktemp("multiprocess")
+    namespace = f"mp-{uuid.uuid4().hex[:10]}"
+    policy = _policy(workdir / "policy.yaml", namespace)
+    args = ("--redis-url", REDIS_URL, "--policy", str(policy))
+    with fresh_postgres_database() as uri:
+        a = start_server(workdir / "a", uri, *args)
+        b = None
+        try:
+            b = start_server(workdir / "b", uri, *args)
+            with httpx.Client(base_url=a.url, auth=a.admin_auth, timeout=30) as admin_a, \
+                    httpx.Client(base_url=b.url, auth=b.admin_auth, timeout=30) as admin_b:
+                yield Pair(a, b, admin_a, admin_b, namespace)
+        finally:
+            if b is not None:
+                b.stop()
+            a.stop()
+            _redis_keys_cleanup(namespace)
+
+
+def _user(admin: httpx.Client, name: str) -> tuple[str, str]:
+    made = admin.post(f"{A}/users/create", json={"username": name, "password": PASSWORD})
+    assert made.status_code == 200, made.text
+    return (name, PASSWORD)
+
+
+def _within_deadline(what: str, condition: Callable[[], bool]) -> float:
+    """Poll ``condition`` until true; fail unless that happened within DEADLINE_SECONDS. Returns the delay."""
+    started = time.monotonic()
+    while True:
+        if condition():
+            elapsed = time.monotonic() - started
+            assert elapsed <= DEADLINE_SECONDS, f"{what}: took {elapsed:.2f}s"
+            return elapsed
+        if time.monotonic() - started > DEADLINE_SECONDS + 3:
+            pytest.fail(f"{what}: not seen within {DEADLINE_SECONDS}s")
+        time.sleep(0.05)
+
+
+def test_a_token_made_on_a_works_on_b_and_its_revocation_reaches_b(pair: Pair):
+    carol = _user(pair.admin_a, "carol")
+    created = pair.admin_a.post(f"{A}/users/tokens/create", json={"name": "ci", "expires_in_days": 1},
+                                auth=carol)
+    assert created.status_code == 200, created.text
+    token, token_id = created.json()["token"], created.json()["token_info"]["id"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    on_b = httpx.get(f"{pair.b.url}{A}/users/current", headers=bearer, timeout=30)
+    assert on_b.status_code == 200, on_b.text
+    assert on_b.json()["user"]["username"] == "carol"
+    revoked = pair.admin_a.post(f"{A}/users/tokens/revoke", json={"token_id": token_id}, auth=carol)
+    assert revoked.status_code == 200, revoked.text
+    _within_deadline("token revoked on A refused on B", lambda: httpx.get(
+        f"{pair.b.url}{A}/users/current", headers=bearer, timeout=30).status_code == 401)
+
+
+def test_a_session_from_a_works_on_b_and_signing_out_on_a_ends_it_on_b(pair: Pair):
+    _user(pair.admin_a, "dave")
+    session, csrf = login(pair.a, "dave", PASSWORD)
+    cookie = {"Cookie": f"mlgate_session={session}"}
+    on_b = httpx.get(f"{pair.b.url}{A}/users/current", headers=cookie, timeout=30)
+    assert on_b.status_code == 200, on_b.text
+    assert on_b.json()["user"]["username"] == "dave"
+    out = httpx.post(f"{pair.a.url}/logout", data={"csrf_token": csrf}, headers=cookie, timeout=30)
+    assert out.status_code in (200, 303), out.text
+    _within_deadline("sign-out on A ends the session on B", lambda: httpx.get(
+        f"{pair.b.url}{A}/users/current", headers=cookie, timeout=30).status_code == 401)
+
+
+def test_a_permission_granted_on_b_is_honoured_on_a(pair: Pair):
+    erin = _user(pair.admin_a, "erin")
+    exp = pair.admin_a.post(f"{A}/experiments/create", json={"name": f"mp-{uuid.uuid4().hex[:6]}"})
+    experiment_id = exp.json()["experiment_id"]
+
+    def erin_reads_on_a() -> int:
+        return httpx.get(f"{pair.a.url}{A}/experiments/get", params={"experiment_id": experiment_id},
+                         auth=erin, timeout=30).status_code
+
+    assert erin_reads_on_a() == 404  # hidden, and A's policy is now cached
+    granted = pair.admin_b.post(f"{A}/experiments/permissions/create", json={
+        "experiment_id": experiment_id, "username": "erin", "permission": "READ"})
+    assert granted.status_code == 200, granted.text
+    _within_deadline("grant on B honoured on A", lambda: erin_reads_on_a() == 200)
+    logged = httpx.post(f"{pair.a.url}{A}/runs/create", json={"experiment_id": experiment_id}, auth=erin,
+                        timeout=30)
+    assert logged.status_code == 403  # READ only: the grant is exactly what B stored
+
+
+def test_a_rate_budget_is_shared_by_both_instances(pair: Pair):
+    frank = _user(pair.admin_a, "frank")
+    with httpx.Client(auth=frank, timeout=30) as http:
+        # Authenticating costs one bcrypt per process; afterwards each request is one hit of frank's budget.
+        on_a = [http.get(f"{pair.a.url}{A}/users/current").status_code for _ in range(PER_PRINCIPAL // 2)]
+        assert on_a == [200] * (PER_PRINCIPAL // 2)
+        on_b = [http.get(f"{pair.b.url}{A}/users/current").status_code for _ in range(PER_PRINCIPAL // 2 + 3)]
+    # B had only the half A left: 20 more, then refusals, although B alone never saw 40 requests.
+    assert on_b == [200] * (PER_PRINCIPAL // 2) + [429] * 3
+    refused = httpx.get(f"{pair.a.url}{A}/users/current", auth=frank, timeout=30)
+    assert refused.status_code == 429
+    assert refused.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_two_workers_on_one_port_share_revocation_and_report_one_set_of_metrics(tmp_path: Path):
+    require_redis()
+    namespace = f"mpw-{uuid.uuid4().hex[:10]}"
+    policy = _policy(tmp_path / "policy.yaml", namespace)
+    with fresh_postgres_database() as uri:
+        server = start_server(tmp_path / "w", uri, "--workers", "2", "--redis-url", REDIS_URL, "--policy",
+                              str(policy), "--log-format", "json", env={"MLGATE_METRICS_TOKEN": METRICS_TOKEN})
+        try:
+            with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+                gina = _user(admin, "gina")
+                made = admin.post(f"{A}/users/tokens/create", json={"name": "w", "expires_in_days": 1}, auth=gina)
+                token, token_id = made.json()["token"], made.json()["token_info"]["id"]
+            bearer = {"Authorization": f"Bearer {token}"}
+
+            def version(_: int) -> int:
+                # A new connection each time, so the kernel hands requests to either worker.
+                return httpx.get(f"{server.url}/version", timeout=30).status_code
+
+            with ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(version, range(30))) == [200] * 30
+            with ThreadPoolExecutor(4) as pool:
+                assert set(pool.map(lambda _: httpx.get(f"{server.url}{A}/users/current", headers=bearer,
+                                                        timeout=30).status_code, range(8))) == {200}
+            httpx.post(f"{server.url}{A}/users/tokens/revoke", json={"token_id": token_id}, auth=gina, timeout=30)
+
+            def refused_everywhere() -> bool:
+                with ThreadPoolExecutor(4) as pool:
+                    return set(pool.map(lambda _: httpx.get(f"{server.url}{A}/users/current", headers=bearer,
+                                                            timeout=30).status_code, range(6))) == {401}
+
+            _within_deadline("revocation on one worker reaches the other", refused_everywhere)
+            scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+            texts = [httpx.get(f"{server.url}/metrics", headers=scrape, timeout=30).text for _ in range(4)]
+        finally:
+            server.stop()
+            _redis_keys_cleanup(namespace)
+    pids = {json.loads(line)["process"] for line in server.log().splitlines()
+            if line.startswith("{") and '"mlgate.access"' in line and '"ops.version"' in line}
+    assert len(pids) == 2, f"both workers should have served /version: {pids}"
+    # Whichever worker answers the scrape, it reports both workers' requests.
+    for text in texts:
+        assert value(text, "mlgate_http_requests_total", operation="ops.version", status="200") == 30
+    # With Redis configured, there is nothing to warn about.
+    assert "without --redis-url" not in server.log()
+
+
+def test_several_workers_without_redis_warn_once_naming_what_weakens(tmp_path: Path):
+    server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2")
+    try:
+        assert httpx.get(f"{server.url}/ready", timeout=30).status_code == 200
+    finally:
+        server.stop()
+    warnings = [line for line in server.log().splitlines() if "without --redis-url" in line]
+    assert len(warnings) == 1, server.log()
+    for weakened in ("rate limits", "lockout", "credential cache"):
+        assert weakened in warnings[0]
