@@ -61,7 +61,8 @@ def _verify_werkzeug(password: str, stored: str) -> bool:
             return False
     except (ValueError, TypeError):
         return False
-    return hmac.compare_digest(digest, expected)
+    # Bytes, not str: compare_digest raises on non-ASCII text, and a corrupt imported hash must fail closed.
+    return hmac.compare_digest(digest.encode("ascii"), expected.encode("utf-8", "surrogatepass"))
 
 
 def is_werkzeug_hash(stored: str) -> bool:

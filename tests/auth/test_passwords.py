@@ -1,5 +1,8 @@
 """Password hashing: long passwords, MLflow (werkzeug) hashes, rehash on cost change, strength rules."""
 
+import subprocess
+import sys
+
 import pytest
 from werkzeug.security import generate_password_hash
 
@@ -80,3 +83,35 @@ def test_weak_passwords_are_refused_with_the_rule(hasher, password, message):
 
 def test_a_strong_password_passes(hasher):
     hasher.check_strength("tangerine-orbit-cello-42", "alice")
+
+
+@pytest.mark.parametrize("method", ["pbkdf2:sha256:1000", "pbkdf2:sha512:2000", "scrypt:16384:8:1"])
+def test_werkzeug_hashes_with_explicit_costs_verify(hasher, method):
+    stored = generate_password_hash("explicit-cost-pw-31", method=method)
+    assert stored.startswith(method + "$")
+    assert hasher.verify("explicit-cost-pw-31", stored).ok
+    assert not hasher.verify("explicit-cost-pw-32", stored).ok
+
+
+@pytest.mark.parametrize("stored", [
+    "scrypt:32768:8:1$salt$" + "é" * 128,       # non-ASCII digest: compared as bytes, never raises
+    "pbkdf2:sha256:1000$salt$nothex",
+    "pbkdf2:md5:1000$salt$00",                   # digest not accepted
+    "pbkdf2:sha256:99999999$salt$00",            # cost beyond the bound an imported row may demand
+    "scrypt:32768:8$salt$00",                    # missing p
+    "scrypt:32768:8:1$only-salt",
+    "plain$salt$00",
+])
+def test_malformed_werkzeug_hashes_fail_closed(hasher, stored):
+    result = hasher.verify("whatever-password-9", stored)
+    assert not result.ok
+    assert result.new_hash is None
+
+
+def test_werkzeug_verification_does_not_import_werkzeug():
+    stored = generate_password_hash("no-werkzeug-at-runtime-1", method="scrypt")
+    code = ("import sys; from auth.passwords import PasswordHasher; "
+            f"assert PasswordHasher(rounds=4).verify('no-werkzeug-at-runtime-1', {stored!r}).ok; "
+            "assert 'werkzeug' not in sys.modules, 'werkzeug imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
