@@ -39,6 +39,8 @@ def _split(values: str | None) -> tuple[str, ...] | None:
 @click.option("--allowed-hosts", default=None,
               help="Comma-separated Host header allowlist (names, *.domain suffixes, IP addresses).")
 @click.option("--cors-allowed-origins", default=None, help="Comma-separated exact origins allowed by CORS.")
+@click.option("--trusted-proxies", default=None,
+              help="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.")
 @click.option("--redis-url", default=None, help="Redis for shared rate limits, lockout and invalidation.")
 @click.option("--dev", "dev_mode", is_flag=True, default=False,
               help="Development mode: allows non-Secure cookies on plain HTTP.")
@@ -55,8 +57,8 @@ def _split(values: str | None) -> tuple[str, ...] | None:
 @click.option("--db-statement-timeout", default=0, show_default=True, type=int,
               help="PostgreSQL statement_timeout in milliseconds (0: none).")
 def server(host, port, backend_store_uri, artifacts_destination, workers, policy_file, allowed_hosts,
-           cors_allowed_origins, redis_url, dev_mode, log_format, shutdown_timeout, db_pool_size, db_max_overflow,
-           db_pool_timeout, db_statement_timeout) -> None:
+           cors_allowed_origins, trusted_proxies, redis_url, dev_mode, log_format, shutdown_timeout, db_pool_size,
+           db_max_overflow, db_pool_timeout, db_statement_timeout) -> None:
     """Start the server (upgrades the database schema first).
 
     The Prometheus scrape token, like every secret, comes from the environment: MLGATE_METRICS_TOKEN.
@@ -67,7 +69,7 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
         host=host, port=port, backend_store_uri=backend_store_uri,
         artifacts_destination=artifacts_destination, workers=workers, policy_file=policy_file,
         allowed_hosts=_split(allowed_hosts), cors_allowed_origins=_split(cors_allowed_origins),
-        redis_url=redis_url, dev_mode=dev_mode,
+        redis_url=redis_url, dev_mode=dev_mode, trusted_proxies=_split(trusted_proxies),
         # Secrets come from the environment only: command lines are visible to every local user.
         secret_key=os.environ.get("MLGATE_SECRET_KEY") or None,
         metrics_token=os.environ.get("MLGATE_METRICS_TOKEN") or None,

@@ -32,6 +32,8 @@ class Settings:
     allowed_hosts: tuple[str, ...] | None = None
     cors_allowed_origins: tuple[str, ...] | None = None
     redis_url: str | None = None
+    # Overrides network.trusted_proxies (CIDRs of the reverse proxies whose X-Forwarded-* are believed).
+    trusted_proxies: tuple[str, ...] | None = None
     data_dir: str = "."
     # Signs session cookies (MLGATE_SECRET_KEY); kept out of repr so it never reaches a log.
     secret_key: str | None = field(default=None, repr=False)
@@ -55,7 +57,7 @@ class Settings:
     def from_json(cls, text: str) -> Settings:
         """The inverse of :meth:`to_json`."""
         data = json.loads(text)
-        for name in ("allowed_hosts", "cors_allowed_origins"):
+        for name in ("allowed_hosts", "cors_allowed_origins", "trusted_proxies"):
             if data.get(name) is not None:
                 data[name] = tuple(data[name])
         known = {f.name for f in fields(cls)}

@@ -30,6 +30,7 @@ from policies.file.network import (
     NetworkConfig,
     host_entry_problem,
     origin_entry_problem,
+    proxy_entry_problem,
 )
 
 log = logging.getLogger("mlgate.network")
@@ -89,6 +90,14 @@ def _cors_origins(settings: Settings, config: NetworkConfig, problems: list[str]
     return list(settings.cors_allowed_origins)
 
 
+def _trusted_proxies(settings: Settings, config: NetworkConfig, problems: list[str]) -> list[str]:
+    if settings.trusted_proxies is None:
+        return list(config.trusted_proxies)
+    problems += [f"--trusted-proxies: entry {i}: {p}" for i, n in enumerate(settings.trusted_proxies)
+                 if (p := proxy_entry_problem(n)) is not None]
+    return list(settings.trusted_proxies)
+
+
 def _storage(settings: Settings, config: NetworkConfig, problems: list[str]) -> str:
     if settings.redis_url is None:
         return config.rate_limit.storage
@@ -120,6 +129,7 @@ def install_network_middleware(app: Starlette, settings: Settings, network_confi
     problems: list[str] = []
     hosts = _allowed_hosts(settings, config, problems)
     origins = _cors_origins(settings, config, problems)
+    proxies = _trusted_proxies(settings, config, problems)
     storage = _storage(settings, config, problems)
     rl = config.rate_limit
     if not problems and rl.enabled and storage.startswith(("redis://", "rediss://")):
@@ -155,10 +165,9 @@ def install_network_middleware(app: Starlette, settings: Settings, network_confi
         max_header_count=limits.max_header_count))
     app.add_middleware(HostAllowlistMiddleware, allowlist=HostAllowlist(hosts))
     app.add_middleware(TrustedProxyMiddleware, trusted_networks=tuple(
-        ipaddress.ip_network(n, strict=True) for n in config.trusted_proxies))
+        ipaddress.ip_network(n, strict=True) for n in proxies))
 
-    log.info("network protection: allowed_hosts=%s cors_origins=%s trusted_proxies=%s", hosts, origins,
-             config.trusted_proxies)
+    log.info("network protection: allowed_hosts=%s cors_origins=%s trusted_proxies=%s", hosts, origins, proxies)
     log.info("network limits: body=%d artifact=%d query=%d header_bytes=%d header_count=%d json_depth=%d",
              limits.max_body_bytes, limits.max_artifact_bytes, limits.max_query_bytes, limits.max_header_bytes,
              limits.max_header_count, limits.max_json_depth)

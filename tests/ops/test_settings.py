@@ -76,3 +76,23 @@ def test_several_workers_without_redis_name_what_weakens():
     assert message.startswith("--workers 4 without --redis-url: these guarantees weaken: rate limits")
     for weakened in ("rate limits", "lockout", "credential cache", "up to N times"):
         assert weakened in message
+
+
+def test_trusted_proxies_flag_overrides_the_policy_and_is_validated(app_factory):
+    from starlette.testclient import TestClient
+
+    with pytest.raises(SettingsError) as raised:
+        app_factory(trusted_proxies=("10.0.0.0/8", "proxy.internal", "10.0.0.1/8"))
+    assert [p for p in raised.value.problems if p.startswith("--trusted-proxies")] == [
+        "--trusted-proxies: entry 1: 'proxy.internal' is not an IP address or network in CIDR notation "
+        "('proxy.internal' does not appear to be an IPv4 or IPv6 network)",
+        "--trusted-proxies: entry 2: '10.0.0.1/8' is not an IP address or network in CIDR notation "
+        "(10.0.0.1/8 has host bits set)",
+    ]
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    for proxies, hsts in ((None, False), (("127.0.0.1/32",), True)):
+        app = app_factory(trusted_proxies=proxies)
+        with TestClient(app, base_url="http://127.0.0.1:5000", client=("127.0.0.1", 4000)) as client:
+            # HSTS only when the request came over HTTPS, which only a trusted proxy can say.
+            answer = client.get("/version", headers=forwarded)
+            assert ("strict-transport-security" in answer.headers) is hsts
