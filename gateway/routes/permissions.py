@@ -142,8 +142,11 @@ def _v2(kind: ResourceKind, id_field: str, path: str, op: str, body_key: str) ->
 
     router_v2.add_api_route(f"{path}/create", create, methods=["POST"], operation_id=f"{op}.create")
     router_v2.add_api_route(f"{path}/get", get, methods=["GET"], operation_id=f"{op}.get")
-    router_v2.add_api_route(f"{path}/update", create, methods=["PATCH", "POST"], operation_id=f"{op}.update")
-    router_v2.add_api_route(f"{path}/delete", delete, methods=["DELETE", "POST"], operation_id=f"{op}.delete")
+    # One operation id per method: OpenAPI requires them unique. MLflow's own methods keep the plain id.
+    router_v2.add_api_route(f"{path}/update", create, methods=["PATCH"], operation_id=f"{op}.update")
+    router_v2.add_api_route(f"{path}/update", create, methods=["POST"], operation_id=f"{op}.update_via_post")
+    router_v2.add_api_route(f"{path}/delete", delete, methods=["DELETE"], operation_id=f"{op}.delete")
+    router_v2.add_api_route(f"{path}/delete", delete, methods=["POST"], operation_id=f"{op}.delete_via_post")
 
 
 _v2(ResourceKind.EXPERIMENT, "experiment_id", "/experiments/permissions", "permissions.experiments",

@@ -11,17 +11,19 @@ from policies.routes import OPERATION_IDS, ROUTE_TABLE, Access, Lookup, Source, 
 CANONICAL = """
 ops.health ops.ready ops.metrics ops.version server.info
 experiments.create experiments.get experiments.get_by_name experiments.update experiments.delete
-experiments.restore experiments.set_tag experiments.delete_tag experiments.search
+experiments.restore experiments.set_tag experiments.delete_tag experiments.search experiments.search_via_get
 runs.create runs.get runs.update runs.delete runs.restore runs.set_tag runs.delete_tag runs.log_metric
-runs.log_param runs.log_batch runs.log_inputs runs.log_outputs runs.search metrics.get_history
+runs.log_param runs.log_batch runs.log_inputs runs.log_outputs runs.search runs.search_via_get metrics.get_history
 metrics.get_history_bulk_interval
 artifacts.list artifacts.get artifacts.put artifacts.delete artifacts.mpu_create artifacts.mpu_complete
 artifacts.mpu_abort artifacts.list_for_run artifacts.get_for_run model_versions.get_artifact
 registered_models.create registered_models.get registered_models.rename registered_models.update
-registered_models.delete registered_models.search registered_models.set_tag registered_models.delete_tag
+registered_models.delete registered_models.search registered_models.search_via_post registered_models.set_tag
+registered_models.delete_tag registered_models.get_latest_versions_via_get
 registered_models.get_latest_versions registered_models.set_alias registered_models.delete_alias
 registered_models.get_version_by_alias
 model_versions.create model_versions.get model_versions.update model_versions.delete model_versions.search
+model_versions.search_via_post
 model_versions.set_tag model_versions.delete_tag model_versions.transition_stage model_versions.get_download_uri
 logged_models.create logged_models.get logged_models.finalize logged_models.delete logged_models.search
 logged_models.set_tags logged_models.delete_tag logged_models.log_params logged_models.list_artifacts
@@ -35,6 +37,8 @@ users.list users.update_disabled
 permissions.experiments.create permissions.experiments.get permissions.experiments.update
 permissions.experiments.delete permissions.registered_models.create permissions.registered_models.get
 permissions.registered_models.update permissions.registered_models.delete
+permissions.experiments.update_via_post permissions.experiments.delete_via_post
+permissions.registered_models.update_via_post permissions.registered_models.delete_via_post
 permissions.users.grant permissions.users.revoke permissions.users.get permissions.users.list
 admin.users.list admin.users.get admin.groups.list admin.groups.create admin.groups.delete
 admin.groups.add_member admin.groups.remove_member admin.grants.list admin.grants.put admin.grants.revoke
@@ -96,11 +100,14 @@ def test_searches_are_scoped_by_the_right_kind():
     searches = {op: r.resource_kind for op, r in ROUTE_TABLE.items() if r.access is Access.SEARCH}
     assert searches == {
         "experiments.search": ResourceKind.EXPERIMENT, "runs.search": ResourceKind.EXPERIMENT,
+        "experiments.search_via_get": ResourceKind.EXPERIMENT, "runs.search_via_get": ResourceKind.EXPERIMENT,
         "logged_models.search": ResourceKind.EXPERIMENT, "traces.search": ResourceKind.EXPERIMENT,
         "ui.experiments": ResourceKind.EXPERIMENT, "ui.account": ResourceKind.EXPERIMENT,
         "ui.models": ResourceKind.REGISTERED_MODEL, "ui.prompts": ResourceKind.REGISTERED_MODEL,
         "registered_models.search": ResourceKind.REGISTERED_MODEL,
+        "registered_models.search_via_post": ResourceKind.REGISTERED_MODEL,
         "model_versions.search": ResourceKind.REGISTERED_MODEL,
+        "model_versions.search_via_post": ResourceKind.REGISTERED_MODEL,
     }
 
 

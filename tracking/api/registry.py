@@ -112,7 +112,8 @@ def delete_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     return ok({})
 
 
-@router.api_route(f"{_RM}/search", methods=["GET", "POST"], operation_id="registered_models.search")
+@router.get(f"{_RM}/search", operation_id="registered_models.search")
+@router.post(f"{_RM}/search", operation_id="registered_models.search_via_post")
 def search_registered_models(request: Request, args: Args = ARGS) -> JSONBody:
     """Registered models matching a filter, ordered and paginated (prompts only when asked for)."""
     scope = visibility_scope(request).registered_models
@@ -146,8 +147,8 @@ def delete_registered_model_tag(request: Request, args: Args = ARGS) -> JSONBody
     return ok({})
 
 
-@router.api_route(f"{_RM}/get-latest-versions", methods=["GET", "POST"],
-                  operation_id="registered_models.get_latest_versions")
+@router.post(f"{_RM}/get-latest-versions", operation_id="registered_models.get_latest_versions")
+@router.get(f"{_RM}/get-latest-versions", operation_id="registered_models.get_latest_versions_via_get")
 def get_latest_versions(request: Request, args: Args = ARGS) -> JSONBody:
     """The newest version per requested stage."""
     name, stages = _name(args), args.str_list("stages")
@@ -220,7 +221,8 @@ def delete_model_version(request: Request, args: Args = ARGS) -> JSONBody:
     return ok({})
 
 
-@router.api_route(f"{_MV}/search", methods=["GET", "POST"], operation_id="model_versions.search")
+@router.get(f"{_MV}/search", operation_id="model_versions.search")
+@router.post(f"{_MV}/search", operation_id="model_versions.search_via_post")
 def search_model_versions(request: Request, args: Args = ARGS) -> JSONBody:
     """Model versions matching a filter, ordered and paginated."""
     scope = visibility_scope(request).registered_models

@@ -68,7 +68,8 @@ def _page(conn, stmt_for, fp: str, page_token: str | None, max_results: int) -> 
     return ids, None
 
 
-@router.api_route("/runs/search", methods=["GET", "POST"], operation_id="runs.search")
+@router.post("/runs/search", operation_id="runs.search")
+@router.get("/runs/search", operation_id="runs.search_via_get")
 def search_runs(request: Request, args: Args = Depends(request_args)):
     """Runs of the given experiments matching the filter, in order, one page at a time."""
     filter_text, order_by, max_results, page_token = _common(args)
@@ -91,7 +92,8 @@ def search_runs(request: Request, args: Args = Depends(request_args)):
     return ok(payload)
 
 
-@router.api_route("/experiments/search", methods=["GET", "POST"], operation_id="experiments.search")
+@router.post("/experiments/search", operation_id="experiments.search")
+@router.get("/experiments/search", operation_id="experiments.search_via_get")
 def search_experiments(request: Request, args: Args = Depends(request_args)):
     """Experiments matching the filter, in order, one page at a time."""
     filter_text, order_by, max_results, page_token = _common(args)
