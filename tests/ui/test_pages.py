@@ -59,7 +59,8 @@ def test_attacker_controlled_values_are_escaped_everywhere(world):
         assert EVIL not in body
         assert "&lt;img src=x onerror=alert(1)&gt;" in body
         # The only script is the layout's own file from /static/ (the CSP forbids inline script).
-        assert body.count("<script") == 1 and '<script src="/static/ui.js" defer></script>' in body
+        assert body.count("<script") == 1
+        assert '<script src="/static/ui.js" defer></script>' in body
         assert "<svg onload" not in body
     run_page = admin.get(f"/runs/{run}").text
     assert "&lt;/script&gt;&lt;svg onload=alert(3)&gt;" in run_page

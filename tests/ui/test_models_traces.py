@@ -1,0 +1,106 @@
+"""Registered models, prompts and traces pages: what each user sees, hidden equals missing, spans as a tree."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from tests.tracking.otlp_builders import export_request, make_span, new_otel_trace_id, post_otlp
+from tests.ui.conftest import A, new_run, ok
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def _model(api, name: str, *, prompt: bool = False, run_id: str | None = None) -> None:
+    tags = [{"key": "mlflow.prompt.is_prompt", "value": "true"}] if prompt else [{"key": "team", "value": EVIL}]
+    ok(api.post(f"{A}/registered-models/create", json={"name": name, "tags": tags}))
+    body = {"name": name, "source": f"runs:/{run_id}/model" if run_id else "s3://bucket/model", "run_id": run_id}
+    if prompt:
+        body = {"name": name, "source": "dummy-source",
+                "tags": [{"key": "mlflow.prompt.text", "value": "Summarize {{text}} </script>"},
+                         {"key": "mlflow.prompt.is_prompt", "value": "true"}]}
+    ok(api.post(f"{A}/model-versions/create", json={k: v for k, v in body.items() if v is not None}))
+
+
+def test_models_and_prompts_follow_the_callers_grants(ui):
+    api = ui["api"]
+    run = new_run(api, ui["shared"], "trainer")
+    _model(api, "churn-model", run_id=run)
+    _model(api, "secret-model")
+    _model(api, EVIL)
+    _model(api, "summarizer", prompt=True)
+    ok(api.post(f"{A}/registered-models/alias", json={"name": "churn-model", "alias": "champion", "version": "1"}))
+    ok(api.post(f"{A}/model-versions/transition-stage", json={"name": "churn-model", "version": "1",
+                                                               "stage": "Production"}))
+    ok(api.post(f"{A}/registered-models/permissions/create",
+                json={"name": "churn-model", "username": "reader", "permission": "READ"}))
+    reader, nobody, admin = ui["reader"](), ui["nobody"](), ui["admin"]()
+
+    listing = reader.get("/models").text
+    assert "churn-model" in listing
+    assert "secret-model" not in listing
+    assert "summarizer" not in listing
+    assert "@champion" in listing
+    assert "churn-model" not in nobody.get("/models").text
+    everything = admin.get("/models").text
+    assert "secret-model" in everything
+    assert "summarizer" not in everything
+    assert EVIL not in everything
+    assert "&lt;img src=x onerror=alert(1)&gt;" in everything
+    prompts = admin.get("/prompts").text
+    assert "summarizer" in prompts
+    assert "churn-model" not in prompts
+    assert "summarizer" not in reader.get("/prompts").text
+
+    model = reader.get("/model", params={"name": "churn-model"})
+    assert model.status_code == 200
+    assert "Production" in model.text
+    assert "@champion" in model.text
+    assert f'<a href="/runs/{run}">{run}</a>' in model.text  # the version's source run
+    assert EVIL not in model.text
+    assert ">&lt;img src=x onerror=alert(1)&gt;</td>" in model.text
+    hidden = reader.get("/model", params={"name": "secret-model"})
+    missing = reader.get("/model", params={"name": "no-such-model"})
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.text == missing.text
+    prompt = admin.get("/model", params={"name": "summarizer"}).text
+    assert "Summarize {{text}} &lt;/script&gt;" in prompt
+
+
+def _trace(api, experiment_id: str, names: list[tuple[str, int | None]], *, error_at: int | None = None) -> str:
+    """A trace whose spans are (name, parent index); returns its MLflow trace id."""
+    tid, ids, spans = new_otel_trace_id(), [], []
+    start = 1_764_000_000_000_000_000
+    for i, (name, parent) in enumerate(names):
+        ids.append(os.urandom(8))
+        spans.append(make_span(tid, ids[i], name, parent=None if parent is None else ids[parent],
+                               start_ns=start + i * 1_000_000, end_ns=start + i * 1_000_000 + (10 - i) * 2_000_000,
+                               error=i == error_at))
+    response = post_otlp(api, export_request(*spans), experiment_id)
+    assert response.status_code == 200, response.text
+    return "tr-" + tid.hex()
+
+
+def test_traces_list_and_span_tree(ui):
+    api = ui["api"]
+    trace = _trace(api, ui["shared"], [("agent", None), ("retrieve", 0), (EVIL, 1), ("answer", 0)], error_at=3)
+    hidden = _trace(api, ui["hidden"], [("hidden-root", None)])
+    reader, nobody = ui["reader"](), ui["nobody"]()
+    listing = reader.get(f"/experiments/{ui['shared']}/traces")
+    assert listing.status_code == 200
+    assert f'href="/traces/{trace}"' in listing.text
+    assert hidden not in listing.text
+    assert nobody.get(f"/experiments/{ui['shared']}/traces").status_code == 404
+    page = reader.get(f"/traces/{trace}")
+    assert page.status_code == 200
+    spans = re.findall(r'<td class="span-name depth-(\d+)">(?:<span class="branch" aria-hidden="true">└</span>)?'
+                       r'([^<]*)</td>', page.text)
+    # Depth-first: agent, its child retrieve, retrieve's child, then agent's second child.
+    assert spans == [("0", "agent"), ("1", "retrieve"), ("2", "&lt;img src=x onerror=alert(1)&gt;"), ("1", "answer")]
+    assert "20.0 ms" in page.text  # agent: 10 x 2 ms
+    assert "status-ERROR" in page.text
+    assert "status-OK" in page.text
+    hidden_page, missing_page = reader.get(f"/traces/{hidden}"), reader.get(f"/traces/tr-{'0' * 32}")
+    assert hidden_page.status_code == missing_page.status_code == 404
+    assert hidden_page.text == missing_page.text
+    assert "hidden-root" not in hidden_page.text
