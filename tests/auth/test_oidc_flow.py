@@ -209,3 +209,29 @@ def test_group_changes_at_the_provider_apply_at_the_next_login(app_factory, tmp_
     with TestClient(app, base_url=BASE, follow_redirects=False) as client:
         assert login_with(["ml-team", "readers"]) == {"ml-team", "readers"}
         assert login_with(["ml-team"]) == {"ml-team"}
+
+
+def test_a_provider_gone_before_the_callback_gets_a_clear_page_and_nothing_is_created(app_factory, tmp_path,
+                                                                                          monkeypatch):
+    # The person signed in at the provider, which then became unreachable before mlgate could redeem the code.
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    provider = start_idp(tmp_path / "idp", users=USERS, clients=[{
+        "client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [CALLBACK],
+        "grant_types": ["authorization_code"], "response_types": ["code"]}])
+    try:
+        app = app_factory(policy_file=policy(tmp_path, provider.issuer))
+        with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+            callback = at_idp(start(client), "alice")
+            provider.stop()
+            response = client.get(callback_path(callback))
+            assert response.status_code == 502
+            assert "<h1>The identity provider is unreachable</h1>" in response.text
+            assert 'href="/login"' in response.text  # where to start again
+            assert "code=" not in response.text  # the code is not echoed
+            assert "mlgate_session" not in response.headers.get("set-cookie", "")
+            assert "alice" not in user_names(client)
+            with client.app.state.tracking.engine.connect() as conn:
+                assert conn.execute(oidc_identities.select()).all() == []
+                assert conn.execute(sessions.select()).all() == []
+    finally:
+        provider.stop()
