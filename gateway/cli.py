@@ -56,27 +56,15 @@ def _split(values: str | None) -> tuple[str, ...] | None:
               help="Seconds to wait for a free PostgreSQL connection before failing the request.")
 @click.option("--db-statement-timeout", default=0, show_default=True, type=int,
               help="PostgreSQL statement_timeout in milliseconds (0: none).")
-def server(host, port, backend_store_uri, artifacts_destination, workers, policy_file, allowed_hosts,
-           cors_allowed_origins, trusted_proxies, redis_url, dev_mode, log_format, shutdown_timeout, db_pool_size,
-           db_max_overflow, db_pool_timeout, db_statement_timeout) -> None:
+def server(**options) -> None:
     """Start the server (upgrades the database schema first).
 
     The Prometheus scrape token, like every secret, comes from the environment: MLGATE_METRICS_TOKEN.
 
     Example: mlgate server --host 127.0.0.1 --port 5000
     """
-    settings = Settings(
-        host=host, port=port, backend_store_uri=backend_store_uri,
-        artifacts_destination=artifacts_destination, workers=workers, policy_file=policy_file,
-        allowed_hosts=_split(allowed_hosts), cors_allowed_origins=_split(cors_allowed_origins),
-        redis_url=redis_url, dev_mode=dev_mode, trusted_proxies=_split(trusted_proxies),
-        # Secrets come from the environment only: command lines are visible to every local user.
-        secret_key=os.environ.get("MLGATE_SECRET_KEY") or None,
-        metrics_token=os.environ.get("MLGATE_METRICS_TOKEN") or None,
-        log_format=log_format, shutdown_timeout_seconds=shutdown_timeout, db_pool_size=db_pool_size,
-        db_max_overflow=db_max_overflow, db_pool_timeout_seconds=db_pool_timeout,
-        db_statement_timeout_ms=db_statement_timeout,
-    )
+    settings = server_settings(options, os.environ)
+    backend_store_uri, workers = settings.backend_store_uri, settings.workers
     from gateway.ops.serve import prepare_process, serve
 
     metrics_dir = prepare_process(settings)  # before the app (and prometheus_client) is imported
@@ -104,6 +92,36 @@ def server(host, port, backend_store_uri, artifacts_destination, workers, policy
     if workers > 1:
         os.environ[SETTINGS_ENV] = settings.to_json()
     serve(settings, app, "gateway.app:app_from_environment", metrics_dir)
+
+
+def _document_server_variables() -> None:
+    # Every server flag also reads MLGATE_<FLAG> (as the README documents; click's automatic name is
+    # MLGATE_SERVER_<FLAG>, kept as well): containers and unit files configure the server this way.
+    for param in server.params:
+        if isinstance(param, click.Option) and param.opts[0].startswith("--") and param.name != "help":
+            name = param.opts[0][2:].upper().replace("-", "_")
+            param.envvar = [f"MLGATE_{name}", f"MLGATE_SERVER_{name}"]
+            param.show_envvar = True
+
+
+_document_server_variables()
+
+
+def server_settings(options: dict, environ) -> Settings:
+    """The Settings for ``mlgate server``'s parsed options (deploy/ files are checked through this too)."""
+    o = options
+    return Settings(
+        host=o["host"], port=o["port"], backend_store_uri=o["backend_store_uri"],
+        artifacts_destination=o["artifacts_destination"], workers=o["workers"], policy_file=o["policy_file"],
+        allowed_hosts=_split(o["allowed_hosts"]), cors_allowed_origins=_split(o["cors_allowed_origins"]),
+        redis_url=o["redis_url"], dev_mode=o["dev_mode"], trusted_proxies=_split(o["trusted_proxies"]),
+        # Secrets come from the environment only: command lines are visible to every local user.
+        secret_key=environ.get("MLGATE_SECRET_KEY") or None,
+        metrics_token=environ.get("MLGATE_METRICS_TOKEN") or None,
+        log_format=o["log_format"], shutdown_timeout_seconds=o["shutdown_timeout"], db_pool_size=o["db_pool_size"],
+        db_max_overflow=o["db_max_overflow"], db_pool_timeout_seconds=o["db_pool_timeout"],
+        db_statement_timeout_ms=o["db_statement_timeout"],
+    )
 
 
 @main.group()
