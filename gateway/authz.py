@@ -22,8 +22,10 @@ from sqlalchemy import Engine, select
 from starlette.requests import Request
 
 from auth.audit import Auditor
+from auth.errors import Unauthenticated
 from auth.grants import current_generation, policy_grants, put_grant
 from auth.principal import Principal
+from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from policies.compiled import CompiledPolicy
 from policies.decide import compile_policy, decide, decide_all, visible
 from policies.file import PolicyFile
@@ -239,7 +241,8 @@ class Authorizer:
             self._deny(request, operation_id, subject, decision, "This operation is not permitted.",
                        "PERMISSION_DENIED")
         if subject.kind == "anonymous":
-            raise MlflowError("Authentication required.", "UNAUTHENTICATED")
+            # Presented credentials that failed say why; none at all is the same refusal (401).
+            raise getattr(request.state, AUTHENTICATION_ERROR, None) or Unauthenticated(NOT_AUTHENTICATED)
         policy = self.holder.current()
         if requirement.access is Access.SEARCH:
             if not policy.is_admin(subject):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
+from starlette.responses import RedirectResponse
 
 from auth.errors import AuthError, LockedOut, Unauthenticated
+from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED, wants_html
 from tracking.api.responses import error_response
 from tracking.errors import MlflowError
 
@@ -25,6 +28,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError):
+        return _auth_error_response(request, exc)
+
+    def _auth_error_response(request: Request, exc: AuthError):
+        if isinstance(exc, Unauthenticated) and wants_html(request.scope):
+            # A person opening a page: the sign-in page, then back here (a path on this server only).
+            return RedirectResponse("/login?next=" + quote(request.url.path, safe="/"), status_code=303,
+                                    headers={"Cache-Control": "no-store"})
         response = error_response(MlflowError(exc.message, exc.code))
         if isinstance(exc, Unauthenticated):
             response.headers["WWW-Authenticate"] = 'Basic realm="mlgate", charset="UTF-8"'
@@ -41,6 +51,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code in (404, 405) and getattr(request.state, "principal", None) is None:
+            # No route answered, so no authorizer ran: an anonymous caller learns nothing about which
+            # paths exist, and gets the same refusal (or the sign-in page) as anywhere else.
+            failure = getattr(request.state, AUTHENTICATION_ERROR, None)
+            return _auth_error_response(request, failure or Unauthenticated(NOT_AUTHENTICATED))
         if exc.status_code == 404:
             err = MlflowError(f"No endpoint {request.method} {request.url.path}", "ENDPOINT_NOT_FOUND")
         elif exc.status_code == 405:

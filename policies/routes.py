@@ -161,6 +161,7 @@ _TABLE: dict[str, Requirement] = {
     # Prometheus metrics: administrators, or the scrape token (answered before authentication).
     "ops.metrics": _admin(R),
     "server.info": PUBLIC,
+    "server.openapi": _signed_in(R),  # the API description: any signed-in principal
     "auth.login_page": PUBLIC,
     "auth.login": PUBLIC,
     "auth.logout": PUBLIC,  # the handler checks the session and its CSRF field itself

@@ -64,6 +64,38 @@ def test_a_browser_is_sent_to_the_login_page(client):
     assert response.headers["location"] == "/login?next=/"
 
 
+def test_anonymous_callers_learn_nothing_about_which_paths_exist(client):
+    # A path no route serves answers anonymous callers like any protected one, not with a 404.
+    _assert_401(client.get("/api/2.0/mlflow/no-such-endpoint"))
+    _assert_401(client.post("/internal/admin", json={}))
+    assert client.get("/api/2.0/mlflow/no-such-endpoint", headers=ADMIN).status_code == 404
+
+
+def test_the_api_description_needs_a_login(client):
+    _assert_401(client.get("/api/openapi.json"))
+    document = client.get("/api/openapi.json", headers=ADMIN)
+    assert document.status_code == 200
+    assert "/api/2.0/mlflow/experiments/create" in document.json()["paths"]
+
+
+def test_bad_credentials_still_reach_public_pages_but_nothing_else(client):
+    wrong = basic("nobody", "not-the-password-1")
+    # The sign-in page and the probes work whatever a stale browser or client sends...
+    assert client.get("/login", headers=wrong).status_code == 200
+    assert client.get("/health", headers=bearer("mlg_" + "A" * 43)).status_code == 200
+    # ...and every other operation is refused with the reason the credentials failed.
+    _assert_401(client.get(API, headers=bearer("mlg_" + "A" * 43)), "The access token is invalid, expired or revoked.")
+    _assert_401(client.post("/api/2.0/mlflow/experiments/create", json={"name": "x"}, headers=wrong))
+
+
+def test_a_stale_session_cookie_sends_a_browser_to_sign_in_again(client):
+    client.cookies.set("mlgate_session", "forged.value.here")
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 303
+    assert page.headers["location"] == "/login?next=/"
+    assert client.get("/login", headers={"Accept": "text/html"}).status_code == 200
+
+
 # --- Basic -----------------------------------------------------------------------------------------
 
 def test_basic_credentials_authenticate(client):

@@ -9,7 +9,7 @@ from policies.routes import OPERATION_IDS, ROUTE_TABLE, Access, Lookup, Source, 
 
 # The canonical operation ids every engineer mounts routes under (see the project's preamble).
 CANONICAL = """
-ops.health ops.ready ops.metrics ops.version server.info
+ops.health ops.ready ops.metrics ops.version server.info server.openapi
 experiments.create experiments.get experiments.get_by_name experiments.update experiments.delete
 experiments.restore experiments.set_tag experiments.delete_tag experiments.search experiments.search_via_get
 runs.create runs.get runs.update runs.delete runs.restore runs.set_tag runs.delete_tag runs.log_metric

@@ -13,7 +13,7 @@ import pytest
 
 from tests.security.conftest import A, R, Unchanged, make_user
 
-PUBLIC = {"/health", "/version", "/api/3.0/mlflow/server-info"}
+PUBLIC = {"/health", "/ready", "/version", "/api/3.0/mlflow/server-info"}
 
 
 def _cookie(response: httpx.Response, name: str) -> str | None:
