@@ -26,6 +26,7 @@ from gateway.ops.scrape import ScrapeTokenMiddleware
 from gateway.routes import admin as admin_routes
 from gateway.routes import login as login_routes
 from gateway.routes import permissions as permission_routes
+from gateway.routes import schema as schema_routes
 from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
 from gateway.settings import Settings, SettingsError, settings_from_environment
@@ -82,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served by gateway.routes.schema, through the authorizer
         lifespan=lifespan,
         # Every route, whoever mounts it, passes the authorizer: an unclassified operation is denied.
         dependencies=[Depends(authorizer)],
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(mount.router, prefix=mount.prefix, include_in_schema=mount.in_schema)
     app.include_router(user_routes.router, prefix="/api/2.0/mlflow")
     app.include_router(user_routes.router, prefix="/ajax-api/2.0/mlflow", include_in_schema=False)
+    app.include_router(schema_routes.router)
     app.include_router(login_routes.router)
     app.include_router(sso_routes.router)
     app.include_router(admin_routes.router, prefix="/api/2.0/mlgate")
