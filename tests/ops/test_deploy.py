@@ -181,3 +181,12 @@ def test_the_compose_command_runs_against_local_services(tmp_path: Path):
             assert running.process.wait(60) == 0
         finally:
             running.stop()
+
+
+def test_server_flags_read_the_documented_variables(monkeypatch):
+    monkeypatch.setenv("MLGATE_LOG_FORMAT", "json")
+    monkeypatch.setenv("MLGATE_WORKERS", "3")
+    monkeypatch.setenv("MLGATE_SERVER_DB_POOL_SIZE", "7")  # click's automatic name still works
+    options = parsed([])
+    assert (options["log_format"], options["workers"], options["db_pool_size"]) == ("json", 3, 7)
+    assert parsed(["--workers", "2"])["workers"] == 2  # a flag wins over the variable
