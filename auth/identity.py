@@ -6,9 +6,11 @@ so caching, lockout, rehashing and auditing happen in one place.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from auth.audit import Auditor
 from auth.credential_cache import CredentialCache, Invalidation
@@ -45,6 +47,9 @@ class Identity:
     clock: Callable[[], float] = time.time
     # Single sign-on (auth.oidc providers), or None when no provider is configured.
     sso: SingleSignOn | None = None
+    # In-flight password verifications by cache key (see password_login).
+    _flights: dict[bytes, tuple[threading.Lock, int]] = field(default_factory=dict, init=False, repr=False)
+    _flights_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
                       read_only: bool = False) -> Principal:
@@ -77,6 +82,33 @@ class Identity:
         principal = self._cached(key)
         if principal is not None:
             return principal
+        # Single flight: concurrent requests with the same credential wait for one hash verification
+        # instead of each spending hundreds of milliseconds of CPU on the same answer.
+        with self._verifying(key):
+            principal = self._cached(key)
+            if principal is not None:
+                return principal
+            return self._password_login(key, username, password, client, method)
+
+    @contextmanager
+    def _verifying(self, key: bytes) -> Iterator[None]:
+        with self._flights_lock:
+            lock, waiters = self._flights.get(key, (None, 0))
+            lock = lock or threading.Lock()
+            self._flights[key] = (lock, waiters + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._flights_lock:
+                lock, waiters = self._flights[key]
+                if waiters == 1:
+                    del self._flights[key]
+                else:
+                    self._flights[key] = (lock, waiters - 1)
+
+    def _password_login(self, key: bytes, username: str, password: str, client: str | None,
+                        method: str) -> Principal:
         self.lockout.check(username, client)
         user = self.store.user_by_name(username)
         stored = user.password_hash if user is not None else None

@@ -1,5 +1,6 @@
 """Password and token login through the Identity service: caching, invalidation, audit, rehash."""
 
+import threading
 import time
 
 import pytest
@@ -27,6 +28,44 @@ def test_password_is_verified_once_per_ttl(identity, accounts):
     assert first.name == "alice"
     assert first.auth_method == "basic"
     assert not first.is_admin
+
+
+def test_concurrent_logins_with_one_credential_verify_the_hash_once(identity, accounts):
+    accounts.create_user(_admin(), "alice", PASSWORD, client=None)
+    before = identity.hasher.verifications
+    start = threading.Barrier(8)
+    results = []
+
+    def login() -> None:
+        start.wait()
+        results.append(identity.password_login("alice", PASSWORD, "10.0.0.1"))
+
+    threads = [threading.Thread(target=login) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [p.name for p in results] == ["alice"] * 8
+    assert identity.hasher.verifications == before + 1
+
+
+def test_concurrent_wrong_passwords_are_each_refused(identity, accounts):
+    accounts.create_user(_admin(), "erin", PASSWORD, client=None)
+    outcomes = []
+
+    def login() -> None:
+        try:
+            identity.password_login("erin", "not-the-password-42", "10.0.0.2")
+            outcomes.append("accepted")
+        except (Unauthenticated, LockedOut):
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=login) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["refused"] * 3
 
 
 def test_change_on_another_process_ends_the_cached_login_at_once(identity_factory):
