@@ -218,3 +218,31 @@ def test_logout_sends_the_id_token_hint_and_the_provider_accepts_it(app_client, 
     assert confirm.status_code == 200
     assert "logout" in confirm.text.lower()
     assert "error" not in confirm.text.lower()
+
+
+def test_concurrent_requests_in_two_processes_renew_once_and_the_rotating_provider_keeps_the_grant(
+        app_factory, tmp_path, idp, monkeypatch):
+    # Two apps on one database stand for two server processes. With rotation, a refresh token used twice
+    # makes the provider revoke the whole grant (RFC 9700 section 4.14.2): only one request may use it.
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    path = policy(tmp_path, idp.issuer)
+    with TestClient(app_factory(policy_file=path), base_url=BASE, follow_redirects=False) as first, \
+            TestClient(app_factory(policy_file=path), base_url=BASE, follow_redirects=False) as second:
+        sign_in(first)
+        second.cookies.set("mlgate_session", first.cookies["mlgate_session"])
+        make_due(first)
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda c: c.get("/api/2.0/mlflow/users/current").status_code,
+                                     [first, second] * 4))
+        assert statuses == [200] * 8
+        assert not revoked(first)
+        with first.app.state.tracking.engine.connect() as conn:
+            renewals = conn.execute(select(audit_log.c.outcome).where(
+                audit_log.c.action == "session.revalidate")).scalars().all()
+        assert renewals == ["success"]
+        # The grant survived: the next renewal, from the other process, works with the rotated token.
+        time.sleep(5.5)
+        assert second.get("/api/2.0/mlflow/users/current").status_code == 200
+        assert not revoked(first)
