@@ -158,6 +158,7 @@ def _register_commands() -> None:
     from gateway.commands.audit import audit
     from gateway.commands.completion import completion
     from gateway.commands.groups import groups
+    from gateway.commands.import_mlflow import import_mlflow
     from gateway.commands.login import login
     from gateway.commands.perms import perms
     from gateway.commands.policy import policy
@@ -165,7 +166,7 @@ def _register_commands() -> None:
     from gateway.commands.tokens import tokens
     from gateway.commands.users import users
 
-    for command in (policy, users, service_accounts, tokens, groups, perms, audit, login, completion):
+    for command in (policy, users, service_accounts, tokens, groups, perms, audit, login, completion, import_mlflow):
         main.add_command(command)
 
 
