@@ -88,6 +88,10 @@ def make_client(endpoint_url: str | None = None):
         max_pool_connections=50,
         # Path-style addressing works with every S3-compatible server (MinIO, moto, Ceph).
         s3={"addressing_style": "path"} if endpoint_url else {},
+        # botocore 1.36 started adding CRC checksums to every upload, which several S3-compatible
+        # servers reject; with a custom endpoint, send them only where the API requires one.
+        request_checksum_calculation="when_required" if endpoint_url else "when_supported",
+        response_checksum_validation="when_required" if endpoint_url else "when_supported",
     )
     session = boto3.session.Session()
     return session.client("s3", endpoint_url=endpoint_url or None, config=config,
