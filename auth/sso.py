@@ -48,6 +48,7 @@ UNCONFIRMED = ("The identity provider could not be reached to confirm your singl
 UNREACHABLE_BACKOFF_SECONDS = 5.0
 # Bounded memory of sessions known to be confirmed until a given time (saves a query per request).
 CONFIRMED_CACHE_SIZE = 10_000
+PASSWORD_SESSION = 2**62  # "confirmed until": never due
 _LOCKS = 64
 
 
@@ -90,7 +91,8 @@ class SingleSignOn:
             return None
         state = self.accounts.sso_session(session_id)
         if state is None:
-            return None  # a password session
+            self._remember(session_id, PASSWORD_SESSION)  # it never becomes an SSO session
+            return None
         client = self.clients.get(state.provider)
         if client is not None and now < state.revalidate_at:
             self._remember(session_id, state.revalidate_at)
