@@ -19,7 +19,7 @@ from typing import Protocol
 from starlette.requests import HTTPConnection
 
 from auth.errors import Unauthenticated
-from auth.identity import Identity
+from auth.identity import CacheMiss, Identity
 from auth.principal import Principal
 from auth.sessions import COOKIE_NAME
 from auth.sso import looks_like_provider_token
@@ -67,7 +67,7 @@ class BasicBackend:
     def __init__(self, identity: Identity):
         self.identity = identity
 
-    def authenticate(self, conn: HTTPConnection) -> Principal | None:
+    def authenticate(self, conn: HTTPConnection, *, cached_only: bool = False) -> Principal | None:
         """Verify Basic credentials."""
         encoded = _authorization(conn, "basic")
         if encoded is None:
@@ -80,10 +80,14 @@ class BasicBackend:
         if not sep or not password:
             raise Unauthenticated("Malformed Basic credentials.")
         if looks_like_token(password):
-            return self.identity.token_login(password, client_address(conn))
+            return self.identity.token_login(password, client_address(conn), cached_only=cached_only)
         if not username:
             raise Unauthenticated("Malformed Basic credentials.")
-        return self.identity.password_login(username, password, client_address(conn))
+        return self.identity.password_login(username, password, client_address(conn), cached_only=cached_only)
+
+    def authenticate_cached(self, conn: HTTPConnection) -> Principal | None:
+        """As :meth:`authenticate`, answered only from the verified-credential cache (else CacheMiss)."""
+        return self.authenticate(conn, cached_only=True)
 
 
 class BearerBackend:
@@ -105,6 +109,15 @@ class BearerBackend:
             raise Unauthenticated("The access token is invalid, expired or revoked.")
         return self.identity.token_login(token, client_address(conn))
 
+    def authenticate_cached(self, conn: HTTPConnection) -> Principal | None:
+        """A cached personal access token; anything else needs :meth:`authenticate` (CacheMiss)."""
+        token = _authorization(conn, "bearer")
+        if token is None:
+            return None
+        if not looks_like_token(token) or (self.identity.sso is not None and looks_like_provider_token(token)):
+            raise CacheMiss
+        return self.identity.token_login(token, client_address(conn), cached_only=True)
+
 
 class SessionBackend:
     """The browser session cookie set by the login form."""
@@ -113,6 +126,12 @@ class SessionBackend:
 
     def __init__(self, identity: Identity):
         self.identity = identity
+
+    def authenticate_cached(self, conn: HTTPConnection) -> Principal | None:
+        """None without a session cookie; a cookie is resolved by :meth:`authenticate` (CacheMiss)."""
+        if conn.cookies.get(COOKIE_NAME):
+            raise CacheMiss
+        return None
 
     def authenticate(self, conn: HTTPConnection) -> Principal | None:
         """Resolve the session cookie; the session id rides along for CSRF checks and logout."""
@@ -200,6 +219,21 @@ class Authenticator:
         """The request's Principal, or None for an anonymous request."""
         for backend in self.backends:
             principal = backend.authenticate(conn)
+            if principal is not None:
+                return principal
+        return None
+
+    def authenticate_cached(self, conn: HTTPConnection) -> Principal | None:
+        """:meth:`authenticate` when every backend can answer without a hash or a lookup, else CacheMiss.
+
+        Cheap enough for the event loop (at most one primary-key read: the user's generation), which
+        spares the hot path a hop to a worker thread; a miss goes through :meth:`authenticate` there.
+        """
+        for backend in self.backends:
+            cached = getattr(backend, "authenticate_cached", None)
+            if cached is None:
+                raise CacheMiss
+            principal = cached(conn)
             if principal is not None:
                 return principal
         return None

@@ -32,6 +32,10 @@ TOKEN_CACHE_SECONDS = 1.0
 TOKEN_TOUCH_MS = 60_000
 
 
+class CacheMiss(Exception):
+    """The credential is not in the verified-credential cache: verifying it needs a hash or a lookup."""
+
+
 @dataclass
 class Identity:
     """Everything identity needs at request time, built once per app."""
@@ -75,13 +79,20 @@ class Identity:
         self.cache.discard(key)
         return None
 
-    def password_login(self, username: str, password: str, client: str | None, method: str = "basic") -> Principal:
-        """Authenticate a username and password (cache first; lockout; dummy hash for unknown users)."""
+    def password_login(self, username: str, password: str, client: str | None, method: str = "basic", *,
+                       cached_only: bool = False) -> Principal:
+        """Authenticate a username and password (cache first; lockout; dummy hash for unknown users).
+
+        ``cached_only`` answers from the verified-credential cache or raises :class:`CacheMiss`, so
+        the caller can do the hash verification off the event loop.
+        """
         # The method is part of the key so a cached Principal always names how it was proven.
         key = self.cache.key_for("password", method, username, password)
         principal = self._cached(key)
         if principal is not None:
             return principal
+        if cached_only:
+            raise CacheMiss
         # Single flight: concurrent requests with the same credential wait for one hash verification
         # instead of each spending hundreds of milliseconds of CPU on the same answer.
         with self._verifying(key):
@@ -130,12 +141,14 @@ class Identity:
         self.auditor.record("login", "success", actor=username, client=client, reason=method)
         return principal
 
-    def token_login(self, token: str, client: str | None) -> Principal:
+    def token_login(self, token: str, client: str | None, *, cached_only: bool = False) -> Principal:
         """Authenticate a personal access token: one indexed lookup of its SHA-256, briefly cached."""
         key = self.cache.key_for("token", token)
         principal = self._cached(key)
         if principal is not None:
             return principal
+        if cached_only:
+            raise CacheMiss
         self.lockout.check(None, client)
         found = self.store.token_with_owner(token_hash(token))
         now = int(self.clock() * 1000)

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth.backends import Authenticator
 from auth.errors import AuthError
+from auth.identity import CacheMiss
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
 from gateway.middleware.ratelimit import limit_principal
@@ -96,8 +97,13 @@ class AuthenticationMiddleware:
             return
         principal = None
         if self.always_consult_backends or _has_credentials(scope):
+            connection = HTTPConnection(scope)
             try:
-                principal = await anyio.to_thread.run_sync(self.authenticator.authenticate, HTTPConnection(scope))
+                try:
+                    # A cached credential is answered here; a hash or a lookup goes to a worker thread.
+                    principal = self.authenticator.authenticate_cached(connection)
+                except CacheMiss:
+                    principal = await anyio.to_thread.run_sync(self.authenticator.authenticate, connection)
             except AuthError as exc:
                 # Decided by the authorizer: refused on every operation that is not public.
                 state[AUTHENTICATION_ERROR] = exc

@@ -171,3 +171,23 @@ def test_a_user_imported_from_mlflow_logs_in_and_gets_a_bcrypt_hash(identity):
     assert identity.store.user_by_id(user.id).password_hash.startswith("$bcrypt-sha256$")
     identity.cache.clear()
     assert identity.password_login("imported", PASSWORD, None).name == "imported"
+
+
+def test_cached_only_login_answers_from_the_cache_and_honours_changes_elsewhere(identity_factory):
+    from auth.identity import CacheMiss
+
+    process_a, process_b = identity_factory(), identity_factory()
+    Accounts(process_a).create_user(_admin(), "fay", PASSWORD, client=None)
+    with pytest.raises(CacheMiss):
+        process_b.password_login("fay", PASSWORD, None, cached_only=True)
+    verified = process_b.password_login("fay", PASSWORD, None)
+    before = process_b.hasher.verifications
+    assert process_b.password_login("fay", PASSWORD, None, cached_only=True) == verified
+    assert process_b.hasher.verifications == before
+    with pytest.raises(CacheMiss):
+        process_b.password_login("fay", "some-other-secret-77", None, cached_only=True)
+    Accounts(process_a).set_disabled(_admin(), "fay", True, client=None)
+    with pytest.raises(CacheMiss):  # the generation moved: the full path (which refuses) must run
+        process_b.password_login("fay", PASSWORD, None, cached_only=True)
+    with pytest.raises(Unauthenticated):
+        process_b.password_login("fay", PASSWORD, None)
