@@ -246,3 +246,17 @@ def test_concurrent_requests_in_two_processes_renew_once_and_the_rotating_provid
         time.sleep(5.5)
         assert second.get("/api/2.0/mlflow/users/current").status_code == 200
         assert not revoked(first)
+
+
+def test_additive_group_sync_keeps_mlgate_groups_at_renewal(app_factory, tmp_path, idp, monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    path = tmp_path / "additive.yaml"
+    path.write_text(open(policy(tmp_path, idp.issuer)).read().replace(
+        "revalidate_seconds: 5", "revalidate_seconds: 5\n        group_sync: additive"))
+    with TestClient(app_factory(policy_file=str(path)), base_url=BASE, follow_redirects=False) as app:
+        sign_in(app)
+        idp.change_account("alice", groups=["ml-team", "modellers"])
+        make_due(app)
+        assert app.get("/api/2.0/mlflow/users/current").status_code == 200
+        # Added at the provider: applied; removed there ("readers"): kept, as additive promises.
+        assert groups_of(app, "alice") == {"ml-team", "readers", "modellers"}
