@@ -35,6 +35,7 @@ from tracking.store.experiments import experiments_to_json, parse_experiment_id
 
 router = APIRouter(include_in_schema=False)
 AUDIT_PAGE = 50
+LIST_PAGE = 100  # accounts and grants per page
 MAX_POLICY_BYTES = 1024 * 1024
 MAX_EXPLAINED_ACCOUNTS = 1000
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
@@ -48,6 +49,19 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def _done(request: Request) -> str | None:
     return DONE.get(request.query_params.get("done", ""))
+
+
+def _paged(request: Request, items: list, base: str, **keep: str) -> tuple[list, dict]:
+    """One page of ``items`` (``?page=N``, from 1) and the pager's links."""
+    text = request.query_params.get("page", "1")
+    number = int(text) if text.isdigit() and 0 < len(text) < 7 and int(text) > 0 else 1
+    shown = items[(number - 1) * LIST_PAGE:number * LIST_PAGE]
+    kept = {k: v for k, v in keep.items() if v}
+    links = {"shown": len(shown),
+             "first_url": f"{base}?{urlencode(kept)}" if number > 1 else None,
+             "next_url": f"{base}?{urlencode({**kept, 'page': number + 1})}" if len(items) > number * LIST_PAGE
+             else None}
+    return shown, links
 
 
 def _attempt(request: Request, action: Callable[[], object], done: str, back: str,
@@ -64,9 +78,9 @@ def _attempt(request: Request, action: Callable[[], object], done: str, back: st
 # --- accounts ---------------------------------------------------------------------------------------
 def _users_page(request: Request, error: str | None = None) -> Response:
     with tracking_of(request).engine.connect() as conn:
-        accounts = admin_store.list_accounts(conn)
+        accounts, links = _paged(request, admin_store.list_accounts(conn), "/admin")
     return page(request, "admin_users.html", title="Users and service accounts", section="admin", tab="users",
-                accounts=accounts, error=error, done=None if error else _done(request),
+                accounts=accounts, error=error, **links, done=None if error else _done(request),
                 status=400 if error else 200, me=request.state.principal.name, headers=NO_STORE)
 
 
@@ -184,11 +198,12 @@ def _grants_page(request: Request, error: str | None = None) -> Response:
         grants = [admin_store.grant_json(g) for g in list_grants(conn)]
     if selector is not None:
         grants = [g for g in grants if g["resource"] == selector]
+    grants, links = _paged(request, grants, "/admin/grants", experiment_id=experiment_id, model=model)
     back = "/admin/grants" + (f"?{urlencode({'experiment_id': experiment_id})}" if experiment_id
                               else f"?{urlencode({'model': model})}" if model else "")
     return page(request, "admin_grants.html", title="Grants", section="admin", tab="grants", grants=grants,
                 target=target, audience=audience, selector=selector or "", back=back, permissions=PERMISSIONS,
-                experiment_id=experiment_id, model=model, error=error, done=None if error else _done(request),
+                experiment_id=experiment_id, model=model, error=error, done=None if error else _done(request), **links,
                 status=400 if error else 200, headers=NO_STORE)
 
 

@@ -241,3 +241,22 @@ def test_policy_page_shows_the_loaded_file_and_its_source(ui, tmp_path, app_fact
     assert "experiment-name:ml/*" in page
     assert "built-in secure defaults" in ui["admin"]().get("/admin/policy").text
 
+
+
+def test_long_account_lists_paginate(ui):
+    admin = ui["admin"]()
+    token = csrf_of(admin.get("/admin").text)
+    for i in range(100):
+        ui["app"].state.accounts.create_user(None, f"svc-{i:03d}", None, client=None, service_account=True)
+    first = admin.get("/admin").text
+    assert ">svc-096<" in first  # admin, reader, nobody, then 97 service accounts
+    assert ">svc-097<" not in first
+    second_url = re.search(r'href="(/admin\?page=2)" rel="next"', first).group(1)
+    second = admin.get(second_url).text
+    assert ">svc-097<" in second
+    assert ">svc-099<" in second
+    assert '<td class="wrap">admin <span class="pill">admin</span>' in first
+    assert '<td class="wrap">admin <span class="pill">admin</span>' not in second
+    assert 'rel="next"' not in second
+    assert token  # the form token of the listing page stays usable across pages
+    assert csrf_of(second) == token
