@@ -17,6 +17,7 @@ from gateway.authz import PolicyHolder, ResourceResolver, grant_creator_manage
 from gateway.errors import install_error_handlers
 from gateway.identity import auth_config_of, build_identity, identity_problems
 from gateway.middleware import as_network_config, install_network_middleware
+from gateway.openapi import install_openapi
 from gateway.ops.access import RequestObservationMiddleware
 from gateway.ops.decisions import ObservedAuthorizer
 from gateway.ops.metrics import AuditCounter, Metrics
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router, prefix=f"/api/{api}/mlflow")
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
     app.include_router(ops_router)  # /ready, /metrics
+    install_openapi(app)  # the document describes what the hand-parsing handlers read (gateway.openapi)
     app.include_router(ui_routes.router)
     ui_routes.install_error_pages(app)
     # Authentication sits inside the network ring (installed below, so it wraps this layer).

@@ -1,0 +1,245 @@
+"""Schemathesis against a real mlgate server, as a non-admin user with a few grants.
+
+The server is seeded with resources the user may see (a shared experiment and model, the user's own
+experiment and run) and resources the user may not (another team's experiment, run, registered
+model, model version and logged model, each with a unique marker in its name). The OpenAPI document
+is the server's own; the test only widens the schemas of id and name fields so that generated
+requests also name the real visible and hidden resources, not only random strings.
+
+Every generated request, valid and invalid (positive and negative generation), must get: no 5xx; a
+status, content type and body the document declares; and no trace of a hidden resource (a marker
+that the request itself did not carry, or a hidden experiment id in an ``experiment_id`` field).
+
+Budget: ``MLGATE_FUZZ_EXAMPLES`` generated examples per operation and mode (default 4), derandomized,
+so CI sends the same requests every time and finishes in about two minutes; raise it for a deeper run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import LiveServer, start_server
+
+pytestmark = pytest.mark.e2e
+A = "/api/2.0/mlflow"
+EXAMPLES = int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "4"))
+# Request fields that name a resource: generation draws them from the seeded ids too.
+ID_FIELDS = {"experiment_id", "run_id", "run_uuid", "model_id", "source_run_id", "trace_id", "request_id",
+             "name", "experiment_name", "new_name"}
+ID_LIST_FIELDS = {"experiment_ids", "run_ids", "trace_ids", "request_ids"}
+
+
+@dataclass
+class World:
+    """The server, the fuzzing user's token, and what it may and may not see."""
+
+    server: LiveServer
+    token: str
+    visible: list[str] = field(default_factory=list)
+    hidden_ids: list[str] = field(default_factory=list)  # also drawn by generation, to probe them
+    hidden_markers: list[str] = field(default_factory=list)  # every trace of a hidden resource
+    hidden_experiment_ids: set[str] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)  # markers the fuzzer itself has written somewhere
+
+
+def _ok(response: httpx.Response) -> dict:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _seed(server: LiveServer) -> World:
+    tag = secrets.token_hex(4)
+    with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+        password = "Fz-" + secrets.token_urlsafe(18)
+        _ok(admin.post(f"{A}/users/create", json={"username": "fuzzer", "password": password}))
+        token = _ok(admin.post(f"{A}/users/tokens/create", json={"name": "fuzz", "expires_in_days": 1,
+                                                                 "username": "fuzzer"}))["token"]
+        # Hidden: another team's experiment, run, logged model, registered model and version.
+        hidden_name = f"hidden-exp-{tag}"
+        hidden_exp = _ok(admin.post(f"{A}/experiments/create", json={"name": hidden_name}))["experiment_id"]
+        hidden_run = _ok(admin.post(f"{A}/runs/create", json={
+            "experiment_id": hidden_exp, "run_name": f"hidden-run-{tag}",
+            "tags": [{"key": "secret", "value": f"hidden-tag-{tag}"}]}))["run"]["info"]["run_id"]
+        _ok(admin.post(f"{A}/runs/log-parameter", json={"run_id": hidden_run, "key": "p",
+                                                        "value": f"hidden-param-{tag}"}))
+        hidden_lm = _ok(admin.post(f"{A}/logged-models", json={"experiment_id": hidden_exp,
+                                                               "name": f"hidden-lm-{tag}"}))["model"]["info"]
+        hidden_model = f"hidden-model-{tag}"
+        _ok(admin.post(f"{A}/registered-models/create", json={"name": hidden_model}))
+        _ok(admin.post(f"{A}/model-versions/create", json={
+            "name": hidden_model, "source": f"runs:/{hidden_run}/model", "run_id": hidden_run}))
+        # Visible: a shared experiment and model (READ), and the user's own experiment and run.
+        shared_exp = _ok(admin.post(f"{A}/experiments/create", json={"name": f"shared-exp-{tag}"}))["experiment_id"]
+        shared_run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": shared_exp}))["run"]["info"]["run_id"]
+        shared_model = f"shared-model-{tag}"
+        _ok(admin.post(f"{A}/registered-models/create", json={"name": shared_model}))
+        _ok(admin.post(f"{A}/experiments/permissions/create", json={
+            "experiment_id": shared_exp, "username": "fuzzer", "permission": "READ"}))
+        _ok(admin.post(f"{A}/registered-models/permissions/create", json={
+            "name": shared_model, "username": "fuzzer", "permission": "READ"}))
+    headers = {"Authorization": f"Bearer {token}"}
+    own_exp = _ok(httpx.post(f"{server.url}{A}/experiments/create", json={"name": f"own-exp-{tag}"},
+                             headers=headers, timeout=30))["experiment_id"]
+    own_run = _ok(httpx.post(f"{server.url}{A}/runs/create", json={"experiment_id": own_exp}, headers=headers,
+                             timeout=30))["run"]["info"]["run_id"]
+    world = World(server, token)
+    world.visible = [shared_exp, own_exp, shared_run, own_run, shared_model, f"shared-exp-{tag}"]
+    world.hidden_ids = [hidden_exp, hidden_name, hidden_run, hidden_lm["model_id"], hidden_model]
+    # The run name, tag and param values and the logged model's name are never sent by the fuzzer: any
+    # answer containing one leaked the hidden resource, whatever the request was.
+    world.hidden_markers = [hidden_name, hidden_run, f"hidden-run-{tag}", f"hidden-tag-{tag}",
+                            f"hidden-param-{tag}", hidden_lm["model_id"], f"hidden-lm-{tag}", hidden_model]
+    world.hidden_experiment_ids = {hidden_exp}
+    # The hidden ids are real: the admin sees them (so "not leaked" below is not "not there").
+    with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+        assert hidden_run in admin.post(f"{A}/runs/search", json={"experiment_ids": [hidden_exp]}).text
+    return world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Iterator[World]:
+    """One real server (SQLite) with the seeded resources."""
+    workdir = tmp_path_factory.mktemp("fuzz")
+    # Invalid credentials (schemathesis's ignored-auth check) must get 401, not the lockout's 429, so the
+    # per-address lockout (tested on its own) is lifted for this server.
+    policy = workdir / "policy.yaml"
+    policy.write_text("version: 1\nauth:\n  lockout: {address_max_failures: 100000, user_max_failures: 1000}\n")
+    server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--policy", str(policy))
+    try:
+        yield _seed(server)
+    finally:
+        server.stop()
+
+
+def _aim(schema: dict, known: list[str]) -> dict:
+    """``schema``, or one of the known ids: generation then reaches real (visible and hidden) resources."""
+    return {"anyOf": [schema, {"enum": known}]}
+
+
+def _widen(doc: dict, known: list[str]) -> dict:
+    doc = copy.deepcopy(doc)
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for param in operation.get("parameters", []):
+                if param["name"] in ID_FIELDS and "schema" in param and param["schema"].get("type") == "string":
+                    param["schema"] = _aim(param["schema"], known)
+                elif param["name"] in ID_LIST_FIELDS and "schema" in param:
+                    param["schema"]["items"] = _aim(param["schema"]["items"], known)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            for name, prop in body.get("properties", {}).items():
+                if name in ID_FIELDS and prop.get("type") == "string":
+                    body["properties"][name] = _aim(prop, known)
+                elif name in ID_LIST_FIELDS and prop.get("type") == "array":
+                    prop["items"] = _aim(prop["items"], known)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def api_schema(world: World):
+    """The server's own OpenAPI document, as the fuzzing user reads it, with id fields aimed at the seed."""
+    doc = httpx.get(f"{world.server.url}/api/openapi.json", headers={"Authorization": f"Bearer {world.token}"},
+                    timeout=30)
+    assert doc.status_code == 200, doc.text
+    known = world.visible + world.hidden_ids
+    schema = schemathesis.openapi.from_dict(_widen(doc.json(), known))
+    schema.config.update(base_url=world.server.url)
+    schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                                    max_examples=EXAMPLES, deterministic=True, with_security_parameters=False)
+    return schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+def _request_text(case) -> str:
+    parts = [case.formatted_path, json.dumps(case.query or {}, default=str), json.dumps(case.path_parameters or {},
+                                                                                           default=str)]
+    if case.body is not None and not isinstance(case.body, bytes):
+        parts.append(json.dumps(case.body, default=str, ensure_ascii=False))
+    return " ".join(parts)
+
+
+def _experiment_ids_in(value) -> Iterator[str]:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key == "experiment_id" and isinstance(item, str | int):
+                    yield str(item)
+                stack.append(item)
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def assert_no_hidden_resource(world: World, case, response) -> None:
+    """No marker of a hidden resource that the fuzzer never wrote itself; no hidden experiment id.
+
+    A hidden id the fuzzer sent (as a name for its own experiment, say) may come back in its own
+    resources; the markers it never sends (the hidden run's name, tag and param values, the logged
+    model's name) must never appear.
+    """
+    body = response.content.decode("utf-8", errors="replace")
+    request = _request_text(case)
+    world.sent.update(m for m in world.hidden_markers if m in request)
+    leaked = [m for m in world.hidden_markers if m in body and m not in world.sent]
+    assert leaked == [], f"{case.method} {case.formatted_path} leaked {leaked}: {body[:500]}"
+    if response.headers.get("content-type", [""])[0].startswith("application/json"):
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return
+        shown = set(_experiment_ids_in(payload)) & world.hidden_experiment_ids
+        assert not shown, f"{case.method} {case.formatted_path} returned hidden experiment {shown}: {body[:500]}"
+
+
+@schema.parametrize()
+@settings(deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=list(HealthCheck))
+def test_api_fuzz(case, world):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {world.token}"
+    # Unique names for creates, so repeated examples are not all "already exists".
+    session.headers["X-Request-Id"] = uuid.uuid4().hex
+    response = case.call(session=session)
+    assert response.status_code < 500, (f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                                        f"{response.text[:500]}\n{case.as_curl_command()}")
+    # Not positive_data_acceptance: the document gives fields and types, while the handlers also apply
+    # MLflow's value rules (id formats, lengths), so a schema-valid request may rightly get a 400.
+    case.validate_response(response, checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                             response_schema_conformance, negative_data_rejection])
+    assert_no_hidden_resource(world, case, response)
+
+
+def test_the_leak_check_sees_a_hidden_run(world):
+    """Control: the check fails on an answer that does show the hidden run (here, the admin's)."""
+    hidden_run = world.hidden_markers[1]
+
+    class Case:
+        method, formatted_path, query, path_parameters, body = "GET", f"{A}/runs/get", {}, {}, None
+
+    answer = requests.get(f"{world.server.url}{A}/runs/get", params={"run_id": hidden_run}, timeout=30,
+                          auth=world.server.admin_auth)
+    assert answer.status_code == 200
+    with pytest.raises(AssertionError, match="leaked"):
+        assert_no_hidden_resource(world, Case(), answer)
