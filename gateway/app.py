@@ -128,11 +128,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(AuthenticationMiddleware, authenticator=authenticator, sessions=identity.sessions,
                        always_consult_backends=any(m not in ("session", "bearer", "basic")
                                                for m in auth_config.methods))
-    # The scrape token is checked inside the network ring and before authentication (gateway.ops.scrape).
-    app.add_middleware(ScrapeTokenMiddleware, metrics=metrics, token=settings.metrics_token)
     # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
     install_network_middleware(app, settings, policy.network)
     app.state.readiness = Readiness(tracking.engine, [shared_redis_url(settings, policy)])
+    # A request bearing the scrape token is answered before the network ring (gateway.ops.scrape).
+    app.add_middleware(ScrapeTokenMiddleware, metrics=metrics, token=settings.metrics_token)
     # Outermost: request ids, access log and request metrics see every answer, refusals included.
     app.add_middleware(RequestObservationMiddleware, metrics=metrics)
     return app

@@ -1,10 +1,12 @@
 """The Prometheus scrape token: ``GET /metrics`` with ``Authorization: Bearer <MLGATE_METRICS_TOKEN>``.
 
-This layer sits between the network ring and authentication. A request for ``/metrics`` bearing exactly
-the configured token (compared in constant time) is answered here, so the scraper needs no user account
-and its token never reaches the personal-access-token check (where it would count as a failed login
-towards the scraper address's lockout). Every other request, including ``/metrics`` with any other
-credential, goes on to authentication and the route table, which admits administrators only.
+This layer sits just inside the request log, before the network ring. A request for ``/metrics`` bearing
+exactly the configured token (compared in constant time) is answered here: the scraper needs no user
+account, its token never reaches the personal-access-token check (where it would count as failed logins
+towards the scraper address's lockout), and it may address the server by pod IP, as Prometheus does
+(the Host allowlist defends browsers against DNS rebinding; a browser cannot know this token). Every
+other request, including ``/metrics`` with any other credential, goes through the whole ring
+(Host allowlist, rate limits), authentication and the route table, which admits administrators only.
 """
 
 from __future__ import annotations
@@ -51,5 +53,5 @@ class ScrapeTokenMiddleware:
         body, content_type = self.metrics.exposition()
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", content_type.encode("latin-1")), (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store")]})
+            (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

@@ -123,3 +123,14 @@ def test_every_answer_carries_a_request_id(app_factory, tmp_path):
         assert len(fresh) == 3
         refused = client.get("/health", headers={"X-Request-ID": "r" * 129})
         assert refused.headers["x-request-id"] != "r" * 129
+
+
+def test_the_scrape_token_works_by_pod_ip_while_everything_else_keeps_the_host_check(app_factory, tmp_path):
+    with _client(app_factory, tmp_path) as client:
+        pod = {"Host": "10.42.3.17:5000"}
+        scraped = client.get("/metrics", headers={**pod, "Authorization": f"Bearer {SCRAPE_TOKEN}"})
+        assert scraped.status_code == 200
+        assert "mlgate_http_requests_total" in scraped.text
+        assert scraped.headers["x-content-type-options"] == "nosniff"
+        assert client.get("/metrics", headers={**pod, **ADMIN}).status_code == 400
+        assert client.get("/metrics", headers={**pod, "Authorization": "Bearer wrong"}).status_code == 400
