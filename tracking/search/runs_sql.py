@@ -1,7 +1,8 @@
 """runs/search as one SQL query: filter, visibility scope, order and page, returning run ids in order.
 
-Metric, param, tag and dataset conditions are ``run_uuid IN (subquery)`` semi-joins (no duplicate
-rows, index-friendly on both SQLite and PostgreSQL); ordering by a metric, param or tag is a LEFT
+Metric, param and tag conditions are correlated ``EXISTS`` semi-joins on the (run_uuid, key) primary
+key, dataset conditions ``run_uuid IN (subquery)`` (no duplicate rows, index-friendly on both SQLite
+and PostgreSQL); ordering by a metric, param or tag is a LEFT
 JOIN on the (run_uuid, key) primary key, so runs without the key stay in the result and sort last,
 as MLflow's store sorts them.
 """
@@ -85,12 +86,16 @@ def build_run_search(experiment_ids: list[int], filter_text: str | None, order_b
 
 
 def _key_value_in(table, c: Comparison) -> ColumnElement[bool]:
-    """``runs.run_uuid IN (rows of table with this key whose value matches)``, or its IS [NOT] NULL form."""
-    has_key = select(table.c.run_uuid).where(table.c.key == c.key)
+    """``EXISTS (the run's row of table with this key, whose value matches)``, or its IS [NOT] NULL form.
+
+    Correlated on the (run_uuid, key) primary key: the cost follows the runs of the searched experiments,
+    not the whole table (an ``IN (subquery)`` made SQLite list every matching row of every experiment).
+    """
+    has_key = select(1).where(table.c.run_uuid == runs.c.run_uuid, table.c.key == c.key)
     if c.op == "IS NULL":
-        return runs.c.run_uuid.not_in(has_key)
+        return ~has_key.exists()
     if c.op == "IS NOT NULL":
-        return runs.c.run_uuid.in_(has_key)
+        return has_key.exists()
     condition = compare(table.c.value, c.op, c.value)
     if table is latest_metrics:
         # A NaN metric compares false with everything except "!=" (IEEE 754), whatever its stored value.
@@ -98,7 +103,7 @@ def _key_value_in(table, c: Comparison) -> ColumnElement[bool]:
             condition = or_(condition, table.c.is_nan == true())
         else:
             condition = and_(condition, table.c.is_nan == false())
-    return runs.c.run_uuid.in_(has_key.where(condition))
+    return has_key.where(condition).exists()
 
 
 def _dataset_in(c: Comparison) -> ColumnElement[bool]:
