@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of mlgate against MLflow's own server, in one run on one machine.
 
-    python3 bench/run.py                 # all servers, default scenarios, 15 s each
-    python3 bench/run.py --duration 5 --servers mlflow,mlgate --scenarios get-run,log-batch
+    python3 bench/run.py --full          # everything: 5 servers, all scenarios, 100k runs, 10k experiments
+    python3 bench/run.py --duration 3 --servers mlflow-auth-cache,mlgate --scenarios get-run,log-batch
 
-Each server is started alone (so it has both cores), seeded with the same data, loaded by wrk with
-8 concurrent keep-alive connections (and, for get-run, new connections too), then stopped. Server CPU
-per request is read from /proc for the server's whole process tree. Results: a table on stdout, and
+Each server is started alone (so it has both cores) over a copy of the same seeded data (seeded once per
+server family through its REST API and cached in bench/.seed-cache/), loaded by wrk with 8 concurrent
+keep-alive connections (and, for get-run, new connections too), then stopped. Server CPU per request is
+read from /proc for the server's whole process tree. Results: a table on stdout, and
 bench/results/<stamp>.json plus a PNG chart beside it.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -27,15 +29,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import procstat
-from bench.servers import USER_PASSWORD, Server, basic, start_mlflow, start_mlgate
+from bench import procstat, scenarios, seeding
+from bench.scenarios import SCENARIOS, Context, SkipScenario
+from bench.seeding import A, SeededData, SeedSpec
+from bench.servers import MLFLOW_VENV, USER_PASSWORD, Server, basic, start_mlflow, start_mlgate, wait_healthy
 from bench.wrk import run_wrk, wrk_available
 
-A = "/api/2.0/mlflow"
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVER_NAMES = ["mlflow", "mlflow-auth", "mlflow-auth-cache", "mlgate", "mlgate-open"]
-SCENARIOS = ["log-batch", "log-metric", "get-run", "get-run-newconn", "search-runs", "search-experiments",
-             "artifact-put-1mib", "artifact-get-1mib", "model-version-create"]
+FAMILY = {"mlflow": "mlflow", "mlflow-auth": "mlflow", "mlflow-auth-cache": "mlflow", "mlgate": "mlgate",
+          "mlgate-open": "mlgate"}
+SEEDER = {"mlflow": "mlflow", "mlgate": "mlgate-open"}  # the plain variant seeds fastest
 
 
 @dataclass
@@ -51,136 +55,20 @@ class Row:
     peak_rss_mib: float
     errors: int
     non2xx: int
-
-
-@dataclass
-class Seed:
-    """Ids created by seeding, used to build requests."""
-
-    experiment_id: str
-    run_ids: list[str]
-    write_run_ids: list[str]
-    model_name: str
-    artifact_path: str
+    mib_per_s: float | None = None
 
 
 def api(server: Server, method: str, path: str, *, admin: bool = True, **kwargs) -> dict:
     """One JSON API call, raising with the body on an error."""
     headers = server.admin_headers if admin else server.user_headers
-    response = httpx.request(method, server.url + path, headers=headers, timeout=60, **kwargs)
+    response = httpx.request(method, server.url + path, headers=headers, timeout=120, **kwargs)
     if response.status_code >= 400:
         raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
     return response.json() if response.content else {}
 
 
-def seed(server: Server, runs: int, experiments: int, visible_experiments: int) -> Seed:
-    """Create the same data on every server through its REST API (as the mlflow client would)."""
-    exp = api(server, "POST", f"{A}/experiments/create", json={"name": "bench"})["experiment_id"]
-    run_ids = []
-    for i in range(runs):
-        run = api(server, "POST", f"{A}/runs/create",
-                  json={"experiment_id": exp, "start_time": 1_700_000_000_000 + i, "run_name": f"r{i}"})
-        rid = run["run"]["info"]["run_id"]
-        run_ids.append(rid)
-        metrics = [{"key": f"m{k}", "value": random.random(), "timestamp": 1_700_000_000_000, "step": 0}
-                   for k in range(10)]
-        params = [{"key": f"p{k}", "value": str(i % (k + 2))} for k in range(5)]
-        api(server, "POST", f"{A}/runs/log-batch", json={"run_id": rid, "metrics": metrics, "params": params})
-    write_run_ids = run_ids[:8]
-    for i in range(experiments):
-        api(server, "POST", f"{A}/experiments/create", json={"name": f"bench-exp-{i:05d}"})
-    model = f"bench-model-{uuid.uuid4().hex[:6]}"
-    api(server, "POST", f"{A}/registered-models/create", json={"name": model})
-    artifact = f"{exp}/{run_ids[0]}/artifacts/blob-1mib.bin"
-    blob = random.randbytes(1 << 20)
-    response = httpx.put(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{artifact}", content=blob,
-                         headers=server.admin_headers, timeout=60)
-    response.raise_for_status()
-    return Seed(exp, run_ids, write_run_ids, model, artifact)
-
-
-def scenario_requests(name: str, s: Seed) -> tuple[str, list[str], list[str]]:
-    """(method, paths, bodies) for a scenario; bodies may use __N__ for a request counter."""
-    ts = "1700000000000"
-    if name == "log-batch":
-        bodies = [json.dumps({"run_id": r, "metrics": [
-            {"key": f"load{k}", "value": 0.5, "timestamp": ts, "step": "__N__"} for k in range(10)]})
-            for r in s.write_run_ids]
-        return "POST", [f"{A}/runs/log-batch"], bodies
-    if name == "log-metric":
-        bodies = [json.dumps({"run_id": r, "key": "single", "value": 1.5, "timestamp": ts, "step": "__N__"})
-                  for r in s.write_run_ids]
-        return "POST", [f"{A}/runs/log-metric"], bodies
-    if name in ("get-run", "get-run-newconn"):
-        return "GET", [f"{A}/runs/get?run_id={r}" for r in s.run_ids], []
-    if name == "search-runs":
-        body = json.dumps({"experiment_ids": [s.experiment_id], "filter": "metrics.m0 > 0.1",
-                           "order_by": ["metrics.m1 DESC"], "max_results": 100})
-        return "POST", [f"{A}/runs/search"], [body]
-    if name == "search-experiments":
-        return "POST", [f"{A}/experiments/search"], [json.dumps({"max_results": 100})]
-    if name == "artifact-put-1mib":
-        blob = "x" * (1 << 20)
-        paths = [f"/api/2.0/mlflow-artifacts/artifacts/{s.experiment_id}/{r}/artifacts/put-__N__.bin"
-                 for r in s.write_run_ids]
-        return "PUT", paths, [blob]
-    if name == "artifact-get-1mib":
-        return "GET", [f"/api/2.0/mlflow-artifacts/artifacts/{s.artifact_path}"], []
-    if name == "model-version-create":
-        body = json.dumps({"name": s.model_name, "run_id": s.run_ids[0],
-                           "source": f"mlflow-artifacts:/{s.experiment_id}/{s.run_ids[0]}/artifacts/model"})
-        return "POST", [f"{A}/model-versions/create"], [body]
-    raise ValueError(name)
-
-
-def measure(server: Server, name: str, seed_ids: Seed, duration: int, connections: int) -> Row:
-    """Load one scenario and read CPU and memory of the server's process tree meanwhile."""
-    method, paths, bodies = scenario_requests(name, seed_ids)
-    # wrk's Lua replaces __N__ inside bodies; in paths the counter is spliced by the per-request path list.
-    if any("__N__" in p for p in paths):
-        paths = [p.replace("__N__", str(i)) for i in range(2000) for p in paths]
-    headers = {"Content-Type": "application/json", **server.user_headers}
-    # Warm up (caches, worker imports, connection pools) before anything is measured.
-    run_wrk(server.url, method, paths, bodies, headers, duration=2, connections=connections)
-    peak = [procstat.rss_bytes(server.process.pid)]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.25):
-            peak.append(procstat.rss_bytes(server.process.pid))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    cpu_before = procstat.cpu_seconds(server.process.pid)
-    sampler.start()
-    result = run_wrk(server.url, method, paths, bodies, headers, duration=duration, connections=connections,
-                     new_connections=name.endswith("newconn"))
-    stop.set()
-    sampler.join()
-    cpu = procstat.cpu_seconds(server.process.pid) - cpu_before
-    return Row(server.name, name, round(result.rps, 1), round(result.p50_ms, 2), round(result.p99_ms, 2),
-               round(cpu * 1000 / max(result.requests, 1), 2), round(max(peak) / 2**20, 1),
-               result.errors, result.non2xx)
-
-
-def grant_user(server: Server, seed_ids: Seed) -> None:
-    """Create the non-admin benchmark user with EDIT on the benchmark experiment and model."""
-    if server.name.startswith("mlflow-auth"):
-        api(server, "POST", f"{A}/users/create", json={"username": "bench", "password": USER_PASSWORD})
-        # MLflow 3.17 grants through its 3.0 users/permissions API (the 2.x permission routes are gone).
-        grant = "/api/3.0/mlflow/users/permissions/grant"
-        api(server, "POST", grant, json={"username": "bench", "resource_type": "experiment",
-                                         "resource_id": seed_ids.experiment_id, "permission": "EDIT"})
-        api(server, "POST", grant, json={"username": "bench", "resource_type": "registered_model",
-                                         "resource_id": seed_ids.model_name, "permission": "EDIT"})
-        server.user_headers = {"Authorization": basic("bench", USER_PASSWORD)}
-    elif server.name == "mlgate":
-        api(server, "POST", f"{A}/users/create", json={"username": "bench", "password": USER_PASSWORD})
-        # The grant comes through a group, declared in the policy file (see mlgate_policy()).
-        server.user_headers = {"Authorization": basic("bench", USER_PASSWORD)}
-
-
 def mlgate_policy(path: Path, open_mode: bool) -> Path:
-    """The policy for mlgate: a group `bench-team` with EDIT on `bench`; rate limits above the load."""
+    """mlgate's policy: group `bench-team` (EDIT on `bench`, READ on 100 experiments); limits above the load."""
     if open_mode:
         # Security off, for the overhead comparison: anyone may do anything, no rate limiting.
         text = "version: 1\nnetwork:\n  rate_limit:\n    enabled: false\naccess:\n  default_permission: MANAGE\n"
@@ -191,24 +79,23 @@ network:
   rate_limit:
     per_client: "1000000/minute"
     per_principal: "1000000/minute"
+    sensitive: "1000000/minute"
 access:
   default_permission: NO_PERMISSIONS
   groups:
     bench-team: [bench]
   grants:
-    - principal: "group:bench-team"
-      resource: "experiment-name:bench"
-      permission: EDIT
-    - principal: "group:bench-team"
-      resource: "model-name:bench-model-*"
-      permission: EDIT
+    - {principal: "group:bench-team", resource: "experiment-name:bench", permission: EDIT}
+    - {principal: "group:bench-team", resource: "experiment-name:bench-100k", permission: READ}
+    - {principal: "group:bench-team", resource: "experiment-name:bench-exp-000*", permission: READ}
+    - {principal: "group:bench-team", resource: "model-name:bench-model-*", permission: EDIT}
 """
     path.write_text(text)
     return path
 
 
 def start(name: str, workdir: Path, port: int) -> tuple[Server, float]:
-    """Start one named server over a fresh database."""
+    """Start one named server over the database at ``workdir/db.sqlite``."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "db.sqlite"
     if name == "mlflow":
@@ -225,89 +112,283 @@ def start(name: str, workdir: Path, port: int) -> tuple[Server, float]:
     raise ValueError(name)
 
 
+def seeded(name: str, spec: SeedSpec, root: Path, port: int) -> SeededData:
+    """The family's seeded database copied into ``root/name`` (seeding and caching it first if needed)."""
+    family = FAMILY[name]
+    data = seeding.cached(family, spec)
+    if data is None:
+        seeder = SEEDER[family]
+        work = root / f"seed-{family}"
+        print(f"seeding {family} through {seeder} ({spec.key()}); cached for later runs ...", flush=True)
+        server, _ = start(seeder, work, port)
+        try:
+            t = time.monotonic()
+            data = seeding.seed_tracking(server.url, server.admin_headers, spec)
+            print(f"  seeded in {time.monotonic() - t:.0f}s", flush=True)
+        finally:
+            server.stop()
+        if data.big_experiment_id:
+            total = seeding.replicate_runs(work / "db.sqlite", data.big_experiment_id)
+            print(f"  bench-100k: {total} runs", flush=True)
+        seeding.save(family, spec, work / "db.sqlite", data)
+    seeding.restore(family, spec, root / name / "db.sqlite")
+    return data
+
+
+def setup_server(server: Server, data: SeededData, workdir: Path) -> Context:
+    """Per-server setup on the seeded data: the non-admin user and its grants, a model, two artifacts."""
+    model = f"bench-model-{uuid.uuid4().hex[:6]}"
+    api(server, "POST", f"{A}/registered-models/create", json={"name": model})
+    if server.name != "mlflow":
+        api(server, "POST", f"{A}/users/create", json={"username": "bench", "password": USER_PASSWORD})
+        server.user_headers = {"Authorization": basic("bench", USER_PASSWORD)}
+    if server.name.startswith("mlflow-auth"):
+        # MLflow grants per user, one resource at a time (its 3.0 users/permissions API).
+        grant = "/api/3.0/mlflow/users/permissions/grant"
+        wanted = [("experiment", data.experiment_id, "EDIT"), ("registered_model", model, "EDIT")]
+        if data.big_experiment_id:
+            wanted.append(("experiment", data.big_experiment_id, "READ"))
+        wanted += [("experiment", e, "READ") for e in data.visible_experiment_ids]
+        for kind, rid, permission in wanted:
+            api(server, "POST", grant, json={"username": "bench", "resource_type": kind, "resource_id": rid,
+                                             "permission": permission})
+    # mlgate's grants come through the group in its policy file (see mlgate_policy()).
+    small = f"{data.experiment_id}/{data.run_ids[0]}/artifacts/blob-1mib.bin"
+    big = f"{data.experiment_id}/{data.run_ids[0]}/artifacts/blob-100mib.bin"
+    big_file = workdir / "blob-100mib.bin"
+    with open(big_file, "wb") as fh:
+        rng = random.Random(5)
+        for _ in range(scenarios.BIG_FILE_MIB):
+            fh.write(rng.randbytes(1 << 20))
+    headers = server.admin_headers
+    httpx.put(f"{server.url}{scenarios.ARTIFACTS}/{small}", content=random.Random(1).randbytes(1 << 20),
+              headers=headers, timeout=120).raise_for_status()
+    with open(big_file, "rb") as fh:
+        httpx.put(f"{server.url}{scenarios.ARTIFACTS}/{big}", content=iter(lambda: fh.read(1 << 20), b""),
+                  headers=headers, timeout=300).raise_for_status()
+    # One request first, so the credential cache is warm before concurrent load (both servers cache).
+    api(server, "GET", f"{A}/runs/get?run_id={data.run_ids[0]}", admin=False)
+    return Context(server.url, server.user_headers, data.experiment_id, data.run_ids, data.big_experiment_id,
+                   model, small, big, big_file, workdir)
+
+
+def measure(server: Server, name: str, ctx: Context, duration: int, connections: int) -> Row:
+    """Load one scenario and read CPU and memory of the server's process tree meanwhile."""
+    load = scenarios.build(name, ctx, USER_PASSWORD)
+    headers = {**server.user_headers, **load.headers}
+
+    def run(seconds: int):
+        if load.driver is not None:
+            return scenarios.drive(load.driver, seconds)
+        return run_wrk(server.url, load.method, load.paths, load.bodies, headers, duration=seconds,
+                       connections=connections, new_connections=load.new_connections)
+
+    run(1 if load.driver else 2)  # warm up (caches, imports, connection pools) before measuring
+    peak = [procstat.rss_bytes(server.process.pid)]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            peak.append(procstat.rss_bytes(server.process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    cpu_before = procstat.cpu_seconds(server.process.pid)
+    sampler.start()
+    result = run(duration)
+    stop.set()
+    sampler.join()
+    cpu = procstat.cpu_seconds(server.process.pid) - cpu_before
+    mib = round(result.rps * load.mib_per_request, 1) if load.mib_per_request else None
+    return Row(server.name, name, round(result.rps, 1), round(result.p50_ms, 2), round(result.p99_ms, 2),
+               round(cpu * 1000 / max(result.requests, 1), 2), round(max(peak) / 2**20, 1),
+               result.errors, result.non2xx, mib)
+
+
+def idle_footprint(name: str, workdir: Path, port: int) -> dict:
+    """A default server (no options but host/port/working directory): seconds to ready, idle RSS, processes."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLGATE_"))}
+    if name == "mlgate":
+        args = [sys.executable, "-m", "gateway.cli", "server", "--port", str(port)]
+    else:
+        args = [str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--port", str(port)]
+    log = workdir / "server.log"
+    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            start_new_session=True)
+    server = Server(name, f"http://127.0.0.1:{port}", proc)
+    try:
+        ready = wait_healthy(server.url, proc, log)
+        time.sleep(5)  # background threads and workers settle
+        return {"ready_seconds": round(ready, 2), "idle_rss_mib": round(procstat.rss_bytes(proc.pid) / 2**20, 1),
+                "processes": len(procstat.process_tree(proc.pid))}
+    finally:
+        server.stop()
+
+
 def print_table(rows: list[Row]) -> None:
     """A fixed-width table, then mlgate/MLflow ratios per scenario."""
-    header = f"{'server':<18}{'scenario':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}" \
-             f"{'peak MiB':>10}{'errors':>8}"
+    header = (f"{'server':<18}{'scenario':<22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms/req':>12}"
+              f"{'peak MiB':>10}{'MiB/s':>8}{'errors':>8}")
     print(header)
     print("-" * len(header))
     for r in rows:
+        mib = f"{r.mib_per_s:>8.0f}" if r.mib_per_s is not None else f"{'':>8}"
         print(f"{r.server:<18}{r.scenario:<22}{r.rps:>9.1f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-              f"{r.cpu_ms_per_req:>12.2f}{r.peak_rss_mib:>10.1f}{r.errors + r.non2xx:>8}")
+              f"{r.cpu_ms_per_req:>12.2f}{r.peak_rss_mib:>10.1f}{mib}{r.errors + r.non2xx:>8}")
+    print("\nratios mlgate / other: req/s (cpu ms/req)")
+    for scenario, parts in ratios(rows).items():
+        print(f"  {scenario:<22}" + "  ".join(f"{o}: {v['rps']}x ({v['cpu']}x cpu)" for o, v in parts.items()))
+
+
+def ratios(rows: list[Row]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per scenario: mlgate's req/s and CPU per request relative to every other server."""
     by = {(r.server, r.scenario): r for r in rows}
-    print("\nratios (req/s): mlgate / other")
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for scenario in dict.fromkeys(r.scenario for r in rows):
         mine = by.get(("mlgate", scenario))
         if not mine:
             continue
-        parts = [f"{other}: {mine.rps / by[(other, scenario)].rps:.1f}x"
-                 for other in SERVER_NAMES if other != "mlgate" and (other, scenario) in by
-                 and by[(other, scenario)].rps]
-        print(f"  {scenario:<22}" + "  ".join(parts))
+        out[scenario] = {}
+        for other in SERVER_NAMES:
+            theirs = by.get((other, scenario))
+            if other == "mlgate" or theirs is None or not theirs.rps or not theirs.cpu_ms_per_req:
+                continue
+            out[scenario][other] = {"rps": round(mine.rps / theirs.rps, 1),
+                                    "cpu": round(mine.cpu_ms_per_req / theirs.cpu_ms_per_req, 2)}
+    return out
 
 
-def plot(rows: list[Row], png: Path) -> None:
-    """A grouped bar chart of req/s, drawn with the benchmark virtualenv's matplotlib."""
-    from bench.servers import MLFLOW_VENV
+def targets(rows: list[Row], footprint: dict, cp_mib_per_s: float | None) -> list[dict]:
+    """The issue's targets, each with the measured figure and whether it is met."""
+    by = {(r.server, r.scenario): r for r in rows}
+    out = []
 
+    def add(name: str, value, goal: str, met: bool) -> None:
+        out.append({"target": name, "measured": value, "goal": goal, "met": met})
+
+    for scenario, factor in (("get-run", 10), ("log-batch", 10), ("search-runs", 5)):
+        mine, theirs = by.get(("mlgate", scenario)), by.get(("mlflow-auth-cache", scenario))
+        if mine and theirs and theirs.rps:
+            ratio = mine.rps / theirs.rps
+            add(f"{scenario} req/s vs MLflow basic-auth+cache", f"{ratio:.1f}x", f">= {factor}x", ratio >= factor)
+    if (row := by.get(("mlgate", "get-run"))):
+        add("get-run server CPU per request", f"{row.cpu_ms_per_req:.2f} ms", "<= 1.5 ms", row.cpu_ms_per_req <= 1.5)
+    for scenario in ("get-run", "log-batch", "search-runs"):
+        mine, open_ = by.get(("mlgate", scenario)), by.get(("mlgate-open", scenario))
+        if mine and open_ and open_.cpu_ms_per_req:
+            extra = mine.cpu_ms_per_req / open_.cpu_ms_per_req - 1
+            add(f"{scenario} CPU with security on vs off", f"{extra * 100:+.0f}%", "<= +10%", extra <= 0.10)
+    if (row := by.get(("mlgate", "search-runs-100k"))):
+        add("search-runs over 100k runs p50", f"{row.p50_ms:.1f} ms", "<= 50 ms", row.p50_ms <= 50)
+    for scenario in ("artifact-put-100mib", "artifact-get-100mib"):
+        if (row := by.get(("mlgate", scenario))) and cp_mib_per_s and row.mib_per_s:
+            add(f"{scenario} throughput vs cp", f"{row.mib_per_s:.0f} MiB/s vs cp {cp_mib_per_s:.0f} MiB/s",
+                ">= cp / 2", row.mib_per_s >= cp_mib_per_s / 2)
+            idle = footprint.get("mlgate", {}).get("idle_rss_mib")
+            add(f"{scenario} peak RSS", f"{row.peak_rss_mib:.0f} MiB (idle {idle} MiB)", "flat (streamed)",
+                idle is not None and row.peak_rss_mib < idle + 64)
+    if (fp := footprint.get("mlgate")):
+        add("idle RSS of a default mlgate server", f"{fp['idle_rss_mib']:.0f} MiB", "<= 150 MiB",
+            fp["idle_rss_mib"] <= 150)
+        add("ready after start", f"{fp['ready_seconds']:.2f} s", "<= 2 s", fp["ready_seconds"] <= 2)
+    return out
+
+
+def plot(result_json: Path, png: Path) -> None:
+    """Grouped bars of req/s and CPU per request, drawn with the benchmark virtualenv's matplotlib."""
     script = """
 import json, sys
 import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 rows = json.load(open(sys.argv[1]))["rows"]
 scen = list(dict.fromkeys(r["scenario"] for r in rows)); servers = list(dict.fromkeys(r["server"] for r in rows))
-fig, ax = plt.subplots(figsize=(max(8, len(scen) * 1.6), 5)); w = 0.8 / max(len(servers), 1)
-for i, s in enumerate(servers):
-    vals = [next((r["rps"] for r in rows if r["server"] == s and r["scenario"] == c), 0) for c in scen]
-    ax.bar([x + i * w for x in range(len(scen))], vals, w, label=s)
-ax.set_xticks([x + w * (len(servers) - 1) / 2 for x in range(len(scen))]); ax.set_xticklabels(scen, rotation=20)
-ax.set_ylabel("requests/s (higher is better)"); ax.set_yscale("log"); ax.legend(); fig.tight_layout()
-fig.savefig(sys.argv[2], dpi=110)
+fig, axes = plt.subplots(2, 1, figsize=(max(10, len(scen) * 1.1), 9)); w = 0.8 / max(len(servers), 1)
+for ax, key, label in ((axes[0], "rps", "requests/s (higher is better)"),
+                       (axes[1], "cpu_ms_per_req", "server CPU ms per request (lower is better)")):
+    for i, s in enumerate(servers):
+        vals = [next((r[key] for r in rows if r["server"] == s and r["scenario"] == c), 0) for c in scen]
+        ax.bar([x + i * w for x in range(len(scen))], vals, w, label=s)
+    ax.set_xticks([x + w * (len(servers) - 1) / 2 for x in range(len(scen))])
+    ax.set_xticklabels(scen, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel(label); ax.set_yscale("log"); ax.grid(axis="y", alpha=0.3)
+axes[0].legend(fontsize=8, ncol=len(servers)); axes[0].set_title("mlgate vs MLflow 3.17.2 (same machine, same data)")
+fig.tight_layout(); fig.savefig(sys.argv[2], dpi=110)
 """
-    subprocess.run([str(MLFLOW_VENV / "bin" / "python"), "-c", script, str(png.with_suffix(".json")), str(png)],
-                   check=False)
+    subprocess.run([str(MLFLOW_VENV / "bin" / "python"), "-c", script, str(result_json), str(png)], check=False)
 
 
 def main() -> int:
     """Parse options, run every server x scenario, print and save the results."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true",
+                        help="the issue's figures: --big-runs 100000 --experiments 10000 --footprint")
     parser.add_argument("--servers", default=",".join(SERVER_NAMES))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per scenario (plus a warm-up)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--runs", type=int, default=1000)
-    parser.add_argument("--experiments", type=int, default=0,
-                        help="extra experiments to create for search-experiments (the issue's figure: 10000)")
+    parser.add_argument("--big-runs", type=int, default=0, help="runs in bench-100k (search-runs-100k)")
+    parser.add_argument("--experiments", type=int, default=0, help="extra experiments (search-experiments)")
+    parser.add_argument("--footprint", action="store_true", help="also measure default servers' idle RSS")
     parser.add_argument("--port", type=int, default=5901)
     args = parser.parse_args()
+    if args.full:
+        args.big_runs, args.experiments, args.footprint = 100_000, 10_000, True
     if not wrk_available():
         print("wrk is required: apt-get install -y wrk", file=sys.stderr)
         return 2
+    spec = SeedSpec(args.runs, args.big_runs, args.experiments)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     root = RESULTS / stamp
     rows: list[Row] = []
     startup: dict[str, float] = {}
+    cp_rate = None
+    chosen = args.scenarios.split(",")
     for index, name in enumerate(args.servers.split(",")):
         # A port per server, so a slow shutdown of one never answers for the next.
-        server, ready = start(name, root / name, args.port + index)
+        port = args.port + index
+        data = seeded(name, spec, root, port + 50)
+        server, ready = start(name, root / name, port)
         startup[name] = round(ready, 2)
         try:
-            idle = procstat.rss_bytes(server.process.pid) / 2**20
-            print(f"{name}: ready in {ready:.2f}s, idle RSS {idle:.0f} MiB; seeding ...", flush=True)
-            seed_ids = seed(server, args.runs, args.experiments, 100)
-            grant_user(server, seed_ids)
-            for scenario in args.scenarios.split(","):
-                row = measure(server, scenario, seed_ids, args.duration, args.connections)
+            print(f"{name}: ready in {ready:.2f}s, RSS {procstat.rss_bytes(server.process.pid) / 2**20:.0f} MiB",
+                  flush=True)
+            ctx = setup_server(server, data, root / name)
+            if cp_rate is None and any("100mib" in s for s in chosen):
+                cp_rate = round(scenarios.copy_throughput(ctx.big_file, root / name), 1)
+                print(f"  cp of the 100 MiB file on this disk: {cp_rate:.0f} MiB/s", flush=True)
+            for scenario in chosen:
+                if scenario in scenarios.MLGATE_ONLY and not name.startswith("mlgate"):
+                    continue
+                try:
+                    row = measure(server, scenario, ctx, args.duration, args.connections)
+                except SkipScenario as exc:
+                    print(f"  {scenario:<22} skipped: {exc}", flush=True)
+                    continue
                 rows.append(row)
-                print(f"  {scenario:<22} {row.rps:>8.1f} req/s  cpu {row.cpu_ms_per_req:.2f} ms/req", flush=True)
+                print(f"  {scenario:<22} {row.rps:>8.1f} req/s  cpu {row.cpu_ms_per_req:.2f} ms/req  "
+                      f"p50 {row.p50_ms:.1f} ms  errors {row.errors + row.non2xx}", flush=True)
         finally:
             server.stop()
+    footprint = {}
+    if args.footprint:
+        for i, name in enumerate(("mlgate", "mlflow")):
+            footprint[name] = idle_footprint(name, root / f"default-{name}", args.port + 80 + i)
+            print(f"default {name} server: {footprint[name]}", flush=True)
     print()
     print_table(rows)
+    met = targets(rows, footprint, cp_rate)
+    print("\ntargets:")
+    for t in met:
+        print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['measured']} (goal {t['goal']})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{stamp}.json"
-    out.write_text(json.dumps({"startup_seconds": startup, "rows": [asdict(r) for r in rows]}, indent=2))
-    plot(rows, out.with_suffix(".png"))
+    out.write_text(json.dumps({
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        "options": vars(args), "startup_seconds": startup, "footprint": footprint, "cp_mib_per_s": cp_rate,
+        "rows": [asdict(r) for r in rows], "ratios": ratios(rows), "targets": met,
+    }, indent=2))
+    plot(out, out.with_suffix(".png"))
     print(f"\nwrote {out} and {out.with_suffix('.png')}")
     return 0
 

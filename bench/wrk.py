@@ -9,18 +9,27 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# In a body, replaced by 16 ASCII digits unique per request across wrk's threads (e.g. an OTLP trace id).
+UNIQUE_16 = b"@@UNIQUEID16@@@@"
+
 LUA_TEMPLATE = r"""
 local method = %(method)s
 local paths = %(paths)s
 local bodies = %(bodies)s
 local headers = %(headers)s
 local counter = 0
+local threads_started = 0
+setup = function(thread)
+  threads_started = threads_started + 1
+  thread:set("thread_id", threads_started)
+end
 request = function()
   counter = counter + 1
   local k = (counter %% #paths) + 1
   local body = bodies[(counter %% #bodies) + 1]
   if body ~= nil and body ~= "" then
     body = string.gsub(body, "__N__", tostring(counter))
+    body = string.gsub(body, "@@UNIQUEID16@@@@", string.format("%%02d%%014d", thread_id or 0, counter))
   else
     body = nil
   end
@@ -36,11 +45,21 @@ end
 """
 
 
-def _lua_string(value: str) -> str:
-    return "[==[" + value + "]==]"
+def _lua_string(value: str | bytes) -> str:
+    if isinstance(value, str) and "]==]" not in value:
+        return "[==[" + value + "]==]"
+    data = value if isinstance(value, bytes) else value.encode()
+    # Binary-safe: printable ASCII as is, everything else as a decimal escape.
+    out = []
+    for b in data:
+        if 32 <= b < 127 and b not in (34, 92):
+            out.append(chr(b))
+        else:
+            out.append(f"\\{b:03d}")
+    return '"' + "".join(out) + '"'
 
 
-def _lua_list(values: list[str]) -> str:
+def _lua_list(values: list) -> str:
     return "{" + ",".join(_lua_string(v) for v in values) + "}"
 
 
@@ -66,9 +85,9 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(base_url: str, method: str, paths: list[str], bodies: list[str], headers: dict[str, str],
+def run_wrk(base_url: str, method: str, paths: list[str], bodies: list, headers: dict[str, str],
             *, duration: int, connections: int, threads: int = 2, new_connections: bool = False) -> WrkResult:
-    """Run wrk for ``duration`` seconds; bodies may contain ``__N__``, replaced by a request counter."""
+    """Run wrk for ``duration`` seconds; bodies may contain ``__N__`` (a counter) or :data:`UNIQUE_16`."""
     headers = dict(headers)
     if new_connections:
         headers["Connection"] = "close"
