@@ -146,6 +146,10 @@ def test_admin_pages_are_for_administrators_only(ui):
     assert _state(ui["api"]) == before
     assert 'href="/admin"' not in reader.get("/").text
     assert 'href="/admin"' in ui["admin"]().get("/").text
+    # Administrators get a link from an experiment to who can see it; others do not.
+    access = f'href="/admin/grants?experiment_id={ui["shared"]}"'
+    assert access in ui["admin"]().get(f"/experiments/{ui['shared']}").text
+    assert access not in reader.get(f"/experiments/{ui['shared']}").text
 
 
 def test_admin_manages_accounts_groups_and_grants_through_the_api_rules(ui):

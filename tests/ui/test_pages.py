@@ -121,4 +121,10 @@ def test_stylesheet_is_public_and_other_static_names_are_not_served(world):
     css = anonymous.get("/static/ui.css")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
-    assert anonymous.get("/static/..%2Fapp.py").status_code == 404
+    # No other name reaches the file system: a signed-in caller gets 404; an anonymous one is refused
+    # (404, or 401 where the gateway asks unknown paths to sign in first), never the file.
+    assert world["admin"].get("/static/..%2Fapp.py").status_code == 404
+    assert world["admin"].get("/static/render.py").status_code == 404
+    probe = anonymous.get("/static/..%2Fapp.py")
+    assert probe.status_code in (401, 404)
+    assert "create_app" not in probe.text
