@@ -66,6 +66,7 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
     from gateway.mlflow_import.artifact_copy import ArtifactCopier
     from gateway.mlflow_import.auth_copy import copy_permissions, copy_roles, copy_users
     from gateway.mlflow_import.auth_source import read_auth
+    from gateway.mlflow_import.logged_model_copy import LOGGED_MODEL_TABLES, copy_logged_models
     from gateway.mlflow_import.registry_copy import copy_registry
     from gateway.mlflow_import.source import SourceError, open_read_only, reflect
     from gateway.mlflow_import.tally import Tally
@@ -81,7 +82,7 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
     actor = f"offline-cli:{getpass.getuser()}"
     try:
         source = open_read_only(source_uri, "--from")
-        tables = reflect(source, TRACKING_TABLES, REQUIRED_TRACKING_TABLES, "--from")
+        tables = reflect(source, TRACKING_TABLES + LOGGED_MODEL_TABLES, REQUIRED_TRACKING_TABLES, "--from")
         snapshot = read_auth(open_read_only(auth_uri, "--auth-db"), "--auth-db") if auth_uri else None
     except SourceError as exc:
         raise CliError(str(exc), EXIT_ERROR) from None
@@ -96,7 +97,7 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
     upgrade_database(target)
     tally = Tally()
     copier = ArtifactCopier(artifacts_root, artifacts_destination, tally)
-    total = _count_rows(source, tables, ("experiments", "runs", "registered_models"))
+    total = _count_rows(source, tables, ("experiments", "runs", "logged_models", "registered_models"))
     if snapshot is not None:
         total += len(snapshot.users) + len(snapshot.permissions)
     store = IdentityStore(target)
@@ -104,7 +105,9 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
         advance = _Progress(bar)
         experiment_ids = copy_experiments(tables, source, target, tally, advance)
         imported_runs = copy_runs(tables, source, target, experiment_ids, tally, advance, copier.copy_run)
-        copy_registry(tables, source, target, imported_runs, tally, advance)
+        imported_models = copy_logged_models(tables, source, target, experiment_ids, tally, advance,
+                                             copier.copy_logged_model)
+        copy_registry(tables, source, target, imported_runs, imported_models, tally, advance)
         if snapshot is not None:
             copy_users(snapshot, store, tally, advance)
             copy_roles(snapshot, store, tally)

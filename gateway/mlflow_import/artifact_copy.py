@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from gateway.mlflow_import.logged_model_copy import ImportedModel
 from gateway.mlflow_import.tally import Tally
 from gateway.mlflow_import.tracking_copy import ImportedRun
 from tracking.artifacts.paths import ArtifactPath, parse_artifact_path
@@ -48,12 +49,21 @@ class ArtifactCopier:
 
     def copy_run(self, run: ImportedRun) -> None:
         """Copy every file under the run's MLflow artifact directory to its mlgate location."""
-        found = self._source_dir(run.source_uri)
+        self.copy_directory(run.source_uri, f"{run.experiment_id}/{run.run_id}/artifacts", "runs")
+
+    def copy_logged_model(self, model: ImportedModel) -> None:
+        """Copy a logged model's artifact files to its mlgate location."""
+        self.copy_directory(model.source_uri, f"{model.experiment_id}/models/{model.model_id}/artifacts",
+                            "logged models")
+
+    def copy_directory(self, source_uri: str | None, target: str, owners: str) -> None:
+        """Copy every file under an MLflow artifact directory to ``target`` (root-relative) in mlgate."""
+        found = self._source_dir(source_uri)
         if isinstance(found, str):
-            self.tally.skipped(KIND, f"runs whose artifacts were not read: {found}")
+            self.tally.skipped(KIND, f"{owners} whose artifacts were not read: {found}")
             return
         if not found.is_dir():
-            return  # the run logged no artifacts
+            return  # nothing was logged there
         sizes: dict[tuple[str, ...], dict[str, int | None]] = {}
         for directory, subdirs, files in os.walk(found, followlinks=False):
             for name in sorted(subdirs):
@@ -65,12 +75,12 @@ class ArtifactCopier:
                     self.tally.skipped(KIND, "symbolic links (not followed)")
                     continue
                 relative = os.path.relpath(path, found).replace(os.sep, "/")
-                self._copy_file(run, Path(path), relative, sizes)
+                self._copy_file(target, Path(path), relative, sizes)
 
-    def _copy_file(self, run: ImportedRun, path: Path, relative: str,
+    def _copy_file(self, prefix: str, path: Path, relative: str,
                    sizes: dict[tuple[str, ...], dict[str, int | None]]) -> None:
         try:
-            target = parse_artifact_path(f"{run.experiment_id}/{run.run_id}/artifacts/{relative}", for_write=True)
+            target = parse_artifact_path(f"{prefix}/{relative}", for_write=True)
         except MlflowError:
             self.tally.skipped(KIND, "file names mlgate refuses (control characters, reserved names)")
             return

@@ -8,10 +8,12 @@ changed, or when MLflow stored a local path), so downloads work through mlgate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, Table, insert, select
 
+from gateway.mlflow_import.logged_model_copy import ImportedModel
 from gateway.mlflow_import.source import in_default_workspace
 from gateway.mlflow_import.tally import Tally
 from gateway.mlflow_import.tracking_copy import OTHER_WORKSPACE, ImportedRun, merge_rows
@@ -26,15 +28,33 @@ from tracking.store.experiments import now_ms
 from tracking.store.transaction import write_transaction
 from tracking.store.upsert import insert_ignoring_conflicts
 
+# A logged model's artifact location: <experiment location>/models/<model id>/artifacts.
+_LOGGED_MODEL_PATH = re.compile(r"/models/([^/]+)/artifacts(?:/|$)")
+
 
 class SourceTranslator:
-    """Maps version sources that point into an imported run's MLflow artifacts to its mlgate location."""
+    """Maps version sources that point into an imported run's or logged model's MLflow artifacts to their
+    mlgate locations.
+    """
 
-    def __init__(self, imported_runs: list[ImportedRun]):
+    def __init__(self, imported_runs: list[ImportedRun], imported_models: dict[str, ImportedModel]):
         self.runs = {run.run_id: run for run in imported_runs}
+        self.models = imported_models
 
-    def translate(self, source: str | None, run_id: str | None) -> tuple[str | None, str | None]:
-        """``(source, storage_location)`` for mlgate."""
+    def translate(self, source: str | None, run_id: str | None) -> tuple[str | None, str | None, str | None]:
+        """``(source, storage_location, model_id)`` for mlgate."""
+        model = self.models.get((source or "").removeprefix("models:/"))
+        if model is not None:
+            # models:/<id> names a logged model: mlgate downloads it from the model's artifact location.
+            return source, model.target_uri, model.model_id
+        inside = _LOGGED_MODEL_PATH.search(source or "")
+        model = self.models.get(inside.group(1)) if inside else None
+        old = model.source_uri.rstrip("/") if model is not None else ""
+        if model is not None and source and (source == old or source.startswith(old + "/")):
+            return model.target_uri.rstrip("/") + source[len(old):], None, model.model_id
+        return (*self._from_run(source, run_id), None)
+
+    def _from_run(self, source: str | None, run_id: str | None) -> tuple[str | None, str | None]:
         run = self.runs.get(run_id or "")
         if source is None or run is None:
             return source, None
@@ -54,13 +74,13 @@ def _copy_versions(conn: Connection, name: str, versions: list, version_tags: di
         if v.version in existing:
             tally.present("model versions")
         else:
-            source, storage = translator.translate(v.source, v.run_id)
+            source, storage, model_id = translator.translate(v.source, v.run_id)
             conn.execute(insert(model_versions).values(
                 name=name, version=v.version, creation_time=v.creation_time or now_ms(),
                 last_updated_time=v.last_updated_time or v.creation_time or now_ms(), description=v.description,
                 user_id=v.user_id, current_stage=v.current_stage or "None", source=source,
                 storage_location=storage, run_id=v.run_id, run_link=v.run_link, status=v.status or "READY",
-                status_message=v.status_message, model_id=getattr(v, "model_id", None)))
+                status_message=v.status_message, model_id=getattr(v, "model_id", None) or model_id))
             tally.imported("model versions")
         merge_rows(conn, model_version_tags, {"name": name, "version": v.version}, "key",
                    version_tags.get(v.version, []), tally, "version tags")
@@ -82,12 +102,12 @@ def _read_model(conn: Connection, src: dict[str, Table], name: str) -> tuple[lis
 
 
 def copy_registry(src: dict[str, Table], source: Engine, target: Engine, imported_runs: list[ImportedRun],
-                  tally: Tally, advance: Callable[[int], None]) -> None:
+                  imported_models: dict[str, ImportedModel], tally: Tally, advance: Callable[[int], None]) -> None:
     """Copy every registered model of MLflow's default workspace, one transaction per model."""
     if "registered_models" not in src or "model_versions" not in src:
         return
     table = src["registered_models"]
-    translator = SourceTranslator(imported_runs)
+    translator = SourceTranslator(imported_runs, imported_models)
     with source.connect() as conn:
         models = conn.execute(select(table).order_by(table.c.name)).all()
     for model in models:

@@ -21,7 +21,9 @@ class SourceError(Exception):
 
 
 def open_read_only(uri: str, option: str) -> Engine:
-    """An engine on ``uri`` that cannot write: SQLite files open with ``mode=ro``, so no journal is created."""
+    """An engine on ``uri`` that cannot write: SQLite files open with ``mode=ro`` (no journal is created),
+    PostgreSQL sessions with ``default_transaction_read_only``.
+    """
     try:
         url = make_url(normalize_database_uri(uri))
     except ArgumentError:
@@ -32,7 +34,11 @@ def open_read_only(uri: str, option: str) -> Engine:
             raise SourceError(f"{option}: no SQLite file at {url.database or '(empty path)'!r}.")
         target = f"file:{pathname2url(str(path.resolve()))}?mode=ro"
         return create_engine("sqlite://", creator=lambda: sqlite3.connect(target, uri=True, check_same_thread=False))
-    return create_engine(url.render_as_string(hide_password=False), pool_size=2)
+    if url.get_backend_name() == "postgresql":
+        # Every transaction read-only: the import must never change the MLflow database.
+        return create_engine(url.render_as_string(hide_password=False), pool_size=2,
+                             connect_args={"options": "-c default_transaction_read_only=on"})
+    raise SourceError(f"{option}: only sqlite:/// and postgresql:// MLflow databases can be imported.")
 
 
 def reflect(engine: Engine, wanted: tuple[str, ...], required: tuple[str, ...], option: str) -> dict[str, Table]:

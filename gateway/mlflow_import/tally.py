@@ -6,8 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 KINDS = ("experiments", "experiment tags", "runs", "run tags", "params", "metrics", "dataset inputs",
-         "artifacts", "registered models", "model tags", "model versions", "version tags", "aliases",
-         "users", "groups", "group members", "permissions")
+         "artifacts", "logged models", "logged model params", "logged model tags", "registered models",
+         "model tags", "model versions", "version tags", "aliases", "users", "groups", "group members",
+         "permissions")
 
 
 @dataclass

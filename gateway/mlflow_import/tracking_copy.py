@@ -44,17 +44,21 @@ class ImportedRun:
 
 
 def merge_rows(conn: Connection, table: Table, owner: dict, key: str, rows: list[dict], tally: Tally,
-               kind: str) -> None:
-    """Insert the rows of one owner whose ``key`` is new; count the others as present (values are kept)."""
+               kind: str, unique: list[str] | None = None) -> None:
+    """Insert the rows of one owner whose ``key`` is new; count the others as present (values are kept).
+
+    ``unique`` names the table's unique key when it is not the owner's columns plus ``key``.
+    """
     where = [table.c[col] == value for col, value in owner.items()]
     existing = {r[0] for r in conn.execute(select(table.c[key]).where(*where))}
     new = [{**owner, **row} for row in rows if row[key] not in existing]
-    insert_ignoring_conflicts(conn, table, new, [*owner, key])
+    insert_ignoring_conflicts(conn, table, new, unique or [*owner, key])
     tally.imported(kind, len(new))
     tally.present(kind, len(rows) - len(new))
 
 
-def _place_experiment(conn: Connection, row, tally: Tally) -> int:
+def _place_experiment(conn: Connection, row, tally: Tally, *, renumber: bool) -> int | None:
+    """The mlgate id of the experiment, inserting it if new; None when its id is taken and not ``renumber``."""
     by_name = conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == row.name)).scalar()
     if by_name is not None:
         tally.present("experiments")
@@ -64,6 +68,8 @@ def _place_experiment(conn: Connection, row, tally: Tally) -> int:
         return by_name
     id_taken = conn.execute(select(experiments.c.experiment_id)
                             .where(experiments.c.experiment_id == row.experiment_id)).first() is not None
+    if id_taken and not renumber:
+        return None
     created = row.creation_time if row.creation_time is not None else now_ms()
     values = {"name": row.name, "artifact_location": "", "lifecycle_stage": row.lifecycle_stage or "active",
               "creation_time": created,
@@ -93,21 +99,37 @@ def copy_experiments(src: dict[str, Table], source: Engine, target: Engine, tall
     for tag in all_tags:
         tags_of.setdefault(tag.experiment_id, []).append({"key": tag.key, "value": tag.value or ""})
     mapping: dict[int, int] = {}
-    for row in rows:
-        advance(1)
-        if not in_default_workspace(table, row):
-            tally.skipped("experiments", OTHER_WORKSPACE)
-            continue
-        with write_transaction(target) as conn:
-            mapping[row.experiment_id] = new_id = _place_experiment(conn, row, tally)
-            merge_rows(conn, experiment_tags, {"experiment_id": new_id}, "key", tags_of.get(row.experiment_id, []),
-                       tally, "experiment tags")
+    renumbered = []
+    # Experiments whose ids are free keep them first; only then do the others take new ids, so one taken
+    # id never pushes later experiments off theirs.
+    for renumber, batch in ((False, rows), (True, renumbered)):
+        if renumber:
+            _advance_sequence(target)
+        for row in batch:
+            if not renumber:
+                advance(1)
+                if not in_default_workspace(table, row):
+                    tally.skipped("experiments", OTHER_WORKSPACE)
+                    continue
+            with write_transaction(target) as conn:
+                new_id = _place_experiment(conn, row, tally, renumber=renumber)
+                if new_id is None:
+                    renumbered.append(row)
+                    continue
+                mapping[row.experiment_id] = new_id
+                merge_rows(conn, experiment_tags, {"experiment_id": new_id}, "key",
+                           tags_of.get(row.experiment_id, []), tally, "experiment tags")
+    return mapping
+
+
+def _advance_sequence(target: Engine) -> None:
+    """Move PostgreSQL's experiment id sequence past the explicit ids just inserted (SQLite's AUTOINCREMENT
+    does this by itself), so renumbered and later experiments never collide with them.
+    """
     with target.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # Explicit ids do not advance PostgreSQL's sequence; the next created experiment must not collide.
             conn.execute(text("SELECT setval(pg_get_serial_sequence('experiments', 'experiment_id'), "
                               "GREATEST((SELECT MAX(experiment_id) FROM experiments), 1))"))
-    return mapping
 
 
 @dataclass
