@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,16 +49,34 @@ def seed_test_admin(engine) -> None:
                        expires_at=now_ms() + 86_400_000, created_by=user.id)
 
 
+# The one switch that runs the suite on PostgreSQL: MLGATE_TEST_BACKEND=postgresql. Every fixture that picks a
+# database (settings, database_uri, the e2e servers) then gets a fresh PostgreSQL database instead of a SQLite file.
+DEFAULT_BACKEND = os.environ.get("MLGATE_TEST_BACKEND", "sqlite")
+if DEFAULT_BACKEND not in BACKENDS:
+    raise pytest.UsageError(f"MLGATE_TEST_BACKEND must be one of {BACKENDS}, got {DEFAULT_BACKEND!r}")
+
+
+@contextmanager
+def default_database(tmp_path: Path, backend: str = DEFAULT_BACKEND) -> Iterator[str]:
+    """A fresh database of the chosen backend: a SQLite file under tmp_path, or a new PostgreSQL database."""
+    if backend == "postgresql":
+        with fresh_postgres_database() as uri:
+            yield uri
+    else:
+        yield f"sqlite:///{tmp_path / 'mlgate.db'}"
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings for an isolated app: a SQLite file and an artifact root under tmp_path."""
-    return Settings(
-        backend_store_uri=f"sqlite:///{tmp_path / 'mlgate.db'}",
-        artifacts_destination=str(tmp_path / "artifacts"),
-        data_dir=str(tmp_path),
-        dev_mode=True,
-        secret_key=TEST_SECRET_KEY,
-    )
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings for an isolated app: a fresh database (SQLite by default) and an artifact root under tmp_path."""
+    with default_database(tmp_path) as uri:
+        yield Settings(
+            backend_store_uri=uri,
+            artifacts_destination=str(tmp_path / "artifacts"),
+            data_dir=str(tmp_path),
+            dev_mode=True,
+            secret_key=TEST_SECRET_KEY,
+        )
 
 
 def migrated(settings: Settings) -> Settings:
@@ -156,13 +175,9 @@ def start_server(workdir: Path, backend_store_uri: str, *extra_args: str,
 
 @pytest.fixture
 def database_uri(request, tmp_path: Path) -> Iterator[str]:
-    """A fresh database URI for the backend named by the test's ``backend`` parameter (default SQLite)."""
-    backend = getattr(request, "param", "sqlite")
-    if backend == "postgresql":
-        with fresh_postgres_database() as uri:
-            yield uri
-    else:
-        yield f"sqlite:///{tmp_path / 'mlgate.db'}"
+    """A fresh database URI for the backend named by the test's ``backend`` parameter (default: the switch)."""
+    with default_database(tmp_path, getattr(request, "param", DEFAULT_BACKEND)) as uri:
+        yield uri
 
 
 @pytest.fixture
