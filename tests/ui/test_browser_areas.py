@@ -94,6 +94,12 @@ def world(tmp_path_factory):
                           headers={"content-type": "application/x-protobuf", "x-mlflow-experiment-id": exp},
                           auth=server.admin_auth, timeout=30)
         assert sent.status_code == 200, sent.text
+        evil_tid = new_otel_trace_id()  # a trace whose name (its root span's) is hostile markup
+        sent = httpx.post(f"{server.url}/v1/traces", content=export_request(make_span(
+            evil_tid, os.urandom(8), EVIL, start_ns=start + 10**9, end_ns=start + 2 * 10**9)).SerializeToString(),
+            headers={"content-type": "application/x-protobuf", "x-mlflow-experiment-id": exp},
+            auth=server.admin_auth, timeout=30)
+        assert sent.status_code == 200, sent.text
         yield {"server": server, "exp": exp, "secret": secret, "runs": runs, "parent": parent,
                "hidden_run": hidden_run, "trace": "tr-" + tid.hex()}
     finally:
@@ -243,6 +249,8 @@ def test_read_user_sees_only_what_is_granted(world):
         screenshot(page, "ui-reader-models")
         page.goto(f"{url}/experiments/{exp}/traces")
         assert page.locator(f"a[href='/traces/{world['trace']}']").count() == 1
+        assert page.locator(f"td:text-is('{EVIL}')").count() == 1  # the hostile trace name, as text
+        screenshot(page, "ui-reader-traces")
         page.goto(f"{url}/account")
         access = page.locator("h2#access + .table-wrap").inner_text()
         assert "vision-baselines" in access
