@@ -325,8 +325,10 @@ OPERATIONS: list[tuple[str, dict[str, int], Request]] = [
         "json": {"name": c.fresh_model(), "new_name": f"team-renamed-{_u()}"}})),
     ("registered_models.delete_tag", EDIT, lambda c: ("DELETE", f"{A}/registered-models/delete-tag", {
         "json": {"name": c.tagged("model"), "key": "dk"}})),
-    ("registered_models.get_latest_versions", READ, lambda c: ("GET", f"{A}/registered-models/get-latest-versions",
-                                                               {"params": {"name": c.model}})),
+    ("registered_models.get_latest_versions", READ, lambda c: ("POST", f"{A}/registered-models/get-latest-versions",
+                                                               {"json": {"name": c.model}})),
+    ("registered_models.get_latest_versions_via_get", READ, lambda c: (
+        "GET", f"{A}/registered-models/get-latest-versions", {"params": {"name": c.model}})),
     ("registered_models.set_alias", EDIT, lambda c: ("POST", f"{A}/registered-models/alias", {
         "json": {"name": c.model, "alias": "matrix", "version": "1"}})),
     ("registered_models.get_version_by_alias", READ, lambda c: ("GET", f"{A}/registered-models/alias", {
