@@ -32,8 +32,8 @@ def test_json_logs_carry_request_ids_and_no_credentials(tmp_path: Path):
             assert made.status_code == 200, made.text
             token = http.post(f"{A}/users/tokens/create", json={"name": "logs", "expires_in_days": 1},
                               auth=("alice", PASSWORD)).json()["token"]
-            traced = http.get(f"{A}/experiments/search", params={"max_results": 1},
-                              headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-0042"})
+            traced = http.post(f"{A}/experiments/search", json={"max_results": 1},
+                               headers={"Authorization": f"Bearer {token}", "X-Request-ID": "trace-0042"})
             assert traced.status_code == 200
             assert traced.headers["x-request-id"] == "trace-0042"
             assert http.get(f"{A}/experiments/search?access_token={token}").status_code == 400
@@ -66,7 +66,7 @@ def test_json_logs_carry_request_ids_and_no_credentials(tmp_path: Path):
     traced_line = next(e for e in access if e.get("request_id") == "trace-0042")
     assert traced_line["principal"] == "user:alice"
     assert traced_line["operation"] == "experiments.search"
-    assert traced_line["method"] == "GET"
+    assert traced_line["method"] == "POST"
     assert traced_line["path"] == f"{A}/experiments/search"
     assert traced_line["status"] == 200
     assert isinstance(traced_line["latency_ms"], float | int)
