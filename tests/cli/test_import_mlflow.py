@@ -355,6 +355,46 @@ def test_artifacts_outside_the_given_root_are_not_copied(mlflow_source, tmp_path
         "logged models whose artifacts were not read: MLflow's artifact root was not given (--artifacts)": 1}
 
 
+def test_permissions_never_widen_and_unsupported_ones_are_reported(mlflow_source, tmp_path):
+    source = MlflowSource(tmp_path, mlflow_source.ids, mlflow_source.expected)
+    shutil.copy(mlflow_source.db, source.db)
+    shutil.copy(mlflow_source.auth_db, source.auth_db)
+    team_b = mlflow_source.ids["experiments"]["team_b"]
+    with sqlite3.connect(source.auth_db) as conn:  # rows MLflow's RBAC can hold, added by hand
+        def role_of(username: str) -> int:
+            return conn.execute("SELECT r.id FROM roles r JOIN user_role_assignments a ON a.role_id = r.id "
+                                "JOIN users u ON u.id = a.user_id WHERE u.username = ? AND r.name LIKE '__user_%'",
+                                (username,)).fetchone()[0]
+        rows = [(role_of("alice"), "experiment", team_b, "DENY"), (role_of("bob"), "experiment", team_b, "USE"),
+                (role_of("bob"), "scorer", "*", "READ")]
+        conn.executemany("INSERT INTO role_permissions (role_id, resource_type, resource_pattern, permission) "
+                         "VALUES (?, ?, ?, ?)", rows)
+        other = conn.execute("INSERT INTO roles (name, workspace) VALUES ('elsewhere', 'team-space')").lastrowid
+        conn.execute("INSERT INTO role_permissions (role_id, resource_type, resource_pattern, permission) "
+                     "VALUES (?, 'experiment', '*', 'EDIT')", (other,))
+
+    target_uri = f"sqlite:///{tmp_path / 'mlgate.db'}"
+    result, _ = _import(source, target_uri, tmp_path / "artifacts")
+    assert result["skipped"]["permissions"] == {
+        "DENY rules (re-create them as denies in the policy file)": 1,
+        "kinds mlgate does not have (scorer READ)": 1,
+        "in MLflow workspaces other than 'default'": 1,
+    }
+    assert result["skipped"]["groups"] == {"roles of MLflow workspaces other than 'default'": 1}
+    assert any(f"MLflow denies user 'alice' on experiment '{team_b}'" in note for note in result["notes"])
+
+    from auth.grants import list_grants
+    from tracking.db.engine import make_engine
+
+    engine = make_engine(target_uri)
+    with engine.connect() as conn:
+        grants = {(g.subject, g.resource): g.permission for g in list_grants(conn)}
+    engine.dispose()
+    assert grants[("user:bob", f"experiment:{team_b}")] == "READ"  # USE is read plus gateway use: never EDIT
+    assert not any(subject == "user:alice" and resource == f"experiment:{team_b}" for subject, resource in grants)
+    assert not any(subject == "group:elsewhere" for subject, _ in grants)
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda d: None, "--from: no SQLite file at"),
     (lambda d: sqlite3.connect(d).execute("CREATE TABLE experiments (x)").connection.commit(),
@@ -427,3 +467,20 @@ def test_a_postgresql_source_is_opened_read_only():
                 conn.execute(text("CREATE TABLE written_by_the_import (x integer)"))
         finally:
             engine.dispose()
+
+
+def test_the_summary_table_lists_counts_reasons_and_notes():
+    from gateway.mlflow_import.tally import Tally
+
+    tally = Tally()
+    tally.imported("runs", 3)
+    tally.present("runs")
+    tally.skipped("runs", "its experiment was not imported", 2)
+    tally.note("MLflow experiment 1 ('a') is mlgate experiment 5: id 1 was already used by another experiment.")
+    lines = tally.render().splitlines()
+    assert lines[0].split() == ["kind", "imported", "already", "present", "skipped"]
+    assert next(line for line in lines if line.startswith("runs ")).split() == ["runs", "3", "1", "2"]
+    assert next(line for line in lines if line.startswith("users ")).split() == ["users", "0", "0", "0"]
+    assert lines[-6:] == ["", "skipped:", "  runs: 2 its experiment was not imported", "", "notes:",
+                          "  MLflow experiment 1 ('a') is mlgate experiment 5: id 1 was already used by another "
+                          "experiment."]
