@@ -72,7 +72,8 @@ def test_table_is_read_only():
 def test_exactly_the_login_and_liveness_operations_are_public():
     public = {op for op, req in ROUTE_TABLE.items() if req.access is Access.PUBLIC}
     # Logout is public: its handler checks the session cookie and the form's CSRF field itself.
-    assert public == {"ops.health", "ops.ready", "ops.version", "server.info", "auth.login_page", "auth.login", "auth.logout",
+    assert public == {"ops.health", "ops.ready", "ops.version", "server.info", "auth.login_page", "auth.login",
+                      "auth.logout",
                       "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout",
                       "ui.static"}  # the UI's stylesheet: the login page needs it before anyone signs in
 
