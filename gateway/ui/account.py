@@ -83,7 +83,7 @@ def account_page(request: Request) -> Response:
 
 
 def _days(text: str) -> int:
-    if not text.strip().isdigit() or len(text.strip()) > 5:
+    if not (text.strip().isascii() and text.strip().isdigit()) or len(text.strip()) > 5:
         raise MlflowError("Days must be a whole number.", "INVALID_PARAMETER_VALUE")
     return int(text.strip())
 

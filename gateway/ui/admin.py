@@ -257,7 +257,7 @@ def audit_page(request: Request) -> Response:
     before = q.get("before", "")
     records, error = [], None
     try:
-        before_id = int(before) if before.isdigit() else None
+        before_id = int(before) if before.isascii() and before.isdigit() else None
         with tracking_of(request).engine.connect() as conn:
             records = admin_store.audit_records(
                 conn, actor=filters["actor"] or None, action=filters["action"] or None,

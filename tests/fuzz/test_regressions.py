@@ -58,3 +58,14 @@ def test_non_ascii_digits_and_huge_numbers_are_refused_not_crashed_on(bob, value
     # Nothing was created from those ids.
     listed = client.post(f"{A}/experiments/search", json={}).json()["experiments"]
     assert [e["name"] for e in listed] == ["bob-exp"]
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_DIGITS)
+def test_web_ui_number_fields_refuse_non_ascii_digits(client: TestClient, value):
+    from gateway.ui.account import _days
+    from tracking.errors import MlflowError
+
+    page = client.get("/admin/audit", params={"before": value})  # the admin's audit log, paged by id
+    assert page.status_code == 200, page.text[:300]
+    with pytest.raises(MlflowError, match="whole number"):
+        _days(value)  # a token's lifetime in days, from the account page's form
