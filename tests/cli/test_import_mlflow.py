@@ -170,11 +170,6 @@ def _comparable(answers: dict) -> dict:
     # mlgate already has its own "Default" experiment (id 0); the import matches it by name and keeps it.
     out["experiments"]["0"].pop("creation_time", None)
     out["experiments"]["0"].pop("last_update_time", None)
-    for model in out["models"].values():
-        for version in model["versions"].values():
-            # mlgate's registry JSON omits an empty description, which the client reads as None where
-            # MLflow's server sends "": both databases hold NULL (a serialization difference, not data).
-            version["description"] = version["description"] or ""
     return out
 
 

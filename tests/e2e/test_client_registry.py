@@ -84,6 +84,10 @@ def test_versions_aliases_tags_and_stages(mlflow_client, unique_name):
     source = f"{mlflow_client.get_run(run_id).info.artifact_uri}/model"
     for _ in range(3):
         mlflow_client.create_model_version(unique_name, source, run_id=run_id)
+    # Created without one, descriptions and run links read back as "" (never None), as from MLflow's server.
+    fresh = mlflow_client.get_model_version(unique_name, "3")
+    assert (fresh.description, fresh.run_link) == ("", "")
+    assert mlflow_client.get_registered_model(unique_name).description == ""
     mlflow_client.set_registered_model_alias(unique_name, "champion", "2")
     assert mlflow_client.get_model_version_by_alias(unique_name, "champion").version == "2"
     assert mlflow_client.get_registered_model(unique_name).aliases == {"champion": "2"}

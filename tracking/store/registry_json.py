@@ -53,10 +53,14 @@ def version_json(row: Any, tags: list[tuple[str, str | None]], aliases: list[str
         "last_updated_timestamp": row.last_updated_time,
         "current_stage": row.current_stage,
     }
-    for field in ("description", "user_id", "source", "run_id", "run_link", "status_message", "model_id"):
+    # MLflow's server stores the request's description and run_link as sent, "" when absent, and answers them
+    # even when empty, so its clients read "" (never None) for a version created through the API.
+    out["description"] = row.description or ""
+    for field in ("user_id", "source", "run_id", "status_message", "model_id"):
         value = getattr(row, field)
         if value not in (None, ""):
             out[field] = value
+    out["run_link"] = row.run_link or ""
     out["status"] = row.status
     if tags:
         out["tags"] = _tags_json(tags)
@@ -136,9 +140,8 @@ def registered_models_json(conn: Connection, rows: Sequence[Any]) -> list[dict[s
             "name": r.name,
             "creation_timestamp": r.creation_time,
             "last_updated_timestamp": r.last_updated_time,
+            "description": r.description or "",  # as MLflow's server answers (see version_json)
         }
-        if r.description:
-            item["description"] = r.description
         if latest[r.name]:
             item["latest_versions"] = latest[r.name]
         if tags[r.name]:
