@@ -10,7 +10,7 @@ Every generated request, valid and invalid (positive and negative generation), m
 status, content type and body the document declares; and no trace of a hidden resource (a marker
 that the request itself did not carry, or a hidden experiment id in an ``experiment_id`` field).
 
-Budget: ``MLGATE_FUZZ_EXAMPLES`` generated examples per operation and mode (default 3), derandomized,
+Budget: ``MLGATE_FUZZ_EXAMPLES`` generated examples per operation and mode (default 8), derandomized,
 so CI sends the same requests every time and finishes in about two minutes; raise it for a deeper run.
 """
 
@@ -42,7 +42,7 @@ from tests.conftest import LiveServer, start_server
 
 pytestmark = pytest.mark.e2e
 A = "/api/2.0/mlflow"
-EXAMPLES = int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "8"))
 # Request fields that name a resource: generation draws them from the seeded ids too.
 ID_FIELDS = {"experiment_id", "run_id", "run_uuid", "model_id", "source_run_id", "trace_id", "request_id",
              "name", "experiment_name", "new_name"}
@@ -214,7 +214,7 @@ def assert_no_hidden_resource(world: World, case, response) -> None:
 
 
 @schema.parametrize()
-@pytest.mark.timeout(900)  # one item for all operations: a safety net on a loaded machine (about 2 minutes idle)
+@pytest.mark.timeout(900)  # one item for all operations: a safety net on a loaded machine (about a minute idle)
 @settings(deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=list(HealthCheck))
 def test_api_fuzz(case, world):
