@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.browser import chromium_browser, screenshot
-from tests.conftest import LiveServer, start_server
-from tests.idp import IdP, start_idp
-from tests.services import free_port
+from tests.conftest import LiveServer
+from tests.idp import IdP
+from tests.sso_stack import sign_in, sso_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.oidc, pytest.mark.browser]
 SECRET = "browser-client-secret-0123456789"
@@ -24,55 +24,10 @@ USERS = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
     """One IdP and one mlgate server (--dev: http cookies) with a team-a grant."""
-    workdir = tmp_path_factory.mktemp("sso-browser")
-    port = free_port()  # the redirect URI registered at the IdP must name mlgate's port exactly
-    base = f"http://127.0.0.1:{port}"
-    idp = start_idp(workdir / "idp", users=USERS, clients=[{
-        "client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [f"{base}/sso/corp/callback"],
-        "post_logout_redirect_uris": [f"{base}/login"], "grant_types": ["authorization_code"],
-        "response_types": ["code"]}])
-    policy = workdir / "policy.yaml"
-    policy.write_text(f"""
-version: 1
-auth:
-  oidc:
-    providers:
-      - name: corp
-        display_name: Corp SSO
-        issuer: {idp.issuer}
-        client_id: mlgate
-        client_secret: ${{CORP_SECRET}}
-        allowed_groups: [team-a]
-access:
-  grants:
-    - {{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}}
-""")
-    try:
-        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev",
-                              "--policy", str(policy), port=port, env={"CORP_SECRET": SECRET})
-    except Exception:
-        idp.stop()
-        raise
-    for name in ("team-a/exp", "secret/exp"):
-        httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
-                   auth=server.admin_auth, timeout=30).raise_for_status()
-    yield server, idp
-    server.stop()
-    idp.stop()
-
-
-def sign_in(page, server: LiveServer, login: str) -> None:
-    """From mlgate's login page through the IdP's login and consent pages."""
-    page.goto(f"{server.url}/login?next=/api/2.0/mlflow/users/current")
-    page.get_by_text("Sign in with Corp SSO").click()
-    page.wait_for_selector("input[name=login]")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any-password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    if page.locator("input[name=prompt][value=consent]").count():
-        page.click("button[type=submit]")
-    page.wait_for_load_state()
+    with sso_stack(tmp_path_factory.mktemp("sso-browser"), users=USERS, secret=SECRET, allowed_groups=["team-a"],
+                   grants=['{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}'],
+                   experiments=["team-a/exp", "secret/exp"]) as both:
+        yield both
 
 
 def test_alice_signs_in_sees_her_groups_experiments_mints_a_token_and_signs_out(stack):

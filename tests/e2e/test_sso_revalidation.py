@@ -10,14 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.browser import chromium_browser, screenshot
-from tests.conftest import LiveServer, start_server
-from tests.e2e.test_sso_browser import sign_in
-from tests.idp import IdP, start_idp
-from tests.services import free_port
+from tests.conftest import LiveServer
+from tests.idp import IdP
+from tests.sso_stack import sign_in, sso_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.oidc, pytest.mark.browser]
 SECRET = "revalidation-client-secret-0123456789"
@@ -29,43 +27,13 @@ USERS = {"alice": {"email": "alice@example.com", "groups": ["team-a"]},
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
     """An IdP granting refresh tokens, and mlgate re-validating SSO sessions every INTERVAL seconds."""
-    workdir = tmp_path_factory.mktemp("sso-revalidation")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    idp = start_idp(workdir / "idp", users=USERS, clients=[{
-        "client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [f"{base}/sso/corp/callback"],
-        "post_logout_redirect_uris": [f"{base}/login"], "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"]}])
-    policy = workdir / "policy.yaml"
-    policy.write_text(f"""
-version: 1
-auth:
-  oidc:
-    providers:
-      - name: corp
-        display_name: Corp SSO
-        issuer: {idp.issuer}
-        client_id: mlgate
-        client_secret: ${{CORP_SECRET}}
-        allowed_groups: [team-a, team-b]
-        revalidate_seconds: {INTERVAL}
-access:
-  grants:
-    - {{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}}
-    - {{principal: "group:team-b", resource: "experiment-name:team-b/*", permission: EDIT}}
-""")
-    try:
-        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev",
-                              "--policy", str(policy), port=port, env={"CORP_SECRET": SECRET})
-    except Exception:
-        idp.stop()
-        raise
-    for name in ("team-a/exp", "team-b/exp"):
-        httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
-                   auth=server.admin_auth, timeout=30).raise_for_status()
-    yield server, idp
-    server.stop()
-    idp.stop()
+    with sso_stack(tmp_path_factory.mktemp("sso-revalidation"), users=USERS, secret=SECRET,
+                   allowed_groups=["team-a", "team-b"], refresh_tokens=True,
+                   provider_extra=f"        revalidate_seconds: {INTERVAL}",
+                   grants=['{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}',
+                           '{principal: "group:team-b", resource: "experiment-name:team-b/*", permission: EDIT}'],
+                   experiments=["team-a/exp", "team-b/exp"]) as both:
+        yield both
 
 
 def visible_experiments(page, server: LiveServer) -> list[str]:

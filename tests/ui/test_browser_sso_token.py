@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests.browser import chromium_browser, screenshot
-from tests.conftest import LiveServer, start_server
-from tests.idp import IdP, start_idp
-from tests.services import free_port
+from tests.conftest import LiveServer
+from tests.idp import IdP
+from tests.sso_stack import sign_in, sso_stack
 
 pytestmark = [pytest.mark.oidc, pytest.mark.browser]
 SECRET = "ui-browser-client-secret-0123456789"
@@ -34,41 +34,10 @@ print("RUN", run.info.run_id)
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
     """One IdP and one mlgate server (--dev: http cookies) whose policy gives group team-a EDIT on team-a/*."""
-    workdir = tmp_path_factory.mktemp("ui-sso")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    idp = start_idp(workdir / "idp", users=USERS, clients=[{
-        "client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [f"{base}/sso/corp/callback"],
-        "post_logout_redirect_uris": [f"{base}/login"], "grant_types": ["authorization_code"],
-        "response_types": ["code"]}])
-    policy = workdir / "policy.yaml"
-    policy.write_text(f"""
-version: 1
-auth:
-  oidc:
-    providers:
-      - name: corp
-        display_name: Corp SSO
-        issuer: {idp.issuer}
-        client_id: mlgate
-        client_secret: ${{CORP_SECRET}}
-        allowed_groups: [team-a]
-access:
-  grants:
-    - {{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}}
-""")
-    try:
-        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev",
-                              "--policy", str(policy), port=port, env={"CORP_SECRET": SECRET})
-    except Exception:
-        idp.stop()
-        raise
-    for name in ("team-a/exp", "secret/exp"):
-        httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
-                   auth=server.admin_auth, timeout=30).raise_for_status()
-    yield server, idp
-    server.stop()
-    idp.stop()
+    with sso_stack(tmp_path_factory.mktemp("ui-sso"), users=USERS, secret=SECRET, allowed_groups=["team-a"],
+                   grants=['{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}'],
+                   experiments=["team-a/exp", "secret/exp"]) as both:
+        yield both
 
 
 def test_sso_user_creates_a_token_on_the_account_page_and_the_mlflow_client_uses_it(stack):
@@ -77,15 +46,7 @@ def test_sso_user_creates_a_token_on_the_account_page_and_the_mlflow_client_uses
     with chromium_browser() as browser:
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(f"{server.url}/login?next=/account")
-        page.get_by_text("Sign in with Corp SSO").click()
-        page.wait_for_selector("input[name=login]")
-        page.fill("input[name=login]", "alice")
-        page.fill("input[name=password]", "any-password")
-        page.click("button[type=submit]")
-        page.wait_for_load_state()
-        if page.locator("input[name=prompt][value=consent]").count():
-            page.click("button[type=submit]")
+        sign_in(page, server, "alice", next_path="/account")
         page.wait_for_url(f"{server.url}/account")
         assert page.locator(".pill", has_text="team-a").count() >= 1
         access = page.locator("h2#access + .table-wrap").inner_text()
