@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse
 
 from auth.errors import AuthError, LockedOut, Unauthenticated
@@ -66,6 +66,13 @@ def install_error_handlers(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect):
+        # The client hung up while sending its body: nothing was committed and nobody reads this answer.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return error_response(MlflowError("The client disconnected before the request body was complete.",
+                                          "BAD_REQUEST"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
