@@ -27,7 +27,7 @@ from tracking.errors import MlflowError
 from tracking.scope import visibility_scope
 from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
 from tracking.search.page_token import decode_page_token, encode_page_token
-from tracking.search.runs_sql import build_run_search, run_ids_query
+from tracking.search.runs_sql import build_run_search, run_ids_page, run_ids_query
 from tracking.services import tracking_of
 from tracking.store.experiments import experiments_to_json, parse_experiment_id
 from tracking.store.metrics import get_metric_history
@@ -70,10 +70,10 @@ def _url(base: str, /, **params: str) -> str:
     return f"{base}?{urlencode(kept)}" if kept else base
 
 
-def _page_of(conn, stmt_for, fp: str, token: str) -> tuple[list, str | None, bool]:
+def _page_of(ids_for, fp: str, token: str) -> tuple[list, str | None, bool]:
     """One page of ids, the next page's token, and whether this is not the first page."""
     offset = decode_page_token(token or None, fp)
-    ids = list(conn.execute(stmt_for(offset, PAGE_SIZE + 1)).scalars())
+    ids = ids_for(offset, PAGE_SIZE + 1)
     if len(ids) > PAGE_SIZE:
         return ids[:PAGE_SIZE], encode_page_token(offset + PAGE_SIZE, fp), offset > 0
     return ids, None, offset > 0
@@ -100,7 +100,7 @@ def experiments_page(request: Request) -> Response:
         scope = visibility_scope(request).experiments
         with tracking_of(request).engine.begin() as conn:
             ids, next_token, later = _page_of(
-                conn, lambda offset, limit: experiment_ids_query(search, scope, offset, limit),
+                lambda offset, limit: list(conn.execute(experiment_ids_query(search, scope, offset, limit)).scalars()),
                 search.fingerprint(scope), token)
             experiments = experiments_to_json(conn, ids) if ids else []
     except MlflowError as exc:
@@ -155,7 +155,7 @@ def experiment_page(request: Request, experiment_id: str) -> Response:
         scope = visibility_scope(request).experiments
         with engine.begin() as conn:
             ids, next_token, later = _page_of(
-                conn, lambda offset, limit: run_ids_query(search, scope, offset, limit),
+                lambda offset, limit: run_ids_page(conn, search, scope, offset, limit),
                 search.fingerprint(scope), token)
             runs = runs_to_json(conn, ids) if ids else []
     except MlflowError as exc:

@@ -291,3 +291,45 @@ def test_same_answers_on_postgresql(pg_client):
     page = _ok(search(pg_client, {"experiment_ids": [exp], "max_results": 2}))
     rest = _ok(search(pg_client, {"experiment_ids": [exp], "max_results": 3, "page_token": page["next_page_token"]}))
     assert names(page) + names(rest) == ["r5", "r4", "r3", "r2", "r1"]
+
+
+def _every_page(client, body, size):
+    seen, token = [], None
+    for _ in range(20):
+        page = _ok(search(client, {**body, "max_results": size, **({"page_token": token} if token else {})}))
+        seen += names(page)
+        token = page.get("next_page_token")
+        if token is None:
+            return seen
+    raise AssertionError("pagination did not end")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_large_search_ordered_by_a_metric_answers_exactly_as_a_small_one(request, backend, monkeypatch):
+    """Over many runs, a search ordered by a metric walks that metric's index: same runs, same order, same pages."""
+    import tracking.search.runs_sql as runs_sql
+
+    client = request.getfixturevalue("client" if backend == "sqlite" else "pg_client")
+    exp, _ = populate(client)
+    # More runs with real values, ties (broken by start time) and no value at all, around the NaN run r4.
+    for n, value in enumerate([0.9, 0.2, 0.9, 0.6, 0.2]):
+        make_run(client, exp, f"x{n}", 6000 + n, metrics=[("acc", value)], params=[("lr", str(n % 2))])
+    make_run(client, exp, "x-missing", 7000, metrics=[("loss", 2)])
+    orders = [["metrics.acc DESC"], ["metrics.acc ASC"], ["metrics.acc", "params.lr DESC"], ["metrics.loss DESC"]]
+    filters = [None, "metrics.acc > 0.3", "params.lr = '1'"]
+    expected = {}
+    for order in orders:
+        for text in filters:
+            body = {"experiment_ids": [exp], "order_by": order, **({"filter": text} if text else {})}
+            expected[str(body)] = (_every_page(client, body, 100), _every_page(client, body, 3))
+    monkeypatch.setattr(runs_sql, "LARGE_SEARCH_RUNS", 4)  # this experiment now counts as large
+    for order in orders:
+        for text in filters:
+            body = {"experiment_ids": [exp], "order_by": order, **({"filter": text} if text else {})}
+            whole, paged = expected[str(body)]
+            assert whole == paged, body
+            assert _every_page(client, body, 100) == whole, body
+            assert _every_page(client, body, 3) == whole, body
+    # The NaN run and the runs without the metric still come last, in MLflow's order.
+    assert expected[str({"experiment_ids": [exp], "order_by": ["metrics.acc DESC"]})][0][-3:] == ["r4", "x-missing",
+                                                                                                 "r5"]

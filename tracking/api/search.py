@@ -17,7 +17,7 @@ from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
 from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
 from tracking.search.page_token import decode_page_token, encode_page_token
-from tracking.search.runs_sql import build_run_search, run_ids_query
+from tracking.search.runs_sql import build_run_search, run_ids_page
 from tracking.services import tracking_of
 from tracking.store.experiments import experiments_to_json, parse_experiment_id
 from tracking.store.runs import runs_to_json
@@ -60,9 +60,9 @@ def _common(args: Args) -> tuple[str | None, list[str], int, str | None]:
     return filter_text, order_by, max_results, page_token
 
 
-def _page(conn, stmt_for, fp: str, page_token: str | None, max_results: int) -> tuple[list[Any], str | None]:
+def _page(ids_for, fp: str, page_token: str | None, max_results: int) -> tuple[list[Any], str | None]:
     offset = decode_page_token(page_token, fp)
-    ids = list(conn.execute(stmt_for(offset, max_results + 1)).scalars())
+    ids = ids_for(offset, max_results + 1)
     if len(ids) > max_results:
         return ids[:max_results], encode_page_token(offset + max_results, fp)
     return ids, None
@@ -81,7 +81,7 @@ def search_runs(request: Request, args: Args = Depends(request_args)):
     scope = visibility_scope(request).experiments
     with tracking_of(request).engine.begin() as conn:
         run_ids, next_token = _page(
-            conn, lambda offset, limit: run_ids_query(search, scope, offset, limit),
+            lambda offset, limit: run_ids_page(conn, search, scope, offset, limit),
             search.fingerprint(scope), page_token, max_results,
         )
         payload: dict[str, Any] = {}
@@ -101,7 +101,7 @@ def search_experiments(request: Request, args: Args = Depends(request_args)):
     scope = visibility_scope(request).experiments
     with tracking_of(request).engine.begin() as conn:
         experiment_ids, next_token = _page(
-            conn, lambda offset, limit: experiment_ids_query(search, scope, offset, limit),
+            lambda offset, limit: list(conn.execute(experiment_ids_query(search, scope, offset, limit)).scalars()),
             search.fingerprint(scope), page_token, max_results,
         )
         payload: dict[str, Any] = {}

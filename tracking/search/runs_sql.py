@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import astuple, dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, or_, select, true
 
 from tracking.db.tables import datasets, input_tags, inputs, latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter
@@ -135,9 +135,18 @@ def condition(c: Comparison) -> ColumnElement[bool]:
     return _dataset_in(c)
 
 
-def _order(stmt: Select, order: tuple[OrderKey, ...]) -> Select:
+def _order(stmt: Select, order: tuple[OrderKey, ...], *, valued_first: bool = False) -> Select:
+    """ORDER BY the keys, MLflow's way. With ``valued_first``, only runs with a real (non-NaN) value of the
+    first key, a metric, are selected, and it is sorted by that value alone: the rows that come first in the
+    full order, in the same order, sortable by walking the metric's (key, value) index."""
     clauses = []
     for n, key in enumerate(order):
+        if n == 0 and valued_first:
+            joined = latest_metrics.alias("order_0")
+            stmt = stmt.join(joined, and_(joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key.key,
+                                          joined.c.is_nan == false(), joined.c.value.isnot(None)))
+            clauses.append(joined.c.value.asc() if key.ascending else joined.c.value.desc())
+            continue
         if key.kind == "attribute":
             value = RUN_COLUMNS[key.key]
             missing = case((value.is_(None), 1), else_=0)
@@ -158,7 +167,34 @@ def _order(stmt: Select, order: tuple[OrderKey, ...]) -> Select:
     return stmt.order_by(*clauses)
 
 
-def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: int) -> Select:
+# From this many runs in the searched experiments on, a search ordered by a metric first walks that metric's
+# index instead of sorting every match (a page of 100 out of 100,000 runs: ~0.2 ms instead of ~200 ms).
+LARGE_SEARCH_RUNS = 5000
+
+
+def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offset: int, limit: int) -> list[str]:
+    """The ids of one page of matching runs (``limit`` from ``offset``), in order.
+
+    Runs with a real value of the first order key, when it is a metric, come first in MLflow's order. Over a
+    large search, those are asked for first, in index order: when there are enough of them to fill the page,
+    they are the page. Otherwise (or for a small search) one query sorts every match.
+    """
+    first = search.order[0] if search.order else None
+    if first is not None and first.kind == "metric" and _is_large(conn, search):
+        ranked = list(conn.execute(run_ids_query(search, scope, 0, offset + limit, valued_first=True)).scalars())
+        if len(ranked) == offset + limit:
+            return ranked[offset:]
+    return list(conn.execute(run_ids_query(search, scope, offset, limit)).scalars())
+
+
+def _is_large(conn: Connection, search: RunSearch) -> bool:
+    capped = select(runs.c.run_uuid).where(integer_ids_in(runs.c.experiment_id, list(search.experiment_ids)))
+    counted = select(func.count()).select_from(capped.limit(LARGE_SEARCH_RUNS).subquery())
+    return conn.execute(counted).scalar_one() >= LARGE_SEARCH_RUNS
+
+
+def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: int, *,
+                  valued_first: bool = False) -> Select:
     """SELECT the ids of one page of matching runs (``limit`` rows from ``offset``) in order."""
     visible = visible_experiment_ids(scope, list(search.experiment_ids))
     where = [
@@ -169,4 +205,4 @@ def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: i
     if visible is not None:
         where.append(runs.c.experiment_id.in_(visible))
     stmt = select(runs.c.run_uuid).where(*where)
-    return _order(stmt, search.order).offset(offset).limit(limit)
+    return _order(stmt, search.order, valued_first=valued_first).offset(offset).limit(limit)
