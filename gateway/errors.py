@@ -51,9 +51,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        if exc.status_code in (404, 405) and getattr(request.state, "principal", None) is None:
-            # No route answered, so no authorizer ran: an anonymous caller learns nothing about which
-            # paths exist, and gets the same refusal (or the sign-in page) as anywhere else.
+        state = request.scope.get("state") or {}
+        if exc.status_code in (404, 405) and "principal" in state and state["principal"] is None:
+            # Authentication found no one and no route answered, so no authorizer ran: an anonymous caller
+            # learns nothing about which paths exist, and gets the same refusal (or sign-in page) as elsewhere.
             failure = getattr(request.state, AUTHENTICATION_ERROR, None)
             return _auth_error_response(request, failure or Unauthenticated(NOT_AUTHENTICATED))
         if exc.status_code == 404:

@@ -442,7 +442,9 @@ def test_a_database_the_client_wrote_directly_with_local_artifacts(tmp_path, mon
         assert Path(local).read_text() == "hello from a local run"
         first = client.get_model_version("local-model", "1")
         assert first.source == f"mlflow-artifacts:/{experiment}/{ids['run']}/artifacts/dir"
-        files = download_artifacts(artifact_uri="models:/local-model/2", dst_path=str(tmp_path / "v2"))
+        # Named explicitly: another test in this process may have set mlflow's global tracking URI.
+        files = download_artifacts(artifact_uri="models:/local-model/2", dst_path=str(tmp_path / "v2"),
+                                   tracking_uri=server.url, registry_uri=server.url)
         assert (Path(files) / "MLmodel").read_text() == "flavors: {local: true}\n"
     finally:
         server.stop()
