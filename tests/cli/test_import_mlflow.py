@@ -429,6 +429,7 @@ def test_a_database_the_client_wrote_directly_with_local_artifacts(tmp_path, mon
 
     server = start_server(workdir, target_uri)
     try:
+        import mlflow
         from mlflow.artifacts import download_artifacts
 
         client = _user_client(monkeypatch, server.url, server.admin_username, server.admin_password)
@@ -442,9 +443,11 @@ def test_a_database_the_client_wrote_directly_with_local_artifacts(tmp_path, mon
         assert Path(local).read_text() == "hello from a local run"
         first = client.get_model_version("local-model", "1")
         assert first.source == f"mlflow-artifacts:/{experiment}/{ids['run']}/artifacts/dir"
-        # Named explicitly: another test in this process may have set mlflow's global tracking URI.
-        files = download_artifacts(artifact_uri="models:/local-model/2", dst_path=str(tmp_path / "v2"),
-                                   tracking_uri=server.url, registry_uri=server.url)
+        # mlflow resolves models:/ through its process-wide registry URI (an explicit registry_uri argument is
+        # not used there), which an earlier test in this worker process may have pointed at its own server.
+        mlflow.set_tracking_uri(server.url)
+        mlflow.set_registry_uri(server.url)
+        files = download_artifacts(artifact_uri="models:/local-model/2", dst_path=str(tmp_path / "v2"))
         assert (Path(files) / "MLmodel").read_text() == "flavors: {local: true}\n"
     finally:
         server.stop()
