@@ -62,3 +62,25 @@ def test_an_unmapped_operation_is_denied(app_factory):
     assert response.status_code == 403
     assert response.json()["error_code"] == "PERMISSION_DENIED"
     assert "secret" not in response.text
+
+
+def test_every_form_post_that_skips_the_csrf_header_checks_the_csrf_field(app_factory):
+    """The middleware leaves cookie writes under the UI's form prefixes to the form dependency: each such
+    route must have it, or a cross-site form could write with the victim's cookie."""
+    from gateway.authn import UI_FORM_PREFIXES
+    from gateway.ui.forms import FORM_PREFIXES, checked_form
+
+    assert tuple(UI_FORM_PREFIXES) == tuple(FORM_PREFIXES)
+    app = app_factory()
+    unguarded, seen = [], 0
+    for route in _api_routes(app):
+        if not isinstance(route, APIRoute) or not route.path.startswith(UI_FORM_PREFIXES):
+            continue
+        if not route.methods - {"GET", "HEAD"}:
+            continue
+        seen += 1
+        calls = {d.call for d in route.dependant.dependencies}
+        if checked_form not in calls:
+            unguarded.append(f"{sorted(route.methods)} {route.path}")
+    assert seen >= 5  # the account and admin forms exist
+    assert unguarded == []
