@@ -444,9 +444,9 @@ def test_a_database_the_client_wrote_directly_with_local_artifacts(tmp_path, mon
         first = client.get_model_version("local-model", "1")
         assert first.source == f"mlflow-artifacts:/{experiment}/{ids['run']}/artifacts/dir"
         # mlflow resolves models:/ through its process-wide registry URI (an explicit registry_uri argument is
-        # not used there), which an earlier test in this worker process may have pointed at its own server.
+        # not used there), which follows the process-wide tracking URI: an earlier test in this worker process
+        # may have left that on its own server. (Never set the registry URI itself: it would outlive the test.)
         mlflow.set_tracking_uri(server.url)
-        mlflow.set_registry_uri(server.url)
         files = download_artifacts(artifact_uri="models:/local-model/2", dst_path=str(tmp_path / "v2"))
         assert (Path(files) / "MLmodel").read_text() == "flavors: {local: true}\n"
     finally:
