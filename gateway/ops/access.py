@@ -9,10 +9,11 @@ credentials travel (``Authorization``, ``mlgate_session``, a refused ``?access_t
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +27,26 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Probes are counted but not logged when they succeed: one line every few seconds per probe is noise.
 QUIET_PATHS = frozenset({"/health", "/ready"})
 OPERATION_KEY = "operation_id"  # set in scope["state"] by gateway.ops.decisions once the route is known
+
+
+# Request ids are this process's random prefix plus a counter: unique across processes and restarts
+# like a uuid4 (32 hex characters), without a getrandom() system call on every request.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def _reseed_request_ids() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed_request_ids)  # a forked worker must not repeat its parent's ids
+
+
+def new_request_id() -> str:
+    """A fresh request id: 16 random hex characters of this process, then a 16-digit hex counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -54,7 +75,7 @@ class RequestObservationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = incoming_request_id(scope) or new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         reset = REQUEST_ID.set(request_id)
