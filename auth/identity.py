@@ -28,6 +28,9 @@ FAILED_LOGIN = "Invalid username or password."
 REFUSED_ACCESS_KEY = "The access token is invalid, expired or revoked."
 # A verified token is trusted this long without a lookup; revocation reaches every process within it.
 TOKEN_CACHE_SECONDS = 1.0
+# Without pushed invalidations (Redis), a cached credential's user generation is re-read at most this
+# often: a password change, disable or group change made by another process counts within it.
+GENERATION_CHECK_SECONDS = 1.0
 # last_used_at (and the token-use audit record) are written at most this often per token.
 TOKEN_TOUCH_MS = 60_000
 
@@ -54,6 +57,8 @@ class Identity:
     # In-flight password verifications by cache key (see password_login).
     _flights: dict[bytes, tuple[threading.Lock, int]] = field(default_factory=dict, init=False, repr=False)
     _flights_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    # user id -> (generation, when it was last read from the database), for cache hits without Redis.
+    _generations_seen: dict[int, tuple[int, float]] = field(default_factory=dict, init=False, repr=False)
 
     def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
                       read_only: bool = False) -> Principal:
@@ -73,9 +78,19 @@ class Identity:
             return entry.principal
         if self.invalidation.push_enabled:
             return entry.principal
-        # The cheap cross-process check: one primary-key read instead of a password hash.
-        if self.store.live_generation(entry.principal.id) == entry.generation:
+        user_id = entry.principal.id
+        now = self.clock()
+        seen = self._generations_seen.get(user_id)
+        if seen is not None and seen[0] == entry.generation and 0 <= now - seen[1] < GENERATION_CHECK_SECONDS:
             return entry.principal
+        # The cheap cross-process check: one primary-key read instead of a password hash.
+        live = self.store.live_generation(user_id)
+        if live == entry.generation:
+            if len(self._generations_seen) >= self.cache.max_entries:
+                self._generations_seen.clear()
+            self._generations_seen[user_id] = (live, now)
+            return entry.principal
+        self._generations_seen.pop(user_id, None)
         self.cache.discard(key)
         return None
 
@@ -176,4 +191,5 @@ class Identity:
 
     def user_changed(self, user_id: int) -> None:
         """Drop cached credentials of a user everywhere (the database generation was bumped already)."""
+        self._generations_seen.pop(user_id, None)
         self.invalidation.publish(user_id)

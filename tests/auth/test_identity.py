@@ -7,6 +7,7 @@ import pytest
 
 from auth.accounts import Accounts
 from auth.errors import LockedOut, Unauthenticated
+from auth.identity import GENERATION_CHECK_SECONDS
 from auth.principal import Principal
 from auth.store import now_ms
 from auth.tokens import new_token, new_token_id, token_hash
@@ -176,7 +177,8 @@ def test_a_user_imported_from_mlflow_logs_in_and_gets_a_bcrypt_hash(identity):
 def test_cached_only_login_answers_from_the_cache_and_honours_changes_elsewhere(identity_factory):
     from auth.identity import CacheMiss
 
-    process_a, process_b = identity_factory(), identity_factory()
+    now = [time.time()]
+    process_a, process_b = identity_factory(), identity_factory(clock=lambda: now[0])
     Accounts(process_a).create_user(_admin(), "fay", PASSWORD, client=None)
     with pytest.raises(CacheMiss):
         process_b.password_login("fay", PASSWORD, None, cached_only=True)
@@ -187,6 +189,8 @@ def test_cached_only_login_answers_from_the_cache_and_honours_changes_elsewhere(
     with pytest.raises(CacheMiss):
         process_b.password_login("fay", "some-other-secret-77", None, cached_only=True)
     Accounts(process_a).set_disabled(_admin(), "fay", True, client=None)
+    # Without Redis, process B re-reads the user's generation at most once per GENERATION_CHECK_SECONDS.
+    now[0] += GENERATION_CHECK_SECONDS
     with pytest.raises(CacheMiss):  # the generation moved: the full path (which refuses) must run
         process_b.password_login("fay", PASSWORD, None, cached_only=True)
     with pytest.raises(Unauthenticated):
