@@ -66,8 +66,10 @@ def create_app(settings: Settings) -> FastAPI:
                                              auth_config, tracking.engine)
     policy_holder = PolicyHolder(policy, tracking.engine)
     metrics = Metrics()
-    authorizer = ObservedAuthorizer(policy_holder, ResourceResolver(tracking.engine), identity.auditor, metrics)
+    resolver = ResourceResolver(tracking.engine)
+    authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics)
     tracking.creation_listeners.append(grant_creator_manage)
+    tracking.rename_listeners.append(resolver.renamed)
     audit_counter = AuditCounter(metrics)
 
     @asynccontextmanager

@@ -45,6 +45,8 @@ from tracking.store.traces import get_trace_experiment_id
 
 # Grant changes made by another process are picked up within this many seconds (one PK read).
 REFRESH_SECONDS = 1.0
+# An experiment's name (which name patterns match) is re-read at most this often.
+NAME_CACHE_SECONDS = 1.0
 _SKIP = object()  # a lookup that needs no check (an optional field absent, a remote model source)
 
 
@@ -154,11 +156,22 @@ class Located:
 class ResourceResolver:
     """Turns a locator's value into a Resource with one indexed read; None when it does not exist."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, name_seconds: float = NAME_CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
         self.engine = engine
         # A run, trace or logged model never moves to another experiment: its owner can be cached.
         self._owner_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # An experiment's name can change (patterns match names), so it is kept only briefly: a rename
+        # here is forgotten at once (renamed()), one by another process counts within name_seconds.
+        self._names: dict[int, tuple[str, float]] = {}
+        self.name_seconds = name_seconds
+        self.clock = clock
         self._lock = threading.Lock()
+
+    def renamed(self, kind: str, resource_id: str) -> None:
+        """A tracking rename listener: forget the cached name."""
+        if kind == "experiment" and resource_id.isdigit():
+            self._names.pop(int(resource_id), None)
 
     def _cached_owner(self, kind: str, key: str, load: Callable[[], str | None]) -> str | None:
         with self._lock:
@@ -176,8 +189,19 @@ class ResourceResolver:
     def _experiment(self, conn, experiment_id: str) -> Resource | None:
         if not (experiment_id.isascii() and experiment_id.isdigit()) or len(experiment_id) > 18:
             return None
-        row = conn.execute(select(experiments.c.name).where(experiments.c.experiment_id == int(experiment_id))).first()
-        return None if row is None else Resource.experiment(experiment_id, row.name)
+        key = int(experiment_id)
+        now = self.clock()
+        cached = self._names.get(key)
+        if cached is not None and 0 <= now - cached[1] < self.name_seconds:
+            return Resource.experiment(experiment_id, cached[0])
+        row = conn.execute(select(experiments.c.name).where(experiments.c.experiment_id == key)).first()
+        if row is None:
+            self._names.pop(key, None)
+            return None
+        if len(self._names) >= 100_000:
+            self._names.clear()
+        self._names[key] = (row.name, now)
+        return Resource.experiment(experiment_id, row.name)
 
     def _model(self, conn, name: str) -> Resource | None:
         row = conn.execute(select(registered_models.c.name).where(registered_models.c.name == name)).first()
@@ -225,6 +249,53 @@ class ResourceResolver:
         return _SKIP  # a remote URI the server never reads
 
 
+class DecisionMemo:
+    """Decisions of one compiled policy by (subject, operation, resources): ``decide`` is pure, so a repeat
+    of the same request by the same principal is answered without re-evaluating the grants. A new
+    compiled policy (grants or file changed) starts an empty memo."""
+
+    def __init__(self, max_entries: int = 50_000):
+        self.max_entries = max_entries
+        self._policy: CompiledPolicy | None = None
+        self._entries: dict[tuple, Decision] = {}
+
+    def decide(self, policy: CompiledPolicy, key: tuple, compute: Callable[[], Decision]) -> Decision:
+        """The memoised decision for ``key`` under ``policy``, computing it on a miss."""
+        entries = self._entries
+        if policy is not self._policy:
+            entries = self._entries = {}
+            self._policy = policy
+        decision = entries.get(key)
+        if decision is None:
+            decision = compute()
+            if len(entries) >= self.max_entries:
+                entries.clear()
+            entries[key] = decision
+        return decision
+
+
+class _LazyConnection:
+    """A connection checked out of the pool on first use: lookups answered from caches need none."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._conn = None
+
+    def __enter__(self) -> _LazyConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def execute(self, *args, **kwargs):
+        """``Connection.execute`` on the (now checked-out) connection."""
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        return self._conn.execute(*args, **kwargs)
+
+
 class Authorizer:
     """The FastAPI dependency that authorizes every routed request (see the module docstring)."""
 
@@ -232,6 +303,7 @@ class Authorizer:
         self.holder = holder
         self.resolver = resolver
         self.auditor = auditor
+        self._decisions = DecisionMemo()
 
     async def __call__(self, request: Request) -> None:
         route = request.scope.get("route")
@@ -265,7 +337,9 @@ class Authorizer:
         if policy.is_admin(subject) and not subject.read_only_token:
             return  # administrators bypass: no lookups needed
         checks = await self._locate_all(request, requirement)
-        decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
+        decision = self._decisions.decide(policy, (subject, operation_id, tuple(c.resource for c in checks)),
+                                          lambda: decide_all(policy, subject,
+                                                             [(c.requirement, c.resource) for c in checks]))
         if not decision.allowed:
             # Before refusing, make sure no other process granted access since the last check.
             fresher = self.holder.current(recheck=True)
@@ -291,8 +365,9 @@ class Authorizer:
 
     async def _locate_all(self, request: Request, requirement: Requirement) -> list[Located]:
         args = None
+        headers = None
         located: list[Located] = []
-        with self.resolver.engine.connect() as conn:
+        with _LazyConnection(self.resolver.engine) as conn:
             for check in requirement.checks():
                 locator = check.locator
                 if locator is None:
@@ -301,9 +376,10 @@ class Authorizer:
                 if args is None and locator.source is Source.ARGS:
                     # Only fields in the arguments need the body; an artifact upload stays a stream.
                     args = (await request_args(request)).data
-                headers = {k.lower(): v for k, v in request.headers.items()}
+                if headers is None and locator.source is Source.HEADER:
+                    headers = {k.lower(): v for k, v in request.headers.items()}
                 try:
-                    values = locate(locator, args or {}, request.path_params, headers)
+                    values = locate(locator, args or {}, request.path_params, headers or {})
                 except LocatorError as exc:
                     raise invalid_parameter(str(exc)) from None
                 if values is None:

@@ -23,6 +23,8 @@ class Created:
 
 # Called inside the creating transaction; a listener that raises aborts the creation.
 CreationListener = Callable[[Connection, Request, Created], None]
+# Called after a rename committed, with the kind ("experiment") and the resource id.
+RenameListener = Callable[[str, str], None]
 
 
 @dataclass
@@ -35,11 +37,23 @@ class Tracking:
     default_artifact_scheme: str = "mlflow-artifacts:"
     # The composition root subscribes here (e.g. to give a creator MANAGE); tracking never knows who.
     creation_listeners: list[CreationListener] = field(default_factory=list)
+    # Whoever caches names by id (the authorizer's resource lookups) forgets them here.
+    rename_listeners: list[RenameListener] = field(default_factory=list)
+
+    @property
+    def inline_reads(self) -> bool:
+        """Whether point reads run on the event loop (a SQLite database; see tracking.api.dispatch)."""
+        return self.engine.dialect.name == "sqlite"
 
     def created(self, conn: Connection, request: Request, event: Created) -> None:
         """Tell the listeners, in the same transaction, that ``request`` created a resource."""
         for listener in self.creation_listeners:
             listener(conn, request, event)
+
+    def renamed(self, kind: str, resource_id: str) -> None:
+        """Tell the listeners that a rename of ``kind`` ``resource_id`` has committed."""
+        for listener in self.rename_listeners:
+            listener(kind, resource_id)
 
     def dispose(self) -> None:
         """Release pooled connections."""

@@ -149,3 +149,30 @@ def test_duplicate_and_control_character_keys_cannot_split_the_check_from_the_wr
     assert response.status_code == 400
     params = c["alice"].get(f"{A}/runs/get", params={"run_id": theirs}).json()["run"]["data"].get("params", [])
     assert params == []
+
+
+def test_renaming_an_experiment_out_of_a_name_pattern_grant_ends_access_at_once(app_factory, tmp_path):
+    # Name patterns are matched against the experiment's current name, which the authorizer caches briefly:
+    # a rename through this server must count on the very next request, in both directions.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\naccess:\n  default_permission: NO_PERMISSIONS\n  grants:\n"
+                      '    - {principal: "user:bob", resource: "experiment-name:team-*", permission: READ}\n')
+    app = app_factory(policy_file=str(policy))
+    with TestClient(app, base_url="http://127.0.0.1:5000") as admin, \
+            TestClient(app, base_url="http://127.0.0.1:5000") as bob:
+        admin.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        assert admin.post(f"{A}/users/create", json={"username": "bob", "password": "Unguessable-Pw-9c1e77aa31"}
+                          ).status_code == 200
+        issued = admin.post(f"{A}/users/tokens/create", json={"name": "t", "expires_in_days": 1, "username": "bob"})
+        bob.headers["Authorization"] = f"Bearer {issued.json()['token']}"
+        exp = _experiment(admin, "team-rename")
+        run = _run(admin, exp)
+        assert bob.get(f"{A}/runs/get", params={"run_id": run}).status_code == 200
+        assert bob.get(f"{A}/experiments/get", params={"experiment_id": exp}).status_code == 200
+        renamed = admin.post(f"{A}/experiments/update", json={"experiment_id": exp, "new_name": "private-rename"})
+        assert renamed.status_code == 200, renamed.text
+        assert bob.get(f"{A}/runs/get", params={"run_id": run}).status_code == 404
+        assert bob.get(f"{A}/experiments/get", params={"experiment_id": exp}).status_code == 404
+        back = admin.post(f"{A}/experiments/update", json={"experiment_id": exp, "new_name": "team-again"})
+        assert back.status_code == 200, back.text
+        assert bob.get(f"{A}/runs/get", params={"run_id": run}).json()["run"]["info"]["experiment_id"] == exp
