@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
 from tracking.api.body import Args, request_args
+from tracking.api.dispatch import point_read
 from tracking.api.responses import ok
 from tracking.errors import invalid_parameter
 from tracking.services import Created, tracking_of
@@ -55,6 +56,7 @@ def create_experiment(request: Request, args: Args = Depends(parsed_args)):
 
 
 @router.get("/experiments/get", operation_id="experiments.get")
+@point_read
 def get_experiment(request: Request, args: Args = Depends(parsed_args)):
     """One experiment by id, active or deleted."""
     experiment_id = _experiment_id(args)
@@ -63,6 +65,7 @@ def get_experiment(request: Request, args: Args = Depends(parsed_args)):
 
 
 @router.get("/experiments/get-by-name", operation_id="experiments.get_by_name")
+@point_read
 def get_experiment_by_name(request: Request, args: Args = Depends(parsed_args)):
     """One experiment by exact name, active or deleted."""
     name = args.str("experiment_name", required=True, allow_empty=False)
@@ -77,6 +80,7 @@ def update_experiment(request: Request, args: Args = Depends(parsed_args)):
     new_name = args.str("new_name", required=True, allow_empty=False)
     with write_transaction(tracking_of(request).engine, lambda: store.already_exists_error(new_name)) as conn:
         store.rename_experiment(conn, experiment_id, new_name)
+    tracking_of(request).renamed("experiment", str(experiment_id))
     return ok()
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracking.api.body import Args, request_args
+from tracking.api.dispatch import point_read
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
@@ -80,6 +81,7 @@ def create_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
 
 
 @router.get(f"{_RM}/get", operation_id="registered_models.get")
+@point_read
 def get_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """One registered model with tags, aliases and latest versions."""
     name = _name(args)
@@ -197,6 +199,7 @@ def create_model_version(request: Request, args: Args = ARGS) -> JSONBody:
 
 
 @router.get(f"{_MV}/get", operation_id="model_versions.get")
+@point_read
 def get_model_version(request: Request, args: Args = ARGS) -> JSONBody:
     """One model version."""
     name, version = _name(args), _version(args)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
 from tracking.api.body import Args, to_double
+from tracking.api.dispatch import point_read, quick_write
 from tracking.api.experiments import key_value_pairs, parsed_args
 from tracking.api.responses import ok
 from tracking.errors import MlflowError, invalid_parameter, not_found
@@ -64,6 +65,7 @@ def create_run(request: Request, args: Args = Depends(parsed_args)):
 
 
 @router.get("/runs/get", operation_id="runs.get")
+@point_read
 def get_run(request: Request, args: Args = Depends(parsed_args)):
     """One run with its latest metrics, params, tags, inputs and outputs."""
     run_id = _run_id(args)
@@ -102,6 +104,7 @@ def restore_run(request: Request, args: Args = Depends(parsed_args)):
 
 
 @router.post("/runs/set-tag", operation_id="runs.set_tag")
+@quick_write
 def set_tag(request: Request, args: Args = Depends(parsed_args)):
     """Set one tag on an active run (``mlflow.runName`` also renames the run)."""
     run_id = _run_id(args)
@@ -124,6 +127,7 @@ def delete_tag(request: Request, args: Args = Depends(parsed_args)):
 
 
 @router.post("/runs/log-metric", operation_id="runs.log_metric")
+@quick_write
 def log_metric(request: Request, args: Args = Depends(parsed_args)):
     """Append one metric point to an active run."""
     run_id = _run_id(args)
@@ -135,6 +139,7 @@ def log_metric(request: Request, args: Args = Depends(parsed_args)):
 
 
 @router.post("/runs/log-parameter", operation_id="runs.log_param")
+@quick_write
 def log_param(request: Request, args: Args = Depends(parsed_args)):
     """Log one param on an active run; a different value for a logged key is refused."""
     run_id = _run_id(args)
@@ -161,6 +166,7 @@ def _batch_params(items: list[dict[str, Any]]) -> dict[str, str]:
 
 
 @router.post("/runs/log-batch", operation_id="runs.log_batch")
+@quick_write
 def log_batch(request: Request, args: Args = Depends(parsed_args)):
     """Log metrics, params and tags on an active run in one transaction: all of them, or none."""
     run_id = _run_id(args)

@@ -14,13 +14,26 @@ def normalize_database_uri(uri: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+# How long a SQLite statement waits for another connection's write lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _in_memory(url) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+
+
 def make_engine(uri: str, *, pool_size: int = 10, max_overflow: int | None = None, pool_timeout: float = 30.0,
                 statement_timeout_ms: int | None = None) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URI with the pragmas/settings mlgate relies on."""
     uri = normalize_database_uri(uri)
     url = make_url(uri)
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(uri, connect_args={"check_same_thread": False, "timeout": 30})
+        # A file database gets the same pool as PostgreSQL: SQLAlchemy's default (5 + 10 overflow) closes
+        # every overflow connection on return, and reopening one re-runs the pragmas below.
+        options = {} if _in_memory(url) else {
+            "pool_size": pool_size, "max_overflow": pool_size if max_overflow is None else max_overflow,
+            "pool_timeout": pool_timeout}
+        engine = create_engine(uri, connect_args={"check_same_thread": False, "timeout": 30}, **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -29,7 +42,7 @@ def make_engine(uri: str, *, pool_size: int = 10, max_overflow: int | None = Non
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             # MLflow's LIKE is case-sensitive; SQLite's is not unless told so. ILIKE uses lower().
             cur.execute("PRAGMA case_sensitive_like=ON")
             cur.close()

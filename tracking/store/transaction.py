@@ -5,13 +5,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
+from tracking.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from tracking.errors import MlflowError
 
 log = logging.getLogger("mlgate.tracking")
+# Set while a write runs on the event loop (tracking.api.dispatch): on SQLite its transaction must not
+# wait for another connection's write lock, so it fails at once with WriteLockBusy instead.
+NO_WAIT: ContextVar[bool] = ContextVar("mlgate_sqlite_no_wait", default=False)
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+class WriteLockBusy(MlflowError):
+    """Another connection holds SQLite's write lock and this transaction was told not to wait."""
+
+    def __init__(self):
+        super().__init__("The database is busy; retry the request.", "TEMPORARILY_UNAVAILABLE")
+
+
+def _is_lock_wait(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
 
 
 @contextmanager
@@ -19,9 +37,17 @@ def write_transaction(engine: Engine, on_conflict: Callable[[], MlflowError] | N
     """``engine.begin()``; a unique-key race becomes ``on_conflict()`` (default 409) and a value the
     database cannot store (e.g. a NUL character on PostgreSQL) becomes a 400. Either way nothing is written.
     """
+    no_wait = NO_WAIT.get() and engine.dialect.name == "sqlite"
     try:
         with engine.begin() as conn:
-            yield conn
+            if not no_wait:
+                yield conn
+            else:
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                try:
+                    yield conn
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     except IntegrityError as exc:
         if on_conflict is not None:
             raise on_conflict() from exc
@@ -30,6 +56,8 @@ def write_transaction(engine: Engine, on_conflict: Callable[[], MlflowError] | N
         raise MlflowError("A value in the request cannot be stored (invalid characters or out of range).",
                           "INVALID_PARAMETER_VALUE") from exc
     except OperationalError as exc:
+        if no_wait and _is_lock_wait(exc):
+            raise WriteLockBusy() from exc
         raise _busy() from exc
 
 
