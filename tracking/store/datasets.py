@@ -11,8 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select
+from sqlalchemy import Connection, Row, insert, select
 
+from tracking.db.by_ids import by_ids
 from tracking.db.tables import datasets, input_tags, inputs
 from tracking.errors import invalid_parameter
 from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts
@@ -173,19 +174,18 @@ def log_outputs(conn: Connection, run: Row, models: list[tuple[str, int]]) -> No
             set_={"step": stmt.excluded.step}), rows)
 
 
-_IDS = bindparam("ids", expanding=True)
-_DATASET_INPUTS = (
+_DATASET_INPUTS = by_ids(lambda where: (
     select(inputs.c.input_uuid, inputs.c.destination_id, datasets.c.name, datasets.c.digest, datasets.c.source_type,
            datasets.c.source, datasets.c.schema, datasets.c.profile, input_tags.c.name, input_tags.c.value)
     .select_from(inputs)
     .join(datasets, datasets.c.dataset_uuid == inputs.c.source_id)
     .outerjoin(input_tags, input_tags.c.input_uuid == inputs.c.input_uuid)
-    .where(inputs.c.source_type == "DATASET", inputs.c.destination_type == "RUN", inputs.c.destination_id.in_(_IDS))
-    .order_by(inputs.c.destination_id, datasets.c.name, datasets.c.digest, input_tags.c.name))
-_MODEL_LINKS = (
+    .where(inputs.c.source_type == "DATASET", inputs.c.destination_type == "RUN", where(inputs.c.destination_id))
+    .order_by(inputs.c.destination_id, datasets.c.name, datasets.c.digest, input_tags.c.name)))
+_MODEL_LINKS = by_ids(lambda where: (
     select(inputs.c.source_type, inputs.c.source_id, inputs.c.destination_id, inputs.c.step)
-    .where(inputs.c.source_type.in_(("RUN_INPUT", "RUN_OUTPUT")), inputs.c.source_id.in_(_IDS))
-    .order_by(inputs.c.source_id, inputs.c.destination_id))
+    .where(inputs.c.source_type.in_(("RUN_INPUT", "RUN_OUTPUT")), where(inputs.c.source_id))
+    .order_by(inputs.c.source_id, inputs.c.destination_id)))
 
 
 def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]:
@@ -194,9 +194,9 @@ def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]
     model_inputs: dict[str, list[dict]] = defaultdict(list)
     model_outputs: dict[str, list[dict]] = defaultdict(list)
     for start in range(0, len(run_ids), CHUNK):
-        ids = {"ids": run_ids[start:start + CHUNK]}
+        ids = run_ids[start:start + CHUNK]
         for input_uuid, run_id, name, digest, source_type, source, schema, profile, tag_key, tag_value in (
-                conn.execute(_DATASET_INPUTS, ids).all()):
+                _DATASET_INPUTS.execute(conn, ids)):
             entry = dataset_inputs[run_id].get(input_uuid)
             if entry is None:
                 dataset = {"name": name, "digest": digest, "source_type": source_type, "source": source}
@@ -208,7 +208,7 @@ def load_run_io(conn: Connection, run_ids: list[str]) -> tuple[dict, dict, dict]
                 dataset_inputs[run_id][input_uuid] = entry
             if tag_key is not None:
                 entry["tags"].append({"key": tag_key, "value": tag_value})
-        for source_type, run_id, model_id, step in conn.execute(_MODEL_LINKS, ids).all():
+        for source_type, run_id, model_id, step in _MODEL_LINKS.execute(conn, ids):
             if source_type == "RUN_INPUT":
                 model_inputs[run_id].append({"model_id": model_id})
             else:

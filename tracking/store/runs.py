@@ -6,8 +6,9 @@ import uuid
 from collections import defaultdict
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
+from tracking.db.by_ids import by_ids
 from tracking.db.tables import latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter, not_found
 from tracking.store.datasets import load_run_io
@@ -62,16 +63,17 @@ def run_info_json(row: Row | SimpleNamespace) -> dict:
     return info
 
 
-# Built once: an expanding IN parameter keeps one cached compiled statement per query shape.
-_IDS = bindparam("ids", expanding=True)
-_RUNS_BY_ID = select(runs).where(runs.c.run_uuid.in_(_IDS))
-_LATEST_BY_RUN = (select(latest_metrics.c.run_uuid, latest_metrics.c.key, latest_metrics.c.value,
-                         latest_metrics.c.is_nan, latest_metrics.c.timestamp, latest_metrics.c.step)
-                  .where(latest_metrics.c.run_uuid.in_(_IDS)).order_by(latest_metrics.c.run_uuid, latest_metrics.c.key))
-_PARAMS_BY_RUN = (select(params.c.run_uuid, params.c.key, params.c.value).where(params.c.run_uuid.in_(_IDS))
-                  .order_by(params.c.run_uuid, params.c.key))
-_TAGS_BY_RUN = (select(tags.c.run_uuid, tags.c.key, tags.c.value).where(tags.c.run_uuid.in_(_IDS))
-                .order_by(tags.c.run_uuid, tags.c.key))
+# Built once, for one run (``= :id``) and for many (an expanding IN keeps one cached compiled statement
+# per shape, but renders its parameter list again on every execution; a single run skips that).
+_LATEST_COLUMNS = (latest_metrics.c.run_uuid, latest_metrics.c.key, latest_metrics.c.value, latest_metrics.c.is_nan,
+                   latest_metrics.c.timestamp, latest_metrics.c.step)
+_RUNS_BY_ID = by_ids(lambda where: select(runs).where(where(runs.c.run_uuid)))
+_LATEST_BY_RUN = by_ids(lambda where: select(*_LATEST_COLUMNS).where(where(latest_metrics.c.run_uuid))
+                            .order_by(latest_metrics.c.run_uuid, latest_metrics.c.key))
+_PARAMS_BY_RUN = by_ids(lambda where: select(params.c.run_uuid, params.c.key, params.c.value)
+                            .where(where(params.c.run_uuid)).order_by(params.c.run_uuid, params.c.key))
+_TAGS_BY_RUN = by_ids(lambda where: select(tags.c.run_uuid, tags.c.key, tags.c.value)
+                          .where(where(tags.c.run_uuid)).order_by(tags.c.run_uuid, tags.c.key))
 
 
 def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
@@ -82,15 +84,15 @@ def runs_to_json(conn: Connection, run_ids: list[str]) -> list[dict]:
     params_by_run: dict[str, list[dict]] = defaultdict(list)
     tags_by_run: dict[str, list[dict]] = defaultdict(list)
     for start in range(0, len(unique), CHUNK):
-        ids = {"ids": unique[start:start + CHUNK]}
-        for row in conn.execute(_RUNS_BY_ID, ids).all():
+        ids = unique[start:start + CHUNK]
+        for row in _RUNS_BY_ID.execute(conn, ids):
             rows[row.run_uuid] = row
-        for run_id, key, value, is_nan, timestamp, step in conn.execute(_LATEST_BY_RUN, ids).all():
+        for run_id, key, value, is_nan, timestamp, step in _LATEST_BY_RUN.execute(conn, ids):
             metrics_by_run[run_id].append({"key": key, "value": metric_value_json(value, is_nan),
                                            "timestamp": timestamp, "step": step})
-        for run_id, key, value in conn.execute(_PARAMS_BY_RUN, ids).all():
+        for run_id, key, value in _PARAMS_BY_RUN.execute(conn, ids):
             params_by_run[run_id].append({"key": key, "value": value})
-        for run_id, key, value in conn.execute(_TAGS_BY_RUN, ids).all():
+        for run_id, key, value in _TAGS_BY_RUN.execute(conn, ids):
             tags_by_run[run_id].append({"key": key, "value": value})
     found = [r for r in unique if r in rows]
     dataset_inputs, model_inputs, model_outputs = load_run_io(conn, found)
