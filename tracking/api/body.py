@@ -20,10 +20,13 @@ _STATE_KEY = "parsed_args"
 MAX_JSON_DEPTH = 64
 
 
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+        if _CONTROL_CHARACTER.search(key):
             raise invalid_parameter(f"Invalid JSON: the key {key!r} contains a control character.")
         if key in out:
             raise invalid_parameter(f"Invalid JSON: the key {key!r} appears more than once.")

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from tracking.errors import MlflowError
 
 
-def _default(value: Any) -> Any:
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 class JSONBody(Response):
-    """A compact JSON response; NaN/Infinity become the strings protobuf JSON uses."""
+    """A compact UTF-8 JSON response; NaN/Infinity become the strings protobuf JSON uses (json_double)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        """Serialize ``content`` compactly."""
-        return json.dumps(content, separators=(",", ":"), ensure_ascii=False, default=_default,
-                          allow_nan=False).encode("utf-8")
+        """Serialize ``content`` compactly (orjson: several times faster than the standard library)."""
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 def ok(payload: dict[str, Any] | None = None, status_code: int = 200) -> JSONBody:
