@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""CPU per request of the mlgate app alone: requests handed straight to the ASGI app, no network.
+
+    python3 bench/inproc.py                          # get-run and log-batch, security on and off
+    python3 bench/inproc.py --op get-run --profile   # cProfile of one operation, hottest functions
+
+No HTTP server, no load generator: the figure is the application's own CPU per request (middleware,
+authentication, authorization, handler, database), steadier than bench/run.py's on a busy machine
+and quick enough to run after every change. bench/run.py stays the benchmark of record.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/profile.py would shadow the standard library's profile module that cProfile imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import base64  # noqa: E402
+import cProfile  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import pstats  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ADMIN_PASSWORD = "inproc-Chief-secret-71"
+USER_PASSWORD = "inproc-Member-secret-72"
+POLICY_ON = """\
+version: 1
+network:
+  rate_limit:
+    per_client: "1000000/minute"
+    per_principal: "1000000/minute"
+    sensitive: "1000000/minute"
+access:
+  default_permission: NO_PERMISSIONS
+  groups:
+    bench-team: [bench]
+  grants:
+    - {principal: "group:bench-team", resource: "experiment-name:bench", permission: EDIT}
+"""
+POLICY_OFF = "version: 1\nnetwork:\n  rate_limit:\n    enabled: false\naccess:\n  default_permission: MANAGE\n"
+
+
+def basic(user: str, password: str) -> bytes:
+    return b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+
+class Driver:
+    """Sends requests to an ASGI app in this process and returns (status, body)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def request(self, method: str, path: str, body: dict | None, auth: bytes) -> tuple[int, bytes]:
+        raw = json.dumps(body).encode() if body is not None else b""
+        path, _, query = path.partition("?")
+        headers = [(b"host", b"127.0.0.1:5000"), (b"authorization", auth), (b"user-agent", b"inproc")]
+        if body is not None:
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+                 "headers": headers, "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 5000),
+                 "root_path": ""}
+        sent = False
+        out = {"status": 0, "body": b""}
+
+        async def receive():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                out["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                out["body"] += message.get("body", b"")
+
+        await self.app(scope, receive, send)
+        return out["status"], out["body"]
+
+
+async def lifespan(app):
+    """Run the app's startup; return a coroutine function that runs its shutdown."""
+    queue: asyncio.Queue = asyncio.Queue()
+    done: asyncio.Queue = asyncio.Queue()
+    await queue.put({"type": "lifespan.startup"})
+
+    async def receive():
+        return await queue.get()
+
+    async def send(message):
+        await done.put(message)
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    await done.get()
+
+    async def shutdown():
+        await queue.put({"type": "lifespan.shutdown"})
+        await done.get()
+        await task
+    return shutdown
+
+
+async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdir: Path) -> dict[str, float]:
+    from gateway.app import create_app
+    from gateway.db import upgrade_database
+    from gateway.identity import bootstrap_admin
+    from gateway.settings import Settings
+    from tracking.db.engine import make_engine
+
+    workdir.mkdir(parents=True)
+    policy = workdir / "policy.yaml"
+    policy.write_text(POLICY_OFF if open_mode else POLICY_ON)
+    os.environ.update({"MLGATE_ADMIN_USERNAME": "admin", "MLGATE_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    settings = Settings(backend_store_uri=f"sqlite:///{workdir / 'db.sqlite'}",
+                        artifacts_destination=str(workdir / "art"), policy_file=str(policy), data_dir=str(workdir))
+    engine = make_engine(settings.backend_store_uri)
+    upgrade_database(engine)
+    engine.dispose()
+    app = create_app(settings)
+    bootstrap_admin(app.state.identity, settings.data_dir)
+    shutdown = await lifespan(app)
+    d = Driver(app)
+    admin = basic("admin", ADMIN_PASSWORD)
+    api = "/api/2.0/mlflow"
+    status, body = await d.request("POST", f"{api}/experiments/create", {"name": "bench"}, admin)
+    assert status == 200, body
+    exp = json.loads(body)["experiment_id"]
+    await d.request("POST", f"{api}/users/create", {"username": "bench", "password": USER_PASSWORD}, admin)
+    user = admin if open_mode else basic("bench", USER_PASSWORD)
+    status, body = await d.request("POST", f"{api}/runs/create", {"experiment_id": exp}, user)
+    assert status == 200, body
+    run_id = json.loads(body)["run"]["info"]["run_id"]
+    batch = {"run_id": run_id, "metrics": [{"key": f"m{i}", "value": 0.5, "timestamp": 1, "step": 0}
+                                           for i in range(10)],
+             "params": [{"key": f"p{i}", "value": "v"} for i in range(5)]}
+    status, body = await d.request("POST", f"{api}/runs/log-batch", batch, user)
+    assert status == 200, body
+    requests = {
+        "get-run": ("GET", f"{api}/runs/get?run_id={run_id}", None),
+        "log-batch": ("POST", f"{api}/runs/log-batch",
+                      {"run_id": run_id, "metrics": [{"key": f"m{i}", "value": 0.5, "timestamp": 2, "step": 1}
+                                                     for i in range(10)]}),
+        "search-runs": ("POST", f"{api}/runs/search", {"experiment_ids": [exp], "max_results": 100}),
+    }
+    results = {}
+    for op in ops:
+        method, path, body = requests[op]
+        for _ in range(50):  # warm up: caches, compiled statements, pooled connections
+            status, text = await d.request(method, path, body, user)
+            assert status == 200, (op, status, text)
+        profiler = cProfile.Profile() if profile else None
+        started = time.process_time()
+        if profiler:
+            profiler.enable()
+        for _ in range(n):
+            await d.request(method, path, body, user)
+        if profiler:
+            profiler.disable()
+        results[op] = (time.process_time() - started) * 1000 / n
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+            pstats.Stats(profiler).sort_stats("cumtime").print_stats(60)
+    await shutdown()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--op", action="append", choices=["get-run", "log-batch", "search-runs"])
+    parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--open-only", action="store_true")
+    parser.add_argument("--on-only", action="store_true")
+    args = parser.parse_args()
+    ops = args.op or ["get-run", "log-batch"]
+    modes = [m for m in (False, True) if not (args.open_only and not m) and not (args.on_only and m)]
+    with tempfile.TemporaryDirectory() as tmp:
+        table = {}
+        for open_mode in modes:
+            name = "mlgate-open" if open_mode else "mlgate"
+            table[name] = asyncio.run(measure(open_mode, ops, args.n, args.profile, Path(tmp) / name))
+    print(f"\n{'op':<14}" + "".join(f"{name:>14}" for name in table) + "   (CPU ms per request, in process)")
+    for op in ops:
+        print(f"{op:<14}" + "".join(f"{table[name][op]:>14.3f}" for name in table))
+    if len(table) == 2:
+        for op in ops:
+            print(f"security on vs off, {op}: {100 * (table['mlgate'][op] / table['mlgate-open'][op] - 1):+.0f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
