@@ -10,7 +10,6 @@ and the per-hit database check is skipped while the subscription is healthy.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -51,7 +50,7 @@ class CredentialCache:
     def key_for(self, kind: str, *parts: str) -> bytes:
         """The cache key of a credential: HMAC-SHA256 under this process's random key."""
         message = "\x00".join((kind, *parts)).encode("utf-8", "surrogatepass")
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        return hmac.digest(self._key, message, "sha256")  # one-shot: OpenSSL's HMAC without the Python wrapper
 
     def get(self, key: bytes) -> CacheEntry | None:
         """The live entry for ``key``, if any."""
