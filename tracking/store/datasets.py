@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, insert, or_, select
 
 from tracking.db.by_ids import by_ids
 from tracking.db.tables import datasets, input_tags, inputs
@@ -184,7 +184,7 @@ _DATASET_INPUTS = by_ids(lambda where: (
     .order_by(inputs.c.destination_id, datasets.c.name, datasets.c.digest, input_tags.c.name)))
 _MODEL_LINKS = by_ids(lambda where: (
     select(inputs.c.source_type, inputs.c.source_id, inputs.c.destination_id, inputs.c.step)
-    .where(inputs.c.source_type.in_(("RUN_INPUT", "RUN_OUTPUT")), where(inputs.c.source_id))
+    .where(or_(inputs.c.source_type == "RUN_INPUT", inputs.c.source_type == "RUN_OUTPUT"), where(inputs.c.source_id))
     .order_by(inputs.c.source_id, inputs.c.destination_id)))
 
 
