@@ -171,6 +171,8 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
         if profiler:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
             pstats.Stats(profiler).sort_stats("cumtime").print_stats(60)
+            if os.environ.get("INPROC_CALLEES"):
+                pstats.Stats(profiler).sort_stats("cumtime").print_callees(os.environ["INPROC_CALLEES"])
     await shutdown()
     return results
 
