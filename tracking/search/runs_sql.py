@@ -9,7 +9,7 @@ as MLflow's store sorts them.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, or_, select, true
 
@@ -19,7 +19,13 @@ from tracking.scope import ResourceScope
 from tracking.search.filter import AttributeRules, Comparison, parse_filter
 from tracking.search.order_by import OrderKey, parse_order_by
 from tracking.search.page_token import fingerprint
-from tracking.search.predicates import compare, integer_ids_in, scope_fingerprint, visible_experiment_ids
+from tracking.search.predicates import (
+    compare,
+    integer_ids_in,
+    scope_fingerprint,
+    unrestricted,
+    visible_experiment_ids,
+)
 
 RUN_ATTRIBUTES = AttributeRules(
     string=frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"}),
@@ -179,6 +185,13 @@ def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offs
     large search, those are asked for first, in index order: when there are enough of them to fill the page,
     they are the page. Otherwise (or for a small search) one query sorts every match.
     """
+    if not unrestricted(scope):
+        # The experiments the caller may see, resolved first (one small query): the page query then has
+        # the same shape, and plan, as an unrestricted one.
+        shown = conn.execute(visible_experiment_ids(scope, list(search.experiment_ids))).scalars().all()
+        if not shown:
+            return []
+        search, scope = replace(search, experiment_ids=tuple(int(i) for i in shown)), ResourceScope()
     first = search.order[0] if search.order else None
     if first is not None and first.kind == "metric" and _is_large(conn, search):
         ranked = list(conn.execute(run_ids_query(search, scope, 0, offset + limit, valued_first=True)).scalars())
