@@ -111,7 +111,8 @@ async def lifespan(app):
     return shutdown
 
 
-async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdir: Path) -> dict[str, float]:
+async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdir: Path, *,
+                  rate_limit: bool = True) -> dict[str, float]:
     from gateway.app import create_app
     from gateway.db import upgrade_database
     from gateway.identity import bootstrap_admin
@@ -120,7 +121,11 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
 
     workdir.mkdir(parents=True)
     policy = workdir / "policy.yaml"
-    policy.write_text(POLICY_OFF if open_mode else POLICY_ON)
+    text = POLICY_OFF if open_mode else POLICY_ON
+    if not rate_limit:
+        text = text.replace('per_client: "1000000/minute"', "enabled: false")
+        text = "\n".join(line for line in text.splitlines() if "/minute" not in line) + "\n"
+    policy.write_text(text)
     os.environ.update({"MLGATE_ADMIN_USERNAME": "admin", "MLGATE_ADMIN_PASSWORD": ADMIN_PASSWORD})
     settings = Settings(backend_store_uri=f"sqlite:///{workdir / 'db.sqlite'}",
                         artifacts_destination=str(workdir / "art"), policy_file=str(policy), data_dir=str(workdir))
@@ -137,7 +142,7 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
     assert status == 200, body
     exp = json.loads(body)["experiment_id"]
     await d.request("POST", f"{api}/users/create", {"username": "bench", "password": USER_PASSWORD}, admin)
-    user = admin if open_mode else basic("bench", USER_PASSWORD)
+    user = basic("bench", USER_PASSWORD)  # as bench/run.py: the same non-admin user, security on or off
     status, body = await d.request("POST", f"{api}/runs/create", {"experiment_id": exp}, user)
     assert status == 200, body
     run_id = json.loads(body)["run"]["info"]["run_id"]
@@ -184,6 +189,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--open-only", action="store_true")
     parser.add_argument("--on-only", action="store_true")
+    parser.add_argument("--no-rate-limit", action="store_true", help="security on, rate limiting off")
     args = parser.parse_args()
     ops = args.op or ["get-run", "log-batch"]
     modes = [m for m in (False, True) if not (args.open_only and not m) and not (args.on_only and m)]
@@ -191,7 +197,8 @@ def main() -> int:
         table = {}
         for open_mode in modes:
             name = "mlgate-open" if open_mode else "mlgate"
-            table[name] = asyncio.run(measure(open_mode, ops, args.n, args.profile, Path(tmp) / name))
+            table[name] = asyncio.run(measure(open_mode, ops, args.n, args.profile, Path(tmp) / name,
+                                              rate_limit=not args.no_rate_limit))
     print(f"\n{'op':<14}" + "".join(f"{name:>14}" for name in table) + "   (CPU ms per request, in process)")
     for op in ops:
         print(f"{op:<14}" + "".join(f"{table[name][op]:>14.3f}" for name in table))
