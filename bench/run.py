@@ -271,7 +271,8 @@ def ratios(rows: list[Row]) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
-def targets(rows: list[Row], footprint: dict, cp_mib_per_s: float | None, overhead: dict | None = None) -> list[dict]:
+def targets(rows: list[Row], footprint: dict, cp_mib_per_s: float | None, overhead: dict | None = None,
+            ready_rss: dict[str, float] | None = None) -> list[dict]:
     """The issue's targets, each with the measured figure and whether it is met."""
     by = {(r.server, r.scenario): r for r in rows}
     out = []
@@ -302,7 +303,8 @@ def targets(rows: list[Row], footprint: dict, cp_mib_per_s: float | None, overhe
         if (row := by.get(("mlgate", scenario))) and cp_mib_per_s and row.mib_per_s:
             add(f"{scenario} throughput vs cp", f"{row.mib_per_s:.0f} MiB/s vs cp {cp_mib_per_s:.0f} MiB/s",
                 ">= cp / 2", row.mib_per_s >= cp_mib_per_s / 2)
-            idle = footprint.get("mlgate", {}).get("idle_rss_mib")
+            # The idle default server's RSS, else this server's own RSS when it became ready.
+            idle = footprint.get("mlgate", {}).get("idle_rss_mib") or (ready_rss or {}).get("mlgate")
             add(f"{scenario} peak RSS", f"{row.peak_rss_mib:.0f} MiB (idle {idle} MiB)", "flat (streamed)",
                 idle is not None and row.peak_rss_mib < idle + 64)
     if (fp := footprint.get("mlgate")):
@@ -401,6 +403,7 @@ def main() -> int:
     root = RESULTS / stamp
     rows: list[Row] = []
     startup: dict[str, float] = {}
+    ready_rss: dict[str, float] = {}
     cp_rate = None
     chosen = args.scenarios.split(",")
     for index, name in enumerate(args.servers.split(",")):
@@ -409,8 +412,9 @@ def main() -> int:
         data = seeded(name, spec, root, port + 50)
         server, ready = start(name, root / name, port)
         startup[name] = round(ready, 2)
+        ready_rss[name] = round(procstat.rss_bytes(server.process.pid) / 2**20, 1)
         try:
-            print(f"{name}: ready in {ready:.2f}s, RSS {procstat.rss_bytes(server.process.pid) / 2**20:.0f} MiB",
+            print(f"{name}: ready in {ready:.2f}s, RSS {ready_rss[name]:.0f} MiB",
                   flush=True)
             ctx = setup_server(server, data, root / name)
             if cp_rate is None and any("100mib" in s for s in chosen):
@@ -437,7 +441,7 @@ def main() -> int:
             print(f"default {name} server: {footprint[name]}", flush=True)
     print()
     print_table(rows)
-    met = targets(rows, footprint, cp_rate, overhead)
+    met = targets(rows, footprint, cp_rate, overhead, ready_rss)
     print("\ntargets:")
     for t in met:
         print(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']}: {t['measured']} (goal {t['goal']})")
@@ -445,7 +449,8 @@ def main() -> int:
     out = RESULTS / f"{stamp}.json"
     out.write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
-        "options": vars(args), "startup_seconds": startup, "footprint": footprint, "cp_mib_per_s": cp_rate,
+        "options": vars(args), "startup_seconds": startup, "ready_rss_mib": ready_rss, "footprint": footprint,
+        "cp_mib_per_s": cp_rate,
         "rows": [asdict(r) for r in rows], "ratios": ratios(rows), "overhead": overhead, "targets": met,
     }, indent=2))
     plot(out, out.with_suffix(".png"))
