@@ -15,18 +15,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus, urlencode
-
-import httpx
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from auth.errors import AuthError, PermissionDenied, Unauthenticated
 from policies.file.oidc import ASYMMETRIC_ALGORITHMS, OidcProvider
+
+if TYPE_CHECKING:  # the HTTP and JOSE libraries load on first use: a server without SSO never imports them
+    import httpx
+    from joserfc.jwk import KeySet
 
 _JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 MAX_TOKEN_LENGTH = 16_384
@@ -108,6 +105,9 @@ def parse_discovery(document: object, issuer: str) -> ProviderMetadata:
 
 def parse_jwks(document: object) -> dict[str, KeySet]:
     """Signing keys by ``kid`` (keys without one are kept under the empty id); symmetric keys are dropped."""
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ProviderUnreachable("The identity provider's key set is not a JWKS document.")
     keys: dict[str, KeySet] = {}
@@ -125,12 +125,17 @@ def parse_jwks(document: object) -> dict[str, KeySet]:
 # --- the browser flow ----------------------------------------------------------------------------------
 def new_pending_login(provider: OidcProvider, next_path: str) -> PendingLogin:
     """Fresh ``state``, ``nonce`` and PKCE verifier for one sign-in attempt."""
+    from authlib.common.security import generate_token
+
     return PendingLogin(provider.name, generate_token(32), generate_token(32), generate_token(64), next_path)
 
 
 def authorization_url(metadata: ProviderMetadata, provider: OidcProvider, pending: PendingLogin,
                       redirect_uri: str) -> str:
     """The provider's authorization URL: code flow with PKCE S256 (RFC 7636 section 4.3), state and nonce."""
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     return prepare_grant_uri(
         metadata.authorization_endpoint, provider.client_id, "code", redirect_uri=redirect_uri,
         scope=" ".join(provider.scopes), state=pending.state, nonce=pending.nonce,
@@ -203,6 +208,9 @@ def check_algorithm(header: dict, allowed: tuple[str, ...]) -> str:
 
 def verify_signature(token: str, key: KeySet, alg: str) -> dict:
     """Verify the signature with ``key`` for exactly ``alg``; the verified claims."""
+    from joserfc import jws
+    from joserfc.errors import JoseError
+
     try:
         payload = jws.deserialize_compact(token, key, algorithms=[alg]).payload
     except (JoseError, ValueError, TypeError):
@@ -283,6 +291,8 @@ class ProviderClient:
     """Discovery, keys and the token endpoint of one provider; metadata and keys are cached."""
 
     def __init__(self, provider: OidcProvider, http: httpx.Client | None = None, clock=time.time):
+        import httpx
+
         self.provider = provider
         self.http = http or httpx.Client(timeout=provider.timeout_seconds, follow_redirects=False)
         self.clock = clock
@@ -292,6 +302,8 @@ class ProviderClient:
         self._keys_fetched_at = float("-inf")
 
     def _get_json(self, url: str) -> object:
+        import httpx
+
         try:
             response = self.http.get(url, headers={"Accept": "application/json"})
         except httpx.HTTPError:
@@ -337,6 +349,8 @@ class ProviderClient:
 
     def _token_request(self, data: dict) -> tuple[int, object]:
         """POST to the token endpoint with client authentication; (status, parsed JSON or None)."""
+        import httpx
+
         auth = None
         if self.provider.client_secret is not None:
             # client_secret_basic: RFC 6749 section 2.3.1 form-encodes both parts before Basic encoding.
@@ -381,6 +395,8 @@ class ProviderClient:
 
     def userinfo(self, access_token: str) -> dict:
         """The UserInfo claims for an access token (OIDC Core section 5.3), when no ID token came back."""
+        import httpx
+
         endpoint = self.metadata().userinfo_endpoint
         if not endpoint:
             raise TokenRejected("The identity provider sent no ID token and has no userinfo endpoint.")
