@@ -50,3 +50,43 @@ def test_a_held_sqlite_write_lock_never_stalls_the_server_and_the_write_lands_on
             assert params == [{"key": "p", "value": "v"}]
     finally:
         server.stop()
+
+
+def test_searches_run_at_most_search_concurrency_at_once_and_all_answer(client, monkeypatch):
+    # Eight searches in eight threads cost about twice the CPU each of the same searches two at a time
+    # (one interpreter lock); the rest must queue, not fail.
+    import time
+
+    from tracking.api import dispatch
+    from tracking.api import search as search_api
+
+    exp = client.post(f"{A}/experiments/create", json={"name": "queued"}).json()["experiment_id"]
+    run = client.post(f"{A}/runs/create", json={"experiment_id": exp}).json()["run"]["info"]["run_id"]
+    real = search_api.run_ids_page
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def counting(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.2)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(search_api, "run_ids_page", counting)
+    answers: list[httpx.Response] = []
+
+    def one() -> None:
+        answers.append(client.post(f"{A}/runs/search", json={"experiment_ids": [exp]}))
+
+    threads = [threading.Thread(target=one) for _ in range(3 * dispatch.SEARCH_CONCURRENCY)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [a.status_code for a in answers] == [200] * len(threads)
+    assert all([r["info"]["run_id"] for r in a.json()["runs"]] == [run] for a in answers)
+    assert peak[0] == dispatch.SEARCH_CONCURRENCY

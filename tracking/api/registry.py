@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracking.api.body import Args, request_args
-from tracking.api.dispatch import point_read
+from tracking.api.dispatch import point_read, search_handler
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
@@ -116,6 +116,7 @@ def delete_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
 
 @router.get(f"{_RM}/search", operation_id="registered_models.search")
 @router.post(f"{_RM}/search", operation_id="registered_models.search_via_post")
+@search_handler
 def search_registered_models(request: Request, args: Args = ARGS) -> JSONBody:
     """Registered models matching a filter, ordered and paginated (prompts only when asked for)."""
     scope = visibility_scope(request).registered_models
@@ -226,6 +227,7 @@ def delete_model_version(request: Request, args: Args = ARGS) -> JSONBody:
 
 @router.get(f"{_MV}/search", operation_id="model_versions.search")
 @router.post(f"{_MV}/search", operation_id="model_versions.search_via_post")
+@search_handler
 def search_model_versions(request: Request, args: Args = ARGS) -> JSONBody:
     """Model versions matching a filter, ordered and paginated."""
     scope = visibility_scope(request).registered_models

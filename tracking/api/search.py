@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
 from tracking.api.body import Args, request_args
+from tracking.api.dispatch import search_handler
 from tracking.api.responses import ok
 from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
@@ -70,6 +71,7 @@ def _page(ids_for, fp: str, page_token: str | None, max_results: int) -> tuple[l
 
 @router.post("/runs/search", operation_id="runs.search")
 @router.get("/runs/search", operation_id="runs.search_via_get")
+@search_handler
 def search_runs(request: Request, args: Args = Depends(request_args)):
     """Runs of the given experiments matching the filter, in order, one page at a time."""
     filter_text, order_by, max_results, page_token = _common(args)
@@ -94,6 +96,7 @@ def search_runs(request: Request, args: Args = Depends(request_args)):
 
 @router.post("/experiments/search", operation_id="experiments.search")
 @router.get("/experiments/search", operation_id="experiments.search_via_get")
+@search_handler
 def search_experiments(request: Request, args: Args = Depends(request_args)):
     """Experiments matching the filter, in order, one page at a time."""
     filter_text, order_by, max_results, page_token = _common(args)
