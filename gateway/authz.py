@@ -151,6 +151,7 @@ class Located:
 
     requirement: Requirement
     resource: Resource | None
+    position: int = 0  # the check's place in requirement.checks(): optional checks may be absent
 
 
 class ResourceResolver:
@@ -337,7 +338,10 @@ class Authorizer:
         if policy.is_admin(subject) and not subject.read_only_token:
             return  # administrators bypass: no lookups needed
         checks = await self._locate_all(request, requirement)
-        decision = self._decisions.decide(policy, (subject, operation_id, tuple(c.resource for c in checks)),
+        # Keyed by each check's position too: two requests naming the same resource through different
+        # (optional) checks need different permissions and must not share a decision.
+        memo_key = (subject, operation_id, tuple((c.position, c.resource) for c in checks))
+        decision = self._decisions.decide(policy, memo_key,
                                           lambda: decide_all(policy, subject,
                                                              [(c.requirement, c.resource) for c in checks]))
         if not decision.allowed:
@@ -368,10 +372,10 @@ class Authorizer:
         headers = None
         located: list[Located] = []
         with _LazyConnection(self.resolver.engine) as conn:
-            for check in requirement.checks():
+            for position, check in enumerate(requirement.checks()):
                 locator = check.locator
                 if locator is None:
-                    located.append(Located(check, None))
+                    located.append(Located(check, None, position))
                     continue
                 if args is None and locator.source is Source.ARGS:
                     # Only fields in the arguments need the body; an artifact upload stays a stream.
@@ -396,7 +400,7 @@ class Authorizer:
                         # Missing: a placeholder with no id, decided like a resource the caller cannot see.
                         kind = check.resource_kind or ResourceKind.EXPERIMENT
                         resource = Resource(kind, None, None)
-                    located.append(Located(check, resource))
+                    located.append(Located(check, resource, position))
         return located
 
     def _deny(self, request: Request, operation_id: str | None, subject: Subject, decision: Decision | None,

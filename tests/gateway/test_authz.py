@@ -176,3 +176,25 @@ def test_renaming_an_experiment_out_of_a_name_pattern_grant_ends_access_at_once(
         back = admin.post(f"{A}/experiments/update", json={"experiment_id": exp, "new_name": "team-again"})
         assert back.status_code == 200, back.text
         assert bob.get(f"{A}/runs/get", params={"run_id": run}).json()["run"]["info"]["experiment_id"] == exp
+
+
+def test_decision_memo_is_per_compiled_policy_and_per_key():
+    from gateway.authz import DecisionMemo
+    from policies.model import Decision
+
+    memo, calls = DecisionMemo(max_entries=2), []
+
+    def compute(allowed: bool):
+        def run():
+            calls.append(allowed)
+            return Decision(allowed, "r", "rule")
+        return run
+
+    first, second = object(), object()  # two compiled policies
+    assert memo.decide(first, ("bob", "runs.get", ((0, "exp-1"),)), compute(True)).allowed
+    assert memo.decide(first, ("bob", "runs.get", ((0, "exp-1"),)), compute(False)).allowed  # memoised
+    # Another check position naming the same resource is another question.
+    assert not memo.decide(first, ("bob", "runs.get", ((1, "exp-1"),)), compute(False)).allowed
+    # A new compiled policy (a grant changed) forgets every earlier answer.
+    assert not memo.decide(second, ("bob", "runs.get", ((0, "exp-1"),)), compute(False)).allowed
+    assert calls == [True, False, False]
