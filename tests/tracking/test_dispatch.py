@@ -36,8 +36,10 @@ def test_a_held_sqlite_write_lock_never_stalls_the_server_and_the_write_lands_on
             # Meanwhile the server keeps answering: reads (also run on the event loop) and probes.
             assert http.get("/health").status_code == 200
             got = http.get(f"{A}/runs/get", params={"run_id": run})
-            assert got.status_code == 200 and got.json()["run"]["data"].get("metrics", []) == []
-            assert writer.is_alive() and "batch" not in answers
+            assert got.status_code == 200
+            assert got.json()["run"]["data"].get("metrics", []) == []
+            assert writer.is_alive()
+            assert "batch" not in answers
             holder.execute("COMMIT")
             holder.close()
             writer.join(60)
