@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +74,19 @@ def wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: f
     raise RuntimeError(f"server not healthy after {timeout}s:\n{log_path.read_text(errors='replace')[-4000:]}")
 
 
+def write_basic_auth_config(workdir: Path, admin_password: str, *, cache_ttl_seconds: int | None = None) -> Path:
+    """MLflow's basic-auth config (``MLFLOW_AUTH_CONFIG_PATH``): users in ``workdir/basic_auth.db``,
+    deny by default, administrator ``admin``; ``cache_ttl_seconds`` sets its credential cache."""
+    ini = workdir / "basic_auth.ini"
+    lines = ["[mlflow]", "default_permission = NO_PERMISSIONS", f"database_uri = sqlite:///{workdir / 'basic_auth.db'}",
+             "admin_username = admin", f"admin_password = {admin_password}",
+             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth"]
+    if cache_ttl_seconds is not None:
+        lines.append(f"auth_cache_ttl_seconds = {cache_ttl_seconds}")
+    ini.write_text("\n".join(lines) + "\n")
+    return ini
+
+
 def start_mlflow(workdir: Path, port: int, db_path: Path, *, auth: bool, cache_ttl: int = 0,
                  workers: int | None = None) -> tuple[Server, float]:
     """``mlflow server`` on SQLite with proxied artifacts, optionally with its basic-auth app."""
@@ -87,16 +99,7 @@ def start_mlflow(workdir: Path, port: int, db_path: Path, *, auth: bool, cache_t
         args += ["--workers", str(workers)]
     admin_headers: dict[str, str] = {}
     if auth:
-        ini = workdir / "basic_auth.ini"
-        ini.write_text(textwrap.dedent(f"""\
-            [mlflow]
-            default_permission = NO_PERMISSIONS
-            database_uri = sqlite:///{workdir / 'basic_auth.db'}
-            admin_username = admin
-            admin_password = {ADMIN_PASSWORD}
-            authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-            auth_cache_ttl_seconds = {cache_ttl}
-            """))
+        ini = write_basic_auth_config(workdir, ADMIN_PASSWORD, cache_ttl_seconds=cache_ttl)
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "bench-flask-secret-key-0123456789abcdef"
         args += ["--app-name", "basic-auth"]

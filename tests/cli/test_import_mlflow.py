@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,15 +102,9 @@ def mlflow_source(tmp_path_factory) -> MlflowSource:
     """Fill a real MLflow basic-auth server through MLflow's clients, record its answers, stop it."""
     python = _mlflow_python()
     workdir = tmp_path_factory.mktemp("mlflow-server")
-    ini = workdir / "basic_auth.ini"
-    ini.write_text(textwrap.dedent(f"""\
-        [mlflow]
-        default_permission = NO_PERMISSIONS
-        database_uri = sqlite:///{workdir / 'basic_auth.db'}
-        admin_username = admin
-        admin_password = {MLFLOW_ADMIN_PASSWORD}
-        authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-        """))
+    from bench.servers import write_basic_auth_config
+
+    ini = write_basic_auth_config(workdir, MLFLOW_ADMIN_PASSWORD)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"
