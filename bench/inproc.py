@@ -31,21 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ADMIN_PASSWORD = "inproc-Chief-secret-71"
 USER_PASSWORD = "inproc-Member-secret-72"
-POLICY_ON = """\
-version: 1
-network:
-  rate_limit:
-    per_client: "1000000/minute"
-    per_principal: "1000000/minute"
-    sensitive: "1000000/minute"
-access:
-  default_permission: NO_PERMISSIONS
-  groups:
-    bench-team: [bench]
-  grants:
-    - {principal: "group:bench-team", resource: "experiment-name:bench", permission: EDIT}
-"""
-POLICY_OFF = "version: 1\nnetwork:\n  rate_limit:\n    enabled: false\naccess:\n  default_permission: MANAGE\n"
 
 
 def basic(user: str, password: str) -> bytes:
@@ -120,12 +105,13 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
     from tracking.db.engine import make_engine
 
     workdir.mkdir(parents=True)
-    policy = workdir / "policy.yaml"
-    text = POLICY_OFF if open_mode else POLICY_ON
+    # The benchmark's own policies (bench/run.py): a group EDIT grant on `bench`, limits above the load.
+    from bench.run import mlgate_policy
+
+    policy = mlgate_policy(workdir / "policy.yaml", open_mode)
     if not rate_limit:
-        text = text.replace('per_client: "1000000/minute"', "enabled: false")
-        text = "\n".join(line for line in text.splitlines() if "/minute" not in line) + "\n"
-    policy.write_text(text)
+        text = policy.read_text().replace('per_client: "1000000/minute"', "enabled: false")
+        policy.write_text("\n".join(line for line in text.splitlines() if "/minute" not in line) + "\n")
     os.environ.update({"MLGATE_ADMIN_USERNAME": "admin", "MLGATE_ADMIN_PASSWORD": ADMIN_PASSWORD})
     settings = Settings(backend_store_uri=f"sqlite:///{workdir / 'db.sqlite'}",
                         artifacts_destination=str(workdir / "art"), policy_file=str(policy), data_dir=str(workdir))
