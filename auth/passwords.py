@@ -77,10 +77,30 @@ class PasswordHasher:
         self.rounds = rounds
         self.min_length = min_length
         self._context = CryptContext(schemes=["bcrypt_sha256"], bcrypt_sha256__rounds=rounds)
-        # Verified when the username is unknown, so that answer costs the same as a wrong password.
-        self._dummy_hash = self._context.hash("mlgate-dummy-password-for-timing")
         self._lock = threading.Lock()
         self.verifications = 0
+        # Verified when the username is unknown, so that answer costs the same as a wrong password. Hashing
+        # it takes as long as a login (bcrypt releases the GIL), so it is made beside the server's start-up
+        # instead of delaying it; the first verify waits for it.
+        self._dummy: list[str | BaseException] = []
+        self._dummy_made = threading.Event()
+        threading.Thread(target=self._make_dummy_hash, name="mlgate-dummy-hash", daemon=True).start()
+
+    def _make_dummy_hash(self) -> None:
+        try:
+            self._dummy.append(self._context.hash("mlgate-dummy-password-for-timing"))
+        except BaseException as exc:  # re-raised by the verify that needs it
+            self._dummy.append(exc)
+        finally:
+            self._dummy_made.set()
+
+    @property
+    def _dummy_hash(self) -> str:
+        self._dummy_made.wait()
+        made = self._dummy[0]
+        if isinstance(made, BaseException):
+            raise made
+        return made
 
     def hash(self, password: str) -> str:
         """A new hash of ``password``."""

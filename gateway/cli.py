@@ -10,8 +10,41 @@ import click
 from gateway import __version__
 from gateway.settings import SETTINGS_ENV, Settings, SettingsError
 
+# The administration commands live in gateway.commands and are imported when named (or listed by --help and
+# completion), so `mlgate server` does not pay for importing every one of them before it can serve.
+_LAZY_COMMANDS = {
+    "audit": "gateway.commands.audit:audit",
+    "completion": "gateway.commands.completion:completion",
+    "groups": "gateway.commands.groups:groups",
+    "import-mlflow": "gateway.commands.import_mlflow:import_mlflow",
+    "login": "gateway.commands.login:login",
+    "perms": "gateway.commands.perms:perms",
+    "policy": "gateway.commands.policy:policy",
+    "service-accounts": "gateway.commands.service_accounts:service_accounts",
+    "tokens": "gateway.commands.tokens:tokens",
+    "users": "gateway.commands.users:users",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MLGATE"})
+
+class _LazyGroup(click.Group):
+    """A group whose commands in ``_LAZY_COMMANDS`` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _LAZY_COMMANDS:
+            import importlib
+
+            module_name, attr = _LAZY_COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+            assert command.name == cmd_name, (command.name, cmd_name)
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MLGATE"})
 @click.version_option(__version__, prog_name="mlgate")
 def main() -> None:
     """mlgate: an MLflow-compatible tracking server behind a security-hardened gateway.
@@ -152,25 +185,6 @@ def db_current(backend_store_uri: str) -> None:
     engine = make_engine(backend_store_uri)
     click.echo(f"current: {current_revision(engine)}  head: {head_revision()}")
     engine.dispose()
-
-
-def _register_commands() -> None:
-    from gateway.commands.audit import audit
-    from gateway.commands.completion import completion
-    from gateway.commands.groups import groups
-    from gateway.commands.import_mlflow import import_mlflow
-    from gateway.commands.login import login
-    from gateway.commands.perms import perms
-    from gateway.commands.policy import policy
-    from gateway.commands.service_accounts import service_accounts
-    from gateway.commands.tokens import tokens
-    from gateway.commands.users import users
-
-    for command in (policy, users, service_accounts, tokens, groups, perms, audit, login, completion, import_mlflow):
-        main.add_command(command)
-
-
-_register_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,14 +12,26 @@ from tests.cli.conftest import Mlgate
 def _commands(command: click.Command, path: tuple[str, ...] = ("mlgate",)):
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, (*path, name))
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            yield from _commands(command.get_command(ctx, name), (*path, name))
 
 
 @pytest.mark.parametrize(("path", "command"), list(_commands(main)), ids=lambda v: " ".join(v) if
                          isinstance(v, tuple) else "")
 def test_every_command_has_an_example_in_its_help(path, command):
     assert "Example:" in (command.help or ""), " ".join(path)
+
+
+def test_every_command_is_listed_and_runs_its_help(tmp_path):
+    cli = Mlgate(tmp_path / "config.json")
+    listed = cli("--help").stdout
+    names = [name for path, _ in _commands(main) if len(path) == 2 for name in path[1:]]
+    assert {"server", "db", "users", "service-accounts", "tokens", "groups", "perms", "policy", "audit", "login",
+            "completion", "import-mlflow"} == set(names)
+    for name in names:
+        assert name in listed
+        assert cli(name, "--help").returncode == 0, name
 
 
 def test_completion_scripts_and_completions(tmp_path):
