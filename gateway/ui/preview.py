@@ -98,6 +98,8 @@ def artifact_preview(request: Request, run_id: str) -> Response:
                 text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
             except ValueError:
                 note = "Not valid JSON: shown as it is."
+            except RecursionError:  # nested deeper than the parser (or printer) goes: still text
+                note = "Nested too deeply to pretty-print: shown as it is."
     elif kind is None:
         note = "No inline preview for this kind of file; download it instead."
     path = "/".join(relative)

@@ -242,16 +242,47 @@ def run_page(request: Request, run_id: str) -> Response:
                 artifact_error=artifact_error, artifact_path=raw_path)
 
 
+def _ui_operation(request: Request) -> bool:
+    operation_id = getattr(request.scope.get("route"), "operation_id", None) or ""
+    return operation_id.startswith("ui.")
+
+
+# The answer to an unexpected error on a UI page bypasses the middleware that adds the security headers
+# (Starlette answers it outermost), so it carries its own: the layout's stylesheet and script, nothing else.
+ERROR_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
+}
+UNEXPECTED = "The page could not be shown because of an unexpected error on the server. " \
+             "It has been logged; try again later or tell an administrator."
+
+
 def install_error_pages(app: FastAPI) -> None:
-    """Answer errors on UI pages with an HTML page; every other route keeps its JSON error body."""
+    """Answer errors on UI pages with an HTML page; every other route keeps its JSON error body.
+
+    Expected errors (:class:`MlflowError`) show their message; any other exception shows a fixed one
+    (the detail goes to the server log only, through the generic handler).
+    """
     api_handler = app.exception_handlers[MlflowError]
+    unexpected_handler = app.exception_handlers[Exception]
 
     async def handler(request: Request, exc: MlflowError) -> Response:
-        operation_id = getattr(request.scope.get("route"), "operation_id", None) or ""
-        if not operation_id.startswith("ui."):
+        if not _ui_operation(request):
             return await api_handler(request, exc)
         title = "Not found" if exc.status == 404 else "Something went wrong"
         return await run_in_threadpool(page, request, "error.html", title=title, message=exc.message,
                                        status=exc.status)
 
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        answer = await unexpected_handler(request, exc)  # logs the detail for operators
+        if not _ui_operation(request):
+            return answer
+        try:
+            return await run_in_threadpool(page, request, "error.html", title="Something went wrong",
+                                           message=UNEXPECTED, status=500, headers=ERROR_PAGE_HEADERS)
+        except Exception:  # the layout itself failed: keep the generic answer
+            return answer
+
     app.add_exception_handler(MlflowError, handler)
+    app.add_exception_handler(Exception, unexpected)

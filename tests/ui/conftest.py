@@ -28,9 +28,9 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def sign_in(app, username: str, password: str) -> TestClient:
+def sign_in(app, username: str, password: str, *, raise_server_exceptions: bool = True) -> TestClient:
     """A client signed in through the login form (a browser session with its cookie)."""
-    browser = TestClient(app, base_url=BASE, follow_redirects=False)
+    browser = TestClient(app, base_url=BASE, follow_redirects=False, raise_server_exceptions=raise_server_exceptions)
     form = browser.get("/login")
     token = csrf_of(form.text)
     done = browser.post("/login", data={"username": username, "password": password, "csrf_token": token,

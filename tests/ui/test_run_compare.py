@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-from tests.ui.conftest import A, new_run, ok
+from starlette.testclient import TestClient
+
+from tests.conftest import TEST_ADMIN_TOKEN
+from tests.ui.conftest import BASE, READER_PASSWORD, A, new_run, ok, sign_in
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -140,3 +143,50 @@ def test_artifact_previews_escape_text_pretty_print_json_and_lock_down_images(ui
         missing = reader.get(f"/runs/{'0' * 32}/{route}", params={"path": "notes.txt"})
         assert hidden.status_code == missing.status_code == 404
         assert hidden.text == missing.text
+
+
+def test_deeply_nested_json_preview_is_shown_as_text(ui):
+    api, exp = ui["api"], ui["shared"]
+    run = new_run(api, exp, "deep-json")
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    _put(api, exp, run, "deep.json", deep)
+    _put(api, exp, run, "broken.json", b'{"a": ')
+    reader = ui["reader"]()
+    page = reader.get(f"/runs/{run}/preview", params={"path": "deep.json"})
+    assert page.status_code == 200, page.text[:500]
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Nested too deeply to pretty-print: shown as it is." in page.text
+    assert "[" * 1000 in page.text
+    broken = reader.get(f"/runs/{run}/preview", params={"path": "broken.json"})
+    assert broken.status_code == 200
+    assert "Not valid JSON: shown as it is." in broken.text
+
+
+def test_unexpected_errors_on_pages_are_an_html_page_without_details(ui, monkeypatch, caplog):
+    from gateway.ui import routes
+
+    api, exp = ui["api"], ui["shared"]
+    run = new_run(api, exp, "boom", metrics=_history([1, 2]))
+
+    def broken_chart(*args):
+        raise RuntimeError("internal detail /srv/secret-path")
+
+    monkeypatch.setattr(routes, "metric_chart", broken_chart)
+    reader = sign_in(ui["app"], "reader", READER_PASSWORD, raise_server_exceptions=False)
+    page = reader.get(f"/runs/{run}")
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Something went wrong</h1>" in page.text
+    assert "unexpected error on the server" in page.text
+    assert "secret-path" not in page.text
+    assert "RuntimeError" not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "secret-path" in caplog.text  # the detail is logged for operators
+    # The API keeps its JSON error body for the same kind of failure.
+    monkeypatch.setattr("tracking.api.search.runs_to_json", broken_chart)
+    client = TestClient(ui["app"], base_url=BASE, raise_server_exceptions=False)
+    api_answer = client.post(f"{A}/runs/search", json={"experiment_ids": [exp]},
+                             headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
+    assert api_answer.status_code == 500
+    assert api_answer.json() == {"error_code": "INTERNAL_ERROR", "message": "Internal server error."}
