@@ -18,8 +18,15 @@ from tests.conftest import LiveServer, start_server
 
 A = "/api/2.0/mlflow"
 R = "/api/2.0/mlflow-artifacts"
-# A file next to the artifact root that every traversal aims at; its content must never leak.
+# Files named secret.txt outside every artifact directory (beside the artifact root, in it, and in the levels
+# between it and a run's or model's artifacts); each holds SECRET_TEXT plus its level, and none may ever leak.
 SECRET_TEXT = "mlgate-outside-secret-" + secrets.token_hex(8)
+
+
+def plant_secret(directory: Path, level: str) -> None:
+    """Put a secret.txt holding SECRET_TEXT and the level's name into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "secret.txt").write_text(f"{SECRET_TEXT}:{level}")
 # What a refused request legitimately touches: the audit trail (it records the refusal) and usage stamps.
 VOLATILE_TABLES = ("audit", "alembic")
 VOLATILE_COLUMNS = {"last_used_at", "last_seen_at"}
@@ -53,9 +60,10 @@ def make_user(server: LiveServer, username: str) -> Actor:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[LiveServer]:
-    """One real ``mlgate server`` for the module, with a secret file planted beside its artifact root."""
+    """One real ``mlgate server`` for the module, with secret files planted beside and in its artifact root."""
     workdir = tmp_path_factory.mktemp("secsrv")
-    (workdir / "secret.txt").write_text(SECRET_TEXT)
+    plant_secret(workdir, "workdir")
+    plant_secret(workdir / "artifacts", "artifact-root")
     live = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}")
     yield live
     live.stop()
