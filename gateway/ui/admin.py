@@ -161,25 +161,35 @@ def change_member(request: Request, fields: dict = FORM) -> Response:
 
 
 # --- grants -----------------------------------------------------------------------------------------
-def _who_can_see(request: Request, conn, resource: Resource) -> list[dict]:
-    """Every account that may READ ``resource``, with its highest permission and the deciding rule."""
+def _who_can_see(request: Request, conn, resource: Resource) -> dict:
+    """Who may READ ``resource``: each enabled non-admin account with its highest permission and the deciding
+    rule, the enabled administrators (they see everything), how many disabled accounts were left out (they
+    cannot sign in or use a token), and whether the list was cut at :data:`MAX_EXPLAINED_ACCOUNTS`."""
     policy = request.app.state.policy_holder.current()
-    out = []
-    for account in admin_store.list_accounts(conn)[:MAX_EXPLAINED_ACCOUNTS]:
+    accounts = admin_store.list_accounts(conn)
+    checked = accounts[:MAX_EXPLAINED_ACCOUNTS]
+    rows, admins, disabled = [], [], 0
+    for account in checked:
+        if account["disabled"]:
+            disabled += 1
+            continue
         subject = Subject(kind="service" if account["kind"] == "service" else "user", name=account["username"],
                           groups=frozenset(account["groups"]), is_admin=account["is_admin"])
+        if policy.is_admin(subject):
+            admins.append(account["username"])
+            continue
         for action in ("MANAGE", "EDIT", "READ"):
             found = admin_store.explain(policy, subject, resource, action)
             if found["allowed"]:
-                out.append({"account": account, **found})
+                rows.append({"account": account, **found})
                 break
-    return out
+    return {"rows": rows, "admins": admins, "disabled": disabled, "checked": len(checked), "total": len(accounts)}
 
 
 def _grants_page(request: Request, error: str | None = None) -> Response:
     experiment_id = request.query_params.get("experiment_id", "")
     model = request.query_params.get("model", "")
-    target, audience, selector = None, [], None
+    target, audience, selector = None, None, None
     with tracking_of(request).engine.connect() as conn:
         if experiment_id:
             found = experiments_to_json(conn, [parse_experiment_id(experiment_id)])

@@ -264,3 +264,39 @@ def test_long_account_lists_paginate(ui):
     assert 'rel="next"' not in second
     assert token  # the form token of the listing page stays usable across pages
     assert csrf_of(second) == token
+
+
+def test_who_can_see_leaves_out_disabled_accounts_lists_admins_apart_and_says_when_cut(ui, monkeypatch):
+    from gateway.ui import admin as admin_pages
+
+    admin, shared, hidden = ui["admin"](), ui["shared"], ui["hidden"]
+
+    def audience(html: str) -> dict:
+        table = html.split('<table class="audience">')[1].split("</table>")[0]
+        return dict(re.findall(r"<tr><td class=\"wrap\">([\w-]+)</td>\s*<td><span class=\"pill\">(\w+)</span>", table))
+
+    token = csrf_of(admin.get("/admin").text)
+    granted = admin.post("/admin/grants/put", data={"csrf_token": token, "subject": "user:nobody",
+                                                    "resource": f"experiment:{shared}", "permission": "EDIT"})
+    assert granted.status_code == 303
+    page = admin.get("/admin/grants", params={"experiment_id": shared}).text
+    assert audience(page) == {"reader": "READ", "nobody": "EDIT"}  # the admin is not a row: listed apart
+    assert 'Administrators see everything: <span class="pill">admin</span>' in page
+    assert "Nobody but administrators." not in page
+    assert "disabled account" not in page
+    # A disabled account keeps its grant but cannot use it: not listed as having access, only counted.
+    assert admin.post("/admin/users/update", data={"csrf_token": token, "username": "nobody",
+                                                   "action": "disable"}).status_code == 303
+    page = admin.get("/admin/grants", params={"experiment_id": shared}).text
+    assert audience(page) == {"reader": "READ"}
+    assert "1 disabled account not listed" in page
+    # An experiment only administrators may see says so.
+    page = admin.get("/admin/grants", params={"experiment_id": hidden}).text
+    assert audience(page) == {}
+    assert "Nobody but administrators." in page
+    assert "Only the first" not in page
+    # The explanation is capped; the page says how many accounts it checked.
+    monkeypatch.setattr(admin_pages, "MAX_EXPLAINED_ACCOUNTS", 2)
+    page = admin.get("/admin/grants", params={"experiment_id": shared}).text
+    assert "Only the first 2 of 3 accounts were checked" in page
+    assert audience(page) == {"reader": "READ"}
