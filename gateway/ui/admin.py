@@ -9,13 +9,14 @@ with a fixed message; a refusal re-renders the page with the reason.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 import yaml
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -26,6 +27,7 @@ from gateway.routes import admin as admin_api
 from gateway.routes import admin_policy, admin_store
 from gateway.ui.forms import FORM
 from gateway.ui.render import page
+from policies.file import PolicyFileError, load_policy_text
 from policies.model import Resource, Subject
 from policies.routes import Lookup
 from tracking.api.body import Args
@@ -287,18 +289,58 @@ def audit_page(request: Request) -> Response:
 
 
 # --- effective policy -------------------------------------------------------------------------------
+POLICY_SOURCE = "ui_policy_source"  # app.state attribute: the policy file as read at start
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def remember_policy_file(app: FastAPI) -> None:
+    """Keep the policy file's bytes and sha256 as the server loaded them, for the policy page.
+
+    Called while the app is built, right after the file was loaded; the bytes are parsed again and compared
+    with the loaded policy, so a file replaced in between is reported instead of shown as the loaded one.
+    """
+    source = getattr(app.state.settings, "policy_file", None)
+    if not source:
+        setattr(app.state, POLICY_SOURCE, None)
+        return
+    kept = {"path": str(source), "text": None, "sha256": None, "same_as_loaded": False}
+    try:
+        raw = Path(source).read_bytes()[:MAX_POLICY_BYTES]
+    except OSError:
+        raw = None
+    if raw is not None:
+        kept.update(text=raw.decode("utf-8", errors="replace"), sha256=_digest(raw))
+        try:
+            kept["same_as_loaded"] = load_policy_text(raw.decode("utf-8")) == app.state.policy
+        except (UnicodeDecodeError, PolicyFileError):
+            kept["same_as_loaded"] = False
+    setattr(app.state, POLICY_SOURCE, kept)
+
+
 @router.get("/admin/policy", operation_id="ui.admin.policy")
 def policy_page(request: Request) -> Response:
-    """The loaded policy file as written (its ${ENV} references, never resolved secrets) and the stored grants."""
-    source = getattr(request.app.state.settings, "policy_file", None)
-    text, note = None, None
-    if source:
+    """The policy file as loaded at start (its ${ENV} references, never resolved secrets), whether the file
+    on disk still has the same bytes, and the stored grants."""
+    kept = getattr(request.app.state, POLICY_SOURCE, None)
+    notes = []
+    if kept is not None:
+        if kept["text"] is None:
+            notes.append("The file could not be read again after loading, so its text cannot be shown here.")
+        elif not kept["same_as_loaded"]:
+            notes.append("The file changed while the server was starting: the text below may differ from the "
+                         "policy in force. Restart the server to load one known version.")
         try:
-            raw = Path(source).read_bytes()[:MAX_POLICY_BYTES]
-            text = raw.decode("utf-8", errors="replace")
+            now = _digest(Path(kept["path"]).read_bytes()[:MAX_POLICY_BYTES])
         except OSError as exc:
-            note = f"The file could not be read now ({exc.strerror}); the server keeps the copy it loaded at start."
+            notes.append(f"The file cannot be read now ({exc.strerror}); the server keeps the policy it loaded.")
+        else:
+            if kept["sha256"] is not None and now != kept["sha256"]:
+                notes.append(f"The file on disk has changed since the server loaded it (sha256 now {now}). "
+                             "The server still enforces the version shown here; restart it to load the new one.")
     with tracking_of(request).engine.connect() as conn:
         stored = yaml.safe_dump({"access": admin_policy.export_access(conn)}, sort_keys=False, allow_unicode=True)
     return page(request, "admin_policy.html", title="Effective policy", section="admin", tab="policy",
-                source=source, text=text, note=note, stored=stored, headers=NO_STORE)
+                kept=kept, notes=notes, stored=stored, headers=NO_STORE)

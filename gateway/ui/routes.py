@@ -262,8 +262,10 @@ def install_error_pages(app: FastAPI) -> None:
     """Answer errors on UI pages with an HTML page; every other route keeps its JSON error body.
 
     Expected errors (:class:`MlflowError`) show their message; any other exception shows a fixed one
-    (the detail goes to the server log only, through the generic handler).
+    (the detail goes to the server log only, through the generic handler). Called once while the app is
+    built, right after the policy file was loaded: it also keeps that file's bytes for the policy page.
     """
+    admin.remember_policy_file(app)
     api_handler = app.exception_handlers[MlflowError]
     unexpected_handler = app.exception_handlers[Exception]
 

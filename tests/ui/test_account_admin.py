@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -234,17 +235,39 @@ def test_audit_log_pages_newest_first(ui):
 
 
 def test_policy_page_shows_the_loaded_file_and_its_source(ui, tmp_path, app_factory):
+    from gateway.ui.admin import remember_policy_file
+
     policy = tmp_path / "access.yaml"
-    policy.write_text("access:\n  grants:\n    - {principal: \"group:ml\", resource: \"experiment-name:ml/*\", "
-                      "permission: READ}\n")
+    loaded = (b"access:\n  grants:\n    - {principal: \"group:ml\", resource: \"experiment-name:ml/*\", "
+              b"permission: READ}\n")
+    policy.write_bytes(loaded)
     app = app_factory(policy_file=str(policy))
     with TestClient(app, base_url=BASE):
         admin = sign_in(app, "admin", TEST_ADMIN_PASSWORD)
         page = admin.get("/admin/policy").text
-    assert str(policy) in page
-    assert "experiment-name:ml/*" in page
+        assert str(policy) in page
+        assert "experiment-name:ml/*" in page
+        assert hashlib.sha256(loaded).hexdigest() in page
+        assert 'class="notice"' not in page
+        # The file changes on disk after start: the page still shows what was loaded, and warns.
+        policy.write_text("access:\n  grants: []\n")
+        page = admin.get("/admin/policy").text
+        assert "experiment-name:ml/*" in page
+        assert hashlib.sha256(loaded).hexdigest() in page
+        assert "The file on disk has changed since the server loaded it" in page
+        assert hashlib.sha256(policy.read_bytes()).hexdigest() in page
+        # Gone from disk: still the loaded text, with a note.
+        policy.unlink()
+        page = admin.get("/admin/policy").text
+        assert "experiment-name:ml/*" in page
+        assert "The file cannot be read now" in page
+        # Replaced between loading and keeping its bytes: the page does not claim the new text was loaded.
+        policy.write_text("access:\n  grants: []\n")
+        remember_policy_file(app)
+        page = admin.get("/admin/policy").text
+        assert "experiment-name:ml/*" not in page
+        assert "The file changed while the server was starting" in page
     assert "built-in secure defaults" in ui["admin"]().get("/admin/policy").text
-
 
 
 def test_long_account_lists_paginate(ui):
