@@ -204,7 +204,7 @@ class HeadersConfig(_Section):
     referrer_policy: Literal["no-referrer", "same-origin", "strict-origin",
                              "strict-origin-when-cross-origin"] = "no-referrer"
     content_security_policy: str = (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
     )
     hsts_max_age: int = Field(31536000, ge=0)

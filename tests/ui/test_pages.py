@@ -128,3 +128,23 @@ def test_stylesheet_is_public_and_other_static_names_are_not_served(world):
     probe = anonymous.get("/static/..%2Fapp.py")
     assert probe.status_code in (401, 404)
     assert "create_app" not in probe.text
+
+
+def test_default_csp_forbids_inline_script_and_inline_styles(world):
+    from policies.file.network import HeadersConfig
+
+    page = world["reader"].get(f"/experiments/{world['shared']}")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in (part.strip() for part in csp.split(";")) if d}
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert "'unsafe-inline'" not in csp
+    assert csp.startswith(HeadersConfig().content_security_policy)
+    # No page may need inline styles or scripts then: no style attribute, <style> or inline <script>.
+    for path in ("/", f"/experiments/{world['shared']}", f"/runs/{world['runs']['shared']}", "/models"):
+        html = world["reader"].get(path).text
+        assert " style=" not in html
+        assert "<style" not in html
+        assert "<script>" not in html
+        assert html.count("<script") == 1  # the one external script
