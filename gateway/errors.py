@@ -33,7 +33,9 @@ def install_error_handlers(app: FastAPI) -> None:
     def _auth_error_response(request: Request, exc: AuthError):
         if isinstance(exc, Unauthenticated) and wants_html(request.scope):
             # A person opening a page: the sign-in page, then back here (a path on this server only).
-            return RedirectResponse("/login?next=" + quote(request.url.path, safe="/"), status_code=303,
+            # The query string too (a filtered list, a page number), encoded as one value of next.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse("/login?next=" + quote(target, safe="/"), status_code=303,
                                     headers={"Cache-Control": "no-store"})
         response = error_response(MlflowError(exc.message, exc.code))
         if isinstance(exc, Unauthenticated):

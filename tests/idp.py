@@ -50,6 +50,14 @@ class IdP:
         response.raise_for_status()
         return response.json()
 
+    def forge_next_id_token(self, claims: dict | None = None, alg: str = "RS256") -> None:
+        """Make the next token response carry a forged ID token: the real claims with ``claims`` merged in
+        (None deletes one), signed with the provider's key (RS256), unsigned ("none"), or HMAC-signed with
+        the provider's public key ("HS256-public-key")."""
+        response = httpx.post(f"{self.issuer}/admin/forge-id-token", json={"claims": claims or {}, "alg": alg},
+                              headers={"x-admin-secret": self.config["admin_secret"]}, timeout=10)
+        response.raise_for_status()
+
     def client_credentials_token(self, client_id: str, scope: str = "api:read api:write") -> str:
         """A JWT access token for ``client_id`` through the client-credentials grant."""
         client = self.clients[client_id]
@@ -74,7 +82,7 @@ class IdP:
 
 def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], port: int | None = None,
               jwks: dict | None = None, api_audience: str = "http://mlgate-api", access_token_ttl: int | None = None,
-              rotate_refresh_tokens: bool = False) -> IdP:
+              id_token_ttl: int | None = None, rotate_refresh_tokens: bool = False) -> IdP:
     """Start oidc-provider with these clients and users; waits until discovery answers.
 
     Clients whose ``grant_types`` include ``refresh_token`` get a refresh token at sign-in (as Keycloak
@@ -90,6 +98,8 @@ def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], por
               "rotate_refresh_tokens": rotate_refresh_tokens}
     if access_token_ttl is not None:
         config["access_token_ttl"] = access_token_ttl
+    if id_token_ttl is not None:
+        config["id_token_ttl"] = id_token_ttl
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "idp.json"
     config_path.write_text(json.dumps(config))

@@ -18,6 +18,7 @@ from auth.backends import client_address
 from auth.errors import AuthError, LockedOut
 from auth.identity import Identity
 from auth.sessions import COOKIE_NAME, CSRF_COOKIE_NAME
+from gateway.routes.sso_logout import end_session, provider_logout_page
 
 router = APIRouter()
 MAX_FIELD = 4096
@@ -164,10 +165,18 @@ async def logout(request: Request) -> Response:
     presented = fields.get("csrf_token") or request.headers.get("x-csrf-token")
     if not identity.sessions.check_csrf(active.session.id, presented):
         return HTMLResponse("<p>Logout needs a valid form token; go back and try again.</p>", status_code=403)
-    await run_in_threadpool(identity.sessions.end, active.session.id)
-    if fields.get("everywhere") in ("1", "true", "on"):
+    # A session single sign-on started ends at the provider too (RP-initiated logout), and its sealed
+    # refresh token is dropped: otherwise "Sign in with ..." would sign the person straight back in.
+    ended = await run_in_threadpool(end_session, request, identity, active.session.id)
+    everywhere = fields.get("everywhere") in ("1", "true", "on")
+    if everywhere:
         await run_in_threadpool(identity.store.update_user, active.user.id)
         identity.user_changed(active.user.id)
+    reason = ", ".join(r for r in ("everywhere" if everywhere else "", "sso" if ended else "") if r) or None
     await run_in_threadpool(identity.auditor.record, "logout", "success", actor=active.user.username,
-                            client=client_address(request), reason="everywhere" if fields.get("everywhere") else None)
+                            client=client_address(request), reason=reason)
+    if ended is not None:
+        page = provider_logout_page(*ended)
+        page.delete_cookie(COOKIE_NAME, path="/", secure=attrs["secure"], httponly=True, samesite="lax")
+        return page
     return response

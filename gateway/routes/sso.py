@@ -28,13 +28,13 @@ from auth.oidc import (
     TokenRejected,
     authorization_url,
     check_state,
-    end_session_url,
     new_pending_login,
 )
 from auth.oidc_accounts import check_allowed, identity_from_claims
 from auth.sessions import COOKIE_NAME
 from gateway.identity import session_secret
 from gateway.routes.login import safe_next
+from gateway.routes.sso_logout import end_session
 
 router = APIRouter()
 STATE_COOKIE = "mlgate_sso"
@@ -244,27 +244,12 @@ async def sso_logout(request: Request) -> Response:
             if not isinstance(presented, str) or not identity.sessions.check_csrf(active.session.id, presented):
                 return _page("Sign-out failed", '<p role="alert">The sign-out form expired; go back and try '
                              "again.</p>", 403)
-            target = await run_in_threadpool(_end, request, identity, active.session.id) or target
+            ended = await run_in_threadpool(end_session, request, identity, active.session.id)
+            # This page's CSP allows the provider's origin in form-action, so a redirect is enough here.
+            target = ended[1] if ended else target
             await run_in_threadpool(identity.auditor.record, "logout", "success", actor=active.user.username,
                                     client=client_address(request), reason="sso")
     response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
     attrs = identity.sessions.cookie_attributes(None)
     response.delete_cookie(COOKIE_NAME, path="/", secure=attrs["secure"], httponly=True, samesite="lax")
     return response
-
-
-def _end(request: Request, identity: Identity, session_id: str) -> str | None:
-    """End the session; the provider's logout URL when the session was started through one."""
-    info = identity.sso.provider_tokens(session_id) if identity.sso is not None else None
-    identity.sessions.end(session_id)
-    if identity.sso is not None:
-        identity.sso.accounts.end_session(session_id)  # and forget its provider tokens
-    client = _provider_client(request, info[0]) if info else None
-    if client is None:
-        return None
-    try:
-        metadata = client.metadata()
-    except AuthError:
-        return None  # mlgate's session is over; the provider's stays, as it would without end_session
-    return end_session_url(metadata, client.provider, f"{str(request.base_url).rstrip('/')}/login",
-                           id_token_hint=info[1])

@@ -8,9 +8,13 @@
 // alone would want offline_access with prompt=consent). Tests change accounts while it runs through
 // POST /admin/accounts/<id> {"disabled": bool, "groups": [...], "revoke_grants": true}, which needs the
 // header "x-admin-secret: <admin_secret>" (a random value chosen by the fixture); without admin_secret
-// the endpoint does not exist.
-import { timingSafeEqual } from 'node:crypto';
+// the endpoint does not exist. POST /admin/forge-id-token {"claims": {...}, "alg": "RS256" | "none" |
+// "HS256-public-key"} (same header) makes the next token response carry a forged ID token instead of the
+// real one: the real claims with "claims" merged in (null deletes one), signed with the provider's own key
+// (RS256), not at all (none), or with HMAC keyed by the provider's public key PEM (the alg-confusion attack).
+import { createPublicKey, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { SignJWT, base64url, decodeJwt, importJWK } from 'jose';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -115,7 +119,56 @@ async function revokeGrants(accountId) {
   grantsByAccount.delete(accountId);
 }
 
+// The forgery the next token response carries (tests of the relying party's ID token checks).
+let forgery = null;
+
+async function forgeIdToken(real, { claims = {}, alg = 'RS256' }) {
+  const payload = { ...decodeJwt(real) };
+  for (const [name, value] of Object.entries(claims)) {
+    if (value === null) delete payload[name];
+    else payload[name] = value;
+  }
+  const jwk = config.jwks.keys[0];
+  if (alg === 'none') {
+    const part = (data) => base64url.encode(JSON.stringify(data));
+    return `${part({ alg: 'none', kid: jwk.kid })}.${part(payload)}.`;
+  }
+  if (alg === 'HS256-public-key') {
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicJwk } = jwk;
+    const pem = createPublicKey({ key: publicJwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
+    return new SignJWT(payload).setProtectedHeader({ alg: 'HS256', kid: jwk.kid })
+      .sign(new TextEncoder().encode(pem));
+  }
+  return new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid: jwk.kid })
+    .sign(await importJWK(jwk, 'RS256'));
+}
+
 if (config.admin_secret) {
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/token') return next();
+    await next();
+    if (forgery && ctx.status === 200 && ctx.body && typeof ctx.body.id_token === 'string') {
+      const wanted = forgery;
+      forgery = null;
+      ctx.body = { ...ctx.body, id_token: await forgeIdToken(ctx.body.id_token, wanted) };
+    }
+    return undefined;
+  });
+
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/admin/forge-id-token') {
+      if (ctx.method !== 'POST' || !adminAllowed(ctx)) {
+        ctx.status = 403;
+        ctx.body = { error: 'forbidden' };
+        return undefined;
+      }
+      forgery = await readJson(ctx);
+      ctx.body = { armed: true };
+      return undefined;
+    }
+    return next();
+  });
+
   provider.use(async (ctx, next) => {
     const match = ctx.path.match(/^\/admin\/accounts\/([^/]+)$/);
     if (!match) return next();
