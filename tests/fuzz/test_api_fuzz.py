@@ -2,13 +2,17 @@
 
 The server is seeded with resources the user may see (a shared experiment and model, the user's own
 experiment and run) and resources the user may not (another team's experiment, run, registered
-model, model version and logged model, each with a unique marker in its name). The OpenAPI document
-is the server's own; the test only widens the schemas of id and name fields so that generated
-requests also name the real visible and hidden resources, not only random strings.
+model, model version, logged model and trace). The OpenAPI document is the server's own; the test
+only widens the schemas of id and name fields so that generated requests also name the real visible
+and hidden resources (their ids and names: the probes), not only random strings.
 
-Every generated request, valid and invalid (positive and negative generation), must get: no 5xx; a
-status, content type and body the document declares; and no trace of a hidden resource (a marker
-that the request itself did not carry, or a hidden experiment id in an ``experiment_id`` field).
+Every hidden resource also carries markers the fuzzer never sends (a tag or param value, a
+description, a run or model name, a trace preview). Every generated request, valid and invalid
+(positive and negative generation), must get: no 5xx; a status and content type the document
+declares, and a body matching the declared schema; and no trace of a hidden resource: no marker in
+any answer; no probe unless this very request carried it (an error may echo what was asked) or an
+earlier successful write of the fuzzer's own put it in its own resources; and no hidden experiment id
+in an ``experiment_id`` field.
 
 Budget: ``MLGATE_FUZZ_EXAMPLES`` generated examples per operation and mode (default 8), derandomized,
 so CI sends the same requests every time and finishes in about two minutes; raise it for a deeper run.
@@ -56,10 +60,12 @@ class World:
     server: LiveServer
     token: str
     visible: list[str] = field(default_factory=list)
-    hidden_ids: list[str] = field(default_factory=list)  # also drawn by generation, to probe them
-    hidden_markers: list[str] = field(default_factory=list)  # every trace of a hidden resource
+    hidden_ids: list[str] = field(default_factory=list)  # probes: drawn by generation, to ask for hidden things
+    hidden_markers: list[str] = field(default_factory=list)  # never sent: must never appear in any answer
     hidden_experiment_ids: set[str] = field(default_factory=set)
-    sent: set[str] = field(default_factory=set)  # markers the fuzzer itself has written somewhere
+    written: set[str] = field(default_factory=set)  # probes the fuzzer stored in its own resources (2xx writes)
+    # How the admin reads each hidden resource (path, query), for the controls.
+    hidden_reads: dict[str, tuple[str, dict]] = field(default_factory=dict)
 
 
 def _ok(response: httpx.Response) -> dict:
@@ -82,12 +88,23 @@ def _seed(server: LiveServer) -> World:
             "tags": [{"key": "secret", "value": f"hidden-tag-{tag}"}]}))["run"]["info"]["run_id"]
         _ok(admin.post(f"{A}/runs/log-parameter", json={"run_id": hidden_run, "key": "p",
                                                         "value": f"hidden-param-{tag}"}))
+        _ok(admin.post(f"{A}/experiments/set-experiment-tag", json={
+            "experiment_id": hidden_exp, "key": "note", "value": f"hidden-exp-tag-{tag}"}))
         hidden_lm = _ok(admin.post(f"{A}/logged-models", json={"experiment_id": hidden_exp,
                                                                "name": f"hidden-lm-{tag}"}))["model"]["info"]
         hidden_model = f"hidden-model-{tag}"
-        _ok(admin.post(f"{A}/registered-models/create", json={"name": hidden_model}))
+        _ok(admin.post(f"{A}/registered-models/create", json={
+            "name": hidden_model, "description": f"hidden-model-desc-{tag}",
+            "tags": [{"key": "note", "value": f"hidden-model-tag-{tag}"}]}))
         _ok(admin.post(f"{A}/model-versions/create", json={
-            "name": hidden_model, "source": f"runs:/{hidden_run}/model", "run_id": hidden_run}))
+            "name": hidden_model, "source": f"runs:/{hidden_run}/model", "run_id": hidden_run,
+            "description": f"hidden-version-desc-{tag}",
+            "tags": [{"key": "note", "value": f"hidden-version-tag-{tag}"}]}))
+        hidden_trace = "tr-" + secrets.token_hex(16)
+        _ok(admin.post("/api/3.0/mlflow/traces", json={"trace": {"trace_info": {
+            "trace_id": hidden_trace, "request_time": "2026-01-01T00:00:00Z", "state": "OK",
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": hidden_exp}},
+            "request_preview": f"hidden-trace-preview-{tag}", "tags": {"note": f"hidden-trace-tag-{tag}"}}}}))
         # Visible: a shared experiment and model (READ), and the user's own experiment and run.
         shared_exp = _ok(admin.post(f"{A}/experiments/create", json={"name": f"shared-exp-{tag}"}))["experiment_id"]
         shared_run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": shared_exp}))["run"]["info"]["run_id"]
@@ -104,12 +121,22 @@ def _seed(server: LiveServer) -> World:
                              timeout=30))["run"]["info"]["run_id"]
     world = World(server, token)
     world.visible = [shared_exp, own_exp, shared_run, own_run, shared_model, f"shared-exp-{tag}"]
-    world.hidden_ids = [hidden_exp, hidden_name, hidden_run, hidden_lm["model_id"], hidden_model]
-    # The run name, tag and param values and the logged model's name are never sent by the fuzzer: any
-    # answer containing one leaked the hidden resource, whatever the request was.
-    world.hidden_markers = [hidden_name, hidden_run, f"hidden-run-{tag}", f"hidden-tag-{tag}",
-                            f"hidden-param-{tag}", hidden_lm["model_id"], f"hidden-lm-{tag}", hidden_model]
+    world.hidden_ids = [hidden_exp, hidden_name, hidden_run, hidden_lm["model_id"], hidden_model, hidden_trace]
+    # Never sent by the fuzzer (generation knows only the ids and names above): any answer containing one
+    # leaked a hidden resource, whatever the request was. Each hidden resource has at least one.
+    world.hidden_markers = [f"hidden-exp-tag-{tag}", f"hidden-run-{tag}", f"hidden-tag-{tag}", f"hidden-param-{tag}",
+                            f"hidden-lm-{tag}", f"hidden-model-desc-{tag}", f"hidden-model-tag-{tag}",
+                            f"hidden-version-desc-{tag}", f"hidden-version-tag-{tag}", f"hidden-trace-preview-{tag}",
+                            f"hidden-trace-tag-{tag}"]
     world.hidden_experiment_ids = {hidden_exp}
+    world.hidden_reads = {
+        "experiment": (f"{A}/experiments/get", {"experiment_id": hidden_exp}),
+        "run": (f"{A}/runs/get", {"run_id": hidden_run}),
+        "logged model": (f"{A}/logged-models/{hidden_lm['model_id']}", {}),
+        "registered model": (f"{A}/registered-models/get", {"name": hidden_model}),
+        "model version": (f"{A}/model-versions/get", {"name": hidden_model, "version": "1"}),
+        "trace": (f"/api/3.0/mlflow/traces/{hidden_trace}", {}),
+    }
     # The hidden ids are real: the admin sees them (so "not leaked" below is not "not there").
     with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
         assert hidden_run in admin.post(f"{A}/runs/search", json={"experiment_ids": [hidden_exp]}).text
@@ -120,10 +147,11 @@ def _seed(server: LiveServer) -> World:
 def world(tmp_path_factory) -> Iterator[World]:
     """One real server (SQLite) with the seeded resources."""
     workdir = tmp_path_factory.mktemp("fuzz")
-    # Invalid credentials (schemathesis's ignored-auth check) must get 401, not the lockout's 429, so the
-    # per-address lockout (tested on its own) is lifted for this server.
+    # The fuzzer sends thousands of requests from one address: the request rate limit and the per-address
+    # lockout (each tested on its own) are lifted, so every answer comes from the API, never a blanket 429.
     policy = workdir / "policy.yaml"
-    policy.write_text("version: 1\nauth:\n  lockout: {address_max_failures: 100000, user_max_failures: 1000}\n")
+    policy.write_text("version: 1\nauth:\n  lockout: {address_max_failures: 100000, user_max_failures: 1000}\n"
+                      "network:\n  rate_limit: {enabled: false}\n")
     server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--policy", str(policy))
     try:
         yield _seed(server)
@@ -193,17 +221,20 @@ def _experiment_ids_in(value) -> Iterator[str]:
 
 
 def assert_no_hidden_resource(world: World, case, response) -> None:
-    """No marker of a hidden resource that the fuzzer never wrote itself; no hidden experiment id.
+    """No marker of a hidden resource; no probe the request did not carry; no hidden experiment id.
 
-    A hidden id the fuzzer sent (as a name for its own experiment, say) may come back in its own
-    resources; the markers it never sends (the hidden run's name, tag and param values, the logged
-    model's name) must never appear.
+    A probe (a hidden id or name) may be echoed in the answer to the request that carried it (an error
+    naming what was asked), and may come back in the fuzzer's own resources after a successful write of
+    its own stored it (a registered model named like the hidden run id, say). Markers are never sent, so
+    they are checked in every answer.
     """
     body = response.content.decode("utf-8", errors="replace")
     request = _request_text(case)
-    world.sent.update(m for m in world.hidden_markers if m in request)
-    leaked = [m for m in world.hidden_markers if m in body and m not in world.sent]
+    leaked = [m for m in world.hidden_markers if m in body]
+    leaked += [p for p in world.hidden_ids if p in body and p not in request and p not in world.written]
     assert leaked == [], f"{case.method} {case.formatted_path} leaked {leaked}: {body[:500]}"
+    if case.method.upper() != "GET" and response.status_code < 300:
+        world.written.update(p for p in world.hidden_ids if p in request)
     if response.headers.get("content-type", [""])[0].startswith("application/json"):
         try:
             payload = json.loads(body)
@@ -223,6 +254,7 @@ def test_api_fuzz(case, world):
     # Unique names for creates, so repeated examples are not all "already exists".
     session.headers["X-Request-Id"] = uuid.uuid4().hex
     response = case.call(session=session)
+    assert response.status_code != 429, "the fuzz server's rate limits are lifted: a 429 would hide the API's answer"
     assert response.status_code < 500, (f"{case.method} {case.formatted_path} -> {response.status_code}: "
                                         f"{response.text[:500]}\n{case.as_curl_command()}")
     # Not positive_data_acceptance: the document gives fields and types, while the handlers also apply
@@ -232,15 +264,18 @@ def test_api_fuzz(case, world):
     assert_no_hidden_resource(world, case, response)
 
 
-def test_the_leak_check_sees_a_hidden_run(world):
-    """Control: the check fails on an answer that does show the hidden run (here, the admin's)."""
-    hidden_run = world.hidden_markers[1]
+@pytest.mark.parametrize("kind", ["experiment", "run", "logged model", "registered model", "model version", "trace"])
+def test_the_leak_check_sees_each_hidden_resource(world, kind):
+    """Control: the check fails on an answer that does show a hidden resource (here, the admin's), even when
+    the request itself named it, so the probe is excused and only the never-sent markers can catch it."""
+    path, query = world.hidden_reads[kind]
 
     class Case:
-        method, formatted_path, query, path_parameters, body = "GET", f"{A}/runs/get", {}, {}, None
+        method, formatted_path, query, path_parameters, body = "GET", path, {}, {}, None
 
-    answer = requests.get(f"{world.server.url}{A}/runs/get", params={"run_id": hidden_run}, timeout=30,
-                          auth=world.server.admin_auth)
-    assert answer.status_code == 200
+    Case.query = query
+    Case.body = {"every probe": world.hidden_ids}
+    answer = requests.get(f"{world.server.url}{path}", params=query, timeout=30, auth=world.server.admin_auth)
+    assert answer.status_code == 200, answer.text
     with pytest.raises(AssertionError, match="leaked"):
         assert_no_hidden_resource(world, Case(), answer)
