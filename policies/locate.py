@@ -69,7 +69,8 @@ def locate(locator: Locator, args: Mapping[str, Any], path_params: Mapping[str, 
             values = values[0]
         if not locator.many and len(values) != 1:
             raise LocatorError(f"{field} must be a single value")
-        if len(values) > MAX_VALUES:
-            raise LocatorError(f"{field} names more than {MAX_VALUES} resources")
+        limit = MAX_VALUES if locator.max_values is None else min(locator.max_values, MAX_VALUES)
+        if len(values) > limit:
+            raise LocatorError(f"{field} names more than {limit} resources ({len(values)} given)")
         return tuple(_as_text(v, field) for v in values)
     return None

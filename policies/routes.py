@@ -5,8 +5,9 @@ and the :class:`Lookup` that turns its value into a :class:`~policies.model.Reso
 run -> experiment). An operation id missing from the table is unmapped, and the gateway denies it.
 
 Field paths: ``a.b`` descends into JSON objects, ``x[]`` visits every element of a list. With
-``many=True`` every value found must pass; with ``required=False`` a missing field skips the check
-(an optional cross-resource reference), while a missing required field denies the request.
+``many=True`` every value found must pass (and more than ``max_values`` are refused before any
+lookup); with ``required=False`` a missing field skips the check (an optional cross-resource
+reference), while a missing required field denies the request.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Locator:
     lookup: Lookup
     required: bool = True
     many: bool = False
+    max_values: int | None = None  # a many-valued field naming more is refused before any lookup (None: locate's cap)
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,10 @@ def _search(kind: ResourceKind) -> Requirement:
 
 
 def _on(permission: Permission, kind: ResourceKind | None, source: Source, fields: tuple[str, ...], lookup: Lookup,
-        *, required: bool = True, many: bool = False, also: tuple[Requirement, ...] = ()) -> Requirement:
-    return Requirement(Access.RESOURCE, permission, kind, Locator(source, fields, lookup, required, many), also)
+        *, required: bool = True, many: bool = False, max_values: int | None = None,
+        also: tuple[Requirement, ...] = ()) -> Requirement:
+    return Requirement(Access.RESOURCE, permission, kind, Locator(source, fields, lookup, required, many, max_values),
+                       also)
 
 
 def _experiment(permission: Permission, field: str = "experiment_id", **kw) -> Requirement:
@@ -319,7 +323,8 @@ _TABLE: dict[str, Requirement] = {
     "ui.run": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     "ui.artifact_image": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
-    "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True),  # every run named
+    # every run named, and at most the 10 the page compares: more are refused before any lookup
+    "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True, max_values=10),
     "ui.traces": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
     "ui.trace": _trace(R, Source.PATH, "trace_id"),
     "ui.models": _search(_MODEL),

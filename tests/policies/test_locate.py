@@ -35,6 +35,10 @@ def test_many_valued_fields():
     assert values("traces.batch_get", {"trace_ids": ["t"]}) == ("t",)
     with pytest.raises(LocatorError, match="names more than"):
         values("traces.batch_get", {"trace_ids": ["t"] * (MAX_VALUES + 1)})
+    # A locator's own, lower cap: the compare page names at most 10 runs.
+    assert values("ui.compare", {"runs": [f"r{i}" for i in range(10)]}) == tuple(f"r{i}" for i in range(10))
+    with pytest.raises(LocatorError, match=r"runs names more than 10 resources \(300 given\)"):
+        values("ui.compare", {"runs": ["r"] * 300})
 
 
 def test_path_and_header_sources():

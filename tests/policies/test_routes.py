@@ -145,6 +145,12 @@ def test_runs_are_found_by_run_id_then_run_uuid():
     assert ROUTE_TABLE["metrics.get_history_bulk_interval"].locator.many is True
 
 
+def test_compare_page_names_at_most_ten_runs():
+    locator = ROUTE_TABLE["ui.compare"].locator
+    assert (locator.fields, locator.lookup, locator.many, locator.max_values) == (("runs",), Lookup.RUN, True, 10)
+    assert ROUTE_TABLE["metrics.get_history_bulk_interval"].locator.max_values is None  # locate's general cap
+
+
 def test_model_version_create_needs_edit_on_the_model_and_read_on_its_sources():
     requirement = ROUTE_TABLE["model_versions.create"]
     assert (requirement.permission, requirement.resource_kind, requirement.locator.fields) == (

@@ -64,6 +64,26 @@ def test_compare_needs_two_to_ten_visible_runs(ui):
     assert ui["nobody"]().get("/compare", params=[("runs", shared[0]), ("runs", shared[1])]).status_code == 404
 
 
+def test_compare_refuses_too_many_runs_before_looking_any_up(ui, monkeypatch):
+    from gateway.ui.compare import MAX_RUNS
+    from policies.routes import ROUTE_TABLE
+
+    assert ROUTE_TABLE["ui.compare"].locator.max_values == MAX_RUNS
+    api, reader = ui["api"], ui["reader"]()
+    runs = [new_run(api, ui["shared"], f"r{i}") for i in range(3)]
+    resolver = ui["app"].state.authorizer.resolver
+    looked_up = []
+    real = resolver.resolve
+    monkeypatch.setattr(resolver, "resolve", lambda *a, **k: looked_up.append(a) or real(*a, **k))
+    page = reader.get("/compare", params=[("runs", runs[i % 3]) for i in range(300)])
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert "runs names more than 10 resources (300 given)" in page.text
+    assert looked_up == []
+    assert reader.get("/compare", params=[("runs", r) for r in runs]).status_code == 200
+    assert len(looked_up) == 3
+
+
 def test_run_page_shows_datasets_and_parent_child_links(ui):
     api, exp = ui["api"], ui["shared"]
     parent = new_run(api, exp, "sweep")
