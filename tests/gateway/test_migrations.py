@@ -39,8 +39,8 @@ def test_migrated_schema_matches_the_declared_tables(empty_database):
         engine.dispose()
 
 
-def test_a_database_from_the_first_release_upgrades_and_keeps_its_data(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_a_database_from_the_first_release_upgrades_and_keeps_its_data(empty_database):
+    engine = make_engine(empty_database)
     try:
         upgrade_database(engine, "0001")
         assert current_revision(engine) == "0001"
@@ -55,3 +55,42 @@ def test_a_database_from_the_first_release_upgrades_and_keeps_its_data(tmp_path)
         assert names == {"Default", "kept"}
     finally:
         engine.dispose()
+
+
+# Each process imports mlgate, then waits for the same instant, so the upgrades start together.
+_CONCURRENT_UPGRADE = """
+import sys, time
+from gateway.db import upgrade_database
+from tracking.db.engine import make_engine
+engine = make_engine(sys.argv[1])
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.005)
+upgrade_database(engine)
+engine.dispose()
+"""
+
+
+def test_servers_starting_together_on_an_empty_postgresql_database_all_migrate_it():
+    # Several instances (replicaCount: 3) start at once: each runs the migrations on start. On an empty
+    # database they raced to create the same tables and types, and all but one could crash.
+    import subprocess
+    import sys
+    import time
+
+    for _ in range(3):  # the race did not lose every time: a few rounds make it fail reliably without the lock
+        with fresh_postgres_database(migrated=False) as uri:
+            start = time.time() + 4
+            procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT_UPGRADE, uri, str(start)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+            outputs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
+            assert [p.returncode for p in procs] == [0, 0, 0], "\n".join(outputs)
+            engine = make_engine(uri)
+            try:
+                assert current_revision(engine) == head_revision()
+                with engine.connect() as conn:
+                    context = MigrationContext.configure(conn, opts={"compare_type": True})
+                    assert compare_metadata(context, [tracking_metadata, auth_metadata]) == []
+                    assert conn.execute(select(experiments.c.name)).scalars().all() == ["Default"]
+            finally:
+                engine.dispose()
