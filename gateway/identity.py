@@ -107,12 +107,21 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tu
     return identity, Authenticator(backends)
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
 def bootstrap_admin(identity: Identity, data_dir: str, environ: dict[str, str] | None = None,
                     out=None) -> str | None:
     """On first start with no admin, create one; returns its name if created.
 
-    The password comes from MLGATE_ADMIN_PASSWORD; without it a random one is generated, printed once and
-    written to a 0600 file in the data directory. Weak passwords are refused.
+    The password comes from MLGATE_ADMIN_PASSWORD; without it a random one is generated and written to a 0600
+    file in the data directory. It is also shown once when ``out`` (stderr) is an interactive terminal; anywhere
+    else (a pipe, a file, a container or journald log) only the file's path is printed, so the password never
+    lands in a log. Weak passwords are refused.
     """
     environ = os.environ if environ is None else environ
     out = out or sys.stderr
@@ -140,8 +149,13 @@ def bootstrap_admin(identity: Identity, data_dir: str, environ: dict[str, str] |
         if path.exists():
             path.unlink()
         _write_private(path, password + "\n")
-        print(f"mlgate: created administrator {username!r} with a generated password (shown once): {password}\n"
-              f"mlgate: it is also in {path} (mode 0600); change it, then delete that file.", file=out, flush=True)
+        if _is_terminal(out):
+            print(f"mlgate: created administrator {username!r} with a generated password (shown once): {password}\n"
+                  f"mlgate: it is also in {path} (mode 0600); change it, then delete that file.", file=out, flush=True)
+        else:
+            print(f"mlgate: created administrator {username!r} with a generated password, written to {path} "
+                  f"(mode 0600; not printed, as this output is not a terminal); change it, then delete that file.",
+                  file=out, flush=True)
     else:
         print(f"mlgate: created administrator {username!r} from MLGATE_ADMIN_PASSWORD.", file=out, flush=True)
     return username

@@ -4,6 +4,8 @@ mlgate generate one and keep it in a 0600 file (MLflow's basic-auth app shipped 
 from __future__ import annotations
 
 import os
+import pty
+import select
 import stat
 import subprocess
 import sys
@@ -61,25 +63,34 @@ def test_default_admin_password_refused(tmp_path, password):
     assert not (tmp_path / "mlgate-admin-password").exists()
 
 
+def _wait_healthy(process: subprocess.Popen, port: int, log) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"server did not become healthy: {log()}")
+
+
 def test_default_admin_password_generated_0600(tmp_path):
     port = free_port()
     log = open(tmp_path / "server.log", "wb")
+    # The server's stdout and stderr go to a file, as under systemd or a container runtime.
     process = subprocess.Popen(_command(tmp_path, port), cwd=tmp_path, env=_env(None), stdout=log,
                                stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert process.poll() is None, (tmp_path / "server.log").read_text()
+        _wait_healthy(process, port, (tmp_path / "server.log").read_text)
         secret_file = tmp_path / "mlgate-admin-password"
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         password = secret_file.read_text().strip()
         assert len(password) >= 16
         assert password not in ("password", "password1234", "admin")
+        # The log names the file but never holds the password itself.
+        logged = (tmp_path / "server.log").read_text()
+        assert "mlgate-admin-password (mode 0600; not printed" in logged
+        assert password not in logged
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/users/current"
         assert httpx.get(url, auth=("admin", password), timeout=30).status_code == 200
         for guess in ("password", "password1234", "admin"):
@@ -88,3 +99,42 @@ def test_default_admin_password_generated_0600(tmp_path):
         process.terminate()
         process.wait(timeout=15)
         log.close()
+    assert password not in (tmp_path / "server.log").read_text()
+
+
+def test_generated_admin_password_is_shown_on_an_interactive_terminal(tmp_path):
+    # Someone starting mlgate by hand sees the password once on the terminal (it is in the 0600 file as well).
+    port = free_port()
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(_command(tmp_path, port), cwd=tmp_path, env=_env(None), stdout=terminal,
+                               stderr=terminal, stdin=subprocess.DEVNULL)
+    os.close(terminal)
+    shown = bytearray()
+
+    def drain() -> None:
+        while select.select([controller], [], [], 0)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            drain()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        drain()
+        assert process.poll() is None, shown.decode(errors="replace")
+        password = (tmp_path / "mlgate-admin-password").read_text().strip()
+        assert shown.decode(errors="replace").count(password) == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        os.close(controller)
