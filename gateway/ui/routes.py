@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +24,9 @@ from gateway.ui.render import page
 from tracking.api.artifacts import artifact_repository
 from tracking.artifacts.paths import split_relative_path
 from tracking.artifacts.run_locations import run_artifact_root
+from tracking.db.tables import latest_metrics as latest_metrics_table
+from tracking.db.tables import params as params_table
+from tracking.db.tables import runs as runs_table
 from tracking.errors import MlflowError
 from tracking.scope import visibility_scope
 from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
@@ -42,7 +46,10 @@ STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 PAGE_SIZE = 50
 MAX_FILTER_CHARS = 4000
-MAX_COLUMNS = 12  # params (and metrics) shown as run-table columns: enough to compare, still readable
+DEFAULT_COLUMNS = 8  # params (and metrics) shown when none are chosen: the experiment's first keys by name
+MAX_COLUMNS = 30  # params (and metrics) that may be chosen as run-table columns
+MAX_KEYS = 500  # param (and metric) keys of an experiment offered to choose from
+MAX_KEY_CHARS = 250  # MLflow's limit on a param or metric key
 MAX_CHARTS = 24
 MAX_HISTORY = 10_000  # points read per metric; the chart samples them down
 MAX_CHILDREN = 100
@@ -65,8 +72,9 @@ def _query(request: Request, name: str, default: str = "") -> str:
     return value
 
 
-def _url(base: str, /, **params: str) -> str:
-    kept = {k: v for k, v in params.items() if v}
+def _url(base: str, /, _also: tuple[tuple[str, str], ...] = (), **params: str) -> str:
+    """``base`` with the non-empty ``params``, then the (repeatable) pairs in ``_also``."""
+    kept = [(k, v) for k, v in params.items() if v] + list(_also)
     return f"{base}?{urlencode(kept)}" if kept else base
 
 
@@ -113,15 +121,18 @@ def experiments_page(request: Request) -> Response:
                 if next_token else None)
 
 
-def _columns(base: str, filter_text: str, order_by: str, param_keys: list[str], metric_keys: list[str]) -> list:
-    """The run table's headers, each a link that sorts by it (again: the other direction)."""
+def _columns(base: str, filter_text: str, order_by: str, param_keys: list[str], metric_keys: list[str],
+             chosen: tuple[tuple[str, str], ...]) -> list:
+    """The run table's headers, each a link that sorts by it (again: the other direction), keeping the
+    chosen columns."""
     specs = [("Name", "attributes.run_name"), ("Status", "attributes.status"),
              ("Started", "attributes.start_time"), ("Duration", None), ("User", "attributes.user_id")]
     specs += [(k, f"params.`{k}`") for k in param_keys] + [(k, f"metrics.`{k}`") for k in metric_keys]
     columns = []
     for label, key in specs:
         if key is None:
-            columns.append({"label": label, "url": _url(base, filter=filter_text, order_by=order_by), "arrow": ""})
+            columns.append({"label": label, "url": _url(base, chosen, filter=filter_text, order_by=order_by),
+                            "arrow": ""})
             continue
         arrow, direction = "", "DESC"
         if order_by == f"{key} DESC":
@@ -129,7 +140,7 @@ def _columns(base: str, filter_text: str, order_by: str, param_keys: list[str], 
         elif order_by == f"{key} ASC":
             arrow = " ↑"
         columns.append({"label": label, "arrow": arrow,
-                        "url": _url(base, filter=filter_text, order_by=f"{key} {direction}")})
+                        "url": _url(base, chosen, filter=filter_text, order_by=f"{key} {direction}")})
     return columns
 
 
@@ -140,14 +151,53 @@ def _experiment_or_missing(conn, experiment_id: str) -> dict:
     return found[0]
 
 
+def _experiment_keys(conn, experiment_id: int, table) -> tuple[list[str], bool]:
+    """The distinct param (or latest-metric) keys of the experiment's active runs, by name: at most
+    :data:`MAX_KEYS`, and whether there are more."""
+    keys = list(conn.execute(
+        select(table.c.key).distinct()
+        .select_from(table.join(runs_table, runs_table.c.run_uuid == table.c.run_uuid))
+        .where(runs_table.c.experiment_id == experiment_id, runs_table.c.lifecycle_stage == "active")
+        .order_by(table.c.key).limit(MAX_KEYS + 1)).scalars())
+    return keys[:MAX_KEYS], len(keys) > MAX_KEYS
+
+
+def _chosen_keys(request: Request, name: str) -> tuple[list[str], bool]:
+    """The keys chosen in the repeated ``name`` query parameter (deduplicated, in order), at most
+    :data:`MAX_COLUMNS`, and whether more were asked for."""
+    keys = []
+    for key in request.query_params.getlist(name):
+        if len(key) > MAX_KEY_CHARS:
+            raise MlflowError(f"A {name} key is longer than {MAX_KEY_CHARS} characters.")
+        if key and key not in keys:
+            keys.append(key)
+    return keys[:MAX_COLUMNS], len(keys) > MAX_COLUMNS
+
+
 @router.get("/experiments/{experiment_id}", operation_id="ui.experiment")
 def experiment_page(request: Request, experiment_id: str) -> Response:
-    """An experiment's runs as a table with chosen params and metrics, filtered, sorted and paged."""
+    """An experiment's runs as a table with chosen params and metrics, filtered, sorted and paged.
+
+    The columns are chosen with a GET form (``cols=1`` and repeated ``param=`` / ``metric=``) over the
+    keys of the whole experiment; without a choice, the first :data:`DEFAULT_COLUMNS` keys by name. The
+    choice is carried through the sort, filter and pager links.
+    """
     filter_text, token = _query(request, "filter"), _query(request, "page_token")
     order_by = _query(request, "order_by", DEFAULT_RUN_ORDER)
+    explicit = request.query_params.get("cols") == "1"
+    chosen_params, more_params = _chosen_keys(request, "param")
+    chosen_metrics, more_metrics = _chosen_keys(request, "metric")
     engine = tracking_of(request).engine
     with engine.begin() as conn:
         experiment = _experiment_or_missing(conn, experiment_id)
+        all_params, params_cut = _experiment_keys(conn, int(experiment["experiment_id"]), params_table)
+        all_metrics, metrics_cut = _experiment_keys(conn, int(experiment["experiment_id"]), latest_metrics_table)
+    if explicit:
+        param_keys, metric_keys = chosen_params, chosen_metrics
+        chosen = (("cols", "1"), *(("param", k) for k in param_keys), *(("metric", k) for k in metric_keys))
+    else:
+        param_keys, metric_keys = all_params[:DEFAULT_COLUMNS], all_metrics[:DEFAULT_COLUMNS]
+        chosen = ()
     runs, next_token, later, error = [], None, False, None
     try:
         search = build_run_search([int(experiment["experiment_id"])], filter_text or None,
@@ -162,15 +212,19 @@ def experiment_page(request: Request, experiment_id: str) -> Response:
         error = exc.message
     rows = [{"info": r["info"], "params": {p["key"]: p["value"] for p in r["data"]["params"]},
              "metrics": {m["key"]: m["value"] for m in r["data"]["metrics"]}} for r in runs]
-    param_keys = sorted({k for r in rows for k in r["params"]})[:MAX_COLUMNS]
-    metric_keys = sorted({k for r in rows for k in r["metrics"]})[:MAX_COLUMNS]
     base = f"/experiments/{experiment['experiment_id']}"
+    # Keys offered in the chooser: the experiment's, and any chosen key past the offered ones.
+    param_options = all_params + [k for k in param_keys if k not in set(all_params)]
+    metric_options = all_metrics + [k for k in metric_keys if k not in set(all_metrics)]
     return page(request, "experiment.html", title=experiment["name"], status=400 if error else 200,
                 experiment=experiment, runs=rows, filter=filter_text, order_by=order_by, error=error,
-                param_keys=param_keys, metric_keys=metric_keys, shown=len(rows),
-                columns=_columns(base, filter_text, order_by, param_keys, metric_keys),
-                first_url=_url(base, filter=filter_text, order_by=order_by) if later else None,
-                next_url=_url(base, filter=filter_text, order_by=order_by, page_token=next_token)
+                param_keys=param_keys, metric_keys=metric_keys, shown=len(rows), chosen=chosen,
+                param_options=param_options, metric_options=metric_options, keys_cut=params_cut or metrics_cut,
+                too_many_chosen=explicit and (more_params or more_metrics), max_columns=MAX_COLUMNS,
+                default_columns=DEFAULT_COLUMNS, max_keys=MAX_KEYS, explicit=explicit,
+                columns=_columns(base, filter_text, order_by, param_keys, metric_keys, chosen),
+                first_url=_url(base, chosen, filter=filter_text, order_by=order_by) if later else None,
+                next_url=_url(base, chosen, filter=filter_text, order_by=order_by, page_token=next_token)
                 if next_token else None)
 
 

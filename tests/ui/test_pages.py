@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -148,3 +150,76 @@ def test_default_csp_forbids_inline_script_and_inline_styles(world):
         assert "<style" not in html
         assert "<script>" not in html
         assert html.count("<script") == 1  # the one external script
+
+
+def _headers(html: str) -> list[str]:
+    """The run table's sortable column labels."""
+    return re.findall(r'<th scope="col"><a href="[^"]*" title="Sort by [^"]*">([^<]*?)(?: [↑↓])?</a></th>', html)
+
+
+def _hidden_inputs(html: str, form_class: str) -> list[tuple[str, str]]:
+    form = html.split(f'class="{form_class}"', 1)[1].split("</form>", 1)[0]
+    return re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
+
+
+def test_runs_table_columns_are_chosen_from_the_experiments_keys_and_kept_across_links(world):
+    admin, reader, exp = world["admin"], world["reader"], world["shared"]
+    # The oldest run (on page 2 with the default newest-first order) is the only one with "zz-rare".
+    oldest = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": exp, "run_name": "oldest",
+                                                       "start_time": 1_600_000_000_000}))["run"]["info"]["run_id"]
+    _ok(admin.post(f"{A}/runs/log-batch", json={"run_id": oldest, "params": [{"key": "zz-rare", "value": "found-me"}],
+                                               "metrics": [{"key": "zz-metric", "value": 7.5, "timestamp": 1,
+                                                            "step": 0}]}))
+    for i in range(50):
+        run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": exp, "run_name": f"r{i:02d}",
+                                                        "start_time": 1_700_000_000_000 + i}))["run"]["info"]["run_id"]
+        _ok(admin.post(f"{A}/runs/log-batch", json={
+            "run_id": run, "params": [{"key": f"p{k:02d}", "value": str(i)} for k in range(10)],
+            "metrics": [{"key": "acc", "value": i, "timestamp": 1, "step": 0}]}))
+    hidden_run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": world["hidden"]}))["run"]["info"]["run_id"]
+    _ok(admin.post(f"{A}/runs/log-parameter", json={"run_id": hidden_run, "key": "secret-key", "value": "1"}))
+    # Default: the experiment's first 8 param keys by name, and its metrics, the same on every page.
+    first = reader.get(f"/experiments/{exp}")
+    assert first.status_code == 200
+    assert _headers(first.text) == ["Name", "Status", "Started", "Duration", "User",
+                                    *[f"p{k:02d}" for k in range(8)], "acc", "zz-metric"]
+    assert "oldest" not in first.text
+    # The chooser offers every key of the experiment, not only the keys of the runs on this page.
+    chooser = first.text.split('class="columns-form"', 1)[1].split("</form>", 1)[0]
+    offered = re.findall(r'<input type="checkbox" name="(param|metric)" value="([^"]+)"( checked)?>', chooser)
+    assert [(kind, key) for kind, key, _ in offered] == [
+        *[("param", f"p{k:02d}") for k in range(10)], ("param", "zz-rare"), ("metric", "acc"), ("metric", "zz-metric")]
+    assert [key for _, key, checked in offered if checked] == [*[f"p{k:02d}" for k in range(8)], "acc", "zz-metric"]
+    assert ("cols", "1") in _hidden_inputs(first.text, "columns-form")
+    # Chosen: exactly those columns, kept by the sort links, the filter form and the pager.
+    chosen = [("cols", "1"), ("param", "zz-rare"), ("param", "p09"), ("metric", "zz-metric")]
+    page = reader.get(f"/experiments/{exp}", params=chosen)
+    assert page.status_code == 200
+    assert _headers(page.text) == ["Name", "Status", "Started", "Duration", "User", "zz-rare", "p09", "zz-metric"]
+    kept = "cols=1&amp;param=zz-rare&amp;param=p09&amp;metric=zz-metric"
+    sort_links = re.findall(r'<th scope="col"><a href="([^"]+)"', page.text)
+    assert sort_links
+    assert all(link.endswith(kept) for link in sort_links)
+    assert _hidden_inputs(page.text, "search")[1:] == chosen
+    next_url = re.search(r'<a href="([^"]+)" rel="next">', page.text).group(1)
+    assert kept in next_url
+    second = reader.get(next_url.replace("&amp;", "&"))
+    assert second.status_code == 200
+    assert _headers(second.text) == ["Name", "Status", "Started", "Duration", "User", "zz-rare", "p09", "zz-metric"]
+    assert '<td class="mono">found-me</td>' in second.text
+    assert '<td class="num">7.5</td>' in second.text
+    sorted_page = reader.get(f"/experiments/{exp}", params=[*chosen, ("order_by", "params.`zz-rare` DESC")])
+    assert sorted_page.status_code == 200
+    assert "found-me" in sorted_page.text
+    # Choosing nothing shows no param or metric column; a hostile key is text; limits answer 400.
+    assert _headers(reader.get(f"/experiments/{exp}", params={"cols": "1"}).text) == [
+        "Name", "Status", "Started", "Duration", "User"]
+    hostile = reader.get(f"/experiments/{exp}", params=[("cols", "1"), ("param", EVIL)]).text
+    assert EVIL not in hostile
+    assert "&lt;img src=x onerror=alert(1)&gt;" in hostile
+    assert reader.get(f"/experiments/{exp}", params=[("cols", "1"), ("param", "k" * 251)]).status_code == 400
+    many = reader.get(f"/experiments/{exp}", params=[("cols", "1"), *[("param", f"x{i}") for i in range(40)]])
+    assert len(_headers(many.text)) == 5 + 30
+    assert "Only the first 30 chosen parameters and metrics are shown." in many.text
+    # Keys come from the experiment's own runs: another experiment's keys are never offered.
+    assert "secret-key" not in first.text
