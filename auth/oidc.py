@@ -38,6 +38,12 @@ class ProviderUnreachable(AuthError):
     code = "TEMPORARILY_UNAVAILABLE"
 
 
+class ProviderMisconfigured(AuthError):
+    """The provider refused mlgate itself (wrong client id or secret, client not allowed): an operator must act."""
+
+    code = "TEMPORARILY_UNAVAILABLE"
+
+
 class StateMismatch(AuthError):
     """The callback's ``state`` is not the one this browser was sent with (RFC 6749 section 10.12)."""
 
@@ -272,6 +278,16 @@ def check_nonce(claims: dict, nonce: str) -> None:
         raise TokenRejected("The ID token's nonce does not match this sign-in attempt.")
 
 
+def check_not_id_token(claims: dict) -> None:
+    """Refuse an ID token presented as an access token (RFC 9068 section 4, RFC 8725 section 3.11).
+
+    ID tokens reach the browser (and the provider's logout URL), so they must never work as API credentials:
+    a ``nonce`` only ever appears in ID tokens, and Keycloak marks its ID tokens ``typ: ID``.
+    """
+    if "nonce" in claims or claims.get("typ") == "ID":
+        raise TokenRejected("An ID token is not an access token; send an access token issued for the API.")
+
+
 def check_subject(claims: dict) -> str:
     """The ``sub`` claim, a non-empty string of at most 255 characters (OIDC Core section 2)."""
     sub = claims.get("sub")
@@ -372,8 +388,14 @@ class ProviderClient:
         """Trade the authorization code for tokens (RFC 6749 section 4.1.3, with the PKCE verifier)."""
         status, body = self._token_request({"grant_type": "authorization_code", "code": code,
                                             "redirect_uri": redirect_uri, "code_verifier": code_verifier})
-        if status == 400 and isinstance(body, dict) and body.get("error") == "invalid_grant":
+        error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), str) else None
+        if status == 400 and error == "invalid_grant":
             raise TokenRejected("The sign-in code was refused (already used or expired); start again.")
+        if status in (400, 401) and error in ("invalid_client", "unauthorized_client"):
+            # RFC 6749 section 5.2: the provider does not accept mlgate's client id or secret. Retrying will
+            # not help the user; the message names the error code only, never the credentials.
+            raise ProviderMisconfigured(f"The identity provider refused mlgate's client credentials ({error}). "
+                                        "An administrator must check this provider's client_id and client_secret.")
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
             raise ProviderUnreachable(f"The identity provider refused the code exchange (HTTP {status}).")
         return body
@@ -442,6 +464,7 @@ class ProviderClient:
         claims = self.verified_claims(token)
         check_issuer(claims, self.provider.issuer)
         check_audience(claims, self.provider.audience)
+        check_not_id_token(claims)
         check_times(claims, now, self.provider.leeway_seconds, require_iat=False)
         check_subject(claims)
         return claims

@@ -2,7 +2,8 @@
 
 A first login creates the user, its link and its memberships in one transaction, so a refusal or a
 crash leaves nothing half-created. Users are matched by the provider's immutable ``sub``; a same-named
-local account is never taken over unless the provider says ``link_existing_users``.
+local account is never taken over unless the provider says ``link_existing_users`` (by default never an
+administrator or an account with a password).
 """
 
 from __future__ import annotations
@@ -48,10 +49,18 @@ def identity_from_claims(provider: OidcProvider, claims: dict) -> ProviderIdenti
     username = claims.get(provider.claims.username)
     if not isinstance(username, str) or not _NAME.match(username):
         raise NotAllowed(f"The identity provider sent no usable {provider.claims.username!r} claim for a user name.")
-    email = claims.get(provider.claims.email)
-    email_ok = isinstance(email, str) and claims.get("email_verified") is not False
-    return ProviderIdentity(provider.name, check_subject(claims), username, email if email_ok else None,
+    return ProviderIdentity(provider.name, check_subject(claims), username, verified_email(provider, claims),
                             claimed_groups(claims, provider.claims.groups))
+
+
+def verified_email(provider: OidcProvider, claims: dict) -> str | None:
+    """The e-mail claim if the provider says it verified it (or the provider is trusted to), else None."""
+    email = claims.get(provider.claims.email)
+    # OIDC Core section 5.1: only email_verified true says the provider checked the address; a missing
+    # claim says nothing (and with GitHub-backed or self-service providers, users type what they like).
+    if isinstance(email, str) and (claims.get("email_verified") is True or provider.trust_unverified_email):
+        return email
+    return None
 
 
 def check_allowed(provider: OidcProvider, who: ProviderIdentity) -> None:
@@ -62,6 +71,17 @@ def check_allowed(provider: OidcProvider, who: ProviderIdentity) -> None:
         domain = who.email.rpartition("@")[2].lower() if who.email else ""
         if domain not in provider.allowed_email_domains:
             raise NotAllowed("Your verified e-mail address is not in a domain that may use mlgate.")
+
+
+def may_link(provider: OidcProvider, kind: str, is_admin: bool, has_password: bool) -> bool:
+    """Whether a first SSO login may take over the same-named existing account (``link_existing_users``).
+
+    The name comes from a claim the user may choose (preferred_username with Dex or GitHub), so by default
+    only plain user accounts that hold nothing a name alone should unlock (no password, not admin) are linked.
+    """
+    if kind != "user" or provider.link_existing_users == "never":
+        return False
+    return provider.link_existing_users == "any" or not (is_admin or has_password)
 
 
 def admin_flag(provider: OidcProvider, group_names: frozenset[str]) -> bool | None:
@@ -161,9 +181,10 @@ class OidcAccounts:
             user_id = conn.execute(select(oidc_identities.c.user_id).where(and_(
                 oidc_identities.c.provider == who.provider, oidc_identities.c.subject == who.subject))).scalar()
             if user_id is None:
-                existing = conn.execute(select(users.c.id, users.c.kind)
+                existing = conn.execute(select(users.c.id, users.c.kind, users.c.is_admin, users.c.password_hash)
                                         .where(users.c.username == who.username)).first()
-                if existing is not None and (not provider.link_existing_users or existing.kind != "user"):
+                if existing is not None and not may_link(provider, existing.kind, bool(existing.is_admin),
+                                                         existing.password_hash is not None):
                     raise NotAllowed(f"An mlgate account named {who.username!r} already exists and is not linked to "
                                      "this identity provider. Ask an administrator.")
                 if existing is None:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from auth.errors import AuthError, Unauthenticated
 from auth.oidc import (
+    NotAllowed,
     ProviderClient,
     ProviderUnreachable,
     TokenRejected,
@@ -29,11 +30,20 @@ from auth.oidc import (
     looks_like_jwt,
     unverified_claims,
 )
-from auth.oidc_accounts import OidcAccounts, SsoSession, check_allowed, claimed_groups, identity_from_claims
+from auth.oidc_accounts import (
+    OidcAccounts,
+    ProviderIdentity,
+    SsoSession,
+    admin_flag,
+    check_allowed,
+    claimed_groups,
+    identity_from_claims,
+    verified_email,
+)
 from auth.principal import Principal
 from auth.store import UserRow
 from auth.token_vault import TokenVault
-from policies.file.oidc import OidcConfig
+from policies.file.oidc import OidcConfig, OidcProvider
 
 if TYPE_CHECKING:
     from auth.identity import Identity
@@ -222,8 +232,7 @@ class SingleSignOn:
             client = self._client_for(token)
             provider = client.provider
             claims = client.validate_access_token(token, self.clock())
-            machine = claims.get("client_id") if isinstance(claims.get("client_id"), str) else None
-            name = provider.service_accounts.get(machine or "") or provider.service_accounts.get(claims["sub"])
+            name = service_account_for(provider, claims)
             user = (self.accounts.service_account(name) if name
                     else self.accounts.linked_user(provider.name, claims["sub"]))
             if user is None:
@@ -231,17 +240,56 @@ class SingleSignOn:
             actor = user.username
             if user.disabled:
                 raise TokenRejected("The account of this token is disabled.")
+            is_admin, groups = self._machine_grants(identity, provider, user, claims)
+        except NotAllowed as exc:
+            # The provider vouched for the token, the configuration refuses its user: not a failed guess.
+            identity.auditor.record("token.use", "failure", actor=actor, client=client_address,
+                                    reason=f"oidc: {exc.message}")
+            raise
         except AuthError as exc:
             identity.lockout.failed(None, client_address)
             identity.auditor.record("token.use", "failure", actor=actor, client=client_address,
                                     reason=f"oidc: {exc.message}")
             raise Unauthenticated(exc.message) from None
-        groups = identity.store.groups_of(user.id) | claimed_groups(claims, provider.claims.groups)
         principal = Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
-                              is_admin=user.is_admin, groups=groups, auth_method="oidc")
+                              is_admin=is_admin, groups=groups, auth_method="oidc")
         identity.cache.put(key, principal, user.generation, ttl=min(TOKEN_CACHE_SECONDS, identity.cache.ttl or 1.0),
                            token_expires_at=int(claims["exp"] * 1000))
         return principal
+
+    @staticmethod
+    def _machine_grants(identity: Identity, provider: OidcProvider, user: UserRow,
+                        claims: dict) -> tuple[bool, frozenset[str]]:
+        """(admin flag, groups) of a verified JWT's account.
+
+        A service account keeps its mlgate groups plus the token's. A user linked to the provider is
+        judged by the token as at a browser login: its groups claim is the provider's current word
+        (replace mode: the only word, so a group removed there stops applying at once), and
+        ``allowed_groups`` / ``allowed_email_domains`` and ``admin_groups`` apply to it.
+        """
+        claimed = claimed_groups(claims, provider.claims.groups)
+        if user.kind == "service":
+            return user.is_admin, frozenset(identity.store.groups_of(user.id) | claimed)
+        who = ProviderIdentity(provider.name, claims["sub"], user.username, verified_email(provider, claims), claimed)
+        check_allowed(provider, who)
+        groups = claimed if provider.group_sync == "replace" else frozenset(identity.store.groups_of(user.id) | claimed)
+        admin = admin_flag(provider, claimed)
+        return (user.is_admin if admin is None else admin), groups
+
+
+def service_account_for(provider: OidcProvider, claims: dict) -> str | None:
+    """The service account a verified machine token maps to, if any.
+
+    RFC 9068 access tokens carry ``client_id`` for every token, also one a person obtained through that
+    client's authorization-code flow (then ``sub`` is the person). So ``client_id`` selects a service
+    account only for a client-credentials token, whose ``sub`` is the client itself (RFC 9068 section 2.2);
+    otherwise only ``sub`` is looked up (providers whose client-credentials ``sub`` is an object id).
+    """
+    sub = claims["sub"]
+    client_id = claims.get("client_id")
+    if isinstance(client_id, str) and client_id == sub and client_id in provider.service_accounts:
+        return provider.service_accounts[client_id]
+    return provider.service_accounts.get(sub)
 
 
 def looks_like_provider_token(value: str) -> bool:

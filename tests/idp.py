@@ -8,6 +8,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
 
 import httpx
 
@@ -57,6 +58,33 @@ class IdP:
         response = httpx.post(f"{self.issuer}/admin/forge-id-token", json={"claims": claims or {}, "alg": alg},
                               headers={"x-admin-secret": self.config["admin_secret"]}, timeout=10)
         response.raise_for_status()
+
+    def user_tokens(self, client_id: str, login: str, redirect_uri: str, *, resource: str | None = None,
+                    scope: str = "openid profile email groups") -> dict:
+        """The token response of ``login`` signing in through ``client_id``'s authorization-code flow (PKCE),
+        driven over HTTP; with ``resource``, the access token is a JWT for that API (RFC 8707)."""
+        from authlib.common.security import generate_token
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+        from tests.auth.idp_login import sign_in_at_idp
+
+        verifier = generate_token(64)
+        params = {"client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri, "scope": scope,
+                  "state": generate_token(16), "nonce": generate_token(16), "code_challenge_method": "S256",
+                  "code_challenge": create_s256_code_challenge(verifier)}
+        if resource:
+            params["resource"] = resource
+        with httpx.Client(timeout=10) as browser:
+            back = sign_in_at_idp(browser, f"{self.issuer}/auth?{urlencode(params)}", login, redirect_uri)
+        code = parse_qs(urlsplit(back).query)["code"][0]
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                "code_verifier": verifier, **({"resource": resource} if resource else {})}
+        # client_secret_basic form-encodes both parts first (RFC 6749 section 2.3.1): client ids may be URLs.
+        secret = self.clients[client_id]["client_secret"]
+        response = httpx.post(f"{self.issuer}/token", data=data, auth=(quote_plus(client_id), quote_plus(secret)),
+                              timeout=10)
+        response.raise_for_status()
+        return response.json()
 
     def client_credentials_token(self, client_id: str, scope: str = "api:read api:write") -> str:
         """A JWT access token for ``client_id`` through the client-credentials grant."""

@@ -23,6 +23,7 @@ from auth.oidc import (
     NotAllowed,
     PendingLogin,
     ProviderClient,
+    ProviderMisconfigured,
     ProviderUnreachable,
     StateMismatch,
     TokenRejected,
@@ -54,6 +55,7 @@ _PAGE = """<!doctype html>
 # What each failure means for the person in front of the browser, and its status code.
 _FAILURES: dict[type, tuple[int, str]] = {
     ProviderUnreachable: (502, "The identity provider is unreachable"),
+    ProviderMisconfigured: (502, "Single sign-on is misconfigured"),
     StateMismatch: (400, "This sign-in attempt could not be verified"),
     TokenRejected: (401, "The identity provider's answer was refused"),
     NotAllowed: (403, "You cannot sign in to mlgate"),

@@ -65,11 +65,17 @@ class OidcProvider(_Section):
     admin_groups: tuple[str, ...] = Field((), description="members become mlgate administrators (re-checked on login)")
     group_sync: Literal["replace", "additive"] = Field(
         "replace", description="replace: mlgate groups become exactly the IdP's at each login; additive: only added")
-    link_existing_users: bool = Field(
-        False, description="let the first SSO login take over a same-named local account (off: refused)")
+    link_existing_users: Literal["never", "passwordless", "any"] = Field(
+        "never", description="let the first SSO login take over a same-named local account: never (refused); "
+        "passwordless (only a non-admin account without a password; true means this); any (also administrators "
+        "and accounts with a password)")
+    trust_unverified_email: bool = Field(
+        False, description="let allowed_email_domains accept an e-mail address whose email_verified claim is not "
+        "true (only for a provider that verifies every address itself)")
     audience: str | None = Field(None, description="accept Bearer JWTs from this provider issued for this audience")
     service_accounts: dict[str, str] = Field(
-        {}, description="machine tokens: client_id or sub -> mlgate service account name")
+        {}, description="machine tokens: client_id (of a client-credentials token, whose sub is its client_id) "
+        "or sub -> mlgate service account name")
     algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
     leeway_seconds: int = Field(60, ge=0, le=300)
     revalidate_seconds: int = Field(
@@ -117,6 +123,16 @@ class OidcProvider(_Section):
             raise ValueError(f"not allowed: {', '.join(map(repr, bad))} (only {', '.join(ASYMMETRIC_ALGORITHMS)})")
         return value
 
+    @field_validator("link_existing_users", mode="before")
+    @classmethod
+    def _link_existing(cls, value: object) -> object:
+        # Older files said true/false; true now links only accounts a name alone cannot escalate into.
+        if value is True:
+            return "passwordless"
+        if value is False:
+            return "never"
+        return value
+
     @field_validator("allowed_email_domains")
     @classmethod
     def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -137,6 +153,10 @@ class OidcProvider(_Section):
     def _machine_needs_audience(self) -> OidcProvider:
         if self.service_accounts and not self.audience:
             raise ValueError("service_accounts needs audience (machine tokens are checked against it)")
+        if self.audience is not None and self.audience == self.client_id:
+            # ID tokens are issued for the client id: with the same audience, an ID token (which the browser
+            # sees, e.g. as the logout id_token_hint) would pass as an API access token (RFC 9068 section 4).
+            raise ValueError("audience must differ from client_id (ID tokens carry the client id as their audience)")
         return self
 
     @property
@@ -157,6 +177,12 @@ class OidcConfig(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"provider names must be unique: {', '.join(dupes)}")
+        # A machine token is routed to its provider by its issuer: two providers accepting tokens from the
+        # same issuer would make one's service_accounts and audience silently shadow the other's.
+        machine = [p.issuer for p in value if p.audience]
+        shared = sorted({i for i in machine if machine.count(i) > 1})
+        if shared:
+            raise ValueError(f"only one provider per issuer may set audience (machine tokens): {', '.join(shared)}")
         return value
 
     def provider(self, name: str) -> OidcProvider | None:

@@ -6,12 +6,18 @@ import pytest
 
 from auth.oidc import NotAllowed
 from auth.oidc_accounts import OidcAccounts, ProviderIdentity, check_allowed, identity_from_claims
+from auth.passwords import PasswordHasher
 from auth.store import IdentityStore
 from policies.file.oidc import OidcProvider
 
 
 def provider(**overrides) -> OidcProvider:
     return OidcProvider(**{"name": "corp", "issuer": "https://idp.example.com", "client_id": "mlgate", **overrides})
+
+
+def store_hash(password: str | None) -> str | None:
+    """A password hash (cheap rounds) for a local account, or None for a passwordless one."""
+    return None if password is None else PasswordHasher(rounds=4, min_length=8).hash(password)
 
 
 def who(groups: set[str], username: str = "alice", subject: str = "sub-1") -> ProviderIdentity:
@@ -67,6 +73,25 @@ def test_an_existing_local_user_is_linked_only_when_configured(engine):
     assert accounts.provision(provider(link_existing_users=True), who({"team-a"})).id == local.id
 
 
+@pytest.mark.parametrize(("password", "admin", "setting", "linked"), [
+    (None, False, "passwordless", True),
+    ("a-long-local-password-1", False, "passwordless", False),  # the name is a claim the user may choose
+    (None, True, "passwordless", False),
+    ("a-long-local-password-1", True, "any", True),
+    (None, False, "never", False),
+])
+def test_only_plain_passwordless_accounts_are_linked_unless_any_is_configured(engine, password, admin, setting,
+                                                                                linked):
+    store, accounts = IdentityStore(engine), OidcAccounts(engine)
+    local = store.create_user("alice", store_hash(password), is_admin=admin)
+    cfg = provider(link_existing_users=setting)
+    if linked:
+        assert accounts.provision(cfg, who(set())).id == local.id
+    else:
+        with pytest.raises(NotAllowed, match="already exists and is not linked"):
+            accounts.provision(cfg, who(set()))
+
+
 def test_a_disabled_user_cannot_sign_in_and_nothing_changes(engine):
     store, accounts = IdentityStore(engine), OidcAccounts(engine)
     user = accounts.provision(provider(), who({"team-a"}))
@@ -106,7 +131,14 @@ def test_claims_are_read_from_the_configured_names_and_bad_groups_dropped():
 
 def test_allowed_email_domains_need_a_verified_address():
     cfg = provider(allowed_email_domains=("example.com",))
-    check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", "email": "a@Example.com"}))
-    for claims in ({"email": "a@evil.com"}, {"email": "a@example.com", "email_verified": False}, {}):
+    base = {"sub": "s", "preferred_username": "a"}
+    check_allowed(cfg, identity_from_claims(cfg, {**base, "email": "a@Example.com", "email_verified": True}))
+    for claims in ({"email": "a@evil.com", "email_verified": True}, {"email": "a@example.com", "email_verified": False},
+                   {"email": "a@example.com"}, {"email": "a@example.com", "email_verified": "true"}, {}):
         with pytest.raises(NotAllowed, match="not in a domain"):
-            check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", **claims}))
+            check_allowed(cfg, identity_from_claims(cfg, {**base, **claims}))
+
+
+def test_a_provider_trusted_with_unverified_addresses_is_taken_at_its_word():
+    cfg = provider(allowed_email_domains=("example.com",), trust_unverified_email=True)
+    check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", "email": "a@example.com"}))

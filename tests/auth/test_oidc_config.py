@@ -35,6 +35,8 @@ auth:
     assert corp.group_sync == "replace"
     assert "openid" in corp.scopes
     assert corp.label == "corp"
+    assert corp.link_existing_users == "never"
+    assert corp.trust_unverified_email is False
     assert "s3cret" not in repr(policy)
 
 
@@ -61,6 +63,10 @@ P = "auth.oidc.providers[0]"
     ({"revalidate_seconds": 1}, f"{P}.revalidate_seconds: Input should be greater than or equal to 5"),
     ({"claims": {"groups": "bad claim"}}, f"{P}.claims.groups: 'bad claim' is not a claim name"),
     ({"surprise": 1}, f"{P}.surprise: is not a known key"),
+    ({"audience": "mlgate"}, f"{P}: audience must differ from client_id (ID tokens carry the client id as their "
+                             "audience)"),
+    ({"link_existing_users": "always"}, f"{P}.link_existing_users: Input should be 'never', 'passwordless' or "
+                                        "'any'"),
 ])
 def test_each_problem_names_its_key(changes, expected):
     assert problems({**VALID, **changes}) == [expected]
@@ -84,3 +90,21 @@ def test_providers_need_a_method_that_can_carry_their_logins():
         load_policy_text(text, {"CORP_SECRET": "x"})
     assert exc.value.problems == ["auth: oidc providers need the session method (browser sign-in) or the bearer "
                                   "method (machine tokens) in methods"]
+
+
+def test_link_existing_users_true_links_only_passwordless_accounts():
+    assert load_policy_text(yaml.safe_dump({"version": 1, "auth": {"oidc": {"providers": [
+        {**VALID, "link_existing_users": True}]}}}), {"CORP_SECRET": "x"}).auth.oidc.providers[0] \
+        .link_existing_users == "passwordless"
+
+
+def test_two_providers_side_by_side_but_only_one_per_issuer_takes_machine_tokens():
+    second = {**VALID, "name": "corp-web", "client_id": "mlgate-web"}
+    both = yaml.safe_dump({"version": 1, "auth": {"oidc": {"providers": [VALID, second]}}})
+    assert [p.name for p in load_policy_text(both, {"CORP_SECRET": "x"}).auth.oidc.providers] == ["corp", "corp-web"]
+    machines = yaml.safe_dump({"version": 1, "auth": {"oidc": {"providers": [
+        {**VALID, "audience": "api"}, {**second, "audience": "api-2"}]}}})
+    with pytest.raises(PolicyFileError) as exc:
+        load_policy_text(machines, {"CORP_SECRET": "x"})
+    assert exc.value.problems == ["auth.oidc.providers: only one provider per issuer may set audience (machine "
+                                  "tokens): https://idp.example.com/realms/ml"]

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
+from auth.passwords import PasswordHasher
 from auth.store import IdentityStore, now_ms
 from auth.tables import oidc_identities, oidc_sessions, sessions
 from tests.auth.idp_login import sign_in_at_idp
@@ -24,6 +25,8 @@ USERS = {
     "alice": {"email": "alice@example.com", "email_verified": True, "groups": ["ml-team", "readers"]},
     "bob": {"email": "bob@example.com", "groups": ["outsiders"]},
     "carol": {"email": "carol@example.com", "groups": ["ml-team"]},
+    "dora": {"email": "dora@example.com", "email_verified": True, "groups": ["ml-team"]},
+    "frank": {"email": "frank@example.com", "groups": ["ml-team"]},  # e-mail not verified by the provider
 }
 
 
@@ -37,7 +40,7 @@ def idp(tmp_path_factory):
     idp.stop()
 
 
-def policy(tmp_path, issuer: str) -> str:
+def policy(tmp_path, issuer: str, extra: str = "") -> str:
     path = tmp_path / "policy.yaml"
     path.write_text(f"""
 version: 1
@@ -50,6 +53,7 @@ auth:
         client_id: mlgate
         client_secret: ${{CORP_SECRET}}
         allowed_groups: [ml-team]
+{extra}
 """)
     return str(path)
 
@@ -235,3 +239,47 @@ def test_a_provider_gone_before_the_callback_gets_a_clear_page_and_nothing_is_cr
                 assert conn.execute(sessions.select()).all() == []
     finally:
         provider.stop()
+
+
+@pytest.fixture
+def strict_client(app_factory, tmp_path, idp, monkeypatch):
+    """mlgate trusting the IdP with an e-mail domain rule and linking of passwordless local accounts."""
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    extra = "        allowed_email_domains: [example.com]\n        link_existing_users: true"
+    with TestClient(app_factory(policy_file=policy(tmp_path, idp.issuer, extra)), base_url=BASE,
+                    follow_redirects=False) as client:
+        yield client
+
+
+def test_an_email_domain_rule_needs_an_address_the_provider_verified(strict_client):
+    refused = strict_client.get(callback_path(at_idp(start(strict_client), "frank")))
+    assert refused.status_code == 403
+    assert "verified e-mail address is not in a domain" in refused.text
+    assert "frank" not in user_names(strict_client)
+    assert strict_client.get(callback_path(at_idp(start(strict_client), "alice"))).status_code == 303
+
+
+def test_linking_never_takes_over_an_account_with_a_password(strict_client):
+    store = IdentityStore(strict_client.app.state.tracking.engine)
+    store.create_user("dora", PasswordHasher(rounds=4, min_length=8).hash("dora-local-password"))
+    refused = strict_client.get(callback_path(at_idp(start(strict_client), "dora")))
+    assert refused.status_code == 403
+    assert "already exists and is not linked" in refused.text
+    with strict_client.app.state.tracking.engine.connect() as conn:
+        assert conn.execute(oidc_identities.select()).all() == []
+    # A passwordless, non-admin account (made for the person by an administrator) is linked.
+    store.update_user(store.user_by_name("dora").id, password_hash=None)
+    assert strict_client.get(callback_path(at_idp(start(strict_client), "dora"))).status_code == 303
+    assert strict_client.get("/api/2.0/mlflow/users/current").json()["user"]["username"] == "dora"
+
+
+def test_a_wrong_client_secret_is_reported_as_misconfiguration_not_an_outage(app_factory, tmp_path, idp,
+                                                                              monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", "not-the-registered-secret-000")
+    with TestClient(app_factory(policy_file=policy(tmp_path, idp.issuer)), base_url=BASE,
+                    follow_redirects=False) as client:
+        response = client.get(callback_path(at_idp(start(client), "alice")))
+    assert response.status_code == 502
+    assert "<h1>Single sign-on is misconfigured</h1>" in response.text
+    assert "invalid_client" in response.text
+    assert "not-the-registered-secret" not in response.text

@@ -174,6 +174,10 @@ def test_machine_tokens_need_the_configured_audience(idp):
         client.validate_access_token(sign({**good, "exp": NOW - 120}, idp.keys[0]), NOW)
     with pytest.raises(TokenRejected, match="not accepted for API access"):
         client_for(idp, audience=None).validate_access_token(sign(good, idp.keys[0]), NOW)
+    # Even for the API's audience, an ID token (nonce; Keycloak's typ ID) is never an access token.
+    for id_like in ({"nonce": NONCE}, {"typ": "ID"}):
+        with pytest.raises(TokenRejected, match="An ID token is not an access token"):
+            client.validate_access_token(sign({**good, **id_like}, idp.keys[0]), NOW)
 
 
 def test_discovery_must_name_the_configured_issuer_exactly():

@@ -11,22 +11,46 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.auth.idp_login import sign_in_at_idp
 from tests.conftest import LiveServer, start_server
 from tests.idp import IdP, start_idp
+from tests.services import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.oidc]
 BOT_SECRET = "ci-bot-secret-0123456789-abcdef"
 
 
+APP_SECRET = "mlgate-app-secret-0123456789-abcdef"
+BOT_CALLBACK = "http://127.0.0.1:9/ci-bot/callback"  # never reached: the test reads the code from the redirect
+API_APP_CALLBACK = "http://127.0.0.1:9/api-app/callback"
+USERS = {
+    "alice": {"email": "alice@example.com", "email_verified": True, "groups": ["staff", "team-a"]},
+    "mallory": {"email": "mallory@example.com", "email_verified": True, "groups": ["staff"]},
+}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
-    """One IdP with a client-credentials client, one mlgate accepting its JWTs for the ci-bot service account."""
+    """One IdP with a client-credentials client, one mlgate accepting its JWTs for the ci-bot service account.
+
+    The IdP also serves mlgate's browser sign-in (so users get linked), and two clients a person can sign
+    in through: ci-bot itself (authorization code) and an app whose client id is the API's audience.
+    """
     workdir = tmp_path_factory.mktemp("sso-machine")
-    idp = start_idp(workdir / "idp", users={}, clients=[
-        {"client_id": "ci-bot", "client_secret": BOT_SECRET, "grant_types": ["client_credentials"],
-         "response_types": [], "redirect_uris": [], "x-groups": ["ml-ci"]},
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    idp = start_idp(workdir / "idp", users=USERS, clients=[
+        {"client_id": "ci-bot", "client_secret": BOT_SECRET, "response_types": ["code"],
+         "grant_types": ["client_credentials", "authorization_code"], "redirect_uris": [BOT_CALLBACK],
+         "x-groups": ["ml-ci"]},
         {"client_id": "stranger", "client_secret": BOT_SECRET, "grant_types": ["client_credentials"],
          "response_types": [], "redirect_uris": []},
+        {"client_id": "mlgate", "client_secret": APP_SECRET, "grant_types": ["authorization_code"],
+         "response_types": ["code"], "redirect_uris": [f"{base}/sso/corp/callback"]},
+        # An app registered under the API's audience as its client id (as Entra ID apps often are): its ID
+        # tokens carry that audience.
+        {"client_id": "http://mlgate-api", "client_secret": BOT_SECRET, "grant_types": ["authorization_code"],
+         "response_types": ["code"], "redirect_uris": [API_APP_CALLBACK]},
     ])
     policy = workdir / "policy.yaml"
     policy.write_text(f"""
@@ -37,25 +61,71 @@ auth:
       - name: corp
         issuer: {idp.issuer}
         client_id: mlgate
+        client_secret: ${{CORP_SECRET}}
+        allowed_groups: [staff]
         audience: {idp.api_audience}
         service_accounts: {{ci-bot: ci-bot}}
 access:
   grants:
     - {{principal: "group:ml-ci", resource: "experiment-name:ci/*", permission: EDIT}}
+    - {{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}}
   create:
     experiments:
       - {{principal: "group:ml-ci", name: "ci/*"}}
 """)
     try:
-        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--policy", str(policy))
+        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev", "--policy",
+                              str(policy), port=port, env={"CORP_SECRET": APP_SECRET})
     except Exception:
         idp.stop()
         raise
-    httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": "other/exp"},
-               auth=server.admin_auth, timeout=30).raise_for_status()
+    for name in ("other/exp", "team-a/exp", "ci/shared"):
+        httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
+                   auth=server.admin_auth, timeout=30).raise_for_status()
     yield server, idp
     server.stop()
     idp.stop()
+
+
+def sign_in_to_mlgate(server: LiveServer, login: str) -> None:
+    """``login`` signs in to mlgate through the provider once (over HTTP), which links the account."""
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        start = browser.get("/sso/corp/login")
+        assert start.status_code == 303
+        with httpx.Client(timeout=30) as at_idp:
+            callback = sign_in_at_idp(at_idp, start.headers["location"], login, f"{server.url}/sso/corp/callback")
+        assert browser.get(callback).status_code == 303, login
+
+
+def call_as(server: LiveServer, token: str, path: str = "users/current", **body) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"}
+    if body:
+        return httpx.post(f"{server.url}/api/2.0/mlflow/{path}", json=body, headers=headers, timeout=30)
+    return httpx.get(f"{server.url}/api/2.0/mlflow/{path}", headers=headers, timeout=30)
+
+
+def api_token(idp: IdP, login: str, client_id: str = "ci-bot", redirect_uri: str = BOT_CALLBACK) -> str:
+    """A person's JWT access token for the API, obtained through ``client_id``'s authorization-code flow."""
+    return idp.user_tokens(client_id, login, redirect_uri, resource=idp.api_audience,
+                           scope="openid api:read api:write")["access_token"]
+
+
+def cli_token(server: LiveServer, idp: IdP, login: str) -> str:
+    """A person's JWT access token for the API through mlgate's own client (as a CLI helper would get it)."""
+    return api_token(idp, login, "mlgate", f"{server.url}/sso/corp/callback")
+
+
+def visible(server: LiveServer, token: str) -> list[str]:
+    found = call_as(server, token, "experiments/search", max_results=100)
+    assert found.status_code == 200, found.text
+    return sorted(e["name"] for e in found.json().get("experiments", []))
+
+
+def audit_reasons(server: LiveServer) -> str:
+    events = httpx.get(f"{server.url}/api/2.0/mlgate/audit/list", params={"action": "token.use", "limit": 500},
+                       auth=server.admin_auth, timeout=30)
+    events.raise_for_status()
+    return events.text
 
 
 @pytest.fixture
@@ -125,3 +195,49 @@ def test_forged_and_unmapped_jwts_are_refused_and_personal_tokens_still_work(sta
                         json={"name": "pat", "expires_in_days": 1}, timeout=30).json()["token"]
     assert httpx.post(url, json={"max_results": 1}, headers={"Authorization": f"Bearer {minted}"},
                       timeout=30).status_code == 200
+
+
+def test_a_persons_token_from_the_bots_client_is_the_person_not_the_service_account(stack):
+    # RFC 9068 access tokens carry client_id whoever holds them: mallory signing in through ci-bot's
+    # authorization-code flow gets client_id=ci-bot, sub=mallory. She must not become ci-bot.
+    server, idp = stack
+    token = api_token(idp, "mallory")
+    refused = call_as(server, token)
+    assert refused.status_code == 401
+    assert "not mapped to a service account or user" in refused.json()["message"]
+    sign_in_to_mlgate(server, "mallory")
+    me = call_as(server, token)
+    assert me.status_code == 200
+    assert me.json()["user"]["username"] == "mallory"
+    assert visible(server, token) == []  # ci-bot's ci/* grant is not hers
+    # The bot's own client-credentials token (sub == client_id) is still the service account.
+    assert call_as(server, idp.client_credentials_token("ci-bot")).json()["user"]["username"] == "ci-bot"
+
+
+def test_a_linked_users_jwt_carries_the_providers_current_groups_and_is_refused_outside_allowed_groups(stack):
+    server, idp = stack
+    sign_in_to_mlgate(server, "alice")
+    assert visible(server, cli_token(server, idp, "alice")) == ["team-a/exp"]
+    try:
+        # Removed from team-a at the provider: her next JWT no longer grants team-a, without a browser login.
+        idp.change_account("alice", groups=["staff"])
+        assert visible(server, cli_token(server, idp, "alice")) == []
+        # Out of the allowed groups altogether: refused, and the refusal audited with its reason.
+        idp.change_account("alice", groups=["outsiders"])
+        refused = call_as(server, cli_token(server, idp, "alice"))
+        assert refused.status_code == 403
+        assert "not in a group that may use mlgate" in refused.json()["message"]
+        assert "not in a group that may use mlgate" in audit_reasons(server)
+    finally:
+        idp.change_account("alice", groups=["staff", "team-a"])
+
+
+def test_an_id_token_is_not_accepted_as_an_api_access_token(stack):
+    # An app whose client id is the API audience gets ID tokens with that audience; alice is linked, so
+    # only the ID-token check stands between her ID token (seen by browsers) and the API.
+    server, idp = stack
+    sign_in_to_mlgate(server, "alice")
+    id_token = idp.user_tokens("http://mlgate-api", "alice", API_APP_CALLBACK)["id_token"]
+    refused = call_as(server, id_token)
+    assert refused.status_code == 401
+    assert "An ID token is not an access token" in refused.json()["message"]
