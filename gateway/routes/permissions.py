@@ -58,8 +58,21 @@ def _target(request: Request, username: str | None):
     return f"{'service' if user.kind == 'service' else 'user'}:{user.username}", user
 
 
-def _target_subject(request: Request, username: str | None) -> str:
-    return _target(request, username)[0]
+def _named_subject(request: Request, username: str | None) -> str:
+    """The subject a username names, for reading or removing grants.
+
+    An unknown name reads as a user holding no grant, so a resource manager cannot tell from the answer
+    whether an account exists (granting still needs a real account).
+    """
+    user = request.app.state.identity.store.user_by_name(username or "")
+    if user is None:
+        return f"user:{username}"
+    return f"{'service' if user.kind == 'service' else 'user'}:{user.username}"
+
+
+def _no_permission(subject: str, selector: str) -> MlflowError:
+    # The same words for an unknown name and for an account without a grant (and no account kind in them).
+    return not_found(f"No permission of {subject.partition(':')[2]!r} on {selector} exists")
 
 
 def _selector(kind: ResourceKind, resource_id: str) -> str:
@@ -90,7 +103,7 @@ def _revoke(request: Request, subject: str, selector: str) -> None:
     with tracking_of(request).engine.begin() as conn:
         revoked = revoke_grant(conn, subject, selector)
     if not revoked:
-        raise not_found(f"No permission of {subject} on {selector} exists")
+        raise _no_permission(subject, selector)
     _audit(request, "revoke", _principal(request), f"{subject} {selector}", "revoked")
     _done(request)
 
@@ -98,7 +111,7 @@ def _revoke(request: Request, subject: str, selector: str) -> None:
 def _stored_permission(conn: Connection, subject: str, selector: str) -> str:
     rows = list_grants(conn, subject=subject, resource=selector)
     if not rows:
-        raise not_found(f"No permission of {subject} on {selector} exists")
+        raise _no_permission(subject, selector)
     return rows[-1].permission
 
 
@@ -129,14 +142,17 @@ def _v2(kind: ResourceKind, id_field: str, path: str, op: str, body_key: str) ->
 
     def get(request: Request, args: Args = ARGS) -> JSONBody:
         rid = resource_id(request, args)
-        subject, user = _target(request, args.str("username", required=True))
+        subject, selector = _named_subject(request, args.str("username", required=True)), _selector(kind, rid)
         with tracking_of(request).engine.connect() as conn:
-            permission = _stored_permission(conn, subject, _selector(kind, rid))
+            permission = _stored_permission(conn, subject, selector)
+        user = request.app.state.identity.store.user_by_name(subject.partition(":")[2])
+        if user is None:  # a grant left behind by a deleted account reads as no grant
+            raise _no_permission(subject, selector)
         return ok({body_key: {id_field: rid, "user_id": user.id, "permission": permission}})
 
     def delete(request: Request, args: Args = ARGS) -> JSONBody:
         rid = resource_id(request, args)
-        subject = _target_subject(request, args.str("username", required=True))
+        subject = _named_subject(request, args.str("username", required=True))
         _revoke(request, subject, _selector(kind, rid))
         return ok({})
 
@@ -200,7 +216,7 @@ def grant_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     if resource is None:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
     permission = _permission(args)
-    subject = _target_subject(request, args.str("username", required=True))
+    subject, _ = _target(request, args.str("username", required=True))
     _grant(request, subject, _selector(kind, rid), permission)
     return ok({})
 
@@ -210,7 +226,7 @@ def revoke_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     """Remove a user's grant on an experiment or registered model (MLflow 3.x)."""
     kind, rid, resource = _typed_resource(request, args)
     _require_permission(request, subject_of(_principal(request)), kind, resource)
-    subject = _target_subject(request, args.str("username", required=True))
+    subject = _named_subject(request, args.str("username", required=True))
     _revoke(request, subject, _selector(kind, rid))
     return ok({})
 
@@ -230,9 +246,11 @@ def get_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     store = request.app.state.identity.store
     user = store.user_by_name(username)
     if user is None:
-        raise not_found(f"User with username={username} not found")
-    target = Subject(kind="service" if user.kind == "service" else "user", name=user.username,
-                     groups=frozenset(store.groups_of(user.id)), is_admin=user.is_admin)
+        # Answered as for an account with no group and no grant: the answer does not tell who exists.
+        target = Subject(kind="user", name=username, groups=frozenset(), is_admin=False)
+    else:
+        target = Subject(kind="service" if user.kind == "service" else "user", name=user.username,
+                         groups=frozenset(store.groups_of(user.id)), is_admin=user.is_admin)
     policy = request.app.state.policy_holder.current()
     effective = Permission.NO_PERMISSIONS
     for level in (Permission.READ, Permission.EDIT, Permission.MANAGE):
