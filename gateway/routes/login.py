@@ -32,7 +32,13 @@ _PAGE = """<!doctype html>
 <main class="login card">
 <h1>Sign in to mlgate</h1>
 {message}
-<form method="post" action="/login">
+{form}
+{providers}
+</main>
+</body></html>
+"""
+
+_FORM = """<form method="post" action="/login">
 <input type="hidden" name="csrf_token" value="{csrf}">
 <input type="hidden" name="next" value="{next}">
 <label for="username">Username</label>
@@ -40,11 +46,8 @@ _PAGE = """<!doctype html>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>
-{providers}
-</main>
-</body></html>
-"""
+</form>"""
+FORM_TURNED_OFF = "Password sign-in is turned off here; sign in with your identity provider below."
 
 
 def _identity(request: Request) -> Identity:
@@ -58,6 +61,12 @@ def safe_next(target: str | None) -> str:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target) or len(target) > 2000:
         return "/"
     return target
+
+
+def password_form_enabled(request: Request) -> bool:
+    """Whether /login offers and accepts the password form (``auth.oidc.password_form``)."""
+    sso = _identity(request).sso
+    return sso is None or sso.config.password_form
 
 
 def _provider_buttons(request: Request, next_path: str) -> str:
@@ -75,8 +84,9 @@ def _login_page(request: Request, *, status: int = 200, message: str | None = No
     sessions = _identity(request).sessions
     token = sessions.new_form_token()
     shown = f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
-    body = _PAGE.format(message=shown, csrf=html.escape(token), next=html.escape(safe_next(next_path)),
-                        username=html.escape(username), providers=_provider_buttons(request, safe_next(next_path)))
+    form = _FORM.format(csrf=html.escape(token), next=html.escape(safe_next(next_path)),
+                        username=html.escape(username)) if password_form_enabled(request) else ""
+    body = _PAGE.format(message=shown, form=form, providers=_provider_buttons(request, safe_next(next_path)))
     response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
     # Under the default no-referrer policy Chromium sends "Origin: null" with the form's POST, which the
     # cross-site write check refuses; same-origin keeps the Origin and still sends no Referer elsewhere.
@@ -118,6 +128,11 @@ async def login(request: Request) -> Response:
         return _login_page(request, status=400, message="The form could not be read; try again.")
     username, password = fields.get("username", ""), fields.get("password", "")
     next_path = safe_next(fields.get("next"))
+    if not password_form_enabled(request):
+        # SSO-only deployment: no password is even looked at, so none can be guessed here.
+        await run_in_threadpool(identity.auditor.record, "login", "failure", actor=None,
+                                client=client_address(request), reason="password form turned off")
+        return _login_page(request, status=403, message=FORM_TURNED_OFF, next_path=next_path)
     if not identity.sessions.check_form_token(request.cookies.get(CSRF_COOKIE_NAME), fields.get("csrf_token")):
         return _login_page(request, status=403, message="The form expired; please sign in again.",
                            username=username, next_path=next_path)

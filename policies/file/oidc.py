@@ -169,6 +169,15 @@ class OidcConfig(_Section):
     """``auth.oidc``: the configured providers, side by side."""
 
     providers: tuple[OidcProvider, ...] = ()
+    password_form: bool = Field(
+        True, description="show the password form on /login and accept its posts; false: sign-in through the "
+        "providers only (HTTP Basic for API clients is governed by auth.methods)")
+
+    @model_validator(mode="after")
+    def _someone_can_sign_in(self) -> OidcConfig:
+        if not self.password_form and not self.providers:
+            raise ValueError("password_form: false needs at least one provider (nobody could sign in to the UI)")
+        return self
 
     @field_validator("providers")
     @classmethod

@@ -108,3 +108,11 @@ def test_two_providers_side_by_side_but_only_one_per_issuer_takes_machine_tokens
         load_policy_text(machines, {"CORP_SECRET": "x"})
     assert exc.value.problems == ["auth.oidc.providers: only one provider per issuer may set audience (machine "
                                   "tokens): https://idp.example.com/realms/ml"]
+
+
+def test_turning_the_password_form_off_needs_a_provider():
+    text = yaml.safe_dump({"version": 1, "auth": {"oidc": {"password_form": False}}})
+    with pytest.raises(PolicyFileError) as exc:
+        load_policy_text(text, {})
+    assert exc.value.problems == ["auth.oidc: password_form: false needs at least one provider (nobody could sign "
+                                  "in to the UI)"]

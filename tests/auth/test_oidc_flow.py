@@ -10,9 +10,11 @@ from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from auth.passwords import PasswordHasher
+from auth.sessions import CSRF_COOKIE_NAME
 from auth.store import IdentityStore, now_ms
 from auth.tables import oidc_identities, oidc_sessions, sessions
 from tests.auth.idp_login import sign_in_at_idp
+from tests.conftest import TEST_ADMIN_PASSWORD, TEST_ADMIN_USERNAME
 from tests.idp import rsa_jwks, start_idp
 from tests.services import free_port
 
@@ -40,12 +42,13 @@ def idp(tmp_path_factory):
     idp.stop()
 
 
-def policy(tmp_path, issuer: str, extra: str = "") -> str:
+def policy(tmp_path, issuer: str, extra: str = "", *, password_form: bool = True) -> str:
     path = tmp_path / "policy.yaml"
     path.write_text(f"""
 version: 1
 auth:
   oidc:
+    password_form: {str(password_form).lower()}
     providers:
       - name: corp
         display_name: Corp SSO
@@ -283,3 +286,22 @@ def test_a_wrong_client_secret_is_reported_as_misconfiguration_not_an_outage(app
     assert "<h1>Single sign-on is misconfigured</h1>" in response.text
     assert "invalid_client" in response.text
     assert "not-the-registered-secret" not in response.text
+
+
+def test_an_sso_only_deployment_has_no_password_form_and_refuses_password_posts(app_factory, tmp_path, idp,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    app = app_factory(policy_file=policy(tmp_path, idp.issuer, password_form=False))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        page = client.get("/login")
+        assert page.status_code == 200
+        assert 'action="/login"' not in page.text
+        assert "Sign in with Corp SSO" in page.text
+        token = client.cookies.get(CSRF_COOKIE_NAME)  # a valid double-submit token: only the switch refuses
+        refused = client.post("/login", data={"csrf_token": token, "username": TEST_ADMIN_USERNAME,
+                                               "password": TEST_ADMIN_PASSWORD, "next": "/"})
+        assert refused.status_code == 403
+        assert "Password sign-in is turned off" in refused.text
+        assert "mlgate_session" not in refused.headers.get("set-cookie", "")
+        # The provider still signs people in.
+        assert client.get(callback_path(at_idp(start(client), "alice"))).status_code == 303
