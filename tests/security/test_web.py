@@ -125,8 +125,13 @@ def test_dns_rebinding_host_header(server, admin, run_ids, host):
                                  params={"run_id": run, "path": "page.html"} if path == "/get-artifact" else None)
         assert response.status_code == 400, (host, path, response.status_code)
         assert response.json()["error_code"] == "BAD_REQUEST"
-    # /health alone answers any Host (load-balancer probes); it reveals nothing and changes nothing.
+    # /health and /ready alone answer any Host (load-balancer and orchestrator probes); they reveal nothing
+    # (readiness names failed checks only) and change nothing.
     assert admin.get("/health", headers={"Host": host}).status_code == 200
+    ready = admin.get("/ready", headers={"Host": host})
+    assert ready.status_code == 200, ready.text
+    assert str(server.workdir) not in ready.text
+    assert server.backend_store_uri not in ready.text
     unchanged.check()
 
 
