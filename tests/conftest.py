@@ -56,6 +56,30 @@ if DEFAULT_BACKEND not in BACKENDS:
     raise pytest.UsageError(f"MLGATE_TEST_BACKEND must be one of {BACKENDS}, got {DEFAULT_BACKEND!r}")
 
 
+# MLGATE_TEST_SWITCHED_ONLY=1 (CI's PostgreSQL pass): run only the tests whose database follows the switch (they
+# use the `settings` fixture or `database_uri`, or are marked `backend_switch`, and are not parametrized over the
+# backends themselves); every other test would run exactly as it did in the first pass.
+
+
+def follows_backend_switch(item: pytest.Item) -> bool:
+    """Whether MLGATE_TEST_BACKEND changes the database this test runs on."""
+    if item.get_closest_marker("backend_switch"):
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if any(isinstance(value, str) and value in BACKENDS for value in params.values()):
+        return False  # runs on each backend already
+    fixtures = getattr(item, "fixturenames", ())
+    return "settings" in fixtures or "database_uri" in fixtures
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("MLGATE_TEST_SWITCHED_ONLY") != "1":
+        return
+    keep = [item for item in items if follows_backend_switch(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not follows_backend_switch(item)])
+    items[:] = keep
+
+
 @contextmanager
 def default_database(tmp_path: Path, backend: str = DEFAULT_BACKEND) -> Iterator[str]:
     """A fresh database of the chosen backend: a SQLite file under tmp_path, or a new PostgreSQL database."""
