@@ -61,9 +61,9 @@ def compare_page(request: Request) -> Response:
         experiments = {e["experiment_id"]: e["name"] for e in experiments_to_json(
             conn, sorted({int(r["info"]["experiment_id"]) for r in runs}))}
         labels = [r["info"].get("run_name") or r["info"]["run_id"] for r in runs]
-        metric_keys = sorted({m["key"] for r in runs for m in r["data"]["metrics"]})[:MAX_CHARTS]
+        all_keys = sorted({m["key"] for r in runs for m in r["data"]["metrics"]})
         charts = []
-        for key in metric_keys:
+        for key in all_keys[:MAX_CHARTS]:
             histories = []
             for label, run in zip(labels, runs, strict=True):
                 history, _ = get_metric_history(conn, run["info"]["run_id"], key, MAX_HISTORY, None)
@@ -77,4 +77,5 @@ def compare_page(request: Request) -> Response:
                 "series": i % 10}
                for i, (label, r) in enumerate(zip(labels, runs, strict=True))]
     return page(request, "compare.html", title=f"Compare {len(runs)} runs", columns=columns,
-                params=_rows(runs, "params", _text), metrics=_rows(runs, "metrics", number), charts=charts)
+                params=_rows(runs, "params", _text), metrics=_rows(runs, "metrics", number), charts=charts,
+                metric_count=len(all_keys), max_charts=MAX_CHARTS)

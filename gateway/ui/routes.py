@@ -53,6 +53,9 @@ MAX_KEY_CHARS = 250  # MLflow's limit on a param or metric key
 MAX_CHARTS = 24
 MAX_HISTORY = 10_000  # points read per metric; the chart samples them down
 MAX_CHILDREN = 100
+RUN_ROWS = 100  # params, latest metrics or tags per page of the run page
+ARTIFACT_ROWS = 200  # artifact folder entries per page
+RUN_PAGE_KEYS = ("path", "params_page", "metrics_page", "tags_page", "files_page")  # the run page's own state
 # The authorizer's answer for a resource the caller may not see; a missing one gets the same.
 MISSING = "The requested resource does not exist."
 EXPERIMENT_SORTS = [("name ASC", "Name A-Z"), ("name DESC", "Name Z-A"),
@@ -228,12 +231,42 @@ def experiment_page(request: Request, experiment_id: str) -> Response:
                 if next_token else None)
 
 
-def _children(request: Request, conn, experiment_id: int, run_id: str) -> list[dict]:
+def _children_filter(run_id: str) -> str:
     # run_id passed validate_run_id (letters, digits, '_' and '-'), so it is safe inside the quotes.
-    search = build_run_search([experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'",
-                              [DEFAULT_RUN_ORDER], "ACTIVE_ONLY")
-    ids = list(conn.execute(run_ids_query(search, visibility_scope(request).experiments, 0, MAX_CHILDREN)).scalars())
-    return runs_to_json(conn, ids) if ids else []
+    return f"tags.`mlflow.parentRunId` = '{run_id}'"
+
+
+def _children(request: Request, conn, experiment_id: int, run_id: str) -> tuple[list[dict], bool]:
+    """The first :data:`MAX_CHILDREN` child runs (newest first), and whether there are more."""
+    search = build_run_search([experiment_id], _children_filter(run_id), [DEFAULT_RUN_ORDER], "ACTIVE_ONLY")
+    ids = list(conn.execute(run_ids_query(search, visibility_scope(request).experiments, 0,
+                                          MAX_CHILDREN + 1)).scalars())
+    return (runs_to_json(conn, ids[:MAX_CHILDREN]) if ids else []), len(ids) > MAX_CHILDREN
+
+
+def _section(request: Request, run_id: str, items: list, name: str, size: int, anchor: str) -> tuple[list, dict | None]:
+    """One page of a run-page list (``<name>_page=N``, from 1) and its pager; None when one page holds all.
+
+    The pager's links keep the run page's other state (artifact folder, the other lists' pages).
+    """
+    text = request.query_params.get(f"{name}_page", "1")
+    number = int(text) if text.isascii() and text.isdigit() and len(text) < 7 and int(text) > 0 else 1
+    if len(items) <= size:
+        return items, None
+    pages = -(-len(items) // size)
+    number = min(number, pages)
+    shown = items[(number - 1) * size:number * size]
+
+    def link(n: int) -> str:
+        pairs = [(k, v) for k, v in request.query_params.multi_items()
+                 if k in RUN_PAGE_KEYS and k != f"{name}_page"]
+        if n > 1:
+            pairs.append((f"{name}_page", str(n)))
+        return _url(f"/runs/{run_id}", tuple(pairs)) + f"#{anchor}"
+
+    return shown, {"first": (number - 1) * size + 1, "last": (number - 1) * size + len(shown), "total": len(items),
+                   "prev_url": link(number - 1) if number > 1 else None,
+                   "next_url": link(number + 1) if number < pages else None}
 
 
 def _artifacts(request: Request, run_id: str, raw_path: str) -> tuple[list[dict], str | None, str | None]:
@@ -276,7 +309,7 @@ def run_page(request: Request, run_id: str) -> Response:
         info, data = run["info"], run["data"]
         experiment_id = int(info["experiment_id"])
         experiment = experiments_to_json(conn, [experiment_id])
-        children = _children(request, conn, experiment_id, run_id)
+        children, more_children = _children(request, conn, experiment_id, run_id)
         charts = []
         for metric in data["metrics"][:MAX_CHARTS]:
             history, _ = get_metric_history(conn, run_id, metric["key"], MAX_HISTORY, None)
@@ -286,13 +319,21 @@ def run_page(request: Request, run_id: str) -> Response:
     tags = data["tags"]
     parent_id = next((t["value"] for t in tags if t["key"] == "mlflow.parentRunId"), None)
     artifacts, artifact_parent, artifact_error = _artifacts(request, run_id, raw_path)
+    artifacts, files_pager = _section(request, run_id, artifacts, "files", ARTIFACT_ROWS, "artifacts")
+    params, params_pager = _section(request, run_id, data["params"], "params", RUN_ROWS, "params")
+    metrics, metrics_pager = _section(request, run_id, data["metrics"], "metrics", RUN_ROWS, "metrics")
+    shown_tags, tags_pager = _section(request, run_id, tags, "tags", RUN_ROWS, "tags")
     datasets = [{"dataset": d["dataset"], "context": next((t["value"] for t in d.get("tags", [])
                                                            if t["key"] == "mlflow.data.context"), "")}
                 for d in run.get("inputs", {}).get("dataset_inputs", [])]
+    children_url = _url(f"/experiments/{experiment_id}", filter=_children_filter(run_id)) if more_children else None
     return page(request, "run.html", title=info.get("run_name") or run_id, info=info, datasets=datasets,
                 experiment_name=experiment[0]["name"] if experiment else info["experiment_id"],
-                params=data["params"], metrics=data["metrics"], tags=tags, parent_id=parent_id,
-                children=children, charts=charts, artifacts=artifacts, artifact_parent=artifact_parent,
+                params=params, metrics=metrics, tags=shown_tags, parent_id=parent_id,
+                params_pager=params_pager, metrics_pager=metrics_pager, tags_pager=tags_pager,
+                files_pager=files_pager, children=children, children_url=children_url, max_children=MAX_CHILDREN,
+                charts=charts, metric_count=len(data["metrics"]), max_charts=MAX_CHARTS,
+                artifacts=artifacts, artifact_parent=artifact_parent,
                 artifact_error=artifact_error, artifact_path=raw_path)
 
 

@@ -210,3 +210,60 @@ def test_unexpected_errors_on_pages_are_an_html_page_without_details(ui, monkeyp
                              headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
     assert api_answer.status_code == 500
     assert api_answer.json() == {"error_code": "INTERNAL_ERROR", "message": "Internal server error."}
+
+
+def test_long_run_lists_page_and_capped_ones_say_so(ui, monkeypatch):
+    from gateway.ui import compare, routes
+
+    monkeypatch.setattr(routes, "RUN_ROWS", 5)
+    monkeypatch.setattr(routes, "ARTIFACT_ROWS", 3)
+    monkeypatch.setattr(routes, "MAX_CHILDREN", 2)
+    monkeypatch.setattr(routes, "MAX_CHARTS", 3)
+    monkeypatch.setattr(compare, "MAX_CHARTS", 1)
+    api, exp = ui["api"], ui["shared"]
+    run = new_run(api, exp, "wide", params=[{"key": f"p{i:02d}", "value": str(i)} for i in range(12)],
+                  metrics=[{"key": f"m{i}", "value": i, "timestamp": 1, "step": 0} for i in range(4)])
+    for i in range(7):
+        _put(api, exp, run, f"files/f{i}.txt", b"x")
+    children = [new_run(api, exp, f"child-{i}", tags=[{"key": "mlflow.parentRunId", "value": run}]) for i in range(3)]
+    reader = ui["reader"]()
+    first = reader.get(f"/runs/{run}").text
+    assert "Parameters 1\u20135 of 12" in first
+    assert ">p04<" in first
+    assert ">p05<" not in first
+    assert f'<a href="/runs/{run}?params_page=2#params" rel="next">Next</a>' in first
+    third = reader.get(f"/runs/{run}", params={"params_page": "3"}).text
+    assert "Parameters 11\u201312 of 12" in third
+    assert ">p11<" in third
+    assert ">p00<" not in third
+    assert f'<a href="/runs/{run}?params_page=2#params">Previous</a>' in third
+    assert "Parameters 11\u201312 of 12" in reader.get(f"/runs/{run}", params={"params_page": "99"}).text
+    assert "Parameters 1\u20135 of 12" in reader.get(f"/runs/{run}", params={"params_page": "-1"}).text
+    # Charts and child runs are capped, and the page says so; the link lists every child.
+    assert "Charts of the first 3 of 4 metrics (by name) are shown" in first
+    assert first.count('<figure class="chart">') == 3
+    assert "The newest 2 child runs are shown." in first
+    assert sum(f'href="/runs/{c}"' in first for c in children) == 2
+    everyone = re.search(r'<a href="(/experiments/[^"]+)">All child runs</a>', first).group(1).replace("&amp;", "&")
+    listed = reader.get(everyone).text
+    assert all(f'value="{c}"' in listed for c in children)
+    assert f'value="{run}"' not in listed
+    # The artifact folder listing pages, keeping the folder and the other lists' pages.
+    folder = reader.get(f"/runs/{run}", params={"path": "files", "params_page": "2"}).text
+    assert "Entries 1\u20133 of 7" in folder
+    assert "Parameters 6\u201310 of 12" in folder
+    next_files = re.search(r'Entries 1\u20133 of 7</span>\s*<a href="([^"]+)" rel="next">', folder).group(1)
+    assert next_files == f"/runs/{run}?path=files&amp;params_page=2&amp;files_page=2#artifacts"
+    second = reader.get(next_files.replace("&amp;", "&")).text
+    assert "Entries 4\u20136 of 7" in second
+    assert ">f3.txt<" in second
+    assert ">f0.txt<" not in second
+    # Compare: the curves are capped and say so.
+    other = new_run(api, exp, "other", metrics=[{"key": "m0", "value": 1, "timestamp": 1, "step": 0}])
+    compared = reader.get("/compare", params=[("runs", run), ("runs", other)]).text
+    assert "Curves of the first 1 of 4 metrics (by name) are shown" in compared
+    # The audit log's Action filter is one exact name, and says so.
+    audit = ui["admin"]().get("/admin/audit").text
+    assert "Action (exact name)" in audit
+    assert 'placeholder="one name, e.g. grant"' in audit
+    assert "login, grant, authorize" not in audit  # read as a list, which the filter is not
