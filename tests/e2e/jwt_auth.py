@@ -1,9 +1,11 @@
 """MLGATE_E2E_AUTH=jwt: the real-client suite authenticated by a JWT access token from a real IdP.
 
 One oidc-provider per test session issues client-credentials access tokens for mlgate's API audience
-(resource indicators). Each e2e server gets a policy file naming that provider, mapping the client to the
-service account ``e2e-suite`` and making that account an administrator, as the admin user is in the
-Basic and personal-token modes. The token is fetched once and fetched again shortly before it expires.
+(resource indicators). Each e2e server gets a policy file naming that provider and mapping the client to
+the service account ``e2e-suite``, which is NOT an administrator: everything the suite does with the token
+it may do through the policy's grants (MANAGE on every experiment and registered model by name, and the
+default "anyone signed in may create"). Tests of admin-only APIs use the admin's own credentials, as in
+the other modes. The token is fetched once and fetched again shortly before it expires.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class JwtAuth:
         self._expires_at = 0.0
 
     def server_args(self, workdir: Path) -> list[str]:
-        """``--policy`` with a provider for this IdP's tokens and the service account as administrator."""
+        """``--policy`` with a provider for this IdP's tokens; the service account works under grants only."""
         policy = workdir / "jwt-policy.yaml"
         policy.write_text(f"""
 version: 1
@@ -49,7 +51,9 @@ auth:
         audience: {self.idp.api_audience}
         service_accounts: {{{CLIENT_ID}: {CLIENT_ID}}}
 access:
-  admins: ["service:{CLIENT_ID}"]
+  grants:
+    - {{principal: "service:{CLIENT_ID}", resource: "experiment-name:*", permission: MANAGE}}
+    - {{principal: "service:{CLIENT_ID}", resource: "model-name:*", permission: MANAGE}}
 """)
         return ["--policy", str(policy)]
 
