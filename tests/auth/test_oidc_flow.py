@@ -305,3 +305,40 @@ def test_an_sso_only_deployment_has_no_password_form_and_refuses_password_posts(
         assert "mlgate_session" not in refused.headers.get("set-cookie", "")
         # The provider still signs people in.
         assert client.get(callback_path(at_idp(start(client), "alice"))).status_code == 303
+
+
+def test_two_providers_side_by_side_each_sign_their_own_users_in(app_factory, tmp_path, idp, monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    partner_callback = f"{BASE}/sso/partner/callback"
+    partner = start_idp(tmp_path / "partner-idp", users={"paula": {"groups": ["ml-team"]},
+                                                         "alice": {"groups": ["ml-team"]}},
+                        clients=[{"client_id": "mlgate", "client_secret": SECRET, "redirect_uris": [partner_callback],
+                                  "grant_types": ["authorization_code"], "response_types": ["code"]}])
+    try:
+        second = f"""      - name: partner
+        display_name: Partner SSO
+        issuer: {partner.issuer}
+        client_id: mlgate
+        client_secret: ${{CORP_SECRET}}"""
+        app = app_factory(policy_file=policy(tmp_path, idp.issuer, second))
+        with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+            page = client.get("/login").text
+            assert "Sign in with Corp SSO" in page
+            assert "Sign in with Partner SSO" in page
+            assert client.get(callback_path(at_idp(start(client), "alice"))).status_code == 303
+            client.cookies.clear()
+            went = client.get("/sso/partner/login")
+            with httpx.Client(timeout=10) as browser:
+                back = sign_in_at_idp(browser, went.headers["location"], "paula", partner_callback)
+            assert client.get(callback_path(back)).status_code == 303
+            assert client.get("/api/2.0/mlflow/users/current").json()["user"]["username"] == "paula"
+            # Another provider's "alice" is another person: she does not get corp's alice account.
+            client.cookies.clear()
+            went = client.get("/sso/partner/login")
+            with httpx.Client(timeout=10) as browser:
+                back = sign_in_at_idp(browser, went.headers["location"], "alice", partner_callback)
+            refused = client.get(callback_path(back))
+            assert refused.status_code == 403
+            assert "already exists and is not linked" in refused.text
+    finally:
+        partner.stop()
