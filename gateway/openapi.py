@@ -67,6 +67,206 @@ GATEWAY_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
 
 CONTRACTS: Mapping[str, Contract] = MappingProxyType({**TRACKING_CONTRACTS, **GATEWAY_CONTRACTS})
 
+# --- Success answers -------------------------------------------------------------------------------------
+# The JSON objects MLflow's REST API answers with (field names and types from MLflow's service.proto and
+# model_registry.proto, as protobuf JSON writes them: int64 timestamps as numbers, doubles that may be
+# "NaN"/"Infinity"), and mlgate's own. Fields are listed so that their types are checked; ``required``
+# names only what mlgate always sends. Extra fields are allowed (MLflow adds fields between releases).
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
+    schema: dict = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _list(item: dict) -> dict:
+    return {"type": "array", "items": item}
+
+
+_S, _I, _B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_NULLABLE_I = {"type": ["integer", "null"]}
+_STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_KEY_VALUE = _obj({"key": _S, "value": _S}, ("key",))
+
+SCHEMAS: Mapping[str, dict] = MappingProxyType({
+    "Double": {"anyOf": [{"type": "number"}, {"enum": ["NaN", "Infinity", "-Infinity"]}]},
+    "Tag": _KEY_VALUE,
+    "Param": _KEY_VALUE,
+    "Metric": _obj({"key": _S, "value": _ref("Double"), "timestamp": _I, "step": _I, "run_id": _S,
+                    "model_id": _S, "dataset_name": _S, "dataset_digest": _S}, ("key", "value")),
+    "Experiment": _obj({"experiment_id": _S, "name": _S, "artifact_location": _S, "lifecycle_stage": _S,
+                        "last_update_time": _I, "creation_time": _I, "tags": _list(_ref("Tag"))},
+                       ("experiment_id", "name")),
+    "RunInfo": _obj({"run_id": _S, "run_uuid": _S, "run_name": _S, "experiment_id": _S, "user_id": _S,
+                     "status": {"enum": ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]},
+                     "start_time": _I, "end_time": _I, "artifact_uri": _S, "lifecycle_stage": _S},
+                    ("run_id", "experiment_id", "status")),
+    "RunData": _obj({"metrics": _list(_ref("Metric")), "params": _list(_ref("Param")), "tags": _list(_ref("Tag"))}),
+    "Dataset": _obj({"name": _S, "digest": _S, "source_type": _S, "source": _S, "schema": _S, "profile": _S},
+                    ("name", "digest")),
+    "DatasetInput": _obj({"tags": _list(_ref("Tag")), "dataset": _ref("Dataset")}, ("dataset",)),
+    "RunInputs": _obj({"dataset_inputs": _list(_ref("DatasetInput")),
+                       "model_inputs": _list(_obj({"model_id": _S}, ("model_id",)))}),
+    "RunOutputs": _obj({"model_outputs": _list(_obj({"model_id": _S, "step": _I}, ("model_id",)))}),
+    "Run": _obj({"info": _ref("RunInfo"), "data": _ref("RunData"), "inputs": _ref("RunInputs"),
+                 "outputs": _ref("RunOutputs")}, ("info", "data")),
+    "FileInfo": _obj({"path": _S, "is_dir": _B, "file_size": _I}, ("path",)),
+    "ModelVersion": _obj({"name": _S, "version": _S, "creation_timestamp": _I, "last_updated_timestamp": _I,
+                          "user_id": _S, "current_stage": _S, "description": _S, "source": _S, "run_id": _S,
+                          "run_link": _S, "status": {"enum": ["PENDING_REGISTRATION", "FAILED_REGISTRATION",
+                                                              "READY"]},
+                          "status_message": _S, "tags": _list(_ref("Tag")), "aliases": _list(_S), "model_id": _S},
+                         ("name", "version")),
+    "RegisteredModel": _obj({"name": _S, "creation_timestamp": _I, "last_updated_timestamp": _I, "user_id": _S,
+                             "description": _S, "latest_versions": _list(_ref("ModelVersion")),
+                             "tags": _list(_ref("Tag")),
+                             "aliases": _list(_obj({"alias": _S, "version": _S}, ("alias", "version")))},
+                            ("name",)),
+    "LoggedModelInfo": _obj({"model_id": _S, "experiment_id": _S, "name": _S, "creation_timestamp_ms": _I,
+                             "last_updated_timestamp_ms": _I, "artifact_uri": _S, "status": _S, "creator_id": _S,
+                             "model_type": _S, "source_run_id": _S, "status_message": _S,
+                             "tags": _list(_ref("Tag")), "registrations": _list({"type": "object"})},
+                            ("model_id", "experiment_id")),
+    "LoggedModel": _obj({"info": _ref("LoggedModelInfo"),
+                         "data": _obj({"params": _list(_ref("Param")), "metrics": _list(_ref("Metric"))})},
+                        ("info",)),
+    "Assessment": _obj({"assessment_id": _S, "assessment_name": _S, "trace_id": _S, "span_id": _S,
+                        "source": _obj({"source_type": _S, "source_id": _S}), "create_time": _S,
+                        "last_update_time": _S, "feedback": {"type": "object"}, "expectation": {"type": "object"},
+                        "rationale": _S, "metadata": _STR_MAP, "overrides": _S, "valid": _B, "run_id": _S},
+                       ("assessment_id", "trace_id")),
+    "TraceInfo": _obj({"trace_id": _S, "client_request_id": _S,
+                       "trace_location": _obj({"type": _S, "mlflow_experiment": _obj({"experiment_id": _S})}),
+                       "request_time": _S, "execution_duration": _S, "state": _S, "request_preview": _S,
+                       "response_preview": _S, "trace_metadata": _STR_MAP, "tags": _STR_MAP,
+                       "assessments": _list(_ref("Assessment"))}, ("trace_id", "trace_location")),
+    "Trace": _obj({"trace_info": _ref("TraceInfo"), "spans": _list({"type": "object"})}, ("trace_info",)),
+    # mlgate's own
+    "User": _obj({"id": _I, "username": _S, "is_admin": _B}, ("id", "username", "is_admin")),
+    "TokenInfo": _obj({"id": _S, "name": _S, "read_only": _B, "created_at": _I, "expires_at": _NULLABLE_I,
+                       "last_used_at": _NULLABLE_I, "revoked": _B}, ("id", "name", "read_only", "revoked")),
+    "Account": _obj({"id": _I, "username": _S, "kind": {"enum": ["user", "service"]}, "is_admin": _B,
+                     "disabled": _B, "groups": _list(_S), "created_at": _I}, ("id", "username", "kind")),
+    "Group": _obj({"name": _S, "members": _list(_S), "created_at": _I}, ("name",)),
+    "Grant": _obj({"id": _I, "subject": _S, "resource": _S, "permission": _S, "source": _S,
+                   "created_by": {"type": ["string", "null"]}, "created_at": _I},
+                  ("id", "subject", "resource", "permission")),
+    "AuditEvent": _obj({"id": _I, "at": _I, "actor": {"type": ["string", "null"]}, "action": _S,
+                        "target": {"type": ["string", "null"]}, "client_address": {"type": ["string", "null"]},
+                        "outcome": _S, "reason": {"type": ["string", "null"]}}, ("id", "at", "action", "outcome")),
+})
+
+_EMPTY = {"type": "object", "maxProperties": 0}
+_PAGE = {"next_page_token": _S}
+
+
+def _one(key: str, schema: str) -> dict:
+    return _obj({key: _ref(schema)}, (key,))
+
+
+def _many(key: str, schema: str, paged: bool = True) -> dict:
+    return _obj({key: _list(_ref(schema)), **(_PAGE if paged else {})})
+
+
+_EXPERIMENT_PERMISSION = _obj({"experiment_permission": _obj(
+    {"experiment_id": _S, "user_id": _I, "permission": _S}, ("experiment_id", "permission"))},
+    ("experiment_permission",))
+_MODEL_PERMISSION = _obj({"registered_model_permission": _obj(
+    {"name": _S, "user_id": _I, "permission": _S}, ("name", "permission"))}, ("registered_model_permission",))
+_LISTING = _obj({"root_uri": _S, "files": _list(_ref("FileInfo")), **_PAGE})
+
+# The success body of each JSON operation. An operation answering JSON that is not here gets the bare
+# {"type": "object"}; tests/fuzz/test_openapi.py keeps the list of those from growing.
+RESULTS: Mapping[str, dict] = MappingProxyType({
+    "experiments.create": _obj({"experiment_id": _S}, ("experiment_id",)),
+    "experiments.get": _one("experiment", "Experiment"),
+    "experiments.get_by_name": _one("experiment", "Experiment"),
+    **{f"experiments.{op}": _EMPTY for op in ("update", "delete", "restore", "set_tag", "delete_tag")},
+    "experiments.search": _many("experiments", "Experiment"),
+    "experiments.search_via_get": _many("experiments", "Experiment"),
+    "runs.create": _one("run", "Run"),
+    "runs.get": _one("run", "Run"),
+    "runs.update": _one("run_info", "RunInfo"),
+    **{f"runs.{op}": _EMPTY for op in ("delete", "restore", "set_tag", "delete_tag", "log_metric", "log_param",
+                                       "log_batch", "log_inputs", "log_outputs")},
+    "runs.search": _many("runs", "Run"),
+    "runs.search_via_get": _many("runs", "Run"),
+    "metrics.get_history": _many("metrics", "Metric"),
+    "metrics.get_history_bulk_interval": _many("metrics", "Metric", paged=False),
+    "artifacts.list": _obj({"files": _list(_ref("FileInfo")), **_PAGE}),
+    "artifacts.list_for_run": _LISTING,
+    "logged_models.list_artifacts": _LISTING,
+    "registered_models.create": _one("registered_model", "RegisteredModel"),
+    "registered_models.get": _one("registered_model", "RegisteredModel"),
+    "registered_models.rename": _one("registered_model", "RegisteredModel"),
+    "registered_models.update": _one("registered_model", "RegisteredModel"),
+    **{f"registered_models.{op}": _EMPTY for op in ("delete", "set_tag", "delete_tag", "set_alias",
+                                                    "delete_alias")},
+    "registered_models.search": _many("registered_models", "RegisteredModel"),
+    "registered_models.search_via_post": _many("registered_models", "RegisteredModel"),
+    "registered_models.get_latest_versions": _many("model_versions", "ModelVersion", paged=False),
+    "registered_models.get_latest_versions_via_get": _many("model_versions", "ModelVersion", paged=False),
+    "registered_models.get_version_by_alias": _one("model_version", "ModelVersion"),
+    "model_versions.create": _one("model_version", "ModelVersion"),
+    "model_versions.get": _one("model_version", "ModelVersion"),
+    "model_versions.update": _one("model_version", "ModelVersion"),
+    "model_versions.transition_stage": _one("model_version", "ModelVersion"),
+    **{f"model_versions.{op}": _EMPTY for op in ("delete", "set_tag", "delete_tag")},
+    "model_versions.search": _many("model_versions", "ModelVersion"),
+    "model_versions.search_via_post": _many("model_versions", "ModelVersion"),
+    "model_versions.get_download_uri": _obj({"artifact_uri": _S}, ("artifact_uri",)),
+    "logged_models.create": _one("model", "LoggedModel"),
+    "logged_models.get": _one("model", "LoggedModel"),
+    "logged_models.finalize": _one("model", "LoggedModel"),
+    "logged_models.search": _many("models", "LoggedModel"),
+    "traces.start": _obj({"trace": _obj({"trace_info": _ref("TraceInfo")}, ("trace_info",))}, ("trace",)),
+    "traces.get_info": _obj({"trace": _obj({"trace_info": _ref("TraceInfo")}, ("trace_info",))}, ("trace",)),
+    "traces.get": _one("trace", "Trace"),
+    "traces.batch_get": _many("traces", "Trace", paged=False),
+    "traces.search": _many("traces", "TraceInfo"),
+    "assessments.create": _one("assessment", "Assessment"),
+    "assessments.get": _one("assessment", "Assessment"),
+    "assessments.update": _one("assessment", "Assessment"),
+    # mlgate's user, token, permission and admin APIs
+    "users.create": _one("user", "User"),
+    "users.get": _one("user", "User"),
+    "users.list": _many("users", "User", paged=False),
+    "users.current": _obj({"user": _ref("User"), "kind": _S, "groups": _list(_S), "auth_method": _S,
+                           "read_only": _B}, ("user",)),
+    **{f"users.{op}": _EMPTY for op in ("update_password", "update_admin", "update_disabled", "delete")},
+    "tokens.create": _obj({"token": _S, "token_info": _ref("TokenInfo")}, ("token", "token_info")),
+    "tokens.list": _many("tokens", "TokenInfo", paged=False),
+    "tokens.revoke": _EMPTY,
+    **{f"permissions.experiments.{op}": _EXPERIMENT_PERMISSION
+       for op in ("create", "get", "update", "update_via_post")},
+    **{f"permissions.registered_models.{op}": _MODEL_PERMISSION
+       for op in ("create", "get", "update", "update_via_post")},
+    **{f"permissions.{kind}.{op}": _EMPTY for kind in ("experiments", "registered_models")
+       for op in ("delete", "delete_via_post")},
+    "permissions.users.grant": _EMPTY,
+    "permissions.users.revoke": _EMPTY,
+    "permissions.users.get": _obj({"allowed": _B, "permission": {"enum": ["NO_PERMISSIONS", "READ", "EDIT",
+                                                                          "MANAGE"]}},
+                                  ("allowed", "permission")),
+    "admin.users.list": _many("users", "Account", paged=False),
+    "admin.users.get": _one("user", "Account"),
+    "admin.groups.list": _many("groups", "Group", paged=False),
+    "admin.groups.create": _one("group", "Group"),
+    **{f"admin.groups.{op}": _EMPTY for op in ("delete", "add_member", "remove_member")},
+    "admin.grants.list": _many("grants", "Grant", paged=False),
+    "admin.grants.put": _one("grant", "Grant"),
+    "admin.grants.revoke": _EMPTY,
+    "admin.audit.list": _many("records", "AuditEvent", paged=False),
+    "ops.ready": _obj({"status": _S, "checks": _STR_MAP}, ("status", "checks")),
+})
+
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 _ERROR_TEXT = {
     "400": "Invalid request: a malformed body or field (INVALID_PARAMETER_VALUE, MALFORMED_REQUEST, BAD_REQUEST)",
@@ -153,7 +353,9 @@ def _error_statuses(method: str, operation_id: str, public: bool) -> list[str]:
 def describe(doc: dict, contracts: Mapping[str, Contract] = CONTRACTS) -> dict:
     """Complete FastAPI's document in place with parameters, bodies, answers and security; returns it."""
     components = doc.setdefault("components", {})
-    components.setdefault("schemas", {})["Error"] = {
+    schemas = components.setdefault("schemas", {})
+    schemas.update(copy.deepcopy(dict(SCHEMAS)))
+    schemas["Error"] = {
         "type": "object", "required": ["error_code", "message"],
         "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
     }
@@ -192,6 +394,8 @@ def describe(doc: dict, contracts: Mapping[str, Contract] = CONTRACTS) -> dict:
             if not operation["parameters"]:
                 del operation["parameters"]
             success = _SUCCESS[contract.success]
+            if contract.success == "json" and op_id in RESULTS:
+                success = {"application/json": {"schema": RESULTS[op_id]}}
             if op_id == "otlp.ingest":
                 success = {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
                            "application/json": {"schema": {"type": "object"}}}
