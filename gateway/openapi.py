@@ -264,6 +264,18 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
     "admin.grants.revoke": _EMPTY,
     "admin.audit.list": _many("records", "AuditEvent", paged=False),
     "ops.ready": _obj({"status": _S, "checks": _STR_MAP}, ("status", "checks")),
+    "server.info": _obj({"store_type": _S, "workspaces_enabled": _B, "trace_archival_enabled": _B,
+                         "multipart_uploads_enabled": _B, "multipart_downloads_enabled": _B,
+                         "presigned_upload_run_id_supported": _B, "presigned_upload_model_id_supported": _B,
+                         "features_enabled": {"type": "object", "additionalProperties": _B}}, ("store_type",)),
+    **{op: _EMPTY for op in ("artifacts.put", "artifacts.delete", "logged_models.delete", "logged_models.set_tags",
+                             "logged_models.delete_tag", "logged_models.log_params", "traces.set_tag",
+                             "traces.delete_tag", "assessments.delete")},
+    "traces.delete": _obj({"traces_deleted": _I}, ("traces_deleted",)),
+    "permissions.users.list": _obj({"is_admin": _B, "permissions": _list(_obj(
+        {"role_id": _I, "role_name": _S, "workspace": _S, "resource_type": {"enum": ["experiment", "registered_model"]},
+         "resource_pattern": _S, "permission": _S}, ("resource_type", "resource_pattern", "permission")))},
+        ("is_admin", "permissions")),
 })
 
 
