@@ -4,6 +4,10 @@
 connection pool and ``PING`` on every Redis the server uses (``--redis-url``, the rate-limit storage).
 The answer names each check and its state, never a URL, host or error text: probes are anonymous.
 The result is kept for a second, so a flood of probes costs at most one check per second per process.
+Only one check runs at a time: a probe arriving while it runs does not wait for it (a hung database would
+otherwise pile up one blocked thread per anonymous probe). It gets the previous answer while the running
+check is younger than ``CHECK_TIMEOUT_SECONDS``, and after that an answer naming the dependency the check
+is stuck on as unavailable.
 """
 
 from __future__ import annotations
@@ -51,19 +55,46 @@ class Readiness:
         self._clock = clock
         self._lock = threading.Lock()
         self._last: tuple[float, Report] | None = None
+        # The check in progress: when it started and what it has found so far (None: no check running).
+        self._running: tuple[float, dict[str, str]] | None = None
+
+    def _names(self) -> list[str]:
+        return ["database", "redis"] if self.redis_urls else ["database"]
 
     def report(self) -> Report:
-        """The current report (blocking I/O: call from a worker thread)."""
-        with self._lock:
+        """The current report (blocking I/O: call from a worker thread); never waits for another check."""
+        last = self._last
+        if last is not None and self._clock() - last[0] < CACHE_SECONDS:
+            return last[1]
+        if not self._lock.acquire(blocking=False):
+            return self._while_checking()
+        try:
             now = self._clock()
             if self._last is not None and now - self._last[0] < CACHE_SECONDS:
                 return self._last[1]
-            checks = {"database": self._database()}
+            found: dict[str, str] = {}
+            self._running = (now, found)
+            found["database"] = self._database()
             if self.redis_urls:
-                checks["redis"] = OK if all(self._redis(u) for u in self.redis_urls) else DOWN
-            result = Report(checks)
+                found["redis"] = OK if all(self._redis(u) for u in self.redis_urls) else DOWN
+            result = Report(dict(found))
             self._last = (now, result)
             return result
+        finally:
+            self._running = None
+            self._lock.release()
+
+    def _while_checking(self) -> Report:
+        """The answer while another thread's check runs: the last one, or what that check is stuck on."""
+        running, last = self._running, self._last
+        if running is None:  # it finished in between
+            return last[1] if last is not None else Report({name: DOWN for name in self._names()})
+        started, found = running
+        if last is not None and self._clock() - started < CHECK_TIMEOUT_SECONDS:
+            return last[1]
+        done = dict(found)
+        # The dependency being checked now has not answered in time; one never checked is not known to work.
+        return Report({name: done.get(name, DOWN) for name in self._names()})
 
     def _database(self) -> str:
         try:

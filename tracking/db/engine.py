@@ -14,6 +14,8 @@ def normalize_database_uri(uri: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+# How long opening a PostgreSQL connection may take (unless the URI sets connect_timeout itself).
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 # How long a SQLite statement waits for another connection's write lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -48,7 +50,10 @@ def make_engine(uri: str, *, pool_size: int = 10, max_overflow: int | None = Non
             cur.close()
 
         return engine
-    connect_args = {}
+    connect_args: dict = {}
+    if "connect_timeout" not in url.query:
+        # libpq waits forever for a server that accepts the TCP connection but never answers.
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
     if statement_timeout_ms:
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     return create_engine(
