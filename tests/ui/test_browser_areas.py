@@ -1,12 +1,16 @@
 """Every UI area in Chromium against a real server, as an admin, as a READ user and as a user with no grants.
 
-Each test asserts what is shown and what is not, saves screenshots (test-output/screenshots/ui-*.png), and
-fails if any JavaScript dialog opens: run, tag, model, trace and span names are hostile markup.
+One server and one browser serve the module (a fresh browser context, so a fresh session, per test). Each
+test asserts what is shown and what is not, saves a screenshot of every area it visits
+(test-output/screenshots/ui-<role>-<area>.png), and fails if any JavaScript dialog opens (run, tag, model,
+prompt, trace and span names are hostile markup), if a script raises, or if the CSP refuses anything.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -21,6 +25,9 @@ EVIL = "<img src=x onerror=alert(1)>"
 EVIL_TAG = "</script><script>alert(2)</script>"
 READER_PASSWORD = "Unguessable-Pw-5e1b2c"
 NOBODY_PASSWORD = "Another-Unguessable-9d3f"
+LOCKED_PASSWORD = "Locked-Out-Soon-7c2a"
+CAROL_PASSWORD = "Unguessable-Pw-c31x"
+BULK_RUNS = 55
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
@@ -52,6 +59,7 @@ def world(tmp_path_factory):
     try:
         _post(server, "/users/create", {"username": "reader", "password": READER_PASSWORD})
         _post(server, "/users/create", {"username": "nobody", "password": NOBODY_PASSWORD})
+        _post(server, "/users/create", {"username": "locked-user", "password": LOCKED_PASSWORD})
         exp = _post(server, "/experiments/create", {"name": "vision-baselines"})["experiment_id"]
         secret = _post(server, "/experiments/create", {"name": "secret-exp"})["experiment_id"]
         _post(server, "/experiments/permissions/create", {"experiment_id": exp, "username": "reader",
@@ -79,9 +87,18 @@ def world(tmp_path_factory):
             _post(server, "/model-versions/create", {"name": name, "source": f"runs:/{runs[1]}/model",
                                                      "run_id": runs[1]})
         _post(server, "/registered-models/alias", {"name": "churn-classifier", "alias": "champion", "version": "1"})
-        for name in ("churn-classifier", EVIL):
+        for name in ("summarize-prompt", "secret-prompt"):
+            _post(server, "/registered-models/create", {"name": name, "tags": [
+                {"key": "mlflow.prompt.is_prompt", "value": "true"}]})
+            _post(server, "/model-versions/create", {"name": name, "source": "dummy-source", "tags": [
+                {"key": "mlflow.prompt.text", "value": f"Summarize {{{{text}}}} {EVIL_TAG}"},
+                {"key": "mlflow.prompt.is_prompt", "value": "true"}]})
+        for name in ("churn-classifier", EVIL, "summarize-prompt"):
             _post(server, "/registered-models/permissions/create", {"name": name, "username": "reader",
                                                                     "permission": "READ"})
+        bulk = _post(server, "/experiments/create", {"name": "bulk-runs"})["experiment_id"]
+        for i in range(BULK_RUNS):
+            _post(server, "/runs/create", {"experiment_id": bulk, "run_name": f"bulk-{i:02d}", "start_time": t0 + i})
         tid, ids = new_otel_trace_id(), [os.urandom(8) for _ in range(4)]
         start = 1_764_000_000_000_000_000
         spans = [make_span(tid, ids[0], "agent", start_ns=start, end_ns=start + 900_000_000),
@@ -100,15 +117,40 @@ def world(tmp_path_factory):
             headers={"content-type": "application/x-protobuf", "x-mlflow-experiment-id": exp},
             auth=server.admin_auth, timeout=30)
         assert sent.status_code == 200, sent.text
-        yield {"server": server, "exp": exp, "secret": secret, "runs": runs, "parent": parent,
+        yield {"server": server, "exp": exp, "secret": secret, "runs": runs, "parent": parent, "bulk": bulk,
                "hidden_run": hidden_run, "trace": "tr-" + tid.hex()}
     finally:
         server.stop()
 
 
-def _browser_page(browser, dialogs: list[str], width: int = 1280, height: int = 900):
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module; each test opens its own context (its own cookies, so its own session)."""
+    with chromium_browser() as launched:
+        yield launched
+
+
+class Watch:
+    """What must not happen on any page: a JavaScript dialog, a script error, a CSP refusal."""
+
+    def __init__(self):
+        self.dialogs: list[str] = []
+        self.problems: list[str] = []
+
+    def attach(self, page) -> None:
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        page.on("console", lambda m: self.problems.append(m.text) if "Content Security Policy" in m.text else None)
+
+    def check(self) -> None:
+        assert self.dialogs == []
+        assert self.problems == []
+
+
+def _browser_page(browser, watch: Watch, width: int = 1280, height: int = 900):
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.set_default_timeout(15_000)
+    watch.attach(page)
     return page
 
 
@@ -120,27 +162,112 @@ def _sign_in(page, url: str, username: str, password: str) -> None:
     page.wait_for_url(f"{url}/")
 
 
+@contextmanager
+def _session(browser, url: str, username: str, password: str) -> Iterator:
+    """A signed-in page in a fresh context; on leaving, nothing unwanted happened on any page it showed."""
+    watch = Watch()
+    page = _browser_page(browser, watch)
+    try:
+        _sign_in(page, url, username, password)
+        yield page
+    finally:
+        page.context.close()
+    watch.check()
+
+
+def _shot(page, name: str) -> None:
+    screenshot(page, f"ui-{name}")
+
+
 def _fits(page) -> bool:
     """No horizontal scrolling of the whole page (wide tables scroll inside their own box)."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_admin_uses_every_area(world):
+def _run_names(page) -> list[str]:
+    return page.locator("tbody td.wrap a[href^='/runs/']").all_inner_texts()
+
+
+def _headers(page) -> list[str]:
+    return [h.rstrip(" ↑↓") for h in page.locator("thead tr:last-child th a").all_inner_texts()]
+
+
+def _expect_status(page, url: str, status: int, title: str, shot: str | None = None) -> None:
+    response = page.goto(url)
+    assert response.status == status, url
+    assert page.locator("h1").inner_text() == title, url
+    if shot:
+        _shot(page, shot)
+
+
+def _user_form(page, username: str, action: str) -> str:
+    return (f"form[action='/admin/users/update']:has(input[name=username][value='{username}'])"
+            f":has(input[name=action][value='{action}'])")
+
+
+def test_admin_browses_every_area(world, browser):
     server, exp, runs = world["server"], world["exp"], world["runs"]
     url = server.url
-    dialogs: list[str] = []
-    with chromium_browser() as browser:
-        page = _browser_page(browser, dialogs)
-        _sign_in(page, url, server.admin_username, server.admin_password)
+    with _session(browser, url, server.admin_username, server.admin_password) as page:
         assert page.locator("header nav a", has_text="Admin").count() == 1
         assert page.locator("table a", has_text="secret-exp").count() == 1
+        # Experiments: sorted by name both ways.
+        page.select_option("#order_by", "name ASC")
+        page.click("form.search button[type=submit]")
+        page.wait_for_url("**order_by=name+ASC**")
+        ascending = page.locator("tbody td.wrap a").all_inner_texts()
+        assert {"vision-baselines", "secret-exp", "bulk-runs"} <= set(ascending)
+        page.select_option("#order_by", "name DESC")
+        page.click("form.search button[type=submit]")
+        page.wait_for_url("**order_by=name+DESC**")
+        assert page.locator("tbody td.wrap a").all_inner_texts() == ascending[::-1]
+        assert page.locator("#order_by").input_value() == "name DESC"
+        _shot(page, "admin-experiments-sorted")
+
+        # Runs table: the filter box (MLflow grammar), a bad filter, chosen columns, pages.
+        page.goto(f"{url}/experiments/{exp}")
+        assert sorted(_run_names(page)) == sorted([EVIL, "resnet-lr-0.03", "resnet-lr-0.1", "sweep"])
+        assert page.locator("td.wrap a", has_text=EVIL).count() == 1
+        assert _headers(page) == ["Name", "Status", "Started", "Duration", "User", "lr", "model", "accuracy", "loss"]
+        page.fill("#filter", "params.lr = '0.03'")
+        page.press("#filter", "Enter")
+        page.wait_for_url("**filter=**")
+        assert _run_names(page) == ["resnet-lr-0.03"]
+        _shot(page, "admin-runs-filtered")
+        page.fill("#filter", "params.lr ==")
+        page.press("#filter", "Enter")
+        page.wait_for_load_state()
+        assert page.locator("p.error[role=alert]").count() == 1
+        assert _run_names(page) == []
+        page.goto(f"{url}/experiments/{exp}")
+        page.click("details.columns-chooser summary")
+        page.uncheck("form.columns-form input[name=param][value='model']")
+        page.uncheck("form.columns-form input[name=metric][value='accuracy']")
+        _shot(page, "admin-runs-columns-chooser")
+        page.click("form.columns-form button[type=submit]")
+        page.wait_for_url("**cols=1**")
+        assert _headers(page) == ["Name", "Status", "Started", "Duration", "User", "lr", "loss"]
+        page.click("thead a:text-is('loss')")  # sorting keeps the chosen columns
+        page.wait_for_url("**order_by=metrics.%60loss%60+DESC**")
+        assert _headers(page) == ["Name", "Status", "Started", "Duration", "User", "lr", "loss"]
+        assert _run_names(page)[:3] == [EVIL, "resnet-lr-0.03", "resnet-lr-0.1"]  # final loss 2/40, 2/41, 2/42
+        _shot(page, "admin-runs-columns-sorted")
+        page.goto(f"{url}/experiments/{world['bulk']}")
+        assert page.locator("input[name=runs]").count() == 50
+        assert page.locator(".pager a", has_text="First page").count() == 0
+        page.click(".pager a[rel=next]")
+        page.wait_for_url("**page_token=**")
+        assert page.locator("input[name=runs]").count() == BULK_RUNS - 50
+        assert page.locator(".pager a", has_text="First page").count() == 1
+        assert page.locator(".pager a[rel=next]").count() == 0
+        _shot(page, "admin-runs-page-2")
 
         # Runs table -> select two runs -> Compare (a GET form; the script only updates the label).
         page.goto(f"{url}/experiments/{exp}")
         page.check(f"input[name=runs][value='{runs[0]}']")
         page.check(f"input[name=runs][value='{runs[1]}']")
         assert page.locator("#compare-button").inner_text() == "Compare 2 runs"
-        screenshot(page, "ui-admin-runs-selected")
+        _shot(page, "admin-runs-selected")
         page.click("#compare-button")
         page.wait_for_url("**/compare?runs=*")
         assert page.locator("h1").inner_text() == "Compare 2 runs"
@@ -149,40 +276,56 @@ def test_admin_uses_every_area(world):
         assert page.locator("tr.differs th", has_text="model").count() == 0
         assert page.locator("figure.chart").count() == 2
         assert page.locator("figure.chart").first.locator("polyline").count() == 2  # one curve per run
-        screenshot(page, "ui-admin-compare")
+        _shot(page, "admin-compare")
 
-        # Run page: datasets, parent link, artifacts with previews.
+        # Run page: datasets, parent link, artifacts with previews (text, JSON, image).
         page.goto(f"{url}/runs/{runs[0]}")
         assert page.locator("h1").inner_text() == EVIL
         assert page.locator("td", has_text=EVIL_TAG).count() == 1
         assert page.locator("#datasets + .table-wrap td:text-is('imagenet-subset')").count() == 1
         assert page.locator("span.pill", has_text="training").count() == 1
         assert page.locator(f"a[href='/runs/{world['parent']}']").count() == 1
-        screenshot(page, "ui-admin-run")
+        assert page.locator("figure.chart svg polyline").count() == 2
+        _shot(page, "admin-run")
         page.click("a[href*='preview?path=summary.txt']")
         assert "top-1 accuracy: 0.91" in page.locator("pre.preview").inner_text()
+        _shot(page, "admin-preview-text")
+        page.goto(f"{url}/runs/{runs[0]}?path=config#artifacts")
+        page.click("a[href*='preview?path=config%2Fparams.json'], a[href*='preview?path=config/params.json']")
+        assert page.locator("pre.preview").inner_text() == '{\n  "lr": 0.01\n}'
         page.goto(f"{url}/runs/{runs[0]}?path=plots#artifacts")
         page.click("a[href*='preview?path=plots%2Floss.png'], a[href*='preview?path=plots/loss.png']")
         image = page.locator("figure.preview-image img")
         image.wait_for()
         assert page.evaluate("document.querySelector('figure.preview-image img').naturalWidth") == 1
-        screenshot(page, "ui-admin-preview-image")
+        _shot(page, "admin-preview-image")
 
         # Models, a model page, prompts.
         page.goto(f"{url}/models")
         assert page.locator("table a", has_text="secret-model").count() == 1
         assert page.locator("table a", has_text=EVIL).count() == 1
-        screenshot(page, "ui-admin-models")
+        assert page.locator("table a", has_text="summarize-prompt").count() == 0  # prompts are listed apart
+        _shot(page, "admin-models")
         page.click("table a:text-is('churn-classifier')")
         page.wait_for_url("**/model?name=churn-classifier")
         assert page.locator(".pill", has_text="@champion").count() >= 1
         assert page.locator(f"a[href='/runs/{runs[1]}']").count() == 1
-        screenshot(page, "ui-admin-model")
+        _shot(page, "admin-model")
+        page.click("header nav a:text-is('Prompts')")
+        page.wait_for_url(f"{url}/prompts")
+        assert sorted(page.locator("tbody td.wrap a").all_inner_texts()) == ["secret-prompt", "summarize-prompt"]
+        _shot(page, "admin-prompts")
+        page.click("table a:text-is('summarize-prompt')")
+        page.wait_for_url("**/model?name=summarize-prompt")
+        assert page.locator(f"text=Summarize {{{{text}}}} {EVIL_TAG}").count() >= 1  # the template, as text
+        _shot(page, "admin-prompt")
 
         # Traces of the experiment and the span tree.
         page.goto(f"{url}/experiments/{exp}")
         page.click("nav.tabs a:text-is('Traces')")
         page.wait_for_url(f"**/experiments/{exp}/traces")
+        assert page.locator("tbody tr").count() == 2
+        _shot(page, "admin-traces")
         page.click(f"a[href='/traces/{world['trace']}']")
         names = page.locator("td.span-name").all_inner_texts()
         assert [n.lstrip("└") for n in names] == ["agent", "retrieve", EVIL, "answer"]
@@ -190,110 +333,309 @@ def test_admin_uses_every_area(world):
         assert classes == ["span-name depth-0", "span-name depth-1", "span-name depth-2", "span-name depth-1"]
         assert page.locator("td", has_text="900.0 ms").count() == 1
         assert page.locator(".status-ERROR").count() >= 1
-        screenshot(page, "ui-admin-trace")
+        _shot(page, "admin-trace")
 
-        # Account and the admin pages.
+        # My account: a token shown once that the API accepts, then revoked.
         page.goto(f"{url}/account")
         assert page.locator(".pill", has_text="administrator").count() == 1
-        screenshot(page, "ui-admin-account")
+        _shot(page, "admin-account")
+        page.fill("form[action='/account/tokens/create'] input[name=name]", "laptop")
+        page.click("form[action='/account/tokens/create'] button[type=submit]")
+        page.wait_for_url(f"{url}/account/tokens/create")
+        export = page.locator("#token-export").inner_text()
+        assert f"export MLFLOW_TRACKING_URI={url}" in export
+        secret = export.split("export MLFLOW_TRACKING_TOKEN=")[1].strip()
+        _shot(page, "admin-token-created")
+        search = f"{url}{A}/experiments/search?max_results=5"
+        assert httpx.get(search, headers={"Authorization": f"Bearer {secret}"}, timeout=30).status_code == 200
+        page.goto(f"{url}/account")
+        assert page.locator("#token-export").count() == 0  # shown once only
+        assert secret not in page.content()
+        page.click("form[action='/account/tokens/revoke'] button")
+        page.wait_for_url("**/account?done=revoked")
+        assert page.locator("td .status", has_text="revoked").count() == 1
+        assert httpx.get(search, headers={"Authorization": f"Bearer {secret}"}, timeout=30).status_code == 401
+        _shot(page, "admin-token-revoked")
+
+
+def test_admin_manages_accounts_groups_grants_and_reads_the_audit_log(world, browser):
+    server, exp = world["server"], world["exp"]
+    url = server.url
+    with _session(browser, url, server.admin_username, server.admin_password) as page:
+        # Accounts: create, make admin, reset a password, disable.
         page.goto(f"{url}/admin")
-        page.fill("form[action='/admin/users/create'] input[name=username]", "carol")
-        page.fill("form[action='/admin/users/create'] input[name=password]", "Unguessable-Pw-c31x")
-        page.click("form[action='/admin/users/create'] button")
-        page.wait_for_url("**/admin?done=user")
-        assert page.locator("td:text-is('carol')").count() == 1
-        screenshot(page, "ui-admin-users")
+        for name in ("carol", "dave"):
+            page.fill("form[action='/admin/users/create'] input[name=username]", name)
+            page.fill("form[action='/admin/users/create'] input[name=password]", "Unguessable-Initial-4k2p")
+            page.click("form[action='/admin/users/create'] button")
+            page.wait_for_url("**/admin?done=user")
+            assert page.locator(f"td.wrap:text-is('{name}')").count() == 1
+        page.click(f"{_user_form(page, 'dave', 'make_admin')} button")
+        page.wait_for_url("**/admin?done=updated")
+        assert page.locator("td.wrap:has-text('dave') .pill", has_text="admin").count() == 1
+        assert page.locator(_user_form(page, "dave", "remove_admin")).count() == 1
+        page.fill(f"{_user_form(page, 'carol', 'reset_password')} input[name=password]", "Reset-By-Admin-8812")
+        page.click(f"{_user_form(page, 'carol', 'reset_password')} button")
+        page.wait_for_url("**/admin?done=updated")
+        assert page.locator("p.success", has_text="The account was updated.").count() == 1
+        page.click(f"{_user_form(page, 'dave', 'disable')} button")
+        page.wait_for_url("**/admin?done=updated")
+        dave = page.locator("tr", has=page.locator(_user_form(page, "dave", "enable")))
+        assert dave.locator(".status", has_text="disabled").count() == 1
+        assert page.locator(_user_form(page, "dave", "disable")).count() == 0
+        assert page.locator(_user_form(page, server.admin_username, "disable")).count() == 0  # not oneself
+        _shot(page, "admin-users")
+
+        # Groups: create, add a member, remove them, add them again.
         page.goto(f"{url}/admin/groups")
         page.fill("form[action='/admin/groups/create'] input[name=name]", "team-vision")
         page.click("form[action='/admin/groups/create'] button")
         page.wait_for_url("**/admin/groups?done=group")
-        page.fill("input[list=usernames]", "carol")
-        page.click("form[action='/admin/groups/member'] button:text-is('Add')")
-        page.wait_for_url("**/admin/groups?done=member")
-        assert page.locator("form.chip span", has_text="carol").count() == 1
-        screenshot(page, "ui-admin-groups")
+        for attempt in ("added", "added again"):
+            page.fill("input[list=usernames]", "carol")
+            page.click("form[action='/admin/groups/member'] button:text-is('Add')")
+            page.wait_for_url("**/admin/groups?done=member")
+            assert page.locator("form.chip span", has_text="carol").count() == 1, attempt
+            if attempt == "added":
+                page.click("button[aria-label='Remove carol from team-vision']")
+                page.wait_for_url("**/admin/groups?done=member")
+                assert page.locator("form.chip span", has_text="carol").count() == 0
+                assert page.locator("td .muted", has_text="no members").count() == 1
+                _shot(page, "admin-groups-member-removed")
+        _shot(page, "admin-groups")
+
+        # Grants: grant, see who can see the experiment and why, change, revoke.
         page.goto(f"{url}/admin/grants?experiment_id={exp}")
         page.fill("form.form-row input[name=subject]", "group:team-vision")
         page.select_option("form.form-row select[name=permission]", "EDIT")
         page.click("form.form-row button")
         page.wait_for_url(f"**/admin/grants?experiment_id={exp}&done=grant")
-        rows = page.locator("h2:has-text('Who can see') + .table-wrap tbody tr").all_inner_texts()
-        assert any(r.startswith("carol") and "EDIT" in r for r in rows)
-        assert any(r.startswith("reader") and "READ" in r for r in rows)
-        assert not any(r.startswith("nobody") for r in rows)
-        screenshot(page, "ui-admin-grants")
+
+        def audience() -> dict[str, str]:
+            rows = page.locator("table.audience tbody tr").all()
+            return {r.locator("td").first.inner_text(): r.locator("td").nth(1).inner_text() for r in rows}
+
+        assert audience() == {"reader": "READ", "carol": "EDIT"}  # not nobody, not the disabled dave
+        assert page.locator("p.admins .pill").all_inner_texts() == [server.admin_username]
+        assert page.locator("p.disabled-note", has_text="1 disabled account not listed").count() == 1
+        _shot(page, "admin-grants")
+        grant_row = "tr:has(input[name=subject][value='group:team-vision'])"
+        page.select_option(f"{grant_row} form[action='/admin/grants/put'] select", "READ")
+        page.click(f"{grant_row} form[action='/admin/grants/put'] button")
+        page.wait_for_url(f"**/admin/grants?experiment_id={exp}&done=grant")
+        assert audience() == {"reader": "READ", "carol": "READ"}
+        page.click(f"{grant_row} form[action='/admin/grants/revoke'] button")
+        page.wait_for_url(f"**/admin/grants?experiment_id={exp}&done=revoked")
+        assert audience() == {"reader": "READ"}
+        assert page.locator(grant_row).count() == 0
+        _shot(page, "admin-grants-revoked")
+        page.goto(f"{url}/admin/grants?experiment_id={world['secret']}")
+        assert page.locator("table.audience tbody tr").all_inner_texts() == ["Nobody but administrators."]
+        _shot(page, "admin-grants-admins-only")
+
+        # Audit log: filtered by action, principal, outcome and time.
+        wrong = httpx.get(f"{url}{A}/experiments/search", auth=("ghost-user", "not-a-password"), timeout=30)
+        assert wrong.status_code == 401
         page.goto(f"{url}/admin/audit?action=grant")
         assert page.locator("td", has_text="group:team-vision experiment:").count() >= 1
-        screenshot(page, "ui-admin-audit")
+        assert set(page.locator("tbody td:nth-child(3)").all_inner_texts()) == {"grant"}
+        _shot(page, "admin-audit")
+        page.goto(f"{url}/admin/audit")
+        page.fill("input[name=actor]", "ghost-user")
+        page.select_option("select[name=outcome]", "failure")
+        page.click("form.filters button")
+        page.wait_for_url("**outcome=failure**")
+        assert page.locator("tbody tr").count() >= 1
+        assert set(page.locator("tbody td:nth-child(5)").all_inner_texts()) == {"failure"}
+        assert set(page.locator("tbody td:nth-child(2)").all_inner_texts()) == {"ghost-user"}
+        _shot(page, "admin-audit-outcome")
+        page.select_option("select[name=outcome]", "success")
+        page.click("form.filters button")
+        page.wait_for_url("**outcome=success**")
+        assert page.locator("td.muted", has_text="No records match.").count() == 1
+        page.goto(f"{url}/admin/audit?actor=ghost-user")
+        page.fill("input[name=since]", "2000-01-01T00:00")
+        page.click("form.filters button")
+        page.wait_for_url("**since=2000-01-01T00%3A00**")
+        assert set(page.locator("tbody td:nth-child(2)").all_inner_texts()) == {"ghost-user"}
+        page.fill("input[name=since]", "")
+        page.fill("input[name=until]", "2000-01-01T00:00")
+        page.click("form.filters button")
+        page.wait_for_url("**until=2000-01-01T00%3A00**")
+        assert page.locator("td.muted", has_text="No records match.").count() == 1
+        _shot(page, "admin-audit-time")
+
         page.goto(f"{url}/admin/policy")
         assert "team-vision" in page.locator("pre.preview").last.inner_text()
-        screenshot(page, "ui-admin-policy")
-    assert dialogs == []
+        _shot(page, "admin-policy")
+
+    # Carol signs in with the password the administrator set, and changes it herself.
+    with _session(browser, url, "carol", "Reset-By-Admin-8812") as page:
+        assert page.locator("td.muted", has_text="No experiments to show.").count() == 1  # the grant was revoked
+        page.goto(f"{url}/account")
+        assert page.locator(".pill", has_text="team-vision").count() == 1
+        page.fill("#current_password", "Reset-By-Admin-8812")
+        page.fill("#new_password", CAROL_PASSWORD)
+        page.fill("#repeat_password", CAROL_PASSWORD)
+        page.click("form[action='/account/password'] button")
+        # Changing the password ends every session, this one too: sign in again with the new one.
+        page.wait_for_url("**/login?next=**")
+        page.fill("#username", "carol")
+        page.fill("#password", CAROL_PASSWORD)
+        page.click("form[action='/login'] button[type=submit]")
+        page.wait_for_url(f"{url}/account?done=password")
+        assert page.locator("p.success").count() == 1
+        assert page.locator("header .who strong").inner_text() == "carol"
+        _shot(page, "carol-password-changed")
+    with _session(browser, url, "carol", CAROL_PASSWORD) as page:
+        assert page.locator("header .who strong").inner_text() == "carol"
 
 
-def test_read_user_sees_only_what_is_granted(world):
-    server, exp = world["server"], world["exp"]
+def test_read_user_sees_only_what_is_granted(world, browser):
+    server, exp, runs = world["server"], world["exp"], world["runs"]
     url = server.url
-    dialogs: list[str] = []
-    with chromium_browser() as browser:
-        page = _browser_page(browser, dialogs)
-        _sign_in(page, url, "reader", READER_PASSWORD)
-        assert page.locator("table a", has_text="vision-baselines").count() == 1
+    with _session(browser, url, "reader", READER_PASSWORD) as page:
+        assert page.locator("tbody td.wrap a").all_inner_texts() == ["vision-baselines"]
         assert page.locator("text=secret-exp").count() == 0
+        assert page.locator("text=bulk-runs").count() == 0
         assert page.locator("header nav a", has_text="Admin").count() == 0
-        screenshot(page, "ui-reader-experiments")
+        _shot(page, "reader-experiments")
+        # The runs table, filtered; no Access tab (administrators only).
+        page.click("table a:text-is('vision-baselines')")
+        page.wait_for_url(f"{url}/experiments/{exp}")
+        assert sorted(_run_names(page)) == sorted([EVIL, "resnet-lr-0.03", "resnet-lr-0.1", "sweep"])
+        assert page.locator("nav.tabs a", has_text="Access").count() == 0
+        _shot(page, "reader-runs")
+        page.fill("#filter", "metrics.loss > 0.049")  # only the first run's final loss (2/40) is above
+        page.press("#filter", "Enter")
+        page.wait_for_url("**filter=**")
+        assert _run_names(page) == [EVIL]
+        # A run, its artifacts and a preview.
+        page.click(f"a[href='/runs/{runs[0]}']")
+        page.wait_for_url(f"{url}/runs/{runs[0]}")
+        assert page.locator("h1").inner_text() == EVIL
+        assert page.locator("td", has_text=EVIL_TAG).count() == 1
+        assert page.locator("#artifacts ~ .table-wrap a", has_text="summary.txt").count() == 1
+        _shot(page, "reader-run")
+        page.click("a[href*='preview?path=summary.txt']")
+        assert "top-1 accuracy: 0.91" in page.locator("pre.preview").inner_text()
+        _shot(page, "reader-preview")
+        # Compare two of its runs.
+        page.goto(f"{url}/compare?runs={runs[1]}&runs={runs[2]}")
+        assert page.locator("h1").inner_text() == "Compare 2 runs"
+        assert page.locator("tr.differs th", has_text="lr").count() == 1
+        _shot(page, "reader-compare")
+        # Models and prompts: only the granted ones.
         page.goto(f"{url}/models")
-        assert page.locator("table a", has_text="churn-classifier").count() == 1
-        assert page.locator("table a", has_text=EVIL).count() == 1
+        assert sorted(page.locator("tbody td.wrap a").all_inner_texts()) == sorted(["churn-classifier", EVIL])
         assert page.locator("text=secret-model").count() == 0
-        screenshot(page, "ui-reader-models")
+        _shot(page, "reader-models")
+        page.click("table a:text-is('churn-classifier')")
+        page.wait_for_url("**/model?name=churn-classifier")
+        assert page.locator(f"a[href='/runs/{runs[1]}']").count() == 1
+        _shot(page, "reader-model")
+        page.goto(f"{url}/prompts")
+        assert page.locator("tbody td.wrap a").all_inner_texts() == ["summarize-prompt"]
+        _shot(page, "reader-prompts")
+        # Traces.
         page.goto(f"{url}/experiments/{exp}/traces")
         assert page.locator(f"a[href='/traces/{world['trace']}']").count() == 1
         assert page.locator(f"td:text-is('{EVIL}')").count() == 1  # the hostile trace name, as text
-        screenshot(page, "ui-reader-traces")
+        _shot(page, "reader-traces")
+        page.click(f"a[href='/traces/{world['trace']}']")
+        assert page.locator("td.span-name").count() == 4
+        _shot(page, "reader-trace")
+        # My account: access and why; a token of my own.
         page.goto(f"{url}/account")
         access = page.locator("h2#access + .table-wrap").inner_text()
         assert "vision-baselines" in access
         assert "READ" in access
         assert "secret-exp" not in access
-        screenshot(page, "ui-reader-account")
-        # Hidden things answer like missing ones; admin pages refuse as the admin API does.
-        for path in (f"/runs/{world['hidden_run']}", f"/experiments/{world['secret']}", "/model?name=secret-model"):
-            response = page.goto(f"{url}{path}")
-            assert response.status == 404, path
-            assert page.locator("h1").inner_text() == "Not found"
-        assert page.goto(f"{url}/admin").status == 403
-        screenshot(page, "ui-reader-admin-refused")
-    assert dialogs == []
+        assert "secret-model" not in access
+        page.fill("form[action='/account/tokens/create'] input[name=name]", "notebook")
+        page.check("form[action='/account/tokens/create'] input[name=read_only]")
+        page.click("form[action='/account/tokens/create'] button[type=submit]")
+        assert "export MLFLOW_TRACKING_TOKEN=" in page.locator("#token-export").inner_text()
+        assert page.locator("td", has_text="read-only").count() == 1
+        _shot(page, "reader-account")
+        # Hidden things answer like missing ones, on every kind of page; admin pages refuse as the admin API does.
+        for path in (f"/runs/{world['hidden_run']}", f"/experiments/{world['secret']}", "/model?name=secret-model",
+                     f"/experiments/{world['secret']}/traces", f"/runs/{world['hidden_run']}/preview?path=x.txt",
+                     f"/compare?runs={runs[0]}&runs={world['hidden_run']}", "/model?name=secret-prompt"):
+            _expect_status(page, f"{url}{path}", 404, "Not found")
+        _shot(page, "reader-hidden-is-missing")
+        for path in ("/admin", "/admin/groups", "/admin/grants", "/admin/audit", "/admin/policy"):
+            assert page.goto(f"{url}{path}").status == 403, path
+            assert page.locator("table").count() == 0
+        _shot(page, "reader-admin-refused")
 
 
-def test_user_without_grants_sees_nothing(world):
-    server = world["server"]
+def test_user_without_grants_sees_nothing(world, browser):
+    server, runs = world["server"], world["runs"]
     url = server.url
-    dialogs: list[str] = []
-    with chromium_browser() as browser:
-        page = _browser_page(browser, dialogs)
-        _sign_in(page, url, "nobody", NOBODY_PASSWORD)
+    with _session(browser, url, "nobody", NOBODY_PASSWORD) as page:
         assert page.locator("td.muted", has_text="No experiments to show.").count() == 1
-        screenshot(page, "ui-nobody-experiments")
+        assert page.locator("header nav a", has_text="Admin").count() == 0
+        _shot(page, "nobody-experiments")
         page.goto(f"{url}/models")
         assert page.locator("td.muted", has_text="No registered models to show.").count() == 1
+        _shot(page, "nobody-models")
+        page.goto(f"{url}/prompts")
+        assert page.locator("td.muted", has_text="No prompts to show.").count() == 1
+        _shot(page, "nobody-prompts")
         page.goto(f"{url}/account")
         assert page.locator("text=You cannot see any experiment or registered model yet.").count() == 1
-        screenshot(page, "ui-nobody-account")
-        assert page.goto(f"{url}/experiments/{world['exp']}").status == 404
-        assert page.goto(f"{url}/traces/{world['trace']}").status == 404
-        assert page.goto(f"{url}/compare?runs={world['runs'][0]}&runs={world['runs'][1]}").status == 404
-    assert dialogs == []
+        assert page.locator("text=No stored grants name you or your groups").count() == 1
+        _shot(page, "nobody-account")
+        _expect_status(page, f"{url}/experiments/{world['exp']}", 404, "Not found", "nobody-runs-missing")
+        _expect_status(page, f"{url}/runs/{runs[0]}", 404, "Not found", "nobody-run-missing")
+        for path in (f"/runs/{runs[0]}/preview?path=summary.txt", f"/experiments/{world['exp']}/traces",
+                     f"/traces/{world['trace']}", f"/compare?runs={runs[0]}&runs={runs[1]}",
+                     "/model?name=churn-classifier", "/model?name=summarize-prompt"):
+            _expect_status(page, f"{url}{path}", 404, "Not found")
+        assert page.locator("text=vision-baselines").count() == 0
+        assert page.goto(f"{url}/admin").status == 403
+        _shot(page, "nobody-admin-refused")
 
 
-def test_progress_bar_keyboard_focus_and_laptop_widths(world):
+def test_locked_out_sign_in_says_so(world, browser):
+    url = world["server"].url
+    watch = Watch()
+    page = _browser_page(browser, watch)
+    try:
+        page.goto(f"{url}/login")
+        for _ in range(5):  # the policy's default: 5 failures lock the username
+            page.fill("#username", "locked-user")
+            page.fill("#password", "not-the-password")
+            with page.expect_navigation() as wrong:
+                page.click("form[action='/login'] button[type=submit]")
+            assert wrong.value.status == 401
+            assert page.locator("text=Invalid username or password.").count() == 1
+        page.fill("#username", "locked-user")
+        page.fill("#password", LOCKED_PASSWORD)  # the right password no longer helps
+        with page.expect_navigation() as locked:
+            page.click("form[action='/login'] button[type=submit]")
+        assert locked.value.status == 429
+        assert page.locator("text=Too many failed attempts; try again later.").count() == 1
+        assert page.locator("header .who").count() == 0  # not signed in
+        _shot(page, "locked-out")
+        # The watch every test relies on sees a CSP refusal: here an inline style, which the CSP forbids.
+        assert watch.problems == []
+        page.evaluate("document.body.setAttribute('style', 'background: red')")
+        page.wait_for_timeout(200)
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(255, 0, 0)"
+        assert len(watch.problems) == 1
+        assert "style-src 'self'" in watch.problems[0]
+        watch.problems.clear()
+    finally:
+        page.context.close()
+    watch.check()
+
+
+def test_progress_bar_keyboard_focus_and_laptop_widths(world, browser):
     server, exp = world["server"], world["exp"]
     url = server.url
-    dialogs: list[str] = []
-    with chromium_browser() as browser:
-        page = _browser_page(browser, dialogs)
-        _sign_in(page, url, server.admin_username, server.admin_password)
+    with _session(browser, url, server.admin_username, server.admin_password) as page:
         # Following a link starts the progress bar at once (read in the same task as the click, before the
         # next page replaces this one); the next page starts with it hidden.
         state = page.evaluate("""() => {
@@ -321,4 +663,3 @@ def test_progress_bar_keyboard_focus_and_laptop_widths(world):
                 page.goto(f"{url}{path}")
                 assert _fits(page), (width, path)
             screenshot(page, f"ui-compare-{width}")
-    assert dialogs == []
