@@ -220,3 +220,19 @@ def test_several_workers_without_redis_warn_once_naming_what_weakens(tmp_path: P
     assert len(warnings) == 1, server.log()
     for weakened in ("rate limits", "lockout", "credential cache"):
         assert weakened in warnings[0]
+
+
+def test_an_instance_on_postgresql_without_redis_warns_once_naming_what_weakens(tmp_path: Path):
+    # One worker, but PostgreSQL is shared by design: other instances may run on the same database.
+    with fresh_postgres_database() as uri:
+        server = start_server(tmp_path / "pg", uri)
+        try:
+            assert httpx.get(f"{server.url}/ready", timeout=30).status_code == 200
+        finally:
+            server.stop()
+    warnings = [line for line in server.log().splitlines() if "without --redis-url" in line]
+    assert len(warnings) == 1, server.log()
+    assert "several mlgate instances share this database" in warnings[0]
+    for weakened in ("rate limits", "lockout", "credential cache"):
+        assert weakened in warnings[0]
+    assert uri.rsplit("/", 1)[1] not in warnings[0]  # no database name, host or password in the warning

@@ -78,6 +78,23 @@ def test_several_workers_without_redis_name_what_weakens():
         assert weakened in message
 
 
+def test_a_postgresql_database_without_redis_warns_that_several_instances_weaken_guarantees():
+    # Several instances on one PostgreSQL database are the scale-out shape, even with one worker each.
+    for uri in ("postgresql://db.internal/mlgate", "postgresql+psycopg://db/mlgate", "postgres://db/mlgate"):
+        message = scale_out_warning(Settings(workers=1, backend_store_uri=uri), "memory://")
+        assert message is not None, uri
+        assert message.startswith("PostgreSQL database without --redis-url: if several mlgate instances share")
+        for weakened in ("rate limits", "lockout", "credential cache", "up to N times"):
+            assert weakened in message
+        assert "db.internal" not in message  # the URI (and any password in it) is never repeated
+    postgres = Settings(workers=1, backend_store_uri="postgresql://db/mlgate")
+    assert scale_out_warning(replace(postgres, redis_url="redis://127.0.0.1:6379/0")) is None
+    assert scale_out_warning(postgres, "redis://cache:6379/0") is None
+    assert scale_out_warning(Settings(workers=1, backend_store_uri="sqlite:///x.db"), "memory://") is None
+    # Several workers on PostgreSQL: one warning, naming the workers.
+    assert scale_out_warning(replace(postgres, workers=2)).startswith("--workers 2 without --redis-url")
+
+
 def test_trusted_proxies_flag_overrides_the_policy_and_is_validated(app_factory):
     from starlette.testclient import TestClient
 
