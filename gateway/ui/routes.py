@@ -8,11 +8,14 @@ exactly like a missing one.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,6 +53,9 @@ DEFAULT_COLUMNS = 8  # params (and metrics) shown when none are chosen: the expe
 MAX_COLUMNS = 30  # params (and metrics) that may be chosen as run-table columns
 MAX_KEYS = 500  # param (and metric) keys of an experiment offered to choose from
 MAX_KEY_CHARS = 250  # MLflow's limit on a param or metric key
+MAX_KEY_RUNS = 10_000  # the keys offered are those of the experiment's newest runs, this many at most
+KEY_CACHE_SECONDS = 30
+KEY_CACHE_SIZE = 256
 MAX_CHARTS = 24
 MAX_HISTORY = 10_000  # points read per metric; the chart samples them down
 MAX_CHILDREN = 100
@@ -154,15 +160,53 @@ def _experiment_or_missing(conn, experiment_id: str) -> dict:
     return found[0]
 
 
-def _experiment_keys(conn, experiment_id: int, table) -> tuple[list[str], bool]:
-    """The distinct param (or latest-metric) keys of the experiment's active runs, by name: at most
-    :data:`MAX_KEYS`, and whether there are more."""
-    keys = list(conn.execute(
-        select(table.c.key).distinct()
-        .select_from(table.join(runs_table, runs_table.c.run_uuid == table.c.run_uuid))
-        .where(runs_table.c.experiment_id == experiment_id, runs_table.c.lifecycle_stage == "active")
-        .order_by(table.c.key).limit(MAX_KEYS + 1)).scalars())
-    return keys[:MAX_KEYS], len(keys) > MAX_KEYS
+class _KeyCache:
+    """An experiment's param and metric keys per process for :data:`KEY_CACHE_SECONDS` (the newest
+    :data:`KEY_CACHE_SIZE` experiments): reading them scans the params of up to :data:`MAX_KEY_RUNS` runs."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items: OrderedDict[int, tuple[float, dict]] = OrderedDict()
+
+    def get(self, experiment_id: int, load) -> dict:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(experiment_id)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = load()
+        with self._lock:
+            self._items[experiment_id] = (now + KEY_CACHE_SECONDS, value)
+            self._items.move_to_end(experiment_id)
+            while len(self._items) > KEY_CACHE_SIZE:
+                self._items.popitem(last=False)
+        return value
+
+
+def _experiment_keys(request: Request, conn, experiment_id: int) -> dict:
+    """The distinct param and latest-metric keys of the experiment's newest :data:`MAX_KEY_RUNS` active runs,
+    by name (at most :data:`MAX_KEYS` each), whether either list was cut, and whether the experiment has more
+    runs than were read. Cached briefly per process (a key logged just now may take that long to be offered)."""
+    cache = getattr(request.app.state, "ui_key_cache", None)
+    if cache is None:
+        cache = _KeyCache()
+        request.app.state.ui_key_cache = cache
+
+    def load() -> dict:
+        newest = (select(runs_table.c.run_uuid)
+                  .where(runs_table.c.experiment_id == experiment_id, runs_table.c.lifecycle_stage == "active")
+                  .order_by(runs_table.c.start_time.desc()).limit(MAX_KEY_RUNS + 1).subquery())
+        counted = conn.execute(select(func.count()).select_from(newest)).scalar_one()
+        read = select(newest.c.run_uuid).limit(MAX_KEY_RUNS).scalar_subquery()
+        found = {}
+        for kind, table in (("params", params_table), ("metrics", latest_metrics_table)):
+            keys = list(conn.execute(select(table.c.key).distinct().where(table.c.run_uuid.in_(read))
+                                     .order_by(table.c.key).limit(MAX_KEYS + 1)).scalars())
+            found[kind], found[f"{kind}_cut"] = keys[:MAX_KEYS], len(keys) > MAX_KEYS
+        found["runs_cut"] = counted > MAX_KEY_RUNS
+        return found
+
+    return cache.get(experiment_id, load)
 
 
 def _chosen_keys(request: Request, name: str) -> tuple[list[str], bool]:
@@ -193,8 +237,8 @@ def experiment_page(request: Request, experiment_id: str) -> Response:
     engine = tracking_of(request).engine
     with engine.begin() as conn:
         experiment = _experiment_or_missing(conn, experiment_id)
-        all_params, params_cut = _experiment_keys(conn, int(experiment["experiment_id"]), params_table)
-        all_metrics, metrics_cut = _experiment_keys(conn, int(experiment["experiment_id"]), latest_metrics_table)
+        keys = _experiment_keys(request, conn, int(experiment["experiment_id"]))
+    all_params, all_metrics = keys["params"], keys["metrics"]
     if explicit:
         param_keys, metric_keys = chosen_params, chosen_metrics
         chosen = (("cols", "1"), *(("param", k) for k in param_keys), *(("metric", k) for k in metric_keys))
@@ -217,12 +261,15 @@ def experiment_page(request: Request, experiment_id: str) -> Response:
              "metrics": {m["key"]: m["value"] for m in r["data"]["metrics"]}} for r in runs]
     base = f"/experiments/{experiment['experiment_id']}"
     # Keys offered in the chooser: the experiment's, and any chosen key past the offered ones.
-    param_options = all_params + [k for k in param_keys if k not in set(all_params)]
-    metric_options = all_metrics + [k for k in metric_keys if k not in set(all_metrics)]
+    offered_params, offered_metrics = set(all_params), set(all_metrics)
+    param_options = all_params + [k for k in param_keys if k not in offered_params]
+    metric_options = all_metrics + [k for k in metric_keys if k not in offered_metrics]
     return page(request, "experiment.html", title=experiment["name"], status=400 if error else 200,
                 experiment=experiment, runs=rows, filter=filter_text, order_by=order_by, error=error,
                 param_keys=param_keys, metric_keys=metric_keys, shown=len(rows), chosen=chosen,
-                param_options=param_options, metric_options=metric_options, keys_cut=params_cut or metrics_cut,
+                param_options=param_options, metric_options=metric_options,
+                keys_cut=keys["params_cut"] or keys["metrics_cut"],
+                runs_cut=keys["runs_cut"], max_key_runs=MAX_KEY_RUNS,
                 too_many_chosen=explicit and (more_params or more_metrics), max_columns=MAX_COLUMNS,
                 default_columns=DEFAULT_COLUMNS, max_keys=MAX_KEYS, explicit=explicit,
                 columns=_columns(base, filter_text, order_by, param_keys, metric_keys, chosen),

@@ -223,3 +223,26 @@ def test_runs_table_columns_are_chosen_from_the_experiments_keys_and_kept_across
     assert "Only the first 30 chosen parameters and metrics are shown." in many.text
     # Keys come from the experiment's own runs: another experiment's keys are never offered.
     assert "secret-key" not in first.text
+
+
+def test_the_keys_offered_come_from_the_newest_runs_and_are_cached_briefly(world, monkeypatch):
+    from gateway.ui import routes
+
+    admin, reader, exp = world["admin"], world["reader"], world["shared"]
+    monkeypatch.setattr(routes, "MAX_KEY_RUNS", 2)
+    for i, key in enumerate(["old-key", "mid-key", "new-key"]):
+        run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": exp, "start_time": 1_800_000_000_000 + i}))
+        _ok(admin.post(f"{A}/runs/log-parameter", json={"run_id": run["run"]["info"]["run_id"], "key": key,
+                                                         "value": "1"}))
+    page = reader.get(f"/experiments/{exp}").text
+    chooser = page.split('class="columns-form"', 1)[1].split("</form>", 1)[0]
+    assert re.findall(r'name="param" value="([^"]+)"', chooser) == ["mid-key", "new-key"]
+    assert "The keys offered are those of the newest 2 runs." in chooser
+    # A key logged now is offered once the short cache expires (here: at once, with the cache emptied).
+    run = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": exp, "start_time": 1_900_000_000_000}))
+    _ok(admin.post(f"{A}/runs/log-parameter", json={"run_id": run["run"]["info"]["run_id"], "key": "newest-key",
+                                                     "value": "1"}))
+    assert "newest-key" not in reader.get(f"/experiments/{exp}").text
+    monkeypatch.setattr(routes, "KEY_CACHE_SECONDS", 0)
+    world["admin"].app.state.ui_key_cache = None
+    assert "newest-key" in reader.get(f"/experiments/{exp}").text
