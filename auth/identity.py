@@ -141,8 +141,9 @@ class Identity:
         result = self.hasher.verify(password, stored)
         if not result.ok or user is None or user.disabled or user.kind != "user":
             reason = "unknown user" if user is None else "disabled user" if user.disabled else "wrong password"
-            locked = self.lockout.failed(username, client)
+            # Audited first: the failure is recorded even when the lockout storage cannot count it (503).
             self.auditor.record("login", "failure", actor=username, client=client, reason=f"{method}: {reason}")
+            locked = self.lockout.failed(username, client)
             if locked:
                 self.auditor.record("lockout", "denied", actor=username, client=client,
                                     reason=f"locked for {locked}s after repeated failures")

@@ -17,7 +17,7 @@ from auth.backends import Authenticator, BackendNotFound, load_backends
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import AuthError
 from auth.identity import Identity
-from auth.lockout import Lockout
+from auth.lockout import DEFAULT_NAMESPACE, Lockout
 from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
 from auth.sso import SingleSignOn
@@ -95,7 +95,7 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tu
         hasher=PasswordHasher(rounds=config.passwords.hash_rounds, min_length=config.passwords.min_length),
         cache=cache,
         invalidation=Invalidation(cache, settings.redis_url),
-        lockout=Lockout(config.lockout, settings.redis_url or "memory://"),
+        lockout=Lockout(config.lockout, settings.redis_url or "memory://", namespace=_lockout_namespace(settings)),
         sessions=SessionManager(secret, store, config.sessions, secure=not settings.dev_mode),
         auditor=Auditor(store),
         sso=SingleSignOn(config.oidc, engine, secret) if config.oidc.providers else None,
@@ -112,6 +112,17 @@ def _is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
+
+
+def _lockout_namespace(settings: Settings) -> str:
+    """The policy's ``network.rate_limit.namespace``: lockout keys in a shared Redis are per deployment too."""
+    if not settings.policy_file:
+        return DEFAULT_NAMESPACE
+    from gateway.middleware import as_network_config
+    from policies.file import load_policy_file
+
+    # create_app has validated this file already; only the namespace is read here.
+    return as_network_config(load_policy_file(settings.policy_file).network).rate_limit.namespace
 
 
 def bootstrap_admin(identity: Identity, data_dir: str, environ: dict[str, str] | None = None,

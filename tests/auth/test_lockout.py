@@ -1,12 +1,14 @@
 """Lockout per username and per address, with exponential backoff, on memory and Redis storage."""
 
+import socket
+import threading
 import time
 import uuid
 
 import pytest
 
 from auth.errors import LockedOut
-from auth.lockout import Lockout
+from auth.lockout import Lockout, LockoutUnavailable
 from policies.file.auth import LockoutConfig
 from tests.services import REDIS_URL, require_redis
 
@@ -72,3 +74,104 @@ def test_success_clears_the_user_count(storage_url):
     lockout.failed(user, addr)
     lockout.failed(user, addr)
     lockout.check(user, addr)  # 2 failures since the success: still below the limit of 3
+
+
+def test_processes_share_counters_on_redis_within_one_namespace_and_deployments_do_not():
+    # Each Lockout stands for one server process (its own Redis connection, nothing in memory shared).
+    require_redis()
+    config = LockoutConfig(user_max_failures=3, base_seconds=30)
+    ours, theirs = f"deploy-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
+    on_a, on_b = Lockout(config, REDIS_URL, namespace=ours), Lockout(config, REDIS_URL, namespace=ours)
+    other_deployment = Lockout(config, REDIS_URL, namespace=theirs)
+    user, addr = _names()
+    try:
+        assert on_a.failed(user, addr) is None
+        assert on_b.failed(user, addr) is None  # B adds to A's count
+        assert on_a.failed(user, addr) == 30  # the third failure, across processes, locks
+        with pytest.raises(LockedOut):
+            on_b.check(user, None)
+        other_deployment.check(user, addr)  # same user name and address, another deployment: not locked
+        assert other_deployment.failed(user, addr) is None
+    finally:
+        _clear_redis(ours, theirs)
+
+
+def _clear_redis(*namespaces: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for namespace in namespaces:
+            keys = list(client.scan_iter(match=f"*{namespace}*"))
+            assert keys, f"no lockout key carries the namespace {namespace}"
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+class _StalledRedis:
+    """Accepts connections and never answers: a Redis host that hangs (or a black-holed proxy)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def _bounded(call, seconds: float):
+    """Run ``call`` in a daemon thread; fail if it is still running after ``seconds`` (never hang the test)."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(("ok", call()))
+        except BaseException as exc:  # handed back to the test
+            outcome.append(("raised", exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting on the lockout storage after {seconds}s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("redis_state", ["stalled", "down"])
+def test_an_unanswering_redis_refuses_the_attempt_quickly_instead_of_hanging_or_allowing_it(redis_state, caplog):
+    stalled = _StalledRedis()
+    url = stalled.url
+    if redis_state == "down":
+        stalled.close()  # nothing listens on the port any more
+    try:
+        lockout = Lockout(LockoutConfig(), f"redis://:hunter2-{uuid.uuid4().hex}@{url.removeprefix('redis://')}")
+        user, addr = _names()
+        for call in (lambda: lockout.check(user, addr), lambda: lockout.failed(user, addr),
+                     lambda: lockout.succeeded(user)):
+            kind, value = _bounded(call, 15)
+            assert kind == "raised", value
+            assert isinstance(value, LockoutUnavailable)
+            assert value.code == "TEMPORARILY_UNAVAILABLE"
+    finally:
+        if redis_state == "stalled":
+            stalled.close()
+    assert "hunter2" not in caplog.text  # the Redis password never reaches a log
+    assert "lockout storage unavailable" in caplog.text

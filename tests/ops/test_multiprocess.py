@@ -164,6 +164,27 @@ def test_a_rate_budget_is_shared_by_both_instances(pair: Pair):
     assert refused.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
 
 
+def test_failed_logins_on_a_lock_the_account_on_b(pair: Pair):
+    # The lockout counters live in Redis, under this deployment's namespace: B knows what A counted.
+    name, password = _user(pair.admin_a, "hank")
+    wrong = (name, password + "-wrong")
+    for _ in range(5):  # the default limit: 5 failures per user name
+        assert httpx.get(f"{pair.a.url}{A}/users/current", auth=wrong, timeout=30).status_code == 401
+    on_b = httpx.get(f"{pair.b.url}{A}/users/current", auth=(name, password), timeout=30)
+    assert on_b.status_code == 429, on_b.text  # locked, although B never saw a failure (and the password is right)
+    assert on_b.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert 1 <= int(on_b.headers["Retry-After"]) <= 30
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [k.decode() for k in client.scan_iter(match="*mlgate-lockout*")]
+    finally:
+        client.close()
+    ours = [k for k in keys if f"mlgate-lockout:{pair.namespace}:" in k]
+    assert len(ours) >= 2, keys  # the user's failure count and its lock, in this deployment's namespace
+
+
 def test_two_workers_on_one_port_share_revocation_and_report_one_set_of_metrics(tmp_path: Path):
     require_redis()
     namespace = f"mpw-{uuid.uuid4().hex[:10]}"
