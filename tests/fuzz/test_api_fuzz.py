@@ -42,9 +42,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, default_database, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.backend_switch]
 A = "/api/2.0/mlflow"
 EXAMPLES = int(os.environ.get("MLGATE_FUZZ_EXAMPLES", "8"))
 # Request fields that name a resource: generation draws them from the seeded ids too.
@@ -145,18 +145,19 @@ def _seed(server: LiveServer) -> World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Iterator[World]:
-    """One real server (SQLite) with the seeded resources."""
+    """One real server with the seeded resources (SQLite, or PostgreSQL under MLGATE_TEST_BACKEND=postgresql)."""
     workdir = tmp_path_factory.mktemp("fuzz")
     # The fuzzer sends thousands of requests from one address: the request rate limit and the per-address
     # lockout (each tested on its own) are lifted, so every answer comes from the API, never a blanket 429.
     policy = workdir / "policy.yaml"
     policy.write_text("version: 1\nauth:\n  lockout: {address_max_failures: 100000, user_max_failures: 1000}\n"
                       "network:\n  rate_limit: {enabled: false}\n")
-    server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--policy", str(policy))
-    try:
-        yield _seed(server)
-    finally:
-        server.stop()
+    with default_database(workdir) as uri:
+        server = start_server(workdir, uri, "--policy", str(policy))
+        try:
+            yield _seed(server)
+        finally:
+            server.stop()
 
 
 def _aim(schema: dict, known: list[str]) -> dict:

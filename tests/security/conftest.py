@@ -14,7 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, default_database, start_server
 
 A = "/api/2.0/mlflow"
 R = "/api/2.0/mlflow-artifacts"
@@ -64,9 +64,14 @@ def server(tmp_path_factory) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("secsrv")
     plant_secret(workdir, "workdir")
     plant_secret(workdir / "artifacts", "artifact-root")
-    live = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}")
-    yield live
-    live.stop()
+    # SQLite, or PostgreSQL under MLGATE_TEST_BACKEND=postgresql (the modules using this server are marked
+    # backend_switch, so CI's PostgreSQL pass attacks the visibility queries on PostgreSQL too).
+    with default_database(workdir) as uri:
+        live = start_server(workdir, uri)
+        try:
+            yield live
+        finally:
+            live.stop()
 
 
 def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:

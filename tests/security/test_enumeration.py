@@ -15,6 +15,9 @@ import pytest
 
 from tests.security.conftest import A, Unchanged, make_user
 
+# The server follows MLGATE_TEST_BACKEND: CI runs this module again on PostgreSQL.
+pytestmark = pytest.mark.backend_switch
+
 A3 = "/api/3.0/mlflow"
 
 

@@ -13,6 +13,9 @@ import pytest
 
 from tests.security.conftest import A, R, Unchanged, make_user
 
+# The server follows MLGATE_TEST_BACKEND: CI runs this module again on PostgreSQL.
+pytestmark = pytest.mark.backend_switch
+
 PUBLIC = {"/health", "/ready", "/version", "/api/3.0/mlflow/server-info"}
 
 
