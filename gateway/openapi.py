@@ -2,8 +2,9 @@
 
 Handlers parse their requests strictly by hand (``tracking.api.body``), so FastAPI sees neither their
 query parameters nor their JSON bodies. :func:`describe` adds them from the contracts (tracking's and
-the gateway's own, keyed by operation id), the documented error answers (MLflow's
-``{"error_code", "message"}``), and the security schemes; public operations need none. Parsing is
+the gateway's own, keyed by operation id), the success answers (:data:`RESULTS`, built from the component
+schemas in :data:`SCHEMAS`), the documented error answers (MLflow's ``{"error_code", "message"}``), and
+the security schemes; public operations need none. Parsing is
 unchanged: this only describes it. Every operation in the document must have a contract
 (``tests/fuzz/test_openapi.py``), so a new route cannot silently go undocumented.
 """
