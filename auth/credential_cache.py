@@ -103,6 +103,21 @@ class Invalidation:
         self._healthy = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Counts the invalidations seen here (pushed, published, resubscribed): a credential verified
+        # against a row read before any of them must not be cached (see :meth:`Identity._password_login`).
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
+
+    @property
+    def epoch(self) -> int:
+        """How many invalidations this process has applied so far; read it before reading a user."""
+        return self._epoch
+
+    def _advance(self) -> None:
+        # Before the entries are dropped: a login that cached in between sees the new epoch, or its entry
+        # is dropped right after.
+        with self._epoch_lock:
+            self._epoch += 1
 
     @property
     def push_enabled(self) -> bool:
@@ -132,6 +147,7 @@ class Invalidation:
                 pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 # Anything cached before the subscription began may have missed a message.
+                self._advance()
                 self.cache.clear()
                 self._healthy.set()
                 failures = 0
@@ -152,10 +168,12 @@ class Invalidation:
             user_id = int(data)
         except (TypeError, ValueError):
             return
+        self._advance()
         self.cache.drop_user(user_id)
 
     def publish(self, user_id: int) -> None:
         """Drop the user's cached credentials here and, with Redis, on every other process."""
+        self._advance()
         self.cache.drop_user(user_id)
         if self._client is None:
             return

@@ -136,6 +136,9 @@ class Identity:
     def _password_login(self, key: bytes, username: str, password: str, client: str | None,
                         method: str) -> Principal:
         self.lockout.check(username, client)
+        # Noted before the row is read: if an invalidation arrives while the hash is checked (the user
+        # changed after this read), the result is still this request's answer but is not cached.
+        epoch = self.invalidation.epoch
         user = self.store.user_by_name(username)
         stored = user.password_hash if user is not None else None
         result = self.hasher.verify(password, stored)
@@ -154,6 +157,9 @@ class Identity:
         self.lockout.succeeded(username)
         principal = self.principal_for(user, method)
         self.cache.put(key, principal, user.generation)
+        if self.invalidation.epoch != epoch:
+            # Checked after the put: an invalidation applied after this check drops the entry itself.
+            self.cache.discard(key)
         self.auditor.record("login", "success", actor=username, client=client, reason=method)
         return principal
 
