@@ -8,6 +8,8 @@ tests/e2e/test_sso_revalidation.py).
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -217,6 +219,28 @@ def test_logout_sends_the_id_token_hint_and_the_provider_accepts_it(app_client, 
     confirm = httpx.get(target, timeout=10)
     assert confirm.status_code == 200
     assert "logout" in confirm.text.lower()
+    assert "error" not in confirm.text.lower()
+
+
+def test_the_layouts_logout_also_forgets_the_refresh_token_and_sends_the_browser_to_the_provider(app_client, idp):
+    sign_in(app_client)
+    assert sso_row(app_client).refresh_token is not None
+    token = app_client.get("/api/2.0/mlflow/users/current").json()["csrf_token"]
+    response = app_client.post("/logout", data={"csrf_token": token}, headers={"X-CSRF-Token": token})
+    # A page, not a redirect: the UI's CSP (form-action 'self') would block a cross-origin redirect.
+    assert response.status_code == 200
+    assert 'http-equiv="refresh"' in response.text
+    target = html.unescape(re.search(r'<a href="([^"]+)">', response.text).group(1))
+    assert target.startswith(f"{idp.issuer}/session/end")
+    query = parse_qs(urlsplit(target).query)
+    assert query["post_logout_redirect_uri"] == [f"{BASE}/login"]
+    assert query["id_token_hint"][0].count(".") == 2
+    assert sso_row(app_client).refresh_token is None
+    assert revoked(app_client)
+    assert "mlgate_session" not in app_client.cookies  # the cookie is deleted on that page too
+    assert app_client.get("/api/2.0/mlflow/users/current").status_code == 401
+    confirm = httpx.get(target, timeout=10)
+    assert confirm.status_code == 200
     assert "error" not in confirm.text.lower()
 
 
