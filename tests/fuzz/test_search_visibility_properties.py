@@ -62,7 +62,7 @@ def _setup(client: TestClient) -> tuple[dict, dict]:
                 ok("POST", f"{A}/runs/update", json={"run_id": run_id, "status": "FINISHED"})
     for name in ("x-a", "x-b", "x-ab"):
         ok("POST", f"{A}/registered-models/create", json={"name": name, "tags": [{"key": "team", "value": name[2:]}]})
-    # bob reads x-a (grant) and x-ab (his own, made by him below is not possible for the admin's; grant READ).
+    # bob may read the experiments x-a and x-ab and the registered model x-b (READ grants); nothing else.
     for exp in ("x-a", "x-ab"):
         ok("POST", f"{A}/experiments/permissions/create", json={"experiment_id": experiments[exp], "username": "bob",
                                                                 "permission": "READ"})
