@@ -40,6 +40,7 @@ from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
 from tracking.store.logged_models import get_logged_model_experiment_id
 from tracking.store.registry_source import parse_source
+from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
 from tracking.store.runs import get_run_experiment_id
 from tracking.store.traces import get_trace_experiment_id
 
@@ -238,6 +239,10 @@ class ResourceResolver:
         raise invalid_parameter(f"unsupported lookup {lookup}")  # pragma: no cover - table is checked by tests
 
     def _source(self, conn, source: str) -> Resource | object | None:
+        if source in PROMPT_SOURCE_PLACEHOLDERS:
+            # MLflow's placeholder for a prompt version: it names nothing to read. The handler accepts it only
+            # for a prompt's version (which copies no artifacts) and refuses it (400) for any other model.
+            return _SKIP
         parsed = parse_source(source)  # 400 for local paths, file: URIs and traversal, as the handler
         if parsed.kind == "runs" and parsed.run_id:
             return self.resolve(conn, Lookup.RUN, parsed.run_id, None)

@@ -18,24 +18,6 @@ E2E_AUTH = os.environ.get("MLGATE_E2E_AUTH", "basic")
 E2E_ARTIFACTS = os.environ.get("MLGATE_E2E_ARTIFACTS", "local")
 E2E_S3_PREFIX = "e2e/artifacts"
 _admin_tokens: dict[str, str] = {}
-# Known gap found by running the suite as a non-admin (MLGATE_E2E_AUTH=jwt): the authorizer checks every
-# model_versions.create "source" as a model source (gateway/authz.py _source -> parse_source), also for a
-# prompt, whose source MLflow sets to "dummy-source"; so only administrators can register prompts. Strict:
-# once the authorizer skips prompt sources these pass, and the marker must go.
-NON_ADMIN_PROMPT_GAP = ("test_register_load_by_version_and_alias", "test_prompt_tags",
-                        "test_search_prompts_lists_only_prompts")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under MLGATE_E2E_AUTH=jwt (a non-admin service account), mark the known prompt gap as expected."""
-    if E2E_AUTH != "jwt":
-        return
-    for item in items:
-        if item.module.__name__.endswith("test_client_prompts") and item.originalname in NON_ADMIN_PROMPT_GAP:
-            item.add_marker(pytest.mark.xfail(strict=True, reason="non-admin prompt registration is refused by "
-                                              "the authorizer's source check (dummy-source)"))
-
-
 def admin_token(server: LiveServer) -> str:
     """A personal access token of the server's administrator (made once per server)."""
     if server.url not in _admin_tokens:

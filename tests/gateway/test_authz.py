@@ -198,3 +198,26 @@ def test_decision_memo_is_per_compiled_policy_and_per_key():
     # A new compiled policy (a grant changed) forgets every earlier answer.
     assert not memo.decide(second, ("bob", "runs.get", ((0, "exp-1"),)), compute(False)).allowed
     assert calls == [True, False, False]
+
+
+def test_a_non_admin_registers_prompt_versions_and_the_placeholder_source_reads_nothing(world):
+    _, c = world
+    prompt_tag = {"key": "mlflow.prompt.is_prompt", "value": "true"}
+    made = c["alice"].post(f"{A}/registered-models/create", json={"name": "alice-prompt", "tags": [prompt_tag]})
+    assert made.status_code == 200, made.text
+    version = c["alice"].post(f"{A}/model-versions/create", json={
+        "name": "alice-prompt", "source": "dummy-source",
+        "tags": [prompt_tag, {"key": "mlflow.prompt.text", "value": "Hello {{name}}"}]})
+    assert version.status_code == 200, version.text
+    assert version.json()["model_version"]["version"] == "1"
+    # The placeholder is only a prompt's: as a model's source it is refused, and no version is made.
+    assert c["alice"].post(f"{A}/registered-models/create", json={"name": "alice-model"}).status_code == 200
+    refused = c["alice"].post(f"{A}/model-versions/create", json={"name": "alice-model", "source": "dummy-source"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    versions = c["alice"].get(f"{A}/model-versions/search", params={"filter": "name = 'alice-model'"}).json()
+    assert versions.get("model_versions", []) == []
+    # Someone without a grant on the prompt still cannot add to it.
+    denied = c["bob"].post(f"{A}/model-versions/create", json={
+        "name": "alice-prompt", "source": "dummy-source", "tags": [prompt_tag]})
+    assert denied.status_code == 404, denied.text
