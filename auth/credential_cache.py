@@ -5,7 +5,9 @@ anything a stolen memory dump could be brute-forced from quickly) is never kept.
 user's *generation*; any change that must end cached credentials (password change, disable, delete,
 admin flag, groups) bumps the generation in the database, and a cache hit is honoured only if the
 generation still matches — on every process. With Redis, a pub/sub message drops the entries at once
-and the per-hit database check is skipped while the subscription is healthy.
+and the per-hit database check is skipped while the subscription is healthy. The same channel carries
+"grants changed", so every process re-reads the policy generation at once instead of within its polling
+interval (gateway.authz.PolicyHolder).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from auth.principal import Principal
 
 log = logging.getLogger("mlgate.auth.cache")
 CHANNEL = "mlgate:auth:invalidate"
+# On the same channel as the user ids: stored grants changed (a server that predates it ignores it).
+GRANTS_CHANGED = "grants"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,11 @@ class Invalidation:
         # against a row read before any of them must not be cached (see :meth:`Identity._password_login`).
         self._epoch = 0
         self._epoch_lock = threading.Lock()
+        self._grant_listeners: list[Callable[[], None]] = []
+
+    def on_grants_changed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the subscriber thread) when another process says stored grants changed."""
+        self._grant_listeners.append(listener)
 
     @property
     def epoch(self) -> int:
@@ -149,6 +158,7 @@ class Invalidation:
                 # Anything cached before the subscription began may have missed a message.
                 self._advance()
                 self.cache.clear()
+                self._grants_changed()
                 self._healthy.set()
                 failures = 0
                 while not self._stop.is_set():
@@ -163,7 +173,17 @@ class Invalidation:
                             type(exc).__name__)
                 self._stop.wait(min(30.0, 2.0 ** failures))
 
+    def _grants_changed(self) -> None:
+        for listener in list(self._grant_listeners):
+            try:
+                listener()
+            except Exception as exc:  # one listener must not stop the subscription
+                log.warning("grant invalidation listener failed (%s)", type(exc).__name__)
+
     def _apply(self, data: bytes | str | None) -> None:
+        if data in (GRANTS_CHANGED, GRANTS_CHANGED.encode()):
+            self._grants_changed()
+            return
         try:
             user_id = int(data)
         except (TypeError, ValueError):
@@ -183,3 +203,13 @@ class Invalidation:
             # Without the push, other processes must check the database on each hit until they resubscribe.
             log.warning("could not publish auth invalidation (%s)", type(exc).__name__)
             self._healthy.clear()
+
+    def publish_grants(self) -> None:
+        """Tell every other process that stored grants changed (call after the change commits)."""
+        if self._client is None:
+            return
+        try:
+            self._client.publish(CHANNEL, GRANTS_CHANGED)
+        except Exception as exc:
+            # The others still read the policy generation at least once a second.
+            log.warning("could not publish grant invalidation (%s)", type(exc).__name__)

@@ -44,7 +44,8 @@ from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
 from tracking.store.runs import get_run_experiment_id
 from tracking.store.traces import get_trace_experiment_id
 
-# Grant changes made by another process are picked up within this many seconds (one PK read).
+# Grant changes made by another process are picked up within this many seconds (one PK read); with
+# Redis, a pushed "grants changed" message makes every process read the generation on its next request.
 REFRESH_SECONDS = 1.0
 # An experiment's name (which name patterns match) is re-read at most this often.
 NAME_CACHE_SECONDS = 1.0
@@ -88,6 +89,30 @@ class PolicyHolder:
         self._compiled: CompiledPolicy | None = None
         self._scopes: OrderedDict[Subject, VisibilityScope] = OrderedDict()
         self._file_admins = frozenset(policy_file.access.admins)
+        # Pushed invalidations (auth.credential_cache.Invalidation, with Redis): how many arrived, and
+        # where this process's own grant changes are announced.
+        self._pushes = 0
+        self._invalidation = None
+        self._attach_lock = threading.Lock()
+
+    def attach(self, invalidation) -> None:
+        """Announce this process's grant changes on ``invalidation`` and follow the other processes' (once)."""
+        with self._attach_lock:
+            if self._invalidation is not None:
+                return
+            self._invalidation = invalidation
+        invalidation.on_grants_changed(self._pushed)
+
+    @property
+    def attached(self) -> bool:
+        """Whether :meth:`attach` has run."""
+        return self._invalidation is not None
+
+    def _pushed(self) -> None:
+        # Another process committed a grant change: read the generation on the next request. The counter
+        # stops a check that read the generation before the change from marking the policy fresh.
+        self._pushes += 1
+        self._checked_at = float("-inf")
 
     def current(self, *, recheck: bool = False) -> CompiledPolicy:
         """The compiled policy, re-checking the grants' generation at most every ``refresh_seconds``.
@@ -100,11 +125,12 @@ class PolicyHolder:
         compiled = self._compiled
         if compiled is not None and not recheck and now - self._checked_at < self.refresh_seconds:
             return compiled
+        pushes = self._pushes  # before the read: a push arriving after it leaves the policy to re-check
         # The generation is one primary-key read; done outside the lock so concurrent checks do not queue.
         with self.engine.connect() as conn:
             generation = current_generation(conn)
         if compiled is not None and generation == self._generation:
-            self._checked_at = now
+            self._checked(now, pushes)
             return compiled
         with self._lock:
             if self._compiled is None or self._generation != generation:
@@ -114,18 +140,27 @@ class PolicyHolder:
                     self._compiled = compile_policy(self.policy_file, policy_grants(conn))
                 self._generation = fresh_generation
                 self._scopes.clear()
-            self._checked_at = now
+            self._checked(now, pushes)
             return self._compiled
+
+    def _checked(self, now: float, pushes: int) -> None:
+        if self._pushes == pushes:
+            self._checked_at = now
 
     def is_admin(self, subject: Subject) -> bool:
         """:meth:`CompiledPolicy.is_admin` without compiling: the admins come from the file, not from grants."""
         return subject.kind != "anonymous" and (subject.is_admin or subject.key in self._file_admins)
 
     def invalidate(self) -> None:
-        """Recompile on the next request (this process changed grants)."""
+        """Recompile on the next request (this process changed grants, and has committed the change).
+
+        With Redis the other processes are told as well, so they read the generation on their next request.
+        """
         with self._lock:
             self._checked_at = float("-inf")
             self._generation = None
+        if self._invalidation is not None:
+            self._invalidation.publish_grants()
 
     def visibility(self, subject: Subject) -> VisibilityScope:
         """What ``subject`` may see, memoised per subject until the policy changes."""
@@ -312,6 +347,12 @@ class Authorizer:
         self._decisions = DecisionMemo()
 
     async def __call__(self, request: Request) -> None:
+        if not self.holder.attached:
+            # The app's invalidation channel (built with the identity layer) carries grant changes too.
+            # Bound on the first request: every grant change, here or elsewhere, comes after one.
+            invalidation = getattr(getattr(request.app.state, "identity", None), "invalidation", None)
+            if invalidation is not None:
+                self.holder.attach(invalidation)
         route = request.scope.get("route")
         operation_id = getattr(route, "operation_id", None)
         requirement = requirement_for(operation_id) if operation_id else None

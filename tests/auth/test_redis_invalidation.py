@@ -75,3 +75,16 @@ def test_an_invalidation_arriving_during_the_password_check_keeps_the_old_passwo
     with pytest.raises(Unauthenticated):
         process_b.password_login("ivy", PASSWORD, None)
     assert process_b.password_login("ivy", "another-secret-value-4", None).name == "ivy"
+
+
+def test_a_grant_change_published_by_one_process_reaches_the_others_listeners(identity_factory):
+    require_redis()
+    process_a = identity_factory(redis_url=REDIS_URL)
+    process_b = identity_factory(redis_url=REDIS_URL)
+    heard = threading.Event()
+    process_b.invalidation.on_grants_changed(heard.set)
+    key = process_b.cache.key_for("password", "basic", "nobody", "x")
+    process_b.cache.put(key, ADMIN, 1)
+    process_a.invalidation.publish_grants()
+    assert heard.wait(2), "the grant invalidation did not arrive within 2 s"
+    assert process_b.cache.get(key) is not None  # a grant change drops no credential

@@ -150,6 +150,36 @@ def test_a_permission_granted_on_b_is_honoured_on_a(pair: Pair):
     assert logged.status_code == 403  # READ only: the grant is exactly what B stored
 
 
+# With Redis a grant change is pushed to every process: far sooner than the 1 s policy polling interval.
+PUSH_DEADLINE_SECONDS = 0.5
+
+
+def test_a_permission_revoked_on_a_is_enforced_on_b_at_once(pair: Pair):
+    ivan = _user(pair.admin_a, "ivan")
+    exp = pair.admin_a.post(f"{A}/experiments/create", json={"name": f"mp-{uuid.uuid4().hex[:6]}"})
+    experiment_id = exp.json()["experiment_id"]
+    grant = {"experiment_id": experiment_id, "username": "ivan"}
+    granted = pair.admin_a.post(f"{A}/experiments/permissions/create", json={**grant, "permission": "READ"})
+    assert granted.status_code == 200, granted.text
+    with httpx.Client(auth=ivan, timeout=30) as http:
+        def ivan_reads_on_b() -> int:
+            return http.get(f"{pair.b.url}{A}/experiments/get", params={"experiment_id": experiment_id}).status_code
+
+        _within_deadline("grant on A honoured on B", lambda: ivan_reads_on_b() == 200)
+        # This read makes B check the policy generation now: polling alone would not look again for 1 s.
+        assert ivan_reads_on_b() == 200
+        revoked = pair.admin_a.post(f"{A}/experiments/permissions/delete", json=grant)
+        assert revoked.status_code == 200, revoked.text
+        answered = time.monotonic()
+        statuses = []
+        while time.monotonic() - answered < PUSH_DEADLINE_SECONDS and 404 not in statuses:
+            statuses.append(ivan_reads_on_b())
+            time.sleep(0.03)  # ivan's rate budget (PER_PRINCIPAL a minute) is shared by both instances
+        elapsed = time.monotonic() - answered
+    assert statuses[-1] == 404, (f"the revocation on A was not enforced on B within {PUSH_DEADLINE_SECONDS}s "
+                                 f"of A's answer ({elapsed:.2f}s, {statuses})")
+
+
 def test_a_rate_budget_is_shared_by_both_instances(pair: Pair):
     frank = _user(pair.admin_a, "frank")
     with httpx.Client(auth=frank, timeout=30) as http:
