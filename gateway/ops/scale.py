@@ -19,6 +19,8 @@ WEAKENED_WITHOUT_REDIS = (
     "lockout: failed-login counters are per process, so an attacker gets up to N times the allowed attempts",
     "credential cache: a password change, disabling or sign-out-everywhere reaches other processes through a "
     "database check on each cached login instead of a pushed invalidation",
+    "grants: a change made on one process counts on the others within a second (each polls the policy "
+    "generation) instead of at once",
 )
 
 
