@@ -97,3 +97,33 @@ def test_real_client_model_round_trip_through_s3(mlflow, world):
     assert {"MLmodel", "python_model.pkl", "requirements.txt"} <= names
     loaded = mlflow.pyfunc.load_model(info.model_uri)
     assert loaded.predict([3, 4]) == [3, 4]
+
+
+def test_real_client_with_proxy_multipart_upload_enabled_falls_back_to_a_plain_upload(mlflow, world, tmp_path,
+                                                                                     monkeypatch):
+    # MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD makes the client ask the server for a multipart upload first
+    # (presigned part URLs, which would bypass the gateway): mlgate answers 501 NOT_IMPLEMENTED, and the
+    # client must fall back to a streamed PUT, which the server stores in S3 as its own multipart upload.
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(1024 * 1024))
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 * 1024 * 1024))
+    server, s3, bucket = world
+    big = tmp_path / "weights.bin"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    mlflow.set_experiment("s3-proxy-multipart")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(big), artifact_path="model")
+    run_id = run.info.run_id
+    out = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model/weights.bin",
+                                                   dst_path=str(tmp_path / "o")))
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
+    # The client did ask for the multipart upload (and was refused), then uploaded through the gateway.
+    log = server.log()
+    assert "artifacts.mpu_create" in log
+    assert "artifacts.mpu_complete" not in log
+    client = s3.client()
+    run_root = f"{PREFIX}/{run.info.experiment_id}/{run_id}/artifacts"
+    head = client.head_object(Bucket=bucket, Key=f"{run_root}/model/weights.bin")
+    assert head["ContentLength"] == 12 * 1024 * 1024
+    assert head["ETag"].strip('"').endswith("-2")  # the server's own 8 MiB parts: 8 + 4 MiB
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
