@@ -323,3 +323,36 @@ def test_who_can_see_leaves_out_disabled_accounts_lists_admins_apart_and_says_wh
     page = admin.get("/admin/grants", params={"experiment_id": shared}).text
     assert "Only the first 2 of 3 accounts were checked" in page
     assert audience(page) == {"reader": "READ"}
+
+
+def test_make_admin_and_the_audit_outcome_and_time_filters(ui):
+    admin = ui["admin"]()
+    token = csrf_of(admin.get("/admin").text)
+    made = admin.post("/admin/users/update", data={"csrf_token": token, "username": "reader", "action": "make_admin"})
+    assert made.status_code == 303
+    reader = sign_in(ui["app"], "reader", READER_PASSWORD)
+    assert 'href="/admin"' in reader.get("/").text
+    assert "hidden-exp" in reader.get("/").text  # an administrator sees every experiment
+    assert reader.get("/admin").status_code == 200
+    undone = admin.post("/admin/users/update", data={"csrf_token": token, "username": "reader",
+                                                     "action": "remove_admin"})
+    assert undone.status_code == 303
+    reader = sign_in(ui["app"], "reader", READER_PASSWORD)
+    assert reader.get("/admin").status_code == 403
+    assert "hidden-exp" not in reader.get("/").text
+    # The audit log: outcome and time filters, both ways.
+    TestClient(ui["app"], base_url=BASE).get(f"{A}/experiments/search", auth=("reader", "wrong-password"))
+
+    def outcomes(**filters) -> list[str]:
+        page = admin.get("/admin/audit", params=filters)
+        assert page.status_code == 200
+        return re.findall(r'<span class="status outcome-(\w+)">', page.text)
+
+    assert set(outcomes(actor="admin", action="user.admin", outcome="success")) == {"success"}
+    assert len(outcomes(actor="admin", action="user.admin")) == 2
+    assert outcomes(actor="reader", action="login", outcome="failure") == ["failure"]
+    assert set(outcomes(actor="reader", action="login", outcome="success")) == {"success"}
+    assert outcomes(actor="admin", action="user.admin", outcome="denied") == []
+    assert len(outcomes(actor="admin", action="user.admin", since="2000-01-01T00:00")) == 2
+    assert outcomes(actor="admin", action="user.admin", until="2000-01-01T00:00") == []
+    assert outcomes(actor="admin", action="user.admin", since="2100-01-01T00:00") == []

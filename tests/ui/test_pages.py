@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -246,3 +247,25 @@ def test_the_keys_offered_come_from_the_newest_runs_and_are_cached_briefly(world
     monkeypatch.setattr(routes, "KEY_CACHE_SECONDS", 0)
     world["admin"].app.state.ui_key_cache = None
     assert "newest-key" in reader.get(f"/experiments/{exp}").text
+
+
+def test_experiments_list_sorts_by_name_and_time_and_keeps_the_sort_in_its_links(world):
+    admin = world["admin"]
+    for name in ("alpha-exp", "zeta-exp", "mid-exp"):
+        time.sleep(0.005)  # distinct creation times (milliseconds)
+        _ok(admin.post(f"{A}/experiments/create", json={"name": name}))
+
+    def names(order_by: str) -> list[str]:
+        page = admin.get("/", params={"order_by": order_by})
+        assert page.status_code == 200
+        assert f'<option value="{order_by}" selected>' in page.text
+        return re.findall(r'<td class="wrap"><a href="/experiments/\d+">([^<]+)</a></td>', page.text)
+
+    ascending = names("name ASC")
+    assert [n for n in ascending if n.endswith("-exp")] == ["alpha-exp", "hidden-exp", "mid-exp", "shared-exp",
+                                                             "zeta-exp"]
+    assert names("name DESC") == ascending[::-1]
+    newest = names("creation_time DESC")
+    assert newest[:3] == ["mid-exp", "zeta-exp", "alpha-exp"]
+    assert names("creation_time ASC") == newest[::-1]
+    assert admin.get("/", params={"order_by": "no_such_column ASC"}).status_code == 400
