@@ -95,6 +95,10 @@ access:
     return path
 
 
+# mlgate's --workers in the measured servers (bench/run.py --mlgate-workers; MLflow runs its own default, 4).
+MLGATE_WORKERS = 1
+
+
 def start(name: str, workdir: Path, port: int) -> tuple[Server, float]:
     """Start one named server over the database at ``workdir/db.sqlite``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -106,10 +110,11 @@ def start(name: str, workdir: Path, port: int) -> tuple[Server, float]:
     if name == "mlflow-auth-cache":
         return start_mlflow(workdir, port, db, auth=True, cache_ttl=60)
     if name == "mlgate":
-        return start_mlgate(workdir, port, db, policy_file=mlgate_policy(workdir / "policy.yaml", False))
+        return start_mlgate(workdir, port, db, policy_file=mlgate_policy(workdir / "policy.yaml", False),
+                            workers=MLGATE_WORKERS)
     if name == "mlgate-open":
         return start_mlgate(workdir, port, db, policy_file=mlgate_policy(workdir / "policy.yaml", True),
-                            name="mlgate-open")
+                            name="mlgate-open", workers=MLGATE_WORKERS)
     raise ValueError(name)
 
 
@@ -336,7 +341,11 @@ for ax, key, label in ((axes[0], "rps", "requests/s (higher is better)"),
 axes[0].legend(fontsize=8, ncol=len(servers)); axes[0].set_title("mlgate vs MLflow 3.17.2 (same machine, same data)")
 fig.tight_layout(); fig.savefig(sys.argv[2], dpi=110)
 """
-    subprocess.run([str(MLFLOW_VENV / "bin" / "python"), "-c", script, str(result_json), str(png)], check=False)
+    python = MLFLOW_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"no chart: {python} is missing (it has matplotlib; a run that starts MLflow builds it)")
+        return
+    subprocess.run([str(python), "-c", script, str(result_json), str(png)], check=False)
 
 
 OVERHEAD_SCENARIOS = ("get-run", "log-batch", "search-runs")
@@ -391,10 +400,13 @@ def main() -> int:
     parser.add_argument("--experiments", type=int, default=0, help="extra experiments (search-experiments)")
     parser.add_argument("--footprint", action="store_true", help="also measure default servers' idle RSS")
     parser.add_argument("--port", type=int, default=5901)
+    parser.add_argument("--mlgate-workers", type=int, default=1, help="mlgate server processes (--workers)")
     parser.add_argument("--overhead-rounds", type=int, default=0,
                         help="security on vs off: both mlgate servers up at once, get-run/log-batch/search-runs "
                              "measured in N alternating rounds (medians); steadier than one window each")
     args = parser.parse_args()
+    global MLGATE_WORKERS
+    MLGATE_WORKERS = args.mlgate_workers
     if args.full:
         args.big_runs, args.experiments, args.footprint = 100_000, 10_000, True
     if not wrk_available():
@@ -455,8 +467,9 @@ def main() -> int:
         "cp_mib_per_s": cp_rate,
         "rows": [asdict(r) for r in rows], "ratios": ratios(rows), "overhead": overhead, "targets": met,
     }, indent=2))
-    plot(out, out.with_suffix(".png"))
-    print(f"\nwrote {out} and {out.with_suffix('.png')}")
+    png = out.with_suffix(".png")
+    plot(out, png)
+    print(f"\nwrote {out}" + (f" and {png}" if png.exists() else ""))
     return 0
 
 

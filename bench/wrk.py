@@ -101,8 +101,8 @@ def run_wrk(base_url: str, method: str, paths: list[str], bodies: list, headers:
         script_path = fh.name
     try:
         proc = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "-s", script_path,
-             base_url],
+            ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--timeout", "30s",
+             "-s", script_path, base_url],
             capture_output=True, text=True, timeout=duration + 120, check=False,
         )
     finally:
