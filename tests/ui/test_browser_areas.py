@@ -8,6 +8,7 @@ prompt, trace and span names are hostile markup), if a script raises, or if the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ NOBODY_PASSWORD = "Another-Unguessable-9d3f"
 LOCKED_PASSWORD = "Locked-Out-Soon-7c2a"
 CAROL_PASSWORD = "Unguessable-Pw-c31x"
 BULK_RUNS = 55
+POLICY = b'access:\n  grants:\n    - {principal: "group:ml-team", resource: "experiment-name:ml/*", permission: READ}\n'
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
@@ -55,7 +57,9 @@ def _curve(key: str, f, n: int = 40) -> list[dict]:
 def world(tmp_path_factory):
     """A real server (--dev: plain-http cookies) with users, experiments, runs, artifacts, models and traces."""
     workdir = tmp_path_factory.mktemp("ui-areas")
-    server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--dev")
+    policy = workdir / "access.yaml"  # a grant to a group nobody is in: shown on the policy page, changes nothing
+    policy.write_bytes(POLICY)
+    server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--dev", "--policy", str(policy))
     try:
         _post(server, "/users/create", {"username": "reader", "password": READER_PASSWORD})
         _post(server, "/users/create", {"username": "nobody", "password": NOBODY_PASSWORD})
@@ -117,8 +121,8 @@ def world(tmp_path_factory):
             headers={"content-type": "application/x-protobuf", "x-mlflow-experiment-id": exp},
             auth=server.admin_auth, timeout=30)
         assert sent.status_code == 200, sent.text
-        yield {"server": server, "exp": exp, "secret": secret, "runs": runs, "parent": parent, "bulk": bulk,
-               "hidden_run": hidden_run, "trace": "tr-" + tid.hex()}
+        yield {"server": server, "policy": policy, "exp": exp, "secret": secret, "runs": runs, "parent": parent,
+               "bulk": bulk, "hidden_run": hidden_run, "trace": "tr-" + tid.hex()}
     finally:
         server.stop()
 
@@ -466,6 +470,10 @@ def test_admin_manages_accounts_groups_grants_and_reads_the_audit_log(world, bro
         _shot(page, "admin-audit-time")
 
         page.goto(f"{url}/admin/policy")
+        assert page.locator("#policy-text").inner_text() == POLICY.decode()
+        assert page.locator("main p code", has_text=str(world["policy"])).count() == 1
+        assert page.locator("main p code", has_text=hashlib.sha256(POLICY).hexdigest()).count() == 1
+        assert page.locator("p.notice").count() == 0
         assert "team-vision" in page.locator("pre.preview").last.inner_text()
         _shot(page, "admin-policy")
 
