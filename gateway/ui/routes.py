@@ -193,11 +193,11 @@ def _experiment_keys(request: Request, conn, experiment_id: int) -> dict:
         request.app.state.ui_key_cache = cache
 
     def load() -> dict:
-        newest = (select(runs_table.c.run_uuid)
-                  .where(runs_table.c.experiment_id == experiment_id, runs_table.c.lifecycle_stage == "active")
-                  .order_by(runs_table.c.start_time.desc()).limit(MAX_KEY_RUNS + 1).subquery())
-        counted = conn.execute(select(func.count()).select_from(newest)).scalar_one()
-        read = select(newest.c.run_uuid).limit(MAX_KEY_RUNS).scalar_subquery()
+        active = (runs_table.c.experiment_id == experiment_id, runs_table.c.lifecycle_stage == "active")
+        counted = conn.execute(select(func.count()).select_from(
+            select(runs_table.c.run_uuid).where(*active).limit(MAX_KEY_RUNS + 1).subquery())).scalar_one()
+        read = (select(runs_table.c.run_uuid).where(*active).order_by(runs_table.c.start_time.desc())
+                .limit(MAX_KEY_RUNS).scalar_subquery())
         found = {}
         for kind, table in (("params", params_table), ("metrics", latest_metrics_table)):
             keys = list(conn.execute(select(table.c.key).distinct().where(table.c.run_uuid.in_(read))
