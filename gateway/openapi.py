@@ -273,6 +273,20 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
                              "logged_models.delete_tag", "logged_models.log_params", "traces.set_tag",
                              "traces.delete_tag", "assessments.delete")},
     "traces.delete": _obj({"traces_deleted": _I}, ("traces_deleted",)),
+    "admin.perms.explain": _obj({"allowed": _B, "reason": _S, "rule": _S, "subject": _S,
+                                 "action": {"enum": ["READ", "EDIT", "MANAGE"]},
+                                 "resource": _obj({"type": {"enum": ["experiment", "registered_model"]},
+                                                   "id": {"type": ["string", "null"]},
+                                                   "name": {"type": ["string", "null"]}}, ("type",))},
+                                ("allowed", "reason", "rule", "subject", "action", "resource")),
+    "admin.policy.export": _obj({"access": _obj({
+        "groups": {"type": "object", "additionalProperties": _list(_S)},
+        "grants": _list(_obj({"principal": _S, "resource": _S, "permission": _S},
+                             ("principal", "resource", "permission")))}, ("groups", "grants"))}, ("access",)),
+    "admin.policy.apply": _obj({"applied": _B, "changes": _list(_obj(
+        {"op": {"enum": ["add", "remove", "change"]}, "kind": {"enum": ["group", "member", "grant"]},
+         "group": _S, "member": _S, "subject": _S, "resource": _S, "permission": _S, "old_permission": _S},
+        ("op", "kind")))}, ("applied", "changes")),
     "permissions.users.list": _obj({"is_admin": _B, "permissions": _list(_obj(
         {"role_id": _I, "role_name": _S, "workspace": _S, "resource_type": {"enum": ["experiment", "registered_model"]},
          "resource_pattern": _S, "permission": _S}, ("resource_type", "resource_pattern", "permission")))},
