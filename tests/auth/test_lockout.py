@@ -175,3 +175,26 @@ def test_an_unanswering_redis_refuses_the_attempt_quickly_instead_of_hanging_or_
             stalled.close()
     assert "hunter2" not in caplog.text  # the Redis password never reaches a log
     assert "lockout storage unavailable" in caplog.text
+
+
+def test_a_sign_in_over_http_gets_503_when_the_lockout_storage_stalls(app_factory, tmp_path):
+    # End to end through the app: Basic credentials, Redis for lockout only (rate limits off, so the
+    # limiter's own startup check and 503 do not hide the lockout's), and that Redis never answers.
+    from starlette.testclient import TestClient
+
+    from tests.conftest import TEST_ADMIN_PASSWORD, TEST_ADMIN_USERNAME
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("network:\n  rate_limit:\n    enabled: false\n")
+    stalled = _StalledRedis()
+    try:
+        app = app_factory(redis_url=stalled.url, policy_file=str(policy))
+        with TestClient(app, base_url="http://127.0.0.1:5000") as client:
+            kind, response = _bounded(lambda: client.get("/api/2.0/mlflow/users/current",
+                                                         auth=(TEST_ADMIN_USERNAME, TEST_ADMIN_PASSWORD)), 20)
+    finally:
+        stalled.close()
+    assert kind == "ok", response
+    assert response.status_code == 503, response.text
+    assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert str(stalled.url.rsplit(":", 1)[1].split("/")[0]) not in response.text
