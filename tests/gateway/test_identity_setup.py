@@ -43,14 +43,22 @@ def test_weak_admin_passwords_are_refused(empty_app, password):
     assert not identity.store.has_admin()
 
 
-def test_generated_admin_password_is_printed_once_and_written_0600(empty_app, tmp_path):
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
+def test_generated_admin_password_is_printed_once_and_written_0600(empty_app, tmp_path, terminal):
     identity = empty_app.app.state.identity
-    out = io.StringIO()
+    out = _Terminal() if terminal else io.StringIO()
     assert bootstrap_admin(identity, str(tmp_path / "data"), {}, out) == "admin"
     path = tmp_path / "data" / ADMIN_PASSWORD_FILE
     password = path.read_text().strip()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert out.getvalue().count(password) == 1
+    # On a terminal the password is shown once; into a log (not a terminal) only the file's path goes.
+    assert out.getvalue().count(password) == (1 if terminal else 0)
+    assert str(path) in out.getvalue() or ADMIN_PASSWORD_FILE in out.getvalue()
     assert len(password) >= 20
     assert empty_app.get("/api/2.0/mlflow/users/current", headers=basic("admin", password)).status_code == 200
 
