@@ -50,6 +50,12 @@ _FORM = """<form method="post" action="/login">
 FORM_TURNED_OFF = "Password sign-in is turned off here; sign in with your identity provider below."
 
 
+def locked_out_message(retry_after: int) -> str:
+    """What a locked-out person reads: why, and when to try again (the Retry-After header, in words)."""
+    wait = f"{retry_after} seconds" if retry_after < 120 else f"{-(-retry_after // 60)} minutes"
+    return f"Too many failed attempts for this account; try again in {wait}."
+
+
 def _identity(request: Request) -> Identity:
     return request.app.state.identity
 
@@ -147,7 +153,7 @@ async def login(request: Request) -> Response:
             raise AuthError("The user no longer exists.")
         cookie, _ = await run_in_threadpool(identity.sessions.start, user)
     except LockedOut as exc:
-        return _login_page(request, status=429, message="Too many failed attempts; try again later.",
+        return _login_page(request, status=429, message=locked_out_message(exc.retry_after),
                            username=username, next_path=next_path, headers={"Retry-After": str(exc.retry_after)})
     except AuthError:
         return _login_page(request, status=401, message="Invalid username or password.", username=username,

@@ -45,8 +45,11 @@ STATE_MAX_AGE = 600
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} - mlgate</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/ui.css"></head>
+<body>
+<header class="top"><div class="bar"><span class="brand">mlgate</span></div></header>
+<main class="login card">
 <h1>{title}</h1>
 {body}
 </main></body></html>
@@ -205,7 +208,7 @@ def sso_logout_page(request: Request) -> Response:
     # Chromium sends under no-referrer), and may be redirected on to the provider's logout endpoint.
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
+        "default-src 'none'; style-src 'self'; base-uri 'none'; frame-ancestors 'none'; "
         f"form-action 'self'{_logout_origin(request, identity, active.session.id)}")
     return response
 

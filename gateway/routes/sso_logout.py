@@ -18,8 +18,11 @@ from auth.oidc import end_session_url
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Signing out - mlgate</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="0;url='{url}'"></head>
-<body><main>
+<meta http-equiv="refresh" content="0;url='{url}'">
+<link rel="stylesheet" href="/static/ui.css"></head>
+<body>
+<header class="top"><div class="bar"><span class="brand">mlgate</span></div></header>
+<main class="login card">
 <h1>Signed out of mlgate</h1>
 <p>Now signing you out of {label} as well.</p>
 <p><a href="{url}">Continue to {label}</a> if nothing happens.</p>

@@ -142,6 +142,10 @@ def test_a_tampered_state_is_refused_and_creates_nothing(app_client):
     response = app_client.get(callback_path(callback, state="x" * 43))
     assert response.status_code == 400
     assert "does not match this browser" in response.text
+    # The same look as the sign-in page (its stylesheet, which the CSP allows), and a way back to it.
+    assert '<link rel="stylesheet" href="/static/ui.css">' in response.text
+    assert "style-src 'self'" in response.headers["content-security-policy"]
+    assert '<a href="/login">' in response.text
     assert user_names(app_client) == before
     assert "mlgate_session" not in app_client.cookies
 
