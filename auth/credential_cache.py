@@ -25,6 +25,10 @@ from auth.principal import Principal
 
 log = logging.getLogger("mlgate.auth.cache")
 CHANNEL = "mlgate:auth:invalidate"
+# The subscriber pings Redis when nothing arrived for this long, and counts the subscription as lost (so
+# cached credentials are checked in the database again) when nothing at all arrived for STALE_SECONDS.
+HEARTBEAT_SECONDS = 0.5
+STALE_SECONDS = 1.5
 # On the same channel as the user ids: stored grants changed (a server that predates it ignores it).
 GRANTS_CHANGED = "grants"
 
@@ -152,26 +156,58 @@ class Invalidation:
     def _listen(self) -> None:
         failures = 0
         while not self._stop.is_set():
+            pubsub = None
             try:
-                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self._client.pubsub()
                 pubsub.subscribe(CHANNEL)
+                # Healthy only once Redis has confirmed the subscription: a connection that opens but never
+                # answers (a stalled Redis, a half-open link) must leave the database check in force.
+                self._await(pubsub, "subscribe")
                 # Anything cached before the subscription began may have missed a message.
                 self._advance()
                 self.cache.clear()
                 self._grants_changed()
                 self._healthy.set()
                 failures = 0
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message and message.get("type") == "message":
-                        self._apply(message.get("data"))
-                pubsub.close()
+                self._follow(pubsub)
             except Exception as exc:  # a dropped connection must not end invalidation: fall back, retry
                 self._healthy.clear()
                 failures += 1
                 log.warning("auth invalidation subscription lost (%s); checking the database instead",
                             type(exc).__name__)
                 self._stop.wait(min(30.0, 2.0 ** failures))
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # closing a broken connection may fail too; it is dropped either way
+                        log.debug("closing the invalidation subscription failed", exc_info=True)
+
+    def _await(self, pubsub, kind: str) -> None:
+        deadline = time.monotonic() + STALE_SECONDS
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+            if message is not None and message.get("type") == kind:
+                return
+        raise ConnectionError(f"Redis did not confirm the {kind} in time")
+
+    def _follow(self, pubsub) -> None:
+        """Apply messages; ping while quiet, and give up (unhealthy) when Redis stops answering."""
+        heard = pinged = time.monotonic()
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=HEARTBEAT_SECONDS)
+            now = time.monotonic()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message":
+                    self._apply(message.get("data"))
+            if now - heard > STALE_SECONDS:
+                # Pushes may be missed from here on: stop trusting cached credentials without a check.
+                self._healthy.clear()
+                raise ConnectionError(f"no answer from Redis for {STALE_SECONDS:.1f}s")
+            if now - max(heard, pinged) >= HEARTBEAT_SECONDS:
+                pubsub.ping()
+                pinged = now
 
     def _grants_changed(self) -> None:
         for listener in list(self._grant_listeners):

@@ -1,5 +1,7 @@
 """With Redis, a change on one process drops cached credentials on the others by pub/sub."""
 
+import select
+import socket
 import threading
 import time
 
@@ -88,3 +90,98 @@ def test_a_grant_change_published_by_one_process_reaches_the_others_listeners(id
     process_a.invalidation.publish_grants()
     assert heard.wait(2), "the grant invalidation did not arrive within 2 s"
     assert process_b.cache.get(key) is not None  # a grant change drops no credential
+
+
+class FreezableProxy:
+    """A TCP proxy to the test Redis that can stop forwarding without closing anything (a stalled link)."""
+
+    def __init__(self) -> None:
+        host, port = REDIS_URL.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.frozen = threading.Event()
+        self.closed = threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.1)
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection(self.upstream)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        while not self.closed.is_set():
+            if self.frozen.is_set():
+                time.sleep(0.02)  # bytes wait in the kernel's buffers: nothing is closed or refused
+                continue
+            try:
+                ready, _, _ = select.select([source], [], [], 0.05)
+                if not ready:
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+            except OSError:
+                break
+        for sock in (source, target):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for sock in self.sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+def _eventually(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_stalled_redis_link_stops_trusting_pushes_so_a_missed_change_still_counts(identity_factory):
+    # Process B's link to Redis stalls without closing (a hung Redis, a half-open connection): no error
+    # ever arrives, and the pushes A sends never reach B. B must notice by itself, fall back to the
+    # database check, and so refuse a password A changed meanwhile; afterwards it resubscribes.
+    require_redis()
+    proxy = FreezableProxy()
+    try:
+        process_a = identity_factory(redis_url=REDIS_URL)
+        process_b = identity_factory(redis_url=proxy.url)
+        assert _eventually(lambda: process_b.invalidation.push_enabled, 5)
+        Accounts(process_a).create_user(ADMIN, "ivy", PASSWORD, client=None)
+        process_b.password_login("ivy", PASSWORD, None)  # cached on B
+        proxy.frozen.set()
+        started = time.monotonic()
+        assert _eventually(lambda: not process_b.invalidation.push_enabled, 6), \
+            "B kept trusting a Redis link that stopped answering"
+        noticed = time.monotonic() - started
+        Accounts(process_a).change_password(ADMIN, "ivy", "another-secret-value-4", None, client=None)
+        with pytest.raises(Unauthenticated):  # the push was lost, the database check was not
+            process_b.password_login("ivy", PASSWORD, None)
+        proxy.frozen.clear()
+        assert _eventually(lambda: process_b.invalidation.push_enabled, 15), "B did not resubscribe"
+        assert process_b.password_login("ivy", "another-secret-value-4", None).name == "ivy"
+    finally:
+        proxy.close()
+    assert noticed < 6
