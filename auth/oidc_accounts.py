@@ -34,14 +34,17 @@ class ProviderIdentity:
     groups: frozenset[str]
 
 
-def claimed_groups(claims: dict, claim: str) -> frozenset[str]:
-    """The group names in ``claim`` that are valid mlgate names (others cannot be granted anything)."""
+def claimed_groups(claims: dict, claim: str, renamed: dict[str, str] | None = None) -> frozenset[str]:
+    """The mlgate group names in ``claim``: each provider name renamed by ``renamed`` (the provider's
+    ``group_names``), then kept if it is a valid mlgate name (others cannot be granted anything)."""
     value = claims.get(claim)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
         return frozenset()
-    return frozenset(g for g in value[:MAX_GROUPS] if isinstance(g, str) and _NAME.match(g))
+    renamed = renamed or {}
+    names = (renamed.get(g, g) for g in value[:MAX_GROUPS] if isinstance(g, str))
+    return frozenset(g for g in names if _NAME.match(g))
 
 
 def identity_from_claims(provider: OidcProvider, claims: dict) -> ProviderIdentity:
@@ -50,7 +53,7 @@ def identity_from_claims(provider: OidcProvider, claims: dict) -> ProviderIdenti
     if not isinstance(username, str) or not _NAME.match(username):
         raise NotAllowed(f"The identity provider sent no usable {provider.claims.username!r} claim for a user name.")
     return ProviderIdentity(provider.name, check_subject(claims), username, verified_email(provider, claims),
-                            claimed_groups(claims, provider.claims.groups))
+                            claimed_groups(claims, provider.claims.groups, provider.group_names))
 
 
 def verified_email(provider: OidcProvider, claims: dict) -> str | None:

@@ -267,7 +267,7 @@ class SingleSignOn:
         (replace mode: the only word, so a group removed there stops applying at once), and
         ``allowed_groups`` / ``allowed_email_domains`` and ``admin_groups`` apply to it.
         """
-        claimed = claimed_groups(claims, provider.claims.groups)
+        claimed = claimed_groups(claims, provider.claims.groups, provider.group_names)
         if user.kind == "service":
             return user.is_admin, frozenset(identity.store.groups_of(user.id) | claimed)
         who = ProviderIdentity(provider.name, claims["sub"], user.username, verified_email(provider, claims), claimed)

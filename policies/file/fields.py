@@ -50,6 +50,10 @@ def _name(value: str) -> str:
     return value
 
 
+# For sections that name users or groups in their own fields (auth.oidc's allowed and admin groups).
+check_name = _name
+
+
 def _member(value: str) -> str:
     # A bare name is a user; service accounts are written with their kind.
     if ":" in value:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from policies.file.fields import Secret
+from policies.file.fields import Secret, check_name
 
 # Asymmetric signatures only: "none" is no signature, and HS* would let anyone holding the (public)
 # client secret or a confused public key forge tokens (the alg-confusion attack).
@@ -63,6 +63,10 @@ class OidcProvider(_Section):
     allowed_groups: tuple[str, ...] = Field((), description="if set, a user must be in one of these groups")
     allowed_email_domains: tuple[str, ...] = Field((), description="if set, the verified e-mail's domain must match")
     admin_groups: tuple[str, ...] = Field((), description="members become mlgate administrators (re-checked on login)")
+    group_names: dict[str, str] = Field(
+        {}, description="the provider's group name -> the mlgate group name it becomes, for names mlgate cannot "
+        "hold (with spaces or ':', e.g. Okta's 'ML Engineers'); other names are kept as they are, and names "
+        "that are neither valid nor mapped are ignored")
     group_sync: Literal["replace", "additive"] = Field(
         "replace", description="replace: mlgate groups become exactly the IdP's at each login; additive: only added")
     link_existing_users: Literal["never", "passwordless", "any"] = Field(
@@ -131,6 +135,30 @@ class OidcProvider(_Section):
             return "passwordless"
         if value is False:
             return "never"
+        return value
+
+    @field_validator("allowed_groups", "admin_groups")
+    @classmethod
+    def _mlgate_group_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # These name mlgate groups (after group_names): a name no group can have would never match.
+        problems = []
+        for group in value:
+            try:
+                check_name(group)
+            except ValueError as exc:
+                problems.append(f"{exc}; map the provider's name to one in group_names")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("group_names")
+    @classmethod
+    def _group_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [source for source in value if not source or len(source) > 255]
+        if bad:
+            raise ValueError("a provider group name must be 1-255 characters")
+        for target in value.values():
+            check_name(target)
         return value
 
     @field_validator("allowed_email_domains")

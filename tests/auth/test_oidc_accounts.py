@@ -129,6 +129,19 @@ def test_claims_are_read_from_the_configured_names_and_bad_groups_dropped():
     assert found.groups == {"ok"}
 
 
+def test_group_names_mlgate_cannot_hold_are_renamed_by_the_provider_map():
+    # Okta-style names with spaces and Dex-style org:team names: mapped, they count (also for allowed_groups).
+    cfg = provider(group_names={"ML Engineers": "ml-engineers", "acme:data": "acme-data"},
+                   allowed_groups=["ml-engineers"])
+    found = identity_from_claims(cfg, {"sub": "s", "preferred_username": "alice",
+                                       "groups": ["ML Engineers", "acme:data", "Other Team", "plain"]})
+    assert found.groups == {"ml-engineers", "acme-data", "plain"}
+    check_allowed(cfg, found)  # in an allowed group through the map
+    with pytest.raises(NotAllowed):
+        check_allowed(cfg, identity_from_claims(cfg, {"sub": "t", "preferred_username": "bob",
+                                                      "groups": ["Other Team"]}))
+
+
 def test_allowed_email_domains_need_a_verified_address():
     cfg = provider(allowed_email_domains=("example.com",))
     base = {"sub": "s", "preferred_username": "a"}

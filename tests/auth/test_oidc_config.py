@@ -65,6 +65,11 @@ P = "auth.oidc.providers[0]"
     ({"surprise": 1}, f"{P}.surprise: is not a known key"),
     ({"audience": "mlgate"}, f"{P}: audience must differ from client_id (ID tokens carry the client id as their "
                              "audience)"),
+    ({"allowed_groups": ["ML Engineers"]}, f"{P}.allowed_groups: 'ML Engineers' is not a valid name (1-256 "
+                                           "characters, no spaces, ':' or control characters); map the provider's "
+                                           "name to one in group_names"),
+    ({"group_names": {"ML Engineers": "ml engineers"}}, f"{P}.group_names: 'ml engineers' is not a valid name "
+                                                        "(1-256 characters, no spaces, ':' or control characters)"),
     ({"link_existing_users": "always"}, f"{P}.link_existing_users: Input should be 'never', 'passwordless' or "
                                         "'any'"),
 ])
