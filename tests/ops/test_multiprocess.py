@@ -2,7 +2,8 @@
 
 Whatever a client does on one instance holds on the other: tokens, sessions and grants work everywhere,
 revoking a token, signing out and granting reach the other instance within 2 seconds (each delay is
-measured by polling), and a rate budget is one budget. tests/e2e/test_authz_propagation.py drives the
+measured by polling), a revoked grant within half a second (pushed over Redis), a rate budget is one
+budget, and failed logins on one instance lock the account on the other. tests/e2e/test_authz_propagation.py drives the
 permission APIs with MLflow's own clients; tests/e2e/test_network_e2e.py the per-address budget on SQLite.
 """
 
