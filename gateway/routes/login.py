@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from auth.backends import client_address
 from auth.errors import AuthError, LockedOut
 from auth.identity import Identity
+from auth.lockout import LockoutUnavailable
 from auth.sessions import COOKIE_NAME, CSRF_COOKIE_NAME
 from gateway.routes.sso_logout import end_session, provider_logout_page
 
@@ -155,6 +156,11 @@ async def login(request: Request) -> Response:
     except LockedOut as exc:
         return _login_page(request, status=429, message=locked_out_message(exc.retry_after),
                            username=username, next_path=next_path, headers={"Retry-After": str(exc.retry_after)})
+    except LockoutUnavailable:
+        # Failed attempts could not be counted (the shared Redis is down): nobody signs in, and nobody is
+        # told their password was wrong when it was never checked.
+        return _login_page(request, status=503, message="Signing in is unavailable for a moment; try again "
+                           "shortly.", username=username, next_path=next_path, headers={"Retry-After": "5"})
     except AuthError:
         return _login_page(request, status=401, message="Invalid username or password.", username=username,
                            next_path=next_path)

@@ -192,9 +192,20 @@ def test_a_sign_in_over_http_gets_503_when_the_lockout_storage_stalls(app_factor
         with TestClient(app, base_url="http://127.0.0.1:5000") as client:
             kind, response = _bounded(lambda: client.get("/api/2.0/mlflow/users/current",
                                                          auth=(TEST_ADMIN_USERNAME, TEST_ADMIN_PASSWORD)), 20)
+            # The sign-in form says the same, never "invalid password" for a password it could not check.
+            page = client.get("/login")
+            csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            form_kind, form = _bounded(lambda: client.post("/login", data={
+                "username": TEST_ADMIN_USERNAME, "password": TEST_ADMIN_PASSWORD, "csrf_token": csrf,
+                "next": "/"}, follow_redirects=False), 20)
     finally:
         stalled.close()
     assert kind == "ok", response
     assert response.status_code == 503, response.text
     assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert str(stalled.url.rsplit(":", 1)[1].split("/")[0]) not in response.text
+    assert form_kind == "ok", form
+    assert form.status_code == 503, form.text
+    assert "Signing in is unavailable for a moment" in form.text
+    assert "Invalid username or password" not in form.text
+    assert "mlgate_session" not in form.cookies
