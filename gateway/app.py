@@ -63,8 +63,10 @@ def create_app(settings: Settings) -> FastAPI:
     auth_config = auth_config_of(policy)
     # Lockout and invalidation share the Redis that rate limits use, whichever option named it.
     identity, authenticator = build_identity(replace(settings, redis_url=shared_redis_url(settings, policy)),
-                                             auth_config, tracking.engine)
+                                             auth_config, tracking.engine,
+                                             lockout_namespace=as_network_config(policy.network).rate_limit.namespace)
     policy_holder = PolicyHolder(policy, tracking.engine)
+    policy_holder.attach(identity.invalidation)  # grant changes travel on the identity layer's channel too
     metrics = Metrics()
     resolver = ResourceResolver(tracking.engine)
     authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics)

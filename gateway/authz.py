@@ -103,11 +103,6 @@ class PolicyHolder:
             self._invalidation = invalidation
         invalidation.on_grants_changed(self._pushed)
 
-    @property
-    def attached(self) -> bool:
-        """Whether :meth:`attach` has run."""
-        return self._invalidation is not None
-
     def _pushed(self) -> None:
         # Another process committed a grant change: read the generation on the next request. The counter
         # stops a check that read the generation before the change from marking the policy fresh.
@@ -347,12 +342,6 @@ class Authorizer:
         self._decisions = DecisionMemo()
 
     async def __call__(self, request: Request) -> None:
-        if not self.holder.attached:
-            # The app's invalidation channel (built with the identity layer) carries grant changes too.
-            # Bound on the first request: every grant change, here or elsewhere, comes after one.
-            invalidation = getattr(getattr(request.app.state, "identity", None), "invalidation", None)
-            if invalidation is not None:
-                self.holder.attach(invalidation)
         route = request.scope.get("route")
         operation_id = getattr(route, "operation_id", None)
         requirement = requirement_for(operation_id) if operation_id else None

@@ -84,8 +84,10 @@ def session_secret(settings: Settings) -> str:
     raise RuntimeError(f"{path}: the stored session secret is too short; delete the file to regenerate it")
 
 
-def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tuple[Identity, Authenticator]:
-    """Compose the identity service and the configured backends for one app."""
+def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
+                   lockout_namespace: str = DEFAULT_NAMESPACE) -> tuple[Identity, Authenticator]:
+    """Compose the identity service and the configured backends for one app (``lockout_namespace``: the
+    policy's ``network.rate_limit.namespace``, so lockout keys in a shared Redis are per deployment too)."""
     store = IdentityStore(engine)
     secret = session_secret(settings)
     cache = CredentialCache(ttl_seconds=config.credential_cache_seconds)
@@ -95,7 +97,7 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine) -> tu
         hasher=PasswordHasher(rounds=config.passwords.hash_rounds, min_length=config.passwords.min_length),
         cache=cache,
         invalidation=Invalidation(cache, settings.redis_url),
-        lockout=Lockout(config.lockout, settings.redis_url or "memory://", namespace=_lockout_namespace(settings)),
+        lockout=Lockout(config.lockout, settings.redis_url or "memory://", namespace=lockout_namespace),
         sessions=SessionManager(secret, store, config.sessions, secure=not settings.dev_mode),
         auditor=Auditor(store),
         sso=SingleSignOn(config.oidc, engine, secret) if config.oidc.providers else None,
@@ -112,17 +114,6 @@ def _is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
-
-
-def _lockout_namespace(settings: Settings) -> str:
-    """The policy's ``network.rate_limit.namespace``: lockout keys in a shared Redis are per deployment too."""
-    if not settings.policy_file:
-        return DEFAULT_NAMESPACE
-    from gateway.middleware import as_network_config
-    from policies.file import load_policy_file
-
-    # create_app has validated this file already; only the namespace is read here.
-    return as_network_config(load_policy_file(settings.policy_file).network).rate_limit.namespace
 
 
 def bootstrap_admin(identity: Identity, data_dir: str, environ: dict[str, str] | None = None,
