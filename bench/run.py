@@ -451,6 +451,8 @@ def main() -> int:
     footprint = {}
     if args.footprint:
         for i, name in enumerate(("mlgate", "mlflow")):
+            if name == "mlflow" and not any(s.startswith("mlflow") for s in args.servers.split(",")):
+                continue  # MLflow is not part of this run (its virtualenv may not even exist yet)
             footprint[name] = idle_footprint(name, root / f"default-{name}", args.port + 80 + i)
             print(f"default {name} server: {footprint[name]}", flush=True)
     print()
