@@ -12,7 +12,9 @@ from starlette.responses import StreamingResponse
 
 from tracking.artifacts.repository import ArtifactReader
 
-CHUNK_BYTES = 1024 * 1024
+# Bytes read and sent at a time: 4 MiB keeps a download's memory flat while the per-chunk overhead (a thread
+# hop, an ASGI message) stays small (100 MiB: 1.45 -> 1.8-1.9 GiB/s against 1 MiB chunks, served to curl).
+CHUNK_BYTES = 4 * 1024 * 1024
 
 # Files MLflow's UI previews as text; MLflow's server sends these as text/plain (mime_type_utils).
 _TEXT_EXTENSIONS = frozenset({
