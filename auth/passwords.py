@@ -84,7 +84,9 @@ class PasswordHasher:
         # instead of delaying it; the first verify waits for it.
         self._dummy: list[str | BaseException] = []
         self._dummy_made = threading.Event()
-        threading.Thread(target=self._make_dummy_hash, name="mlgate-dummy-hash", daemon=True).start()
+        # Not a daemon: a process that exits meanwhile (a CLI command, a refused start) waits for the hash
+        # instead of having the thread killed inside bcrypt's native code, which aborts the interpreter.
+        threading.Thread(target=self._make_dummy_hash, name="mlgate-dummy-hash").start()
 
     def _make_dummy_hash(self) -> None:
         try:
