@@ -229,6 +229,19 @@ def test_admin_browses_every_area(world, browser):
         assert page.locator("#order_by").input_value() == "name DESC"
         _shot(page, "admin-experiments-sorted")
 
+        # The links the mlflow client prints point into MLflow's UI ("/#/experiments/<id>[/runs/<id>]"):
+        # they open the same experiment and run here.
+        page.goto(f"{url}/#/experiments/{exp}")
+        page.wait_for_url(f"{url}/experiments/{exp}")
+        page.goto(f"{url}/#/experiments/{exp}/runs/{runs[0]}")
+        page.wait_for_url(f"{url}/runs/{runs[0]}")
+        page.goto(f"{url}/#/models/churn-classifier/versions/1")
+        page.wait_for_url(f"{url}/model?name=churn-classifier")
+        assert page.locator("h1", has_text="churn-classifier").count() == 1
+        page.goto(f"{url}/#/experiments/{exp}/runs/not-a-run-id")  # any other shape stays where it is
+        page.wait_for_load_state()
+        assert page.url == f"{url}/#/experiments/{exp}/runs/not-a-run-id"
+
         # Runs table: the filter box (MLflow grammar), a bad filter, chosen columns, pages.
         page.goto(f"{url}/experiments/{exp}")
         assert sorted(_run_names(page)) == sorted([EVIL, "resnet-lr-0.03", "resnet-lr-0.1", "sweep"])
