@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -137,6 +138,38 @@ def fresh_postgres_database(*, migrated: bool = True) -> Iterator[str]:
 
 
 # --- S3: moto's standalone server (a real S3 API over HTTP) ----------------------------------------
+
+class SilentServer:
+    """Accepts TCP connections, holds them open and never sends a byte: a server that hangs (a stalled
+    Redis or database, a black-holed proxy). ``close()`` stops listening and drops the connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.redis_url = f"redis://127.0.0.1:{self.port}/0"
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
 
 S3_TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "mlgate-test-key", "AWS_SECRET_ACCESS_KEY": "mlgate-test-secret",
                        "AWS_DEFAULT_REGION": "us-east-1"}

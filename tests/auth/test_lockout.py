@@ -1,6 +1,5 @@
 """Lockout per username and per address, with exponential backoff, on memory and Redis storage."""
 
-import socket
 import threading
 import time
 import uuid
@@ -10,7 +9,7 @@ import pytest
 from auth.errors import LockedOut
 from auth.lockout import Lockout, LockoutUnavailable
 from policies.file.auth import LockoutConfig
-from tests.services import REDIS_URL, require_redis
+from tests.services import REDIS_URL, SilentServer, require_redis
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -109,35 +108,6 @@ def _clear_redis(*namespaces: str) -> None:
         client.close()
 
 
-class _StalledRedis:
-    """Accepts connections and never answers: a Redis host that hangs (or a black-holed proxy)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
-        self.held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
-
-
 def _bounded(call, seconds: float):
     """Run ``call`` in a daemon thread; fail if it is still running after ``seconds`` (never hang the test)."""
     outcome: list = []
@@ -157,8 +127,8 @@ def _bounded(call, seconds: float):
 
 @pytest.mark.parametrize("redis_state", ["stalled", "down"])
 def test_an_unanswering_redis_refuses_the_attempt_quickly_instead_of_hanging_or_allowing_it(redis_state, caplog):
-    stalled = _StalledRedis()
-    url = stalled.url
+    stalled = SilentServer()
+    url = stalled.redis_url
     if redis_state == "down":
         stalled.close()  # nothing listens on the port any more
     try:
@@ -186,9 +156,9 @@ def test_a_sign_in_over_http_gets_503_when_the_lockout_storage_stalls(app_factor
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("network:\n  rate_limit:\n    enabled: false\n")
-    stalled = _StalledRedis()
+    stalled = SilentServer()
     try:
-        app = app_factory(redis_url=stalled.url, policy_file=str(policy))
+        app = app_factory(redis_url=stalled.redis_url, policy_file=str(policy))
         with TestClient(app, base_url="http://127.0.0.1:5000") as client:
             kind, response = _bounded(lambda: client.get("/api/2.0/mlflow/users/current",
                                                          auth=(TEST_ADMIN_USERNAME, TEST_ADMIN_PASSWORD)), 20)
@@ -203,7 +173,7 @@ def test_a_sign_in_over_http_gets_503_when_the_lockout_storage_stalls(app_factor
     assert kind == "ok", response
     assert response.status_code == 503, response.text
     assert response.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
-    assert str(stalled.url.rsplit(":", 1)[1].split("/")[0]) not in response.text
+    assert str(stalled.port) not in response.text
     assert form_kind == "ok", form
     assert form.status_code == 503, form.text
     assert "Signing in is unavailable for a moment" in form.text

@@ -262,8 +262,9 @@ def test_two_workers_on_one_port_share_revocation_and_report_one_set_of_metrics(
     assert "without --redis-url" not in server.log()
 
 
-def test_several_workers_without_redis_warn_once_naming_what_weakens(tmp_path: Path):
-    server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2")
+def _redis_warning(workdir: Path, uri: str, *args: str) -> str:
+    """Start a server without Redis, wait until it is ready, stop it: its one warning about that."""
+    server = start_server(workdir, uri, *args)
     try:
         assert httpx.get(f"{server.url}/ready", timeout=30).status_code == 200
     finally:
@@ -272,19 +273,16 @@ def test_several_workers_without_redis_warn_once_naming_what_weakens(tmp_path: P
     assert len(warnings) == 1, server.log()
     for weakened in ("rate limits", "lockout", "credential cache"):
         assert weakened in warnings[0]
+    return warnings[0]
+
+
+def test_several_workers_without_redis_warn_once_naming_what_weakens(tmp_path: Path):
+    _redis_warning(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2")
 
 
 def test_an_instance_on_postgresql_without_redis_warns_once_naming_what_weakens(tmp_path: Path):
     # One worker, but PostgreSQL is shared by design: other instances may run on the same database.
     with fresh_postgres_database() as uri:
-        server = start_server(tmp_path / "pg", uri)
-        try:
-            assert httpx.get(f"{server.url}/ready", timeout=30).status_code == 200
-        finally:
-            server.stop()
-    warnings = [line for line in server.log().splitlines() if "without --redis-url" in line]
-    assert len(warnings) == 1, server.log()
-    assert "several mlgate instances share this database" in warnings[0]
-    for weakened in ("rate limits", "lockout", "credential cache"):
-        assert weakened in warnings[0]
-    assert uri.rsplit("/", 1)[1] not in warnings[0]  # no database name, host or password in the warning
+        warning = _redis_warning(tmp_path / "pg", uri)
+    assert "several mlgate instances share this database" in warning
+    assert uri.rsplit("/", 1)[1] not in warning  # no database name, host or password in the warning

@@ -6,7 +6,6 @@ PostgreSQL host or a black-holed proxy does: libpq waits for the server's first 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.ops.readiness import CHECK_TIMEOUT_SECONDS, DOWN, OK, Readiness
+from tests.services import SilentServer
 from tracking.db.engine import POSTGRES_CONNECT_TIMEOUT_SECONDS, make_engine
 
 
@@ -31,36 +31,6 @@ def _in_threads(fn, count: int, timeout: float) -> list:
         stuck = sum(thread.is_alive() for thread in threads)
         assert not stuck, f"{stuck} probes were still blocked after {timeout}s"
     return results
-
-
-class SilentServer:
-    """Accepts TCP connections, counts them, holds them open and never sends a byte."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
 
 
 @pytest.fixture
