@@ -37,7 +37,7 @@ from tracking.artifacts.paths import artifact_owner
 from tracking.db.registry_tables import registered_models
 from tracking.db.tables import experiments
 from tracking.errors import MlflowError, invalid_parameter
-from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+from tracking.scope import REQUEST_STATE_KEY, UNRESTRICTED, ResourceScope, VisibilityScope
 from tracking.store.logged_models import get_logged_model_experiment_id
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
@@ -359,6 +359,7 @@ class Authorizer:
         if requirement.access is not Access.SEARCH and self.holder.is_admin(subject) and not subject.read_only_token:
             # Administrators bypass without the compiled policy, so a burst of creations (each adds an
             # owner grant and invalidates it) does not recompile every grant once per request.
+            self._scope(request, requirement, subject, admin=True)
             return
         policy = self.holder.current()
         if requirement.access is Access.SEARCH:
@@ -367,10 +368,10 @@ class Authorizer:
             decision = decide(policy, subject, requirement, None)
             if not decision.allowed:
                 self._deny(request, operation_id, subject, decision, "Permission denied.", "PERMISSION_DENIED")
-            if not policy.is_admin(subject):  # administrators keep tracking's default: unrestricted
-                setattr(request.state, REQUEST_STATE_KEY, self.holder.visibility(subject))
+            self._scope(request, requirement, subject, admin=policy.is_admin(subject))
             return
         if policy.is_admin(subject) and not subject.read_only_token:
+            self._scope(request, requirement, subject, admin=True)
             return  # administrators bypass: no lookups needed
         checks = await self._locate_all(request, requirement)
         # Keyed by each check's position too: two requests naming the same resource through different
@@ -386,6 +387,7 @@ class Authorizer:
                 policy = fresher
                 decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
         if decision.allowed:
+            self._scope(request, requirement, subject, admin=False)
             return
         denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource).allowed), None)
         resource = denied.resource if denied else None
@@ -401,6 +403,11 @@ class Authorizer:
                            "RESOURCE_DOES_NOT_EXIST")
         self._deny(request, operation_id, subject, decision,
                    f"Permission denied: {_short_reason(decision)}", "PERMISSION_DENIED")
+
+    def _scope(self, request: Request, requirement: Requirement, subject: Subject, *, admin: bool) -> None:
+        """Give a listing handler the caller's visibility scope; tracking shows nothing without one."""
+        if requirement.scoped:
+            setattr(request.state, REQUEST_STATE_KEY, UNRESTRICTED if admin else self.holder.visibility(subject))
 
     async def _locate_all(self, request: Request, requirement: Requirement) -> list[Located]:
         args = None

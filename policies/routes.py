@@ -12,7 +12,7 @@ reference), while a missing required field denies the request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -74,13 +74,18 @@ class Locator:
 
 @dataclass(frozen=True)
 class Requirement:
-    """What one operation needs; ``also`` lists further checks that must all pass (cross-resource)."""
+    """What one operation needs; ``also`` lists further checks that must all pass (cross-resource).
+
+    ``scoped``: the handler lists resources (a search, a page listing runs, traces or what the caller may
+    access), so the gateway gives it the caller's visibility scope. Without one, tracking shows nothing.
+    """
 
     access: Access
     permission: Permission = Permission.NO_PERMISSIONS
     resource_kind: ResourceKind | None = ResourceKind.NONE  # None: whatever kind the lookup yields
     locator: Locator | None = None
     also: tuple[Requirement, ...] = ()
+    scoped: bool = False
 
     def checks(self) -> tuple[Requirement, ...]:
         """This requirement followed by its cross-resource ones, in the order to check them."""
@@ -108,7 +113,12 @@ def _self(permission: Permission, source: Source = Source.ARGS) -> Requirement:
 
 
 def _search(kind: ResourceKind) -> Requirement:
-    return Requirement(Access.SEARCH, R, kind)
+    return Requirement(Access.SEARCH, R, kind, scoped=True)
+
+
+def _listing(requirement: Requirement) -> Requirement:
+    """``requirement``, for a handler that also lists resources inside what it checked (scope given)."""
+    return replace(requirement, scoped=True)
 
 
 def _on(permission: Permission, kind: ResourceKind | None, source: Source, fields: tuple[str, ...], lookup: Lookup,
@@ -259,7 +269,8 @@ _TABLE: dict[str, Requirement] = {
     "traces.start": _experiment(E, "trace.trace_info.trace_location.mlflow_experiment.experiment_id"),
     "traces.get_info": _trace(R, Source.PATH, "trace_id"),
     "traces.get": _trace(R, Source.ARGS, "trace_id"),
-    "traces.batch_get": _trace(R, Source.ARGS, "trace_ids", many=True),
+    # Every id is checked, and the handler leaves out what the scope hides (an id deleted and reused since).
+    "traces.batch_get": _listing(_trace(R, Source.ARGS, "trace_ids", many=True)),
     "traces.search": _search(_EXP),
     "traces.set_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
     "traces.delete_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
@@ -319,22 +330,23 @@ _TABLE: dict[str, Requirement] = {
     # The web UI: the same checks as the API calls each page stands for (list pages are searches).
     "ui.static": PUBLIC,
     "ui.experiments": _search(_EXP),
-    "ui.experiment": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
-    "ui.run": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
+    "ui.experiment": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),
+    "ui.run": _listing(_on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN)),  # lists child runs
     "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     "ui.artifact_image": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     # every run named, and at most the 10 the page compares: more are refused before any lookup
     "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True, max_values=10),
-    "ui.traces": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
+    "ui.traces": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),
     "ui.trace": _trace(R, Source.PATH, "trace_id"),
     "ui.models": _search(_MODEL),
     "ui.prompts": _search(_MODEL),
     "ui.model": _model(R),
-    # My account: what I may see is a search (scoped); token and password forms are writes.
+    # My account: what I may see is a search (scoped); token and password forms are writes that
+    # re-render the page (what I may see included), so they are given the scope too.
     "ui.account": _search(_EXP),
-    "ui.account.token_create": _signed_in(M),
-    "ui.account.token_revoke": _signed_in(M),
-    "ui.account.password": _signed_in(M),
+    "ui.account.token_create": _listing(_signed_in(M)),
+    "ui.account.token_revoke": _listing(_signed_in(M)),
+    "ui.account.password": _listing(_signed_in(M)),
     # Admin pages: the admin API's checks (forms change state: MANAGE, so a read-only token cannot).
     "ui.admin.users": _admin(R),
     "ui.admin.user_create": _admin(M),

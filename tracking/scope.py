@@ -16,9 +16,12 @@ REQUEST_STATE_KEY = "visibility_scope"
 
 @dataclass(frozen=True)
 class ResourceScope:
-    """One resource kind's visibility: everything, or an allow-list of ids and name globs, minus denials."""
+    """One resource kind's visibility: everything, or an allow-list of ids and name globs, minus denials.
 
-    unrestricted: bool = True
+    The default shows nothing: a scope that allows must say so (``unrestricted=True`` or what it lists).
+    """
+
+    unrestricted: bool = False
     ids: frozenset[str] = field(default_factory=frozenset)
     name_patterns: tuple[str, ...] = ()
     denied_ids: frozenset[str] = field(default_factory=frozenset)
@@ -64,13 +67,15 @@ class ResourceScope:
 
 @dataclass(frozen=True)
 class VisibilityScope:
-    """What a caller may see: experiments (and everything inside them) and registered models."""
+    """What a caller may see: experiments (and everything inside them) and registered models (nothing unless set)."""
 
-    experiments: ResourceScope = field(default_factory=ResourceScope)
-    registered_models: ResourceScope = field(default_factory=ResourceScope)
+    experiments: ResourceScope = field(default_factory=ResourceScope.nothing)
+    registered_models: ResourceScope = field(default_factory=ResourceScope.nothing)
 
 
-UNRESTRICTED = VisibilityScope()
+# Set explicitly by the gateway for administrators; never assumed.
+UNRESTRICTED = VisibilityScope(ResourceScope(unrestricted=True), ResourceScope(unrestricted=True))
+NOTHING = VisibilityScope()
 
 
 def glob_to_like(pattern: str) -> str:
@@ -89,5 +94,10 @@ def glob_to_like(pattern: str) -> str:
 
 
 def visibility_scope(request) -> VisibilityScope:
-    """The scope the gateway put on this request, or no restriction when nothing was set."""
-    return getattr(request.state, REQUEST_STATE_KEY, UNRESTRICTED)
+    """The scope the gateway put on this request; nothing is visible when none was set (fail closed).
+
+    A handler that lists or searches and is reached without the gateway setting a scope (a route the
+    table does not mark as scoped, an app composed without the authorizer) shows an empty result,
+    never everything.
+    """
+    return getattr(request.state, REQUEST_STATE_KEY, NOTHING)

@@ -13,8 +13,9 @@ from tests.tracking.mlflow3_fixtures import (
     make_run,
     serve_on_backend,
 )
+from tests.tracking.tracking_app import with_test_scope
 from tracking.db.mlflow3_tables import logged_models
-from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+from tracking.scope import ResourceScope, VisibilityScope
 
 
 @pytest.fixture(params=BACKENDS)
@@ -155,11 +156,7 @@ def test_visibility_scope_applies_inside_the_query(app_factory):
     app = app_factory()
     hidden = VisibilityScope(experiments=ResourceScope(unrestricted=False, name_patterns=("alpha",)))
 
-    @app.middleware("http")
-    async def set_scope(request, call_next):
-        if request.headers.get("x-test-scope") == "alpha":
-            setattr(request.state, REQUEST_STATE_KEY, hidden)
-        return await call_next(request)
+    with_test_scope(app, lambda request: hidden if request.headers.get("x-test-scope") == "alpha" else None)
 
     with TestClient(app, base_url="http://127.0.0.1:5000",
                     headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as client:

@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import TEST_ADMIN_TOKEN
 from tests.tracking.registry_support import A, api_fixture, error_of  # noqa: F401  (fixture)
-from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+from tests.tracking.tracking_app import with_test_scope
+from tracking.scope import ResourceScope, VisibilityScope
 
 PROMPT_TAG = {"key": "mlflow.prompt.is_prompt", "value": "true"}
 
@@ -161,22 +162,10 @@ def test_prompt_and_model_names_collide_as_in_mlflow(api):
     assert "prompt" in r.json()["message"]
 
 
-class _ScopeMiddleware:
-    """Test-only: put a visibility scope on every request, as the gateway's authorization step does."""
-
-    def __init__(self, app, value: VisibilityScope):
-        self.app, self.value = app, value
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            scope.setdefault("state", {})[REQUEST_STATE_KEY] = self.value
-        await self.app(scope, receive, send)
-
-
 def test_visibility_scope_is_applied_inside_the_query(app_factory):
     app = app_factory()
     visible = ResourceScope(unrestricted=False, name_patterns=("team-a-*",), denied_ids=frozenset({"team-a-3"}))
-    app.add_middleware(_ScopeMiddleware, value=VisibilityScope(registered_models=visible))
+    with_test_scope(app, lambda request: VisibilityScope(registered_models=visible))
     with TestClient(app, base_url="http://127.0.0.1:5000",
                     headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as c:
         for i in range(1, 6):

@@ -9,26 +9,14 @@ from starlette.testclient import TestClient
 
 from tests.conftest import BACKENDS, TEST_ADMIN_TOKEN
 from tests.services import fresh_postgres_database
-from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+from tests.tracking.tracking_app import with_test_scope
+from tracking.scope import ResourceScope, VisibilityScope
 
 A = "/api/2.0/mlflow"
 
 
-class ScopeHolder:
-    """Test-only ASGI middleware: puts the scope the test chose on every request, as the gateway does."""
-
-    def __init__(self, app, holder: dict):
-        self.app = app
-        self.holder = holder
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and self.holder.get("scope") is not None:
-            scope.setdefault("state", {})[REQUEST_STATE_KEY] = self.holder["scope"]
-        await self.app(scope, receive, send)
-
-
 def _client(app, holder) -> Iterator[tuple[TestClient, dict]]:
-    app.add_middleware(ScopeHolder, holder=holder)
+    with_test_scope(app, lambda request: holder.get("scope"))
     with TestClient(app, base_url="http://127.0.0.1:5000",
                     headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as client:
         yield client, holder
@@ -36,7 +24,7 @@ def _client(app, holder) -> Iterator[tuple[TestClient, dict]]:
 
 @pytest.fixture(params=BACKENDS)
 def scoped(request, app_factory) -> Iterator[tuple[TestClient, dict]]:
-    """A client whose requests carry ``holder["scope"]`` (None: no scope set, so unrestricted).
+    """A client whose requests carry ``holder["scope"]`` (None: the administrator's own, unrestricted).
 
     On PostgreSQL too: the scope compares the integer experiment id as text, which must work on both.
     """
@@ -117,7 +105,7 @@ def test_denied_and_empty_scopes(thirty):
     holder["scope"] = VisibilityScope(experiments=ResourceScope.nothing())
     assert _ok(client.post(f"{A}/experiments/search", json={})) == {}
     assert _ok(client.post(f"{A}/runs/search", json={"experiment_ids": ids})) == {}
-    holder["scope"] = VisibilityScope(experiments=ResourceScope(denied_name_patterns=("exp-*",)))
+    holder["scope"] = VisibilityScope(experiments=ResourceScope(unrestricted=True, denied_name_patterns=("exp-*",)))
     names = [e["name"] for e in _ok(client.post(f"{A}/experiments/search", json={}))["experiments"]]
     assert sorted(names) == ["Default", "team-a-11", "team-a-19", "team-a-27", "team-a-3"]
 

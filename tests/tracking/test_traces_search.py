@@ -8,7 +8,8 @@ from starlette.testclient import TestClient
 from tests.conftest import BACKENDS, TEST_ADMIN_TOKEN
 from tests.tracking.mlflow3_fixtures import make_experiment, serve_on_backend
 from tests.tracking.otlp_builders import trace_info_body
-from tracking.scope import REQUEST_STATE_KEY, ResourceScope, VisibilityScope
+from tests.tracking.tracking_app import with_test_scope
+from tracking.scope import ResourceScope, VisibilityScope
 
 
 @pytest.fixture(params=BACKENDS)
@@ -121,11 +122,7 @@ def test_visibility_scope_filters_search_and_batch_get(app_factory):
     app = app_factory()
     only_alpha = VisibilityScope(experiments=ResourceScope(unrestricted=False, name_patterns=("alpha",)))
 
-    @app.middleware("http")
-    async def set_scope(request, call_next):
-        if request.headers.get("x-test-scope") == "alpha":
-            setattr(request.state, REQUEST_STATE_KEY, only_alpha)
-        return await call_next(request)
+    with_test_scope(app, lambda request: only_alpha if request.headers.get("x-test-scope") == "alpha" else None)
 
     with TestClient(app, base_url="http://127.0.0.1:5000",
                     headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as client:

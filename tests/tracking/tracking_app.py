@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import insert
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from gateway.db import upgrade_database
@@ -18,6 +19,7 @@ from tracking.api import tracking_mounts
 from tracking.db.engine import make_engine
 from tracking.db.schema import metadata
 from tracking.db.tables import experiments
+from tracking.scope import REQUEST_STATE_KEY, UNRESTRICTED, VisibilityScope
 from tracking.services import create_tracking
 from tracking.store.experiments import now_ms
 
@@ -32,9 +34,33 @@ def build_tracking_app(database_uri: str, artifact_root: Path) -> FastAPI:
     app = FastAPI()
     app.state.tracking = create_tracking(database_uri, str(artifact_root))
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def unrestricted(request, call_next):
+        # No gateway here: tracking shows nothing without a scope, so these tests see everything explicitly.
+        setattr(request.state, REQUEST_STATE_KEY, UNRESTRICTED)
+        return await call_next(request)
+
     for mount in tracking_mounts():
         app.include_router(mount.router, prefix=mount.prefix)
     return app
+
+
+def with_test_scope(app: FastAPI, choose: Callable[[Request], VisibilityScope | None]) -> None:
+    """Test-only: after the gateway's authorizer, replace the request's scope with ``choose(request)`` (unless None).
+
+    The authorizer sets a scope on every listing request (UNRESTRICTED for the administrator these tests
+    use), so a scope put on the request before it would be overwritten.
+    """
+    authorizer = app.state.authorizer
+
+    async def then_scope(request: Request) -> None:
+        await authorizer(request)
+        chosen = choose(request)
+        if chosen is not None:
+            setattr(request.state, REQUEST_STATE_KEY, chosen)
+
+    app.dependency_overrides[authorizer] = then_scope
 
 
 # One PostgreSQL database per test process, emptied between uses: creating, migrating and dropping a

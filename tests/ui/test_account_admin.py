@@ -356,3 +356,22 @@ def test_make_admin_and_the_audit_outcome_and_time_filters(ui):
     assert len(outcomes(actor="admin", action="user.admin", since="2000-01-01T00:00")) == 2
     assert outcomes(actor="admin", action="user.admin", until="2000-01-01T00:00") == []
     assert outcomes(actor="admin", action="user.admin", since="2100-01-01T00:00") == []
+
+
+@pytest.mark.parametrize("form", ["create", "bad-revoke", "bad-password"])
+def test_the_account_page_re_rendered_by_a_form_lists_only_what_the_user_may_see(ui, form):
+    # Issue #18 (5): these forms re-render the page; it listed every experiment when no scope was set.
+    reader = ui["reader"]()
+    token = csrf_of(reader.get("/account").text)
+    if form == "create":
+        page = reader.post("/account/tokens/create", data={"csrf_token": token, "name": "laptop", "days": "7"})
+        assert page.status_code == 200
+    elif form == "bad-revoke":
+        page = reader.post("/account/tokens/revoke", data={"csrf_token": token, "token_id": "no-such-token"})
+        assert page.status_code == 400
+    else:
+        page = reader.post("/account/password", data={"csrf_token": token, "current_password": "not-it",
+                                                      "new_password": "x" * 20, "repeat_password": "y" * 20})
+        assert page.status_code == 400
+    assert "shared-exp" in page.text
+    assert "hidden-exp" not in page.text

@@ -191,7 +191,8 @@ def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offs
         shown = conn.execute(visible_experiment_ids(scope, list(search.experiment_ids))).scalars().all()
         if not shown:
             return []
-        search, scope = replace(search, experiment_ids=tuple(int(i) for i in shown)), ResourceScope()
+        search = replace(search, experiment_ids=tuple(int(i) for i in shown))
+        scope = ResourceScope(unrestricted=True)
     first = search.order[0] if search.order else None
     if first is not None and first.kind == "metric" and _is_large(conn, search):
         ranked = list(conn.execute(run_ids_query(search, scope, 0, offset + limit, valued_first=True)).scalars())
