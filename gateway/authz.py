@@ -34,6 +34,7 @@ from policies.model import Decision, Permission, Resource, ResourceKind, Subject
 from policies.routes import Access, Lookup, Requirement, Source, requirement_for, resource_requirement
 from tracking.api.body import request_args
 from tracking.artifacts.paths import artifact_owner
+from tracking.db.mlflow3_tables import trace_info
 from tracking.db.registry_tables import registered_models
 from tracking.db.tables import experiments
 from tracking.errors import MlflowError, invalid_parameter
@@ -42,7 +43,6 @@ from tracking.store.logged_models import get_logged_model_experiment_id
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
 from tracking.store.runs import get_run_experiment_id
-from tracking.store.traces import get_trace_experiment_id
 
 # Grant changes made by another process are picked up within this many seconds (one PK read); with
 # Redis, a pushed "grants changed" message makes every process read the generation on its next request.
@@ -191,7 +191,9 @@ class ResourceResolver:
     def __init__(self, engine: Engine, *, name_seconds: float = NAME_CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic):
         self.engine = engine
-        # A run, trace or logged model never moves to another experiment: its owner can be cached.
+        # A run or logged model never moves to another experiment and its server-made id is never reused:
+        # its owner can be cached. Trace ids are chosen by clients and reused after a delete (possibly in
+        # another experiment), so a trace's owner is read every time (_trace).
         self._owner_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
         # An experiment's name can change (patterns match names), so it is kept only briefly: a rename
         # here is forgotten at once (renamed()), one by another process counts within name_seconds.
@@ -235,6 +237,14 @@ class ResourceResolver:
         self._names[key] = (row.name, now)
         return Resource.experiment(experiment_id, row.name)
 
+    def _trace(self, conn, trace_id: str) -> Resource | None:
+        # The trace's experiment with its current name, in one primary-key read, never cached (see __init__).
+        row = conn.execute(select(experiments.c.experiment_id, experiments.c.name)
+                           .select_from(trace_info.join(experiments,
+                                                        experiments.c.experiment_id == trace_info.c.experiment_id))
+                           .where(trace_info.c.request_id == trace_id)).first()
+        return None if row is None else Resource.experiment(str(row.experiment_id), row.name)
+
     def _model(self, conn, name: str) -> Resource | None:
         row = conn.execute(select(registered_models.c.name).where(registered_models.c.name == name)).first()
         return None if row is None else Resource.registered_model(name)
@@ -250,8 +260,7 @@ class ResourceResolver:
             exp = self._cached_owner("run", value, lambda: get_run_experiment_id(conn, value))
             return None if exp is None else self._experiment(conn, exp)
         if lookup is Lookup.TRACE:
-            exp = self._cached_owner("trace", value, lambda: get_trace_experiment_id(conn, value))
-            return None if exp is None else self._experiment(conn, exp)
+            return self._trace(conn, value)
         if lookup is Lookup.LOGGED_MODEL:
             exp = self._cached_owner("model", value, lambda: get_logged_model_experiment_id(conn, value))
             return None if exp is None else self._experiment(conn, exp)

@@ -26,6 +26,7 @@ from tracking.store.traces import (
     TRACE_NAME_TAG,
     preview,
     trace_artifact_location,
+    trace_id_taken,
     upsert_pairs,
 )
 from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts
@@ -148,8 +149,7 @@ def _ensure_trace(conn: Connection, trace_id: str, exp_id: int, exp_location: st
     row = conn.execute(select(trace_info.c.experiment_id, trace_info.c.status)
                        .where(trace_info.c.request_id == trace_id)).first()
     if row.experiment_id != exp_id:
-        raise invalid_parameter(f"Trace '{trace_id}' belongs to another experiment than the one in "
-                                "the x-mlflow-experiment-id header.")
+        raise trace_id_taken(trace_id)
     if inserted:
         tags = {ARTIFACT_LOCATION_TAG: trace_artifact_location(exp_location, trace_id)}
         if root is not None:

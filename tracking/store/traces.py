@@ -14,7 +14,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, delete, select, update
 
 from tracking.db.mlflow3_tables import assessments, spans, trace_info, trace_request_metadata, trace_tags
-from tracking.errors import MlflowError, invalid_parameter
+from tracking.errors import MlflowError, already_exists, invalid_parameter
 from tracking.store.assessments import assessment_rows_json, new_assessment_row
 from tracking.store.experiment_checks import parse_experiment_id, require_active_experiment
 from tracking.store.proto_time import duration_to_ms, ms_to_duration, ms_to_timestamp, timestamp_to_ms
@@ -43,6 +43,16 @@ def now_ms() -> int:
 def trace_not_found(trace_id: str) -> MlflowError:
     """404 for an unknown trace."""
     return MlflowError(f"Trace with ID '{trace_id[:100]}' not found.", "RESOURCE_DOES_NOT_EXIST")
+
+
+def trace_id_taken(trace_id: str) -> MlflowError:
+    """A trace id already used in another experiment.
+
+    Trace ids are chosen by clients and unique across the server. The answer is the same wherever the
+    existing trace is (an experiment the caller can see or not) and names no experiment; see SECURITY.md
+    ("Lifecycle", traces) for what it still tells.
+    """
+    return already_exists(f"Trace ID '{trace_id[:100]}' is already in use; trace IDs are unique across experiments.")
 
 
 def validate_trace_id(trace_id: object, field: str = "trace_id") -> str:
@@ -162,7 +172,7 @@ def start_trace(conn: Connection, info: dict) -> dict:
     if not inserted:
         existing = conn.execute(select(trace_info.c.experiment_id).where(trace_info.c.request_id == trace_id)).first()
         if existing.experiment_id != exp_id:
-            raise invalid_parameter(f"Trace '{trace_id}' already exists in another experiment.")
+            raise trace_id_taken(trace_id)
         # The client's summary is authoritative for the top-level fields; previews computed from
         # spans are kept unless the client sends its own.
         for key in ("request_preview", "response_preview"):
