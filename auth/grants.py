@@ -30,7 +30,9 @@ class GrantRow:
 
     id: int
     subject: str
-    resource: str  # selector syntax: experiment:<id>, experiment-name:<glob>, model:<name>, model-name:<glob>
+    # selector syntax: experiment:<id>, experiment-name:<glob>, model-id:<stable id>, model-name:<glob>
+    # (gateway.grant_selectors shows model-id:<id> as model:<current name>)
+    resource: str
     permission: str
     source: str
     created_by: str | None
@@ -40,7 +42,7 @@ class GrantRow:
 def _selector_text(kind: str, resource_id: str | None, pattern: str | None) -> str:
     if kind == "experiment":
         return f"experiment:{resource_id}" if resource_id is not None else f"experiment-name:{pattern}"
-    return f"model:{resource_id}" if resource_id is not None else f"model-name:{pattern}"
+    return f"model-id:{resource_id}" if resource_id is not None else f"model-name:{pattern}"
 
 
 def _row(row) -> GrantRow:
@@ -85,9 +87,13 @@ def policy_grants(conn: Connection) -> list[Grant]:
 
 def put_grant(conn: Connection, subject: str, resource: str, permission: str, *, source: str = "api",
               created_by: str | None = None) -> GrantRow:
-    """Create or replace the grant of ``subject`` on ``resource``; raises ValueError on bad syntax."""
+    """Create or replace the grant of ``subject`` on ``resource``; raises ValueError on bad syntax.
+
+    One registered model is named by its stable id (``model-id:<id>``), never by its name, so the grant
+    follows the model through renames and never reaches a later model of the same name.
+    """
     ref = SubjectRef.parse(subject)
-    selector = ResourceSelector.parse(resource)
+    selector = _stored(resource)
     perm = Permission.parse(permission)
     Grant.from_api(0, ref.key, selector.text, perm.name)  # the same validation the policy applies
     _delete(conn, ref.key, selector)
@@ -97,6 +103,13 @@ def put_grant(conn: Connection, subject: str, resource: str, permission: str, *,
     new_id = conn.execute(insert(grants).values(**values)).inserted_primary_key[0]
     bump_generation(conn)
     return GrantRow(new_id, ref.key, selector.text, perm.name, source, created_by, values["created_at"])
+
+
+def _stored(resource: str) -> ResourceSelector:
+    selector = ResourceSelector.parse(resource)
+    if selector.name is not None:
+        raise ValueError(f"{resource!r}: a stored grant names one registered model by its stable id (model-id:<id>)")
+    return selector
 
 
 def _delete(conn: Connection, subject: str, selector: ResourceSelector) -> int:
@@ -110,7 +123,7 @@ def _delete(conn: Connection, subject: str, selector: ResourceSelector) -> int:
 
 def revoke_grant(conn: Connection, subject: str, resource: str) -> bool:
     """Remove the grant of ``subject`` on ``resource``; False when there was none."""
-    removed = _delete(conn, SubjectRef.parse(subject).key, ResourceSelector.parse(resource))
+    removed = _delete(conn, SubjectRef.parse(subject).key, _stored(resource))
     if removed:
         bump_generation(conn)
     return bool(removed)
@@ -118,7 +131,7 @@ def revoke_grant(conn: Connection, subject: str, resource: str) -> bool:
 
 def revoke_resource(conn: Connection, resource: str) -> int:
     """Remove every grant on one resource (e.g. when the resource is deleted for good)."""
-    selector = ResourceSelector.parse(resource)
+    selector = _stored(resource)
     stmt = delete(grants).where(grants.c.resource_kind == _KIND_TEXT[selector.kind],
                                 grants.c.resource_id == selector.id)
     removed = conn.execute(stmt).rowcount

@@ -13,9 +13,10 @@ from starlette.responses import PlainTextResponse
 from auth.accounts import Accounts
 from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
 from gateway.authn import AuthenticationMiddleware
-from gateway.authz import PolicyHolder, ResourceResolver, grant_creator_manage
+from gateway.authz import PolicyHolder, ResourceResolver
 from gateway.errors import install_error_handlers
 from gateway.identity import auth_config_of, build_identity, identity_problems
+from gateway.lifecycle import ResourceLifecycle
 from gateway.middleware import as_network_config, install_network_middleware
 from gateway.openapi import install_openapi
 from gateway.ops.access import RequestObservationMiddleware
@@ -70,8 +71,10 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     resolver = ResourceResolver(tracking.engine)
     authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics)
-    tracking.creation_listeners.append(grant_creator_manage)
-    tracking.rename_listeners.append(resolver.renamed)
+    policy_holder.on_new_generation(resolver.forget_names)
+    lifecycle = ResourceLifecycle(policy_holder, resolver)
+    tracking.lifecycle_listeners.append(lifecycle.in_transaction)
+    tracking.commit_listeners.append(lifecycle.committed)
     audit_counter = AuditCounter(metrics)
 
     @asynccontextmanager

@@ -23,7 +23,7 @@ from starlette.requests import Request
 
 from auth.audit import Auditor
 from auth.errors import Unauthenticated
-from auth.grants import current_generation, policy_grants, put_grant
+from auth.grants import current_generation, policy_grants
 from auth.principal import Principal
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from policies.compiled import CompiledPolicy
@@ -71,7 +71,8 @@ def subject_of(principal: Principal | None) -> Subject:
 def to_resource_scope(spec) -> ResourceScope:
     """Tracking's SQL-applicable scope from the policy's :class:`~policies.model.ScopeSpec`."""
     return ResourceScope(unrestricted=spec.unrestricted, ids=spec.ids, name_patterns=spec.globs,
-                         denied_ids=spec.denied_ids, denied_name_patterns=spec.denied_globs)
+                         denied_ids=spec.denied_ids, denied_name_patterns=spec.denied_globs, names=spec.names,
+                         hidden_names=spec.hidden_names, denied_names=spec.denied_names)
 
 
 class PolicyHolder:
@@ -94,6 +95,12 @@ class PolicyHolder:
         self._pushes = 0
         self._invalidation = None
         self._attach_lock = threading.Lock()
+        # Called when another generation is compiled (a grant changed or a resource was renamed anywhere).
+        self._on_new_generation: list[Callable[[], None]] = []
+
+    def on_new_generation(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever this process compiles another generation (e.g. to forget cached names)."""
+        self._on_new_generation.append(callback)
 
     def attach(self, invalidation) -> None:
         """Announce this process's grant changes on ``invalidation`` and follow the other processes' (once)."""
@@ -135,6 +142,8 @@ class PolicyHolder:
                     self._compiled = compile_policy(self.policy_file, policy_grants(conn))
                 self._generation = fresh_generation
                 self._scopes.clear()
+                for forget in self._on_new_generation:
+                    forget()
             self._checked(now, pushes)
             return self._compiled
 
@@ -196,16 +205,22 @@ class ResourceResolver:
         # another experiment), so a trace's owner is read every time (_trace).
         self._owner_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
         # An experiment's name can change (patterns match names), so it is kept only briefly: a rename
-        # here is forgotten at once (renamed()), one by another process counts within name_seconds.
+        # here is forgotten at once (renamed()); one by another process bumps the policy generation, and
+        # the holder's next check (pushed with Redis, else within its refresh interval) forgets every name
+        # (forget_names()). name_seconds bounds what a rename that bumps nothing (none in mlgate) could keep.
         self._names: dict[int, tuple[str, float]] = {}
         self.name_seconds = name_seconds
         self.clock = clock
         self._lock = threading.Lock()
 
     def renamed(self, kind: str, resource_id: str) -> None:
-        """A tracking rename listener: forget the cached name."""
+        """A rename committed here: forget the cached name."""
         if kind == "experiment" and resource_id.isdigit():
             self._names.pop(int(resource_id), None)
+
+    def forget_names(self) -> None:
+        """Forget every cached name (a rename may have committed on another process)."""
+        self._names = {}
 
     def _cached_owner(self, kind: str, key: str, load: Callable[[], str | None]) -> str | None:
         with self._lock:
@@ -246,8 +261,9 @@ class ResourceResolver:
         return None if row is None else Resource.experiment(str(row.experiment_id), row.name)
 
     def _model(self, conn, name: str) -> Resource | None:
-        row = conn.execute(select(registered_models.c.name).where(registered_models.c.name == name)).first()
-        return None if row is None else Resource.registered_model(name)
+        # Grants name the model's stable id, patterns its current name: both come from the one row.
+        row = conn.execute(select(registered_models.c.model_id).where(registered_models.c.name == name)).first()
+        return None if row is None else Resource.registered_model(row.model_id, name)
 
     def resolve(self, conn, lookup: Lookup, value: str, kind: ResourceKind | None) -> Resource | object | None:
         """The resource ``value`` names under ``lookup`` (None when missing, _SKIP when not checkable)."""
@@ -484,16 +500,3 @@ def _missing_message(requirement: Requirement) -> str:
 def _short_reason(decision: Decision) -> str:
     # The reason names the caller and the rule, never another principal's grants or a secret.
     return decision.reason
-
-
-def grant_creator_manage(conn, request: Request, event) -> None:
-    """The creator of an experiment or registered model gets MANAGE on it (same transaction)."""
-    principal: Principal | None = getattr(request.state, "principal", None)
-    if principal is None:
-        return
-    selector = f"experiment:{event.resource_id}" if event.kind == "experiment" else f"model:{event.resource_id}"
-    put_grant(conn, f"{principal.kind}:{principal.name}", selector, "MANAGE", source="owner",
-              created_by=f"{principal.kind}:{principal.name}")
-    holder = getattr(request.app.state, "policy_holder", None)
-    if holder is not None:
-        holder.invalidate()

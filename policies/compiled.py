@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from policies.file.access import AccessConfig
 from policies.file.document import PolicyFile
 from policies.glob import compile_glob, specificity
-from policies.model import Grant, Permission, ResourceKind, Subject
+from policies.model import Grant, Permission, ResourceKind, Subject, SubjectRef
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,16 @@ class IndexedGrant:
 
     def matches(self, resource_id: str | None, name: str | None) -> bool:
         """Whether this grant covers the resource with this id and name."""
-        if self.matcher is None:
-            return resource_id is not None and resource_id == self.grant.resource.id
-        return name is not None and self.matcher.fullmatch(name) is not None
+        selector = self.grant.resource
+        if self.matcher is not None:
+            return name is not None and self.matcher.fullmatch(name) is not None
+        if selector.name is not None:
+            return name is not None and name == selector.name
+        return resource_id is not None and resource_id == selector.id
+
+
+_NO_NAMES: Mapping[str, tuple] = MappingProxyType({})
+_NO_CLAIMS: Mapping = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,13 @@ class KindIndex:
     patterns: tuple[IndexedGrant, ...]  # most specific first
     # All patterns as one alternation: a name matching none (the usual case) costs one regex call.
     any_pattern: re.Pattern[str] | None = None
+    by_name: Mapping[str, tuple[IndexedGrant, ...]] = field(default_factory=lambda: _NO_NAMES)  # model:<name>
 
     def matching(self, resource_id: str | None, name: str | None) -> list[IndexedGrant]:
         """Every grant here that covers the resource."""
         found = list(self.by_id.get(resource_id, ())) if resource_id is not None else []
+        if name is not None and self.by_name:
+            found.extend(self.by_name.get(name, ()))
         if name is not None and self.any_pattern is not None and self.any_pattern.fullmatch(name):
             found.extend(g for g in self.patterns if g.matches(resource_id, name))
         return found
@@ -81,6 +91,9 @@ class CompiledPolicy:
     denies: Mapping[tuple[str, ResourceKind], KindIndex]
     create: Mapping[ResourceKind, tuple[CreateRule, ...] | None]
     refused_api_grants: tuple[tuple[Grant, str], ...]  # (grant, why) dropped in authoritative mode
+    # Every principal's allow grants by name (patterns and exact names), per kind: which names others were
+    # promised access to, so that nobody else can create a resource there first (see decide's step 7).
+    claims: Mapping[ResourceKind, KindIndex] = field(default_factory=lambda: _NO_CLAIMS)
 
     def is_admin(self, subject: Subject) -> bool:
         """Admin by the identity layer's flag or by the file's ``access.admins``."""
@@ -103,10 +116,12 @@ class CompiledPolicy:
 def rank(grant: Grant, order: int) -> tuple[int, ...]:
     """Precedence of a grant; the highest applicable one decides (see the docstring of decide.py).
 
-    (resource id over pattern, longer literal prefix, more literal characters, the principal's own
-    grant over a group's, higher permission, earlier position).
+    (resource id over exact name over pattern, longer literal prefix, more literal characters, the
+    principal's own grant over a group's, higher permission, earlier position).
     """
-    if grant.resource.pattern is None:
+    if grant.resource.id is not None:
+        tier, prefix, literal = 3, 0, 0
+    elif grant.resource.name is not None:
         tier, prefix, literal = 2, 0, 0
     else:
         tier = 1
@@ -142,22 +157,28 @@ def api_grant_conflict(file_config: PolicyFile | AccessConfig, grant: Grant) -> 
     return conflict_with_file(access.file_grants(), grant)
 
 
+def _ranked(found: dict[str, list[IndexedGrant]]) -> MappingProxyType:
+    return MappingProxyType({k: tuple(sorted(gs, key=lambda g: g.rank, reverse=True)) for k, gs in found.items()})
+
+
 def _index(grants: list[tuple[Grant, int]]) -> dict[tuple[str, ResourceKind], KindIndex]:
     by_id: dict[tuple[str, ResourceKind], dict[str, list[IndexedGrant]]] = {}
+    by_name: dict[tuple[str, ResourceKind], dict[str, list[IndexedGrant]]] = {}
     patterns: dict[tuple[str, ResourceKind], list[IndexedGrant]] = {}
     for grant, order in grants:
         key = (grant.subject.key, grant.resource.kind)
         pattern = grant.resource.pattern
         indexed = IndexedGrant(grant, rank(grant, order), None if pattern is None else compile_glob(pattern))
-        if pattern is None:
-            by_id.setdefault(key, {}).setdefault(grant.resource.id, []).append(indexed)
-        else:
+        if pattern is not None:
             patterns.setdefault(key, []).append(indexed)
+        elif grant.resource.name is not None:
+            by_name.setdefault(key, {}).setdefault(grant.resource.name, []).append(indexed)
+        else:
+            by_id.setdefault(key, {}).setdefault(grant.resource.id, []).append(indexed)
     out = {}
-    for key in by_id.keys() | patterns.keys():
-        ids = {rid: tuple(sorted(gs, key=lambda g: g.rank, reverse=True)) for rid, gs in by_id.get(key, {}).items()}
+    for key in by_id.keys() | by_name.keys() | patterns.keys():
         pats = tuple(sorted(patterns.get(key, []), key=lambda g: g.rank, reverse=True))
-        out[key] = KindIndex(MappingProxyType(ids), pats, _alternation(pats))
+        out[key] = KindIndex(_ranked(by_id.get(key, {})), pats, _alternation(pats), _ranked(by_name.get(key, {})))
     return out
 
 
@@ -201,4 +222,21 @@ def compile_policy(file_config: PolicyFile | AccessConfig, api_grants: Iterable[
             ResourceKind.REGISTERED_MODEL: _create_rules(access.create.models, "models"),
         }),
         refused_api_grants=tuple(refused),
+        claims=MappingProxyType(_claims([(g, o) for g, o in ordered if g.effect == "allow"])),
     )
+
+
+def _claims(grants: list[tuple[Grant, int]]) -> dict[ResourceKind, KindIndex]:
+    """The allow grants that name resources by name (pattern or exact), indexed per kind for any principal."""
+    by_kind: dict[ResourceKind, list[tuple[Grant, int]]] = {}
+    for grant, order in grants:
+        if grant.resource.id is None:
+            by_kind.setdefault(grant.resource.kind, []).append((grant, order))
+    out = {}
+    for kind, found in by_kind.items():
+        # Indexed as if one principal held them all (the key is irrelevant here).
+        merged = [(Grant(SubjectRef("user", "*"), g.resource, g.permission, g.source, g.rule, g.effect), o)
+                  for g, o in found]
+        index = _index(merged)
+        out[kind] = next(iter(index.values()))
+    return out

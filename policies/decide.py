@@ -12,7 +12,9 @@ The model
 * **Principals** are users, service accounts and groups. A subject's groups are those the identity
   layer reports plus those ``access.groups`` declares for it.
 * **Grants** give a principal a level on one resource (``experiment:12``, ``model:churn``) or on
-  every resource whose name matches a glob (``experiment-name:team-a/*``). They come from the file
+  every resource whose name matches a glob (``experiment-name:team-a/*``). Stored grants on one
+  registered model name it by its stable id (``model-id:<id>``), so they follow it through renames;
+  the file's ``model:<name>`` names whichever model has that name. They come from the file
   (``access.grants[i]``) or the API (``api-grant:<id>``); the creator of an experiment or model
   receives an API grant of MANAGE. A pattern grant is at least READ: carving resources out of a
   pattern is what denies are for.
@@ -31,14 +33,19 @@ Precedence (the first step that applies decides)
 6. Operations for any signed-in principal and searches: allowed (``authenticated``,
    ``search-scope``); a search's results are limited by :func:`visible`. Admin-only operations:
    denied (``admin-only``); self-service ones: allowed only on one's own account (``self``).
-7. Creates: ``access.create.<kind>`` unset lets every signed-in principal create
-   (``create-default``); set, the first rule whose principal and name glob match allows
-   (``access.create.experiments[i]``); none matching denies (``access.create.experiments``).
+7. Creates (and renames, which check the new name the same way): ``access.create.<kind>`` unset lets
+   every signed-in principal create (``create-default``), except a name that some principal's grant
+   names (a pattern such as ``experiment-name:team-a/*``, or the file's ``model:<name>``): there the
+   creator must hold EDIT or more through such a grant itself, not vetoed by a deny, else denied
+   (``create-claimed``), so nobody can take a name a team was promised before the team does. Set,
+   the first rule whose principal and name glob match allows (``access.create.experiments[i]``); none
+   matching denies (``access.create.experiments``): explicit rules decide alone.
 8. Resource checks: the resource must be resolved with both id and name (``unresolved``).
    a. Any deny of the subject or its groups that matches the resource at or below the required
       level: denied, citing the most specific such deny.
    b. Otherwise the single most specific grant among the subject's and its groups' decides:
-      a grant by resource id beats any name pattern; among patterns the longer literal prefix
+      a grant by resource id beats a grant by exact name (``model:<name>``), which beats any name
+      pattern; among patterns the longer literal prefix
       wins, then the one with more literal characters; at equal specificity the subject's own
       grant (user or service) beats a group's; still equal, the higher permission wins (grants of
       several groups add up), and among equals the earlier one (file before API) is cited.
@@ -124,8 +131,7 @@ def _decide_create(policy: CompiledPolicy, subject: Subject, who: str, kind: Res
     noun = "experiments" if kind is ResourceKind.EXPERIMENT else "registered models"
     rules = policy.create[kind]
     if rules is None:
-        return Decision(True, f"{section} is not set, so any signed-in principal may create {noun}",
-                        "create-default")
+        return _decide_unclaimed(policy, subject, who, kind, resource, section, noun)
     name = resource.name if resource is not None else None
     if name is None:
         return Decision(False, f"the name to create is unknown, so {section} cannot be checked", "unresolved")
@@ -135,6 +141,32 @@ def _decide_create(policy: CompiledPolicy, subject: Subject, who: str, kind: Res
             return Decision(True, f"{rule.rule} lets {rule.principal} create {noun} named {rule.pattern!r}",
                             rule.rule)
     return Decision(False, f"no rule in {section} lets {who} create {noun} named {name!r}", section)
+
+
+def _decide_unclaimed(policy: CompiledPolicy, subject: Subject, who: str, kind: ResourceKind,
+                      resource: Resource | None, section: str, noun: str) -> Decision:
+    # Without create rules anyone may create, except into a name some grant already promises by name
+    # (experiment-name:team-a/* to group:team-a): there only a principal that may EDIT under such a grant
+    # may create or rename, or an outsider could create team-a/forecast first and own what the team logs.
+    name = resource.name if resource is not None else None
+    if name is None:
+        return Decision(False, f"the name to create is unknown, so {section} cannot be checked", "unresolved")
+    claims = policy.claims.get(kind)
+    claimed = _best(claims.matching(None, name)) if claims is not None else None
+    if claimed is None:
+        return Decision(True, f"{section} is not set and no grant names {name!r}, so any signed-in principal may "
+                              f"create {noun} with that name", "create-default")
+    keys = policy.principal_keys(subject)
+    vetoed = any(g.grant.permission <= Permission.EDIT
+                 for key in keys for g in policy.deny_index(key, kind).matching(None, name))
+    held = _best(g for key in keys for g in policy.allow_index(key, kind).matching(None, name))
+    if held is not None and held.grant.permission >= Permission.EDIT and not vetoed:
+        return Decision(True, f"{who} holds {held.grant.permission.name} on the name {name!r} through "
+                              f"{_cite(held)}, so may create {noun} there", held.grant.rule)
+    # The reason cites the rule, never another principal's grant.
+    return Decision(False, f"a grant by name ({claimed.grant.rule}) covers {name!r}: creating or renaming {noun} "
+                           f"there needs EDIT under a grant that covers the name, and {who} holds none",
+                    "create-claimed")
 
 
 def _resolved(requirement: Requirement, resource: Resource) -> bool:
@@ -183,6 +215,13 @@ def _hides(deny: IndexedGrant) -> bool:
     return deny.grant.permission <= Permission.READ
 
 
+def _keep_best(best: dict[str, IndexedGrant], found) -> None:
+    for key, grants in found.items():
+        for g in grants:
+            if key not in best or g.rank > best[key].rank:
+                best[key] = g
+
+
 def visible(policy: CompiledPolicy, subject: Subject, kind: ResourceKind) -> ScopeSpec:
     """Which resources of ``kind`` the subject may READ, as sets a database query can apply."""
     if subject.kind == "anonymous":
@@ -194,21 +233,24 @@ def visible(policy: CompiledPolicy, subject: Subject, kind: ResourceKind) -> Sco
     denied_globs: list[str] = []
     ids: set[str] = set()
     globs: list[str] = []
+    denied_names: set[str] = set()
     best_by_id: dict[str, IndexedGrant] = {}
+    best_by_name: dict[str, IndexedGrant] = {}
     for key in keys:
         denies = policy.deny_index(key, kind)
         # Only a deny of READ hides; a deny of EDIT or MANAGE leaves the resource readable.
         denied_ids.update(rid for rid, gs in denies.by_id.items() if any(_hides(g) for g in gs))
+        denied_names.update(name for name, gs in denies.by_name.items() if any(_hides(g) for g in gs))
         denied_globs.extend(g.grant.resource.pattern for g in denies.patterns if _hides(g))
         allows = policy.allow_index(key, kind)
-        for rid, gs in allows.by_id.items():
-            for g in gs:
-                if rid not in best_by_id or g.rank > best_by_id[rid].rank:
-                    best_by_id[rid] = g
+        _keep_best(best_by_id, allows.by_id)
+        _keep_best(best_by_name, allows.by_name)
         globs.extend(g.grant.resource.pattern for g in allows.patterns)
     for rid, g in best_by_id.items():
-        # A grant by id outranks every pattern and the default, so it alone settles that id.
+        # A grant by id outranks every name, pattern and the default, so it alone settles that id.
         (ids if g.grant.permission >= Permission.READ else denied_ids).add(rid)
+    # An exact name (model:<name>) outranks patterns and the default but yields to a grant by id.
+    names = {n for n, g in best_by_name.items() if g.grant.permission >= Permission.READ}
     unrestricted = policy.default_permission >= Permission.READ
     return ScopeSpec(
         unrestricted=unrestricted,
@@ -216,6 +258,9 @@ def visible(policy: CompiledPolicy, subject: Subject, kind: ResourceKind) -> Sco
         globs=tuple(sorted(set(globs))),
         denied_ids=frozenset(denied_ids),
         denied_globs=tuple(sorted(set(denied_globs))),
+        names=frozenset(names - denied_names),
+        hidden_names=frozenset(set(best_by_name) - names),
+        denied_names=frozenset(denied_names),
         reason=f"grants and denies of {_who(subject)} and its groups; default_permission "
                f"{policy.default_permission.name}",
         rule="visibility",

@@ -85,7 +85,8 @@ class Subject:
 class Resource:
     """The object a request acts on, after the gateway resolved it (run -> experiment etc.).
 
-    Registered models are identified by name, so their ``id`` is their name.
+    ``id`` never changes and is never reused (an experiment's id, a registered model's stable id);
+    ``name`` is the current name, which name patterns and the file's ``model:<name>`` grants match.
     """
 
     kind: ResourceKind
@@ -98,9 +99,9 @@ class Resource:
         return cls(ResourceKind.EXPERIMENT, None if experiment_id is None else str(experiment_id), name)
 
     @classmethod
-    def registered_model(cls, name: str) -> Resource:
-        """A registered model (and its versions, aliases and tags), identified by name."""
-        return cls(ResourceKind.REGISTERED_MODEL, name, name)
+    def registered_model(cls, model_id: str | None, name: str | None) -> Resource:
+        """A registered model (and its versions, aliases and tags): its stable id and its current name."""
+        return cls(ResourceKind.REGISTERED_MODEL, model_id, name)
 
     @classmethod
     def user(cls, username: str) -> Resource:
@@ -120,6 +121,8 @@ class Resource:
             return label
         if self.kind is ResourceKind.EXPERIMENT and self.name is not None:
             return f"{label} {self.id} ({self.name!r})"
+        if self.kind is ResourceKind.REGISTERED_MODEL and self.name is not None:
+            return f"{label} {self.name!r}"
         return f"{label} {self.id if self.id is not None else self.name!r}"
 
 
@@ -148,22 +151,26 @@ class SubjectRef:
 
 @dataclass(frozen=True)
 class ResourceSelector:
-    """Which resources a grant covers: one by id, or every one whose name matches a glob.
+    """Which resources a grant covers: one by id, one by exact name, or every one whose name matches a glob.
 
     Written ``experiment:<id>``, ``experiment-name:<glob>``, ``model:<name>`` or ``model-name:<glob>``.
     Globs know ``*`` (any run of characters, ``/`` included) and ``?`` (one character).
+    ``model:<name>`` names whichever registered model has that name (policy-file grants mean that);
+    ``model-id:<id>`` is one registered model by its stable id, the form stored grants take, so they
+    follow the model through a rename and never reach a later model of the same name.
     """
 
     kind: ResourceKind
     id: str | None = None
     pattern: str | None = None
+    name: str | None = None  # an exact name (model:<name>)
 
     @classmethod
     def parse(cls, text: str) -> ResourceSelector:
         """Parse the selector syntax; ValueError naming the accepted forms otherwise."""
         prefix, sep, value = text.partition(":")
         forms = "'experiment:<id>', 'experiment-name:<glob>', 'model:<name>' or 'model-name:<glob>'"
-        if not sep or prefix not in ("experiment", "experiment-name", "model", "model-name"):
+        if not sep or prefix not in ("experiment", "experiment-name", "model", "model-name", "model-id"):
             raise ValueError(f"{text!r} is not {forms}")
         if not value or _CONTROL.search(value):
             raise ValueError(f"{text!r} has an empty value or control characters")
@@ -172,6 +179,8 @@ class ResourceSelector:
                 raise ValueError(f"{text!r}: an experiment id is a decimal number")
             return cls(ResourceKind.EXPERIMENT, id=value)
         if prefix == "model":
+            return cls(ResourceKind.REGISTERED_MODEL, name=value)
+        if prefix == "model-id":
             return cls(ResourceKind.REGISTERED_MODEL, id=value)
         check_pattern(value)
         kind = ResourceKind.EXPERIMENT if prefix == "experiment-name" else ResourceKind.REGISTERED_MODEL
@@ -182,7 +191,9 @@ class ResourceSelector:
         """The canonical selector syntax."""
         if self.kind is ResourceKind.EXPERIMENT:
             return f"experiment:{self.id}" if self.id is not None else f"experiment-name:{self.pattern}"
-        return f"model:{self.id}" if self.id is not None else f"model-name:{self.pattern}"
+        if self.id is not None:
+            return f"model-id:{self.id}"
+        return f"model:{self.name}" if self.name is not None else f"model-name:{self.pattern}"
 
 
 @dataclass(frozen=True)
@@ -232,8 +243,10 @@ class Decision:
 class ScopeSpec:
     """Which resources of one kind a subject may see (READ); the gateway turns it into a SQL scope.
 
-    Visible = not (id in ``denied_ids`` or name matches a ``denied_globs`` entry) and
-    (``unrestricted`` or id in ``ids`` or name matches a ``globs`` entry). Denials are absolute.
+    Visible = not (id in ``denied_ids`` or name in ``denied_names`` or name matches a ``denied_globs``
+    entry) and (id in ``ids`` or name in ``names`` or (name not in ``hidden_names`` and (``unrestricted``
+    or name matches a ``globs`` entry))). Denials are absolute; exact names (``model:<name>`` grants)
+    rank below ids and above patterns, so ``hidden_names`` yields to ``ids`` but not to ``globs``.
     """
 
     unrestricted: bool = False
@@ -243,13 +256,18 @@ class ScopeSpec:
     denied_globs: tuple[str, ...] = ()
     reason: str = ""
     rule: str | None = None
+    names: frozenset[str] = frozenset()
+    hidden_names: frozenset[str] = frozenset()
+    denied_names: frozenset[str] = frozenset()
 
     def allows(self, resource_id: str | None, name: str | None) -> bool:
         """Whether one resource is visible under this scope (the same rule the SQL applies)."""
         if resource_id is not None and resource_id in self.denied_ids:
             return False
-        if name is not None and any(glob_matches(p, name) for p in self.denied_globs):
+        if name is not None and (name in self.denied_names or any(glob_matches(p, name) for p in self.denied_globs)):
             return False
-        if self.unrestricted or (resource_id is not None and resource_id in self.ids):
+        if (resource_id is not None and resource_id in self.ids) or (name is not None and name in self.names):
             return True
-        return name is not None and any(glob_matches(p, name) for p in self.globs)
+        if name is not None and name in self.hidden_names:
+            return False
+        return self.unrestricted or (name is not None and any(glob_matches(p, name) for p in self.globs))

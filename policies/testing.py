@@ -77,7 +77,7 @@ class ResourceRef(BaseModel):
         if self.experiment is not None:
             return Resource.experiment(self.experiment.id, self.experiment.name)
         if self.model is not None:
-            return Resource.registered_model(self.model)
+            return Resource.registered_model(f"id-of-{self.model}", self.model)
         if self.user is not None:
             return Resource.user(self.user)
         if self.new_name is not None:

@@ -26,6 +26,10 @@ class ResourceScope:
     name_patterns: tuple[str, ...] = ()
     denied_ids: frozenset[str] = field(default_factory=frozenset)
     denied_name_patterns: tuple[str, ...] = ()
+    # Exact names (registered models named by a policy file): shown, hidden unless allowed by id, denied.
+    names: frozenset[str] = field(default_factory=frozenset)
+    hidden_names: frozenset[str] = field(default_factory=frozenset)
+    denied_names: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def nothing(cls) -> ResourceScope:
@@ -38,27 +42,37 @@ class ResourceScope:
 
         if resource_id in self.denied_ids:
             return False
-        if name is not None and any(fnmatchcase(name, p) for p in self.denied_name_patterns):
+        if name is not None and (name in self.denied_names
+                                 or any(fnmatchcase(name, p) for p in self.denied_name_patterns)):
             return False
-        if self.unrestricted or resource_id in self.ids:
+        if resource_id in self.ids or (name is not None and name in self.names):
             return True
-        return name is not None and any(fnmatchcase(name, p) for p in self.name_patterns)
+        if name is not None and name in self.hidden_names:
+            return False
+        return self.unrestricted or (name is not None and any(fnmatchcase(name, p) for p in self.name_patterns))
 
     def clause(self, id_column: ColumnElement, name_column: ColumnElement | None) -> ColumnElement[bool]:
         """A SQL condition selecting the visible rows of a table with these id and name columns."""
         if self.unrestricted:
-            allowed: ColumnElement[bool] = true()
+            broad: ColumnElement[bool] = true()
         else:
-            parts = []
-            if self.ids:
-                parts.append(id_column.in_(sorted(self.ids)))
-            if name_column is not None:
-                parts.extend(name_column.like(glob_to_like(p), escape="\\") for p in self.name_patterns)
-            allowed = or_(*parts) if parts else false()
+            patterns = [] if name_column is None else [name_column.like(glob_to_like(p), escape="\\")
+                                                        for p in self.name_patterns]
+            broad = or_(*patterns) if patterns else false()
+        if self.hidden_names and name_column is not None:
+            broad = and_(broad, name_column.not_in(sorted(self.hidden_names)))
+        exact = []
+        if self.ids:
+            exact.append(id_column.in_(sorted(self.ids)))
+        if self.names and name_column is not None:
+            exact.append(name_column.in_(sorted(self.names)))
+        allowed = or_(*exact, broad) if exact else broad
         denials = []
         if self.denied_ids:
             denials.append(id_column.in_(sorted(self.denied_ids)))
         if name_column is not None:
+            if self.denied_names:
+                denials.append(name_column.in_(sorted(self.denied_names)))
             denials.extend(name_column.like(glob_to_like(p), escape="\\") for p in self.denied_name_patterns)
         if denials:
             return and_(allowed, not_(or_(*denials)))

@@ -5,26 +5,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import Connection, Engine
 from starlette.requests import Request
 
 from tracking.db.engine import make_engine
 
+_PENDING_KEY = "lifecycle_pending"  # events of this request, awaiting their commit
+
+
+Action = Literal["created", "renamed", "deleted", "restored"]
+
 
 @dataclass(frozen=True)
-class Created:
-    """A resource a request just created: ``kind`` is "experiment" or "registered_model"."""
+class Lifecycle:
+    """Something a request did to a resource's identity: created, renamed, deleted or restored it.
 
+    ``kind`` is "experiment", "registered_model" (prompts included) or "trace"; ``resource_id`` is the id that
+    never changes and is never reused (an experiment's id, a registered model's stable id, a trace id) and
+    ``name`` the name after the event (None for traces).
+    """
+
+    action: Action
     kind: str
     resource_id: str
-    name: str
+    name: str | None = None
 
 
-# Called inside the creating transaction; a listener that raises aborts the creation.
-CreationListener = Callable[[Connection, Request, Created], None]
-# Called after a rename committed, with the kind ("experiment") and the resource id.
-RenameListener = Callable[[str, str], None]
+# Called inside the changing transaction; a listener that raises aborts the change.
+LifecycleListener = Callable[[Connection, Request, Lifecycle], None]
+# Called after the transaction committed (to drop caches and tell other processes).
+CommitListener = Callable[[Request, Lifecycle], None]
 
 
 @dataclass
@@ -35,25 +47,33 @@ class Tracking:
     artifact_root: str
     # Served artifact URIs look like mlflow-artifacts:/<experiment_id>/<run_id>/artifacts.
     default_artifact_scheme: str = "mlflow-artifacts:"
-    # The composition root subscribes here (e.g. to give a creator MANAGE); tracking never knows who.
-    creation_listeners: list[CreationListener] = field(default_factory=list)
-    # Whoever caches names by id (the authorizer's resource lookups) forgets them here.
-    rename_listeners: list[RenameListener] = field(default_factory=list)
+    # The composition root subscribes here (a creator gets MANAGE, a deleted model's grants go, caches are
+    # dropped); tracking never knows who or what is cached.
+    lifecycle_listeners: list[LifecycleListener] = field(default_factory=list)
+    commit_listeners: list[CommitListener] = field(default_factory=list)
 
     @property
     def inline_reads(self) -> bool:
         """Whether point reads run on the event loop (a SQLite database; see tracking.api.dispatch)."""
         return self.engine.dialect.name == "sqlite"
 
-    def created(self, conn: Connection, request: Request, event: Created) -> None:
-        """Tell the listeners, in the same transaction, that ``request`` created a resource."""
-        for listener in self.creation_listeners:
+    def changed(self, conn: Connection, request: Request, event: Lifecycle) -> None:
+        """Tell the listeners, in the same transaction, what ``request`` did; remembered for :meth:`committed`."""
+        for listener in self.lifecycle_listeners:
             listener(conn, request, event)
+        pending = getattr(request.state, _PENDING_KEY, None)
+        if pending is None:
+            pending = []
+            setattr(request.state, _PENDING_KEY, pending)
+        pending.append(event)
 
-    def renamed(self, kind: str, resource_id: str) -> None:
-        """Tell the listeners that a rename of ``kind`` ``resource_id`` has committed."""
-        for listener in self.rename_listeners:
-            listener(kind, resource_id)
+    def committed(self, request: Request) -> None:
+        """Tell the listeners that the events :meth:`changed` reported for ``request`` have committed."""
+        pending = getattr(request.state, _PENDING_KEY, None) or []
+        setattr(request.state, _PENDING_KEY, [])
+        for event in pending:
+            for listener in self.commit_listeners:
+                listener(request, event)
 
     def dispose(self) -> None:
         """Release pooled connections."""

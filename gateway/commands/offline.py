@@ -15,6 +15,7 @@ from auth.errors import AuthError
 from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from gateway.commands.output import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError, error_from_code
+from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.settings import Settings
 from policies.decide import compile_policy
@@ -177,7 +178,12 @@ class OfflineOps:
         subject = SubjectRef.parse(subject).key if subject else None
         resource = ResourceSelector.parse(resource).text if resource else None
         with self.engine.connect() as conn:
-            return [admin_store.grant_json(r) for r in list_grants(conn, subject=subject, resource=resource)]
+            try:
+                stored = stored_selector(conn, resource) if resource else None
+            except UnknownResource:
+                return []
+            rows = shown_rows(conn, list_grants(conn, subject=subject, resource=stored))
+            return [admin_store.grant_json(r) for r in rows]
 
     @_guarded
     def put_grant(self, subject: str, resource: str, permission: str) -> dict:
@@ -189,7 +195,11 @@ class OfflineOps:
                     raise CliError(f"Group {ref.name} not found", EXIT_NOT_FOUND)
             elif admin_store.subject_key(conn, ref.name) != ref.key:
                 raise CliError(f"{ref.name} is not a {ref.kind} account.")
-            row = put_grant(conn, ref.key, resource, permission, created_by=self.actor_name)
+            try:
+                stored = stored_selector(conn, resource)
+            except UnknownResource as exc:
+                raise CliError(str(exc), EXIT_NOT_FOUND) from None
+            row = shown_rows(conn, [put_grant(conn, ref.key, stored, permission, created_by=self.actor_name)])[0]
         self._audit("grant", f"{row.subject} {row.resource}", f"permission {row.permission}")
         return admin_store.grant_json(row)
 
@@ -197,7 +207,11 @@ class OfflineOps:
     def revoke_grant(self, subject: str, resource: str) -> None:
         """Remove a grant."""
         with self.engine.begin() as conn:
-            if not revoke_grant(conn, subject, resource):
+            try:
+                stored = stored_selector(conn, resource)
+            except UnknownResource:
+                stored = None
+            if stored is None or not revoke_grant(conn, subject, stored):
                 raise CliError(f"No permission of {subject} on {resource} exists", EXIT_NOT_FOUND)
         self._audit("revoke", f"{subject} {resource}")
 

@@ -20,6 +20,7 @@ from auth.grants import list_grants, put_grant
 from auth.passwords import is_werkzeug_hash
 from auth.store import IdentityStore
 from auth.tables import group_members, groups, users
+from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.mlflow_import.auth_source import AuthSnapshot, SourcePermission
 from gateway.mlflow_import.source import DEFAULT_WORKSPACE
 from gateway.mlflow_import.tally import Tally
@@ -134,6 +135,11 @@ def copy_permissions(snapshot: AuthSnapshot, engine: Engine, experiment_ids: dic
             user_missing = kind == "user" and IdentityStore(engine).user_by_name(name) is None
             if user_missing or (kind == "role" and name not in known_groups):
                 tally.skipped("permissions", "holders that were not imported")
+                continue
+            try:
+                resource = stored_selector(conn, resource)  # one model: by its stable id
+            except UnknownResource:
+                tally.skipped("permissions", "on registered models that were not imported")
                 continue
             held = list_grants(conn, subject=subject, resource=resource)
         if held:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
+from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
 from policies.decide import api_grant_conflict
@@ -133,6 +134,14 @@ def _selector(text: str) -> str:
 
 
 
+def _stored(conn, resource: str) -> str:
+    try:
+        return stored_selector(conn, resource)
+    except UnknownResource as exc:
+        raise MlflowError(f"{exc}; a grant on one registered model needs the model.",
+                          "RESOURCE_DOES_NOT_EXIST") from None
+
+
 @router.get("/grants/list", operation_id="admin.grants.list")
 def list_stored_grants(request: Request, args: Args = ARGS) -> JSONBody:
     """Stored grants, filtered by ``subject`` (``user:``, ``service:`` or ``group:``) and ``resource``."""
@@ -144,7 +153,13 @@ def list_stored_grants(request: Request, args: Args = ARGS) -> JSONBody:
         except ValueError as exc:
             raise invalid_parameter(f"Invalid subject: {exc}") from None
     with tracking_of(request).engine.connect() as conn:
-        rows = list_grants(conn, subject=subject, resource=_selector(resource) if resource else None)
+        stored = None
+        if resource:
+            try:
+                stored = stored_selector(conn, _selector(resource))
+            except UnknownResource:
+                return ok({"grants": []})  # no such model: no grant on it
+        rows = shown_rows(conn, list_grants(conn, subject=subject, resource=stored))
     return ok({"grants": [admin_store.grant_json(r) for r in rows]})
 
 
@@ -168,7 +183,9 @@ def put_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
         conflict = api_grant_conflict(request.app.state.policy_holder.policy_file, grant)
         if conflict:
             raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
-        row = put_grant(conn, subject, resource, permission, created_by=f"{principal.kind}:{principal.name}")
+        row = put_grant(conn, subject, _stored(conn, resource), permission,
+                        created_by=f"{principal.kind}:{principal.name}")
+        row = shown_rows(conn, [row])[0]
     request.app.state.policy_holder.invalidate()
     _audit(request, "grant", f"{subject} {resource}", f"permission {permission}")
     return ok({"grant": admin_store.grant_json(row)})
@@ -184,7 +201,11 @@ def revoke_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
     except ValueError as exc:
         raise invalid_parameter(f"Invalid subject: {exc}") from None
     with tracking_of(request).engine.begin() as conn:
-        if not revoke_grant(conn, subject, resource):
+        try:
+            stored = stored_selector(conn, resource)
+        except UnknownResource:
+            raise not_found(f"No permission of {subject} on {resource} exists") from None
+        if not revoke_grant(conn, subject, stored):
             raise not_found(f"No permission of {subject} on {resource} exists")
     request.app.state.policy_holder.invalidate()
     _audit(request, "revoke", f"{subject} {resource}", "revoked")

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.tables import users
+from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from gateway.routes import admin_store
 from policies.file import PolicyFileError, policy_from_data
 
@@ -39,7 +40,7 @@ def export_access(conn: Connection) -> dict:
     """The ``access`` section (groups and API grants) in a stable order, so exports compare equal."""
     groups = {g["name"]: sorted(g["members"]) for g in admin_store.list_groups(conn)}
     grants = sorted(({"principal": r.subject, "resource": r.resource, "permission": r.permission}
-                     for r in list_grants(conn) if r.source == "api"),
+                     for r in shown_rows(conn, list_grants(conn)) if r.source == "api"),
                     key=lambda g: (g["principal"], g["resource"]))
     return {"groups": groups, "grants": grants}
 
@@ -78,17 +79,22 @@ def plan(conn: Connection, access: object) -> list[Change]:
                 for r in conn.execute(select(users.c.username, users.c.kind))}
     problems = [f"access.groups.{name}: no account {_shown_member(m)} exists"
                 for name, members in sorted(groups.items()) for m in sorted(members) if m not in accounts]
-    for i, (subject, _resource) in enumerate(grants):
+    for i, (subject, resource) in enumerate(grants):
         kind, _, name = subject.partition(":")
         if kind == "group" and name not in groups:
             problems.append(f"access.grants[{i}].principal: group {name} is not in access.groups")
         elif kind != "group" and subject not in accounts:
             problems.append(f"access.grants[{i}].principal: no account {subject} exists")
+        try:
+            stored_selector(conn, resource)  # a stored grant on one model names its stable id
+        except UnknownResource as exc:
+            problems.append(f"access.grants[{i}].resource: {exc}")
     if problems:
         raise PolicyFileError(problems)
 
     current_groups = {g["name"]: {_member_key(m) for m in g["members"]} for g in admin_store.list_groups(conn)}
-    current_grants = {(r.subject, r.resource): r.permission for r in list_grants(conn) if r.source == "api"}
+    current_grants = {(r.subject, r.resource): r.permission for r in shown_rows(conn, list_grants(conn))
+                      if r.source == "api"}
     changes = [Change("add", "group", group=name) for name in sorted(set(groups) - set(current_groups))]
     for name in sorted(groups):
         have = current_groups.get(name, set())
@@ -118,9 +124,10 @@ def apply(conn: Connection, changes: list[Change], actor: str) -> list[int]:
             step = admin_store.add_member if change.op == "add" else admin_store.remove_member
             touched.append(step(conn, change.group, username))
         elif change.kind == "grant" and change.op in ("add", "change"):
-            put_grant(conn, change.subject, change.resource, change.permission, created_by=actor)
+            put_grant(conn, change.subject, stored_selector(conn, change.resource), change.permission,
+                      created_by=actor)
         elif change.kind == "grant":
-            revoke_grant(conn, change.subject, change.resource)
+            revoke_grant(conn, change.subject, stored_selector(conn, change.resource))
         else:
             touched.extend(admin_store.delete_group(conn, change.group))
     return touched

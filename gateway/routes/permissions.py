@@ -20,6 +20,7 @@ from starlette.requests import Request
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from gateway.authz import subject_of
+from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from policies.decide import api_grant_conflict, decide
 from policies.model import Decision, Grant, Permission, Resource, ResourceKind, Subject
 from policies.routes import Lookup, resource_requirement
@@ -92,7 +93,8 @@ def _grant(request: Request, subject: str, selector: str, permission: str) -> No
         raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
     principal = _principal(request)
     with tracking_of(request).engine.begin() as conn:
-        put_grant(conn, subject, selector, permission, created_by=f"{principal.kind}:{principal.name}")
+        put_grant(conn, subject, _stored(conn, selector), permission,
+                  created_by=f"{principal.kind}:{principal.name}")
     # Audited after the commit: the audit write uses its own connection, which on SQLite would wait
     # for the grant's write lock until it timed out, and a rolled-back grant must not be recorded.
     _audit(request, "grant", principal, f"{subject} {selector}", f"permission {permission}")
@@ -101,15 +103,23 @@ def _grant(request: Request, subject: str, selector: str, permission: str) -> No
 
 def _revoke(request: Request, subject: str, selector: str) -> None:
     with tracking_of(request).engine.begin() as conn:
-        revoked = revoke_grant(conn, subject, selector)
+        revoked = revoke_grant(conn, subject, _stored(conn, selector))
     if not revoked:
         raise _no_permission(subject, selector)
     _audit(request, "revoke", _principal(request), f"{subject} {selector}", "revoked")
     _done(request)
 
 
+def _stored(conn: Connection, selector: str) -> str:
+    """The stored form of ``selector`` (a model's stable id); a model gone since the check is missing (404)."""
+    try:
+        return stored_selector(conn, selector)
+    except UnknownResource:
+        raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST") from None
+
+
 def _stored_permission(conn: Connection, subject: str, selector: str) -> str:
-    rows = list_grants(conn, subject=subject, resource=selector)
+    rows = list_grants(conn, subject=subject, resource=_stored(conn, selector))
     if not rows:
         raise _no_permission(subject, selector)
     return rows[-1].permission
@@ -276,7 +286,7 @@ def list_user_permissions(request: Request, args: Args = ARGS) -> JSONBody:
         raise not_found(f"User with username={username} not found")
     subject = f"{'service' if user.kind == 'service' else 'user'}:{user.username}"
     with tracking_of(request).engine.connect() as conn:
-        rows = list_grants(conn, subject=subject)
+        rows = shown_rows(conn, list_grants(conn, subject=subject))
     permissions = []
     for row in rows:
         prefix, _, value = row.resource.partition(":")

@@ -8,6 +8,7 @@ under my own visibility scope and explained by ``decide`` with the rule that dec
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -15,10 +16,12 @@ from auth.backends import client_address
 from auth.errors import AuthError
 from auth.grants import list_grants
 from gateway.authz import subject_of
+from gateway.grant_selectors import shown_rows
 from gateway.routes import admin_store
 from gateway.ui.forms import FORM
 from gateway.ui.render import page
 from policies.model import Resource
+from tracking.db.registry_tables import registered_models
 from tracking.errors import MlflowError
 from tracking.scope import visibility_scope
 from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
@@ -43,8 +46,11 @@ def _access(request: Request, principal) -> dict:
         experiments = experiments_to_json(conn, ids[:MAX_SHOWN]) if ids else []
         models = search_registered_models(conn, filter_string=None, max_results=MAX_SHOWN, order_by=["name ASC"],
                                           page_token=None, scope=scope.registered_models)
-        stored = [g for key in [subject.key, *(f"group:{g}" for g in sorted(subject.groups))]
-                  for g in list_grants(conn, subject=key)]
+        stored = shown_rows(conn, [g for key in [subject.key, *(f"group:{g}" for g in sorted(subject.groups))]
+                                   for g in list_grants(conn, subject=key)])
+        model_ids = {row.name: row.model_id for row in conn.execute(
+            select(registered_models.c.name, registered_models.c.model_id)
+            .where(registered_models.c.name.in_([m["name"] for m in models.items])))} if models.items else {}
 
     def best(resource: Resource) -> dict:
         for action in ("MANAGE", "EDIT", "READ"):
@@ -56,7 +62,8 @@ def _access(request: Request, principal) -> dict:
     return {
         "experiments": [{"id": e["experiment_id"], "name": e["name"],
                          **best(Resource.experiment(e["experiment_id"], e["name"]))} for e in experiments],
-        "models": [{"name": m["name"], **best(Resource.registered_model(m["name"]))} for m in models.items],
+        "models": [{"name": m["name"], **best(Resource.registered_model(model_ids.get(m["name"]), m["name"]))}
+                   for m in models.items],
         "more_experiments": len(ids) > MAX_SHOWN, "more_models": models.next_page_token is not None,
         "grants": [admin_store.grant_json(g) for g in stored],
     }

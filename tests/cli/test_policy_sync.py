@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import yaml
 
 from tests.cli.conftest import Mlgate
@@ -13,12 +14,20 @@ def _accounts(cli: Mlgate) -> None:
     cli.json("service-accounts", "create", "ci-sync")
 
 
+def _model(server, name: str) -> None:
+    # A stored grant on one registered model names the model (its stable id): the model must exist (#18).
+    made = httpx.post(f"{server.url}/api/2.0/mlflow/registered-models/create", json={"name": name},
+                      auth=server.admin_auth, timeout=30)
+    assert made.status_code == 200, made.text
+
+
 def test_export_apply_to_a_fresh_server_and_export_again_is_identical(admin: Mlgate, server, tmp_path):
     _accounts(admin)
     admin.json("groups", "create", "team-a")
     admin.json("groups", "add-member", "team-a", "erin")
     admin.json("groups", "add-member", "team-a", "ci-sync")
     admin.json("groups", "create", "empty-group")
+    _model(server, "churn")
     admin.json("perms", "grant", "--group", "team-a", "--experiment-name", "team-a/*", "EDIT")
     admin.json("perms", "grant", "--user", "erin", "--model", "churn", "READ")
     admin.json("perms", "grant", "--service", "ci-sync", "--model-name", "ci-*", "MANAGE")
@@ -42,6 +51,7 @@ def test_export_apply_to_a_fresh_server_and_export_again_is_identical(admin: Mlg
                       input=fresh.admin_password + "\n")
         assert login.returncode == 0, login.stderr
         _accounts(other)
+        _model(fresh, "churn")
         planned = other("policy", "plan", str(path))
         assert planned.returncode == 0, planned.stderr
         assert "+ group team-a" in planned.stdout
@@ -76,6 +86,7 @@ def test_apply_is_all_or_nothing_and_lists_every_problem(admin: Mlgate, tmp_path
     assert "access.groups.newcomers: no account nobody-here exists" in result.stderr
     assert "access.grants[1].principal: group not-declared is not in access.groups" in result.stderr
     assert "access.grants[2].principal: no account user:ghost exists" in result.stderr
+    assert "access.grants[2].resource: Registered model 'm' does not exist" in result.stderr
     assert admin("policy", "export").stdout == before
 
     invalid = tmp_path / "invalid.yaml"

@@ -162,3 +162,147 @@ def test_starting_a_trace_with_a_taken_id_answers_the_same_whether_or_not_the_ca
     assert "experiment" not in hidden.json()["message"].split(";")[0]  # names no experiment, says no "another"
     # bob's trace is untouched.
     assert ok(bob.get(f"{B}/traces/{hidden_id}"))["trace"]["trace_info"]["tags"]["owner"] == "bob"
+
+
+# --- Finding 1: grants on a registered model follow the model, not its name ---------------------------------------
+
+def _model_names(client) -> list[str]:
+    return [m["name"] for m in ok(client.post(f"{A}/registered-models/search", json={})).get("registered_models", [])]
+
+
+def test_a_renamed_model_keeps_its_grants_and_its_old_name_grants_nothing(world):
+    _, c = world
+    dana, bob = c["alice"], c["bob"]
+    ok(dana.post(f"{A}/registered-models/create", json={"name": "m"}))
+    ok(dana.post(f"{A}/registered-models/permissions/create", json={"name": "m", "username": "bob",
+                                                                     "permission": "READ"}))
+    ok(dana.post(f"{A}/registered-models/rename", json={"name": "m", "new_name": "m2"}))
+    # The owner and bob keep their grants on the renamed model; the search shows it under its new name.
+    assert ok(dana.get(f"{A}/registered-models/get", params={"name": "m2"}))["registered_model"]["name"] == "m2"
+    ok(bob.get(f"{A}/registered-models/get", params={"name": "m2"}))
+    assert _model_names(dana) == _model_names(bob) == ["m2"]
+    listed = ok(bob.get(f"{B}/users/permissions/list", params={"username": "bob"}))["permissions"]
+    assert [(p["resource_type"], p["resource_pattern"]) for p in listed] == [("registered_model", "m2")]
+    shown = ok(c["admin"].get("/api/2.0/mlgate/grants/list", params={"resource": "model:m2"}))["grants"]
+    assert sorted((g["subject"], g["resource"]) for g in shown) == [("user:alice", "model:m2"),
+                                                                    ("user:bob", "model:m2")]
+    # A new model that takes the old name is the administrator's alone.
+    ok(c["admin"].post(f"{A}/registered-models/create", json={"name": "m"}))
+    missing(dana.get(f"{A}/registered-models/get", params={"name": "m"}))
+    missing(dana.delete(f"{A}/registered-models/delete", params={"name": "m"}))
+    missing(bob.get(f"{A}/registered-models/get", params={"name": "m"}))
+    assert _model_names(dana) == ["m2"]
+
+
+@pytest.mark.parametrize("prompt", [False, True], ids=["model", "prompt"])
+def test_a_deleted_model_takes_its_grants_along_and_a_re_created_name_starts_clean(world, prompt):
+    _, c = world
+    dana, bob, carol = c["alice"], c["bob"], c["carol"]
+    tags = [{"key": "mlflow.prompt.is_prompt", "value": "true"}] if prompt else []
+    ok(dana.post(f"{A}/registered-models/create", json={"name": "m", "tags": tags}))
+    ok(dana.post(f"{A}/registered-models/permissions/create", json={"name": "m", "username": "carol",
+                                                                     "permission": "EDIT"}))
+    ok(dana.delete(f"{A}/registered-models/delete", params={"name": "m"}))
+    assert ok(c["admin"].get("/api/2.0/mlgate/grants/list", params={"resource": "model:m"}))["grants"] == []
+    ok(bob.post(f"{A}/registered-models/create", json={"name": "m", "tags": tags}))
+    for outsider in (dana, carol):
+        missing(outsider.get(f"{A}/registered-models/get", params={"name": "m"}))
+        missing(outsider.post(f"{A}/registered-models/set-tag", json={"name": "m", "key": "k", "value": "v"}))
+        assert _model_names(outsider) == []
+    shown = ok(c["admin"].get("/api/2.0/mlgate/grants/list", params={"resource": "model:m"}))["grants"]
+    assert [(g["subject"], g["permission"], g["source"]) for g in shown] == [("user:bob", "MANAGE", "owner")]
+    ok(bob.delete(f"{A}/registered-models/delete", params={"name": "m"}))
+
+
+def test_a_grant_on_a_model_that_does_not_exist_is_refused(world):
+    _, c = world
+    refused = c["admin"].post("/api/2.0/mlgate/grants/put", json={"subject": "user:bob", "resource": "model:later",
+                                                                  "permission": "READ"})
+    missing(refused)
+    missing(c["admin"].post(f"{B}/users/permissions/grant", json={
+        "username": "bob", "resource_type": "registered_model", "resource_id": "later", "permission": "READ"}))
+    # Created afterwards, the model is its creator's only.
+    ok(c["alice"].post(f"{A}/registered-models/create", json={"name": "later"}))
+    missing(c["bob"].get(f"{A}/registered-models/get", params={"name": "later"}))
+
+
+# --- Finding 6: nobody takes a name a grant promised to others ----------------------------------------------------
+
+def test_a_name_promised_by_a_pattern_grant_cannot_be_squatted(world):
+    _, c = world
+    admin, member, outsider = c["admin"], c["alice"], c["carol"]
+    # The README's example: group team-a may log to every experiment named team-a/..., no access.create rules.
+    ok(admin.post("/api/2.0/mlgate/groups/create", json={"name": "team-a"}))
+    ok(admin.post("/api/2.0/mlgate/groups/add-member", json={"group": "team-a", "username": "alice"}))
+    ok(admin.post("/api/2.0/mlgate/grants/put", json={"subject": "group:team-a", "resource": "experiment-name:team-a/*",
+                                                      "permission": "EDIT"}))
+    ok(admin.post("/api/2.0/mlgate/grants/put", json={"subject": "group:team-a", "resource": "model-name:team-a-*",
+                                                      "permission": "EDIT"}))
+    squat = outsider.post(f"{A}/experiments/create", json={"name": "team-a/forecast"})
+    assert squat.status_code == 403, squat.text
+    assert squat.json()["error_code"] == "PERMISSION_DENIED"
+    assert "group:team-a" not in squat.json()["message"]  # the refusal names the rule, not who holds it
+    assert outsider.post(f"{A}/registered-models/create", json={"name": "team-a-model"}).status_code == 403
+    # Renaming one's own experiment or model into the namespace is the same squat.
+    mine = ok(outsider.post(f"{A}/experiments/create", json={"name": "carol/forecast"}))["experiment_id"]
+    assert outsider.post(f"{A}/experiments/update", json={"experiment_id": mine,
+                                                          "new_name": "team-a/forecast"}).status_code == 403
+    ok(outsider.post(f"{A}/registered-models/create", json={"name": "carol-model"}))
+    assert outsider.post(f"{A}/registered-models/rename", json={"name": "carol-model",
+                                                                 "new_name": "team-a-model"}).status_code == 403
+    # Names nobody was promised stay free for all; the team creates in its own namespace.
+    ok(outsider.post(f"{A}/experiments/create", json={"name": "team-b/forecast"}))
+    exp = ok(member.post(f"{A}/experiments/create", json={"name": "team-a/forecast"}))["experiment_id"]
+    ok(member.post(f"{A}/registered-models/create", json={"name": "team-a-model"}))
+    missing(outsider.get(f"{A}/experiments/get", params={"experiment_id": exp}))
+
+
+def test_a_read_only_pattern_grant_does_not_let_its_holders_create_there(world):
+    _, c = world
+    admin = c["admin"]
+    ok(admin.post("/api/2.0/mlgate/grants/put", json={"subject": "user:bob", "resource": "experiment-name:shared/*",
+                                                      "permission": "READ"}))
+    # bob may read what is named shared/..., so nobody but an EDIT holder (here: an administrator) may put it there.
+    for who in ("bob", "carol"):
+        assert c[who].post(f"{A}/experiments/create", json={"name": "shared/x"}).status_code == 403
+    ok(admin.post(f"{A}/experiments/create", json={"name": "shared/x"}))
+
+
+# --- Lifecycle events reach every process; soft delete and restore keep exactly the resource's grants -----------
+
+def test_a_rename_on_another_process_ends_name_pattern_access_with_the_next_policy_check(app_factory, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\naccess:\n  grants:\n"
+                      '    - {principal: "user:bob", resource: "experiment-name:team-*", permission: READ}\n')
+    here, there = app_factory(policy_file=str(policy)), app_factory(policy_file=str(policy))  # one database
+    # Names are cached for an hour here: only the rename's policy generation can make this process forget.
+    here.state.authorizer.resolver.name_seconds = 3600
+    with TestClient(here, base_url=BASE) as admin_here, TestClient(there, base_url=BASE) as admin_there:
+        admin_here.headers["Authorization"] = admin_there.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        ok(admin_here.post(f"{A}/users/create", json={"username": "bob", "password": PASSWORD}))
+        token = ok(admin_here.post(f"{A}/users/tokens/create", json={"name": "t", "expires_in_days": 1,
+                                                                      "username": "bob"}))["token"]
+        bob = TestClient(here, base_url=BASE, headers={"Authorization": f"Bearer {token}"})
+        exp = ok(admin_here.post(f"{A}/experiments/create", json={"name": "team-x"}))["experiment_id"]
+        ok(bob.get(f"{A}/experiments/get", params={"experiment_id": exp}))  # caches the name here
+        ok(admin_there.post(f"{A}/experiments/update", json={"experiment_id": exp, "new_name": "private-x"}))
+        here.state.policy_holder.clock = lambda: float("inf")  # the refresh interval has passed (no Redis here)
+        missing(bob.get(f"{A}/experiments/get", params={"experiment_id": exp}))
+
+
+def test_restoring_an_experiment_brings_back_exactly_its_own_grants(world):
+    _, c = world
+    alice, bob, carol = c["alice"], c["bob"], c["carol"]
+    exp = ok(alice.post(f"{A}/experiments/create", json={"name": "restorable"}))["experiment_id"]
+    ok(alice.post(f"{A}/experiments/permissions/create", json={"experiment_id": exp, "username": "bob",
+                                                                "permission": "READ"}))
+    before = ok(c["admin"].get("/api/2.0/mlgate/grants/list", params={"resource": f"experiment:{exp}"}))["grants"]
+    ok(alice.post(f"{A}/experiments/delete", json={"experiment_id": exp}))
+    # Deleted experiments keep their name and id (MLflow): nobody can create it again meanwhile.
+    assert carol.post(f"{A}/experiments/create", json={"name": "restorable"}).status_code == 400
+    ok(alice.post(f"{A}/experiments/restore", json={"experiment_id": exp}))
+    after = ok(c["admin"].get("/api/2.0/mlgate/grants/list", params={"resource": f"experiment:{exp}"}))["grants"]
+    assert after == before
+    seen = ok(bob.get(f"{A}/experiments/get", params={"experiment_id": exp}))["experiment"]
+    assert seen["lifecycle_stage"] == "active"
+    missing(carol.get(f"{A}/experiments/get", params={"experiment_id": exp}))

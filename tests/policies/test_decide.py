@@ -50,7 +50,11 @@ def test_grant_invariants_are_enforced_for_api_grants_too():
         Grant.from_api(3, "team:a", "experiment:1", "READ")
     grant = Grant.from_api(17, "group:g", "model:m", "EDIT")
     assert (grant.rule, grant.source, grant.subject, grant.resource) == (
-        "api-grant:17", "api", SubjectRef("group", "g"), ResourceSelector(ResourceKind.REGISTERED_MODEL, id="m"))
+        "api-grant:17", "api", SubjectRef("group", "g"), ResourceSelector(ResourceKind.REGISTERED_MODEL, name="m"))
+    # Stored grants name one model by its stable id (issue #18): model:<name> is the exact name, model-id:<id> the id.
+    stored = Grant.from_api(18, "group:g", "model-id:0123abcd", "EDIT")
+    assert stored.resource == ResourceSelector(ResourceKind.REGISTERED_MODEL, id="0123abcd")
+    assert stored.resource.text == "model-id:0123abcd"
 
 
 def test_globs_match_like_sql_like_and_rank_by_literal_prefix():
@@ -98,7 +102,7 @@ def test_a_resource_without_a_name_is_not_decided():
     decision = decide(compiled, ALICE, read(), Resource.experiment(1))
     assert decision == Decision(False, "the resource could not be resolved (id and name are both needed)",
                                 "unresolved")
-    assert not decide(compiled, ALICE, read(), Resource.registered_model("m")).allowed  # wrong kind
+    assert not decide(compiled, ALICE, read(), Resource.registered_model("id-m", "m")).allowed  # wrong kind
     assert not decide(compiled, ALICE, read(), None).allowed
     assert decide(compiled, ALICE, read(), Resource.experiment(1, "e")).allowed
 
@@ -120,10 +124,10 @@ def test_decide_all_returns_the_first_denial_else_the_primary_allow():
                                   {"principal": "user:alice", "resource": "experiment:1", "permission": "READ"}]})
     requirement = requirement_for("model_versions.create")
     run_check, _logged_model_check, source_check = requirement.also
-    ok = decide_all(compiled, ALICE, [(requirement, Resource.registered_model("m")),
+    ok = decide_all(compiled, ALICE, [(requirement, Resource.registered_model("id-m", "m")),
                                       (run_check, Resource.experiment(1, "e"))])
     assert (ok.allowed, ok.rule) == (True, "access.grants[0]")
-    denied = decide_all(compiled, ALICE, [(requirement, Resource.registered_model("m")),
+    denied = decide_all(compiled, ALICE, [(requirement, Resource.registered_model("id-m", "m")),
                                           (run_check, Resource.experiment(1, "e")),
                                           (source_check, Resource.experiment(2, "other"))])
     assert (denied.allowed, denied.rule) == (False, "default_permission")
@@ -134,7 +138,7 @@ def test_source_uri_checks_accept_either_kind_of_resource():
     compiled = policy({"grants": [{"principal": "user:alice", "resource": "model:src", "permission": "READ"}]})
     source_check = requirement_for("model_versions.create").also[2]
     assert source_check.resource_kind is None
-    assert decide(compiled, ALICE, source_check, Resource.registered_model("src")).allowed
+    assert decide(compiled, ALICE, source_check, Resource.registered_model("id-src", "src")).allowed
     assert not decide(compiled, ALICE, source_check, Resource.experiment(3, "src")).allowed
 
 
@@ -164,7 +168,10 @@ def test_visible_lists_ids_globs_and_denials():
     assert scope.allows("7", "team/a")
     assert not scope.allows("1", "team/secret-1")
     models = visible(compiled, ALICE, ResourceKind.REGISTERED_MODEL)
-    assert (models.unrestricted, models.ids, models.globs) == (False, frozenset({"m"}), ())
+    # The file's model:m names the model called m (whatever its stable id): an exact name, not an id.
+    assert (models.unrestricted, models.ids, models.names, models.globs) == (False, frozenset(), frozenset({"m"}), ())
+    assert models.allows("any-id", "m")
+    assert not models.allows("any-id", "m2")
 
 
 def test_visible_for_admins_anonymous_and_a_read_default():

@@ -20,8 +20,10 @@ USERS = ["u1", "u2"]
 GROUPS = ["g1", "g2"]
 PRINCIPALS = [f"user:{u}" for u in USERS] + [f"group:{g}" for g in GROUPS] + ["service:s1"]
 IDS = ["1", "2", "3"]
-# Registered models are identified by name: exact-name grants draw from these, so they hit generated models.
+# Registered models have a stable id and a name: stored grants name the id (model-id:), the file's exact-name
+# grants (model:) the name; both draw from these, so they hit generated models.
 MODEL_NAMES = ["xa", "xb", "xa/b"]
+MODEL_IDS = ["m1", "m2"]
 names = st.text(alphabet="ab/", min_size=0, max_size=4).map(lambda s: "x" + s)
 patterns = st.text(alphabet="ab/*?", min_size=0, max_size=4).map(lambda s: "x" + s)
 levels = st.sampled_from(list(Permission))
@@ -36,6 +38,8 @@ def selectors(draw):
             return f"experiment:{draw(st.sampled_from(IDS))}", False
         return f"experiment-name:{draw(patterns)}", True
     if draw(st.booleans()):
+        if draw(st.booleans()):
+            return f"model-id:{draw(st.sampled_from(MODEL_IDS))}", False
         return f"model:{draw(st.sampled_from(MODEL_NAMES))}", False
     return f"model-name:{draw(patterns)}", True
 
@@ -90,7 +94,8 @@ subjects = st.builds(
     st.sampled_from(USERS), st.lists(st.sampled_from(GROUPS), unique=True), st.booleans(), st.booleans(),
 )
 resources = st.builds(Resource.experiment, st.sampled_from(IDS), names)
-model_resources = st.builds(Resource.registered_model, st.one_of(st.sampled_from(MODEL_NAMES), names))
+model_resources = st.builds(Resource.registered_model, st.sampled_from(MODEL_IDS),
+                            st.one_of(st.sampled_from(MODEL_NAMES), names))
 any_resources = st.one_of(resources, model_resources)
 needed = st.sampled_from([Permission.READ, Permission.EDIT, Permission.MANAGE])
 
@@ -102,6 +107,8 @@ def _requirement(permission: Permission, kind: ResourceKind = ResourceKind.EXPER
 def _matches(grant: Grant, resource: Resource) -> bool:
     if grant.resource.kind is not resource.kind:
         return False
+    if grant.resource.name is not None:
+        return grant.resource.name == resource.name
     if grant.resource.pattern is None:
         return grant.resource.id == resource.id
     return glob_matches(grant.resource.pattern, resource.name)

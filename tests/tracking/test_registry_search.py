@@ -164,7 +164,8 @@ def test_prompt_and_model_names_collide_as_in_mlflow(api):
 
 def test_visibility_scope_is_applied_inside_the_query(app_factory):
     app = app_factory()
-    visible = ResourceScope(unrestricted=False, name_patterns=("team-a-*",), denied_ids=frozenset({"team-a-3"}))
+    # Models are named in a scope by their stable ids (issue #18); an exact name is denied by name.
+    visible = ResourceScope(unrestricted=False, name_patterns=("team-a-*",), denied_names=frozenset({"team-a-3"}))
     with_test_scope(app, lambda request: VisibilityScope(registered_models=visible))
     with TestClient(app, base_url="http://127.0.0.1:5000",
                     headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}) as c:

@@ -11,7 +11,7 @@ from tracking.api.body import Args, request_args
 from tracking.api.dispatch import point_read
 from tracking.api.responses import ok
 from tracking.errors import invalid_parameter
-from tracking.services import Created, tracking_of
+from tracking.services import Lifecycle, tracking_of
 from tracking.store import experiments as store
 from tracking.store.transaction import read_connection, write_transaction
 
@@ -51,7 +51,8 @@ def create_experiment(request: Request, args: Args = Depends(parsed_args)):
     tracking = tracking_of(request)
     with write_transaction(tracking.engine, lambda: store.already_exists_error(name)) as conn:
         experiment_id = store.create_experiment(conn, name, location, tags)
-        tracking.created(conn, request, Created("experiment", str(experiment_id), name))
+        tracking.changed(conn, request, Lifecycle("created", "experiment", str(experiment_id), name))
+    tracking.committed(request)
     return ok({"experiment_id": experiment_id})
 
 
@@ -78,9 +79,11 @@ def update_experiment(request: Request, args: Args = Depends(parsed_args)):
     """Rename an active experiment."""
     experiment_id = _experiment_id(args)
     new_name = args.str("new_name", required=True, allow_empty=False)
-    with write_transaction(tracking_of(request).engine, lambda: store.already_exists_error(new_name)) as conn:
+    tracking = tracking_of(request)
+    with write_transaction(tracking.engine, lambda: store.already_exists_error(new_name)) as conn:
         store.rename_experiment(conn, experiment_id, new_name)
-    tracking_of(request).renamed("experiment", str(experiment_id))
+        tracking.changed(conn, request, Lifecycle("renamed", "experiment", str(experiment_id), new_name))
+    tracking.committed(request)
     return ok()
 
 
@@ -88,8 +91,11 @@ def update_experiment(request: Request, args: Args = Depends(parsed_args)):
 def delete_experiment(request: Request, args: Args = Depends(parsed_args)):
     """Soft-delete an experiment and its runs."""
     experiment_id = _experiment_id(args)
-    with write_transaction(tracking_of(request).engine) as conn:
+    tracking = tracking_of(request)
+    with write_transaction(tracking.engine) as conn:
         store.delete_experiment(conn, experiment_id)
+        tracking.changed(conn, request, Lifecycle("deleted", "experiment", str(experiment_id)))
+    tracking.committed(request)
     return ok()
 
 
@@ -97,8 +103,11 @@ def delete_experiment(request: Request, args: Args = Depends(parsed_args)):
 def restore_experiment(request: Request, args: Args = Depends(parsed_args)):
     """Restore a deleted experiment and its runs."""
     experiment_id = _experiment_id(args)
-    with write_transaction(tracking_of(request).engine) as conn:
+    tracking = tracking_of(request)
+    with write_transaction(tracking.engine) as conn:
         store.restore_experiment(conn, experiment_id)
+        tracking.changed(conn, request, Lifecycle("restored", "experiment", str(experiment_id)))
+    tracking.committed(request)
     return ok()
 
 

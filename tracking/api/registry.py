@@ -15,7 +15,7 @@ from tracking.api.dispatch import point_read, search_handler
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import invalid_parameter
 from tracking.scope import visibility_scope
-from tracking.services import Created, tracking_of
+from tracking.services import Lifecycle, tracking_of
 from tracking.store import registry, registry_search, registry_versions
 from tracking.store.registry_artifacts import send_version_artifact
 from tracking.store.registry_validation import validate_tags
@@ -76,7 +76,9 @@ def create_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     tracking = tracking_of(request)
     with tracking.engine.begin() as conn:
         model = registry.create_registered_model(conn, name, tags, description)
-        tracking.created(conn, request, Created("registered_model", name, name))
+        tracking.changed(conn, request, Lifecycle("created", "registered_model",
+                                                  registry.stable_model_id(conn, name), name))
+    tracking.committed(request)
     return ok({"registered_model": model})
 
 
@@ -93,8 +95,13 @@ def get_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
 def rename_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """Rename a registered model; its versions, tags and aliases follow."""
     name, new_name = _name(args), args.str("new_name")
-    with tracking_of(request).engine.begin() as conn:
-        return ok({"registered_model": registry.rename_registered_model(conn, name, new_name)})
+    tracking = tracking_of(request)
+    with tracking.engine.begin() as conn:
+        model = registry.rename_registered_model(conn, name, new_name)
+        tracking.changed(conn, request, Lifecycle("renamed", "registered_model",
+                                                  registry.stable_model_id(conn, model["name"]), model["name"]))
+    tracking.committed(request)
+    return ok({"registered_model": model})
 
 
 @router.patch(f"{_RM}/update", operation_id="registered_models.update")
@@ -109,8 +116,11 @@ def update_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
 def delete_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """Delete a registered model with its versions, tags and aliases."""
     name = _name(args)
-    with tracking_of(request).engine.begin() as conn:
-        registry.delete_registered_model(conn, name)
+    tracking = tracking_of(request)
+    with tracking.engine.begin() as conn:
+        model_id = registry.delete_registered_model(conn, name)
+        tracking.changed(conn, request, Lifecycle("deleted", "registered_model", model_id, name))
+    tracking.committed(request)
     return ok({})
 
 

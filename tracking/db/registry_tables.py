@@ -1,10 +1,12 @@
 """Tables of the model registry: registered models, their versions, tags and aliases.
 
-A registered model's id is its name. Children reference it with ``ON UPDATE CASCADE`` so a rename is
-one UPDATE, and ``ON DELETE CASCADE`` so deleting a model removes its versions, tags and aliases.
-Deleted versions stay as redacted rows (stage ``Deleted_Internal``) so version numbers are never
-reused, as MLflow does.
+MLflow names a registered model by its name (``model_id`` is its stable id, for authorization). Children
+reference the name with ``ON UPDATE CASCADE`` so a rename is one UPDATE, and ``ON DELETE CASCADE`` so
+deleting a model removes its versions, tags and aliases. Deleted versions stay as redacted rows (stage
+``Deleted_Internal``) so version numbers are never reused, as MLflow does.
 """
+
+import uuid
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +25,11 @@ from tracking.db.base import metadata
 
 _CASCADE = {"ondelete": "CASCADE", "onupdate": "CASCADE"}
 
+def new_model_id() -> str:
+    """A registered model's stable id: never changes, never reused (grants on the model refer to it)."""
+    return uuid.uuid4().hex
+
+
 registered_models = Table(
     "registered_models",
     metadata,
@@ -30,7 +37,10 @@ registered_models = Table(
     Column("creation_time", BigInteger, nullable=False),
     Column("last_updated_time", BigInteger, nullable=False),
     Column("description", Text, nullable=True),
+    # The name is MLflow's key and changes on rename; authorization keys on this id (migration 0004).
+    Column("model_id", String(32), nullable=False, default=new_model_id),
     Index("ix_registered_models_last_updated", "last_updated_time"),
+    Index("ix_registered_models_model_id", "model_id", unique=True),
 )
 
 registered_model_tags = Table(

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from tracking.db.registry_tables import (
     model_version_tags,
     model_versions,
+    new_model_id,
     registered_model_aliases,
     registered_model_tags,
     registered_models,
@@ -89,7 +90,7 @@ def create_registered_model(conn: Connection, name: str, tags: dict[str, str],
     when = now_ms()
     try:
         conn.execute(registered_models.insert().values(
-            name=name, creation_time=when, last_updated_time=when, description=description))
+            name=name, creation_time=when, last_updated_time=when, description=description, model_id=new_model_id()))
     except IntegrityError:
         # A concurrent request created the same name between the check and the insert; the
         # transaction is now unusable (PostgreSQL), so answer without further queries.
@@ -143,15 +144,24 @@ def update_registered_model(conn: Connection, name: str, description: str | None
     return model_json(conn, name)
 
 
-def delete_registered_model(conn: Connection, name: str) -> None:
-    """Delete a model with its versions, tags and aliases."""
-    require_model(conn, name, for_update=True)
+def stable_model_id(conn: Connection, name: str) -> str:
+    """The stable id of the model named ``name`` (404 when there is none)."""
+    model_id = conn.execute(select(registered_models.c.model_id).where(registered_models.c.name == name)).scalar()
+    if model_id is None:
+        raise model_missing(name)
+    return model_id
+
+
+def delete_registered_model(conn: Connection, name: str) -> str:
+    """Delete a model with its versions, tags and aliases; returns the deleted model's stable id."""
+    model_id = require_model(conn, name, for_update=True).model_id
     # Children are deleted explicitly so correctness never depends on the FK pragma being on.
     conn.execute(delete(model_version_tags).where(model_version_tags.c.name == name))
     conn.execute(delete(registered_model_aliases).where(registered_model_aliases.c.name == name))
     conn.execute(delete(model_versions).where(model_versions.c.name == name))
     conn.execute(delete(registered_model_tags).where(registered_model_tags.c.name == name))
     conn.execute(delete(registered_models).where(registered_models.c.name == name))
+    return model_id
 
 
 def set_registered_model_tag(conn: Connection, name: str, key: str, value: str | None) -> None:

@@ -1,0 +1,58 @@
+"""Grant selectors as people write them and as grants are stored.
+
+People (MLflow's permission APIs, the CLI, the admin API and UI, ``policy apply``) name one registered model
+by its name, ``model:<name>``. A stored grant names the model's stable id instead, ``model-id:<id>``, so it
+follows the model through a rename and never reaches a later model that takes the name (issue #18). Names
+are resolved here when a grant is made, revoked or looked up, and shown again (the current name) when
+grants are listed or exported. Policy-file grants keep ``model:<name>``: they mean whichever model has that
+name, by design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import Connection, select
+
+from auth.grants import GrantRow
+from policies.model import ResourceKind, ResourceSelector
+from tracking.db.registry_tables import registered_models
+
+MODEL_ID_PREFIX = "model-id:"
+
+
+class UnknownResource(LookupError):
+    """The selector names a registered model that does not exist."""
+
+
+def stored_selector(conn: Connection, text: str) -> str:
+    """The selector a stored grant uses for ``text`` (ValueError on bad syntax, UnknownResource for no model)."""
+    selector = ResourceSelector.parse(text)
+    if selector.kind is not ResourceKind.REGISTERED_MODEL or selector.pattern is not None:
+        return selector.text
+    if selector.name is not None:
+        found = conn.execute(select(registered_models.c.model_id)
+                             .where(registered_models.c.name == selector.name)).scalar()
+    else:
+        found = conn.execute(select(registered_models.c.model_id)
+                             .where(registered_models.c.model_id == selector.id)).scalar()
+    if found is None:
+        raise UnknownResource(f"Registered model {selector.name or selector.id!r} does not exist")
+    return f"{MODEL_ID_PREFIX}{found}"
+
+
+def shown_rows(conn: Connection, rows: list[GrantRow]) -> list[GrantRow]:
+    """``rows`` with each ``model-id:<id>`` shown as ``model:<current name>`` (one query)."""
+    ids = {r.resource.removeprefix(MODEL_ID_PREFIX) for r in rows if r.resource.startswith(MODEL_ID_PREFIX)}
+    if not ids:
+        return rows
+    query = (select(registered_models.c.model_id, registered_models.c.name)
+             .where(registered_models.c.model_id.in_(sorted(ids))))
+    names = {row.model_id: row.name for row in conn.execute(query)}
+    out = []
+    for row in rows:
+        model_id = row.resource.removeprefix(MODEL_ID_PREFIX)
+        if row.resource.startswith(MODEL_ID_PREFIX) and model_id in names:
+            row = replace(row, resource=f"model:{names[model_id]}")
+        out.append(row)
+    return out
