@@ -94,3 +94,37 @@ def test_servers_starting_together_on_an_empty_postgresql_database_all_migrate_i
                     assert conn.execute(select(experiments.c.name)).scalars().all() == ["Default"]
             finally:
                 engine.dispose()
+
+
+def test_0004_gives_every_registered_model_a_stable_id_and_moves_its_grants_onto_it(empty_database):
+    from sqlalchemy import insert, text
+
+    from auth.tables import grants
+    from tracking.db.registry_tables import registered_models
+
+    engine = make_engine(empty_database)
+    try:
+        upgrade_database(engine, "0003_sso_refresh")
+        with engine.begin() as conn:
+            for name in ("kept", "other"):
+                conn.execute(text("INSERT INTO registered_models (name, creation_time, last_updated_time) "
+                                  "VALUES (:name, 1, 1)"), {"name": name})
+            # Grants stored by name before 0004; the one on a model deleted since would reach a new "gone".
+            for subject, model in (("user:dana", "kept"), ("user:erin", "gone"), ("group:g", "other")):
+                conn.execute(insert(grants).values(subject=subject, resource_kind="registered_model",
+                                                   resource_id=model, permission="MANAGE", source="owner",
+                                                   created_at=1))
+            conn.execute(insert(grants).values(subject="user:dana", resource_kind="registered_model",
+                                               name_pattern="k*", permission="READ", source="api", created_at=1))
+        upgrade_database(engine)
+        with engine.connect() as conn:
+            ids = dict(conn.execute(select(registered_models.c.name, registered_models.c.model_id)).all())
+            rows = conn.execute(select(grants.c.subject, grants.c.resource_id, grants.c.name_pattern)
+                                .order_by(grants.c.id)).all()
+        assert sorted(ids) == ["kept", "other"]
+        assert len(set(ids.values())) == 2
+        assert all(len(v) == 32 for v in ids.values())
+        assert [tuple(r) for r in rows] == [("user:dana", ids["kept"], None), ("group:g", ids["other"], None),
+                                            ("user:dana", None, "k*")]
+    finally:
+        engine.dispose()
