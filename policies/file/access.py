@@ -59,8 +59,10 @@ class CreateRule(BaseModel):
 class CreateRules(BaseModel):
     """Who may create experiments and registered models.
 
-    A list left out means any signed-in principal may create (MLflow's behaviour); a list given,
-    even empty, means only its rules (and admins) may.
+    A list left out means any signed-in principal may create (MLflow's behaviour), except under a
+    name some grant names (a pattern or ``model:<name>``), where EDIT through such a grant is needed
+    (``decide`` step 7, ``create-claimed``); a list given, even empty, means only its rules (and
+    admins) may.
     """
 
     model_config = _STRICT
