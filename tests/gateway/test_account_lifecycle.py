@@ -197,6 +197,28 @@ def test_an_export_made_after_an_account_was_deleted_applies(client):
     assert planned.json()["changes"] == []
 
 
+def test_policy_apply_can_remove_owner_grants_when_asked_to(client):
+    # Fails on main before the fix: owner grants were neither exported nor planned, so no file could remove one.
+    kept = _experiment(client, "alice-kept", ALICE)
+    dropped = _experiment(client, "alice-dropped", ALICE)
+    plain = client.get(f"{G}/policy/export", headers=ADMIN).json()["access"]
+    assert plain["grants"] == []  # by default, creators' grants are left out (and left alone by apply)
+    access = client.get(f"{G}/policy/export", params={"owner_grants": "true"}, headers=ADMIN).json()["access"]
+    assert sorted(g["resource"] for g in access["grants"]) == sorted([f"experiment:{kept}", f"experiment:{dropped}"])
+    assert client.post(f"{G}/policy/apply", json={"access": plain, "dry_run": True},
+                       headers=ADMIN).json()["changes"] == []
+    access["grants"] = [g for g in access["grants"] if g["resource"] != f"experiment:{dropped}"]
+    applied = client.post(f"{G}/policy/apply", json={"access": access, "owner_grants": True}, headers=ADMIN)
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["changes"] == [{"op": "remove", "kind": "grant", "subject": "user:alice",
+                                          "resource": f"experiment:{dropped}", "permission": "MANAGE",
+                                          "source": "owner"}]
+    assert client.get(f"{M}/experiments/get", params={"experiment_id": dropped}, headers=ALICE).status_code == 404
+    assert client.get(f"{M}/experiments/get", params={"experiment_id": kept}, headers=ALICE).status_code == 200
+    remaining = _grants_of(client, "user:alice")
+    assert [(g["resource"], g["source"]) for g in remaining] == [(f"experiment:{kept}", "owner")]
+
+
 def _stale_session_cookie(client) -> str:
     page = client.get("/login")
     form_token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
