@@ -286,3 +286,61 @@ def test_an_instance_on_postgresql_without_redis_warns_once_naming_what_weakens(
         warning = _redis_warning(tmp_path / "pg", uri)
     assert "several mlgate instances share this database" in warning
     assert uri.rsplit("/", 1)[1] not in warning  # no database name, host or password in the warning
+
+
+def _served_by(server: LiveServer, prefix: str) -> dict[str, tuple[int, int]]:
+    """Request id -> (worker pid, status) of the logged requests whose id starts with ``prefix``."""
+    served = {}
+    for line in server.log().splitlines():
+        if line.startswith("{") and '"mlgate.access"' in line and prefix in line:
+            record = json.loads(line)
+            if str(record.get("request_id", "")).startswith(prefix):
+                served[record["request_id"]] = (record["process"], record["status"])
+    return served
+
+
+def test_a_deleted_accounts_cached_login_is_refused_on_every_worker_when_a_new_account_gets_its_id(
+        tmp_path: Path):
+    # Issue #18, finding 4. Two workers on SQLite without Redis: each worker caches a verified password and
+    # checks the account's row at most once a second. On main, deleting the newest account handed its id
+    # to the next one (same generation 1), so the worker that had cached the deleted administrator's
+    # password went on accepting it, admin flag included, for the cache lifetime (60 s).
+    policy = tmp_path / "policy.yaml"
+    # Room for the refusals this test makes on purpose (else the address is locked out: 429, not 401).
+    policy.write_text("auth:\n  lockout:\n    user_max_failures: 500\n    address_max_failures: 5000\n")
+    server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2",
+                          "--log-format", "json", "--policy", str(policy))
+    try:
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            made = admin.post(f"{A}/users/create", json={"username": "mallory", "password": PASSWORD,
+                                                         "is_admin": True})
+            assert made.status_code == 200, made.text
+            old_id = made.json()["user"]["id"]
+        mallory = ("mallory", PASSWORD)
+
+        def call(tag: str, path: str = f"{A}/users/current") -> Callable[[int], int]:
+            def once(i: int) -> int:
+                # A new connection each time, so the kernel hands requests to either worker.
+                return httpx.get(f"{server.url}{path}", auth=mallory, headers={"X-Request-ID": f"{tag}-{i}"},
+                                 timeout=30).status_code
+            return once
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(call("cache"), range(24))) == {200}
+        assert len({pid for pid, _ in _served_by(server, "cache-").values()}) == 2, "both workers must cache it"
+
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            gone = admin.request("DELETE", f"{A}/users/delete", params={"username": "mallory"})
+            assert gone.status_code == 200, gone.text
+            newcomer = admin.post(f"{A}/users/create", json={"username": "newcomer", "password": PASSWORD + "x"})
+            assert newcomer.status_code == 200, newcomer.text
+        assert newcomer.json()["user"]["id"] > old_id  # ids are never handed out again
+        time.sleep(1.2)  # a worker re-reads a cached account's row at most once a second
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(call("after"), range(24))) == {401}
+            assert set(pool.map(call("admin", f"{A}/users/list"), range(12))) == {401}
+        after = _served_by(server, "after-")
+        assert len({pid for pid, _ in after.values()}) == 2, "both workers must have answered"
+        assert {status for _, status in after.values()} == {401}
+    finally:
+        server.stop()
