@@ -288,6 +288,12 @@ def test_an_instance_on_postgresql_without_redis_warns_once_naming_what_weakens(
     assert uri.rsplit("/", 1)[1] not in warning  # no database name, host or password in the warning
 
 
+# Cheap hashing (two cores shared with other tests), and room for the refusals these tests make on purpose
+# (else the address is locked out: 429, not 401).
+CHEAP_LOGINS = ("auth:\n  passwords:\n    hash_rounds: 10\n"
+                "  lockout:\n    user_max_failures: 500\n    address_max_failures: 5000\n")
+
+
 def _served_by(server: LiveServer, prefix: str) -> dict[str, tuple[int, int]]:
     """Request id -> (worker pid, status) of the logged requests whose id starts with ``prefix``."""
     served = {}
@@ -306,8 +312,7 @@ def test_a_deleted_accounts_cached_login_is_refused_on_every_worker_when_a_new_a
     # to the next one (same generation 1), so the worker that had cached the deleted administrator's
     # password went on accepting it, admin flag included, for the cache lifetime (60 s).
     policy = tmp_path / "policy.yaml"
-    # Room for the refusals this test makes on purpose (else the address is locked out: 429, not 401).
-    policy.write_text("auth:\n  lockout:\n    user_max_failures: 500\n    address_max_failures: 5000\n")
+    policy.write_text(CHEAP_LOGINS)
     server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2",
                           "--log-format", "json", "--policy", str(policy))
     try:
@@ -342,5 +347,53 @@ def test_a_deleted_accounts_cached_login_is_refused_on_every_worker_when_a_new_a
         after = _served_by(server, "after-")
         assert len({pid for pid, _ in after.values()}) == 2, "both workers must have answered"
         assert {status for _, status in after.values()} == {401}
+    finally:
+        server.stop()
+
+
+def test_deleting_a_group_and_disabling_an_account_reach_every_worker_without_redis(tmp_path: Path):
+    # The other account lifecycle events, on the same two workers without Redis: a group deleted and made
+    # again has no members and no grants on either worker, and a disabled account is refused on both.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(CHEAP_LOGINS)
+    server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2",
+                          "--log-format", "json", "--policy", str(policy))
+    G = "/api/2.0/mlgate"
+    try:
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            gil, dot = _user(admin, "gil"), _user(admin, "dot")
+            experiment = admin.post(f"{A}/experiments/create", json={"name": "team-only"}).json()["experiment_id"]
+            for path, body in ((f"{G}/groups/create", {"name": "team"}),
+                               (f"{G}/groups/add-member", {"group": "team", "username": "gil"}),
+                               (f"{G}/grants/put", {"subject": "group:team", "resource": f"experiment:{experiment}",
+                                                    "permission": "READ"})):
+                assert admin.post(path, json=body).status_code == 200
+
+        def statuses(auth: tuple[str, str], path: str, tag: str, count: int = 12) -> set[int]:
+            def once(i: int) -> int:
+                return httpx.get(f"{server.url}{path}", auth=auth, headers={"X-Request-ID": f"{tag}-{i}"},
+                                 timeout=30).status_code
+            with ThreadPoolExecutor(6) as pool:
+                return set(pool.map(once, range(count)))
+
+        read = f"{A}/experiments/get?experiment_id={experiment}"
+        assert statuses(gil, read, "gil-before", 24) == {200}
+        assert statuses(dot, f"{A}/users/current", "dot-before", 24) == {200}
+        for tag in ("gil-before-", "dot-before-"):
+            assert len({pid for pid, _ in _served_by(server, tag).values()}) == 2, tag
+
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            assert admin.post(f"{G}/groups/delete", json={"name": "team"}).status_code == 200
+            assert admin.post(f"{G}/groups/create", json={"name": "team"}).status_code == 200
+            assert admin.patch(f"{A}/users/update-disabled", json={"username": "dot", "disabled": True}
+                               ).status_code == 200
+        # Each worker re-reads generations at most once a second (REFRESH_SECONDS, GENERATION_CHECK_SECONDS):
+        # after that, both answer as the database says. (Refused logins cost a hash each, so the requests
+        # themselves are not timed.)
+        time.sleep(1.2)
+        assert statuses(gil, read, "gil-after", 24) == {404}
+        assert statuses(dot, f"{A}/users/current", "dot-after", 24) == {401}
+        assert len({pid for pid, _ in _served_by(server, "gil-after-").values()}) == 2
+        assert len({pid for pid, _ in _served_by(server, "dot-after-").values()}) == 2
     finally:
         server.stop()
