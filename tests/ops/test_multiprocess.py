@@ -181,6 +181,27 @@ def test_a_permission_revoked_on_a_is_enforced_on_b_at_once(pair: Pair):
                                  f"of A's answer ({elapsed:.2f}s, {statuses})")
 
 
+def test_an_account_deleted_on_a_takes_its_grants_with_it_on_b_at_once(pair: Pair):
+    # Issue #18, finding 2, across instances with Redis: the deletion's grant removal is pushed, so a new
+    # account of the same name made on B right away inherits nothing there, and the old login is refused.
+    olga = _user(pair.admin_a, "olga")
+    exp = httpx.post(f"{pair.a.url}{A}/experiments/create", json={"name": f"olga-{uuid.uuid4().hex[:6]}"},
+                     auth=olga, timeout=30)
+    assert exp.status_code == 200, exp.text
+    experiment_id = exp.json()["experiment_id"]
+    read = {"experiment_id": experiment_id}
+    assert httpx.get(f"{pair.b.url}{A}/experiments/get", params=read, auth=olga, timeout=30).status_code == 200
+    gone = pair.admin_a.request("DELETE", f"{A}/users/delete", params={"username": "olga"})
+    assert gone.status_code == 200, gone.text
+    answered = time.monotonic()
+    again = ("olga", PASSWORD + "-new")
+    made = pair.admin_b.post(f"{A}/users/create", json={"username": "olga", "password": again[1]})
+    assert made.status_code == 200, made.text
+    got = httpx.get(f"{pair.b.url}{A}/experiments/get", params=read, auth=again, timeout=30)
+    assert got.status_code == 404, f"{got.text} ({time.monotonic() - answered:.2f}s after the deletion)"
+    assert httpx.get(f"{pair.b.url}{A}/users/current", auth=olga, timeout=30).status_code == 401
+
+
 def test_a_rate_budget_is_shared_by_both_instances(pair: Pair):
     frank = _user(pair.admin_a, "frank")
     with httpx.Client(auth=frank, timeout=30) as http:
