@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from auth.grants import revoke_subjects
 from auth.identity import Identity
 from auth.principal import Principal
-from auth.store import TokenRow, UserRow, now_ms
+from auth.store import TokenRow, UserRow, delete_account_rows, now_ms
 from auth.tokens import new_token, new_token_id, token_hash
 
 MAX_USERNAME = 255
@@ -47,9 +49,12 @@ def _require_admin(actor: Principal) -> None:
 class Accounts:
     """The operations behind the user and token API; each is audited."""
 
-    def __init__(self, identity: Identity):
+    def __init__(self, identity: Identity, *, grants_changed: Callable[[], None] | None = None):
         self.identity = identity
         self.store = identity.store
+        # Called after a change to stored grants commits (the gateway recompiles its policy and tells the
+        # other processes); without it, other processes notice through the policy generation.
+        self._grants_changed = grants_changed
 
     def _audit(self, action: str, actor: Principal | None, target: str | None, client: str | None,
                outcome: str = "success", reason: str | None = None) -> None:
@@ -134,15 +139,27 @@ class Accounts:
         self._audit("user.disable" if disabled else "user.enable", actor, username, client)
 
     def delete_user(self, actor: Principal, username: str, *, client: str | None) -> None:
-        """Delete a user with its tokens and sessions (admins only; not oneself)."""
+        """Delete an account with everything that names it (admins only; not oneself).
+
+        One transaction removes the account, its tokens, sessions, memberships and provider links, and every
+        stored grant naming it (both ``user:`` and ``service:`` forms of the name, owner grants included), so
+        a later account of the same name, made by hand or by single sign-on from a claimed name, starts
+        with nothing. Account ids are never reused (revision 0005); every process forgets the account's
+        cached credentials (pushed with Redis, else on its next database check) and recompiles its policy.
+        """
         _require_admin(actor)
         user = self.store.require_user(username)
         if user.id == actor.id:
             raise InvalidInput(
                 "Users cannot delete their own account. Ask another admin to delete this user instead.")
-        self.store.delete_user(user.id)
+        with self.store.engine.begin() as conn:
+            if not delete_account_rows(conn, user.id):
+                raise NotFound(f"User with username={username} not found")
+            removed = revoke_subjects(conn, [f"user:{user.username}", f"service:{user.username}"])
         self.identity.user_changed(user.id)
-        self._audit("user.delete", actor, username, client)
+        if removed and self._grants_changed is not None:
+            self._grants_changed()
+        self._audit("user.delete", actor, username, client, reason=f"{removed} grant(s) removed" if removed else None)
 
     # --- tokens ----------------------------------------------------------------------------------
     def _token_owner(self, actor: Principal, username: str | None) -> UserRow:

@@ -120,22 +120,34 @@ class BearerBackend:
 
 
 class SessionBackend:
-    """The browser session cookie set by the login form."""
+    """The browser session cookie set by the login form.
+
+    A request that carries an ``Authorization`` header is authenticated by that header alone: the header is
+    the caller's explicit choice, while a cookie rides along with every request the browser (or a shared
+    HTTP client's cookie jar) makes. So a stale cookie never turns a valid token into a 401, and a live
+    cookie never stands in for a bad token.
+    """
 
     name = "session"
 
     def __init__(self, identity: Identity):
         self.identity = identity
 
+    @staticmethod
+    def _cookie(conn: HTTPConnection) -> str | None:
+        if conn.headers.get("authorization"):
+            return None
+        return conn.cookies.get(COOKIE_NAME) or None
+
     def authenticate_cached(self, conn: HTTPConnection) -> Principal | None:
         """None without a session cookie; a cookie is resolved by :meth:`authenticate` (CacheMiss)."""
-        if conn.cookies.get(COOKIE_NAME):
+        if self._cookie(conn):
             raise CacheMiss
         return None
 
     def authenticate(self, conn: HTTPConnection) -> Principal | None:
         """Resolve the session cookie; the session id rides along for CSRF checks and logout."""
-        cookie = conn.cookies.get(COOKIE_NAME)
+        cookie = self._cookie(conn)
         if not cookie:
             return None
         active = self.identity.sessions.resolve(cookie)

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from auth.principal import Principal
@@ -35,10 +35,14 @@ GRANTS_CHANGED = "grants"
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """A verified credential: who it proves, at which generation, until when (monotonic seconds)."""
+    """A verified credential: who it proves, the account's state then, until when (monotonic seconds).
+
+    ``generation`` is what the identity layer compares with the account's row on a hit (its
+    :class:`auth.store.AccountStamp`: generation, name and creation time), never the id alone.
+    """
 
     principal: Principal
-    generation: int
+    generation: Hashable
     expires: float
     # For tokens: the token's own expiry (epoch ms), checked on every hit.
     token_expires_at: int | None = None
@@ -72,7 +76,7 @@ class CredentialCache:
             self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: bytes, principal: Principal, generation: int, *, ttl: float | None = None,
+    def put(self, key: bytes, principal: Principal, generation: Hashable, *, ttl: float | None = None,
             token_expires_at: int | None = None) -> None:
         """Remember a verified credential for the TTL."""
         ttl = self.ttl if ttl is None else ttl

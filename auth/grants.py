@@ -138,3 +138,15 @@ def revoke_resource(conn: Connection, resource: str) -> int:
     if removed:
         bump_generation(conn)
     return removed
+
+
+def revoke_subjects(conn: Connection, subjects: list[str]) -> int:
+    """Remove every stored grant of these subjects (an account being deleted), in the caller's transaction.
+
+    A later account or group of the same name must start with nothing: stored grants name their subject,
+    and names are reused.
+    """
+    removed = conn.execute(delete(grants).where(grants.c.subject.in_(subjects))).rowcount if subjects else 0
+    if removed:
+        bump_generation(conn)
+    return removed

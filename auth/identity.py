@@ -20,7 +20,7 @@ from auth.passwords import PasswordHasher
 from auth.principal import Principal
 from auth.sessions import SessionManager
 from auth.sso import SingleSignOn
-from auth.store import IdentityStore, UserRow
+from auth.store import AccountStamp, IdentityStore, UserRow
 from auth.tokens import token_hash
 from policies.file.auth import AuthConfig
 
@@ -57,8 +57,8 @@ class Identity:
     # In-flight password verifications by cache key (see password_login).
     _flights: dict[bytes, tuple[threading.Lock, int]] = field(default_factory=dict, init=False, repr=False)
     _flights_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    # user id -> (generation, when it was last read from the database), for cache hits without Redis.
-    _generations_seen: dict[int, tuple[int, float]] = field(default_factory=dict, init=False, repr=False)
+    # user id -> (the account's stamp, when it was last read from the database), for cache hits without Redis.
+    _generations_seen: dict[int, tuple[AccountStamp, float]] = field(default_factory=dict, init=False, repr=False)
 
     def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
                       read_only: bool = False) -> Principal:
@@ -83,8 +83,10 @@ class Identity:
         seen = self._generations_seen.get(user_id)
         if seen is not None and seen[0] == entry.generation and 0 <= now - seen[1] < GENERATION_CHECK_SECONDS:
             return entry.principal
-        # The cheap cross-process check: one primary-key read instead of a password hash.
-        live = self.store.live_generation(user_id)
+        # The cheap cross-process check: one primary-key read instead of a password hash. The whole stamp
+        # (generation, name, creation time) must match, so a new account that got a deleted account's id
+        # (a database that reused ids) never passes for the deleted one.
+        live = self.store.live_stamp(user_id)
         if live == entry.generation:
             if len(self._generations_seen) >= self.cache.max_entries:
                 self._generations_seen.clear()
@@ -156,7 +158,7 @@ class Identity:
             self.store.rehash_password(user.id, stored, result.new_hash)
         self.lockout.succeeded(username)
         principal = self.principal_for(user, method)
-        self.cache.put(key, principal, user.generation)
+        self.cache.put(key, principal, user.stamp)
         if self.invalidation.epoch != epoch:
             # Checked after the put: an invalidation applied after this check drops the entry itself.
             self.cache.discard(key)
@@ -184,7 +186,7 @@ class Identity:
         if user.disabled:
             self._token_failed(client, row.id, "disabled user", user.username)
         principal = self.principal_for(user, "token", token_id=row.id, read_only=row.read_only)
-        self.cache.put(key, principal, user.generation, ttl=min(TOKEN_CACHE_SECONDS, self.cache.ttl or 1.0),
+        self.cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, self.cache.ttl or 1.0),
                        token_expires_at=row.expires_at)
         if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_MS:
             self.store.touch_token(row.id, now)

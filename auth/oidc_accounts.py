@@ -96,9 +96,10 @@ def admin_flag(provider: OidcProvider, group_names: frozenset[str]) -> bool | No
 
 def _user(conn: Connection, user_id: int) -> UserRow:
     row = conn.execute(select(users.c.id, users.c.username, users.c.kind, users.c.password_hash, users.c.is_admin,
-                              users.c.disabled, users.c.generation).where(users.c.id == user_id)).one()
+                              users.c.disabled, users.c.generation, users.c.created_at)
+                       .where(users.c.id == user_id)).one()
     return UserRow(row.id, row.username, row.kind, row.password_hash, bool(row.is_admin), bool(row.disabled),
-                   row.generation)
+                   row.generation, row.created_at)
 
 
 def _group_ids(conn: Connection, names: frozenset[str]) -> dict[str, int]:
@@ -302,4 +303,4 @@ class OidcAccounts:
                     created_at=ts, updated_at=ts).returning(users.c.id)).scalar_one()
         except IntegrityError:
             return self.service_account(name)
-        return UserRow(user_id, name, "service", None, False, False, 1)
+        return UserRow(user_id, name, "service", None, False, False, 1, ts)

@@ -253,7 +253,7 @@ class SingleSignOn:
             raise Unauthenticated(exc.message) from None
         principal = Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
                               is_admin=is_admin, groups=groups, auth_method="oidc")
-        identity.cache.put(key, principal, user.generation, ttl=min(TOKEN_CACHE_SECONDS, identity.cache.ttl or 1.0),
+        identity.cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, identity.cache.ttl or 1.0),
                            token_expires_at=int(claims["exp"] * 1000))
         return principal
 

@@ -5,16 +5,38 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auth.errors import AlreadyExists, NotFound
-from auth.tables import access_tokens, audit_log, group_members, groups, sessions, users
+from auth.tables import (
+    access_tokens,
+    audit_log,
+    group_members,
+    groups,
+    oidc_identities,
+    oidc_sessions,
+    sessions,
+    users,
+)
 
 
 def now_ms() -> int:
     """The current time in epoch milliseconds."""
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class AccountStamp:
+    """What a cached credential must still find in the account's row: the same account, unchanged.
+
+    The id alone is not enough: on a database that reused ids (SQLite before revision 0005 reused the
+    highest deleted one) a new account could carry a deleted account's id and generation.
+    """
+
+    generation: int
+    username: str
+    created_at: int
 
 
 @dataclass(frozen=True)
@@ -28,6 +50,17 @@ class UserRow:
     is_admin: bool
     disabled: bool
     generation: int
+    created_at: int
+
+    @property
+    def stamp(self) -> AccountStamp:
+        """The values a cached credential of this account is checked against."""
+        return AccountStamp(self.generation, self.username, self.created_at)
+
+    @property
+    def subject_key(self) -> str:
+        """How grants name this account: ``user:<name>`` or ``service:<name>``."""
+        return f"{'service' if self.kind == 'service' else 'user'}:{self.username}"
 
     def to_json(self) -> dict:
         """MLflow's user JSON (never the hash)."""
@@ -68,7 +101,7 @@ class SessionRow:
 
 
 _USER_COLUMNS = (users.c.id, users.c.username, users.c.kind, users.c.password_hash, users.c.is_admin,
-                 users.c.disabled, users.c.generation)
+                 users.c.disabled, users.c.generation, users.c.created_at)
 _TOKEN_COLUMNS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.name, access_tokens.c.read_only,
                   access_tokens.c.created_at, access_tokens.c.expires_at, access_tokens.c.last_used_at,
                   access_tokens.c.revoked_at)
@@ -76,12 +109,26 @@ _TOKEN_COLUMNS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.n
 
 def _user(row) -> UserRow | None:
     return None if row is None else UserRow(row.id, row.username, row.kind, row.password_hash, bool(row.is_admin),
-                                            bool(row.disabled), row.generation)
+                                            bool(row.disabled), row.generation, row.created_at)
 
 
 def _token(row) -> TokenRow:
     return TokenRow(row.id, row.user_id, row.name, bool(row.read_only), row.created_at, row.expires_at,
                     row.last_used_at, row.revoked_at)
+
+
+def delete_account_rows(conn: Connection, user_id: int) -> bool:
+    """Delete an account and every row that names it by id, in the caller's transaction; False if it was gone.
+
+    The foreign keys cascade too; deleting explicitly keeps this right on a connection without them.
+    """
+    user_sessions = select(sessions.c.id).where(sessions.c.user_id == user_id)
+    conn.execute(delete(oidc_sessions).where(oidc_sessions.c.session_id.in_(user_sessions)))
+    conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+    conn.execute(delete(access_tokens).where(access_tokens.c.user_id == user_id))
+    conn.execute(delete(group_members).where(group_members.c.user_id == user_id))
+    conn.execute(delete(oidc_identities).where(oidc_identities.c.user_id == user_id))
+    return conn.execute(delete(users).where(users.c.id == user_id)).rowcount == 1
 
 
 class IdentityStore:
@@ -108,13 +155,14 @@ class IdentityStore:
             raise NotFound(f"User with username={username} not found")
         return user
 
-    def live_generation(self, user_id: int) -> int | None:
-        """The user's generation, or None when the user is gone or disabled (one primary-key read)."""
+    def live_stamp(self, user_id: int) -> AccountStamp | None:
+        """The account's stamp, or None when the account is gone or disabled (one primary-key read)."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(users.c.generation, users.c.disabled).where(users.c.id == user_id)).first()
+            row = conn.execute(select(users.c.generation, users.c.username, users.c.created_at, users.c.disabled)
+                               .where(users.c.id == user_id)).first()
         if row is None or row.disabled:
             return None
-        return row.generation
+        return AccountStamp(row.generation, row.username, row.created_at)
 
     def create_user(self, username: str, password_hash: str | None, *, kind: str = "user",
                     is_admin: bool = False) -> UserRow:
@@ -129,7 +177,7 @@ class IdentityStore:
                 ).scalar_one()
         except IntegrityError:
             raise AlreadyExists(f"User (username={username}) already exists.") from None
-        return UserRow(user_id, username, kind, password_hash, is_admin, False, 1)
+        return UserRow(user_id, username, kind, password_hash, is_admin, False, 1, ts)
 
     def update_user(self, user_id: int, *, bump: bool = True, **values) -> None:
         """Change columns of a user; ``bump`` ends its cached credentials and sessions everywhere."""
@@ -147,12 +195,10 @@ class IdentityStore:
                          .values(password_hash=new_hash))
 
     def delete_user(self, user_id: int) -> None:
-        """Delete a user with its tokens, sessions and memberships."""
+        """Delete a user with its tokens, sessions, memberships and provider links (not its grants: see
+        :meth:`auth.accounts.Accounts.delete_user`, which removes both in one transaction)."""
         with self.engine.begin() as conn:
-            conn.execute(delete(access_tokens).where(access_tokens.c.user_id == user_id))
-            conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
-            conn.execute(delete(group_members).where(group_members.c.user_id == user_id))
-            conn.execute(delete(users).where(users.c.id == user_id))
+            delete_account_rows(conn, user_id)
 
     def list_users(self) -> list[UserRow]:
         """Every user, by id."""
@@ -210,7 +256,7 @@ class IdentityStore:
             return None
         m = row._mapping
         user = UserRow(m["u_id"], m["u_username"], m["u_kind"], m["u_password_hash"], bool(m["u_is_admin"]),
-                       bool(m["u_disabled"]), m["u_generation"])
+                       bool(m["u_disabled"]), m["u_generation"], m["u_created_at"])
         return _token(row), user
 
     def tokens_of(self, user_id: int) -> list[TokenRow]:
@@ -251,7 +297,8 @@ class IdentityStore:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(sessions.c.id, sessions.c.user_id, sessions.c.generation.label("s_generation"),
-                       sessions.c.created_at, sessions.c.last_seen_at, sessions.c.revoked_at, *_USER_COLUMNS[1:])
+                       sessions.c.created_at, sessions.c.last_seen_at, sessions.c.revoked_at, *_USER_COLUMNS[1:-1],
+                       users.c.created_at.label("u_created_at"))
                 .join(users, users.c.id == sessions.c.user_id)
                 .where(sessions.c.id == session_id)
             ).first()
@@ -260,7 +307,7 @@ class IdentityStore:
         session = SessionRow(row.id, row.user_id, row.s_generation, row.created_at, row.last_seen_at,
                              row.revoked_at)
         user = UserRow(row.user_id, row.username, row.kind, row.password_hash, bool(row.is_admin),
-                       bool(row.disabled), row.generation)
+                       bool(row.disabled), row.generation, row.u_created_at)
         return session, user
 
     def touch_session(self, session_id: str, at: int) -> None:

@@ -43,6 +43,10 @@ users = Table(
     Column("generation", Integer, nullable=False, default=1),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Account ids are never reused: caches, rate-limit keys and audit trails name accounts by id. SQLite
+    # otherwise hands out max(id) + 1, the id of a just-deleted newest account (revision 0005);
+    # PostgreSQL's sequence never goes back.
+    sqlite_autoincrement=True,
 )
 
 groups = Table(

@@ -100,7 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.policy = policy
     app.state.tracking = tracking
     app.state.identity = identity
-    app.state.accounts = Accounts(identity)
+    # Deleting an account removes its stored grants: this process recompiles, the others are told (Redis).
+    app.state.accounts = Accounts(identity, grants_changed=policy_holder.invalidate)
     app.state.policy_holder = policy_holder
     app.state.authorizer = authorizer
     app.state.metrics = metrics

@@ -32,10 +32,35 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     turns: the first migrates and commits (which releases the lock), the others then find the schema at
     ``revision`` and change nothing. SQLite serializes writers by itself (its busy timeout waits).
     """
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, revision)
+        return
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         command.upgrade(_config(connection), revision)
+
+
+def _upgrade_sqlite(engine: Engine, revision: str) -> None:
+    """SQLite changes a table by rebuilding it (copy, drop, rename: Alembic's batch mode). With foreign keys
+    enforced, the drop would first delete every row and cascade into the tables that reference it, so the
+    pragma is off while migrating (it cannot change inside a transaction), every foreign key is checked
+    before the commit, and it is on again before the connection goes back to the pool
+    (https://sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema Changes")."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+        try:
+            with connection.begin():
+                command.upgrade(_config(connection), revision)
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    tables = sorted({row[0] for row in broken})
+                    raise RuntimeError(f"the migration left rows whose foreign keys point nowhere in {tables}; "
+                                       "nothing was changed")
+        finally:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -62,8 +62,8 @@ GATEWAY_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     "admin.grants.revoke": Contract("subject:str! resource:str!"),
     "admin.perms.explain": Contract("username:str! action:str! experiment_id:str experiment_name:str model:str"),
     "admin.audit.list": Contract("limit:int actor:str action:str outcome:str since:int until:int after_id:int"),
-    "admin.policy.export": Contract(),
-    "admin.policy.apply": Contract("access:obj! dry_run:bool"),
+    "admin.policy.export": Contract("owner_grants:bool"),
+    "admin.policy.apply": Contract("access:obj! dry_run:bool owner_grants:bool"),
 })
 
 CONTRACTS: Mapping[str, Contract] = MappingProxyType({**TRACKING_CONTRACTS, **GATEWAY_CONTRACTS})
@@ -285,7 +285,8 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
                              ("principal", "resource", "permission")))}, ("groups", "grants"))}, ("access",)),
     "admin.policy.apply": _obj({"applied": _B, "changes": _list(_obj(
         {"op": {"enum": ["add", "remove", "change"]}, "kind": {"enum": ["group", "member", "grant"]},
-         "group": _S, "member": _S, "subject": _S, "resource": _S, "permission": _S, "old_permission": _S},
+         "group": _S, "member": _S, "subject": _S, "resource": _S, "permission": _S, "old_permission": _S,
+         "source": {"enum": ["owner"]}},
         ("op", "kind")))}, ("applied", "changes")),
     "permissions.users.list": _obj({"is_admin": _B, "permissions": _list(_obj(
         {"role_id": _I, "role_name": _S, "workspace": _S, "resource_type": {"enum": ["experiment", "registered_model"]},

@@ -241,17 +241,17 @@ class OfflineOps:
 
     # --- policy ----------------------------------------------------------------------------------
     @_guarded
-    def export_policy(self) -> dict:
-        """Stored groups and API grants as an ``access`` section."""
+    def export_policy(self, owner_grants: bool = False) -> dict:
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
         with self.engine.connect() as conn:
-            return admin_policy.export_access(conn)
+            return admin_policy.export_access(conn, owner_grants=owner_grants)
 
     @_guarded
-    def apply_policy(self, access: dict, dry_run: bool) -> dict:
+    def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
         """Plan or apply in one database transaction (a file's conflicts are checked by a server only)."""
         try:
             with self.engine.begin() as conn:
-                changes = admin_policy.plan(conn, access)
+                changes = admin_policy.plan(conn, access, owner_grants=owner_grants)
                 if not dry_run:
                     admin_policy.apply(conn, changes, self.actor_name)
         except PolicyFileError as exc:

@@ -90,7 +90,8 @@ def _describe(change: dict) -> str:
     level = change["permission"]
     if change["op"] == "change":
         level = f"{change['old_permission']} -> {level}"
-    return f"grant {change['subject']} {change['resource']} {level}"
+    owner = " (owner)" if change.get("source") == "owner" else ""
+    return f"grant {change['subject']} {change['resource']} {level}{owner}"
 
 
 def _print_plan(changes: list[dict]) -> None:
@@ -120,14 +121,20 @@ def _access_of(path: str) -> dict:
             "grants": dumped.get("access", {}).get("grants", [])}
 
 
+OWNER_GRANTS = click.option(
+    "--owner-grants", is_flag=True,
+    help="Include creators' MANAGE grants: exported, and removed by apply when the file leaves them out.")
+
+
 @policy.command("export")
+@OWNER_GRANTS
 @target_options
-def export(target) -> None:
-    """Print the stored groups and grants (not creators' MANAGE) as a policy file.
+def export(target, owner_grants: bool) -> None:
+    """Print the stored groups and grants (not creators' MANAGE, unless --owner-grants) as a policy file.
 
     Example: mlgate policy export > access.yaml
     """
-    document = {"version": 1, "access": target.ops().export_policy()}
+    document = {"version": 1, "access": target.ops().export_policy(owner_grants)}
     if target.output == "json":
         emit_json(document)
     else:
@@ -136,13 +143,14 @@ def export(target) -> None:
 
 @policy.command("plan")
 @click.argument("path", type=click.Path(dir_okay=False))
+@OWNER_GRANTS
 @target_options
-def plan(target, path: str) -> None:
+def plan(target, path: str, owner_grants: bool) -> None:
     """Show what `policy apply` would change (+ add, ~ change, - remove); changes nothing.
 
     Example: mlgate policy plan access.yaml
     """
-    result = target.ops().apply_policy(_access_of(path), dry_run=True)
+    result = target.ops().apply_policy(_access_of(path), dry_run=True, owner_grants=owner_grants)
     if target.output == "json":
         emit_json({"changes": result["changes"]})
     else:
@@ -152,15 +160,17 @@ def plan(target, path: str) -> None:
 @policy.command("apply")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Apply without asking.")
+@OWNER_GRANTS
 @target_options
-def apply(target, path: str, yes: bool) -> None:
+def apply(target, path: str, yes: bool, owner_grants: bool) -> None:
     """Make the stored groups and grants equal to a policy file, all or nothing (one transaction).
 
-    Groups and API grants the file does not name are removed. Example: mlgate policy apply access.yaml --yes
+    Groups and API grants the file does not name are removed (creators' grants too with --owner-grants).
+    Example: mlgate policy apply access.yaml --yes
     """
     ops = target.ops()
     access = _access_of(path)
-    planned = ops.apply_policy(access, dry_run=True)["changes"]
+    planned = ops.apply_policy(access, dry_run=True, owner_grants=owner_grants)["changes"]
     if target.output != "json":
         _print_plan(planned)
     if not planned:
@@ -170,5 +180,5 @@ def apply(target, path: str, yes: bool) -> None:
         click.confirm("Apply these changes?", abort=True, err=True)
     if target.output != "json":
         click.echo(f"Applying {len(planned)} change(s) in one transaction...", err=True)
-    result = ops.apply_policy(access, dry_run=False)
+    result = ops.apply_policy(access, dry_run=False, owner_grants=owner_grants)
     emit(target.output, result, f"Applied {len(result['changes'])} change(s).")

@@ -136,10 +136,14 @@ class RemoteOps:
         return self.call("GET", f"{MLGATE}/audit/list", params=filters)["records"]
 
     # --- policy ----------------------------------------------------------------------------------
-    def export_policy(self) -> dict:
-        """Stored groups and API grants as an ``access`` section."""
-        return self.call("GET", f"{MLGATE}/policy/export")["access"]
+    def export_policy(self, owner_grants: bool = False) -> dict:
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        params = {"owner_grants": "true"} if owner_grants else None
+        return self.call("GET", f"{MLGATE}/policy/export", params=params)["access"]
 
-    def apply_policy(self, access: dict, dry_run: bool) -> dict:
+    def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
         """Plan (``dry_run``) or apply an ``access`` section in one server transaction."""
-        return self.call("POST", f"{MLGATE}/policy/apply", body={"access": access, "dry_run": dry_run})
+        body = {"access": access, "dry_run": dry_run}
+        if owner_grants:
+            body["owner_grants"] = True
+        return self.call("POST", f"{MLGATE}/policy/apply", body=body)

@@ -252,10 +252,11 @@ def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
 
 
 @router.get("/policy/export", operation_id="admin.policy.export")
-def export_policy(request: Request) -> JSONBody:
-    """Stored groups and API grants as a policy file's ``access`` section."""
+def export_policy(request: Request, args: Args = ARGS) -> JSONBody:
+    """Stored groups and API grants as a policy file's ``access`` section (``owner_grants``: creators' too)."""
+    owner_grants = bool(args.bool("owner_grants", default=False))
     with tracking_of(request).engine.connect() as conn:
-        return ok({"access": admin_policy.export_access(conn)})
+        return ok({"access": admin_policy.export_access(conn, owner_grants=owner_grants)})
 
 
 def _refused(problems: list[str]) -> MlflowError:
@@ -264,14 +265,16 @@ def _refused(problems: list[str]) -> MlflowError:
 
 @router.post("/policy/apply", operation_id="admin.policy.apply")
 def apply_policy(request: Request, args: Args = ARGS) -> JSONBody:
-    """Make stored groups and API grants equal to an ``access`` section, in one transaction (``dry_run``: plan)."""
+    """Make stored groups and API grants equal to an ``access`` section, in one transaction (``dry_run``: plan;
+    ``owner_grants``: creators' grants too, so ones the section leaves out are removed)."""
     access = args.obj("access", required=True)
     dry_run = bool(args.bool("dry_run", default=False))
+    owner_grants = bool(args.bool("owner_grants", default=False))
     principal = principal_of(request)
     policy_file = request.app.state.policy_holder.policy_file
     with tracking_of(request).engine.begin() as conn:
         try:
-            changes = admin_policy.plan(conn, access)
+            changes = admin_policy.plan(conn, access, owner_grants=owner_grants)
         except PolicyFileError as exc:
             raise _refused(exc.problems) from None
         conflicts = [f"{c.subject} {c.resource}: {why}" for c in changes

@@ -1,8 +1,11 @@
 """Stored groups and API grants as a policy file: export them, plan the changes a file implies, apply them.
 
 The file is the desired state of ``access.groups`` and ``access.grants``: groups and API grants the file
-does not name are removed. Creators' MANAGE grants (source ``owner``) are neither exported nor touched.
-Applying runs in the caller's one transaction, so it is all-or-nothing.
+does not name are removed. Creators' MANAGE grants (source ``owner``) are neither exported nor touched by
+default: they name this server's resource ids, and a file written by hand (or exported before) must not
+strip every creator of their experiments. With ``owner_grants`` the file is the desired state of owner
+grants too: they are exported, an owner grant the file keeps stays an owner grant, and one it leaves out
+is removed. Applying runs in the caller's one transaction, so it is all-or-nothing.
 """
 
 from __future__ import annotations
@@ -30,17 +33,22 @@ class Change:
     resource: str | None = None
     permission: str | None = None
     old_permission: str | None = None
+    source: str | None = None  # "owner" for a creator's grant (planned only with owner_grants)
 
     def to_json(self) -> dict:
         """The change with only the fields its kind uses."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def export_access(conn: Connection) -> dict:
-    """The ``access`` section (groups and API grants) in a stable order, so exports compare equal."""
+def _managed(source: str, owner_grants: bool) -> bool:
+    return source == "api" or (owner_grants and source == "owner")
+
+
+def export_access(conn: Connection, *, owner_grants: bool = False) -> dict:
+    """The ``access`` section (groups and API grants; owner grants too if asked) in a stable order."""
     groups = {g["name"]: sorted(g["members"]) for g in admin_store.list_groups(conn)}
     grants = sorted(({"principal": r.subject, "resource": r.resource, "permission": r.permission}
-                     for r in shown_rows(conn, list_grants(conn)) if r.source == "api"),
+                     for r in shown_rows(conn, list_grants(conn)) if _managed(r.source, owner_grants)),
                     key=lambda g: (g["principal"], g["resource"]))
     return {"groups": groups, "grants": grants}
 
@@ -71,9 +79,9 @@ def desired_access(access: object) -> tuple[dict[str, set[str]], dict[tuple[str,
     return groups, grants
 
 
-def plan(conn: Connection, access: object) -> list[Change]:
-    """The changes that make the stored groups and API grants equal to ``access``; PolicyFileError lists
-    every problem (invalid entries, unknown members or subjects)."""
+def plan(conn: Connection, access: object, *, owner_grants: bool = False) -> list[Change]:
+    """The changes that make the stored groups and API grants (and owner grants, with ``owner_grants``)
+    equal to ``access``; PolicyFileError lists every problem (invalid entries, unknown members or subjects)."""
     groups, grants = desired_access(access)
     accounts = {f"{'service' if r.kind == 'service' else 'user'}:{r.username}"
                 for r in conn.execute(select(users.c.username, users.c.kind))}
@@ -93,8 +101,9 @@ def plan(conn: Connection, access: object) -> list[Change]:
         raise PolicyFileError(problems)
 
     current_groups = {g["name"]: {_member_key(m) for m in g["members"]} for g in admin_store.list_groups(conn)}
-    current_grants = {(r.subject, r.resource): r.permission for r in shown_rows(conn, list_grants(conn))
-                      if r.source == "api"}
+    stored = [r for r in shown_rows(conn, list_grants(conn)) if _managed(r.source, owner_grants)]
+    current_grants = {(r.subject, r.resource): r.permission for r in stored}
+    owners = {(r.subject, r.resource) for r in stored if r.source == "owner"}
     changes = [Change("add", "group", group=name) for name in sorted(set(groups) - set(current_groups))]
     for name in sorted(groups):
         have = current_groups.get(name, set())
@@ -106,8 +115,9 @@ def plan(conn: Connection, access: object) -> list[Change]:
             changes.append(Change("add", "grant", subject=key[0], resource=key[1], permission=grants[key]))
         elif current_grants[key] != grants[key]:
             changes.append(Change("change", "grant", subject=key[0], resource=key[1], permission=grants[key],
-                                  old_permission=current_grants[key]))
-    changes += [Change("remove", "grant", subject=k[0], resource=k[1], permission=current_grants[k])
+                                  old_permission=current_grants[key], source="owner" if key in owners else None))
+    changes += [Change("remove", "grant", subject=k[0], resource=k[1], permission=current_grants[k],
+                       source="owner" if k in owners else None)
                 for k in sorted(set(current_grants) - set(grants))]
     changes += [Change("remove", "group", group=name) for name in sorted(set(current_groups) - set(groups))]
     return changes

@@ -13,6 +13,8 @@ is refused.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Depends
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -255,13 +257,19 @@ def get_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
     store = request.app.state.identity.store
     user = store.user_by_name(username)
+    policy = request.app.state.policy_holder.current()
+    # Only an administrator learns who else is one (SECURITY.md, "Authorization"): for anyone else the
+    # answer is what the target's grants and groups give on this resource, as if no account were an
+    # administrator (neither by its flag nor by the file's access.admins).
+    reveal_admins = policy.is_admin(subject_of(caller)) and not caller.read_only
     if user is None:
         # Answered as for an account with no group and no grant: the answer does not tell who exists.
         target = Subject(kind="user", name=username, groups=frozenset(), is_admin=False)
     else:
         target = Subject(kind="service" if user.kind == "service" else "user", name=user.username,
-                         groups=frozenset(store.groups_of(user.id)), is_admin=user.is_admin)
-    policy = request.app.state.policy_holder.current()
+                         groups=frozenset(store.groups_of(user.id)), is_admin=user.is_admin and reveal_admins)
+    if not reveal_admins:
+        policy = replace(policy, admins=frozenset())
     effective = Permission.NO_PERMISSIONS
     for level in (Permission.READ, Permission.EDIT, Permission.MANAGE):
         if decide(policy, target, resource_requirement(level, kind), resource).allowed:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from auth.accounts import Accounts
+from auth.grants import list_grants, put_grant
 from auth.oidc import NotAllowed
 from auth.oidc_accounts import OidcAccounts, ProviderIdentity, check_allowed, identity_from_claims
 from auth.passwords import PasswordHasher
+from auth.principal import Principal
 from auth.store import IdentityStore
 from policies.file.oidc import OidcProvider
 
@@ -155,3 +158,23 @@ def test_allowed_email_domains_need_a_verified_address():
 def test_a_provider_trusted_with_unverified_addresses_is_taken_at_its_word():
     cfg = provider(allowed_email_domains=("example.com",), trust_unverified_email=True)
     check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", "email": "a@example.com"}))
+
+
+def test_a_user_deleted_and_signed_in_again_by_name_starts_with_nothing(engine, identity):
+    # Issue #18, finding 2: accounts are made from preferred_username whenever the name is free, so a new
+    # person claiming a deleted account's name signs in as a fresh account; on main it inherited every
+    # stored grant of the deleted one (its owner grants included).
+    accounts = OidcAccounts(engine)
+    first = accounts.provision(provider(), who({"team-a"}, subject="sub-old"))
+    with engine.begin() as conn:
+        put_grant(conn, "user:alice", "experiment:7", "MANAGE", source="owner")
+        put_grant(conn, "user:alice", "model-name:alice-*", "EDIT")
+    admin = Principal(id=0, kind="user", name="root-test", is_admin=True, groups=frozenset(), auth_method="basic")
+    Accounts(identity).delete_user(admin, "alice", client=None)
+
+    second = accounts.provision(provider(), who(set(), subject="sub-new"))
+    assert second.id > first.id
+    assert accounts.linked_user("corp", "sub-old") is None  # the old provider link went with the account
+    with engine.connect() as conn:
+        assert list_grants(conn, subject="user:alice") == []
+    assert IdentityStore(engine).groups_of(second.id) == frozenset()

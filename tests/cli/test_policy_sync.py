@@ -104,3 +104,32 @@ def test_apply_is_all_or_nothing_and_lists_every_problem(admin: Mlgate, tmp_path
     assert kept.returncode == 1
     assert "access.denies: a server stores only access.groups and access.grants" in kept.stderr
     assert admin("policy", "export").stdout == before
+
+
+def test_owner_grants_are_exported_and_removed_only_with_the_flag(admin: Mlgate, server, tmp_path):
+    # Issue #18, finding 7: `policy apply` could never remove a creator's grant. With --owner-grants the
+    # file is their desired state too, on the server (remote) and on the database (offline, --db).
+    admin.json("users", "create", "olly", "--password-stdin", input="Owner-pass-word-1\n")
+    made = [httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
+                       auth=("olly", "Owner-pass-word-1"), timeout=30).json()["experiment_id"]
+            for name in ("olly-kept", "olly-dropped")]
+    owned = {f"experiment:{i}" for i in made}
+    plain = yaml.safe_load(admin("policy", "export").stdout)
+    assert not owned & {g["resource"] for g in plain["access"]["grants"]}
+    document = yaml.safe_load(admin("policy", "export", "--owner-grants").stdout)
+    assert owned <= {g["resource"] for g in document["access"]["grants"] if g["principal"] == "user:olly"}
+    document["access"]["grants"] = [g for g in document["access"]["grants"]
+                                    if g["resource"] != f"experiment:{made[1]}"]
+    path = tmp_path / "owners.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    planned = admin("policy", "plan", str(path), "--owner-grants")
+    assert planned.returncode == 0, planned.stderr
+    assert f"- grant user:olly experiment:{made[1]} MANAGE (owner)" in planned.stdout
+    assert "Plan: 0 to add, 0 to change, 1 to remove." in planned.stdout
+    applied = admin.json("policy", "apply", str(path), "--owner-grants", "--yes")
+    assert [c["resource"] for c in applied["changes"]] == [f"experiment:{made[1]}"]
+    offline = Mlgate(tmp_path / "offline.json")
+    left = yaml.safe_load(offline("policy", "export", "--owner-grants", "--db", server.backend_store_uri).stdout)
+    olly = {g["resource"] for g in left["access"]["grants"] if g["principal"] == "user:olly"}
+    assert olly == {f"experiment:{made[0]}"}

@@ -181,6 +181,27 @@ def test_a_permission_revoked_on_a_is_enforced_on_b_at_once(pair: Pair):
                                  f"of A's answer ({elapsed:.2f}s, {statuses})")
 
 
+def test_an_account_deleted_on_a_takes_its_grants_with_it_on_b_at_once(pair: Pair):
+    # Issue #18, finding 2, across instances with Redis: the deletion's grant removal is pushed, so a new
+    # account of the same name made on B right away inherits nothing there, and the old login is refused.
+    olga = _user(pair.admin_a, "olga")
+    exp = httpx.post(f"{pair.a.url}{A}/experiments/create", json={"name": f"olga-{uuid.uuid4().hex[:6]}"},
+                     auth=olga, timeout=30)
+    assert exp.status_code == 200, exp.text
+    experiment_id = exp.json()["experiment_id"]
+    read = {"experiment_id": experiment_id}
+    assert httpx.get(f"{pair.b.url}{A}/experiments/get", params=read, auth=olga, timeout=30).status_code == 200
+    gone = pair.admin_a.request("DELETE", f"{A}/users/delete", params={"username": "olga"})
+    assert gone.status_code == 200, gone.text
+    answered = time.monotonic()
+    again = ("olga", PASSWORD + "-new")
+    made = pair.admin_b.post(f"{A}/users/create", json={"username": "olga", "password": again[1]})
+    assert made.status_code == 200, made.text
+    got = httpx.get(f"{pair.b.url}{A}/experiments/get", params=read, auth=again, timeout=30)
+    assert got.status_code == 404, f"{got.text} ({time.monotonic() - answered:.2f}s after the deletion)"
+    assert httpx.get(f"{pair.b.url}{A}/users/current", auth=olga, timeout=30).status_code == 401
+
+
 def test_a_rate_budget_is_shared_by_both_instances(pair: Pair):
     frank = _user(pair.admin_a, "frank")
     with httpx.Client(auth=frank, timeout=30) as http:
@@ -286,3 +307,114 @@ def test_an_instance_on_postgresql_without_redis_warns_once_naming_what_weakens(
         warning = _redis_warning(tmp_path / "pg", uri)
     assert "several mlgate instances share this database" in warning
     assert uri.rsplit("/", 1)[1] not in warning  # no database name, host or password in the warning
+
+
+# Cheap hashing (two cores shared with other tests), and room for the refusals these tests make on purpose
+# (else the address is locked out: 429, not 401).
+CHEAP_LOGINS = ("auth:\n  passwords:\n    hash_rounds: 10\n"
+                "  lockout:\n    user_max_failures: 500\n    address_max_failures: 5000\n")
+
+
+def _served_by(server: LiveServer, prefix: str) -> dict[str, tuple[int, int]]:
+    """Request id -> (worker pid, status) of the logged requests whose id starts with ``prefix``."""
+    served = {}
+    for line in server.log().splitlines():
+        if line.startswith("{") and '"mlgate.access"' in line and prefix in line:
+            record = json.loads(line)
+            if str(record.get("request_id", "")).startswith(prefix):
+                served[record["request_id"]] = (record["process"], record["status"])
+    return served
+
+
+def test_a_deleted_accounts_cached_login_is_refused_on_every_worker_when_a_new_account_gets_its_id(
+        tmp_path: Path):
+    # Issue #18, finding 4. Two workers on SQLite without Redis: each worker caches a verified password and
+    # checks the account's row at most once a second. On main, deleting the newest account handed its id
+    # to the next one (same generation 1), so the worker that had cached the deleted administrator's
+    # password went on accepting it, admin flag included, for the cache lifetime (60 s).
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(CHEAP_LOGINS)
+    server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2",
+                          "--log-format", "json", "--policy", str(policy))
+    try:
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            made = admin.post(f"{A}/users/create", json={"username": "mallory", "password": PASSWORD,
+                                                         "is_admin": True})
+            assert made.status_code == 200, made.text
+            old_id = made.json()["user"]["id"]
+        mallory = ("mallory", PASSWORD)
+
+        def call(tag: str, path: str = f"{A}/users/current") -> Callable[[int], int]:
+            def once(i: int) -> int:
+                # A new connection each time, so the kernel hands requests to either worker.
+                return httpx.get(f"{server.url}{path}", auth=mallory, headers={"X-Request-ID": f"{tag}-{i}"},
+                                 timeout=30).status_code
+            return once
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(call("cache"), range(24))) == {200}
+        assert len({pid for pid, _ in _served_by(server, "cache-").values()}) == 2, "both workers must cache it"
+
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            gone = admin.request("DELETE", f"{A}/users/delete", params={"username": "mallory"})
+            assert gone.status_code == 200, gone.text
+            newcomer = admin.post(f"{A}/users/create", json={"username": "newcomer", "password": PASSWORD + "x"})
+            assert newcomer.status_code == 200, newcomer.text
+        assert newcomer.json()["user"]["id"] > old_id  # ids are never handed out again
+        time.sleep(1.2)  # a worker re-reads a cached account's row at most once a second
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(call("after"), range(24))) == {401}
+            assert set(pool.map(call("admin", f"{A}/users/list"), range(12))) == {401}
+        after = _served_by(server, "after-")
+        assert len({pid for pid, _ in after.values()}) == 2, "both workers must have answered"
+        assert {status for _, status in after.values()} == {401}
+    finally:
+        server.stop()
+
+
+def test_deleting_a_group_and_disabling_an_account_reach_every_worker_without_redis(tmp_path: Path):
+    # The other account lifecycle events, on the same two workers without Redis: a group deleted and made
+    # again has no members and no grants on either worker, and a disabled account is refused on both.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(CHEAP_LOGINS)
+    server = start_server(tmp_path / "w", f"sqlite:///{tmp_path / 'db.sqlite'}", "--workers", "2",
+                          "--log-format", "json", "--policy", str(policy))
+    G = "/api/2.0/mlgate"
+    try:
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            gil, dot = _user(admin, "gil"), _user(admin, "dot")
+            experiment = admin.post(f"{A}/experiments/create", json={"name": "team-only"}).json()["experiment_id"]
+            for path, body in ((f"{G}/groups/create", {"name": "team"}),
+                               (f"{G}/groups/add-member", {"group": "team", "username": "gil"}),
+                               (f"{G}/grants/put", {"subject": "group:team", "resource": f"experiment:{experiment}",
+                                                    "permission": "READ"})):
+                assert admin.post(path, json=body).status_code == 200
+
+        def statuses(auth: tuple[str, str], path: str, tag: str, count: int = 12) -> set[int]:
+            def once(i: int) -> int:
+                return httpx.get(f"{server.url}{path}", auth=auth, headers={"X-Request-ID": f"{tag}-{i}"},
+                                 timeout=30).status_code
+            with ThreadPoolExecutor(6) as pool:
+                return set(pool.map(once, range(count)))
+
+        read = f"{A}/experiments/get?experiment_id={experiment}"
+        assert statuses(gil, read, "gil-before", 24) == {200}
+        assert statuses(dot, f"{A}/users/current", "dot-before", 24) == {200}
+        for tag in ("gil-before-", "dot-before-"):
+            assert len({pid for pid, _ in _served_by(server, tag).values()}) == 2, tag
+
+        with httpx.Client(base_url=server.url, auth=server.admin_auth, timeout=30) as admin:
+            assert admin.post(f"{G}/groups/delete", json={"name": "team"}).status_code == 200
+            assert admin.post(f"{G}/groups/create", json={"name": "team"}).status_code == 200
+            assert admin.patch(f"{A}/users/update-disabled", json={"username": "dot", "disabled": True}
+                               ).status_code == 200
+        # Each worker re-reads generations at most once a second (REFRESH_SECONDS, GENERATION_CHECK_SECONDS):
+        # after that, both answer as the database says. (Refused logins cost a hash each, so the requests
+        # themselves are not timed.)
+        time.sleep(1.2)
+        assert statuses(gil, read, "gil-after", 24) == {404}
+        assert statuses(dot, f"{A}/users/current", "dot-after", 24) == {401}
+        assert len({pid for pid, _ in _served_by(server, "gil-after-").values()}) == 2
+        assert len({pid for pid, _ in _served_by(server, "dot-after-").values()}) == 2
+    finally:
+        server.stop()
