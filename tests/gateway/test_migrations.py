@@ -116,7 +116,8 @@ def test_0004_gives_every_registered_model_a_stable_id_and_moves_its_grants_onto
                                                    created_at=1))
             conn.execute(insert(grants).values(subject="user:dana", resource_kind="registered_model",
                                                name_pattern="k*", permission="READ", source="api", created_at=1))
-        upgrade_database(engine)
+        # Up to 0004 only: 0005 then drops grants naming accounts that do not exist (dana and erin here).
+        upgrade_database(engine, "0004_resource_lifecycle")
         with engine.connect() as conn:
             ids = dict(conn.execute(select(registered_models.c.name, registered_models.c.model_id)).all())
             rows = conn.execute(select(grants.c.subject, grants.c.resource_id, grants.c.name_pattern)
