@@ -229,13 +229,15 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         self.changed = True
         try:
             # Every example starts from one small world, so that each rule changes something that is owned:
-            # dana (a user) owns experiment e and model m, erin (a service account) experiment e2 and prompt m2.
+            # dana (a user) owns experiment e with a trace, and model m; erin (a service account) experiment e2
+            # and prompt m2.
             self.create_account("dana", "user")
             self.create_account("erin", "service")
             self.create_experiment_as("dana", "e")
             self.create_experiment_as("erin", "e2")
             self.create_model_as("dana", "m", prompt=False)
             self.create_model_as("erin", "m2", prompt=True)
+            self.log_trace_as("dana", TRACE_IDS[0], self.ref.experiment_named("e"))
         except BaseException:
             self.teardown()  # hypothesis tears down only machines it finished building
             raise
@@ -402,8 +404,18 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
 
     @rule(data=st.data(), name=st.sampled_from(MODEL_NAMES))
     def delete_model(self, data, name):
+        self.delete_model_as(self.principal(data), name)
+
+    @precondition(lambda self: self.ref.models)
+    @rule(data=st.data(), prompt=st.booleans())
+    def recreate_model(self, data, prompt):
+        """Delete a model and create one of the same name at once, maybe as someone else."""
+        name = self.ref.models[data.draw(st.sampled_from(sorted(self.ref.models)), label="model")].name
+        self.delete_model_as(self.principal(data), name)
+        self.create_model_as(self.admin_unless_plain(self.principal(data), name), name, prompt=prompt)
+
+    def delete_model_as(self, who: str, name: str) -> None:
         serial = self.ref.model_named(name)
-        who = self.principal(data)
         expected = checked(self.ref.model_level(who, serial), MANAGE, then=MISSING if serial is None else OK)
         self.act(who, "DELETE", f"{A}/registered-models/delete", {"name": name}, expected)
         if expected == OK:
@@ -417,7 +429,9 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         # A live trace id is only sent again to its own experiment (a retry); see the docstring.
         experiment_id = self.ref.traces.get(trace_id) or data.draw(st.sampled_from(sorted(self.ref.experiments)),
                                                                    label="experiment")
-        who = self.principal(data)
+        self.log_trace_as(self.principal(data), trace_id, experiment_id)
+
+    def log_trace_as(self, who: str, trace_id: str, experiment_id: str) -> None:
         then = INVALID_STATE if self.ref.experiments[experiment_id].deleted else OK
         info = {"trace_id": trace_id, "state": "OK",
                 "trace_location": {"type": "MLFLOW_EXPERIMENT",
@@ -430,9 +444,20 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.ref.traces)
     @rule(data=st.data())
     def delete_trace(self, data):
+        self.delete_trace_as(self.principal(data), data.draw(st.sampled_from(sorted(self.ref.traces)), label="trace"))
+
+    @precondition(lambda self: self.ref.traces)
+    @rule(data=st.data())
+    def relog_trace(self, data):
+        """Delete a trace and log its id again into any experiment, maybe as someone else (clients choose ids)."""
         trace_id = data.draw(st.sampled_from(sorted(self.ref.traces)), label="trace")
+        self.delete_trace_as(self.principal(data), trace_id)
+        if trace_id not in self.ref.traces:
+            experiment_id = data.draw(st.sampled_from(sorted(self.ref.experiments)), label="experiment")
+            self.log_trace_as(self.principal(data), trace_id, experiment_id)
+
+    def delete_trace_as(self, who: str, trace_id: str) -> None:
         experiment_id = self.ref.traces[trace_id]
-        who = self.principal(data)
         expected = checked(self.ref.experiment_level(who, experiment_id), MANAGE)
         self.act(who, "POST", f"{A}/traces/delete-traces", {"experiment_id": experiment_id, "request_ids": [trace_id]},
                  expected)
