@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -14,10 +16,26 @@ from tests.e2e.jwt_auth import JwtAuth, start_jwt_auth
 from tests.services import S3Server, fresh_postgres_database, s3_server
 
 E2E_AUTH = os.environ.get("MLGATE_E2E_AUTH", "basic")
+# MLGATE_E2E_USER=member runs the client as an ordinary user instead of the administrator (who bypasses every
+# check): it holds what it creates (owner grants) and what its group is granted (see e2e_member), nothing else.
+# Tests of admin-only APIs keep using the administrator's credentials explicitly. MLGATE_E2E_AUTH=jwt has its
+# own non-admin service account and ignores this switch.
+E2E_USER = os.environ.get("MLGATE_E2E_USER", "admin")
+if E2E_USER not in ("admin", "member"):
+    raise pytest.UsageError(f"MLGATE_E2E_USER must be admin or member, got {E2E_USER!r}")
+MEMBER = "e2e-member"
+MEMBER_GROUP = "e2e-team"
+MEMBER_PASSWORD = "member-" + secrets.token_urlsafe(18)
+# The group's grants: EDIT on every experiment named e2e-shared/..., READ on one experiment the admin made.
+SHARED_PREFIX = "e2e-shared/"
+ADMINS_EXPERIMENT = "e2e-admins-experiment"
+AS_MEMBER = E2E_USER == "member" and E2E_AUTH != "jwt"
 # MLGATE_E2E_ARTIFACTS=s3 runs the e2e servers with their artifacts on a local S3 API server (moto).
 E2E_ARTIFACTS = os.environ.get("MLGATE_E2E_ARTIFACTS", "local")
 E2E_S3_PREFIX = "e2e/artifacts"
 _admin_tokens: dict[str, str] = {}
+
+
 def admin_token(server: LiveServer) -> str:
     """A personal access token of the server's administrator (made once per server)."""
     if server.url not in _admin_tokens:
@@ -69,6 +87,45 @@ def stored_artifact(server: LiveServer, path: str) -> bytes:
     return client.get_object(Bucket=destination.bucket, Key=destination.key(path))["Body"].read()
 
 
+@dataclass(frozen=True)
+class Member:
+    """The ordinary user of MLGATE_E2E_USER=member on one server, and what its group was granted."""
+
+    username: str
+    password: str
+    token: str
+    admins_experiment_id: str  # the group may READ it, not change it
+
+
+_members: dict[str, Member] = {}
+
+
+def e2e_member(server: LiveServer) -> Member:
+    """The member account on ``server``, made once: a user in one group, and the group's two grants."""
+    if server.url in _members:
+        return _members[server.url]
+
+    def as_admin(path: str, body: dict) -> dict:
+        response = httpx.post(f"{server.url}{path}", auth=server.admin_auth, json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    as_admin("/api/2.0/mlflow/users/create", {"username": MEMBER, "password": MEMBER_PASSWORD})
+    as_admin("/api/2.0/mlgate/groups/create", {"name": MEMBER_GROUP})
+    as_admin("/api/2.0/mlgate/groups/add-member", {"group": MEMBER_GROUP, "username": MEMBER})
+    as_admin("/api/2.0/mlgate/grants/put", {"subject": f"group:{MEMBER_GROUP}",
+                                           "resource": f"experiment-name:{SHARED_PREFIX}*", "permission": "EDIT"})
+    experiment_id = as_admin("/api/2.0/mlflow/experiments/create", {"name": ADMINS_EXPERIMENT})["experiment_id"]
+    as_admin("/api/2.0/mlgate/grants/put", {"subject": f"group:{MEMBER_GROUP}",
+                                           "resource": f"experiment:{experiment_id}", "permission": "READ"})
+    # The member makes its own token, as a user would on the account page.
+    response = httpx.post(f"{server.url}/api/2.0/mlflow/users/tokens/create", auth=(MEMBER, MEMBER_PASSWORD),
+                          json={"name": "e2e", "expires_in_days": 1}, timeout=30)
+    response.raise_for_status()
+    _members[server.url] = Member(MEMBER, MEMBER_PASSWORD, response.json()["token"], experiment_id)
+    return _members[server.url]
+
+
 @pytest.fixture(scope="session")
 def e2e_jwt(tmp_path_factory) -> Iterator[JwtAuth | None]:
     """With ``MLGATE_E2E_AUTH=jwt``: one real IdP for the session, whose JWT access tokens the servers accept."""
@@ -87,20 +144,22 @@ def mlflow_client(e2e_server: LiveServer, e2e_jwt: JwtAuth | None, monkeypatch):
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", e2e_server.url)
-    # The server requires authentication. By default the client sends HTTP Basic credentials;
-    # MLGATE_E2E_AUTH=token runs the same suite with a personal access token instead.
+    # The server requires authentication. By default the client sends the administrator's HTTP Basic
+    # credentials; MLGATE_E2E_AUTH=token runs the same suite with a personal access token instead.
+    # MLGATE_E2E_USER=member: the same, as an ordinary user (e2e_member) instead of the administrator.
+    member = e2e_member(e2e_server) if AS_MEMBER else None
     if E2E_AUTH == "token":
         monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
         monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", admin_token(e2e_server))
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", member.token if member else admin_token(e2e_server))
     elif E2E_AUTH == "jwt":  # a client-credentials JWT from the IdP, for a service account with grants only
         monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
         monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
         monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", e2e_jwt.token())
     else:
         monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
-        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", e2e_server.admin_username)
-        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", e2e_server.admin_password)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", member.username if member else e2e_server.admin_username)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", member.password if member else e2e_server.admin_password)
     mlflow.set_tracking_uri(e2e_server.url)
     # The tracer provider keeps the exporter of the first server it saw; the e2e server changes
     # between backends, so start each test with a fresh provider.
