@@ -7,11 +7,16 @@ asks who the caller is; it only honours the scope it is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 
 REQUEST_STATE_KEY = "visibility_scope"
+# The request's workspace (the gateway validates X-MLFLOW-WORKSPACE and membership, then sets it here).
+WORKSPACE_STATE_KEY = "workspace"
+# MLflow's name for the workspace of every request without an X-MLFLOW-WORKSPACE header, and of all
+# data that existed before workspaces (migration 0006).
+DEFAULT_WORKSPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -23,11 +28,18 @@ class ResourceScope:
     name_patterns: tuple[str, ...] = ()
     denied_ids: frozenset[str] = field(default_factory=frozenset)
     denied_name_patterns: tuple[str, ...] = ()
+    # Only resources of this workspace are visible (None: the caller filters by workspace itself, as
+    # tracking's internal scopes do once the visible experiment ids are resolved).
+    workspace: str | None = None
 
     @classmethod
     def nothing(cls) -> ResourceScope:
         """A scope that shows no resource."""
         return cls(unrestricted=False)
+
+    def in_workspace(self, workspace: str) -> ResourceScope:
+        """This scope, limited to ``workspace``."""
+        return replace(self, workspace=workspace)
 
     def allows(self, resource_id: str, name: str | None) -> bool:
         """Whether one resource is visible (the same rule as :meth:`clause`, evaluated in Python)."""
@@ -41,8 +53,14 @@ class ResourceScope:
             return True
         return name is not None and any(fnmatchcase(name, p) for p in self.name_patterns)
 
-    def clause(self, id_column: ColumnElement, name_column: ColumnElement | None) -> ColumnElement[bool]:
-        """A SQL condition selecting the visible rows of a table with these id and name columns."""
+    def clause(self, id_column: ColumnElement, name_column: ColumnElement | None,
+               workspace_column: ColumnElement | None) -> ColumnElement[bool]:
+        """A SQL condition selecting the visible rows of a table with these id, name and workspace columns."""
+        if self.workspace is not None:
+            if workspace_column is None:
+                return false()  # a scope limited to a workspace never widens on a table that cannot say
+            return and_(workspace_column == self.workspace,
+                        replace(self, workspace=None).clause(id_column, name_column, None))
         if self.unrestricted:
             allowed: ColumnElement[bool] = true()
         else:
@@ -73,6 +91,11 @@ class VisibilityScope:
 UNRESTRICTED = VisibilityScope()
 
 
+def request_workspace(request) -> str:
+    """The workspace the gateway resolved for this request (MLflow's ``default`` when none was named)."""
+    return getattr(request.state, WORKSPACE_STATE_KEY, DEFAULT_WORKSPACE)
+
+
 def glob_to_like(pattern: str) -> str:
     """Translate a shell glob (``*``, ``?``) into a SQL LIKE pattern with ``\\`` as the escape."""
     out = []
@@ -89,5 +112,10 @@ def glob_to_like(pattern: str) -> str:
 
 
 def visibility_scope(request) -> VisibilityScope:
-    """The scope the gateway put on this request, or no restriction when nothing was set."""
-    return getattr(request.state, REQUEST_STATE_KEY, UNRESTRICTED)
+    """The scope the gateway put on this request, else everything of the request's workspace."""
+    scope = getattr(request.state, REQUEST_STATE_KEY, None)
+    if scope is None:
+        workspace = request_workspace(request)
+        scope = VisibilityScope(experiments=ResourceScope(workspace=workspace),
+                                registered_models=ResourceScope(workspace=workspace))
+    return scope

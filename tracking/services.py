@@ -35,6 +35,8 @@ class Tracking:
     artifact_root: str
     # Served artifact URIs look like mlflow-artifacts:/<experiment_id>/<run_id>/artifacts.
     default_artifact_scheme: str = "mlflow-artifacts:"
+    # Whether clients may name a workspace (server-info's workspaces_enabled); the gateway enforces it.
+    workspaces_enabled: bool = False
     # The composition root subscribes here (e.g. to give a creator MANAGE); tracking never knows who.
     creation_listeners: list[CreationListener] = field(default_factory=list)
     # Whoever caches names by id (the authorizer's resource lookups) forgets them here.

@@ -212,7 +212,7 @@ class OfflineOps:
             raise CliError("invalid policy file:\n" + "\n".join(f"  - {p}" for p in exc.problems)) from None
         with self.engine.connect() as conn:
             subject = admin_store.account_subject(conn, username)
-            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None)
+            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None, None)
             if resource is None:
                 raise CliError(f"No resource with {field}={value} exists", EXIT_NOT_FOUND)
             policy = compile_policy(policy_file, policy_grants(conn))

@@ -206,7 +206,7 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
     field, lookup, value = given[0]
     with tracking_of(request).engine.connect() as conn:
         subject = admin_store.account_subject(conn, username)
-        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None)
+        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None, None)
     if resource is None:
         raise not_found(f"No resource with {field}={value} exists")
     policy = request.app.state.policy_holder.current()

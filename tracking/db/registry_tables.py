@@ -30,7 +30,10 @@ registered_models = Table(
     Column("creation_time", BigInteger, nullable=False),
     Column("last_updated_time", BigInteger, nullable=False),
     Column("description", Text, nullable=True),
+    # The workspace the model (its versions, aliases; a prompt's too) belongs to; never changes.
+    Column("workspace", String(63), nullable=False, server_default="default"),
     Index("ix_registered_models_last_updated", "last_updated_time"),
+    Index("ix_registered_models_workspace", "workspace"),
 )
 
 registered_model_tags = Table(

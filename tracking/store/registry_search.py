@@ -9,7 +9,7 @@ models otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, exists, func, select, true
@@ -118,7 +118,16 @@ def _version_attribute(c) -> ColumnElement[bool]:
 
 def _scope_parts(scope: ResourceScope) -> list[Any]:
     return [scope.unrestricted, scope.ids, list(scope.name_patterns), scope.denied_ids,
-            list(scope.denied_name_patterns)]
+            list(scope.denied_name_patterns), scope.workspace]
+
+
+def _versions_in_scope(scope: ResourceScope) -> ColumnElement[bool]:
+    # A version carries no workspace: it is in its model's.
+    if scope.workspace is None:
+        return scope.clause(model_versions.c.name, model_versions.c.name, None)
+    in_workspace = select(registered_models.c.name).where(registered_models.c.workspace == scope.workspace)
+    return and_(model_versions.c.name.in_(in_workspace),
+                replace(scope, workspace=None).clause(model_versions.c.name, model_versions.c.name, None))
 
 
 def _bounded(max_results: int | None, default: int, limit: int) -> int:
@@ -139,7 +148,8 @@ def search_registered_models(conn: Connection, *, filter_string: str | None, max
     limit = _bounded(max_results, REGISTERED_MODELS_DEFAULT_MAX, REGISTERED_MODELS_MAX)
     comparisons = parse_filter(filter_string, kinds=_KINDS, rules=_RULES)
     wants_prompts = _wants_prompts(comparisons)
-    where: list[ColumnElement[bool]] = [scope.clause(registered_models.c.name, registered_models.c.name)]
+    where: list[ColumnElement[bool]] = [scope.clause(registered_models.c.name, registered_models.c.name,
+                                                                   registered_models.c.workspace)]
     for c in comparisons:
         if c.kind == "attribute":
             where.append(_model_attribute(c))
@@ -187,7 +197,7 @@ def search_model_versions(conn: Connection, *, filter_string: str | None, max_re
     wants_prompts = _wants_prompts(comparisons)
     where: list[ColumnElement[bool]] = [
         model_versions.c.current_stage != STAGE_DELETED,
-        scope.clause(model_versions.c.name, model_versions.c.name),
+        _versions_in_scope(scope),
     ]
     for c in comparisons:
         if c.kind == "attribute":
