@@ -512,6 +512,9 @@ class Authorizer:
             client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
             reason = decision.reason if decision else message
             rule = decision.rule if decision else None
+            workspace = getattr(request.state, WORKSPACE_STATE_KEY, None)
+            if workspace is not None and workspace != DEFAULT_WORKSPACE:
+                reason = f"{reason} [workspace: {workspace}]"
             self.auditor.record("authorize", "denied", actor=subject.key if subject.kind != "anonymous" else None,
                                 target=f"{operation_id or request.url.path}",
                                 client=client, reason=f"{reason} [rule: {rule}]")

@@ -18,9 +18,11 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, select
 
-from auth.roles import ROLE_GROUP_PREFIX, Memberships, load_memberships, role_group
+from auth.roles import ROLE_GROUP_PREFIX, Memberships, load_memberships, role_group, roles
 from policies.compiled import CompiledPolicy
-from policies.model import Subject
+from policies.model import Resource, ResourceKind, Subject
+from tracking.db.registry_tables import registered_models
+from tracking.db.tables import experiments
 from tracking.db.workspace_tables import workspaces
 from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import DEFAULT_WORKSPACE
@@ -123,3 +125,19 @@ class WorkspaceDirectory:
             raise workspaces_disabled()
         check_workspace_name(name)
         return name
+
+
+def in_resource_workspace(conn, subject: Subject, resource: Resource) -> tuple[Subject, dict]:
+    """``subject`` as a request in ``resource``'s workspace decides it (with the role groups it holds there),
+    and that workspace with the names of those roles: what ``perms explain`` shows."""
+    if resource.kind is ResourceKind.EXPERIMENT:
+        stmt = select(experiments.c.workspace).where(experiments.c.experiment_id == int(resource.id))
+    else:
+        stmt = select(registered_models.c.workspace).where(registered_models.c.name == resource.id)
+    workspace = conn.execute(stmt).scalar() or DEFAULT_WORKSPACE
+    view = WorkspaceView(frozenset({workspace}), load_memberships(conn))
+    decided = view.subject_in(subject, workspace)
+    held = sorted(view.memberships.roles_of(view.keys_of(subject), workspace))
+    names = dict(conn.execute(select(roles.c.id, roles.c.name).where(roles.c.id.in_(held))).all()) if held else {}
+    return decided, {"workspace": workspace,
+                     "roles": [{"id": r, "name": names.get(r), "group": role_group(r)} for r in held]}

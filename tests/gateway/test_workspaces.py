@@ -270,3 +270,19 @@ def test_switched_off_workspaces_are_refused_and_default_works(client):
     assert client.get(f"{B}/workspaces").status_code == 501
     assert client.get(f"{A}/experiments/get", params={"experiment_id": "0"}, headers={H: "default"}).status_code == 200
     assert client.get(f"{A}/experiments/get", params={"experiment_id": "0"}).status_code == 200
+
+
+def test_perms_explain_names_the_role_and_the_workspace(teams):
+    _, c, made, roles = teams
+    admin = _in(c["admin"], None)
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={
+        "username": "alice", "experiment_id": made["alice"]["exp"], "action": "EDIT"}))
+    assert explained["allowed"] is True
+    assert explained["rule"].startswith("api-grant:")  # the role permission's grant, decided by decide()
+    assert explained["workspace"] == "team-a"
+    assert explained["roles"] == [{"id": roles["team-a"], "name": "members", "group": f"role@{roles['team-a']}"}]
+    # bob holds no role in team-a: nothing there for him.
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={
+        "username": "bob", "experiment_id": made["alice"]["exp"], "action": "READ"}))
+    assert explained["allowed"] is False
+    assert explained["roles"] == []
