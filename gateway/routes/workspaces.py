@@ -358,9 +358,11 @@ def list_role_permissions(request: Request, args: Args = ARGS) -> JSONBody:
 @router.post("/roles/assign", operation_id="roles.assign")
 def assign_role(request: Request, args: Args = ARGS) -> JSONBody:
     """Give a user the role (and so membership of its workspace)."""
-    user = _user(request, args.str("username", required=True, allow_empty=False))
+    username = args.str("username", required=True, allow_empty=False)
     with tracking_of(request).engine.begin() as conn:
+        # The role first: whoever may not manage it learns nothing, not even whether the account exists.
         role = _role(request, conn, args.int("role_id", required=True), manage=True)
+        user = _user(request, username)
         assignment = _store_errors(lambda: store.assign(conn, role, _subject_key(user)))
     _changed(request)
     _audit(request, "role.assign", role.workspace, f"role:{role.id} {_subject_key(user)}", _caller(request)[0])
@@ -370,9 +372,10 @@ def assign_role(request: Request, args: Args = ARGS) -> JSONBody:
 @router.delete("/roles/unassign", operation_id="roles.unassign")
 def unassign_role(request: Request, args: Args = ARGS) -> JSONBody:
     """Take the role from a user."""
-    user = _user(request, args.str("username", required=True, allow_empty=False))
+    username = args.str("username", required=True, allow_empty=False)
     with tracking_of(request).engine.begin() as conn:
         role = _role(request, conn, args.int("role_id", required=True), manage=True)
+        user = _user(request, username)
         store.unassign(conn, role, _subject_key(user))
     _changed(request)
     _audit(request, "role.unassign", role.workspace, f"role:{role.id} {_subject_key(user)}", _caller(request)[0])

@@ -216,9 +216,13 @@ def test_a_workspace_administrator_manages_only_their_workspace(teams):
     assert alice.delete(f"{B}/workspaces/team-a").status_code == 403
     assert alice.post(f"{A}/users/create", json={"username": "mallory", "password": PASSWORD}).status_code == 403
     assert alice.get(f"{B}/roles/list").status_code == 403  # every role of every workspace
-    # bob, a member without the workspace permission, manages nothing of team-b's roles.
+    # bob, a member without the workspace permission, manages nothing of team-b's roles, and cannot probe
+    # account names through them.
     bob = _in(c["bob"], "team-b")
-    assert bob.post(f"{B}/roles/assign", json={"username": "carol", "role_id": roles["team-b"]}).status_code == 404
+    for username in ("carol", "no-such-user"):
+        refused = bob.post(f"{B}/roles/assign", json={"username": username, "role_id": roles["team-b"]})
+        assert refused.status_code == 404
+        assert refused.json()["message"] == f"Role with id={roles['team-b']} not found."
 
 
 def test_role_groups_cannot_be_claimed(teams):
