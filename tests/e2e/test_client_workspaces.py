@@ -9,19 +9,26 @@ from collections.abc import Iterator
 import pytest
 from mlflow.exceptions import MlflowException
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import BACKENDS, LiveServer, start_server
+from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "Unguessable-Pw-9c1e77aa31"
 
 
-@pytest.fixture(scope="module")
-def ws_server(tmp_path_factory) -> Iterator[LiveServer]:
-    """A real server with --enable-workspaces (SQLite)."""
-    workdir = tmp_path_factory.mktemp("e2e-workspaces")
-    server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--enable-workspaces")
-    yield server
-    server.stop()
+@pytest.fixture(scope="module", params=BACKENDS)
+def ws_server(request, tmp_path_factory) -> Iterator[LiveServer]:
+    """A real server with --enable-workspaces, on SQLite, then on PostgreSQL."""
+    workdir = tmp_path_factory.mktemp(f"e2e-workspaces-{request.param}")
+    if request.param == "postgresql":
+        with fresh_postgres_database() as uri:
+            server = start_server(workdir, uri, "--enable-workspaces")
+            yield server
+            server.stop()
+    else:
+        server = start_server(workdir, f"sqlite:///{workdir / 'mlgate.db'}", "--enable-workspaces")
+        yield server
+        server.stop()
 
 
 def _as(monkeypatch, server: LiveServer, username: str, password: str, workspace: str | None):
