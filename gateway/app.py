@@ -31,8 +31,10 @@ from gateway.routes import permissions as permission_routes
 from gateway.routes import schema as schema_routes
 from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
+from gateway.routes import workspaces as workspace_routes
 from gateway.settings import Settings, SettingsError, settings_from_environment
 from gateway.ui import routes as ui_routes
+from gateway.workspaces import WorkspaceDirectory
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from tracking.api import tracking_mounts
 from tracking.artifacts.storage import destination_problems
@@ -70,7 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
     policy_holder.attach(identity.invalidation)  # grant changes travel on the identity layer's channel too
     metrics = Metrics()
     resolver = ResourceResolver(tracking.engine)
-    authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics)
+    tracking.workspaces_enabled = settings.enable_workspaces
+    workspace_directory = WorkspaceDirectory(tracking.engine, enabled=settings.enable_workspaces)
+    authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics, workspace_directory)
     policy_holder.on_new_generation(resolver.forget_names)
     lifecycle = ResourceLifecycle(policy_holder, resolver)
     tracking.lifecycle_listeners.append(lifecycle.in_transaction)
@@ -128,6 +132,8 @@ def create_app(settings: Settings) -> FastAPI:
     for router, api in ((permission_routes.router_v2, "2.0"), (permission_routes.router_v3, "3.0")):
         app.include_router(router, prefix=f"/api/{api}/mlflow")
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
+    app.include_router(workspace_routes.router, prefix="/api/3.0/mlflow")
+    app.include_router(workspace_routes.router, prefix="/ajax-api/3.0/mlflow", include_in_schema=False)
     app.include_router(ops_router)  # /ready, /metrics
     install_openapi(app)  # the document describes what the hand-parsing handlers read (gateway.openapi)
     app.include_router(ui_routes.router)

@@ -25,7 +25,9 @@ from auth.audit import Auditor
 from auth.errors import Unauthenticated
 from auth.grants import current_generation, policy_grants
 from auth.principal import Principal
+from auth.roles import ROLE_GROUP_PREFIX
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
+from gateway.workspaces import WORKSPACE_HEADER, WorkspaceDirectory, workspace_missing
 from policies.compiled import CompiledPolicy
 from policies.decide import compile_policy, decide, decide_all, visible
 from policies.file import PolicyFile
@@ -38,7 +40,14 @@ from tracking.db.mlflow3_tables import trace_info
 from tracking.db.registry_tables import registered_models
 from tracking.db.tables import experiments
 from tracking.errors import MlflowError, invalid_parameter
-from tracking.scope import REQUEST_STATE_KEY, UNRESTRICTED, ResourceScope, VisibilityScope
+from tracking.scope import (
+    DEFAULT_WORKSPACE,
+    REQUEST_STATE_KEY,
+    UNRESTRICTED,
+    WORKSPACE_STATE_KEY,
+    ResourceScope,
+    VisibilityScope,
+)
 from tracking.store.logged_models import get_logged_model_experiment_id
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
@@ -50,6 +59,8 @@ REFRESH_SECONDS = 1.0
 # An experiment's name (which name patterns match) is re-read at most this often.
 NAME_CACHE_SECONDS = 1.0
 _SKIP = object()  # a lookup that needs no check (an optional field absent, a remote model source)
+# A resource that exists in another workspace: missing for everyone (see Authorizer._locate_all).
+ELSEWHERE = object()
 
 
 class Denied(MlflowError):
@@ -64,7 +75,9 @@ def subject_of(principal: Principal | None) -> Subject:
     """The policy's view of the authenticated principal."""
     if principal is None:
         return Subject.anonymous()
-    return Subject(kind=principal.kind, name=principal.name, groups=frozenset(principal.groups),
+    # Role groups (role@<id>) are given per workspace by the authorizer, never taken from an identity.
+    groups = frozenset(g for g in principal.groups if not g.startswith(ROLE_GROUP_PREFIX))
+    return Subject(kind=principal.kind, name=principal.name, groups=groups,
                    is_admin=principal.is_admin, read_only_token=principal.read_only)
 
 
@@ -208,7 +221,8 @@ class ResourceResolver:
         # here is forgotten at once (renamed()); one by another process bumps the policy generation, and
         # the holder's next check (pushed with Redis, else within its refresh interval) forgets every name
         # (forget_names()). name_seconds bounds what a rename that bumps nothing (none in mlgate) could keep.
-        self._names: dict[int, tuple[str, float]] = {}
+        # Its workspace never changes; it is kept with the name.
+        self._names: dict[int, tuple[str, str, float]] = {}
         self.name_seconds = name_seconds
         self.clock = clock
         self._lock = threading.Lock()
@@ -235,78 +249,95 @@ class ResourceResolver:
                     self._owner_cache.popitem(last=False)
         return value
 
-    def _experiment(self, conn, experiment_id: str) -> Resource | None:
+    def _experiment(self, conn, experiment_id: str, workspace: str | None) -> Resource | object | None:
+        # An experiment of another workspace is missing: hidden == missing, for administrators too.
         if not (experiment_id.isascii() and experiment_id.isdigit()) or len(experiment_id) > 18:
             return None
         key = int(experiment_id)
         now = self.clock()
         cached = self._names.get(key)
-        if cached is not None and 0 <= now - cached[1] < self.name_seconds:
-            return Resource.experiment(experiment_id, cached[0])
-        row = conn.execute(select(experiments.c.name).where(experiments.c.experiment_id == key)).first()
+        if cached is not None and 0 <= now - cached[2] < self.name_seconds:
+            return Resource.experiment(experiment_id, cached[0]) if workspace in (None, cached[1]) else ELSEWHERE
+        row = conn.execute(select(experiments.c.name, experiments.c.workspace)
+                           .where(experiments.c.experiment_id == key)).first()
         if row is None:
             self._names.pop(key, None)
             return None
         if len(self._names) >= 100_000:
             self._names.clear()
-        self._names[key] = (row.name, now)
-        return Resource.experiment(experiment_id, row.name)
+        self._names[key] = (row.name, row.workspace, now)
+        return Resource.experiment(experiment_id, row.name) if workspace in (None, row.workspace) else ELSEWHERE
 
-    def _trace(self, conn, trace_id: str) -> Resource | None:
+    def _trace(self, conn, trace_id: str, workspace: str | None) -> Resource | object | None:
         # The trace's experiment with its current name, in one primary-key read, never cached (see __init__).
-        row = conn.execute(select(experiments.c.experiment_id, experiments.c.name)
+        row = conn.execute(select(experiments.c.experiment_id, experiments.c.name, experiments.c.workspace)
                            .select_from(trace_info.join(experiments,
                                                         experiments.c.experiment_id == trace_info.c.experiment_id))
                            .where(trace_info.c.request_id == trace_id)).first()
-        return None if row is None else Resource.experiment(str(row.experiment_id), row.name)
+        if row is None:
+            return None
+        if workspace not in (None, row.workspace):
+            return ELSEWHERE
+        return Resource.experiment(str(row.experiment_id), row.name)
 
-    def _model(self, conn, name: str) -> Resource | None:
+    def _model(self, conn, name: str, workspace: str | None) -> Resource | object | None:
         # Grants name the model's stable id, patterns its current name: both come from the one row.
-        row = conn.execute(select(registered_models.c.model_id).where(registered_models.c.name == name)).first()
-        return None if row is None else Resource.registered_model(row.model_id, name)
+        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace)
+                           .where(registered_models.c.name == name)).first()
+        if row is None:
+            return None
+        return Resource.registered_model(row.model_id, name) if workspace in (None, row.workspace) else ELSEWHERE
 
-    def resolve(self, conn, lookup: Lookup, value: str, kind: ResourceKind | None) -> Resource | object | None:
-        """The resource ``value`` names under ``lookup`` (None when missing, _SKIP when not checkable)."""
+    def resolve(self, conn, lookup: Lookup, value: str, kind: ResourceKind | None,
+                workspace: str | None) -> Resource | object | None:
+        """The resource ``value`` names under ``lookup`` in ``workspace`` (None when missing, ELSEWHERE when
+        in another workspace, _SKIP when not checkable). ``workspace`` None: any workspace (server-wide
+        administrator tools, such as ``perms explain``, name resources of every workspace)."""
         if lookup is Lookup.EXPERIMENT_ID:
-            return self._experiment(conn, value)
+            return self._experiment(conn, value, workspace)
         if lookup is Lookup.EXPERIMENT_NAME:
-            row = conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == value)).first()
-            return None if row is None else Resource.experiment(str(row.experiment_id), value)
+            row = conn.execute(select(experiments.c.experiment_id, experiments.c.workspace)
+                               .where(experiments.c.name == value)).first()
+            if row is None:
+                return None
+            if workspace not in (None, row.workspace):
+                return ELSEWHERE
+            return Resource.experiment(str(row.experiment_id), value)
         if lookup is Lookup.RUN:
             exp = self._cached_owner("run", value, lambda: get_run_experiment_id(conn, value))
-            return None if exp is None else self._experiment(conn, exp)
+            return None if exp is None else self._experiment(conn, exp, workspace)
         if lookup is Lookup.TRACE:
-            return self._trace(conn, value)
+            return self._trace(conn, value, workspace)
         if lookup is Lookup.LOGGED_MODEL:
             exp = self._cached_owner("model", value, lambda: get_logged_model_experiment_id(conn, value))
-            return None if exp is None else self._experiment(conn, exp)
+            return None if exp is None else self._experiment(conn, exp, workspace)
         if lookup is Lookup.ARTIFACT_PATH:
             # The same parser the artifact handlers use, so the check and the write agree on the owner.
-            return self._experiment(conn, artifact_owner(value).experiment_id)
+            return self._experiment(conn, artifact_owner(value).experiment_id, workspace)
         if lookup is Lookup.MODEL_NAME:
-            return self._model(conn, value)
+            return self._model(conn, value, workspace)
         if lookup is Lookup.SOURCE_URI:
-            return self._source(conn, value)
+            return self._source(conn, value, workspace)
         if lookup is Lookup.USERNAME:
             return Resource.user(value)
         if lookup is Lookup.NEW_NAME:
             return Resource(kind or ResourceKind.NONE, None, value)
         raise invalid_parameter(f"unsupported lookup {lookup}")  # pragma: no cover - table is checked by tests
 
-    def _source(self, conn, source: str) -> Resource | object | None:
+    def _source(self, conn, source: str, workspace: str | None) -> Resource | object | None:
         if source in PROMPT_SOURCE_PLACEHOLDERS:
             # MLflow's placeholder for a prompt version: it names nothing to read. The handler accepts it only
             # for a prompt's version (which copies no artifacts) and refuses it (400) for any other model.
             return _SKIP
         parsed = parse_source(source)  # 400 for local paths, file: URIs and traversal, as the handler
         if parsed.kind == "runs" and parsed.run_id:
-            return self.resolve(conn, Lookup.RUN, parsed.run_id, None)
+            return self.resolve(conn, Lookup.RUN, parsed.run_id, None, workspace)
         if parsed.kind == "models_id" and parsed.model_id:
-            return self.resolve(conn, Lookup.LOGGED_MODEL, parsed.model_id, None)
+            return self.resolve(conn, Lookup.LOGGED_MODEL, parsed.model_id, None, workspace)
         if parsed.kind == "models_name" and parsed.model_name:
-            return self._model(conn, parsed.model_name)
+            return self._model(conn, parsed.model_name, workspace)
         if parsed.kind == "proxied" and parsed.parts:
-            return self.resolve(conn, Lookup.ARTIFACT_PATH, "/".join(parsed.parts), None)
+            return self.resolve(conn, Lookup.ARTIFACT_PATH, "/".join(parsed.parts), None, workspace)
         return _SKIP  # a remote URI the server never reads
 
 
@@ -360,10 +391,12 @@ class _LazyConnection:
 class Authorizer:
     """The FastAPI dependency that authorizes every routed request (see the module docstring)."""
 
-    def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None):
+    def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None,
+                 workspaces: WorkspaceDirectory | None = None):
         self.holder = holder
         self.resolver = resolver
         self.auditor = auditor
+        self.workspaces = workspaces or WorkspaceDirectory(holder.engine, enabled=False)
         self._decisions = DecisionMemo()
 
     async def __call__(self, request: Request) -> None:
@@ -381,10 +414,13 @@ class Authorizer:
         if subject.kind == "anonymous":
             # Presented credentials that failed say why; none at all is the same refusal (401).
             raise getattr(request.state, AUTHENTICATION_ERROR, None) or Unauthenticated(NOT_AUTHENTICATED)
+        workspace, subject = self._workspace(request, subject)
         if requirement.access is not Access.SEARCH and self.holder.is_admin(subject) and not subject.read_only_token:
-            # Administrators bypass without the compiled policy, so a burst of creations (each adds an
-            # owner grant and invalidates it) does not recompile every grant once per request.
-            self._scope(request, requirement, subject, admin=True)
+            # Administrators bypass the decision (so a burst of creations, each adding an owner grant,
+            # does not recompile every grant once per request), not the workspace: a resource of
+            # another workspace is missing for them too.
+            await self._locate_all(request, requirement, workspace, missing_is_error=True)
+            self._scope(request, requirement, subject, workspace, admin=True)
             return
         policy = self.holder.current()
         if requirement.access is Access.SEARCH:
@@ -393,12 +429,13 @@ class Authorizer:
             decision = decide(policy, subject, requirement, None)
             if not decision.allowed:
                 self._deny(request, operation_id, subject, decision, "Permission denied.", "PERMISSION_DENIED")
-            self._scope(request, requirement, subject, admin=policy.is_admin(subject))
+            self._scope(request, requirement, subject, workspace, admin=policy.is_admin(subject))
             return
         if policy.is_admin(subject) and not subject.read_only_token:
-            self._scope(request, requirement, subject, admin=True)
-            return  # administrators bypass: no lookups needed
-        checks = await self._locate_all(request, requirement)
+            await self._locate_all(request, requirement, workspace, missing_is_error=True)
+            self._scope(request, requirement, subject, workspace, admin=True)
+            return  # administrators bypass: no decision needed
+        checks = await self._locate_all(request, requirement, workspace)
         # Keyed by each check's position too: two requests naming the same resource through different
         # (optional) checks need different permissions and must not share a decision.
         memo_key = (subject, operation_id, tuple((c.position, c.resource) for c in checks))
@@ -412,7 +449,7 @@ class Authorizer:
                 policy = fresher
                 decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
         if decision.allowed:
-            self._scope(request, requirement, subject, admin=False)
+            self._scope(request, requirement, subject, workspace, admin=False)
             return
         denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource).allowed), None)
         resource = denied.resource if denied else None
@@ -429,12 +466,41 @@ class Authorizer:
         self._deny(request, operation_id, subject, decision,
                    f"Permission denied: {_short_reason(decision)}", "PERMISSION_DENIED")
 
-    def _scope(self, request: Request, requirement: Requirement, subject: Subject, *, admin: bool) -> None:
-        """Give a listing handler the caller's visibility scope; tracking shows nothing without one."""
+    def _scope(self, request: Request, requirement: Requirement, subject: Subject, workspace: str, *,
+               admin: bool) -> None:
+        """Give a listing handler the caller's visibility scope in ``workspace``; tracking shows nothing without one."""
         if requirement.scoped:
-            setattr(request.state, REQUEST_STATE_KEY, UNRESTRICTED if admin else self.holder.visibility(subject))
+            scope = UNRESTRICTED if admin else self.holder.visibility(subject)
+            setattr(request.state, REQUEST_STATE_KEY,
+                    VisibilityScope(experiments=scope.experiments.in_workspace(workspace),
+                                    registered_models=scope.registered_models.in_workspace(workspace)))
 
-    async def _locate_all(self, request: Request, requirement: Requirement) -> list[Located]:
+    def _workspace(self, request: Request, subject: Subject) -> tuple[str, Subject]:
+        """The request's workspace (validated; membership decides) and the subject with its roles there."""
+        directory = self.workspaces
+        workspace = directory.requested(request.headers.get(WORKSPACE_HEADER))
+        admin = self.holder.is_admin(subject)
+        if admin and workspace == DEFAULT_WORKSPACE and not subject.read_only_token:
+            # Administrators bypass decisions and are members of 'default': no compiled policy needed.
+            setattr(request.state, WORKSPACE_STATE_KEY, workspace)
+            return workspace, subject
+        view = directory.view(self.holder.current())
+        if not view.is_member(subject, workspace, admin=admin):
+            # A workspace just created, or a role just given, by another process counts at once.
+            view = directory.view(self.holder.current(recheck=True))
+            if not view.is_member(subject, workspace, admin=admin):
+                self.audit_denial(request, getattr(request.scope.get("route"), "operation_id", None), subject,
+                                  None, f"not a member of workspace {workspace!r} (or it does not exist)")
+                raise workspace_missing(workspace)
+        setattr(request.state, WORKSPACE_STATE_KEY, workspace)
+        subject = view.subject_in(subject, workspace)
+        request.state.workspace_subject = subject
+        return workspace, subject
+
+    async def _locate_all(self, request: Request, requirement: Requirement, workspace: str, *,
+                          missing_is_error: bool = False) -> list[Located]:
+        """Every check's resource in ``workspace``; with ``missing_is_error`` (administrators), one of another
+        workspace answers 404 at once."""
         args = None
         headers = None
         located: list[Located] = []
@@ -460,9 +526,17 @@ class Authorizer:
                             "See the API docs for more information about request parameters.")
                     continue
                 for value in values:
-                    resource = self.resolver.resolve(conn, locator.lookup, value, check.resource_kind)
+                    resource = self.resolver.resolve(conn, locator.lookup, value, check.resource_kind, workspace)
                     if resource is _SKIP:
                         continue
+                    if resource is ELSEWHERE:
+                        if missing_is_error:
+                            # Administrators bypass decisions, so a missing resource reaches tracking, which
+                            # answers it; one of another workspace must not: it is refused here. (An
+                            # administrator is a member of every workspace: the message differing from
+                            # tracking's reveals nothing they cannot see by switching.)
+                            raise MlflowError(_missing_message(check), "RESOURCE_DOES_NOT_EXIST")
+                        resource = None  # everyone else: decided exactly like a missing resource
                     if resource is None:
                         # Missing: a placeholder with no id, decided like a resource the caller cannot see.
                         kind = check.resource_kind or ResourceKind.EXPERIMENT
@@ -482,6 +556,9 @@ class Authorizer:
             client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
             reason = decision.reason if decision else message
             rule = decision.rule if decision else None
+            workspace = getattr(request.state, WORKSPACE_STATE_KEY, None)
+            if workspace is not None and workspace != DEFAULT_WORKSPACE:
+                reason = f"{reason} [workspace: {workspace}]"
             self.auditor.record("authorize", "denied", actor=subject.key if subject.kind != "anonymous" else None,
                                 target=f"{operation_id or request.url.path}",
                                 client=client, reason=f"{reason} [rule: {rule}]")

@@ -89,6 +89,8 @@ def _split(values: str | None) -> tuple[str, ...] | None:
               help="Seconds to wait for a free PostgreSQL connection before failing the request.")
 @click.option("--db-statement-timeout", default=0, show_default=True, type=int,
               help="PostgreSQL statement_timeout in milliseconds (0: none).")
+@click.option("--enable-workspaces", is_flag=True, default=False,
+              help="MLflow 3 workspaces: clients name one with X-MLFLOW-WORKSPACE; membership through roles.")
 def server(**options) -> None:
     """Start the server (upgrades the database schema first).
 
@@ -153,7 +155,7 @@ def server_settings(options: dict, environ) -> Settings:
         metrics_token=environ.get("MLGATE_METRICS_TOKEN") or None,
         log_format=o["log_format"], shutdown_timeout_seconds=o["shutdown_timeout"], db_pool_size=o["db_pool_size"],
         db_max_overflow=o["db_max_overflow"], db_pool_timeout_seconds=o["db_pool_timeout"],
-        db_statement_timeout_ms=o["db_statement_timeout"],
+        db_statement_timeout_ms=o["db_statement_timeout"], enable_workspaces=o.get("enable_workspaces", False),
     )
 
 

@@ -49,6 +49,25 @@ GATEWAY_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     "permissions.users.revoke": Contract("username:str! resource_type:str! resource_id:str!"),
     "permissions.users.get": Contract("username:str! resource_type:str! resource_id:str!"),
     "permissions.users.list": Contract(_SELF),
+    # MLflow 3 workspaces and roles (gateway/routes/workspaces.py)
+    "workspaces.list": Contract(),
+    "workspaces.get": Contract(),
+    "workspaces.create": Contract("name:str! description:str default_artifact_root:str trace_archival_config:obj"),
+    "workspaces.update": Contract("description:str default_artifact_root:str trace_archival_config:obj"),
+    "workspaces.delete": Contract(success="none"),
+    "roles.create": Contract("workspace:str! name:str! description:str"),
+    "roles.get": Contract("role_id:int!"),
+    "roles.list": Contract("workspace:str"),
+    "roles.update": Contract("role_id:int! name:str description:str"),
+    "roles.delete": Contract("role_id:int!"),
+    "roles.permissions.add": Contract("role_id:int! resource_type:str! resource_pattern:str! permission:str!"),
+    "roles.permissions.remove": Contract("role_permission_id:int!"),
+    "roles.permissions.update": Contract("role_permission_id:int! permission:str!"),
+    "roles.permissions.list": Contract("role_id:int!"),
+    "roles.assign": Contract("username:str! role_id:int!"),
+    "roles.unassign": Contract("username:str! role_id:int!"),
+    "roles.users.list": Contract("role_id:int!"),
+    "roles.users.roles": Contract("username:str!"),
     # mlgate's admin API (what the `mlgate` CLI calls)
     "admin.users.list": Contract("kind:str"),
     "admin.users.get": Contract(_SELF),
@@ -158,6 +177,12 @@ SCHEMAS: Mapping[str, dict] = MappingProxyType({
     "Grant": _obj({"id": _I, "subject": _S, "resource": _S, "permission": _S, "source": _S,
                    "created_by": {"type": ["string", "null"]}, "created_at": _I},
                   ("id", "subject", "resource", "permission")),
+    "Workspace": _obj({"name": _S, "description": _S}, ("name",)),
+    "RolePermission": _obj({"id": _I, "role_id": _I, "resource_type": _S, "resource_pattern": _S, "permission": _S},
+                           ("id", "role_id", "resource_type", "resource_pattern", "permission")),
+    "Role": _obj({"id": _I, "name": _S, "workspace": _S, "description": {"type": ["string", "null"]},
+                  "permissions": _list(_ref("RolePermission"))}, ("id", "name", "workspace")),
+    "RoleAssignment": _obj({"id": _I, "user_id": _I, "role_id": _I}, ("id", "user_id", "role_id")),
     "AuditEvent": _obj({"id": _I, "at": _I, "actor": {"type": ["string", "null"]}, "action": _S,
                         "target": {"type": ["string", "null"]}, "client_address": {"type": ["string", "null"]},
                         "outcome": _S, "reason": {"type": ["string", "null"]}}, ("id", "at", "action", "outcome")),
@@ -255,6 +280,16 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
     "permissions.users.get": _obj({"allowed": _B, "permission": {"enum": ["NO_PERMISSIONS", "READ", "EDIT",
                                                                           "MANAGE"]}},
                                   ("allowed", "permission")),
+    "workspaces.list": _many("workspaces", "Workspace", paged=False),
+    **{f"workspaces.{op}": _one("workspace", "Workspace") for op in ("get", "create", "update")},
+    **{f"roles.{op}": _one("role", "Role") for op in ("create", "get", "update")},
+    "roles.list": _many("roles", "Role", paged=False),
+    "roles.users.roles": _many("roles", "Role", paged=False),
+    **{f"roles.{op}": _EMPTY for op in ("delete", "permissions.remove", "unassign")},
+    **{f"roles.permissions.{op}": _one("role_permission", "RolePermission") for op in ("add", "update")},
+    "roles.permissions.list": _many("role_permissions", "RolePermission", paged=False),
+    "roles.assign": _one("assignment", "RoleAssignment"),
+    "roles.users.list": _many("assignments", "RoleAssignment", paged=False),
     "admin.users.list": _many("users", "Account", paged=False),
     "admin.users.get": _one("user", "Account"),
     "admin.groups.list": _many("groups", "Group", paged=False),
@@ -311,7 +346,10 @@ _SUCCESS = {
     "json": {"application/json": {"schema": {"type": "object"}}},
     "text": {"text/plain": {"schema": {"type": "string"}}},
     "file": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    "none": {},
 }
+# Successes answered with another status than 200, as MLflow's server answers them.
+_SUCCESS_STATUS = {"workspaces.create": "201", "workspaces.delete": "204"}
 _SCALARS = {"str": {"type": "string"}, "int": {"type": "integer"}, "num": {"type": "number"},
             "bool": {"type": "boolean"}, "obj": {"type": "object"}, "any": {}}
 
@@ -427,7 +465,9 @@ def describe(doc: dict, contracts: Mapping[str, Contract] = CONTRACTS) -> dict:
             if op_id == "otlp.ingest":
                 success = {"application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
                            "application/json": {"schema": {"type": "object"}}}
-            responses = {"200": {"description": "Success", "content": copy.deepcopy(success)}}
+            answered = {"description": "Success", "content": copy.deepcopy(success)} if success else \
+                {"description": "Success, no body"}
+            responses = {_SUCCESS_STATUS.get(op_id, "200"): answered}
             for status in _error_statuses(method, op_id, public):
                 responses[status] = {"description": _ERROR_TEXT[status],
                                      "content": {"application/json": {"schema": ERROR}}}

@@ -48,6 +48,9 @@ class Settings:
     db_max_overflow: int = 10
     db_pool_timeout_seconds: float = 30.0
     db_statement_timeout_ms: int = 0
+    # MLflow 3 workspaces (--enable-workspaces / MLGATE_ENABLE_WORKSPACES): clients may name one with
+    # X-MLFLOW-WORKSPACE and manage them at /api/3.0/mlflow/workspaces. Off: everything is 'default'.
+    enable_workspaces: bool = False
 
     def to_json(self) -> str:
         """Serialize for worker processes (uvicorn ``--workers`` re-imports the app factory)."""

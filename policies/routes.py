@@ -312,6 +312,28 @@ _TABLE: dict[str, Requirement] = {
     "permissions.users.revoke": _signed_in(M),
     "permissions.users.get": _signed_in(R),
     "permissions.users.list": _signed_in(R),
+    # MLflow 3 workspaces: listing and reading show only the caller's workspaces (the handler filters by
+    # membership); creating, changing and deleting one is for server administrators.
+    "workspaces.list": _signed_in(R),
+    "workspaces.get": _signed_in(R),
+    "workspaces.create": _admin(M),
+    "workspaces.update": _admin(M),
+    "workspaces.delete": _admin(M),
+    # MLflow 3 roles: the handler decides per role (server administrators, or the administrators of the
+    # role's workspace); a role the caller may not see is missing.
+    "roles.create": _signed_in(M),
+    "roles.get": _signed_in(R),
+    "roles.list": _signed_in(R),
+    "roles.update": _signed_in(M),
+    "roles.delete": _signed_in(M),
+    "roles.permissions.add": _signed_in(M),
+    "roles.permissions.remove": _signed_in(M),
+    "roles.permissions.update": _signed_in(M),
+    "roles.permissions.list": _signed_in(R),
+    "roles.assign": _signed_in(M),
+    "roles.unassign": _signed_in(M),
+    "roles.users.list": _signed_in(R),
+    "roles.users.roles": _signed_in(R),
     # mlgate's admin API (the CLI's remote mode): administrators only.
     "admin.users.list": _admin(R),
     "admin.users.get": _admin(R),

@@ -7,11 +7,16 @@ asks who the caller is; it only honours the scope it is given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 
 REQUEST_STATE_KEY = "visibility_scope"
+# The request's workspace (the gateway validates X-MLFLOW-WORKSPACE and membership, then sets it here).
+WORKSPACE_STATE_KEY = "workspace"
+# MLflow's name for the workspace of every request without an X-MLFLOW-WORKSPACE header, and of all
+# data that existed before workspaces (migration 0006).
+DEFAULT_WORKSPACE = "default"
 
 
 @dataclass(frozen=True)
@@ -30,11 +35,18 @@ class ResourceScope:
     names: frozenset[str] = field(default_factory=frozenset)
     hidden_names: frozenset[str] = field(default_factory=frozenset)
     denied_names: frozenset[str] = field(default_factory=frozenset)
+    # Only resources of this workspace are visible (None: the caller filters by workspace itself, as
+    # tracking's internal scopes do once the visible experiment ids are resolved).
+    workspace: str | None = None
 
     @classmethod
     def nothing(cls) -> ResourceScope:
         """A scope that shows no resource."""
         return cls(unrestricted=False)
+
+    def in_workspace(self, workspace: str) -> ResourceScope:
+        """This scope, limited to ``workspace``."""
+        return replace(self, workspace=workspace)
 
     def allows(self, resource_id: str, name: str | None) -> bool:
         """Whether one resource is visible (the same rule as :meth:`clause`, evaluated in Python)."""
@@ -51,8 +63,14 @@ class ResourceScope:
             return False
         return self.unrestricted or (name is not None and any(fnmatchcase(name, p) for p in self.name_patterns))
 
-    def clause(self, id_column: ColumnElement, name_column: ColumnElement | None) -> ColumnElement[bool]:
-        """A SQL condition selecting the visible rows of a table with these id and name columns."""
+    def clause(self, id_column: ColumnElement, name_column: ColumnElement | None,
+               workspace_column: ColumnElement | None) -> ColumnElement[bool]:
+        """A SQL condition selecting the visible rows of a table with these id, name and workspace columns."""
+        if self.workspace is not None:
+            if workspace_column is None:
+                return false()  # a scope limited to a workspace never widens on a table that cannot say
+            return and_(workspace_column == self.workspace,
+                        replace(self, workspace=None).clause(id_column, name_column, None))
         if self.unrestricted:
             broad: ColumnElement[bool] = true()
         else:
@@ -90,6 +108,11 @@ class VisibilityScope:
 # Set explicitly by the gateway for administrators; never assumed.
 UNRESTRICTED = VisibilityScope(ResourceScope(unrestricted=True), ResourceScope(unrestricted=True))
 NOTHING = VisibilityScope()
+
+
+def request_workspace(request) -> str:
+    """The workspace the gateway resolved for this request (MLflow's ``default`` when none was named)."""
+    return getattr(request.state, WORKSPACE_STATE_KEY, DEFAULT_WORKSPACE)
 
 
 def glob_to_like(pattern: str) -> str:

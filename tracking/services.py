@@ -47,6 +47,8 @@ class Tracking:
     artifact_root: str
     # Served artifact URIs look like mlflow-artifacts:/<experiment_id>/<run_id>/artifacts.
     default_artifact_scheme: str = "mlflow-artifacts:"
+    # Whether clients may name a workspace (server-info's workspaces_enabled); the gateway enforces it.
+    workspaces_enabled: bool = False
     # The composition root subscribes here (a creator gets MANAGE, a deleted model's grants go, caches are
     # dropped); tracking never knows who or what is cached.
     lifecycle_listeners: list[LifecycleListener] = field(default_factory=list)

@@ -219,6 +219,7 @@ class OfflineOps:
     def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None) -> dict:
         """The decision under ``policy_path`` (or the defaults) plus the stored grants."""
         from gateway.authz import ResourceResolver
+        from gateway.workspaces import in_resource_workspace
 
         try:
             policy_file = load_policy_file(policy_path) if policy_path else PolicyFile()
@@ -226,11 +227,13 @@ class OfflineOps:
             raise CliError("invalid policy file:\n" + "\n".join(f"  - {p}" for p in exc.problems)) from None
         with self.engine.connect() as conn:
             subject = admin_store.account_subject(conn, username)
-            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None)
+            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None, None)
             if resource is None:
                 raise CliError(f"No resource with {field}={value} exists", EXIT_NOT_FOUND)
+            # Decided as in the resource's workspace: with the roles the account holds there.
+            subject, where = in_resource_workspace(conn, subject, resource)
             policy = compile_policy(policy_file, policy_grants(conn))
-        return admin_store.explain(policy, subject, resource, action)
+        return {**admin_store.explain(policy, subject, resource, action), **where}
 
     # --- audit -----------------------------------------------------------------------------------
     @_guarded

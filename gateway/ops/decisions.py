@@ -19,8 +19,9 @@ from tracking.errors import MlflowError
 class ObservedAuthorizer(Authorizer):
     """The authorizer, counting each outcome: allowed, denied (with the error code) or invalid."""
 
-    def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None, metrics: Metrics):
-        super().__init__(holder, resolver, auditor)
+    def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None, metrics: Metrics,
+                 workspaces=None):
+        super().__init__(holder, resolver, auditor, workspaces)
         self.metrics = metrics
 
     async def __call__(self, request: Request) -> None:

@@ -14,9 +14,10 @@ from auth.principal import Principal
 from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
+from gateway.workspaces import in_resource_workspace
 from policies.decide import api_grant_conflict
 from policies.file import PolicyFileError
-from policies.model import Grant, Permission, ResourceSelector, SubjectRef
+from policies.model import Grant, Permission, Resource, ResourceSelector, SubjectRef
 from policies.routes import Lookup
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
@@ -227,11 +228,15 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
     field, lookup, value = given[0]
     with tracking_of(request).engine.connect() as conn:
         subject = admin_store.account_subject(conn, username)
-        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None)
+        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None, None)
+        where: dict = {}
+        if isinstance(resource, Resource):
+            # Decided as in the resource's workspace: with the roles the account holds there.
+            subject, where = in_resource_workspace(conn, subject, resource)
     if resource is None:
         raise not_found(f"No resource with {field}={value} exists")
     policy = request.app.state.policy_holder.current()
-    return ok(admin_store.explain(policy, subject, resource, action))
+    return ok({**admin_store.explain(policy, subject, resource, action), **where})
 
 
 @router.get("/audit/list", operation_id="admin.audit.list")

@@ -29,6 +29,7 @@ from policies.routes import Lookup, resource_requirement
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.scope import request_workspace
 from tracking.services import tracking_of
 
 router_v2 = APIRouter()  # mounted at /api/2.0/mlflow and /ajax-api/2.0/mlflow
@@ -193,7 +194,7 @@ def _typed_resource(request: Request, args: Args) -> tuple[ResourceKind, str, Re
     authorizer = request.app.state.authorizer
     with tracking_of(request).engine.connect() as conn:
         lookup = Lookup.EXPERIMENT_ID if kind is ResourceKind.EXPERIMENT else Lookup.MODEL_NAME
-        resource = authorizer.resolver.resolve(conn, lookup, rid, kind)
+        resource = authorizer.resolver.resolve(conn, lookup, rid, kind, request_workspace(request))
     return kind, rid, resource if isinstance(resource, Resource) else None
 
 

@@ -202,7 +202,7 @@ def _grants_page(request: Request, error: str | None = None) -> Response:
             selector = f"experiment:{found[0]['experiment_id']}"
             audience = _who_can_see(request, conn, Resource.experiment(found[0]["experiment_id"], found[0]["name"]))
         elif model:
-            resource = request.app.state.authorizer.resolver.resolve(conn, Lookup.MODEL_NAME, model, None)
+            resource = request.app.state.authorizer.resolver.resolve(conn, Lookup.MODEL_NAME, model, None, None)
             if resource is None:
                 raise MlflowError("The requested registered model does not exist.", "RESOURCE_DOES_NOT_EXIST")
             target = {"kind": "Registered model", "name": model, "id": resource.id}

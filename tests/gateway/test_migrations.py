@@ -52,7 +52,10 @@ def test_a_database_from_the_first_release_upgrades_and_keeps_its_data(empty_dat
         assert current_revision(engine) == head_revision() != "0001"
         with engine.connect() as conn:
             names = set(conn.execute(select(experiments.c.name)).scalars())
+            # 0006: everything that existed before workspaces is in 'default'.
+            in_workspaces = set(conn.execute(select(experiments.c.workspace)).scalars())
         assert names == {"Default", "kept"}
+        assert in_workspaces == {"default"}
     finally:
         engine.dispose()
 

@@ -49,6 +49,9 @@ ui.account ui.account.token_create ui.account.token_revoke ui.account.password
 ui.admin.users ui.admin.user_create ui.admin.user_update ui.admin.groups ui.admin.group_create
 ui.admin.group_delete ui.admin.group_member ui.admin.grants ui.admin.grant_put ui.admin.grant_revoke
 ui.admin.audit ui.admin.policy
+workspaces.list workspaces.get workspaces.create workspaces.update workspaces.delete
+roles.create roles.get roles.list roles.update roles.delete roles.permissions.add roles.permissions.remove
+roles.permissions.update roles.permissions.list roles.assign roles.unassign roles.users.list roles.users.roles
 """.split()
 
 
@@ -81,7 +84,8 @@ def test_exactly_the_login_and_liveness_operations_are_public():
 def test_admin_only_and_self_service_account_operations():
     assert {op for op, r in ROUTE_TABLE.items() if r.access is Access.ADMIN} == {
         "users.create", "users.update_admin", "users.delete", "users.list", "users.update_disabled",
-        "ops.metrics", *(op for op in OPERATION_IDS if op.startswith(("admin.", "ui.admin.")))}
+        "ops.metrics", "workspaces.create", "workspaces.update", "workspaces.delete",
+        *(op for op in OPERATION_IDS if op.startswith(("admin.", "ui.admin.")))}
     # Every admin-API change is a write a read-only admin token must not make.
     assert all(ROUTE_TABLE[op].permission is Permission.MANAGE for op in OPERATION_IDS
                if op.startswith("admin.") and op.rsplit(".", 1)[1] not in ("list", "get", "explain", "export"))

@@ -11,6 +11,7 @@ from tracking.api.body import Args, request_args
 from tracking.api.dispatch import point_read
 from tracking.api.responses import ok
 from tracking.errors import invalid_parameter
+from tracking.scope import request_workspace
 from tracking.services import Lifecycle, tracking_of
 from tracking.store import experiments as store
 from tracking.store.transaction import read_connection, write_transaction
@@ -50,7 +51,7 @@ def create_experiment(request: Request, args: Args = Depends(parsed_args)):
     tags = key_value_pairs(args.obj_list("tags"), "tags")
     tracking = tracking_of(request)
     with write_transaction(tracking.engine, lambda: store.already_exists_error(name)) as conn:
-        experiment_id = store.create_experiment(conn, name, location, tags)
+        experiment_id = store.create_experiment(conn, name, location, tags, request_workspace(request))
         tracking.changed(conn, request, Lifecycle("created", "experiment", str(experiment_id), name))
     tracking.committed(request)
     return ok({"experiment_id": experiment_id})
@@ -71,7 +72,7 @@ def get_experiment_by_name(request: Request, args: Args = Depends(parsed_args)):
     """One experiment by exact name, active or deleted."""
     name = args.str("experiment_name", required=True, allow_empty=False)
     with read_connection(tracking_of(request).engine) as conn:
-        return ok({"experiment": store.get_experiment_by_name(conn, name)})
+        return ok({"experiment": store.get_experiment_by_name(conn, name, request_workspace(request))})
 
 
 @router.post("/experiments/update", operation_id="experiments.update")

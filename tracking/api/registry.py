@@ -14,7 +14,7 @@ from tracking.api.body import Args, request_args
 from tracking.api.dispatch import point_read, search_handler
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import invalid_parameter
-from tracking.scope import visibility_scope
+from tracking.scope import request_workspace, visibility_scope
 from tracking.services import Lifecycle, tracking_of
 from tracking.store import registry, registry_search, registry_versions
 from tracking.store.registry_artifacts import send_version_artifact
@@ -75,7 +75,7 @@ def create_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     description = args.str("description")
     tracking = tracking_of(request)
     with tracking.engine.begin() as conn:
-        model = registry.create_registered_model(conn, name, tags, description)
+        model = registry.create_registered_model(conn, name, tags, description, request_workspace(request))
         tracking.changed(conn, request, Lifecycle("created", "registered_model",
                                                   registry.stable_model_id(conn, name), name))
     tracking.committed(request)

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 
 from tracking.api.responses import ok
+from tracking.services import tracking_of
 
 router = APIRouter()
 
@@ -14,7 +15,7 @@ def server_info(request: Request):
     return ok(
         {
             "store_type": "SqlStore",
-            "workspaces_enabled": False,
+            "workspaces_enabled": tracking_of(request).workspaces_enabled,
             "trace_archival_enabled": False,
             # Uploads always pass through the gateway (authorization, size limit), on local storage and on
             # S3 alike: presigned multipart part URLs would let clients bypass it, so none are offered.

@@ -39,8 +39,11 @@ registered_models = Table(
     Column("description", Text, nullable=True),
     # The name is MLflow's key and changes on rename; authorization keys on this id (migration 0004).
     Column("model_id", String(32), nullable=False, default=new_model_id),
+    # The workspace the model (its versions, aliases; a prompt's too) belongs to; never changes.
+    Column("workspace", String(63), nullable=False, server_default="default"),
     Index("ix_registered_models_last_updated", "last_updated_time"),
     Index("ix_registered_models_model_id", "model_id", unique=True),
+    Index("ix_registered_models_workspace", "workspace"),
 )
 
 registered_model_tags = Table(

@@ -26,6 +26,9 @@ experiments = Table(
     Column("lifecycle_stage", String(32), nullable=False, default="active"),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
+    # The workspace the experiment (its runs, traces, logged models, artifacts) belongs to; never changes.
+    Column("workspace", String(63), nullable=False, server_default="default"),
+    Index("ix_experiments_workspace", "workspace"),
     # Never reuse the id of a removed experiment on SQLite: ids key permissions and artifact paths.
     sqlite_autoincrement=True,
 )

@@ -57,7 +57,7 @@ def experiment_scope_clause(scope: ResourceScope) -> ColumnElement[bool]:
     Scopes name experiments by their API id, a string; the table's id is an integer, so the column
     is cast to text for the comparison (exact for integers on SQLite and PostgreSQL alike).
     """
-    return scope.clause(cast(experiments.c.experiment_id, String), experiments.c.name)
+    return scope.clause(cast(experiments.c.experiment_id, String), experiments.c.name, experiments.c.workspace)
 
 
 def visible_experiment_ids(scope: ResourceScope, requested: list[int]) -> Select | None:
@@ -78,9 +78,11 @@ def scope_fingerprint(scope: ResourceScope) -> dict[str, object]:
         "n": list(scope.name_patterns),
         "di": sorted(scope.denied_ids),
         "dn": list(scope.denied_name_patterns),
+        "w": scope.workspace,
     }
 
 
 def unrestricted(scope: ResourceScope) -> bool:
     """Whether the scope filters nothing (so no condition needs to be added)."""
-    return scope.unrestricted and not scope.denied_ids and not scope.denied_name_patterns
+    return (scope.unrestricted and not scope.denied_ids and not scope.denied_name_patterns
+            and scope.workspace is None)

@@ -133,9 +133,10 @@ def get_experiment(conn: Connection, experiment_id: int) -> dict:
     return experiments_to_json(conn, [experiment_id])[0]
 
 
-def get_experiment_by_name(conn: Connection, name: str) -> dict:
-    """The experiment (active or deleted) with this exact name, or 404."""
-    row = conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == name)).first()
+def get_experiment_by_name(conn: Connection, name: str, workspace: str) -> dict:
+    """The experiment (active or deleted) of ``workspace`` with this exact name, or 404."""
+    row = conn.execute(select(experiments.c.experiment_id)
+                       .where(experiments.c.name == name, experiments.c.workspace == workspace)).first()
     if row is None:
         raise not_found(f"Could not find experiment with name '{name}'")
     return experiments_to_json(conn, [row.experiment_id])[0]
@@ -159,8 +160,11 @@ def already_exists_error(name: str) -> MlflowError:
 
 
 def create_experiment(conn: Connection, name: str, artifact_location: str | None,
-                      tags: list[tuple[str, str]]) -> str:
-    """Create an active experiment and return its id; the caller's transaction maps races to 400."""
+                      tags: list[tuple[str, str]], workspace: str) -> str:
+    """Create an active experiment in ``workspace`` and return its id; the caller's transaction maps races to 400.
+
+    Names are unique server-wide for now (the table's constraint predates workspaces; see docs/workspaces.md).
+    """
     validate_experiment_name(name)
     location = check_artifact_location(artifact_location) if artifact_location else None
     for key, value in tags:
@@ -170,7 +174,7 @@ def create_experiment(conn: Connection, name: str, artifact_location: str | None
     created = now_ms()
     experiment_id = conn.execute(
         insert(experiments).values(name=name, artifact_location=location or "", lifecycle_stage=ACTIVE,
-                                   creation_time=created, last_update_time=created)
+                                   creation_time=created, last_update_time=created, workspace=workspace)
         .returning(experiments.c.experiment_id)).scalar_one()
     if location is None:
         conn.execute(update(experiments).where(experiments.c.experiment_id == experiment_id)

@@ -6,7 +6,7 @@ the models the caller may see.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, String, and_, case, cast, exists, func, or_, select
+from sqlalchemy import Connection, and_, case, exists, func, or_, select
 
 from tracking.db.mlflow3_tables import logged_model_params, logged_model_tags, logged_models
 from tracking.db.tables import experiments, metrics
@@ -14,7 +14,7 @@ from tracking.errors import invalid_parameter
 from tracking.scope import ResourceScope
 from tracking.search.filter import AttributeRules, Comparison, parse_filter
 from tracking.search.page_token import decode_page_token, encode_page_token, fingerprint
-from tracking.search.predicates import compare
+from tracking.search.predicates import compare, experiment_scope_clause
 from tracking.store.experiment_checks import parse_experiment_id
 from tracking.store.logged_models import STATUS_BY_NAME, load_models
 
@@ -161,7 +161,7 @@ def search_logged_models(conn: Connection, *, experiment_ids: list[str], filter_
         select(logged_models.c.model_id)
         .select_from(source)
         .where(logged_models.c.experiment_id.in_(exp_ids), logged_models.c.lifecycle_stage != "deleted",
-               scope.clause(cast(experiments.c.experiment_id, String), experiments.c.name), *clauses)
+               experiment_scope_clause(scope), *clauses)
         .order_by(*terms)
         .offset(offset)
         .limit(limit + 1)

@@ -80,7 +80,7 @@ def model_json(conn: Connection, name: str) -> dict[str, Any]:
 
 
 def create_registered_model(conn: Connection, name: str, tags: dict[str, str],
-                            description: str | None) -> dict[str, Any]:
+                            description: str | None, workspace: str) -> dict[str, Any]:
     """Create a model; an existing name is RESOURCE_ALREADY_EXISTS (worded for prompts as MLflow does)."""
     validate_model_name(name)
     validate_text(description, "description", MAX_DESCRIPTION_LENGTH)
@@ -90,7 +90,8 @@ def create_registered_model(conn: Connection, name: str, tags: dict[str, str],
     when = now_ms()
     try:
         conn.execute(registered_models.insert().values(
-            name=name, creation_time=when, last_updated_time=when, description=description, model_id=new_model_id()))
+            name=name, creation_time=when, last_updated_time=when, description=description,
+            model_id=new_model_id(), workspace=workspace))
     except IntegrityError:
         # A concurrent request created the same name between the check and the insert; the
         # transaction is now unusable (PostgreSQL), so answer without further queries.

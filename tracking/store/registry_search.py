@@ -118,7 +118,7 @@ def _version_attribute(c) -> ColumnElement[bool]:
 
 def _scope_parts(scope: ResourceScope) -> list[Any]:
     return [scope.unrestricted, scope.ids, list(scope.name_patterns), scope.denied_ids,
-            list(scope.denied_name_patterns), scope.names, scope.hidden_names, scope.denied_names]
+            list(scope.denied_name_patterns), scope.names, scope.hidden_names, scope.denied_names, scope.workspace]
 
 
 def _bounded(max_results: int | None, default: int, limit: int) -> int:
@@ -139,7 +139,8 @@ def search_registered_models(conn: Connection, *, filter_string: str | None, max
     limit = _bounded(max_results, REGISTERED_MODELS_DEFAULT_MAX, REGISTERED_MODELS_MAX)
     comparisons = parse_filter(filter_string, kinds=_KINDS, rules=_RULES)
     wants_prompts = _wants_prompts(comparisons)
-    where: list[ColumnElement[bool]] = [scope.clause(registered_models.c.model_id, registered_models.c.name)]
+    where: list[ColumnElement[bool]] = [scope.clause(registered_models.c.model_id, registered_models.c.name,
+                                                    registered_models.c.workspace)]
     for c in comparisons:
         if c.kind == "attribute":
             where.append(_model_attribute(c))
@@ -181,11 +182,13 @@ def _model_order(order_by: list[str]) -> list[Any]:
 
 def _visible_model(scope: ResourceScope) -> ColumnElement[bool]:
     # The scope names models by their stable id: versions carry only the name, so the model row is consulted.
-    if scope.unrestricted and not (scope.denied_ids or scope.denied_name_patterns or scope.hidden_names
-                                   or scope.denied_names):
+    # A version carries no workspace either: it is in its model's.
+    if scope.unrestricted and scope.workspace is None and not (
+            scope.denied_ids or scope.denied_name_patterns or scope.hidden_names or scope.denied_names):
         return true()
     return exists().where(registered_models.c.name == model_versions.c.name,
-                          scope.clause(registered_models.c.model_id, registered_models.c.name))
+                          scope.clause(registered_models.c.model_id, registered_models.c.name,
+                                       registered_models.c.workspace))
 
 
 def search_model_versions(conn: Connection, *, filter_string: str | None, max_results: int | None,

@@ -7,7 +7,7 @@ says so rather than silently ignored.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, String, and_, cast, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, select
 
 from tracking.db.mlflow3_tables import trace_info, trace_request_metadata, trace_tags
 from tracking.db.tables import experiments
@@ -25,7 +25,7 @@ from tracking.search.filter import (
 )
 from tracking.search.order_by import parse_order_by
 from tracking.search.page_token import decode_page_token, encode_page_token, fingerprint
-from tracking.search.predicates import compare
+from tracking.search.predicates import compare, experiment_scope_clause
 from tracking.store.experiment_checks import parse_experiment_id
 from tracking.store.traces import TRACE_NAME_TAG, load_trace_infos
 
@@ -121,7 +121,7 @@ def search_traces(conn: Connection, *, experiment_ids: list[str], filter_string:
         select(trace_info.c.request_id)
         .select_from(trace_info.join(experiments, experiments.c.experiment_id == trace_info.c.experiment_id))
         .where(and_(trace_info.c.experiment_id.in_(exp_ids),
-                    scope.clause(cast(experiments.c.experiment_id, String), experiments.c.name), *clauses))
+                    experiment_scope_clause(scope), *clauses))
         .order_by(*terms)
         .offset(offset)
         .limit(limit + 1)
@@ -138,6 +138,6 @@ def visible_trace_ids(conn: Connection, trace_ids: list[str], scope: ResourceSco
     query = (select(trace_info.c.request_id)
              .select_from(trace_info.join(experiments, experiments.c.experiment_id == trace_info.c.experiment_id))
              .where(trace_info.c.request_id.in_(trace_ids),
-                    scope.clause(cast(experiments.c.experiment_id, String), experiments.c.name)))
+                    experiment_scope_clause(scope)))
     found = {r.request_id for r in conn.execute(query)}
     return [t for t in dict.fromkeys(trace_ids) if t in found]

@@ -1,0 +1,143 @@
+"""The request's workspace: ``X-MLFLOW-WORKSPACE`` (absent: ``default``), validated, and decided by membership.
+
+A header names the workspace a client wants; it never widens access. A workspace the caller is not a
+member of answers exactly like one that does not exist (MLflow's RESOURCE_DOES_NOT_EXIST), so names
+cannot be probed. Membership: server administrators are members of every workspace; every signed-in
+principal is a member of ``default`` (what mlgate was before workspaces); any other workspace is reached
+only through a role of that workspace held by the principal or one of its groups (auth/roles.py).
+
+Workspaces and role assignments are read once per policy generation (every change bumps it), so a
+request pays no query for them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Engine, select
+
+from auth.roles import ROLE_GROUP_PREFIX, Memberships, load_memberships, role_group, roles
+from policies.compiled import CompiledPolicy
+from policies.model import Resource, ResourceKind, Subject
+from tracking.db.registry_tables import registered_models
+from tracking.db.tables import experiments
+from tracking.db.workspace_tables import workspaces
+from tracking.errors import MlflowError, invalid_parameter
+from tracking.scope import DEFAULT_WORKSPACE
+
+WORKSPACE_HEADER = "x-mlflow-workspace"
+# MLflow's rule (mlflow.store.workspace.abstract_store.WorkspaceNameValidator), Kubernetes-style names.
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_RESERVED = frozenset({"workspaces", "api", "ajax-api", "static-files"})
+
+
+def check_workspace_name(name: str) -> None:
+    """MLflow's validation of a workspace name: INVALID_PARAMETER_VALUE naming the rule."""
+    if not 2 <= len(name) <= 63:
+        raise invalid_parameter(f"Workspace name '{name[:80]}' must be between 2 and 63 characters.")
+    if not _NAME.fullmatch(name):
+        raise invalid_parameter(f"Workspace name '{name}' must match the pattern {_NAME.pattern} "
+                                "(lowercase alphanumeric with optional internal hyphens).")
+    if name in _RESERVED:
+        raise invalid_parameter(f"Workspace name '{name}' is reserved.")
+
+
+def workspace_missing(name: str) -> MlflowError:
+    """The answer for a workspace that does not exist, or that the caller is not a member of."""
+    return MlflowError(f"Workspace '{name}' not found.", "RESOURCE_DOES_NOT_EXIST")
+
+
+def workspaces_disabled() -> MlflowError:
+    """MLflow's answer when a client names a workspace and the server does not serve them."""
+    return MlflowError("Workspace APIs are not available: workspaces are not enabled on this server "
+                       "(start mlgate with --enable-workspaces).", "FEATURE_DISABLED")
+
+
+@dataclass(frozen=True)
+class WorkspaceView:
+    """The workspaces and memberships of one policy generation."""
+
+    names: frozenset[str]
+    memberships: Memberships
+
+    def keys_of(self, subject: Subject) -> list[str]:
+        """The subject keys a role can be assigned to: the principal itself and its groups."""
+        return [subject.key, *(f"group:{g}" for g in subject.groups)]
+
+    def is_member(self, subject: Subject, workspace: str, *, admin: bool) -> bool:
+        """Whether ``subject`` may work in ``workspace`` (it exists, and membership as the module says)."""
+        if workspace not in self.names:
+            return False
+        if admin or workspace == DEFAULT_WORKSPACE:
+            return True
+        return bool(self.memberships.roles_of(self.keys_of(subject), workspace))
+
+    def is_workspace_admin(self, subject: Subject, workspace: str) -> bool:
+        """Whether ``subject`` holds a role with the workspace MANAGE permission in ``workspace``."""
+        held = self.memberships.roles_of(self.keys_of(subject), workspace)
+        return bool(held & self.memberships.admin_roles)
+
+    def visible_workspaces(self, subject: Subject, *, admin: bool) -> list[str]:
+        """The workspaces ``subject`` is a member of, by name."""
+        return sorted(n for n in self.names if self.is_member(subject, n, admin=admin))
+
+    def subject_in(self, subject: Subject, workspace: str) -> Subject:
+        """``subject`` as decided in ``workspace``: its groups plus the role groups it holds there, and no
+        other role group (an identity provider's group named like one is dropped)."""
+        groups = {g for g in subject.groups if not g.startswith(ROLE_GROUP_PREFIX)}
+        groups.update(role_group(r) for r in self.memberships.roles_of(self.keys_of(subject), workspace))
+        if groups == subject.groups:
+            return subject
+        return replace(subject, groups=frozenset(groups))
+
+
+class WorkspaceDirectory:
+    """Workspaces and role memberships, re-read when the compiled policy changes (one per generation)."""
+
+    def __init__(self, engine: Engine, *, enabled: bool):
+        self.engine = engine
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._for: CompiledPolicy | None = None
+        self._view: WorkspaceView | None = None
+
+    def view(self, policy: CompiledPolicy) -> WorkspaceView:
+        """The view matching ``policy`` (the holder's current compiled policy)."""
+        with self._lock:
+            if self._for is policy and self._view is not None:
+                return self._view
+        with self.engine.connect() as conn:
+            names = frozenset(conn.execute(select(workspaces.c.name)).scalars())
+            memberships = load_memberships(conn)
+        fresh = WorkspaceView(names | {DEFAULT_WORKSPACE}, memberships)
+        with self._lock:
+            self._for, self._view = policy, fresh
+        return fresh
+
+    def requested(self, header: str | None) -> str:
+        """The workspace a request names (validated), ``default`` when it names none."""
+        name = (header or "").strip()
+        if not name or name == DEFAULT_WORKSPACE:
+            return DEFAULT_WORKSPACE
+        if not self.enabled:
+            raise workspaces_disabled()
+        check_workspace_name(name)
+        return name
+
+
+def in_resource_workspace(conn, subject: Subject, resource: Resource) -> tuple[Subject, dict]:
+    """``subject`` as a request in ``resource``'s workspace decides it (with the role groups it holds there),
+    and that workspace with the names of those roles: what ``perms explain`` shows."""
+    if resource.kind is ResourceKind.EXPERIMENT:
+        stmt = select(experiments.c.workspace).where(experiments.c.experiment_id == int(resource.id))
+    else:
+        stmt = select(registered_models.c.workspace).where(registered_models.c.name == resource.id)
+    workspace = conn.execute(stmt).scalar() or DEFAULT_WORKSPACE
+    view = WorkspaceView(frozenset({workspace}), load_memberships(conn))
+    decided = view.subject_in(subject, workspace)
+    held = sorted(view.memberships.roles_of(view.keys_of(subject), workspace))
+    names = dict(conn.execute(select(roles.c.id, roles.c.name).where(roles.c.id.in_(held))).all()) if held else {}
+    return decided, {"workspace": workspace,
+                     "roles": [{"id": r, "name": names.get(r), "group": role_group(r)} for r in held]}

@@ -1,0 +1,292 @@
+"""Workspaces through the real app: isolation (hidden == missing, administrators included), membership
+through roles, header spoofing, the workspaces and roles APIs, and the feature switched off."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.conftest import TEST_ADMIN_TOKEN
+from tests.tracking.otlp_builders import trace_info_body
+
+A = "/api/2.0/mlflow"
+B = "/api/3.0/mlflow"
+H = "X-MLFLOW-WORKSPACE"
+PASSWORD = "Unguessable-Pw-9c1e77aa31"
+
+
+def _ok(response, status: int = 200):
+    assert response.status_code == status, response.text
+    return response.json() if response.content else {}
+
+
+def _user_client(app, admin, name: str) -> TestClient:
+    _ok(admin.post(f"{A}/users/create", json={"username": name, "password": PASSWORD}))
+    token = _ok(admin.post(f"{A}/users/tokens/create", json={"name": "t", "expires_in_days": 1, "username": name}))
+    client = TestClient(app, base_url="http://127.0.0.1:5000")
+    client.headers["Authorization"] = f"Bearer {token['token']}"
+    return client
+
+
+def _in(client: TestClient, workspace: str | None) -> TestClient:
+    """The same client, naming ``workspace`` on every request (None: no header)."""
+    client.headers.pop(H, None)
+    if workspace is not None:
+        client.headers[H] = workspace
+    return client
+
+
+def _team_role(admin, workspace: str, username: str, *, manage_workspace: bool = False) -> int:
+    role = _ok(admin.post(f"{B}/roles/create", json={"workspace": workspace, "name": "members"}))["role"]
+    for resource_type in ("experiment", "registered_model"):
+        _ok(admin.post(f"{B}/roles/permissions/add", json={
+            "role_id": role["id"], "resource_type": resource_type, "resource_pattern": "*", "permission": "EDIT"}))
+    if manage_workspace:
+        _ok(admin.post(f"{B}/roles/permissions/add", json={
+            "role_id": role["id"], "resource_type": "workspace", "resource_pattern": "*", "permission": "MANAGE"}))
+    _ok(admin.post(f"{B}/roles/assign", json={"username": username, "role_id": role["id"]}))
+    return role["id"]
+
+
+@pytest.fixture
+def teams(app_factory):
+    """team-a (alice, its workspace administrator) and team-b (bob), each with an experiment, a run, an
+    artifact, a trace and a registered model; carol has no role anywhere."""
+    app = app_factory(enable_workspaces=True)
+    with TestClient(app, base_url="http://127.0.0.1:5000") as admin:
+        admin.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        clients = {"admin": admin}
+        for name in ("alice", "bob", "carol"):
+            clients[name] = _user_client(app, admin, name)
+        for workspace in ("team-a", "team-b"):
+            _ok(admin.post(f"{B}/workspaces", json={"name": workspace, "description": workspace}), 201)
+        roles = {"team-a": _team_role(admin, "team-a", "alice", manage_workspace=True),
+                 "team-b": _team_role(admin, "team-b", "bob")}
+        made = {}
+        for user, workspace in (("alice", "team-a"), ("bob", "team-b")):
+            c = _in(clients[user], workspace)
+            exp = _ok(c.post(f"{A}/experiments/create", json={"name": f"{user}-exp"}))["experiment_id"]
+            run = _ok(c.post(f"{A}/runs/create", json={"experiment_id": exp}))["run"]["info"]["run_id"]
+            _ok(c.put(f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/x.txt", content=b"secret"))
+            trace = "tr-" + (("a" if user == "alice" else "b") * 32)
+            _ok(c.post(f"{B}/traces", json=trace_info_body(trace, exp)))
+            _ok(c.post(f"{A}/registered-models/create", json={"name": f"{user}-model"}))
+            made[user] = {"exp": exp, "run": run, "trace": trace, "model": f"{user}-model", "workspace": workspace}
+        yield app, clients, made, roles
+
+
+def _reads(made: dict) -> list[tuple[str, str, dict]]:
+    """Every point read of one team's objects (method, path, params)."""
+    exp, run = made["exp"], made["run"]
+    return [
+        ("get", f"{A}/experiments/get", {"experiment_id": exp}),
+        ("get", f"{A}/experiments/get-by-name", {"experiment_name": f"{made['model'][:-6]}-exp"}),
+        ("get", f"{A}/runs/get", {"run_id": run}),
+        ("get", f"{A}/metrics/get-history", {"run_id": run, "metric_key": "m"}),
+        ("get", f"{A}/artifacts/list", {"run_id": run}),
+        ("get", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/x.txt", {}),
+        ("get", "/get-artifact", {"run_id": run, "path": "x.txt"}),
+        ("get", f"{B}/traces/{made['trace']}", {}),
+        ("get", f"{A}/registered-models/get", {"name": made["model"]}),
+    ]
+
+
+def _missing_twin(method: str, path: str, params: dict) -> tuple[str, str, dict]:
+    """The same request naming ids that exist nowhere."""
+    swap = {"experiment_id": "987654", "run_id": "f" * 32, "name": "no-such-model",
+            "experiment_name": "no-such-experiment"}
+    return method, path, {k: swap.get(k, v) for k, v in params.items()}
+
+
+def _answer(client, method, path, params):
+    response = getattr(client, method)(path, params=params)
+    return response.status_code, response.content
+
+
+@pytest.mark.parametrize("caller", ["bob", "admin"])
+def test_another_workspaces_objects_are_missing_for_everyone(teams, caller):
+    _, c, made, _ = teams
+    client = _in(c[caller], "team-b")
+    for method, path, params in _reads(made["alice"]):
+        status, body = _answer(client, method, path, params)
+        assert status == 404, (path, body)
+        assert b"RESOURCE_DOES_NOT_EXIST" in body, (path, body)
+    # In its own workspace the same requests succeed (the test can fail: ids are right).
+    owner = _in(c["alice"], "team-a")
+    for method, path, params in _reads(made["alice"]):
+        if "get-history" in path:
+            continue
+        assert _answer(owner, method, path, params)[0] == 200, path
+
+
+def test_a_non_administrator_cannot_tell_hidden_from_missing(teams):
+    _, c, made, _ = teams
+    bob = _in(c["bob"], "team-b")
+    for method, path, params in _reads(made["alice"])[:3] + _reads(made["alice"])[-1:]:
+        assert _answer(bob, method, path, params) == _answer(bob, *_missing_twin(method, path, params)), path
+
+
+def test_searches_show_only_the_workspace(teams):
+    _, c, made, _ = teams
+    for caller in ("bob", "admin"):
+        client = _in(c[caller], "team-b")
+        names = [e["name"] for e in _ok(client.post(f"{A}/experiments/search", json={}))["experiments"]]
+        assert names == ["bob-exp"], caller
+        runs = _ok(client.post(f"{A}/runs/search", json={"experiment_ids": [made["alice"]["exp"],
+                                                                            made["bob"]["exp"]]}))["runs"]
+        assert [r["info"]["run_id"] for r in runs] == [made["bob"]["run"]]
+        models = _ok(client.get(f"{A}/registered-models/search"))["registered_models"]
+        assert [m["name"] for m in models] == ["bob-model"]
+        traces = _ok(client.post(f"{B}/traces/search", json={"locations": [
+            {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": made["alice"]["exp"]}},
+            {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": made["bob"]["exp"]}}]}))
+        assert [t["trace_id"] for t in traces.get("traces", [])] == [made["bob"]["trace"]]
+    # The default workspace (no header) holds neither team's objects, and keeps its Default experiment.
+    admin = _in(c["admin"], None)
+    names = [e["name"] for e in _ok(admin.post(f"{A}/experiments/search", json={}))["experiments"]]
+    assert names == ["Default"]
+
+
+def test_writes_into_another_workspace_are_refused_as_missing(teams):
+    _, c, made, _ = teams
+    for caller in ("bob", "admin"):
+        client = _in(c[caller], "team-b")
+        logged = client.post(f"{A}/runs/log-metric", json={"run_id": made["alice"]["run"], "key": "m", "value": 1,
+                                                           "timestamp": 1})
+        assert logged.status_code == 404, logged.text
+        created = client.post(f"{A}/runs/create", json={"experiment_id": made["alice"]["exp"]})
+        assert created.status_code == 404, created.text
+        version = client.post(f"{A}/model-versions/create", json={"name": made["alice"]["model"],
+                                                                  "source": f"runs:/{made['bob']['run']}/m"})
+        assert version.status_code == 404, version.text
+        # A version of bob's model from alice's run: the source is in another workspace.
+        version = client.post(f"{A}/model-versions/create", json={"name": made["bob"]["model"],
+                                                                  "source": f"runs:/{made['alice']['run']}/m"})
+        assert version.status_code == 404, version.text
+
+
+def test_a_spoofed_header_never_widens_access(teams):
+    _, c, made, _ = teams
+    bob = _in(c["bob"], "team-a")  # bob holds no role in team-a
+    refused = bob.get(f"{A}/experiments/get", params={"experiment_id": made["alice"]["exp"]})
+    unknown = _in(c["carol"], "no-such-team").get(f"{A}/experiments/get",
+                                                   params={"experiment_id": made["alice"]["exp"]})
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.json()["error_code"] == unknown.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert refused.json()["message"] == "Workspace 'team-a' not found."
+    assert _in(c["carol"], "team-a").post(f"{A}/experiments/search", json={}).status_code == 404
+    assert _in(c["bob"], "team-a").get(f"{B}/workspaces/team-a").status_code == 404
+    # Malformed names are refused before any lookup.
+    assert _in(c["bob"], "Team_A").get(f"{A}/experiments/get", params={"experiment_id": "0"}).status_code == 400
+
+
+def test_list_workspaces_shows_only_the_callers(teams):
+    _, c, _, _ = teams
+    names = {u: [w["name"] for w in _ok(_in(c[u], None).get(f"{B}/workspaces"))["workspaces"]]
+             for u in ("admin", "alice", "bob", "carol")}
+    assert names == {"admin": ["default", "team-a", "team-b"], "alice": ["default", "team-a"],
+                     "bob": ["default", "team-b"], "carol": ["default"]}
+    assert _ok(_in(c["alice"], None).get(f"{B}/workspaces/team-a"))["workspace"]["name"] == "team-a"
+    assert _in(c["alice"], None).get(f"{B}/workspaces/team-b").status_code == 404
+
+
+def test_a_workspace_administrator_manages_only_their_workspace(teams):
+    _, c, _, roles = teams
+    alice = _in(c["alice"], "team-a")
+    # Her own workspace: a new role, given to carol, makes carol a member.
+    role = _ok(alice.post(f"{B}/roles/create", json={"workspace": "team-a", "name": "readers"}))["role"]
+    _ok(alice.post(f"{B}/roles/permissions/add", json={"role_id": role["id"], "resource_type": "experiment",
+                                                       "resource_pattern": "*", "permission": "READ"}))
+    _ok(alice.post(f"{B}/roles/assign", json={"username": "carol", "role_id": role["id"]}))
+    names = [e["name"] for e in _ok(_in(c["carol"], "team-a").post(f"{A}/experiments/search", json={}))["experiments"]]
+    assert names == ["alice-exp"]
+    assert [u["user_id"] for u in _ok(alice.get(f"{B}/roles/users/list", params={"role_id": role["id"]}))[
+        "assignments"]]
+    # The other workspace: its roles are missing to her, its name too.
+    for method, path, kwargs in (
+            ("post", f"{B}/roles/assign", {"json": {"username": "alice", "role_id": roles["team-b"]}}),
+            ("get", f"{B}/roles/get", {"params": {"role_id": roles["team-b"]}}),
+            ("delete", f"{B}/roles/delete", {"json": {"role_id": roles["team-b"]}}),
+            ("post", f"{B}/roles/create", {"json": {"workspace": "team-b", "name": "mine"}}),
+            ("get", f"{B}/roles/list", {"params": {"workspace": "team-b"}})):
+        response = alice.request(method.upper(), path, **kwargs)
+        assert response.status_code == 404, (path, response.text)
+    # Server-wide settings stay the server administrators'.
+    assert alice.post(f"{B}/workspaces", json={"name": "team-c"}).status_code == 403
+    assert alice.delete(f"{B}/workspaces/team-a").status_code == 403
+    assert alice.post(f"{A}/users/create", json={"username": "mallory", "password": PASSWORD}).status_code == 403
+    assert alice.get(f"{B}/roles/list").status_code == 403  # every role of every workspace
+    # bob, a member without the workspace permission, manages nothing of team-b's roles, and cannot probe
+    # account names through them.
+    bob = _in(c["bob"], "team-b")
+    for username in ("carol", "no-such-user"):
+        refused = bob.post(f"{B}/roles/assign", json={"username": username, "role_id": roles["team-b"]})
+        assert refused.status_code == 404
+        assert refused.json()["message"] == f"Role with id={roles['team-b']} not found."
+
+
+def test_role_groups_cannot_be_claimed(teams):
+    _, c, made, roles = teams
+    admin = _in(c["admin"], None)
+    # An administrator-made (or identity-provider) group named like a role group gives nothing.
+    _ok(admin.post("/api/2.0/mlgate/groups/create", json={"name": f"role@{roles['team-a']}"}))
+    _ok(admin.post("/api/2.0/mlgate/groups/add-member", json={"group": f"role@{roles['team-a']}",
+                                                              "username": "carol"}))
+    assert _in(c["carol"], "team-a").get(f"{A}/experiments/get",
+                                         params={"experiment_id": made["alice"]["exp"]}).status_code == 404
+    assert "team-a" not in [w["name"] for w in _ok(_in(c["carol"], None).get(f"{B}/workspaces"))["workspaces"]]
+
+
+def test_role_grants_hold_only_in_their_workspace(teams):
+    _, c, made, _ = teams
+    # alice also joins team-b as a reader: her team-a EDIT role must not let her write in team-b.
+    admin = _in(c["admin"], None)
+    role = _ok(admin.post(f"{B}/roles/create", json={"workspace": "team-b", "name": "readers"}))["role"]
+    _ok(admin.post(f"{B}/roles/permissions/add", json={"role_id": role["id"], "resource_type": "experiment",
+                                                       "resource_pattern": "*", "permission": "READ"}))
+    _ok(admin.post(f"{B}/roles/assign", json={"username": "alice", "role_id": role["id"]}))
+    alice = _in(c["alice"], "team-b")
+    assert alice.get(f"{A}/runs/get", params={"run_id": made["bob"]["run"]}).status_code == 200
+    write = alice.post(f"{A}/runs/log-metric", json={"run_id": made["bob"]["run"], "key": "m", "value": 1,
+                                                     "timestamp": 1})
+    assert write.status_code == 403, write.text
+    # Switching back, her own workspace still works.
+    assert _in(c["alice"], "team-a").get(f"{A}/runs/get", params={"run_id": made["alice"]["run"]}).status_code == 200
+
+
+def test_deleting_a_workspace_needs_it_empty(teams):
+    _, c, _, _ = teams
+    admin = _in(c["admin"], None)
+    refused = admin.delete(f"{B}/workspaces/team-a")
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "INVALID_STATE"
+    _ok(admin.post(f"{B}/workspaces", json={"name": "empty-one"}), 201)
+    assert admin.delete(f"{B}/workspaces/empty-one").status_code == 204
+    assert admin.get(f"{B}/workspaces/empty-one").status_code == 404
+    assert admin.delete(f"{B}/workspaces/default").status_code == 400
+
+
+def test_switched_off_workspaces_are_refused_and_default_works(client):
+    assert client.get(f"{B}/server-info").json()["workspaces_enabled"] is False
+    named = client.get(f"{A}/experiments/get", params={"experiment_id": "0"}, headers={H: "team-a"})
+    assert named.status_code == 501
+    assert named.json()["error_code"] == "FEATURE_DISABLED"
+    assert client.get(f"{B}/workspaces").status_code == 501
+    assert client.get(f"{A}/experiments/get", params={"experiment_id": "0"}, headers={H: "default"}).status_code == 200
+    assert client.get(f"{A}/experiments/get", params={"experiment_id": "0"}).status_code == 200
+
+
+def test_perms_explain_names_the_role_and_the_workspace(teams):
+    _, c, made, roles = teams
+    admin = _in(c["admin"], None)
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={
+        "username": "alice", "experiment_id": made["alice"]["exp"], "action": "EDIT"}))
+    assert explained["allowed"] is True
+    assert explained["rule"].startswith("api-grant:")  # the role permission's grant, decided by decide()
+    assert explained["workspace"] == "team-a"
+    assert explained["roles"] == [{"id": roles["team-a"], "name": "members", "group": f"role@{roles['team-a']}"}]
+    # bob holds no role in team-a: nothing there for him.
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={
+        "username": "bob", "experiment_id": made["alice"]["exp"], "action": "READ"}))
+    assert explained["allowed"] is False
+    assert explained["roles"] == []
