@@ -89,6 +89,9 @@ def _split(values: str | None) -> tuple[str, ...] | None:
               help="Seconds to wait for a free PostgreSQL connection before failing the request.")
 @click.option("--db-statement-timeout", default=0, show_default=True, type=int,
               help="PostgreSQL statement_timeout in milliseconds (0: none).")
+@click.option("--web-ui", type=click.Choice(["auto", "mlflow", "mlgate"]), default="auto", show_default=True,
+              help="The web UI at /: MLflow's own (needs mlgate[mlflow-ui]), mlgate's pages, or auto "
+                   "(MLflow's when installed).")
 def server(**options) -> None:
     """Start the server (upgrades the database schema first).
 
@@ -153,7 +156,7 @@ def server_settings(options: dict, environ) -> Settings:
         metrics_token=environ.get("MLGATE_METRICS_TOKEN") or None,
         log_format=o["log_format"], shutdown_timeout_seconds=o["shutdown_timeout"], db_pool_size=o["db_pool_size"],
         db_max_overflow=o["db_max_overflow"], db_pool_timeout_seconds=o["db_pool_timeout"],
-        db_statement_timeout_ms=o["db_statement_timeout"],
+        db_statement_timeout_ms=o["db_statement_timeout"], web_ui=o.get("web_ui", "auto"),
     )
 
 

@@ -48,6 +48,9 @@ class Settings:
     db_max_overflow: int = 10
     db_pool_timeout_seconds: float = 30.0
     db_statement_timeout_ms: int = 0
+    # Which web UI answers at /: MLflow's own React UI (the mlgate[mlflow-ui] extra), mlgate's pages, or
+    # "auto": MLflow's when its build is installed at the pinned version (gateway/ui/mlflow_ui.py).
+    web_ui: str = "auto"
 
     def to_json(self) -> str:
         """Serialize for worker processes (uvicorn ``--workers`` re-imports the app factory)."""
@@ -74,6 +77,8 @@ class Settings:
             problems.append(
                 "--backend-store-uri / MLGATE_BACKEND_STORE_URI: must be a sqlite:/// or postgresql:// URI"
             )
+        if self.web_ui not in WEB_UIS:
+            problems.append(f"--web-ui / MLGATE_WEB_UI: must be one of {', '.join(WEB_UIS)}, got {self.web_ui!r}")
         problems += operations_problems(self)
         return problems
 
@@ -85,6 +90,7 @@ class Settings:
 
 
 LOG_FORMATS = ("text", "json")
+WEB_UIS = ("auto", "mlflow", "mlgate")
 MIN_METRICS_TOKEN_LENGTH = 32
 
 

@@ -202,6 +202,9 @@ _TABLE: dict[str, Requirement] = {
     "runs.search": _search(_EXP),
     "runs.search_via_get": _search(_EXP),
     "metrics.get_history": _run(R),
+    # MLflow's web UI's GraphQL queries (experiment, run, run search, metric histories): a search, so the
+    # request carries the visibility scope, and every object a resolver reads is checked against it.
+    "graphql.query": _search(_EXP),
     "metrics.get_history_bulk_interval": _run(R, ("run_ids",), many=True),
     # Artifacts: the proxied path starts with the owning experiment's id.
     "artifacts.list": _artifact(R, Source.ARGS),
@@ -319,6 +322,7 @@ _TABLE: dict[str, Requirement] = {
     # The web UI: the same checks as the API calls each page stands for (list pages are searches).
     "ui.static": PUBLIC,
     "ui.experiments": _search(_EXP),
+    "ui.experiments_list": _search(_EXP),
     "ui.experiment": _on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID),
     "ui.run": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
@@ -348,6 +352,10 @@ _TABLE: dict[str, Requirement] = {
     "ui.admin.grant_revoke": _admin(M),
     "ui.admin.audit": _admin(R),
     "ui.admin.policy": _admin(R),
+    # MLflow's own web UI (the mlflow-ui extra): its page needs a signed-in person (anonymous: the sign-in
+    # page); its bundle's files are public code. Its API calls are the routes above.
+    "mlflow_ui.index": _signed_in(R),
+    "mlflow_ui.static": PUBLIC,
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

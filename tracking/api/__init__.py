@@ -32,6 +32,7 @@ def tracking_mounts() -> list[Mount]:
     from tracking.api import (
         artifacts,
         experiments,
+        graphql,
         logged_models,
         otlp,
         registry,
@@ -52,4 +53,5 @@ def tracking_mounts() -> list[Mount]:
     mounts.append(Mount(artifacts.root_router, "", True))
     mounts.append(Mount(registry.root_router, "", True))
     mounts.append(Mount(otlp.router, "", True))
+    mounts.append(Mount(graphql.router, "", False))  # MLflow's web UI's queries (POST /graphql)
     return mounts
