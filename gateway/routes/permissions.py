@@ -285,3 +285,14 @@ def list_user_permissions(request: Request, args: Args = ARGS) -> JSONBody:
                             "resource_type": resource_type, "resource_pattern": value,
                             "permission": row.permission})
     return ok({"is_admin": user.is_admin, "permissions": permissions})
+
+
+@router_v3.get("/users/current/permissions", operation_id="permissions.users.current")
+def current_user_permissions(request: Request) -> JSONBody:
+    """MLflow's role-permission rows of the caller, which its UI reads (workspace administration).
+
+    mlgate has no roles and no workspaces: no rows, and whether the caller is an administrator. What the
+    caller may do is decided on every request by the authorizer, never by this advisory answer.
+    """
+    principal: Principal = request.state.principal
+    return ok({"is_admin": bool(principal.is_admin and not principal.read_only), "permissions": []})

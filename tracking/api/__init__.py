@@ -40,13 +40,14 @@ def tracking_mounts() -> list[Mount]:
         search,
         server_info,
         traces,
+        ui_features,
     )
 
     mounts: list[Mount] = []
     for router in (experiments.router, runs.router, search.router, registry.router, logged_models.router,
-                   traces.router_v2):
+                   traces.router_v2, ui_features.router_v2):
         mounts += _twice(router, "/api/2.0/mlflow")
-    for router in (traces.router_v3, server_info.router):
+    for router in (traces.router_v3, server_info.router, ui_features.router_v3):
         mounts += _twice(router, "/api/3.0/mlflow")
     mounts += _twice(artifacts.proxy_router, "/api/2.0/mlflow-artifacts")
     mounts += _twice(artifacts.ui_router, "/api/2.0/mlflow")

@@ -22,7 +22,7 @@ from tracking.scope import visibility_scope
 from tracking.services import tracking_of
 from tracking.store import traces as store
 from tracking.store.spans import load_spans
-from tracking.store.trace_artifacts import spans_from_artifact
+from tracking.store.trace_artifacts import artifact_span, spans_from_artifact
 from tracking.store.trace_search import search_traces, visible_trace_ids
 
 router_v2 = APIRouter()  # /api/2.0/mlflow
@@ -83,6 +83,22 @@ async def get_trace(request: Request):
         raise MlflowError(f"Trace with ID {trace_id} is not fully exported yet, please try again later.",
                           "RESOURCE_DOES_NOT_EXIST")
     return ok({"trace": {"trace_info": info, "spans": spans}})
+
+
+@router_v2.get("/get-trace-artifact", operation_id="traces.get_artifact")
+@router_v3.get("/get-trace-artifact", operation_id="traces.get_artifact_v3")
+async def get_trace_artifact(request: Request):
+    """A trace's span data as MLflow's UI downloads it (``{"spans": [...]}``, its ``traces.json`` form)."""
+    args = await request_args(request)
+    trace_id = store.validate_trace_id(args.str("request_id", required=True), "request_id")
+
+    def load(conn):
+        info = store.get_trace_info(conn, trace_id)
+        return info, load_spans(conn, [trace_id])[trace_id]
+
+    info, spans = await in_transaction(request, load)
+    spans = await run_in_threadpool(_with_artifact_spans, request, info, spans)
+    return ok({"spans": [artifact_span(s) for s in spans]})
 
 
 async def _visible_infos(request: Request) -> list[dict]:
