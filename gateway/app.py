@@ -133,6 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router, api in ((permission_routes.router_v2, "2.0"), (permission_routes.router_v3, "3.0")):
         app.include_router(router, prefix=f"/api/{api}/mlflow")
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
+    app.include_router(permission_routes.router_ui, prefix="/ajax-api/3.0/mlflow", include_in_schema=False)
     app.include_router(ops_router)  # /ready, /metrics
     install_openapi(app)  # the document describes what the hand-parsing handlers read (gateway.openapi)
     if mlflow_ui is not None:

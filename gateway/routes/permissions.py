@@ -287,7 +287,11 @@ def list_user_permissions(request: Request, args: Args = ARGS) -> JSONBody:
     return ok({"is_admin": user.is_admin, "permissions": permissions})
 
 
-@router_v3.get("/users/current/permissions", operation_id="permissions.users.current")
+# Only MLflow's web UI asks this, under its prefix only (gateway/app.py mounts it at /ajax-api/3.0/mlflow).
+router_ui = APIRouter()
+
+
+@router_ui.get("/users/current/permissions", operation_id="permissions.users.current")
 def current_user_permissions(request: Request) -> JSONBody:
     """MLflow's role-permission rows of the caller, which its UI reads (workspace administration).
 

@@ -34,14 +34,15 @@ log = logging.getLogger("mlgate.ui")
 PINNED_VERSION = MLFLOW_COMPATIBLE_VERSION
 INSTALL_HINT = "pip install 'mlgate[mlflow-ui]'"
 
-# What MLflow's bundle needs, and nothing more (SECURITY.md, "MLflow's web UI"): its scripts, fonts and
-# images are files from this server; it styles itself with CSS-in-JS (emotion inserts <style> elements at
-# run time, so styles need 'unsafe-inline'; scripts do not); its charts and previews draw data: and blob:
-# images; its telemetry worker is a file of the build. No eval, no inline script, no other origin.
+# What MLflow's bundle needs, and nothing more (SECURITY.md, "MLflow's web UI"; found by walking every area in
+# Chromium with a stricter policy and reading its refusals): scripts, fonts, images and its worker are files of
+# this server, its data comes from this server; no eval and no inline script. The one relaxation is inline
+# style: its components set style attributes and CSS-in-JS rules at run time ('unsafe-inline' for styles only).
+# data: images and fonts are embedded in its bundle; blob: images are artifact previews it downloads first.
+# Nothing is loaded from another site.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-    "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
-    "form-action 'self'; frame-src 'self'; manifest-src 'self'"
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
 )
 
 # Extensions of the build's files; anything else is served as bytes (X-Content-Type-Options: nosniff).

@@ -49,6 +49,10 @@ ui.account ui.account.token_create ui.account.token_revoke ui.account.password
 ui.admin.users ui.admin.user_create ui.admin.user_update ui.admin.groups ui.admin.group_create
 ui.admin.group_delete ui.admin.group_member ui.admin.grants ui.admin.grant_put ui.admin.grant_revoke
 ui.admin.audit ui.admin.policy
+ui.experiments_list mlflow_ui.index mlflow_ui.static graphql.query
+datasets.search_summaries evaluation_datasets.search traces.metrics traces.get_artifact traces.get_artifact_v3
+permissions.users.current features.assistant_config features.assistant_providers features.ui_telemetry_config
+features.ui_telemetry_records features.gateway_proxy features.gateway_proxy_via_post
 """.split()
 
 
@@ -75,7 +79,8 @@ def test_exactly_the_login_and_liveness_operations_are_public():
     assert public == {"ops.health", "ops.ready", "ops.version", "server.info", "auth.login_page", "auth.login",
                       "auth.logout",
                       "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout",
-                      "ui.static"}  # the UI's stylesheet: the login page needs it before anyone signs in
+                      "ui.static",  # the UI's stylesheet: the login page needs it before anyone signs in
+                      "mlflow_ui.static"}  # MLflow's UI bundle: public code, its page itself needs a sign-in
 
 
 def test_admin_only_and_self_service_account_operations():
@@ -104,6 +109,9 @@ def test_searches_are_scoped_by_the_right_kind():
         "experiments.search_via_get": ResourceKind.EXPERIMENT, "runs.search_via_get": ResourceKind.EXPERIMENT,
         "logged_models.search": ResourceKind.EXPERIMENT, "traces.search": ResourceKind.EXPERIMENT,
         "ui.experiments": ResourceKind.EXPERIMENT, "ui.account": ResourceKind.EXPERIMENT,
+        "ui.experiments_list": ResourceKind.EXPERIMENT,
+        # MLflow's UI's GraphQL queries: the scope, and a check of every object against it (tracking/graphql)
+        "graphql.query": ResourceKind.EXPERIMENT, "evaluation_datasets.search": ResourceKind.EXPERIMENT,
         "ui.models": ResourceKind.REGISTERED_MODEL, "ui.prompts": ResourceKind.REGISTERED_MODEL,
         "registered_models.search": ResourceKind.REGISTERED_MODEL,
         "registered_models.search_via_post": ResourceKind.REGISTERED_MODEL,

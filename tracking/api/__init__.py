@@ -45,9 +45,9 @@ def tracking_mounts() -> list[Mount]:
 
     mounts: list[Mount] = []
     for router in (experiments.router, runs.router, search.router, registry.router, logged_models.router,
-                   traces.router_v2, ui_features.router_v2):
+                   traces.router_v2):
         mounts += _twice(router, "/api/2.0/mlflow")
-    for router in (traces.router_v3, server_info.router, ui_features.router_v3):
+    for router in (traces.router_v3, server_info.router):
         mounts += _twice(router, "/api/3.0/mlflow")
     mounts += _twice(artifacts.proxy_router, "/api/2.0/mlflow-artifacts")
     mounts += _twice(artifacts.ui_router, "/api/2.0/mlflow")
@@ -55,4 +55,7 @@ def tracking_mounts() -> list[Mount]:
     mounts.append(Mount(registry.root_router, "", True))
     mounts.append(Mount(otlp.router, "", True))
     mounts.append(Mount(graphql.router, "", False))  # MLflow's web UI's queries (POST /graphql)
+    # What only MLflow's web UI calls, under its prefix only (as MLflow serves these).
+    mounts.append(Mount(ui_features.router_v2, "/ajax-api/2.0/mlflow", False))
+    mounts.append(Mount(ui_features.router_v3, "/ajax-api/3.0/mlflow", False))
     return mounts

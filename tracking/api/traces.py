@@ -22,7 +22,7 @@ from tracking.scope import visibility_scope
 from tracking.services import tracking_of
 from tracking.store import traces as store
 from tracking.store.spans import load_spans
-from tracking.store.trace_artifacts import artifact_span, spans_from_artifact
+from tracking.store.trace_artifacts import spans_from_artifact
 from tracking.store.trace_search import search_traces, visible_trace_ids
 
 router_v2 = APIRouter()  # /api/2.0/mlflow
@@ -40,7 +40,7 @@ async def start_trace(request: Request):
     return ok({"trace": {"trace_info": info}})
 
 
-def _with_artifact_spans(request: Request, info: dict, spans: list[dict]) -> list[dict]:
+def with_artifact_spans(request: Request, info: dict, spans: list[dict]) -> list[dict]:
     """Spans stored by the server, else those of the client's ``traces.json`` (read on a worker thread)."""
     if spans or info["tags"].get(store.SPANS_LOCATION_TAG) == store.SPANS_IN_TRACKING_STORE:
         return spans
@@ -78,27 +78,11 @@ async def get_trace(request: Request):
         return info, load_spans(conn, [trace_id])[trace_id]
 
     info, spans = await in_transaction(request, load)
-    spans = await run_in_threadpool(_with_artifact_spans, request, info, spans)
+    spans = await run_in_threadpool(with_artifact_spans, request, info, spans)
     if not allow_partial and not _complete(info, spans):
         raise MlflowError(f"Trace with ID {trace_id} is not fully exported yet, please try again later.",
                           "RESOURCE_DOES_NOT_EXIST")
     return ok({"trace": {"trace_info": info, "spans": spans}})
-
-
-@router_v2.get("/get-trace-artifact", operation_id="traces.get_artifact")
-@router_v3.get("/get-trace-artifact", operation_id="traces.get_artifact_v3")
-async def get_trace_artifact(request: Request):
-    """A trace's span data as MLflow's UI downloads it (``{"spans": [...]}``, its ``traces.json`` form)."""
-    args = await request_args(request)
-    trace_id = store.validate_trace_id(args.str("request_id", required=True), "request_id")
-
-    def load(conn):
-        info = store.get_trace_info(conn, trace_id)
-        return info, load_spans(conn, [trace_id])[trace_id]
-
-    info, spans = await in_transaction(request, load)
-    spans = await run_in_threadpool(_with_artifact_spans, request, info, spans)
-    return ok({"spans": [artifact_span(s) for s in spans]})
 
 
 async def _visible_infos(request: Request) -> list[dict]:
@@ -126,7 +110,7 @@ async def batch_get_traces(request: Request):
     spans = await in_transaction(request, lambda conn: load_spans(conn, [i["trace_id"] for i in infos]))
 
     def with_artifacts() -> list[dict]:
-        return [{"trace_info": i, "spans": _with_artifact_spans(request, i, spans[i["trace_id"]])} for i in infos]
+        return [{"trace_info": i, "spans": with_artifact_spans(request, i, spans[i["trace_id"]])} for i in infos]
 
     return ok({"traces": await run_in_threadpool(with_artifacts)})
 

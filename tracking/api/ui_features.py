@@ -7,27 +7,37 @@ features mlgate does not serve, answered as MLflow answers when they are off, so
   answer is MLflow's for a server without any (an empty list).
 * ``POST /ajax-api/3.0/mlflow/traces/metrics``: the experiment overview's trace charts; not computed here,
   answered with no data points (the charts show "no data") after the same per-experiment check.
+* ``GET /ajax-api/{2.0,3.0}/mlflow/get-trace-artifact``: a trace's spans in the ``traces.json`` form the
+  trace viewer reads.
 * The AI assistant (``assistant/config``, ``assistant/providers``): no provider, no remote access.
 * ``ui-telemetry``: disabled (MLflow's fallback configuration); records posted are dropped.
 * ``gateway-proxy``: no AI gateway configured, MLflow's "empty gateway" answer.
+
+Like MLflow, these are served under ``/ajax-api`` only (the UI's prefix); they are not part of the REST API.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from sqlalchemy import and_, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from tracking.api.body import Args, request_args
+from tracking.api.in_transaction import in_transaction
 from tracking.api.responses import ok
+from tracking.api.traces import with_artifact_spans
 from tracking.db.tables import datasets, input_tags, inputs
 from tracking.errors import invalid_parameter
 from tracking.services import tracking_of
+from tracking.store import traces as trace_store
 from tracking.store.experiments import parse_experiment_id
+from tracking.store.spans import load_spans
+from tracking.store.trace_artifacts import artifact_span
 from tracking.store.transaction import read_connection
 
-router_v2 = APIRouter()  # /api/2.0/mlflow and /ajax-api/2.0/mlflow
-router_v3 = APIRouter()  # /api/3.0/mlflow and /ajax-api/3.0/mlflow
+router_v2 = APIRouter()  # /ajax-api/2.0/mlflow
+router_v3 = APIRouter()  # /ajax-api/3.0/mlflow
 
 MAX_DATASET_EXPERIMENTS = 20  # MLflow's SearchDatasets limit
 MAX_DATASET_SUMMARIES = 1000
@@ -80,6 +90,22 @@ def trace_metrics(request: Request, args: Args = Depends(request_args)):
     """The overview's trace metrics: not computed by mlgate, so no data points (the charts say "no data")."""
     _experiment_ids(args, MAX_DATASET_EXPERIMENTS)
     return ok({"data_points": []})
+
+
+@router_v2.get("/get-trace-artifact", operation_id="traces.get_artifact")
+@router_v3.get("/get-trace-artifact", operation_id="traces.get_artifact_v3")
+async def get_trace_artifact(request: Request):
+    """A trace's span data as MLflow's UI downloads it (``{"spans": [...]}``, its ``traces.json`` form)."""
+    args = await request_args(request)
+    trace_id = trace_store.validate_trace_id(args.str("request_id", required=True), "request_id")
+
+    def load(conn):
+        info = trace_store.get_trace_info(conn, trace_id)
+        return info, load_spans(conn, [trace_id])[trace_id]
+
+    info, spans = await in_transaction(request, load)
+    spans = await run_in_threadpool(with_artifact_spans, request, info, spans)
+    return ok({"spans": [artifact_span(s) for s in spans]})
 
 
 @router_v3.get("/assistant/config", operation_id="features.assistant_config")
