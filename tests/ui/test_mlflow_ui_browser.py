@@ -295,3 +295,37 @@ def test_a_write_from_another_origin_is_refused(world, browser):
         assert listed.status_code == 404
     finally:
         page.context.close()
+
+
+def test_mlgates_own_runs_table_keeps_short_values_on_one_line(world, browser):
+    """mlgate's own runs table (at /experiments/<id> beside MLflow's UI), 8 param and 8 metric columns at
+    1400 px: values such as 0.01 and run names stay on one line instead of collapsing to one-character
+    columns (issue #19, "Fix in the own UI")."""
+    server, a = world["server"], world["editor"]
+    run = _post(server, "/runs/create", {"experiment_id": a["exp"], "run_name": "resnet-lr-0.03-wide",
+                                         "start_time": 1_764_000_000_000})["run"]["info"]["run_id"]
+    _post(server, "/runs/log-batch", {"run_id": run, "params": [
+        {"key": f"param_{i:02d}", "value": "0.01"} for i in range(10)], "metrics": [
+        {"key": f"metric_{i:02d}", "value": 0.123456, "timestamp": 1_764_000_000_000, "step": 0} for i in range(10)]})
+    page = _sign_in(browser, server.url, "editor", EDITOR_PASSWORD, f"#/experiments/{a['exp']}")
+    try:
+        page.goto(f"{server.url}/experiments/{a['exp']}")
+        row = page.locator("tbody tr", has_text="resnet-lr-0.03-wide")
+        row.wait_for()
+        screenshot(page, "mlgate-own-runs-table-1400")
+        # Lines of text in each cell: the distinct tops of its text's line boxes (the row's height is shared).
+        lines = row.evaluate("""tr => [...tr.querySelectorAll("td")].map(td => {
+            const tops = new Set();
+            const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                if (!node.textContent.trim()) { continue; }
+                const range = document.createRange();
+                range.selectNodeContents(node);
+                for (const rect of range.getClientRects()) { tops.add(Math.round(rect.top)); }
+            }
+            return [td.innerText.trim(), tops.size];
+        })""")
+        assert lines, "no cells found"
+        assert [cell for cell in lines if cell[0] and cell[1] > 1] == [], lines
+    finally:
+        page.context.close()
