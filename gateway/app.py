@@ -33,7 +33,9 @@ from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
 from gateway.routes import workspaces as workspace_routes
 from gateway.settings import Settings, SettingsError, settings_from_environment
+from gateway.ui import mlflow_ui as mlflow_ui_routes
 from gateway.ui import routes as ui_routes
+from gateway.ui.mlflow_ui import choose_build
 from gateway.workspaces import WorkspaceDirectory
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from tracking.api import tracking_mounts
@@ -58,6 +60,10 @@ def create_app(settings: Settings) -> FastAPI:
         problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
     problems.extend(identity_problems(settings, policy))
     problems.extend(destination_problems(settings.artifacts_destination))
+    mlflow_ui, ui_problems = choose_build(settings.web_ui)
+    problems.extend(ui_problems)
+    if mlflow_ui is not None and policy is not None:
+        mlflow_ui = mlflow_ui.framed(as_network_config(policy.network).headers.frame_ancestors)
     if problems:
         raise SettingsError(problems)
 
@@ -109,6 +115,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.policy_holder = policy_holder
     app.state.authorizer = authorizer
     app.state.metrics = metrics
+    app.state.mlflow_ui = mlflow_ui  # MLflow's UI build served at / (None: mlgate's own pages are there)
+    app.state.server_info_extra = {"mlgate_web_ui": "mlflow" if mlflow_ui else "mlgate",
+                                   "mlflow_ui_version": mlflow_ui.version if mlflow_ui else None}
     install_error_handlers(app)
 
     @app.get("/health", operation_id="ops.health", include_in_schema=True)
@@ -134,8 +143,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router, prefix=f"/ajax-api/{api}/mlflow", include_in_schema=False)
     app.include_router(workspace_routes.router, prefix="/api/3.0/mlflow")
     app.include_router(workspace_routes.router, prefix="/ajax-api/3.0/mlflow", include_in_schema=False)
+    app.include_router(permission_routes.router_ui, prefix="/ajax-api/3.0/mlflow", include_in_schema=False)
     app.include_router(ops_router)  # /ready, /metrics
     install_openapi(app)  # the document describes what the hand-parsing handlers read (gateway.openapi)
+    if mlflow_ui is not None:
+        app.include_router(mlflow_ui_routes.router)  # before the own pages: MLflow's UI takes /
     app.include_router(ui_routes.router)
     ui_routes.install_error_pages(app)
     # Authentication sits inside the network ring (installed below, so it wraps this layer).

@@ -91,6 +91,9 @@ def _split(values: str | None) -> tuple[str, ...] | None:
               help="PostgreSQL statement_timeout in milliseconds (0: none).")
 @click.option("--enable-workspaces", is_flag=True, default=False,
               help="MLflow 3 workspaces: clients name one with X-MLFLOW-WORKSPACE; membership through roles.")
+@click.option("--web-ui", type=click.Choice(["auto", "mlflow", "mlgate"]), default="auto", show_default=True,
+              help="The web UI at /: MLflow's own (needs mlgate[mlflow-ui]), mlgate's pages, or auto "
+                   "(MLflow's when installed).")
 def server(**options) -> None:
     """Start the server (upgrades the database schema first).
 
@@ -156,6 +159,7 @@ def server_settings(options: dict, environ) -> Settings:
         log_format=o["log_format"], shutdown_timeout_seconds=o["shutdown_timeout"], db_pool_size=o["db_pool_size"],
         db_max_overflow=o["db_max_overflow"], db_pool_timeout_seconds=o["db_pool_timeout"],
         db_statement_timeout_ms=o["db_statement_timeout"], enable_workspaces=o.get("enable_workspaces", False),
+        web_ui=o.get("web_ui", "auto"),
     )
 
 

@@ -51,6 +51,9 @@ class Settings:
     # MLflow 3 workspaces (--enable-workspaces / MLGATE_ENABLE_WORKSPACES): clients may name one with
     # X-MLFLOW-WORKSPACE and manage them at /api/3.0/mlflow/workspaces. Off: everything is 'default'.
     enable_workspaces: bool = False
+    # Which web UI answers at /: MLflow's own React UI (the mlgate[mlflow-ui] extra), mlgate's pages, or
+    # "auto": MLflow's when its build is installed at the pinned version (gateway/ui/mlflow_ui.py).
+    web_ui: str = "auto"
 
     def to_json(self) -> str:
         """Serialize for worker processes (uvicorn ``--workers`` re-imports the app factory)."""
@@ -77,6 +80,8 @@ class Settings:
             problems.append(
                 "--backend-store-uri / MLGATE_BACKEND_STORE_URI: must be a sqlite:/// or postgresql:// URI"
             )
+        if self.web_ui not in WEB_UIS:
+            problems.append(f"--web-ui / MLGATE_WEB_UI: must be one of {', '.join(WEB_UIS)}, got {self.web_ui!r}")
         problems += operations_problems(self)
         return problems
 
@@ -88,6 +93,7 @@ class Settings:
 
 
 LOG_FORMATS = ("text", "json")
+WEB_UIS = ("auto", "mlflow", "mlgate")
 MIN_METRICS_TOKEN_LENGTH = 32
 
 

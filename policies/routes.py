@@ -212,6 +212,13 @@ _TABLE: dict[str, Requirement] = {
     "runs.search": _search(_EXP),
     "runs.search_via_get": _search(_EXP),
     "metrics.get_history": _run(R),
+    # The dataset summaries of experiments' runs (MLflow's UI's dataset filter): READ on every one named.
+    "datasets.search_summaries": _experiment(R, "experiment_ids", many=True, max_values=20),
+    # GenAI evaluation datasets: none are stored; a search (nothing to find).
+    "evaluation_datasets.search": _search(_EXP),
+    # MLflow's web UI's GraphQL queries (experiment, run, run search, metric histories): a search, so the
+    # request carries the visibility scope, and every object a resolver reads is checked against it.
+    "graphql.query": _search(_EXP),
     "metrics.get_history_bulk_interval": _run(R, ("run_ids",), many=True),
     # Artifacts: the proxied path starts with the owning experiment's id.
     "artifacts.list": _artifact(R, Source.ARGS),
@@ -275,6 +282,10 @@ _TABLE: dict[str, Requirement] = {
     "traces.set_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
     "traces.delete_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
     "traces.delete": _experiment(M),
+    # MLflow's UI reads a trace's spans here (its traces.json form), with the trace named by request_id.
+    "traces.get_artifact": _trace(R, Source.ARGS, "request_id"),
+    "traces.get_artifact_v3": _trace(R, Source.ARGS, "request_id"),
+    "traces.metrics": _experiment(R, "experiment_ids", many=True, max_values=20),
     # The trace id is in the path and again in the body: both must pass, so they cannot disagree.
     "assessments.create": _trace(E, Source.PATH, "trace_id", also=(_assessment_body_trace(),)),
     "assessments.get": _trace(R, Source.PATH, "trace_id"),
@@ -334,6 +345,7 @@ _TABLE: dict[str, Requirement] = {
     "roles.unassign": _signed_in(M),
     "roles.users.list": _signed_in(R),
     "roles.users.roles": _signed_in(R),
+    "permissions.users.current": _signed_in(R),  # MLflow's UI: the caller's own (role) permission rows
     # mlgate's admin API (the CLI's remote mode): administrators only.
     "admin.users.list": _admin(R),
     "admin.users.get": _admin(R),
@@ -352,6 +364,7 @@ _TABLE: dict[str, Requirement] = {
     # The web UI: the same checks as the API calls each page stands for (list pages are searches).
     "ui.static": PUBLIC,
     "ui.experiments": _search(_EXP),
+    "ui.experiments_list": _search(_EXP),
     "ui.experiment": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),
     "ui.run": _listing(_on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN)),  # lists child runs
     "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
@@ -382,6 +395,18 @@ _TABLE: dict[str, Requirement] = {
     "ui.admin.grant_revoke": _admin(M),
     "ui.admin.audit": _admin(R),
     "ui.admin.policy": _admin(R),
+    # MLflow's own web UI (the mlflow-ui extra): its page needs a signed-in person (anonymous: the sign-in
+    # page); its bundle's files are public code. Its API calls are the routes above.
+    "mlflow_ui.index": _signed_in(R),
+    "mlflow_ui.static": PUBLIC,
+    # Features mlgate does not serve, answered "off" so MLflow's UI hides them: nothing to protect, but
+    # only for signed-in people (the UI's own calls). Telemetry records are dropped unread.
+    "features.assistant_config": _signed_in(R),
+    "features.assistant_providers": _signed_in(R),
+    "features.ui_telemetry_config": _signed_in(R),
+    "features.ui_telemetry_records": _signed_in(R),
+    "features.gateway_proxy": _signed_in(R),
+    "features.gateway_proxy_via_post": _signed_in(R),
 }
 
 ROUTE_TABLE: MappingProxyType[str, Requirement] = MappingProxyType(_TABLE)

@@ -100,6 +100,7 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
             data_dir=str(tmp_path),
             dev_mode=True,
             secret_key=TEST_SECRET_KEY,
+            web_ui="mlgate",  # mlgate's own pages at /, whether or not MLflow's UI is installed
         )
 
 
@@ -178,7 +179,8 @@ def start_server(workdir: Path, backend_store_uri: str, *extra_args: str,
     # The first start bootstraps a known administrator; a shared secret lets several processes share sessions.
     full_env = {**os.environ, "MLGATE_ADMIN_USERNAME": TEST_ADMIN_USERNAME,
                 "MLGATE_ADMIN_PASSWORD": TEST_ADMIN_PASSWORD, "MLGATE_SECRET_KEY": TEST_SECRET_KEY,
-                **(env or {})}
+                # mlgate's own pages at / unless a test asks for MLflow's UI (MLGATE_WEB_UI=mlflow)
+                "MLGATE_WEB_UI": "mlgate", **(env or {})}
     log = open(workdir / "server.log", "ab")
     proc = subprocess.Popen(args, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=full_env)
     server = LiveServer(f"http://127.0.0.1:{port}", workdir, backend_store_uri, proc, list(extra_args),

@@ -48,10 +48,16 @@ class ResourceScope:
         """This scope, limited to ``workspace``."""
         return replace(self, workspace=workspace)
 
-    def allows(self, resource_id: str, name: str | None) -> bool:
-        """Whether one resource is visible (the same rule as :meth:`clause`, evaluated in Python)."""
+    def allows(self, resource_id: str, name: str | None, workspace: str | None = None) -> bool:
+        """Whether one resource of ``workspace`` is visible (the same rule as :meth:`clause`, in Python).
+
+        A scope limited to a workspace shows nothing of another one, nor a resource whose workspace the
+        caller did not say (fail closed).
+        """
         from fnmatch import fnmatchcase
 
+        if self.workspace is not None and workspace != self.workspace:
+            return False
         if resource_id in self.denied_ids:
             return False
         if name is not None and (name in self.denied_names

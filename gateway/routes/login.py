@@ -27,7 +27,8 @@ MAX_FIELD = 4096
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - mlgate</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/static/ui.css"></head>
+<link rel="stylesheet" href="/static/ui.css">
+<script defer src="/static/login.js"></script></head>
 <body>
 <header class="top"><div class="bar"><span class="brand">mlgate</span></div></header>
 <main class="login card">

@@ -304,3 +304,18 @@ def list_user_permissions(request: Request, args: Args = ARGS) -> JSONBody:
                             "resource_type": resource_type, "resource_pattern": value,
                             "permission": row.permission})
     return ok({"is_admin": user.is_admin, "permissions": permissions})
+
+
+# Only MLflow's web UI asks this, under its prefix only (gateway/app.py mounts it at /ajax-api/3.0/mlflow).
+router_ui = APIRouter()
+
+
+@router_ui.get("/users/current/permissions", operation_id="permissions.users.current")
+def current_user_permissions(request: Request) -> JSONBody:
+    """MLflow's role-permission rows of the caller, which its UI reads (workspace administration).
+
+    mlgate has no roles and no workspaces: no rows, and whether the caller is an administrator. What the
+    caller may do is decided on every request by the authorizer, never by this advisory answer.
+    """
+    principal: Principal = request.state.principal
+    return ok({"is_admin": bool(principal.is_admin and not principal.read_only), "permissions": []})

@@ -89,7 +89,8 @@ def page(request: Request, template: str, *, title: str, status: int = 200, head
     context.setdefault("section", "experiments")
     body = environment().get_template(template).render(
         title=title, user=user, logout_token=logout_token, csrf_token=logout_token,
-        is_admin=bool(principal is not None and principal.is_admin and not principal.read_only), **context)
+        is_admin=bool(principal is not None and principal.is_admin and not principal.read_only),
+        mlflow_ui=getattr(request.app.state, "mlflow_ui", None), **context)
     response = HTMLResponse(body, status_code=status, headers=headers)
     # The sign-out form posts from here: under no-referrer Chromium would send "Origin: null", which the
     # cross-site write check refuses; same-origin keeps the Origin and still sends no Referer elsewhere.

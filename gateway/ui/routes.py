@@ -46,7 +46,9 @@ for _module in (compare, preview, models, account, admin):
     router.include_router(_module.router)
 
 STATIC = Path(__file__).resolve().parent / "static"
-STATIC_TYPES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
+STATIC_TYPES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8",
+                "login.js": "text/javascript; charset=utf-8",
+                "mlflow-bar.js": "text/javascript; charset=utf-8", "mlflow-bar.css": "text/css; charset=utf-8"}
 PAGE_SIZE = 50
 MAX_FILTER_CHARS = 4000
 DEFAULT_COLUMNS = 8  # params (and metrics) shown when none are chosen: the experiment's first keys by name
@@ -107,8 +109,13 @@ def static_file(name: str) -> Response:
 
 
 @router.get("/", operation_id="ui.experiments")
+@router.get("/experiments", operation_id="ui.experiments_list")
 def experiments_page(request: Request) -> Response:
-    """The experiments the caller may see, filtered with MLflow's grammar, sorted and paged."""
+    """The experiments the caller may see, filtered with MLflow's grammar, sorted and paged.
+
+    At ``/experiments`` always; at ``/`` too unless MLflow's own UI answers there (gateway/ui/mlflow_ui.py).
+    """
+    base = request.url.path
     filter_text, token = _query(request, "filter"), _query(request, "page_token")
     order_by = _query(request, "order_by", "name ASC")
     experiments, next_token, later, error = [], None, False, None
@@ -125,8 +132,8 @@ def experiments_page(request: Request) -> Response:
     return page(request, "experiments.html", title="Experiments", status=400 if error else 200,
                 experiments=experiments, filter=filter_text, order_by=order_by, sorts=EXPERIMENT_SORTS,
                 error=error, shown=len(experiments),
-                first_url=_url("/", filter=filter_text, order_by=order_by) if later else None,
-                next_url=_url("/", filter=filter_text, order_by=order_by, page_token=next_token)
+                first_url=_url(base, filter=filter_text, order_by=order_by) if later else None,
+                next_url=_url(base, filter=filter_text, order_by=order_by, page_token=next_token)
                 if next_token else None)
 
 

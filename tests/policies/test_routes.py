@@ -52,6 +52,10 @@ ui.admin.audit ui.admin.policy
 workspaces.list workspaces.get workspaces.create workspaces.update workspaces.delete
 roles.create roles.get roles.list roles.update roles.delete roles.permissions.add roles.permissions.remove
 roles.permissions.update roles.permissions.list roles.assign roles.unassign roles.users.list roles.users.roles
+ui.experiments_list mlflow_ui.index mlflow_ui.static graphql.query
+datasets.search_summaries evaluation_datasets.search traces.metrics traces.get_artifact traces.get_artifact_v3
+permissions.users.current features.assistant_config features.assistant_providers features.ui_telemetry_config
+features.ui_telemetry_records features.gateway_proxy features.gateway_proxy_via_post
 """.split()
 
 
@@ -78,7 +82,8 @@ def test_exactly_the_login_and_liveness_operations_are_public():
     assert public == {"ops.health", "ops.ready", "ops.version", "server.info", "auth.login_page", "auth.login",
                       "auth.logout",
                       "auth.sso_login", "auth.sso_callback", "auth.sso_logout_page", "auth.sso_logout",
-                      "ui.static"}  # the UI's stylesheet: the login page needs it before anyone signs in
+                      "ui.static",  # the UI's stylesheet: the login page needs it before anyone signs in
+                      "mlflow_ui.static"}  # MLflow's UI bundle: public code, its page itself needs a sign-in
 
 
 def test_admin_only_and_self_service_account_operations():
@@ -108,6 +113,9 @@ def test_searches_are_scoped_by_the_right_kind():
         "experiments.search_via_get": ResourceKind.EXPERIMENT, "runs.search_via_get": ResourceKind.EXPERIMENT,
         "logged_models.search": ResourceKind.EXPERIMENT, "traces.search": ResourceKind.EXPERIMENT,
         "ui.experiments": ResourceKind.EXPERIMENT, "ui.account": ResourceKind.EXPERIMENT,
+        "ui.experiments_list": ResourceKind.EXPERIMENT,
+        # MLflow's UI's GraphQL queries: the scope, and a check of every object against it (tracking/graphql)
+        "graphql.query": ResourceKind.EXPERIMENT, "evaluation_datasets.search": ResourceKind.EXPERIMENT,
         "ui.models": ResourceKind.REGISTERED_MODEL, "ui.prompts": ResourceKind.REGISTERED_MODEL,
         "registered_models.search": ResourceKind.REGISTERED_MODEL,
         "registered_models.search_via_post": ResourceKind.REGISTERED_MODEL,

@@ -207,7 +207,7 @@ def test_runs_table_columns_are_chosen_from_the_experiments_keys_and_kept_across
     second = reader.get(next_url.replace("&amp;", "&"))
     assert second.status_code == 200
     assert _headers(second.text) == ["Name", "Status", "Started", "Duration", "User", "zz-rare", "p09", "zz-metric"]
-    assert '<td class="mono">found-me</td>' in second.text
+    assert '<td class="mono param" title="found-me">found-me</td>' in second.text
     assert '<td class="num">7.5</td>' in second.text
     sorted_page = reader.get(f"/experiments/{exp}", params=[*chosen, ("order_by", "params.`zz-rare` DESC")])
     assert sorted_page.status_code == 200

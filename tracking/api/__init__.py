@@ -32,6 +32,7 @@ def tracking_mounts() -> list[Mount]:
     from tracking.api import (
         artifacts,
         experiments,
+        graphql,
         logged_models,
         otlp,
         registry,
@@ -39,6 +40,7 @@ def tracking_mounts() -> list[Mount]:
         search,
         server_info,
         traces,
+        ui_features,
     )
 
     mounts: list[Mount] = []
@@ -52,4 +54,8 @@ def tracking_mounts() -> list[Mount]:
     mounts.append(Mount(artifacts.root_router, "", True))
     mounts.append(Mount(registry.root_router, "", True))
     mounts.append(Mount(otlp.router, "", True))
+    mounts.append(Mount(graphql.router, "", False))  # MLflow's web UI's queries (POST /graphql)
+    # What only MLflow's web UI calls, under its prefix only (as MLflow serves these).
+    mounts.append(Mount(ui_features.router_v2, "/ajax-api/2.0/mlflow", False))
+    mounts.append(Mount(ui_features.router_v3, "/ajax-api/3.0/mlflow", False))
     return mounts

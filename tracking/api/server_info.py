@@ -24,5 +24,7 @@ def server_info(request: Request):
             "presigned_upload_run_id_supported": False,
             "presigned_upload_model_id_supported": False,
             "features_enabled": {"gateway": False},
+            # What the composition root adds (mlgate: which web UI is served at /, and its version).
+            **getattr(request.app.state, "server_info_extra", {}),
         }
     )

@@ -40,7 +40,7 @@ async def start_trace(request: Request):
     return ok({"trace": {"trace_info": info}})
 
 
-def _with_artifact_spans(request: Request, info: dict, spans: list[dict]) -> list[dict]:
+def with_artifact_spans(request: Request, info: dict, spans: list[dict]) -> list[dict]:
     """Spans stored by the server, else those of the client's ``traces.json`` (read on a worker thread)."""
     if spans or info["tags"].get(store.SPANS_LOCATION_TAG) == store.SPANS_IN_TRACKING_STORE:
         return spans
@@ -78,7 +78,7 @@ async def get_trace(request: Request):
         return info, load_spans(conn, [trace_id])[trace_id]
 
     info, spans = await in_transaction(request, load)
-    spans = await run_in_threadpool(_with_artifact_spans, request, info, spans)
+    spans = await run_in_threadpool(with_artifact_spans, request, info, spans)
     if not allow_partial and not _complete(info, spans):
         raise MlflowError(f"Trace with ID {trace_id} is not fully exported yet, please try again later.",
                           "RESOURCE_DOES_NOT_EXIST")
@@ -110,7 +110,7 @@ async def batch_get_traces(request: Request):
     spans = await in_transaction(request, lambda conn: load_spans(conn, [i["trace_id"] for i in infos]))
 
     def with_artifacts() -> list[dict]:
-        return [{"trace_info": i, "spans": _with_artifact_spans(request, i, spans[i["trace_id"]])} for i in infos]
+        return [{"trace_info": i, "spans": with_artifact_spans(request, i, spans[i["trace_id"]])} for i in infos]
 
     return ok({"traces": await run_in_threadpool(with_artifacts)})
 

@@ -133,6 +133,14 @@ def get_experiment(conn: Connection, experiment_id: int) -> dict:
     return experiments_to_json(conn, [experiment_id])[0]
 
 
+def experiment_workspace(conn: Connection, experiment_id: str | int) -> str | None:
+    """The workspace of experiment ``experiment_id`` (None when there is no such experiment)."""
+    text = str(experiment_id)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return conn.execute(select(experiments.c.workspace).where(experiments.c.experiment_id == int(text))).scalar()
+
+
 def get_experiment_by_name(conn: Connection, name: str, workspace: str) -> dict:
     """The experiment (active or deleted) of ``workspace`` with this exact name, or 404."""
     row = conn.execute(select(experiments.c.experiment_id)

@@ -113,3 +113,46 @@ def spans_from_artifact(repository: ArtifactRepository, trace_id: str, experimen
     # Root first, then by start time, as spans stored from OTLP are returned.
     spans.sort(key=lambda s: ("parent_span_id" in s, int(s.get("start_time_unix_nano", "0"))))
     return spans
+
+
+def _python_value(value: object) -> object:
+    """An OTLP ``AnyValue`` protobuf JSON object as a plain Python value (the inverse of :func:`_any_value`)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    kind, inner = next(iter(value.items()))
+    if kind == "int_value":
+        return int(inner)
+    if kind == "array_value":
+        return [_python_value(v) for v in (inner or {}).get("values", [])]
+    if kind == "kvlist_value":
+        return {kv.get("key"): _python_value(kv.get("value")) for kv in (inner or {}).get("values", [])}
+    return inner
+
+
+def _attribute_json(value: object) -> str:
+    # MLflow's traces.json holds every attribute JSON-encoded. Spans that came over OTLP from MLflow's client
+    # already carry JSON text in string values; any other string is encoded here.
+    plain = _python_value(value)
+    if isinstance(plain, str):
+        try:
+            json.loads(plain)
+            return plain
+        except ValueError:
+            return json.dumps(plain)
+    return json.dumps(plain)
+
+
+def artifact_span(span: dict) -> dict:
+    """A stored span (protobuf JSON) in the ``traces.json`` form MLflow's UI reads (get-trace-artifact)."""
+    out = {key: span[key] for key in ("trace_id", "span_id", "name") if key in span}
+    out["parent_span_id"] = span.get("parent_span_id") or None
+    for key in ("start_time_unix_nano", "end_time_unix_nano"):
+        if key in span:
+            out[key] = int(span[key])
+    status = span.get("status") or {}
+    out["status"] = {"code": status.get("code") or "STATUS_CODE_UNSET", "message": status.get("message", "")}
+    out["attributes"] = {a["key"]: _attribute_json(a.get("value")) for a in span.get("attributes", [])}
+    out["events"] = [{"name": e.get("name"), "time_unix_nano": int(e.get("time_unix_nano", "0")),
+                      "attributes": {a["key"]: _attribute_json(a.get("value")) for a in e.get("attributes", [])}}
+                     for e in span.get("events", [])]
+    return out

@@ -1,0 +1,90 @@
+"""The routes MLflow's web UI calls besides the tracking API: dataset summaries, trace metrics and span data,
+the caller's permission rows, and the features mlgate does not serve (answered "off", as MLflow does)."""
+
+from __future__ import annotations
+
+import os
+
+from starlette.testclient import TestClient
+
+from tests.tracking.otlp_builders import export_request, make_span, new_otel_trace_id
+from tests.ui.conftest import BASE, READER_PASSWORD, new_run, ok, sign_in
+
+A = "/api/2.0/mlflow"
+AJAX2, AJAX3 = "/ajax-api/2.0/mlflow", "/ajax-api/3.0/mlflow"
+MISSING = {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "The requested resource does not exist."}
+
+
+def _reader(ui):
+    reader = sign_in(ui["app"], "reader", READER_PASSWORD)
+    reader.headers["X-CSRF-Token"] = reader.get(f"{AJAX2}/users/current").json()["csrf_token"]
+    return reader
+
+
+def _log_dataset(api, run_id: str, name: str) -> None:
+    ok(api.post(f"{A}/runs/log-inputs", json={"run_id": run_id, "datasets": [{
+        "tags": [{"key": "mlflow.data.context", "value": "training"}],
+        "dataset": {"name": name, "digest": "d1", "source_type": "local", "source": "{}"}}]}))
+
+
+def _trace(api, experiment_id: str) -> str:
+    tid, root, child = new_otel_trace_id(), os.urandom(8), os.urandom(8)
+    spans = [make_span(tid, root, "agent", start_ns=10**18, end_ns=10**18 + 900),
+             make_span(tid, child, "retrieve", parent=root, start_ns=10**18 + 100, end_ns=10**18 + 500, error=True)]
+    sent = api.post("/v1/traces", content=export_request(*spans).SerializeToString(),
+                    headers={"content-type": "application/x-protobuf", "x-mlflow-experiment-id": experiment_id})
+    assert sent.status_code == 200, sent.text
+    return "tr-" + tid.hex()
+
+
+def test_dataset_summaries_and_trace_metrics_check_every_experiment(ui):
+    api = ui["api"]
+    _log_dataset(api, new_run(api, ui["shared"], "r1"), "shared-data")
+    _log_dataset(api, new_run(api, ui["hidden"], "r2"), "hidden-data")
+    reader = _reader(ui)
+    found = ok(reader.post(f"{AJAX2}/experiments/search-datasets", json={"experiment_ids": [ui["shared"]]}))
+    assert found == {"dataset_summaries": [{"experiment_id": ui["shared"], "name": "shared-data", "digest": "d1",
+                                            "context": "training"}]}
+    for body in ({"experiment_ids": [ui["hidden"]]}, {"experiment_ids": [ui["shared"], ui["hidden"]]},
+                 {"experiment_ids": ["987654"]}):
+        for path in (f"{AJAX2}/experiments/search-datasets", f"{AJAX3}/traces/metrics"):
+            refused = reader.post(path, json=body)
+            assert refused.status_code == 404, (path, body, refused.text)
+            assert refused.json() == MISSING
+    assert ok(reader.post(f"{AJAX3}/traces/metrics", json={"experiment_ids": [ui["shared"]],
+                                                           "metric_name": "trace_count"})) == {"data_points": []}
+    too_many = reader.post(f"{AJAX2}/experiments/search-datasets", json={"experiment_ids": [ui["shared"]] * 21})
+    assert too_many.status_code == 400
+
+
+def test_trace_span_data_in_the_form_mlflows_ui_reads(ui):
+    api = ui["api"]
+    visible, hidden = _trace(api, ui["shared"]), _trace(api, ui["hidden"])
+    reader = _reader(ui)
+    spans = ok(reader.get(f"{AJAX3}/get-trace-artifact", params={"request_id": visible}))["spans"]
+    assert [s["name"] for s in spans] == ["agent", "retrieve"]
+    assert spans[0]["parent_span_id"] is None
+    assert spans[1]["parent_span_id"] == spans[0]["span_id"]
+    assert spans[1]["status"]["code"] == "STATUS_CODE_ERROR"
+    assert isinstance(spans[0]["start_time_unix_nano"], int)
+    assert ok(reader.get(f"{AJAX2}/get-trace-artifact", params={"request_id": visible}))["spans"] == spans
+    for trace_id in (hidden, "tr-" + "0" * 32):
+        refused = reader.get(f"{AJAX3}/get-trace-artifact", params={"request_id": trace_id})
+        assert refused.status_code == 404
+        assert refused.json() == MISSING
+
+
+def test_features_mlgate_does_not_serve_answer_off(ui):
+    reader = _reader(ui)
+    assert ok(reader.get(f"{AJAX3}/assistant/config")) == {"providers": {}, "projects": {},
+                                                           "remote_access_allowed": False}
+    assert ok(reader.get(f"{AJAX3}/assistant/providers"))["providers"] == []
+    assert ok(reader.get(f"{AJAX3}/ui-telemetry"))["disable_ui_telemetry"] is True
+    assert ok(reader.post(f"{AJAX3}/ui-telemetry", json={"records": [{"x": 1}]})) == {"status": "disabled"}
+    assert ok(reader.get(f"{AJAX2}/gateway-proxy", params={"gateway_path": "api/2.0/endpoints/"})) == {"endpoints": []}
+    assert ok(reader.post(f"{AJAX3}/datasets/search", json={"experiment_ids": [ui["shared"]]})) == {"datasets": []}
+    assert ok(reader.get(f"{AJAX3}/users/current/permissions")) == {"is_admin": False, "permissions": []}
+    admin = ui["admin"]()
+    assert ok(admin.get(f"{AJAX3}/users/current/permissions"))["is_admin"] is True
+    # Signed-in people only.
+    assert TestClient(ui["app"], base_url=BASE).get(f"{AJAX3}/assistant/config").status_code == 401
