@@ -9,6 +9,7 @@ from auth.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticate
 from auth.grants import revoke_subjects
 from auth.identity import Identity
 from auth.principal import Principal
+from auth.roles import unassign_subjects
 from auth.store import TokenRow, UserRow, delete_account_rows, now_ms
 from auth.tokens import new_token, new_token_id, token_hash
 
@@ -155,11 +156,15 @@ class Accounts:
         with self.store.engine.begin() as conn:
             if not delete_account_rows(conn, user.id):
                 raise NotFound(f"User with username={username} not found")
-            removed = revoke_subjects(conn, [f"user:{user.username}", f"service:{user.username}"])
+            subjects = [f"user:{user.username}", f"service:{user.username}"]
+            removed = revoke_subjects(conn, subjects)
+            unassigned = unassign_subjects(conn, subjects)  # a workspace role is a grant through a group
         self.identity.user_changed(user.id)
-        if removed and self._grants_changed is not None:
+        if (removed or unassigned) and self._grants_changed is not None:
             self._grants_changed()
-        self._audit("user.delete", actor, username, client, reason=f"{removed} grant(s) removed" if removed else None)
+        what = [f"{removed} grant(s) removed"] if removed else []
+        what += [f"{unassigned} role assignment(s) removed"] if unassigned else []
+        self._audit("user.delete", actor, username, client, reason=", ".join(what) or None)
 
     # --- tokens ----------------------------------------------------------------------------------
     def _token_owner(self, actor: Principal, username: str | None) -> UserRow:

@@ -284,6 +284,20 @@ def unassign(conn: Connection, role: Role, subject: str) -> bool:
     return bool(removed)
 
 
+def unassign_subjects(conn: Connection, subjects: list[str]) -> int:
+    """Take every role from these subjects (an account or group being deleted), in the caller's transaction.
+
+    Assignments name their subject, and names are reused: a later account or group of the same name
+    must not hold the old one's roles.
+    """
+    if not subjects:
+        return 0
+    removed = conn.execute(delete(role_assignments).where(role_assignments.c.subject.in_(subjects))).rowcount
+    if removed:
+        bump_generation(conn)
+    return removed
+
+
 def list_assignments(conn: Connection, *, role_id: int | None = None,
                      subject: str | None = None) -> list[Assignment]:
     """Assignments of one role, or of one subject."""

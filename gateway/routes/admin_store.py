@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from auth.errors import AlreadyExists, InvalidInput, NotFound
 from auth.grants import bump_generation
+from auth.roles import unassign_subjects
 from auth.store import now_ms
 from auth.tables import audit_log, grants, group_members, groups, users
 from policies.compiled import CompiledPolicy
@@ -132,6 +133,7 @@ def delete_group(conn: Connection, name: str) -> list[int]:
     # A later group of the same name must not inherit these grants.
     if conn.execute(delete(grants).where(grants.c.subject == f"group:{name}")).rowcount:
         bump_generation(conn)
+    unassign_subjects(conn, [f"group:{name}"])  # nor its roles
     _bump_users(conn, member_ids)
     return member_ids
 

@@ -290,3 +290,15 @@ def test_perms_explain_names_the_role_and_the_workspace(teams):
         "username": "bob", "experiment_id": made["alice"]["exp"], "action": "READ"}))
     assert explained["allowed"] is False
     assert explained["roles"] == []
+
+
+def test_a_deleted_account_takes_its_roles_along(teams):
+    # Role assignments name "user:<name>", and names are reused: a new bob must not be a member of team-b
+    # through the old one's role (deleting a group likewise takes its assignments: admin_store.delete_group).
+    app, c, made, roles = teams
+    admin = _in(c["admin"], None)
+    _ok(admin.request("DELETE", f"{A}/users/delete", json={"username": "bob"}))
+    new_bob = _in(_user_client(app, admin, "bob"), "team-b")
+    assert new_bob.get(f"{A}/experiments/get", params={"experiment_id": made["bob"]["exp"]}).status_code == 404
+    assert [w["name"] for w in _ok(_in(new_bob, None).get(f"{B}/workspaces"))["workspaces"]] == ["default"]
+    assert _ok(admin.get(f"{B}/roles/users/list", params={"role_id": roles["team-b"]})).get("users", []) == []

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, insert, select, updat
 
 from tracking.db.tables import experiment_tags, experiments, runs
 from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.scope import DEFAULT_WORKSPACE
 from tracking.store.upsert import dialect_insert
 from tracking.store.validation import (
     MAX_ARTIFACT_LOCATION_LENGTH,
@@ -141,7 +142,7 @@ def experiment_workspace(conn: Connection, experiment_id: str | int) -> str | No
     return conn.execute(select(experiments.c.workspace).where(experiments.c.experiment_id == int(text))).scalar()
 
 
-def get_experiment_by_name(conn: Connection, name: str, workspace: str) -> dict:
+def get_experiment_by_name(conn: Connection, name: str, workspace: str = DEFAULT_WORKSPACE) -> dict:
     """The experiment (active or deleted) of ``workspace`` with this exact name, or 404."""
     row = conn.execute(select(experiments.c.experiment_id)
                        .where(experiments.c.name == name, experiments.c.workspace == workspace)).first()
@@ -168,7 +169,7 @@ def already_exists_error(name: str) -> MlflowError:
 
 
 def create_experiment(conn: Connection, name: str, artifact_location: str | None,
-                      tags: list[tuple[str, str]], workspace: str) -> str:
+                      tags: list[tuple[str, str]], workspace: str = DEFAULT_WORKSPACE) -> str:
     """Create an active experiment in ``workspace`` and return its id; the caller's transaction maps races to 400.
 
     Names are unique server-wide for now (the table's constraint predates workspaces; see docs/workspaces.md).

@@ -17,6 +17,7 @@ from tracking.db.registry_tables import (
     registered_models,
 )
 from tracking.errors import MlflowError, already_exists, not_found
+from tracking.scope import DEFAULT_WORKSPACE
 from tracking.store.registry_json import (
     latest_version_rows,
     registered_model_row,
@@ -80,7 +81,7 @@ def model_json(conn: Connection, name: str) -> dict[str, Any]:
 
 
 def create_registered_model(conn: Connection, name: str, tags: dict[str, str],
-                            description: str | None, workspace: str) -> dict[str, Any]:
+                            description: str | None, workspace: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
     """Create a model; an existing name is RESOURCE_ALREADY_EXISTS (worded for prompts as MLflow does)."""
     validate_model_name(name)
     validate_text(description, "description", MAX_DESCRIPTION_LENGTH)
