@@ -49,6 +49,12 @@ access:
     - {principal: "user:reader", resource: "model-name:team-*", permission: READ}
   denies:
     - {principal: "group:ml-team", resource: "experiment-name:team/frozen*", permission: EDIT}
+  # The owner (not in ml-team) creates the team's resources. Without create rules that is now refused
+  # (issue #18, finding 6: a name a grant promises to a team is the team's to create), so the matrix
+  # says explicitly that anyone may create anything, which is what its rows were written against.
+  create:
+    experiments: [{principal: "*", name: "*"}]
+    models: [{principal: "*", name: "*"}]
 """
 
 
