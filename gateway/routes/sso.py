@@ -20,6 +20,7 @@ from auth.backends import client_address
 from auth.errors import AuthError
 from auth.identity import Identity
 from auth.oidc import (
+    IssuerMismatch,
     NotAllowed,
     PendingLogin,
     ProviderClient,
@@ -57,6 +58,7 @@ _PAGE = """<!doctype html>
 
 # What each failure means for the person in front of the browser, and its status code.
 _FAILURES: dict[type, tuple[int, str]] = {
+    IssuerMismatch: (502, "Single sign-on is misconfigured"),  # before its base class, ProviderUnreachable
     ProviderUnreachable: (502, "The identity provider is unreachable"),
     ProviderMisconfigured: (502, "Single sign-on is misconfigured"),
     StateMismatch: (400, "This sign-in attempt could not be verified"),

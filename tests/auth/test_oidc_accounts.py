@@ -155,3 +155,17 @@ def test_allowed_email_domains_need_a_verified_address():
 def test_a_provider_trusted_with_unverified_addresses_is_taken_at_its_word():
     cfg = provider(allowed_email_domains=("example.com",), trust_unverified_email=True)
     check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "a", "email": "a@example.com"}))
+
+
+def test_a_missing_groups_claim_is_named_as_a_configuration_problem():
+    """No groups claim at all (the "groups" scope not requested): say so, not "not in a group"."""
+    cfg = provider(allowed_groups=["ml-team"])
+    with pytest.raises(NotAllowed) as missing:
+        check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "alice"}))
+    assert missing.value.message == (
+        "The identity provider sent no 'groups' claim, so mlgate cannot check your groups. An administrator "
+        "must add the \"groups\" scope to this provider's scopes in mlgate's policy file (auth.oidc.providers) "
+        "or a groups mapper at the provider.")
+    # An empty claim is the provider's word: the person is in no allowed group.
+    with pytest.raises(NotAllowed, match="not in a group that may use mlgate"):
+        check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "alice", "groups": []}))
