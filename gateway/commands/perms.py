@@ -78,8 +78,8 @@ def grant(target, user, group, service, experiment, experiment_name, model, mode
 def revoke(target, grant_id, user, group, service, experiment, experiment_name, model, model_name) -> None:
     """Remove a stored grant: by the ID `mlgate perms list` shows, or by its subject and resource.
 
-    Examples: mlgate perms revoke api-grant:3
-              mlgate perms revoke --group team-a --experiment-name 'team-a/*'
+    Example: mlgate perms revoke 3 (an ID from `mlgate perms list`; api-grant:3 as perms explain names it too),
+    or mlgate perms revoke --group team-a --experiment-name 'team-a/*'
     """
     if grant_id is not None:
         if any(v is not None for v in (user, group, service, experiment, experiment_name, model, model_name)):
@@ -131,8 +131,8 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
 def explain(target, user, service, experiment, experiment_name, model, action, policy_path) -> None:
     """Say whether a user or service account may act on a resource, why, and which rule decided. Exit 0 either way.
 
-    Examples: mlgate perms explain --user alice --experiment 12 --action EDIT
-              mlgate perms explain --service ci-bot --experiment-name 'team-a/churn' --action EDIT
+    Example: mlgate perms explain --user alice --experiment 12 --action EDIT
+    (--service ci-bot for a service account)
     """
     _, user = _one("subject", {"user": user, "service": service}, True)
     field, value = _one("resource", {"experiment_id": experiment, "experiment_name": experiment_name,
