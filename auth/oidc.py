@@ -38,6 +38,12 @@ class ProviderUnreachable(AuthError):
     code = "TEMPORARILY_UNAVAILABLE"
 
 
+class IssuerMismatch(ProviderUnreachable):
+    """The discovery document states another issuer than the configured one: an operator must fix the setting.
+
+    Still a ProviderUnreachable to the session logic (a session is kept, not ended, while it lasts)."""
+
+
 class ProviderMisconfigured(AuthError):
     """The provider refused mlgate itself (wrong client id or secret, client not allowed): an operator must act."""
 
@@ -97,8 +103,14 @@ def parse_discovery(document: object, issuer: str) -> ProviderMetadata:
     """Check a discovery document: the issuer must equal the configured one exactly (Discovery section 4.3)."""
     if not isinstance(document, dict):
         raise ProviderUnreachable("The identity provider's discovery document is not a JSON object.")
-    if document.get("issuer") != issuer:
-        raise ProviderUnreachable("The identity provider's discovery document names a different issuer.")
+    stated = document.get("issuer")
+    if stated != issuer:
+        # Discovery section 4.3: the two must be identical, so a trailing slash is a different issuer.
+        hint = " (they differ only in the trailing slash)" if isinstance(stated, str) and \
+            stated.rstrip("/") == issuer.rstrip("/") else ""
+        raise IssuerMismatch(f"The identity provider's discovery document states the issuer {stated!r}, "
+                                    f"but mlgate is configured with {issuer!r}{hint}: set the provider's issuer "
+                                    "in mlgate's policy file (auth.oidc.providers) exactly as the provider states it.")
     missing = [k for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")
                if not isinstance(document.get(k), str)]
     if missing:

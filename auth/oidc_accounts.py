@@ -32,6 +32,7 @@ class ProviderIdentity:
     username: str
     email: str | None
     groups: frozenset[str]
+    groups_claimed: bool = True  # whether the token carried the groups claim at all (empty is not absent)
 
 
 def claimed_groups(claims: dict, claim: str, renamed: dict[str, str] | None = None) -> frozenset[str]:
@@ -53,7 +54,8 @@ def identity_from_claims(provider: OidcProvider, claims: dict) -> ProviderIdenti
     if not isinstance(username, str) or not _NAME.match(username):
         raise NotAllowed(f"The identity provider sent no usable {provider.claims.username!r} claim for a user name.")
     return ProviderIdentity(provider.name, check_subject(claims), username, verified_email(provider, claims),
-                            claimed_groups(claims, provider.claims.groups, provider.group_names))
+                            claimed_groups(claims, provider.claims.groups, provider.group_names),
+                            provider.claims.groups in claims)
 
 
 def verified_email(provider: OidcProvider, claims: dict) -> str | None:
@@ -69,6 +71,13 @@ def verified_email(provider: OidcProvider, claims: dict) -> str | None:
 def check_allowed(provider: OidcProvider, who: ProviderIdentity) -> None:
     """Refuse users outside ``allowed_groups`` / ``allowed_email_domains`` (each applies when set)."""
     if provider.allowed_groups and not who.groups & set(provider.allowed_groups):
+        if not who.groups_claimed:
+            # A configuration problem, not the person's: many providers send groups only when asked for the
+            # "groups" scope (or with a mapper), and without the claim every group check fails.
+            raise NotAllowed(f"The identity provider sent no {provider.claims.groups!r} claim, so mlgate cannot "
+                             "check your groups. An administrator must add the \"groups\" scope to this provider's "
+                             "scopes in mlgate's policy file (auth.oidc.providers) or a groups mapper at the "
+                             "provider.")
         raise NotAllowed("Your account is not in a group that may use mlgate. Ask an administrator for access.")
     if provider.allowed_email_domains:
         domain = who.email.rpartition("@")[2].lower() if who.email else ""

@@ -270,7 +270,8 @@ class SingleSignOn:
         claimed = claimed_groups(claims, provider.claims.groups, provider.group_names)
         if user.kind == "service":
             return user.is_admin, frozenset(identity.store.groups_of(user.id) | claimed)
-        who = ProviderIdentity(provider.name, claims["sub"], user.username, verified_email(provider, claims), claimed)
+        who = ProviderIdentity(provider.name, claims["sub"], user.username, verified_email(provider, claims), claimed,
+                               provider.claims.groups in claims)
         check_allowed(provider, who)
         groups = claimed if provider.group_sync == "replace" else frozenset(identity.store.groups_of(user.id) | claimed)
         admin = admin_flag(provider, claimed)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print a results JSON of bench/run.py as Markdown tables (for README's Performance section).
+"""Print a results JSON of bench/run.py as Markdown tables (for docs/performance.md).
 
     python3 bench/report.py bench/results/<stamp>.json
 """

@@ -27,7 +27,7 @@ from auth.errors import AuthError
 from auth.identity import CacheMiss
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
-from gateway.middleware.ratelimit import limit_principal
+from gateway.middleware.ratelimit import limit_principal, limit_sensitive
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Forms on these paths carry their own CSRF field, checked by their handlers (the SSO sign-out form
@@ -107,6 +107,11 @@ class AuthenticationMiddleware:
             except AuthError as exc:
                 # Decided by the authorizer: refused on every operation that is not public.
                 state[AUTHENTICATION_ERROR] = exc
+        if principal is None:
+            refused = await limit_sensitive(scope, None)  # failed or no credentials: the tight budget
+            if refused is not None:
+                await refused.respond(send)
+                return
         if principal is not None:
             method = scope["method"]
             cookie_write = principal.auth_method == "session" and method not in SAFE_METHODS
@@ -118,7 +123,8 @@ class AuthenticationMiddleware:
                 return
             state["principal"] = principal
             # The per-principal budget: one identity cannot dodge limits by spreading over addresses.
-            refused = await limit_principal(scope, f"{principal.kind}:{principal.id}")
+            refused = await limit_sensitive(scope, principal) or await limit_principal(
+                scope, f"{principal.kind}:{principal.id}")
             if refused is not None:
                 await refused.respond(send)
                 return

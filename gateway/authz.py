@@ -551,7 +551,10 @@ class Authorizer:
 
     def audit_denial(self, request: Request, operation_id: str | None, subject: Subject,
                      decision: Decision | None, message: str = "") -> None:
-        """Append the denial, with its reason and rule, to the audit log."""
+        """Append the denial, with its reason and rule, to the audit log.
+
+        The actor is the bare account name, as sign-ins record it (names are unique across users and service
+        accounts), so one ``--actor`` filter finds both."""
         if self.auditor is not None:
             client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
             reason = decision.reason if decision else message
@@ -559,7 +562,7 @@ class Authorizer:
             workspace = getattr(request.state, WORKSPACE_STATE_KEY, None)
             if workspace is not None and workspace != DEFAULT_WORKSPACE:
                 reason = f"{reason} [workspace: {workspace}]"
-            self.auditor.record("authorize", "denied", actor=subject.key if subject.kind != "anonymous" else None,
+            self.auditor.record("authorize", "denied", actor=subject.name if subject.kind != "anonymous" else None,
                                 target=f"{operation_id or request.url.path}",
                                 client=client, reason=f"{reason} [rule: {rule}]")
 

@@ -133,7 +133,7 @@ def server(**options) -> None:
 
 
 def _document_server_variables() -> None:
-    # Every server flag also reads MLGATE_<FLAG> (as the README documents; click's automatic name is
+    # Every server flag also reads MLGATE_<FLAG> (as docs/deployment.md documents; click's automatic name is
     # MLGATE_SERVER_<FLAG>, kept as well): containers and unit files configure the server this way.
     for param in server.params:
         if isinstance(param, click.Option) and param.opts[0].startswith("--") and param.name != "help":

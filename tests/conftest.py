@@ -21,6 +21,7 @@ from auth.tokens import new_token, new_token_id, token_hash
 from gateway.app import create_app
 from gateway.db import upgrade_database
 from gateway.settings import Settings
+from tests.prerequisites import pytest_sessionstart, pytest_terminal_summary  # noqa: F401 (hooks)
 from tests.services import free_port, fresh_postgres_database
 from tracking.db.engine import make_engine
 

@@ -118,7 +118,8 @@ def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], por
     """
     require_node()
     if not (IDP_DIR / "node_modules" / "oidc-provider").exists():
-        unavailable(f"oidc-provider is not installed: run `npm ci` in {IDP_DIR}")
+        unavailable("the test IdP's node packages (oidc-provider) are not installed",
+                    "(cd tests/oidc && npm ci)")
     port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     config = {"port": port, "issuer": issuer, "clients": clients, "users": users,

@@ -13,20 +13,27 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+# CI=true (and the CI=1 / CI=yes other runners set) turns every missing service into a failure.
+IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 POSTGRES_URI = os.environ.get("MLGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MLGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 CHROMIUM = "/usr/bin/chromium"
+# A skip reason ends with "(to run: <command>)": tests/conftest.py gathers these into the run's last line.
+TO_RUN = "to run: "
 
 
-def unavailable(reason: str) -> None:
-    """Skip the test, or fail it when running in CI (where every service must be present)."""
+def unavailable(reason: str, enable: str | None = None) -> None:
+    """Skip the test, or fail it when running in CI (where every service must be present).
+
+    ``enable`` is the one command that would make the test run here; the skip reason carries it.
+    """
     if IN_CI:
         pytest.fail(f"required service missing in CI: {reason}")
-    pytest.skip(reason)
+    pytest.skip(f"{reason} ({TO_RUN}{enable})" if enable else reason)
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -45,32 +52,95 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def redact(uri: str) -> str:
+    """``uri`` without its password, for messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def postgres_problem(uri: str) -> tuple[str, str] | None:
+    """Why the tests cannot use the PostgreSQL at ``uri`` (and what to do), or None when it works.
+
+    Connects, runs a query and checks the right to create databases (every test gets its own): an open port
+    is not a working database, and a server that wants a password or lacks the database must say so here,
+    not as an error in the middle of a test.
+    """
+    import psycopg
+
+    shown = redact(uri)
+    override = "export MLGATE_TEST_POSTGRES=postgresql://USER:PASSWORD@HOST:PORT/test"
+    try:
+        with psycopg.connect(uri, autocommit=True, connect_timeout=3) as conn:
+            can_create = conn.execute(
+                "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    except psycopg.OperationalError as exc:
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        lowered = text.lower()
+        if "password" in lowered:
+            return f"PostgreSQL at {shown} needs a password ({text})", override
+        if "role" in lowered and "does not exist" in lowered:
+            return f"PostgreSQL at {shown} has no such user ({text})", override
+        if "database" in lowered and "does not exist" in lowered:
+            database = urlsplit(uri).path.lstrip("/") or "postgres"
+            return (f"PostgreSQL at {shown} has no database {database!r} ({text})",
+                    f"createdb -h {urlsplit(uri).hostname} -U {urlsplit(uri).username or 'postgres'} {database}")
+        return f"PostgreSQL does not answer at {shown} ({text})", override
+    if not (can_create and can_create[0]):
+        return f"PostgreSQL at {shown}: the user may not create databases (each test creates its own)", override
+    return None
+
+
+def redis_problem(url: str) -> tuple[str, str] | None:
+    """Why the tests cannot use the Redis at ``url`` (and what to do), or None when it answers PING."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return (f"Redis does not answer at {redact(url)} ({type(exc).__name__}: {exc}; MLGATE_TEST_REDIS names "
+                "another)", "redis-server --daemonize yes")
+    finally:
+        client.close()
+    return None
+
+
+_checked: dict[str, tuple[str, str] | None] = {}
+
+
 def require_postgres() -> None:
-    """PostgreSQL must answer on 127.0.0.1:5432."""
-    if not port_open("127.0.0.1", 5432):
-        unavailable("PostgreSQL is not reachable on 127.0.0.1:5432")
+    """The PostgreSQL at MLGATE_TEST_POSTGRES (default postgres@127.0.0.1:5432/test) must work."""
+    if "postgres" not in _checked:
+        _checked["postgres"] = postgres_problem(POSTGRES_URI)
+    if _checked["postgres"] is not None:
+        unavailable(*_checked["postgres"])
 
 
 def require_redis() -> None:
-    """Redis must answer on 127.0.0.1:6379."""
-    if not port_open("127.0.0.1", 6379):
-        unavailable("Redis is not reachable on 127.0.0.1:6379")
+    """The Redis at MLGATE_TEST_REDIS (default 127.0.0.1:6379/0) must answer."""
+    if "redis" not in _checked:
+        _checked["redis"] = redis_problem(REDIS_URL)
+    if _checked["redis"] is not None:
+        unavailable(*_checked["redis"])
 
 
 def require_chromium() -> None:
     """Debian's chromium and Python Playwright must be installed."""
     if not os.path.exists(CHROMIUM):
-        unavailable(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+        unavailable(f"{CHROMIUM} is not installed", "apt-get install -y chromium")
     try:
         import playwright  # noqa: F401
     except ImportError:
-        unavailable("playwright is not installed (pip install playwright)")
+        unavailable("playwright is not installed", "pip install -c requirements/lock.txt -e '.[test]'")
 
 
 def require_node() -> None:
     """Node.js must be on PATH."""
     if shutil.which("node") is None:
-        unavailable("node is not installed")
+        unavailable("node is not installed", "apt-get install -y nodejs npm")
 
 
 _template: dict[str, str] = {}
@@ -208,7 +278,7 @@ def require_moto() -> None:
         import boto3  # noqa: F401
         import moto.server  # noqa: F401
     except ImportError as exc:
-        unavailable(f"moto[server] is not installed ({exc.name}); pip install 'moto[server]'")
+        unavailable(f"moto[server] is not installed ({exc.name})", "pip install -c requirements/lock.txt -e '.[test]'")
 
 
 @contextmanager

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from gateway.commands.output import EXIT_USAGE, CliError, emit
+from gateway.commands.output import EXIT_DENIED, EXIT_USAGE, CliError, emit
+from gateway.commands.passwords import read_password
 from gateway.commands.remote import RemoteOps
 from gateway.commands.target import DEFAULT_PROFILE, save_profile
 
@@ -42,11 +43,22 @@ def login(server, username, password_stdin, token_stdin, days, profile, output) 
         if not token:
             raise CliError("No token on stdin.", EXIT_USAGE)
     else:
-        username = username or click.prompt("Username")
-        password = sys.stdin.readline().rstrip("\r\n") if password_stdin else click.prompt(
-            "Password", hide_input=True)
-        minted = RemoteOps(server, None, auth=(username, password)).create_token(
-            f"mlgate-cli@{socket.gethostname()}"[:255], days, None, False)
+        if username is None:
+            if not sys.stdin.isatty():
+                raise CliError("--username is required when stdin is not a terminal.", EXIT_USAGE)
+            username = click.prompt("Username")
+        password = read_password("Password", from_stdin=password_stdin, confirm=False)
+        try:
+            minted = RemoteOps(server, None, auth=(username, password)).create_token(
+                f"mlgate-cli@{socket.gethostname()}"[:255], days, None, False)
+        except CliError as exc:
+            if exc.exit_code != EXIT_DENIED:
+                raise
+            # The server does not say whether the user exists or signs in through SSO (no username oracle),
+            # so the way out for an SSO-only account is always named.
+            raise CliError(f"{exc.message.rstrip('.')}. If you sign in to {server} through single sign-on, you "
+                           f"have no mlgate password: create a token at {server}/account, then run "
+                           f"`mlgate login --server {server} --token-stdin` and paste it.", EXIT_DENIED) from None
         token = minted["token"]
     me = RemoteOps(server, token).current_user()
     name = me["user"]["username"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.commands.output import EXIT_USAGE, CliError, emit, emit_json, emit_table, when
+from gateway.commands.output import EXIT_NOT_FOUND, EXIT_USAGE, CliError, emit, emit_json, emit_table, when
 from gateway.commands.target import target_options
 
 PERMISSIONS = click.Choice(["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"], case_sensitive=False)
@@ -71,16 +71,28 @@ def grant(target, user, group, service, experiment, experiment_name, model, mode
 
 
 @perms.command("revoke")
+@click.argument("grant_id", required=False, metavar="[ID]")
 @subject_options
 @resource_options
 @target_options
-def revoke(target, user, group, service, experiment, experiment_name, model, model_name) -> None:
-    """Remove a stored grant.
+def revoke(target, grant_id, user, group, service, experiment, experiment_name, model, model_name) -> None:
+    """Remove a stored grant: by the ID `mlgate perms list` shows, or by its subject and resource.
 
-    Example: mlgate perms revoke --group team-a --experiment-name 'team-a/*'
+    Example: mlgate perms revoke 3 (an ID from `mlgate perms list`; api-grant:3 as perms explain names it too),
+    or mlgate perms revoke --group team-a --experiment-name 'team-a/*'
     """
-    subject = subject_text(user, group, service)
-    resource = resource_text(experiment, experiment_name, model, model_name)
+    if grant_id is not None:
+        if any(v is not None for v in (user, group, service, experiment, experiment_name, model, model_name)):
+            raise CliError("Name a grant either by its ID or by subject and resource options, not both.", EXIT_USAGE)
+        # `perms list` prints the bare id; `perms explain` names the same grant as its rule, api-grant:<id>.
+        wanted = grant_id.removeprefix("api-grant:")
+        found = [row for row in target.ops().list_grants(None, None) if str(row["id"]) == wanted]
+        if not found:
+            raise CliError(f"No grant has the ID {grant_id!r}; `mlgate perms list` shows the IDs.", EXIT_NOT_FOUND)
+        subject, resource = found[0]["subject"], found[0]["resource"]
+    else:
+        subject = subject_text(user, group, service)
+        resource = resource_text(experiment, experiment_name, model, model_name)
     target.ops().revoke_grant(subject, resource)
     emit(target.output, {"subject": subject, "resource": resource, "revoked": True},
          f"revoked {subject} on {resource}")
@@ -106,7 +118,8 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
 
 
 @perms.command("explain")
-@click.option("--user", required=True, metavar="NAME", help="The user or service account asking.")
+@click.option("--user", default=None, metavar="NAME", help="The user asking.")
+@click.option("--service", default=None, metavar="NAME", help="The service account asking.")
 @click.option("--experiment", default=None, metavar="ID", help="An experiment id.")
 @click.option("--experiment-name", default=None, metavar="NAME", help="An experiment by exact name.")
 @click.option("--model", default=None, metavar="NAME", help="A registered model.")
@@ -115,11 +128,13 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
 @click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
               help="Offline mode: the server's policy file (default: built-in defaults).")
 @target_options
-def explain(target, user, experiment, experiment_name, model, action, policy_path) -> None:
-    """Say whether a user may act on a resource, why, and which rule decided. Exit 0 either way.
+def explain(target, user, service, experiment, experiment_name, model, action, policy_path) -> None:
+    """Say whether a user or service account may act on a resource, why, and which rule decided. Exit 0 either way.
 
     Example: mlgate perms explain --user alice --experiment 12 --action EDIT
+    (--service ci-bot for a service account)
     """
+    _, user = _one("subject", {"user": user, "service": service}, True)
     field, value = _one("resource", {"experiment_id": experiment, "experiment_name": experiment_name,
                                      "model": model}, True)
     result = target.ops().explain(user, field, value, action.upper(), policy_path)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from gateway.commands.output import emit, emit_json, emit_table, when
+from gateway.commands.passwords import read_password as read_secret
 from gateway.commands.target import target_options
 
 USER_COLUMNS = ("username", "kind", "admin", "disabled", "groups", "created")
@@ -20,9 +19,7 @@ def user_row(user: dict) -> tuple:
 
 def read_password(password_stdin: bool, username: str) -> str:
     """A password from stdin (for scripts) or a hidden, confirmed prompt; never from the command line."""
-    if password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return click.prompt(f"Password for {username}", hide_input=True, confirmation_prompt=True)
+    return read_secret(f"Password for {username}", from_stdin=password_stdin, confirm=True)
 
 
 @click.group()

@@ -144,7 +144,8 @@ def install_network_middleware(app: Starlette, settings: Settings, network_confi
     headers = config.headers
     limiter = RequestRateLimiter(enabled=rl.enabled, storage_uri=storage, strategy=rl.strategy,
                                  per_client=rl.per_client, per_principal=rl.per_principal,
-                                 sensitive=rl.sensitive, sensitive_paths=rl.sensitive_paths,
+                                 sensitive=rl.sensitive, sensitive_admin=rl.sensitive_admin,
+                                 sensitive_paths=rl.sensitive_paths,
                                  namespace=rl.namespace)
     app.state.network = config
     app.state.rate_limiter = limiter

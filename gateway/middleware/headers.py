@@ -1,7 +1,9 @@
 """Security headers on every response the app sends.
 
-A header the app already set is left alone (a route that needs its own caching or CSP says so itself);
-everything else gets the secure default.
+A header the app already set is left alone (a route that needs its own CSP says so itself); everything else
+gets the secure default. Cache-Control is the exception: a route may only tighten it or declare its answer
+``public`` (the UI's static files); any other value (``no-cache``, ``private``, a ``max-age`` on private data)
+is replaced by ``no-store``, so no authenticated answer can be kept by a browser or shared cache.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 def _raw(values: dict[str, str]) -> RawHeaders:
     return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in values.items())
+
+
+def _storable_private(name: bytes, value: bytes) -> bool:
+    """A Cache-Control that lets a cache store an answer the route did not declare public (RFC 9111 5.2.2)."""
+    if name.lower() != b"cache-control":
+        return False
+    directives = {part.strip().split(b"=", 1)[0].lower() for part in value.split(b",")}
+    return b"no-store" not in directives and b"public" not in directives
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,8 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                raw = list(message.get("headers", ()))
+                raw = [(name, value) for name, value in message.get("headers", ())
+                       if not _storable_private(name, value)]
                 present = {name.lower() for name, _ in raw}
                 html = any(name.lower() == b"content-type" and value.lower().startswith(b"text/html")
                            for name, value in raw)

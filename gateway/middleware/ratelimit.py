@@ -22,6 +22,7 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from auth.sessions import COOKIE_NAME
 from gateway.middleware.hosts import EXEMPT_PATHS
 from gateway.middleware.refusal import refuse
 
@@ -30,6 +31,8 @@ log = logging.getLogger("mlgate.network")
 # A stuck Redis must turn into a quick 503, not a request that hangs until the client gives up.
 _REDIS_TIMEOUTS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SENSITIVE_DEFERRED = "rate_limit_sensitive_deferred"  # scope state: the client address, until authentication
+_SESSION_COOKIE = COOKIE_NAME.encode("latin-1") + b"="
 
 
 def redact_url(url: str) -> str:
@@ -82,13 +85,15 @@ class RequestRateLimiter:
     """Budgets per client address (stricter on sensitive paths) and per principal."""
 
     def __init__(self, *, enabled: bool, storage_uri: str, strategy: str, per_client: str,
-                 per_principal: str, sensitive: str, sensitive_paths: Iterable[str], namespace: str):
+                 per_principal: str, sensitive: str, sensitive_paths: Iterable[str], namespace: str,
+                 sensitive_admin: str = "600/minute"):
         self.enabled = enabled
         self.storage_uri = storage_uri
         self.strategy_name = strategy
         self.per_client = parse_many(per_client)
         self.per_principal = parse_many(per_principal)
         self.sensitive = parse_many(sensitive)
+        self.sensitive_admin = parse_many(sensitive_admin)
         self.sensitive_paths = tuple(sensitive_paths)
         self.namespace = namespace
         self._shared = storage_uri.startswith(("redis://", "rediss://"))
@@ -122,6 +127,7 @@ class RequestRateLimiter:
             "per_client": "; ".join(map(str, self.per_client)),
             "per_principal": "; ".join(map(str, self.per_principal)),
             "sensitive": "; ".join(map(str, self.sensitive)),
+            "sensitive_admin": "; ".join(map(str, self.sensitive_admin)),
             "sensitive_paths": list(self.sensitive_paths),
             "namespace": self.namespace,
         }
@@ -137,16 +143,37 @@ class RequestRateLimiter:
                 raise StorageUnavailable(str(exc)) from exc
         return None
 
-    async def check_client(self, client_ip: str, path: str, method: str = "GET") -> RateLimited | None:
-        """Count one request from ``client_ip``; the refusal if a budget is exhausted."""
+    def is_sensitive(self, path: str, method: str) -> bool:
+        """A write to a sensitive path (sign-in, user management, token minting)."""
+        # Guessing passwords and minting tokens are writes; reading the login page or one's own account
+        # (the UI does on every load) stays on the general budget.
+        return method not in _SAFE_METHODS and path.startswith(self.sensitive_paths)
+
+    async def check_client(self, client_ip: str, path: str, method: str = "GET", *,
+                           defer_sensitive: bool = False) -> RateLimited | None:
+        """Count one request from ``client_ip``; the refusal if a budget is exhausted.
+
+        ``defer_sensitive``: the request carries credentials, so its sensitive-path budget is chosen once
+        they are checked (:func:`limit_sensitive`): an administrator's, or the tight per-address one.
+        """
         if not self.enabled:
             return None
         refused = await self._hit(self.per_client, "client", client_ip, "client address")
-        # Guessing passwords and minting tokens are writes; reading the login page or one's own account
-        # (the UI does on every load) stays on the general budget.
-        if refused is None and method not in _SAFE_METHODS and path.startswith(self.sensitive_paths):
-            refused = await self._hit(self.sensitive, "sensitive", client_ip, "client address on this endpoint")
+        if refused is None and not defer_sensitive and self.is_sensitive(path, method):
+            refused = await self.check_sensitive(client_ip)
         return refused
+
+    async def check_sensitive(self, client_ip: str) -> RateLimited | None:
+        """Count one sensitive write against the tight per-address budget."""
+        if not self.enabled:
+            return None
+        return await self._hit(self.sensitive, "sensitive", client_ip, "client address on this endpoint")
+
+    async def check_sensitive_admin(self, principal_id: str) -> RateLimited | None:
+        """Count one sensitive write by an authenticated administrator (bulk user administration)."""
+        if not self.enabled:
+            return None
+        return await self._hit(self.sensitive_admin, "sensitive-admin", principal_id, "administrator on this endpoint")
 
     async def check_principal(self, principal_id: str) -> RateLimited | None:
         """Count one request by an authenticated principal; the refusal if its budget is exhausted."""
@@ -170,6 +197,34 @@ async def limit_principal(scope: Scope, principal_id: str) -> RateLimited | Stor
         return exc
 
 
+async def limit_sensitive(scope: Scope, principal) -> RateLimited | StorageUnavailable | None:
+    """The deferred sensitive-path budget, called by the authentication layer once credentials are checked.
+
+    An authenticated administrator spends the bulk-administration budget (per administrator); anyone else
+    (no principal, a failed credential, a non-administrator) the tight per-address one, as if nothing had
+    been deferred. Nothing to do when the rate-limit middleware did not defer this request.
+    """
+    state = scope.get("state", {})
+    client_ip = state.pop(_SENSITIVE_DEFERRED, None)
+    limiter: RequestRateLimiter | None = state.get("rate_limiter")
+    if client_ip is None or limiter is None:
+        return None
+    try:
+        if principal is not None and principal.is_admin:
+            return await limiter.check_sensitive_admin(f"{principal.kind}:{principal.id}")
+        return await limiter.check_sensitive(client_ip)
+    except StorageUnavailable as exc:
+        return exc
+
+
+def _carries_credentials(scope: Scope) -> bool:
+    """An Authorization header or a session cookie: credentials the authentication layer will check."""
+    for name, value in scope["headers"]:
+        if name == b"authorization" or (name == b"cookie" and _SESSION_COOKIE in value):
+            return True
+    return False
+
+
 class RateLimitMiddleware:
     """Count every request against its client address; refuse with 429 once a budget is spent."""
 
@@ -187,9 +242,16 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         client_ip = state.get("client_ip") or (scope.get("client") or ("unknown",))[0]
+        # A sensitive write with credentials is counted after authentication (limit_sensitive), so a
+        # scripting administrator gets the bulk budget; without credentials it is counted here, before any
+        # password is hashed.
+        defer = self.limiter.enabled and self.limiter.is_sensitive(scope["path"], scope["method"]) \
+            and _carries_credentials(scope)
+        if defer:
+            state[_SENSITIVE_DEFERRED] = client_ip
         try:
             refused: RateLimited | StorageUnavailable | None = await self.limiter.check_client(
-                client_ip, scope["path"], scope["method"])
+                client_ip, scope["path"], scope["method"], defer_sensitive=defer)
         except StorageUnavailable as exc:
             refused = exc
         if refused is not None:

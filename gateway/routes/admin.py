@@ -30,7 +30,7 @@ ARGS = Depends(request_args)
 
 def _audit(request: Request, action: str, target: str, reason: str | None = None) -> None:
     principal: Principal = principal_of(request)
-    request.app.state.identity.auditor.record(action, "success", actor=f"{principal.kind}:{principal.name}",
+    request.app.state.identity.auditor.record(action, "success", actor=principal.name,
                                               target=target, client=getattr(request.state, "client_ip", None),
                                               reason=reason)
 

@@ -173,8 +173,10 @@ def audit_records(conn: Connection, *, actor: str | None = None, action: str | N
     ``before_id`` pages back, for the web UI's newest-first pages)."""
     stmt = select(*[audit_log.c[name] for name in AUDIT_FIELDS])
     if actor is not None:
-        # Records name actors either bare (``alice``) or with their kind (``user:alice``).
-        stmt = stmt.where(audit_log.c.actor.in_([actor, f"user:{actor}", f"service:{actor}"]))
+        # Records name actors bare (``alice``); those written before that spelling was unified carry their
+        # kind (``user:alice``). Either spelling given finds both.
+        name = actor.split(":", 1)[1] if actor.startswith(("user:", "service:")) else actor
+        stmt = stmt.where(audit_log.c.actor.in_([name, f"user:{name}", f"service:{name}"]))
     if action is not None:
         stmt = stmt.where(audit_log.c.action == action)
     if outcome is not None:

@@ -84,7 +84,7 @@ def _selector(kind: ResourceKind, resource_id: str) -> str:
 
 
 def _audit(request: Request, action: str, principal: Principal, target: str, reason: str) -> None:
-    request.app.state.identity.auditor.record(action, "success", actor=f"{principal.kind}:{principal.name}",
+    request.app.state.identity.auditor.record(action, "success", actor=principal.name,
                                               target=target, client=getattr(request.state, "client_ip", None),
                                               reason=reason)
 

@@ -8,7 +8,7 @@ act on gets a plain page saying what happened; no user, link or session exists u
 from __future__ import annotations
 
 import html
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -20,6 +20,7 @@ from auth.backends import client_address
 from auth.errors import AuthError
 from auth.identity import Identity
 from auth.oidc import (
+    IssuerMismatch,
     NotAllowed,
     PendingLogin,
     ProviderClient,
@@ -57,6 +58,7 @@ _PAGE = """<!doctype html>
 
 # What each failure means for the person in front of the browser, and its status code.
 _FAILURES: dict[type, tuple[int, str]] = {
+    IssuerMismatch: (502, "Single sign-on is misconfigured"),  # before its base class, ProviderUnreachable
     ProviderUnreachable: (502, "The identity provider is unreachable"),
     ProviderMisconfigured: (502, "Single sign-on is misconfigured"),
     StateMismatch: (400, "This sign-in attempt could not be verified"),
@@ -95,9 +97,14 @@ def _provider_client(request: Request, name: str) -> ProviderClient | None:
     return sso.client(name) if sso is not None else None
 
 
-def _redirect_uri(request: Request, name: str) -> str:
+def _redirect_uri(request: Request, name: str, configured: str | None = None) -> str:
     # Must equal a redirect URI registered at the provider, character for character.
-    return f"{str(request.base_url).rstrip('/')}/sso/{name}/callback"
+    return configured or f"{str(request.base_url).rstrip('/')}/sso/{name}/callback"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _unknown_provider() -> HTMLResponse:
@@ -111,12 +118,21 @@ def sso_login(request: Request, provider: str) -> Response:
     client = _provider_client(request, provider)
     if client is None:
         return _unknown_provider()
+    configured = client.provider.redirect_uri
+    if configured is not None and _origin(configured) != _origin(str(request.base_url)):
+        # The provider would refuse the redirect URI this host makes (its own error page, no way back):
+        # start again at the registered host, where the state cookie will also be readable at the callback.
+        target = f"{_origin(configured)}/sso/{provider}/login"
+        if "next" in request.query_params:
+            target += "?" + urlencode({"next": safe_next(request.query_params["next"])})
+        return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
     try:
         metadata = client.metadata()
     except AuthError as exc:
         return _failure_page(exc)
     pending = new_pending_login(client.provider, safe_next(request.query_params.get("next")))
-    response = RedirectResponse(authorization_url(metadata, client.provider, pending, _redirect_uri(request, provider)),
+    response = RedirectResponse(authorization_url(metadata, client.provider, pending,
+                                                  _redirect_uri(request, provider, configured)),
                                 status_code=303, headers={"Cache-Control": "no-store"})
     attrs = _identity(request).sessions.cookie_attributes(STATE_MAX_AGE)
     attrs["path"] = STATE_PATH
@@ -155,7 +171,8 @@ def sso_callback(request: Request, provider: str) -> Response:
         code = params.get("code")
         if not code:
             raise StateMismatch("The identity provider's answer has no authorization code; start again.")
-        tokens = client.exchange_code(code, pending.code_verifier, _redirect_uri(request, provider))
+        tokens = client.exchange_code(code, pending.code_verifier,
+                                      _redirect_uri(request, provider, client.provider.redirect_uri))
         claims = client.validate_id_token(tokens["id_token"], pending.nonce, identity.clock())
         who = identity_from_claims(client.provider, claims)
         check_allowed(client.provider, who)

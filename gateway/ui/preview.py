@@ -121,4 +121,4 @@ def artifact_image(request: Request, run_id: str) -> Response:
     disposition = content_disposition(relative[-1]).replace("attachment", "inline", 1)
     return Response(data, media_type=media_type, headers={
         "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-cache"})
+        "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"})

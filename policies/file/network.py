@@ -238,10 +238,12 @@ class RateLimitConfig(_Section):
     per_client: str = "6000/minute"
     per_principal: str = "6000/minute"
     sensitive: str = "30/minute"
+    # Sensitive writes by an authenticated administrator (scripting `mlgate users create` for a team).
+    sensitive_admin: str = "600/minute"
     sensitive_paths: list[PathPrefix] = list(DEFAULT_SENSITIVE_PATHS)
     namespace: str = Field("mlgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
-    @field_validator("per_client", "per_principal", "sensitive")
+    @field_validator("per_client", "per_principal", "sensitive", "sensitive_admin")
     @classmethod
     def _rate(cls, value: str) -> str:
         if (problem := rate_problem(value)) is not None:

@@ -58,6 +58,10 @@ class OidcProvider(_Section):
     client_id: str = Field(min_length=1, max_length=255)
     client_secret: Secret | None = None
     display_name: str | None = Field(None, max_length=80, description="the login button's label")
+    redirect_uri: str | None = Field(
+        None, description="the redirect URI registered at the provider (https://<host>/sso/<name>/callback); when "
+        "set, a sign-in started at another host (localhost vs 127.0.0.1) is sent to this one first instead of "
+        "ending on the provider's error page")
     scopes: tuple[str, ...] = ("openid", "profile", "email", "groups")
     claims: OidcClaims = OidcClaims()
     allowed_groups: tuple[str, ...] = Field((), description="if set, a user must be in one of these groups")
@@ -106,6 +110,16 @@ class OidcProvider(_Section):
         if parts.query or parts.fragment:
             raise ValueError(f"{value!r} must not have a query or fragment")
         return value
+
+    @model_validator(mode="after")
+    def _redirect_uri(self) -> OidcProvider:
+        if self.redirect_uri is not None:
+            parts = urlsplit(self.redirect_uri)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment \
+                    or parts.path != f"/sso/{self.name}/callback":
+                raise ValueError(f"redirect_uri {self.redirect_uri!r} must be an http(s) URL whose path is "
+                                 f"/sso/{self.name}/callback")
+        return self
 
     @field_validator("scopes")
     @classmethod

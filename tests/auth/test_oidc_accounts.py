@@ -178,3 +178,17 @@ def test_a_user_deleted_and_signed_in_again_by_name_starts_with_nothing(engine, 
     with engine.connect() as conn:
         assert list_grants(conn, subject="user:alice") == []
     assert IdentityStore(engine).groups_of(second.id) == frozenset()
+
+
+def test_a_missing_groups_claim_is_named_as_a_configuration_problem():
+    """No groups claim at all (the "groups" scope not requested): say so, not "not in a group"."""
+    cfg = provider(allowed_groups=["ml-team"])
+    with pytest.raises(NotAllowed) as missing:
+        check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "alice"}))
+    assert missing.value.message == (
+        "The identity provider sent no 'groups' claim, so mlgate cannot check your groups. An administrator "
+        "must add the \"groups\" scope to this provider's scopes in mlgate's policy file (auth.oidc.providers) "
+        "or a groups mapper at the provider.")
+    # An empty claim is the provider's word: the person is in no allowed group.
+    with pytest.raises(NotAllowed, match="not in a group that may use mlgate"):
+        check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "alice", "groups": []}))

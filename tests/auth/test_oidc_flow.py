@@ -346,3 +346,26 @@ def test_two_providers_side_by_side_each_sign_their_own_users_in(app_factory, tm
             assert "already exists and is not linked" in refused.text
     finally:
         partner.stop()
+
+
+def test_a_sign_in_started_at_another_host_goes_to_the_registered_one(app_factory, tmp_path, monkeypatch):
+    """localhost vs 127.0.0.1: with redirect_uri set, the browser is sent to the registered host first,
+    instead of the provider's raw redirect_uri error page."""
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    extra = "        redirect_uri: http://localhost:5000/sso/corp/callback"
+    app = app_factory(policy_file=policy(tmp_path, f"http://127.0.0.1:{free_port()}", extra),
+                      allowed_hosts=("127.0.0.1", "localhost"))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        moved = client.get("/sso/corp/login", params={"next": "/#/experiments/1"})
+        assert moved.status_code == 303
+        assert moved.headers["location"] == "http://localhost:5000/sso/corp/login?next=%2F%23%2Fexperiments%2F1"
+    with TestClient(app, base_url="http://localhost:5000", follow_redirects=False) as client:
+        # At the registered host the flow goes on (here to the unreachable provider's page).
+        assert client.get("/sso/corp/login").status_code == 502
+
+
+def test_a_redirect_uri_must_be_this_providers_callback(app_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("CORP_SECRET", SECRET)
+    extra = "        redirect_uri: http://localhost:5000/sso/other/callback"
+    with pytest.raises(Exception, match="must be an http\\(s\\) URL whose path is /sso/corp/callback"):
+        app_factory(policy_file=policy(tmp_path, "http://127.0.0.1:1", extra))

@@ -17,6 +17,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from auth.oidc import (
+    IssuerMismatch,
     ProviderClient,
     ProviderUnreachable,
     TokenRejected,
@@ -182,8 +183,14 @@ def test_machine_tokens_need_the_configured_audience(idp):
 
 def test_discovery_must_name_the_configured_issuer_exactly():
     doc = {"issuer": ISSUER + "/", "authorization_endpoint": "a", "token_endpoint": "t", "jwks_uri": "j"}
-    with pytest.raises(ProviderUnreachable, match="different issuer"):
+    with pytest.raises(IssuerMismatch) as mismatch:
         parse_discovery(doc, ISSUER)
+    assert mismatch.value.message == (
+        f"The identity provider's discovery document states the issuer {ISSUER + '/'!r}, but mlgate is configured "
+        f"with {ISSUER!r} (they differ only in the trailing slash): set the provider's issuer in mlgate's policy "
+        "file (auth.oidc.providers) exactly as the provider states it.")
+    with pytest.raises(IssuerMismatch, match=r"https://elsewhere\.example"):
+        parse_discovery({**doc, "issuer": "https://elsewhere.example"}, ISSUER)
     with pytest.raises(ProviderUnreachable, match="lacks jwks_uri"):
         parse_discovery({"issuer": ISSUER, "authorization_endpoint": "a", "token_endpoint": "t"}, ISSUER)
 

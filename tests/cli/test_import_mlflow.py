@@ -68,7 +68,8 @@ def _mlflow_python() -> Path:
         return ensure_mlflow_venv().parent / "python"
     except (subprocess.CalledProcessError, OSError) as exc:
         unavailable(f"cannot build MLflow's virtualenv bench/.venv-mlflow (pip install 'mlflow[auth]==3.17.2' "
-                    f"needs network): {exc}")
+                    f"needs network): {exc}", "python3 -c 'from bench.servers import ensure_mlflow_venv; "
+                    "ensure_mlflow_venv()'")
         raise  # unreachable: unavailable() skips or fails
 
 

@@ -202,7 +202,7 @@ def test_grant_changes_are_audited(pair: Pair):
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(audit_log.c.action, audit_log.c.outcome, audit_log.c.reason)
-                                .where(audit_log.c.actor == "user:alice",
+                                .where(audit_log.c.actor == "alice",
                                        audit_log.c.target == f"user:bob experiment:{exp}")
                                 .order_by(audit_log.c.id)).all()
     finally:

@@ -6,12 +6,13 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
 from tests.conftest import start_server
-from tests.services import free_port, require_redis
+from tests.services import REDIS_URL, free_port, require_redis
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ def test_two_servers_sharing_redis_have_one_budget(tmp_path: Path):
     import redis
 
     namespace = f"e2e-{uuid.uuid4().hex[:10]}"
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis_url = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{REDIS_DB}"))
     policy = tmp_path / "policy.yaml"
     policy.write_text(f"network:\n  rate_limit:\n    per_client: 6/minute\n    namespace: {namespace}\n")
     database = f"sqlite:///{tmp_path / 'shared.db'}"

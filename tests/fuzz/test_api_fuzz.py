@@ -221,6 +221,12 @@ def _experiment_ids_in(value) -> Iterator[str]:
             stack.extend(node)
 
 
+def _content_type(response) -> str:
+    """The answer's content type: schemathesis' responses keep a list per header, requests' a string."""
+    value = response.headers.get("content-type") or ""
+    return (value[0] if value else "") if isinstance(value, list) else value
+
+
 def assert_no_hidden_resource(world: World, case, response) -> None:
     """No marker of a hidden resource; no probe the request did not carry; no hidden experiment id.
 
@@ -239,7 +245,7 @@ def assert_no_hidden_resource(world: World, case, response) -> None:
     assert leaked == [], f"{case.method} {case.formatted_path} leaked {leaked}: {body[:500]}"
     if case.method.upper() != "GET" and response.status_code < 300:
         world.written.update(p for p in world.hidden_ids if p in request)
-    if response.headers.get("content-type", [""])[0].startswith("application/json"):
+    if _content_type(response).startswith("application/json"):
         try:
             payload = json.loads(body)
         except ValueError:
@@ -266,6 +272,24 @@ def test_api_fuzz(case, world):
     case.validate_response(response, checks=[not_a_server_error, status_code_conformance, content_type_conformance,
                                              response_schema_conformance, negative_data_rejection])
     assert_no_hidden_resource(world, case, response)
+
+
+def test_the_leak_check_sees_a_hidden_experiment_id(world):
+    """Control for the experiment_id branch: an answer with no marker and no long probe, whose only trace of
+    the hidden experiment is its id in an ``experiment_id`` field (a plain run the admin made there)."""
+    hidden_exp = next(iter(world.hidden_experiment_ids))
+    with httpx.Client(base_url=world.server.url, auth=world.server.admin_auth, timeout=30) as admin:
+        run_id = _ok(admin.post(f"{A}/runs/create", json={"experiment_id": hidden_exp}))["run"]["info"]["run_id"]
+    answer = requests.get(f"{world.server.url}{A}/runs/get", params={"run_id": run_id}, timeout=30,
+                          auth=world.server.admin_auth)
+    assert answer.status_code == 200, answer.text
+    assert not [m for m in world.hidden_markers + world.hidden_ids if not m.isdigit() and m in answer.text]
+
+    class Case:
+        method, formatted_path, query, path_parameters, body = "GET", f"{A}/runs/get", {"run_id": run_id}, {}, None
+
+    with pytest.raises(AssertionError, match="returned hidden experiment"):
+        assert_no_hidden_resource(world, Case(), answer)
 
 
 @pytest.mark.parametrize("kind", ["experiment", "run", "logged model", "registered model", "model version", "trace"])

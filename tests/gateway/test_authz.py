@@ -131,9 +131,31 @@ def test_denials_are_audited_with_their_rule(world):
     denials = [r for r in records if r["action"] == "authorize" and r["outcome"] == "denied"]
     assert denials, records
     last = denials[-1]
-    assert last["actor"] == "user:bob"
+    assert last["actor"] == "bob"  # spelled as sign-ins spell it
     assert last["target"] == "experiments.get"
     assert "rule:" in last["reason"]
+
+
+def test_one_actor_spelling_for_sign_ins_decisions_and_changes(world):
+    """bob's sign-in (Basic), bob's denial and alice's grant change all name their actor bare, so an actor
+    filter in either spelling finds the same records."""
+    from gateway.routes.admin_store import audit_records
+
+    app, c = world
+    exp = _experiment(c["alice"], "one-spelling")
+    assert c["bob"].get(f"{A}/experiments/get", params={"experiment_id": exp}).status_code == 404
+    granted = c["alice"].post(f"{A}/experiments/permissions/create", json={
+        "experiment_id": exp, "username": "bob", "permission": "READ"})
+    assert granted.status_code == 200, granted.text
+    records = app.state.identity.store.audit_records()
+    actors = {r["actor"] for r in records if r["actor"]}
+    assert not [a for a in actors if a.startswith(("user:", "service:"))], actors
+    engine = app.state.identity.store.engine
+    with engine.connect() as conn:
+        bare = audit_records(conn, actor="bob", limit=1000)
+        kinded = audit_records(conn, actor="user:bob", limit=1000)
+    assert bare == kinded
+    assert {"authorize"} <= {r["action"] for r in bare}
 
 
 def test_duplicate_and_control_character_keys_cannot_split_the_check_from_the_write(world):

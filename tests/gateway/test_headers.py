@@ -56,6 +56,33 @@ def test_headers_the_app_set_itself_are_kept(headers_client):
     assert headers_client(echo).get("/static/app.js").headers["cache-control"] == "public, max-age=3600"
 
 
+@pytest.mark.parametrize("value", ["no-cache", "private, no-cache", "private, max-age=60", "max-age=0"])
+def test_a_route_cannot_let_caches_store_private_answers(headers_client, value):
+    """Only no-store or an explicit public answer survives: anything else a route sets becomes no-store."""
+    echo = EchoApp(extra_headers={"Cache-Control": value})
+    response = headers_client(echo).get("/api/2.0/mlflow-artifacts/artifacts/model.pkl")
+    assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+def test_a_route_may_tighten_cache_control(headers_client):
+    echo = EchoApp(extra_headers={"Cache-Control": "private, no-store"})
+    assert headers_client(echo).get("/x").headers.get_list("cache-control") == ["private, no-store"]
+
+
+def test_artifact_downloads_are_not_stored(client):
+    """Every authenticated answer, artifact files included, carries no-store (SECURITY.md)."""
+    run = client.post("/api/2.0/mlflow/runs/create", json={"experiment_id": "0"}).json()["run"]["info"]
+    path = f"/api/2.0/mlflow-artifacts/artifacts/{run['artifact_uri'].removeprefix('mlflow-artifacts:/')}/notes.txt"
+    assert client.put(path, content=b"private").status_code == 200
+    download = client.get(path)
+    assert download.status_code == 200, download.text
+    assert download.content == b"private"
+    assert download.headers.get_list("cache-control") == ["no-store"]
+    listed = client.get("/get-artifact", params={"run_id": run["run_id"], "path": "notes.txt"})
+    assert listed.status_code == 200, listed.text
+    assert listed.headers.get_list("cache-control") == ["no-store"]
+
+
 def test_hsts_over_direct_https(headers_client):
     response = headers_client(base_url="https://mlflow.example.org").get("/")
     assert response.headers["strict-transport-security"] == "max-age=31536000"

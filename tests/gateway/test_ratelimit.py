@@ -219,3 +219,48 @@ def test_principal_hook_fails_closed_when_storage_is_down():
     asyncio.run(run())
     assert sent[0]["status"] == 503
     assert b"TEMPORARILY_UNAVAILABLE" in sent[1]["body"]
+
+
+# Sensitive paths: an authenticated administrator scripting user management gets a budget of its own.
+
+def test_administrators_get_a_bulk_budget_on_user_management(app_factory, tmp_path):
+    from tests.conftest import TEST_ADMIN_TOKEN
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("network:\n  rate_limit: {sensitive: 3/minute, sensitive_admin: 8/minute}\n")
+    create = "/api/2.0/mlflow/users/create"
+    with TestClient(app_factory(policy_file=str(policy)), base_url="http://127.0.0.1:5000") as client:
+        admin = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+        # More than the per-address budget of 3, all from the address everyone else below uses.
+        made = [client.post(create, json={"username": f"bulk-{i}", "password": f"Bulk-pass-{i}-long-enough"},
+                            headers=admin).status_code for i in range(6)]
+        assert made == [200] * 6
+        # Without credentials, or with failing ones, the tight per-address budget still applies.
+        anonymous = [client.post(create, json={"username": "x", "password": "y"}).status_code for _ in range(3)]
+        assert anonymous == [401, 401, 401]
+        assert client.post(create, json={"username": "x", "password": "y"}).status_code == 429
+        wrong = client.post(create, json={"username": "x", "password": "y"}, auth=("admin", "not-the-password"))
+        assert wrong.status_code == 429
+        forged = client.post(create, json={"username": "x", "password": "y"}, headers={"Authorization": "Bearer mlg_x"})
+        assert forged.status_code == 429
+        # The administrator goes on, on its own budget, until that is spent too.
+        more = [client.post(create, json={"username": f"bulk-{i}", "password": f"Bulk-pass-{i}-long-enough"},
+                            headers=admin).status_code for i in range(6, 9)]
+        assert more == [200, 200, 429]
+
+
+def test_a_non_administrator_keeps_the_tight_budget(app_factory, tmp_path):
+    from tests.conftest import TEST_ADMIN_TOKEN
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("network:\n  rate_limit: {sensitive: 2/minute, sensitive_admin: 100/minute}\n")
+    with TestClient(app_factory(policy_file=str(policy)), base_url="http://127.0.0.1:5000") as client:
+        admin = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+        assert client.post("/api/2.0/mlflow/users/create", headers=admin, json={
+            "username": "plain", "password": "Quite-unrelated-secret-91"}).status_code == 200
+        token = client.post("/api/2.0/mlflow/users/tokens/create", json={
+            "name": "t", "expires_in_days": 1, "username": "plain"}, headers=admin).json()["token"]
+        user = {"Authorization": f"Bearer {token}"}
+        statuses = [client.post("/api/2.0/mlflow/users/tokens/create", json={"name": f"own-{i}", "expires_in_days": 1},
+                                headers=user).status_code for i in range(3)]
+        assert statuses == [200, 200, 429]

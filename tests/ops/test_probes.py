@@ -24,7 +24,7 @@ def own_redis(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
     """A private redis-server process (so the test can stop it); yields (url, process)."""
     binary = shutil.which("redis-server")
     if binary is None:
-        unavailable("redis-server is not installed")
+        unavailable("redis-server is not installed", "apt-get install -y redis-server")
     port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

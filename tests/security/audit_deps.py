@@ -1,34 +1,40 @@
-"""Audit requirements/lock.txt for known vulnerabilities with pip-audit; exit non-zero if any is found.
+"""Audit requirements/lock.txt for known vulnerabilities; exit non-zero on any finding or any gap.
 
-    python3 -m tests.security.audit_deps                  # what CI runs
-    python3 -m tests.security.audit_deps --allow-unreachable
+    python3 -m tests.security.audit_deps        # what CI runs (no flags)
 
-pip-audit asks PyPI's per-release JSON API (``/pypi/<name>/<version>/json``, which carries the
-release's advisories from the Python Packaging Advisory Database / OSV). Accepted exceptions live in
-requirements/audit-exceptions.txt, one ``<vulnerability id>  <why it does not apply>`` per line; an
-exception without a reason is an error, and one whose vulnerability no longer appears is reported so
-it can be removed.
+Every pin is checked against two sources:
 
-When pip-audit cannot reach the advisory data for a release (a mirror or proxy that serves only
-``/pypi/<name>/json``, as in some sandboxes), the release is checked against what that project-level
-document does carry: the advisories of the project's latest release (exact when the pin is the
-latest) and whether the pinned release was yanked. What could not be audited is listed; without
-``--allow-unreachable`` that is a failure, since an audit that saw nothing proves nothing.
+1. requirements/advisories.json, a snapshot of the Python Packaging Advisory Database (PyPA's OSV records,
+   the data PyPI shows per release) for every project in the lock, with its source commit and date
+   (tests/security/advisories.py builds it; SECURITY.md says how to refresh it). It covers every pin; a
+   pin whose project is missing from it (a new dependency) fails the audit until the snapshot is rebuilt.
+2. PyPI, live, where it answers: the release's own advisories (``/pypi/<name>/<version>/json``), else the
+   project document (``/pypi/<name>/json``), whose advisories are the latest release's (so they count only
+   when the pin is the latest) and which says whether the pinned release was yanked. Machines that reach
+   PyPI only through a mirror without per-release documents get the project document alone; a pin checked
+   by neither live source is listed, not failed: the snapshot still covers it.
+
+The audit fails when a pin is affected by an advisory (from either source) that
+requirements/audit-exceptions.txt does not accept with a reason, when a pin is yanked, and when any runtime
+or test pin is missing from the snapshot (coverage below 100%). Each run prints the coverage and the
+snapshot's date.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from packaging.utils import canonicalize_name
+
+from tests.security.advisories import SNAPSHOT, affecting, load
+from tests.security.lock_deps import LOCK, closure, root_requirements
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "requirements" / "lock.txt"
 EXCEPTIONS = ROOT / "requirements" / "audit-exceptions.txt"
 PYPI = "https://pypi.org/pypi"
 
@@ -38,7 +44,8 @@ class Report:
     """What the audit found."""
 
     vulnerable: dict[str, list[str]] = field(default_factory=dict)  # "name==version" -> ids
-    unaudited: dict[str, str] = field(default_factory=dict)  # "name==version" -> why
+    not_in_snapshot: list[str] = field(default_factory=list)
+    live: dict[str, str] = field(default_factory=dict)  # "name==version" -> "release" | "latest" | why not
     audited: int = 0
 
 
@@ -71,97 +78,100 @@ def read_lock(path: Path = LOCK) -> list[tuple[str, str]]:
     return pins
 
 
-def run_pip_audit(lock: Path, ignored: list[str]) -> dict:
-    """pip-audit's JSON report over the lock file (no resolution: the lock is complete)."""
-    command = [sys.executable, "-m", "pip_audit", "-r", str(lock), "--no-deps", "--disable-pip",
-               "--progress-spinner", "off", "--format", "json", "--vulnerability-service", "pypi"]
-    for vuln_id in ignored:
-        command += ["--ignore-vuln", vuln_id]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+def live_check(name: str, version: str, client: httpx.Client) -> tuple[list[str] | None, str]:
+    """Advisories PyPI gives for the pin now: (ids, "release" | "latest"), or (None, why there are none)."""
     try:
-        return json.loads(done.stdout)
-    except ValueError:
-        # No report at all (PyPI unreachable, say): every pin goes to the project-level check.
-        print(f"pip-audit gave no report ({done.returncode}): {done.stderr.strip()[-500:]}", file=sys.stderr)
-        return {"dependencies": [{"name": name, "version": version, "skip_reason": "pip-audit failed"}
-                                 for name, version in read_lock(lock)]}
-
-
-def project_level_check(name: str, version: str, client: httpx.Client) -> tuple[list[str] | None, str]:
-    """Advisories from /pypi/<name>/json: (ids, "") when they apply to the pin, else (None, why not)."""
-    try:
-        response = client.get(f"{PYPI}/{name}/json")
+        release = client.get(f"{PYPI}/{name}/{version}/json")
+        if release.status_code == 200:
+            return [v["id"] for v in release.json().get("vulnerabilities", []) if not v.get("withdrawn")], "release"
+        project = client.get(f"{PYPI}/{name}/json")
     except httpx.HTTPError as exc:
         return None, f"PyPI unreachable ({type(exc).__name__})"
-    if response.status_code != 200:
-        return None, f"PyPI answered {response.status_code}"
-    doc = response.json()
+    if project.status_code != 200:
+        return None, f"PyPI answered {project.status_code}"
+    doc = project.json()
     files = doc.get("releases", {}).get(version, [])
     if files and all(f.get("yanked") for f in files):
-        return [f"YANKED: {files[0].get('yanked_reason') or 'no reason given'}"], ""
+        return [f"YANKED: {files[0].get('yanked_reason') or 'no reason given'}"], "latest"
     if doc.get("info", {}).get("version") != version:
-        return None, f"advisory data unreachable; the project-level document covers only {doc['info']['version']}"
-    return [v.get("id") for v in doc.get("vulnerabilities", []) if not v.get("withdrawn")], ""
+        return None, f"no per-release document; latest is {doc['info']['version']}"
+    return [v.get("id") for v in doc.get("vulnerabilities", []) if not v.get("withdrawn")], "latest"
 
 
-def audit(lock: Path = LOCK, exceptions: dict[str, str] | None = None) -> Report:
-    """pip-audit over the lock, and the project-level check for what it could not audit."""
+def audit(lock: Path = LOCK, snapshot: dict | None = None, exceptions: dict[str, str] | None = None,
+          online: bool = True) -> Report:
+    """Every pin against the snapshot and, where PyPI answers, against PyPI's live data."""
     exceptions = read_exceptions() if exceptions is None else exceptions
+    snapshot = load(SNAPSHOT) if snapshot is None else snapshot
     report = Report()
-    result = run_pip_audit(lock, sorted(exceptions))
-    versions = {name.lower(): version for name, version in read_lock(lock)}
-    skipped = []
-    for dep in result.get("dependencies", []):
-        version = dep.get("version") or versions.get(dep["name"].lower(), "")  # skipped ones carry none
-        pin = f"{dep['name']}=={version}"
-        if "skip_reason" in dep:
-            skipped.append((dep["name"], version))
+    pins = read_lock(lock)
+    found: dict[str, set[str]] = {}
+    for name, version in pins:
+        pin = f"{name}=={version}"
+        records = snapshot["projects"].get(canonicalize_name(name))
+        if records is None:
+            report.not_in_snapshot.append(pin)
             continue
         report.audited += 1
-        ids = [v["id"] for v in dep.get("vulns", []) if v["id"] not in exceptions]
-        if ids:
-            report.vulnerable[pin] = ids
-    if skipped:
-        with httpx.Client(timeout=30, follow_redirects=True) as client:
-            for name, version in skipped:
-                ids, why = project_level_check(name, version, client)
-                if ids is None:
-                    report.unaudited[f"{name}=={version}"] = why
-                    continue
-                report.audited += 1
-                ids = [i for i in ids if i not in exceptions]
+        found.setdefault(pin, set()).update(affecting(records, version))
+    if online:
+        with httpx.Client(timeout=30, follow_redirects=True) as client, ThreadPoolExecutor(8) as pool:
+            results = pool.map(lambda p: live_check(*p, client), pins)
+            for (name, version), (ids, how) in zip(pins, results, strict=True):
+                pin = f"{name}=={version}"
+                report.live[pin] = how
                 if ids:
-                    report.vulnerable[f"{name}=={version}"] = ids
+                    found.setdefault(pin, set()).update(ids)
+    for pin, ids in found.items():
+        # An accepted id may come back under an alias (PyPI names GHSA or CVE ids too): accept by any alias.
+        aliases = {r["id"]: set(r["aliases"]) for r in snapshot["projects"].get(
+            canonicalize_name(pin.partition("==")[0]), [])}
+        open_ids = sorted(i for i in ids if i not in exceptions and not (aliases.get(i, set()) & set(exceptions)))
+        if open_ids:
+            report.vulnerable[pin] = open_ids
     return report
+
+
+def runtime_names() -> set[str]:
+    """Canonical names of the runtime closure (pyproject's dependencies, no extras)."""
+    return set(closure(root_requirements(extras=())))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lock", type=Path, default=LOCK)
-    parser.add_argument("--allow-unreachable", action="store_true",
-                        help="do not fail when some pins could not be audited (they are still listed)")
+    parser.add_argument("--offline", action="store_true", help="the snapshot only, no PyPI requests")
     args = parser.parse_args(argv)
     exceptions = read_exceptions()
-    report = audit(args.lock, exceptions)
-    total = len(read_lock(args.lock))
+    snapshot = load(SNAPSHOT)
+    report = audit(args.lock, snapshot, exceptions, online=not args.offline)
+    pins = read_lock(args.lock)
+    runtime = runtime_names()
+    runtime_pins = [p for p in pins if canonicalize_name(p[0]) in runtime]
+    runtime_covered = sum(1 for n, v in runtime_pins if f"{n}=={v}" not in report.not_in_snapshot)
     for vuln_id, reason in sorted(exceptions.items()):
         print(f"accepted: {vuln_id}: {reason}")
     for pin, ids in sorted(report.vulnerable.items()):
         print(f"VULNERABLE: {pin}: {', '.join(ids)}")
-    for pin, why in sorted(report.unaudited.items()):
-        print(f"not audited: {pin}: {why}")
-    print(f"{report.audited} of {total} pins audited, {len(report.vulnerable)} vulnerable, "
-          f"{len(report.unaudited)} not audited")
+    for pin in report.not_in_snapshot:
+        print(f"NOT IN THE SNAPSHOT: {pin}")
+    live = list(report.live.values())
+    print(f"snapshot {snapshot['commit'][:12]} of {snapshot['commit_date'][:10]} ({snapshot['source']}): "
+          f"{report.audited} of {len(pins)} pins audited, runtime {runtime_covered} of {len(runtime_pins)}; "
+          f"live PyPI data: {live.count('release')} per release, {live.count('latest')} as the latest release, "
+          f"{len(live) - live.count('release') - live.count('latest')} none"
+          + (" (offline)" if args.offline else ""))
+    print(f"{len(report.vulnerable)} vulnerable")
     if report.vulnerable:
         print("Upgrade the pin (pip install -U <name>, then python3 -m tests.security.lock_deps) or add an "
               "exception with its justification to requirements/audit-exceptions.txt.")
         return 1
-    if report.unaudited and not args.allow_unreachable:
-        print("Some pins could not be audited (advisory data unreachable); rerun where PyPI's JSON API is "
-              "reachable, or pass --allow-unreachable to accept a partial audit.")
+    if report.not_in_snapshot:
+        print("Pins missing from requirements/advisories.json: rebuild it (python3 -m tests.security.advisories "
+              "--from <advisory-database checkout>), see SECURITY.md.")
         return 2
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -5,14 +5,17 @@ for reproducible deployments (``pip install -c requirements/lock.txt .``) and fo
 The upgrade path: ``pip install -U -e '.[test]'``, run the tests, regenerate the lock with
 ``python3 -m tests.security.lock_deps``, audit it (``python3 -m tests.security.audit_deps``), commit.
 
-The closure is computed from the installed distributions' own metadata (requirements, extras and
-environment markers), so the lock names only what mlgate pulls in, not everything on the machine.
+The roots are this source tree's pyproject.toml (``dependencies`` and the ``test`` extra), not the installed
+mlgate's metadata, so a dependency added to or removed from pyproject.toml makes ``--check`` fail until the
+lock is regenerated. From there the closure follows the installed distributions' own metadata (requirements,
+extras and environment markers), so the lock names only what mlgate pulls in, not everything on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -21,12 +24,35 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements" / "lock.txt"
+PYPROJECT = ROOT / "pyproject.toml"
 
 
-def closure(root: str = "mlgate", extras: tuple[str, ...] = ("test",)) -> dict[str, str]:
-    """Canonical name -> installed version, for ``root[extras]`` and everything it requires."""
+def root_requirements(pyproject: Path = PYPROJECT, extras: tuple[str, ...] = ("test",)) -> list[Requirement]:
+    """The project's own requirements as pyproject.toml declares them (with the given extras)."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    optional = project.get("optional-dependencies", {})
+    lines = list(project.get("dependencies", []))
+    wanted, done = list(extras), set()
+    while wanted:
+        extra = wanted.pop()
+        if extra in done:
+            continue
+        done.add(extra)
+        for line in optional.get(extra, []):
+            req = Requirement(line)
+            if canonicalize_name(req.name) == canonicalize_name(project["name"]):
+                wanted.extend(req.extras)  # mlgate[other-extra]: this tree's extra, not the installed metadata
+            else:
+                lines.append(line)
+    return [Requirement(line) for line in lines]
+
+
+def closure(roots: list[Requirement] | None = None) -> dict[str, str]:
+    """Canonical name -> installed version, for the project's requirements and everything they require."""
+    roots = root_requirements() if roots is None else roots
     pinned: dict[str, str] = {}
-    pending: list[tuple[str, frozenset[str]]] = [(root, frozenset(extras))]
+    pending: list[tuple[str, frozenset[str]]] = [(req.name, frozenset(req.extras)) for req in roots
+                                                 if req.marker is None or req.marker.evaluate({"extra": ""})]
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
         name, wanted = pending.pop()
@@ -37,9 +63,9 @@ def closure(root: str = "mlgate", extras: tuple[str, ...] = ("test",)) -> dict[s
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            raise SystemExit(f"{name} is required but not installed: run pip install -e '.[test]' first") from None
-        if canonicalize_name(name) != canonicalize_name(root):
-            pinned[canonicalize_name(dist.metadata["Name"])] = dist.version
+            raise SystemExit(f"{name} is required but not installed: run "
+                             "python3 -m pip install -c requirements/lock.txt -e '.[test]' first") from None
+        pinned[canonicalize_name(dist.metadata["Name"])] = dist.version
         for line in dist.requires or []:
             req = Requirement(line)
             if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (wanted or {""})):

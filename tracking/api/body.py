@@ -269,12 +269,31 @@ def _query_dict(request: Request) -> dict[str, Any]:
     return out
 
 
+def check_json_content_type(content_type: str | None, body: bytes) -> None:
+    """A body read as JSON must be declared ``application/json``, as MLflow's server requires.
+
+    A cross-site HTML form can send only ``text/plain``, ``application/x-www-form-urlencoded`` or
+    ``multipart/form-data`` without a CORS preflight (Fetch standard, "CORS-safelisted request-header"), so
+    refusing every other type for JSON writes closes the classic CSRF shape even where Origin checks are
+    bypassed. MLflow's clients always send ``application/json``; a request without a body needs no type.
+    """
+    if content_type is None:
+        if body.strip():
+            raise invalid_parameter("Bad Request. Content-Type header is missing.")
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise invalid_parameter(f"Bad Request. Content-Type must be one of ['application/json'], "
+                                f"got {media_type[:100]!r}.")
+
+
 async def request_args(request: Request) -> Args:
     """The request's fields, parsed once and cached on the request.
 
     GET requests carry their fields in the query string. Other methods carry a JSON body; MLflow's
     client also sends some DELETE requests with a JSON body and some with a query string, so both are
-    merged (body wins; a field present in both with different values is refused as ambiguous).
+    merged (body wins; a field present in both with different values is refused as ambiguous). A body
+    must be declared ``application/json`` (:func:`check_json_content_type`).
     """
     cached = getattr(request.state, _STATE_KEY, None)
     if cached is not None:
@@ -285,7 +304,9 @@ async def request_args(request: Request) -> Args:
     else:
         # The gateway may configure a different depth limit (app.state.max_json_depth).
         depth = getattr(request.app.state, "max_json_depth", MAX_JSON_DEPTH)
-        body = parse_json_object(await request.body(), max_depth=depth)
+        raw = await request.body()
+        check_json_content_type(request.headers.get("content-type"), raw)
+        body = parse_json_object(raw, max_depth=depth)
         for key, value in query.items():
             if key in body and body[key] != value:
                 raise invalid_parameter(f"Parameter '{key}' is given in both the query string and the body.")

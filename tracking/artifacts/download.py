@@ -67,6 +67,7 @@ def download_response(reader: ArtifactReader, name: str) -> StreamingResponse:
         # An HTML or SVG artifact must not run script on the server's origin (stored XSS).
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "no-cache",
+        # Private files: no browser or shared cache may keep a copy (SECURITY.md, "Sensitive data in caches").
+        "Cache-Control": "no-store",
     }
     return StreamingResponse(_chunks(reader), media_type=content_type_for(name), headers=headers)
