@@ -390,10 +390,19 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
             self.ref.grants[(self.ref.accounts[who].subject(who), ("model", serial))] = MANAGE
 
     @precondition(lambda self: self.ref.models)
-    @rule(data=st.data())
-    def rename_model(self, data):
+    @rule(data=st.data(), action=st.sampled_from(["rename", "recreate", "delete"]), prompt=st.booleans())
+    def change_model(self, data, action, prompt):
+        """Rename a model, delete it, or delete it and create one of the same name at once (maybe as someone else).
+
+        One rule for the three, so that each is drawn often enough in a short example.
+        """
         serial = data.draw(st.sampled_from(sorted(self.ref.models)), label="model")
         name = self.ref.models[serial].name
+        if action != "rename":
+            self.delete_model_as(self.principal(data), name)
+            if action == "recreate":
+                self.create_model_as(self.admin_unless_plain(self.principal(data), name), name, prompt=prompt)
+            return
         new_name = data.draw(st.sampled_from([n for n in MODEL_NAMES if n != name]), label="new name")
         who = self.admin_unless_plain(self.principal(data), new_name)
         then = ALREADY_EXISTS if self.ref.model_named(new_name) is not None else OK
@@ -401,18 +410,6 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         self.act(who, "POST", f"{A}/registered-models/rename", {"name": name, "new_name": new_name}, expected)
         if expected == OK:
             self.ref.models[serial].name = new_name
-
-    @rule(data=st.data(), name=st.sampled_from(MODEL_NAMES))
-    def delete_model(self, data, name):
-        self.delete_model_as(self.principal(data), name)
-
-    @precondition(lambda self: self.ref.models)
-    @rule(data=st.data(), prompt=st.booleans())
-    def recreate_model(self, data, prompt):
-        """Delete a model and create one of the same name at once, maybe as someone else."""
-        name = self.ref.models[data.draw(st.sampled_from(sorted(self.ref.models)), label="model")].name
-        self.delete_model_as(self.principal(data), name)
-        self.create_model_as(self.admin_unless_plain(self.principal(data), name), name, prompt=prompt)
 
     def delete_model_as(self, who: str, name: str) -> None:
         serial = self.ref.model_named(name)
