@@ -101,6 +101,10 @@ def test_a_grant_on_an_experiment_id_not_yet_made_is_refused(client):
         refused = client.post(path, json=body)
         assert refused.status_code == 404, (path, refused.text)
         assert refused.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    applied = client.post(f"{A}/policy/apply", json={"access": {"grants": [
+        {"principal": "user:early", "resource": f"experiment:{future}", "permission": "READ"}]}})
+    assert applied.status_code == 400, applied.text
+    assert f"access.grants[0].resource: Experiment '{future}' does not exist" in applied.json()["message"]
     created = client.post(f"{M}/experiments/create", json={"name": "newcomer"}).json()["experiment_id"]
     assert created == future
     assert client.get(f"{A}/grants/list", params={"subject": "user:early"}).json() == {"grants": []}
