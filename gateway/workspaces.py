@@ -133,7 +133,8 @@ def in_resource_workspace(conn, subject: Subject, resource: Resource) -> tuple[S
     if resource.kind is ResourceKind.EXPERIMENT:
         stmt = select(experiments.c.workspace).where(experiments.c.experiment_id == int(resource.id))
     else:
-        stmt = select(registered_models.c.workspace).where(registered_models.c.name == resource.id)
+        # A registered model's Resource id is its stable id (what grants name), not its name.
+        stmt = select(registered_models.c.workspace).where(registered_models.c.model_id == resource.id)
     workspace = conn.execute(stmt).scalar() or DEFAULT_WORKSPACE
     view = WorkspaceView(frozenset({workspace}), load_memberships(conn))
     decided = view.subject_in(subject, workspace)

@@ -292,6 +292,18 @@ def test_perms_explain_names_the_role_and_the_workspace(teams):
     assert explained["roles"] == []
 
 
+
+def test_perms_explain_finds_a_registered_models_workspace(teams):
+    # Grants name a model's stable id, so the explained resource's id is that id, not the name: the
+    # workspace lookup by name found nothing and explained bob's model in 'default', without his role.
+    _, c, made, roles = teams
+    admin = _in(c["admin"], None)
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={
+        "username": "bob", "model": made["bob"]["model"], "action": "EDIT"}))
+    assert explained["workspace"] == "team-b"
+    assert explained["roles"] == [{"id": roles["team-b"], "name": "members", "group": f"role@{roles['team-b']}"}]
+    assert explained["allowed"] is True
+
 def test_a_deleted_account_takes_its_roles_along(teams):
     # Role assignments name "user:<name>", and names are reused: a new bob must not be a member of team-b
     # through the old one's role (deleting a group likewise takes its assignments: admin_store.delete_group).
