@@ -85,12 +85,15 @@ class WorkspaceView:
 
     def subject_in(self, subject: Subject, workspace: str) -> Subject:
         """``subject`` as decided in ``workspace``: its groups plus the role groups it holds there, and no
-        other role group (an identity provider's group named like one is dropped)."""
+        other role group (an identity provider's group named like one is dropped); the other workspaces'
+        role groups as its ``foreign_groups``."""
         groups = {g for g in subject.groups if not g.startswith(ROLE_GROUP_PREFIX)}
         groups.update(role_group(r) for r in self.memberships.roles_of(self.keys_of(subject), workspace))
-        if groups == subject.groups:
+        # Another workspace's roles promise names there only: their grants must not block a create here.
+        foreign = frozenset(role_group(r) for r, w in self.memberships.role_workspace.items() if w != workspace)
+        if groups == subject.groups and foreign == subject.foreign_groups:
             return subject
-        return replace(subject, groups=frozenset(groups))
+        return replace(subject, groups=frozenset(groups), foreign_groups=foreign)
 
 
 class WorkspaceDirectory:

@@ -314,3 +314,29 @@ def test_a_deleted_account_takes_its_roles_along(teams):
     assert new_bob.get(f"{A}/experiments/get", params={"experiment_id": made["bob"]["exp"]}).status_code == 404
     assert [w["name"] for w in _ok(_in(new_bob, None).get(f"{B}/workspaces"))["workspaces"]] == ["default"]
     assert _ok(admin.get(f"{B}/roles/users/list", params={"role_id": roles["team-b"]})).get("users", []) == []
+
+
+def test_another_workspaces_role_patterns_do_not_block_creating_here(teams):
+    # Attack (#18's create-claimed rule meets #20's roles): a role permission with a name pattern ("*" in
+    # team-a and team-b) claimed every name server-wide, so nobody without that role could create an
+    # experiment or a model anywhere else, 'default' included; any workspace administrator could do this.
+    _, c, _, _ = teams
+    carol = _in(c["carol"], None)
+    assert carol.post(f"{A}/experiments/create", json={"name": "carol-exp"}).status_code == 200
+    assert carol.post(f"{A}/registered-models/create", json={"name": "carol-model"}).status_code == 200
+    bob = _in(c["bob"], None)
+    assert bob.post(f"{A}/experiments/create", json={"name": "bob-default-exp"}).status_code == 200
+    # Inside its own workspace a role's pattern still claims names: a member without it may not squat.
+    admin = _in(c["admin"], None)
+    role = _ok(admin.post(f"{B}/roles/create", json={"workspace": "team-b", "name": "forecasters"}))["role"]
+    _ok(admin.post(f"{B}/roles/permissions/add", json={"role_id": role["id"], "resource_type": "experiment",
+                                                       "resource_pattern": "forecast-*", "permission": "EDIT"}))
+    _ok(admin.post(f"{A}/users/create", json={"username": "dave", "password": PASSWORD}))
+    plain = _ok(admin.post(f"{B}/roles/create", json={"workspace": "team-b", "name": "readers"}))["role"]
+    _ok(admin.post(f"{B}/roles/assign", json={"username": "dave", "role_id": plain["id"]}))
+    token = _ok(admin.post(f"{A}/users/tokens/create", json={"name": "t", "expires_in_days": 1,
+                                                             "username": "dave"}))["token"]
+    dave = _in(TestClient(teams[0], base_url="http://127.0.0.1:5000",
+                          headers={"Authorization": f"Bearer {token}"}), "team-b")
+    squat = dave.post(f"{A}/experiments/create", json={"name": "forecast-q3"})
+    assert squat.status_code == 403, squat.text
