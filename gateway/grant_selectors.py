@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from auth.grants import GrantRow
 from policies.model import ResourceKind, ResourceSelector
 from tracking.db.registry_tables import registered_models
+from tracking.db.tables import experiments
 
 MODEL_ID_PREFIX = "model-id:"
 
@@ -25,9 +26,22 @@ class UnknownResource(LookupError):
     """The selector names a registered model that does not exist."""
 
 
-def stored_selector(conn: Connection, text: str) -> str:
-    """The selector a stored grant uses for ``text`` (ValueError on bad syntax, UnknownResource for no model)."""
+def stored_selector(conn: Connection, text: str, *, granting: bool = False) -> str:
+    """The selector a stored grant uses for ``text`` (ValueError on bad syntax, UnknownResource for no model).
+
+    ``granting``: a new grant on one experiment needs the experiment too (UnknownResource otherwise). Ids are
+    never reused, so a grant naming one not made yet would wait for, and then open, whoever's experiment
+    takes it next. Revoking and listing still name ids of experiments gone since.
+    """
     selector = ResourceSelector.parse(text)
+    if granting and selector.kind is ResourceKind.EXPERIMENT and selector.id is not None:
+        found = None
+        if selector.id.isascii() and selector.id.isdigit() and len(selector.id) <= 18:
+            found = conn.execute(select(experiments.c.experiment_id)
+                                 .where(experiments.c.experiment_id == int(selector.id))).scalar()
+        if found is None:
+            raise UnknownResource(f"Experiment {selector.id!r} does not exist")
+        return selector.text
     if selector.kind is not ResourceKind.REGISTERED_MODEL or selector.pattern is not None:
         return selector.text
     if selector.name is not None:

@@ -85,12 +85,15 @@ class WorkspaceView:
 
     def subject_in(self, subject: Subject, workspace: str) -> Subject:
         """``subject`` as decided in ``workspace``: its groups plus the role groups it holds there, and no
-        other role group (an identity provider's group named like one is dropped)."""
+        other role group (an identity provider's group named like one is dropped); the other workspaces'
+        role groups as its ``foreign_groups``."""
         groups = {g for g in subject.groups if not g.startswith(ROLE_GROUP_PREFIX)}
         groups.update(role_group(r) for r in self.memberships.roles_of(self.keys_of(subject), workspace))
-        if groups == subject.groups:
+        # Another workspace's roles promise names there only: their grants must not block a create here.
+        foreign = frozenset(role_group(r) for r, w in self.memberships.role_workspace.items() if w != workspace)
+        if groups == subject.groups and foreign == subject.foreign_groups:
             return subject
-        return replace(subject, groups=frozenset(groups))
+        return replace(subject, groups=frozenset(groups), foreign_groups=foreign)
 
 
 class WorkspaceDirectory:
@@ -133,7 +136,8 @@ def in_resource_workspace(conn, subject: Subject, resource: Resource) -> tuple[S
     if resource.kind is ResourceKind.EXPERIMENT:
         stmt = select(experiments.c.workspace).where(experiments.c.experiment_id == int(resource.id))
     else:
-        stmt = select(registered_models.c.workspace).where(registered_models.c.name == resource.id)
+        # A registered model's Resource id is its stable id (what grants name), not its name.
+        stmt = select(registered_models.c.workspace).where(registered_models.c.model_id == resource.id)
     workspace = conn.execute(stmt).scalar() or DEFAULT_WORKSPACE
     view = WorkspaceView(frozenset({workspace}), load_memberships(conn))
     decided = view.subject_in(subject, workspace)

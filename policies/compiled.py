@@ -94,6 +94,9 @@ class CompiledPolicy:
     # Every principal's allow grants by name (patterns and exact names), per kind: which names others were
     # promised access to, so that nobody else can create a resource there first (see decide's step 7).
     claims: Mapping[ResourceKind, KindIndex] = field(default_factory=lambda: _NO_CLAIMS)
+    # The principal each claim's grant names, by the grant's rule (a claim of a group the subject does not
+    # count here, see Subject.foreign_groups, is left out).
+    claimants: Mapping[str, str] = field(default_factory=lambda: _NO_CLAIMS)
 
     def is_admin(self, subject: Subject) -> bool:
         """Admin by the identity layer's flag or by the file's ``access.admins``."""
@@ -223,6 +226,8 @@ def compile_policy(file_config: PolicyFile | AccessConfig, api_grants: Iterable[
         }),
         refused_api_grants=tuple(refused),
         claims=MappingProxyType(_claims([(g, o) for g, o in ordered if g.effect == "allow"])),
+        claimants=MappingProxyType({g.rule: g.subject.key for g, _ in ordered
+                                    if g.effect == "allow" and g.resource.id is None}),
     )
 
 

@@ -37,7 +37,8 @@ Precedence (the first step that applies decides)
    every signed-in principal create (``create-default``), except a name that some principal's grant
    names (a pattern such as ``experiment-name:team-a/*``, or the file's ``model:<name>``): there the
    creator must hold EDIT or more through such a grant itself, not vetoed by a deny, else denied
-   (``create-claimed``), so nobody can take a name a team was promised before the team does. Set,
+   (``create-claimed``), so nobody can take a name a team was promised before the team does (grants
+   of the subject's ``foreign_groups``, another workspace's roles, promise nothing here). Set,
    the first rule whose principal and name glob match allows (``access.create.experiments[i]``); none
    matching denies (``access.create.experiments``): explicit rules decide alone.
 8. Resource checks: the resource must be resolved with both id and name (``unresolved``).
@@ -152,7 +153,9 @@ def _decide_unclaimed(policy: CompiledPolicy, subject: Subject, who: str, kind: 
     if name is None:
         return Decision(False, f"the name to create is unknown, so {section} cannot be checked", "unresolved")
     claims = policy.claims.get(kind)
-    claimed = _best(claims.matching(None, name)) if claims is not None else None
+    foreign = {f"group:{g}" for g in subject.foreign_groups}
+    claimed = _best(g for g in claims.matching(None, name)
+                    if policy.claimants.get(g.grant.rule) not in foreign) if claims is not None else None
     if claimed is None:
         return Decision(True, f"{section} is not set and no grant names {name!r}, so any signed-in principal may "
                               f"create {noun} with that name", "create-default")

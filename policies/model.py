@@ -69,6 +69,9 @@ class Subject:
     groups: frozenset[str] = frozenset()
     is_admin: bool = False
     read_only_token: bool = False
+    # Groups whose grants by name claim nothing for this request: the role groups of other workspaces
+    # (a workspace's roles promise names in that workspace only, so they never block a create elsewhere).
+    foreign_groups: frozenset[str] = frozenset()
 
     @classmethod
     def anonymous(cls) -> Subject:

@@ -196,7 +196,7 @@ class OfflineOps:
             elif admin_store.subject_key(conn, ref.name) != ref.key:
                 raise CliError(f"{ref.name} is not a {ref.kind} account.")
             try:
-                stored = stored_selector(conn, resource)
+                stored = stored_selector(conn, resource, granting=True)
             except UnknownResource as exc:
                 raise CliError(str(exc), EXIT_NOT_FOUND) from None
             row = shown_rows(conn, [put_grant(conn, ref.key, stored, permission, created_by=self.actor_name)])[0]

@@ -137,9 +137,9 @@ def _selector(text: str) -> str:
 
 def _stored(conn, resource: str) -> str:
     try:
-        return stored_selector(conn, resource)
+        return stored_selector(conn, resource, granting=True)
     except UnknownResource as exc:
-        raise MlflowError(f"{exc}; a grant on one registered model needs the model.",
+        raise MlflowError(f"{exc}; a grant on one experiment or registered model needs it to exist.",
                           "RESOURCE_DOES_NOT_EXIST") from None
 
 

@@ -94,7 +94,7 @@ def plan(conn: Connection, access: object, *, owner_grants: bool = False) -> lis
         elif kind != "group" and subject not in accounts:
             problems.append(f"access.grants[{i}].principal: no account {subject} exists")
         try:
-            stored_selector(conn, resource)  # a stored grant on one model names its stable id
+            stored_selector(conn, resource, granting=True)  # one model: its stable id; one experiment: it exists
         except UnknownResource as exc:
             problems.append(f"access.grants[{i}].resource: {exc}")
     if problems:

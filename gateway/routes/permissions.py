@@ -96,7 +96,7 @@ def _grant(request: Request, subject: str, selector: str, permission: str) -> No
         raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
     principal = _principal(request)
     with tracking_of(request).engine.begin() as conn:
-        put_grant(conn, subject, _stored(conn, selector), permission,
+        put_grant(conn, subject, _stored(conn, selector, granting=True), permission,
                   created_by=f"{principal.kind}:{principal.name}")
     # Audited after the commit: the audit write uses its own connection, which on SQLite would wait
     # for the grant's write lock until it timed out, and a rolled-back grant must not be recorded.
@@ -113,10 +113,10 @@ def _revoke(request: Request, subject: str, selector: str) -> None:
     _done(request)
 
 
-def _stored(conn: Connection, selector: str) -> str:
+def _stored(conn: Connection, selector: str, *, granting: bool = False) -> str:
     """The stored form of ``selector`` (a model's stable id); a model gone since the check is missing (404)."""
     try:
-        return stored_selector(conn, selector)
+        return stored_selector(conn, selector, granting=granting)
     except UnknownResource:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST") from None
 

@@ -85,3 +85,26 @@ def test_deleting_a_group_removes_its_grants_so_a_new_group_of_that_name_starts_
     assert client.post(f"{A}/groups/delete", json={"name": "old"}).status_code == 200
     client.post(f"{A}/groups/create", json={"name": "old"})
     assert client.get(f"{A}/grants/list", params={"subject": "group:old"}).json() == {"grants": []}
+
+
+def test_a_grant_on_an_experiment_id_not_yet_made_is_refused(client):
+    # Attack: a grant on experiment:<the next id> waits for whoever creates that experiment, and then gives
+    # its holder the newcomer's experiment (ids are never reused, so only a future id can be named this way).
+    made = client.post(f"{M}/users/create", json={"username": "early", "password": "Unrelated-pass-1"})
+    assert made.status_code == 200, made.text
+    probe = client.post(f"{M}/experiments/create", json={"name": "probe-for-next-id"}).json()["experiment_id"]
+    future = str(int(probe) + 1)
+    for path, body in ((f"{A}/grants/put", {"subject": "user:early", "resource": f"experiment:{future}",
+                                            "permission": "READ"}),
+                       (f"{M}/experiments/permissions/create", {"username": "early", "experiment_id": future,
+                                                                "permission": "READ"})):
+        refused = client.post(path, json=body)
+        assert refused.status_code == 404, (path, refused.text)
+        assert refused.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    applied = client.post(f"{A}/policy/apply", json={"access": {"grants": [
+        {"principal": "user:early", "resource": f"experiment:{future}", "permission": "READ"}]}})
+    assert applied.status_code == 400, applied.text
+    assert f"access.grants[0].resource: Experiment '{future}' does not exist" in applied.json()["message"]
+    created = client.post(f"{M}/experiments/create", json={"name": "newcomer"}).json()["experiment_id"]
+    assert created == future
+    assert client.get(f"{A}/grants/list", params={"subject": "user:early"}).json() == {"grants": []}

@@ -292,6 +292,18 @@ def test_perms_explain_names_the_role_and_the_workspace(teams):
     assert explained["roles"] == []
 
 
+
+def test_perms_explain_finds_a_registered_models_workspace(teams):
+    # Grants name a model's stable id, so the explained resource's id is that id, not the name: the
+    # workspace lookup by name found nothing and explained bob's model in 'default', without his role.
+    _, c, made, roles = teams
+    admin = _in(c["admin"], None)
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={
+        "username": "bob", "model": made["bob"]["model"], "action": "EDIT"}))
+    assert explained["workspace"] == "team-b"
+    assert explained["roles"] == [{"id": roles["team-b"], "name": "members", "group": f"role@{roles['team-b']}"}]
+    assert explained["allowed"] is True
+
 def test_a_deleted_account_takes_its_roles_along(teams):
     # Role assignments name "user:<name>", and names are reused: a new bob must not be a member of team-b
     # through the old one's role (deleting a group likewise takes its assignments: admin_store.delete_group).
@@ -302,3 +314,29 @@ def test_a_deleted_account_takes_its_roles_along(teams):
     assert new_bob.get(f"{A}/experiments/get", params={"experiment_id": made["bob"]["exp"]}).status_code == 404
     assert [w["name"] for w in _ok(_in(new_bob, None).get(f"{B}/workspaces"))["workspaces"]] == ["default"]
     assert _ok(admin.get(f"{B}/roles/users/list", params={"role_id": roles["team-b"]})).get("users", []) == []
+
+
+def test_another_workspaces_role_patterns_do_not_block_creating_here(teams):
+    # Attack (#18's create-claimed rule meets #20's roles): a role permission with a name pattern ("*" in
+    # team-a and team-b) claimed every name server-wide, so nobody without that role could create an
+    # experiment or a model anywhere else, 'default' included; any workspace administrator could do this.
+    _, c, _, _ = teams
+    carol = _in(c["carol"], None)
+    assert carol.post(f"{A}/experiments/create", json={"name": "carol-exp"}).status_code == 200
+    assert carol.post(f"{A}/registered-models/create", json={"name": "carol-model"}).status_code == 200
+    bob = _in(c["bob"], None)
+    assert bob.post(f"{A}/experiments/create", json={"name": "bob-default-exp"}).status_code == 200
+    # Inside its own workspace a role's pattern still claims names: a member without it may not squat.
+    admin = _in(c["admin"], None)
+    role = _ok(admin.post(f"{B}/roles/create", json={"workspace": "team-b", "name": "forecasters"}))["role"]
+    _ok(admin.post(f"{B}/roles/permissions/add", json={"role_id": role["id"], "resource_type": "experiment",
+                                                       "resource_pattern": "forecast-*", "permission": "EDIT"}))
+    _ok(admin.post(f"{A}/users/create", json={"username": "dave", "password": PASSWORD}))
+    plain = _ok(admin.post(f"{B}/roles/create", json={"workspace": "team-b", "name": "readers"}))["role"]
+    _ok(admin.post(f"{B}/roles/assign", json={"username": "dave", "role_id": plain["id"]}))
+    token = _ok(admin.post(f"{A}/users/tokens/create", json={"name": "t", "expires_in_days": 1,
+                                                             "username": "dave"}))["token"]
+    dave = _in(TestClient(teams[0], base_url="http://127.0.0.1:5000",
+                          headers={"Authorization": f"Bearer {token}"}), "team-b")
+    squat = dave.post(f"{A}/experiments/create", json={"name": "forecast-q3"})
+    assert squat.status_code == 403, squat.text

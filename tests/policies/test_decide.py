@@ -192,3 +192,16 @@ def test_file_groups_and_identity_groups_are_merged():
                                                                                   "group:z")
     assert compiled.principal_keys(Subject("service", "ci")) == ("service:ci", "group:b")
     assert compiled.principal_keys(Subject("user", "ci")) == ("user:ci",)
+
+
+def test_claims_of_foreign_groups_do_not_block_a_create():
+    # Another workspace's role (its group given to the subject as foreign) promises names there only.
+    from policies.routes import create_requirement
+
+    claimed = policy({}, [Grant.from_api(1, "group:role@7", "experiment-name:*", "EDIT")])
+    new = Resource(ResourceKind.EXPERIMENT, None, "anything")
+    refused = decide(claimed, ALICE, create_requirement(ResourceKind.EXPERIMENT), new)
+    assert (refused.allowed, refused.rule) == (False, "create-claimed")
+    elsewhere = dataclasses.replace(ALICE, foreign_groups=frozenset({"role@7"}))
+    allowed = decide(claimed, elsewhere, create_requirement(ResourceKind.EXPERIMENT), new)
+    assert (allowed.allowed, allowed.rule) == (True, "create-default")
