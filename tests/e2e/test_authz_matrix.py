@@ -509,7 +509,7 @@ def check_row(world: World, user: str, operation: str, expected: int, build: Req
         assert (response.status_code, body) == (missing.status_code, missing.json())
         assert body["error_code"] == "RESOURCE_DOES_NOT_EXIST", body
     # Every denial is audited with the operation and the rule that decided it.
-    records = _denials_since(world.audit_engine, before, f"user:{user}")
+    records = _denials_since(world.audit_engine, before, user)  # the audit names an actor by its bare name
     ours = [r for r in records if r.target == operation.removeprefix("ajax:")]
     assert ours, f"no audit record for {user} {operation}: {[(r.target, r.reason) for r in records]}"
     assert all("[rule: " in r.reason and "[rule: None]" not in r.reason for r in ours), [r.reason for r in ours]
@@ -582,7 +582,7 @@ def test_a_deny_in_the_file_vetoes_the_group_grant_and_is_cited(world: World):
     refused = member.post(f"{A}/runs/log-metric", json={"run_id": run, "key": "m", "value": 1, "timestamp": 1})
     assert refused.status_code == 403, refused.text
     assert refused.json()["error_code"] == "PERMISSION_DENIED"
-    reasons = [r.reason for r in _denials_since(world.audit_engine, before, "user:member")]
+    reasons = [r.reason for r in _denials_since(world.audit_engine, before, "member")]
     assert any(r.endswith("[rule: access.denies[0]]") for r in reasons), reasons
     # The deny names the group only: the owner and users outside it keep their levels.
     assert world.http["owner"].post(f"{A}/runs/log-metric", json={

@@ -31,6 +31,15 @@ def ws_server(request, tmp_path_factory) -> Iterator[LiveServer]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _no_workspace_left_behind():
+    """mlflow.set_workspace is process-wide: later tests in this worker must not inherit a workspace."""
+    import mlflow
+
+    yield
+    mlflow.set_workspace(None)
+
+
 def _as(monkeypatch, server: LiveServer, username: str, password: str, workspace: str | None):
     import mlflow
 

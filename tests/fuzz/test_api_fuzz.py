@@ -153,7 +153,8 @@ def world(tmp_path_factory) -> Iterator[World]:
     policy.write_text("version: 1\nauth:\n  lockout: {address_max_failures: 100000, user_max_failures: 1000}\n"
                       "network:\n  rate_limit: {enabled: false}\n")
     with default_database(workdir) as uri:
-        server = start_server(workdir, uri, "--policy", str(policy))
+        # Workspaces on, so their API (and the roles API) is fuzzed too, not answered "feature disabled".
+        server = start_server(workdir, uri, "--policy", str(policy), "--enable-workspaces")
         try:
             yield _seed(server)
         finally:
