@@ -4,7 +4,7 @@ One oidc-provider per test session issues client-credentials access tokens for m
 (resource indicators). Each e2e server gets a policy file naming that provider and mapping the client to
 the service account ``e2e-suite``, which is NOT an administrator: everything the suite does with the token
 it may do through the policy's grants (MANAGE on every experiment and registered model by name, and the
-default "anyone signed in may create"). Tests of admin-only APIs use the admin's own credentials, as in
+"anyone signed in may create", stated as create rules). Tests of admin-only APIs use the admin's own credentials, as in
 the other modes. The token is fetched once and fetched again shortly before it expires.
 """
 
@@ -54,6 +54,11 @@ access:
   grants:
     - {{principal: "service:{CLIENT_ID}", resource: "experiment-name:*", permission: MANAGE}}
     - {{principal: "service:{CLIENT_ID}", resource: "model-name:*", permission: MANAGE}}
+  # The service account's patterns cover every name, so without create rules every name would be its
+  # alone to create (issue #18's create-claimed rule); the suite's other users create their own.
+  create:
+    experiments: [{{principal: "*", name: "*"}}]
+    models: [{{principal: "*", name: "*"}}]
 """)
         return ["--policy", str(policy)]
 
