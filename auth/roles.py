@@ -168,8 +168,14 @@ def create_role(conn: Connection, workspace: str, name: str, description: str | 
     return Role(role_id, workspace, name, description)
 
 
+# Ids are INTEGER columns: a number outside their range names nothing (PostgreSQL would refuse the query).
+_MAX_ID = 2**31 - 1
+
+
 def get_role(conn: Connection, role_id: int) -> Role | None:
     """The role with this id, or None."""
+    if not 0 < role_id <= _MAX_ID:
+        return None
     row = conn.execute(select(roles).where(roles.c.id == role_id)).first()
     return None if row is None else Role(row.id, row.workspace, row.name, row.description)
 
@@ -228,6 +234,8 @@ def add_permission(conn: Connection, role: Role, resource_type: str, pattern: st
 
 def get_permission(conn: Connection, permission_id: int) -> RolePermission | None:
     """One role permission by id, or None."""
+    if not 0 < permission_id <= _MAX_ID:
+        return None
     row = conn.execute(select(role_permissions).where(role_permissions.c.id == permission_id)).first()
     return None if row is None else RolePermission(row.id, row.role_id, row.resource_type, row.resource_pattern,
                                                    row.permission)

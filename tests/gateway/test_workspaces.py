@@ -340,3 +340,16 @@ def test_another_workspaces_role_patterns_do_not_block_creating_here(teams):
                           headers={"Authorization": f"Bearer {token}"}), "team-b")
     squat = dave.post(f"{A}/experiments/create", json={"name": "forecast-q3"})
     assert squat.status_code == 403, squat.text
+
+
+@pytest.mark.parametrize("role_id", [-152707458675259616, 0, 2**31, 10**30])
+def test_a_role_id_out_of_range_is_missing_not_an_error(teams, role_id):
+    # Found by the API fuzzer on PostgreSQL: an id beyond the INTEGER column's range was a 500.
+    _, c, _, _ = teams
+    admin = _in(c["admin"], None)
+    for method, path, body in (("PATCH", f"{B}/roles/update", {"role_id": role_id, "name": "x"}),
+                               ("DELETE", f"{B}/roles/delete", {"role_id": role_id}),
+                               ("PATCH", f"{B}/roles/permissions/update",
+                                {"role_permission_id": role_id, "permission": "READ"})):
+        answer = admin.request(method, path, json=body)
+        assert answer.status_code in (400, 404), (path, answer.text)
