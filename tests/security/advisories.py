@@ -1,4 +1,4 @@
-"""The offline advisory snapshot (requirements/advisories.json): build it, and match a pin against it.
+"""The offline advisory snapshot (shared/advisories.json, not committed): build it, and match a pin against it.
 
 These machines reach PyPI, Debian and npm only; PyPI's per-release JSON API, which carries a release's
 advisories, answers 404 for every release here (only ``/pypi/<name>/json``, the latest release's, is served).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,10 @@ from packaging.version import InvalidVersion, Version
 
 from tests.security.lock_deps import LOCK, ROOT
 
-SNAPSHOT = ROOT / "requirements" / "advisories.json"
+# Where the snapshot is read from. It is data taken from a public repository, which this project does not
+# commit: it lives beside the checkout in the steering repository's shared/ folder (CI has a copy there),
+# or wherever MLGATE_ADVISORY_SNAPSHOT points.
+SNAPSHOT = Path(os.environ.get("MLGATE_ADVISORY_SNAPSHOT") or ROOT.parent / "shared" / "advisories.json")
 SOURCE = "https://github.com/pypa/advisory-database"
 
 
@@ -119,9 +123,9 @@ def affecting(records: list[dict], version: str) -> list[str]:
     return hits
 
 
-def load(path: Path = SNAPSHOT) -> dict:
-    """The committed snapshot."""
-    return json.loads(path.read_text())
+def load(path: Path = SNAPSHOT) -> dict | None:
+    """The snapshot, or None when there is none at ``path``."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,9 @@ def test_a_clean_lock_passes(tmp_path, monkeypatch):
     assert _run(tmp_path, monkeypatch, "demo==2.0\n", {"demo": [RECORD]}) == 0
 
 
-def test_the_committed_snapshot_covers_the_lock():
-    """Every pinned project is in requirements/advisories.json (CI's audit fails otherwise)."""
-    assert sorted(load()["projects"]) == lock_names()
+def test_the_snapshot_covers_the_lock():
+    """Every pinned project is in the advisory snapshot, where one is kept (shared/advisories.json)."""
+    snapshot = load()
+    if snapshot is None:
+        pytest.skip("no advisory snapshot beside the checkout (shared/advisories.json): see SECURITY.md")
+    assert sorted(snapshot["projects"]) == lock_names()
