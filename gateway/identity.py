@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from auth.accounts import Accounts
 from auth.audit import Auditor
-from auth.backends import Authenticator, BackendNotFound, load_backends
+from auth.backends import Authenticator, BackendNotFound, backend_classes, load_backends
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import AuthError
 from auth.identity import Identity
@@ -45,9 +45,11 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.append("MLGATE_SECRET_KEY: required with a PostgreSQL database, where several servers may "
                         "share users and sessions; a key is generated only for a local SQLite node")
     try:
-        auth_config_of(policy)
+        config = auth_config_of(policy)
     except AuthConfigError as exc:
         problems.extend(exc.problems)
+    else:
+        problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
     return problems
 
 
