@@ -46,4 +46,6 @@ def test_three_configuration_mistakes_are_reported_in_one_round_before_anything_
     assert [p.split(":")[0] for p in problems] == ["MLGATE_SECRET_KEY", "auth.methods", "--allowed-hosts"], problems
     assert "no backend named 'kerberos'" in problems[1]
     assert "entry 0" in problems[2]
-    assert not database.exists() and not artifacts.exists() and not data.exists()
+    assert not database.exists()
+    assert not artifacts.exists()
+    assert not data.exists()

@@ -90,11 +90,13 @@ def test_the_first_failing_check_decides_and_is_named():
         {"principal": "user:alice", "resource": "model:churn", "permission": "EDIT"}]}}, {}), ())
     result = decide_request(policy, ALICE, version, [Check(model_check, model, 0), Check(run_check, EXP9, 1)],
                             admin=False)
-    assert result.answer is Answer.MISSING and result.check.position == 1
+    assert result.answer is Answer.MISSING
+    assert result.check.position == 1
 
 
 def test_steps_before_the_grants_need_no_policy():
-    assert not needs_workspace(ANON, RUNS_GET) and not needs_workspace(ALICE, None)
+    assert not needs_workspace(ANON, RUNS_GET)
+    assert not needs_workspace(ALICE, None)
     assert not needs_grants(ADMIN, RUNS_UPDATE, admin=True)
     assert needs_grants(ADMIN_READ_ONLY, RUNS_UPDATE, admin=True)
     with pytest.raises(ValueError, match="needs the compiled policy"):
