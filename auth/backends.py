@@ -104,7 +104,7 @@ class BearerBackend:
         if token is None:
             return None
         if self.identity.sso is not None and looks_like_provider_token(token):
-            return self.identity.sso.bearer_login(self.identity, token, client_address(conn))
+            return self.identity.sso.bearer_login(token, client_address(conn))
         if not looks_like_token(token):
             raise Unauthenticated("The access token is invalid, expired or revoked.")
         return self.identity.token_login(token, client_address(conn))
@@ -154,7 +154,7 @@ class SessionBackend:
         user = active.user
         if self.identity.sso is not None:
             # An SSO session due for re-validation is confirmed with its provider (or ended) here.
-            user = self.identity.sso.check_session(self.identity, active.session.id, active.session.created_at,
+            user = self.identity.sso.check_session(active.session.id, active.session.created_at,
                                                    client_address(conn)) or user
         conn.scope.setdefault("state", {})["session_id"] = active.session.id
         return self.identity.principal_for(user, "session")

@@ -22,6 +22,7 @@ from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
 from auth.sso import SingleSignOn
 from auth.store import IdentityStore
+from auth.verified import VerifiedCredentials
 from gateway.settings import Settings, SettingsError
 from policies.file.auth import AuthConfig, AuthConfigError, load_auth_config
 
@@ -93,16 +94,23 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
     store = IdentityStore(engine)
     secret = session_secret(settings)
     cache = CredentialCache(ttl_seconds=config.credential_cache_seconds)
+    invalidation = Invalidation(cache, settings.redis_url)
+    credentials = VerifiedCredentials(cache, invalidation, store.live_stamp)
+    lockout = Lockout(config.lockout, settings.redis_url or "memory://", namespace=lockout_namespace)
+    auditor = Auditor(store)
+    sso = SingleSignOn(config.oidc, engine, secret, credentials=credentials, lockout=lockout, auditor=auditor,
+                       groups_of=store.groups_of) if config.oidc.providers else None
     identity = Identity(
         config=config,
         store=store,
         hasher=PasswordHasher(rounds=config.passwords.hash_rounds, min_length=config.passwords.min_length),
         cache=cache,
-        invalidation=Invalidation(cache, settings.redis_url),
-        lockout=Lockout(config.lockout, settings.redis_url or "memory://", namespace=lockout_namespace),
+        invalidation=invalidation,
+        lockout=lockout,
         sessions=SessionManager(secret, store, config.sessions, secure=not settings.dev_mode),
-        auditor=Auditor(store),
-        sso=SingleSignOn(config.oidc, engine, secret) if config.oidc.providers else None,
+        auditor=auditor,
+        sso=sso,
+        credentials=credentials,
     )
     try:
         backends = load_backends(config.methods, identity)
