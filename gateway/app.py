@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from fastapi import Depends, FastAPI
+from itsdangerous import URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
@@ -14,8 +16,9 @@ from auth.accounts import Accounts
 from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
 from gateway.authn import AuthenticationMiddleware
 from gateway.authz import PolicyHolder, ResourceResolver
+from gateway.context import SERVICES_STATE_KEY, Services
 from gateway.errors import install_error_handlers
-from gateway.identity import auth_config_of, build_identity, identity_problems
+from gateway.identity import auth_config_of, build_identity, identity_problems, session_secret
 from gateway.lifecycle import ResourceLifecycle
 from gateway.middleware import NetworkPlan, as_network_config, install_network_middleware, plan_network
 from gateway.openapi import install_openapi
@@ -32,6 +35,7 @@ from gateway.routes import schema as schema_routes
 from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
 from gateway.routes import workspaces as workspace_routes
+from gateway.routes.sso import SSO_STATE_SALT
 from gateway.settings import Settings, SettingsError, settings_from_environment
 from gateway.ui import mlflow_ui as mlflow_ui_routes
 from gateway.ui import routes as ui_routes
@@ -41,7 +45,7 @@ from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from policies.file.auth import AuthConfig
 from tracking.api import tracking_mounts
 from tracking.artifacts.storage import destination_problems
-from tracking.services import create_tracking
+from tracking.services import DEFAULT_MAX_ARTIFACT_BYTES, create_tracking
 
 
 def load_policy(settings: Settings) -> PolicyFile:
@@ -93,6 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
     policy, auth_config, mlflow_ui = plan.policy, plan.auth_config, plan.mlflow_ui
 
     tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination,
+                               max_json_depth=plan.network.config.limits.max_json_depth,
+                               max_artifact_bytes=int(settings.extra.get("max_artifact_bytes")
+                                                      or DEFAULT_MAX_ARTIFACT_BYTES),
                                **settings.engine_options())
     # Lockout and invalidation share the Redis that rate limits use, whichever option named it.
     identity, authenticator = build_identity(replace(settings, redis_url=shared_redis_url(settings, policy)),
@@ -181,6 +188,12 @@ def create_app(settings: Settings) -> FastAPI:
     # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
     install_network_middleware(app, settings, policy.network, plan.network)
     app.state.readiness = Readiness(tracking.engine, [shared_redis_url(settings, policy)])
+    # Complete before the first request: handlers receive it as a typed dependency (gateway.context).
+    setattr(app.state, SERVICES_STATE_KEY, Services(
+        settings=settings, policy=policy, tracking=tracking, identity=identity, accounts=app.state.accounts,
+        policy_holder=policy_holder, authorizer=authorizer, metrics=metrics, readiness=app.state.readiness,
+        sso_state_signer=URLSafeTimedSerializer(session_secret(settings), salt=SSO_STATE_SALT),
+        mlflow_ui=mlflow_ui, server_info_extra=MappingProxyType(dict(app.state.server_info_extra))))
     # A request bearing the scrape token is answered before the network ring (gateway.ops.scrape).
     app.add_middleware(ScrapeTokenMiddleware, metrics=metrics, token=settings.metrics_token)
     # Outermost: request ids, access log and request metrics see every answer, refusals included.

@@ -176,8 +176,6 @@ def install_network_middleware(app: Starlette, settings: Settings, network_confi
                                  namespace=rl.namespace)
     app.state.network = config
     app.state.rate_limiter = limiter
-    # Read by tracking.api.body when it parses JSON (tracking cannot import the gateway).
-    app.state.max_json_depth = limits.max_json_depth
 
     # add_middleware puts each new layer outside the previous ones: add innermost first.
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
