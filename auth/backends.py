@@ -104,7 +104,7 @@ class BearerBackend:
         if token is None:
             return None
         if self.identity.sso is not None and looks_like_provider_token(token):
-            return self.identity.sso.bearer_login(self.identity, token, client_address(conn))
+            return self.identity.sso.bearer_login(token, client_address(conn))
         if not looks_like_token(token):
             raise Unauthenticated("The access token is invalid, expired or revoked.")
         return self.identity.token_login(token, client_address(conn))
@@ -154,7 +154,7 @@ class SessionBackend:
         user = active.user
         if self.identity.sso is not None:
             # An SSO session due for re-validation is confirmed with its provider (or ended) here.
-            user = self.identity.sso.check_session(self.identity, active.session.id, active.session.created_at,
+            user = self.identity.sso.check_session(active.session.id, active.session.created_at,
                                                    client_address(conn)) or user
         conn.scope.setdefault("state", {})["session_id"] = active.session.id
         return self.identity.principal_for(user, "session")
@@ -206,19 +206,29 @@ class BackendNotFound(Exception):
     """A configured method names no built-in backend and no installed entry point."""
 
 
-def load_backends(methods: Sequence[str], identity: Identity) -> list[AuthBackend]:
-    """Instantiate the configured backends in order (built-ins first, then entry points by name)."""
+def backend_classes(methods: Sequence[str]) -> tuple[list[type], list[str]]:
+    """The backend class of each configured method (built-ins first, then entry points by name), and a
+    problem for every method that names none; nothing is instantiated, so startup can check first."""
     plugins = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    backends = []
+    classes: list[type] = []
+    problems: list[str] = []
     for method in methods:
         if method in BUILTIN_BACKENDS:
-            backends.append(BUILTIN_BACKENDS[method](identity))
+            classes.append(BUILTIN_BACKENDS[method])
         elif method in plugins:
-            backends.append(plugins[method].load()(identity))
+            classes.append(plugins[method].load())
         else:
-            raise BackendNotFound(f"auth.methods: no backend named {method!r} (built-in: "
-                                  f"{', '.join(BUILTIN_BACKENDS)}; entry point group {ENTRY_POINT_GROUP})")
-    return backends
+            problems.append(f"auth.methods: no backend named {method!r} (built-in: "
+                            f"{', '.join(BUILTIN_BACKENDS)}; entry point group {ENTRY_POINT_GROUP})")
+    return classes, problems
+
+
+def load_backends(methods: Sequence[str], identity: Identity) -> list[AuthBackend]:
+    """Instantiate the configured backends in order; :class:`BackendNotFound` names the first unknown one."""
+    classes, problems = backend_classes(methods)
+    if problems:
+        raise BackendNotFound(problems[0])
+    return [cls(identity) for cls in classes]
 
 
 class Authenticator:

@@ -20,17 +20,15 @@ from auth.passwords import PasswordHasher
 from auth.principal import Principal
 from auth.sessions import SessionManager
 from auth.sso import SingleSignOn
-from auth.store import AccountStamp, IdentityStore, UserRow
+from auth.store import IdentityStore, UserRow
 from auth.tokens import token_hash
+from auth.verified import GENERATION_CHECK_SECONDS, VerifiedCredentials  # noqa: F401 - re-exported
 from policies.file.auth import AuthConfig
 
 FAILED_LOGIN = "Invalid username or password."
 REFUSED_ACCESS_KEY = "The access token is invalid, expired or revoked."
 # A verified token is trusted this long without a lookup; revocation reaches every process within it.
 TOKEN_CACHE_SECONDS = 1.0
-# Without pushed invalidations (Redis), a cached credential's user generation is re-read at most this
-# often: a password change, disable or group change made by another process counts within it.
-GENERATION_CHECK_SECONDS = 1.0
 # last_used_at (and the token-use audit record) are written at most this often per token.
 TOKEN_TOUCH_MS = 60_000
 
@@ -54,11 +52,15 @@ class Identity:
     clock: Callable[[], float] = time.time
     # Single sign-on (auth.oidc providers), or None when no provider is configured.
     sso: SingleSignOn | None = None
+    # The cache hits' account check, shared with single sign-on (built from the fields above when not given).
+    credentials: VerifiedCredentials | None = None
     # In-flight password verifications by cache key (see password_login).
     _flights: dict[bytes, tuple[threading.Lock, int]] = field(default_factory=dict, init=False, repr=False)
     _flights_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    # user id -> (the account's stamp, when it was last read from the database), for cache hits without Redis.
-    _generations_seen: dict[int, tuple[AccountStamp, float]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.credentials is None:
+            self.credentials = VerifiedCredentials(self.cache, self.invalidation, self.store.live_stamp, self.clock)
 
     def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
                       read_only: bool = False) -> Principal:
@@ -68,33 +70,7 @@ class Identity:
                          token_id=token_id, read_only=read_only)
 
     def _cached(self, key: bytes) -> Principal | None:
-        entry = self.cache.get(key)
-        if entry is None:
-            return None
-        if entry.token_expires_at is not None:
-            if entry.token_expires_at <= self.clock() * 1000:
-                self.cache.discard(key)
-                return None
-            return entry.principal
-        if self.invalidation.push_enabled:
-            return entry.principal
-        user_id = entry.principal.id
-        now = self.clock()
-        seen = self._generations_seen.get(user_id)
-        if seen is not None and seen[0] == entry.generation and 0 <= now - seen[1] < GENERATION_CHECK_SECONDS:
-            return entry.principal
-        # The cheap cross-process check: one primary-key read instead of a password hash. The whole stamp
-        # (generation, name, creation time) must match, so a new account that got a deleted account's id
-        # (a database that reused ids) never passes for the deleted one.
-        live = self.store.live_stamp(user_id)
-        if live == entry.generation:
-            if len(self._generations_seen) >= self.cache.max_entries:
-                self._generations_seen.clear()
-            self._generations_seen[user_id] = (live, now)
-            return entry.principal
-        self._generations_seen.pop(user_id, None)
-        self.cache.discard(key)
-        return None
+        return self.credentials.principal(key)
 
     def password_login(self, username: str, password: str, client: str | None, method: str = "basic", *,
                        cached_only: bool = False) -> Principal:
@@ -200,5 +176,5 @@ class Identity:
 
     def user_changed(self, user_id: int) -> None:
         """Drop cached credentials of a user everywhere (the database generation was bumped already)."""
-        self._generations_seen.pop(user_id, None)
+        self.credentials.forget_user(user_id)
         self.invalidation.publish(user_id)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from auth.audit import Auditor
 from auth.errors import AuthError, Unauthenticated
+from auth.lockout import Lockout
 from auth.oidc import (
     NotAllowed,
     ProviderClient,
@@ -43,10 +44,8 @@ from auth.oidc_accounts import (
 from auth.principal import Principal
 from auth.store import UserRow
 from auth.token_vault import TokenVault
+from auth.verified import VerifiedCredentials
 from policies.file.oidc import OidcConfig, OidcProvider
-
-if TYPE_CHECKING:
-    from auth.identity import Identity
 
 # Seconds a verified machine JWT is trusted without checking it again (as for personal access tokens).
 TOKEN_CACHE_SECONDS = 1.0
@@ -71,10 +70,20 @@ class SessionUnconfirmed(Unauthenticated):
 
 
 class SingleSignOn:
-    """The configured providers and the SSO account store."""
+    """The configured providers and the SSO account store.
 
-    def __init__(self, config: OidcConfig, engine: Engine, secret: str, clock: Callable[[], float] = time.time):
+    Given only what it uses of the identity layer: the verified-credential cache (machine JWTs are cached
+    like access tokens), the lockout, the auditor and a user's mlgate groups.
+    """
+
+    def __init__(self, config: OidcConfig, engine: Engine, secret: str, *, credentials: VerifiedCredentials,
+                 lockout: Lockout, auditor: Auditor, groups_of: Callable[[int], frozenset[str]],
+                 clock: Callable[[], float] = time.time):
         self.config = config
+        self.credentials = credentials
+        self.lockout = lockout
+        self.auditor = auditor
+        self.groups_of = groups_of
         self.accounts = OidcAccounts(engine)
         self.vault = TokenVault(secret)
         self.clock = clock
@@ -90,7 +99,7 @@ class SingleSignOn:
         return self.clients.get(name)
 
     # --- browser sessions ----------------------------------------------------------------------------
-    def check_session(self, identity: Identity, session_id: str, created_at: int,
+    def check_session(self, session_id: str, created_at: int,
                       client_address: str | None = None) -> UserRow | None:
         """Confirm an SSO session that is due; the user as renewed (groups, admin flag), or None if unchanged.
 
@@ -112,14 +121,14 @@ class SingleSignOn:
             self.accounts.end_session(session_id, REVALIDATE)
             raise SessionEnded(REVALIDATE)
         with self._locks[hash(session_id) % _LOCKS]:
-            return self._revalidate(identity, client, session_id, client_address)
+            return self._revalidate(client, session_id, client_address)
 
     def _remember(self, session_id: str, until: int) -> None:
         if len(self._confirmed) >= CONFIRMED_CACHE_SIZE:
             self._confirmed.clear()
         self._confirmed[session_id] = until
 
-    def _revalidate(self, identity: Identity, client: ProviderClient, session_id: str,
+    def _revalidate(self, client: ProviderClient, session_id: str,
                     address: str | None) -> UserRow | None:
         """Ask the provider (refresh token grant) whether the session's user may carry on."""
         provider = client.provider
@@ -156,13 +165,13 @@ class SingleSignOn:
         except ProviderUnreachable as exc:
             self._unreachable_until[provider.name] = self.clock() + UNREACHABLE_BACKOFF_SECONDS
             self.accounts.release_renewal(session_id, UNCONFIRMED)
-            identity.auditor.record("session.revalidate", "failure", client=address,
+            self.auditor.record("session.revalidate", "failure", client=address,
                                     reason=f"sso:{provider.name}: {exc.message} (session kept, not extended)")
             raise SessionUnconfirmed(UNCONFIRMED) from None
         except AuthError as exc:
             message = f"{ENDED} ({exc.message})"
             self.accounts.end_session(session_id, message)
-            identity.auditor.record("session.revalidate", "failure", client=address,
+            self.auditor.record("session.revalidate", "failure", client=address,
                                     reason=f"sso:{provider.name}: {exc.message} (session ended)")
             raise SessionEnded(message) from None
         except BaseException:
@@ -170,7 +179,7 @@ class SingleSignOn:
             raise
         self._unreachable_until.pop(provider.name, None)
         self._remember(session_id, revalidate_at)
-        identity.auditor.record("session.revalidate", "success", actor=user.username, client=address,
+        self.auditor.record("session.revalidate", "success", actor=user.username, client=address,
                                 reason=f"sso:{provider.name}")
         return user
 
@@ -218,15 +227,15 @@ class SingleSignOn:
             raise TokenRejected("The token is not from an identity provider configured for API access.")
         return client
 
-    def bearer_login(self, identity: Identity, token: str, client_address: str | None) -> Principal:
+    def bearer_login(self, token: str, client_address: str | None) -> Principal:
         """Authenticate a provider-issued JWT access token as its service account or linked user."""
         # Like personal access tokens: a verified JWT is trusted for a second without re-verifying, so a
         # client's burst of calls costs one signature check; expiry is still checked on every hit.
-        key = identity.cache.key_for("jwt", token)
-        cached = identity._cached(key)
+        key = self.credentials.cache.key_for("jwt", token)
+        cached = self.credentials.principal(key)
         if cached is not None:
             return cached
-        identity.lockout.check(None, client_address)
+        self.lockout.check(None, client_address)
         actor = None
         try:
             client = self._client_for(token)
@@ -240,26 +249,25 @@ class SingleSignOn:
             actor = user.username
             if user.disabled:
                 raise TokenRejected("The account of this token is disabled.")
-            is_admin, groups = self._machine_grants(identity, provider, user, claims)
+            is_admin, groups = self._machine_grants(provider, user, claims)
         except NotAllowed as exc:
             # The provider vouched for the token, the configuration refuses its user: not a failed guess.
-            identity.auditor.record("token.use", "failure", actor=actor, client=client_address,
+            self.auditor.record("token.use", "failure", actor=actor, client=client_address,
                                     reason=f"oidc: {exc.message}")
             raise
         except AuthError as exc:
-            identity.lockout.failed(None, client_address)
-            identity.auditor.record("token.use", "failure", actor=actor, client=client_address,
+            self.lockout.failed(None, client_address)
+            self.auditor.record("token.use", "failure", actor=actor, client=client_address,
                                     reason=f"oidc: {exc.message}")
             raise Unauthenticated(exc.message) from None
         principal = Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
                               is_admin=is_admin, groups=groups, auth_method="oidc")
-        identity.cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, identity.cache.ttl or 1.0),
+        cache = self.credentials.cache
+        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl or 1.0),
                            token_expires_at=int(claims["exp"] * 1000))
         return principal
 
-    @staticmethod
-    def _machine_grants(identity: Identity, provider: OidcProvider, user: UserRow,
-                        claims: dict) -> tuple[bool, frozenset[str]]:
+    def _machine_grants(self, provider: OidcProvider, user: UserRow, claims: dict) -> tuple[bool, frozenset[str]]:
         """(admin flag, groups) of a verified JWT's account.
 
         A service account keeps its mlgate groups plus the token's. A user linked to the provider is
@@ -269,11 +277,11 @@ class SingleSignOn:
         """
         claimed = claimed_groups(claims, provider.claims.groups, provider.group_names)
         if user.kind == "service":
-            return user.is_admin, frozenset(identity.store.groups_of(user.id) | claimed)
+            return user.is_admin, frozenset(self.groups_of(user.id) | claimed)
         who = ProviderIdentity(provider.name, claims["sub"], user.username, verified_email(provider, claims), claimed,
                                provider.claims.groups in claims)
         check_allowed(provider, who)
-        groups = claimed if provider.group_sync == "replace" else frozenset(identity.store.groups_of(user.id) | claimed)
+        groups = claimed if provider.group_sync == "replace" else frozenset(self.groups_of(user.id) | claimed)
         admin = admin_flag(provider, claimed)
         return (user.is_admin if admin is None else admin), groups
 

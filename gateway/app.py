@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from fastapi import Depends, FastAPI
+from itsdangerous import URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
@@ -14,10 +16,11 @@ from auth.accounts import Accounts
 from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
 from gateway.authn import AuthenticationMiddleware
 from gateway.authz import PolicyHolder, ResourceResolver
+from gateway.context import SERVICES_STATE_KEY, Services
 from gateway.errors import install_error_handlers
-from gateway.identity import auth_config_of, build_identity, identity_problems
+from gateway.identity import auth_config_of, build_identity, identity_problems, session_secret
 from gateway.lifecycle import ResourceLifecycle
-from gateway.middleware import as_network_config, install_network_middleware
+from gateway.middleware import NetworkPlan, as_network_config, install_network_middleware, plan_network
 from gateway.openapi import install_openapi
 from gateway.ops.access import RequestObservationMiddleware
 from gateway.ops.decisions import ObservedAuthorizer
@@ -32,15 +35,17 @@ from gateway.routes import schema as schema_routes
 from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
 from gateway.routes import workspaces as workspace_routes
+from gateway.routes.sso import SSO_STATE_SALT
 from gateway.settings import Settings, SettingsError, settings_from_environment
 from gateway.ui import mlflow_ui as mlflow_ui_routes
 from gateway.ui import routes as ui_routes
-from gateway.ui.mlflow_ui import choose_build
+from gateway.ui.mlflow_ui import MlflowUiBuild, choose_build
 from gateway.workspaces import WorkspaceDirectory
 from policies.file import PolicyFile, PolicyFileError, load_policy_file
+from policies.file.auth import AuthConfig
 from tracking.api import tracking_mounts
 from tracking.artifacts.storage import destination_problems
-from tracking.services import create_tracking
+from tracking.services import DEFAULT_MAX_ARTIFACT_BYTES, create_tracking
 
 
 def load_policy(settings: Settings) -> PolicyFile:
@@ -50,30 +55,56 @@ def load_policy(settings: Settings) -> PolicyFile:
     return PolicyFile()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the gateway app for ``settings``; raises :class:`SettingsError` listing every problem."""
+@dataclass(frozen=True)
+class StartupPlan:
+    """Everything ``create_app`` validated before creating anything."""
+
+    policy: PolicyFile
+    auth_config: AuthConfig
+    network: NetworkPlan
+    mlflow_ui: MlflowUiBuild | None
+
+
+def check_startup(settings: Settings) -> StartupPlan:
+    """Validate settings, policy file, auth section and backends, network options, artifact destination and
+    web UI in one round; raises :class:`SettingsError` listing every problem. Creates nothing (no engine,
+    no artifact directory, no secret file), so a misconfigured start leaves no trace behind."""
     problems = settings.validate()
     policy: PolicyFile | None = None
     try:
         policy = load_policy(settings)
     except PolicyFileError as exc:
         problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
-    problems.extend(identity_problems(settings, policy))
+    problems.extend(identity_problems(settings, policy))  # secret key, auth section, auth backends
+    network, network_problems = plan_network(settings, policy.network if policy is not None else None)
+    if policy is None:
+        # The file's network section could not be read: only the command line's own entries can be judged.
+        network_problems = [p for p in network_problems if p.startswith("--") and " / network." not in p]
+    problems.extend(network_problems)
     problems.extend(destination_problems(settings.artifacts_destination))
     mlflow_ui, ui_problems = choose_build(settings.web_ui)
     problems.extend(ui_problems)
-    if mlflow_ui is not None and policy is not None:
-        mlflow_ui = mlflow_ui.framed(as_network_config(policy.network).headers.frame_ancestors)
     if problems:
         raise SettingsError(problems)
+    if mlflow_ui is not None:
+        mlflow_ui = mlflow_ui.framed(network.config.headers.frame_ancestors)
+    return StartupPlan(policy, auth_config_of(policy), network, mlflow_ui)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway app for ``settings``; raises :class:`SettingsError` listing every problem."""
+    plan = check_startup(settings)
+    policy, auth_config, mlflow_ui = plan.policy, plan.auth_config, plan.mlflow_ui
 
     tracking = create_tracking(settings.backend_store_uri, settings.artifacts_destination,
+                               max_json_depth=plan.network.config.limits.max_json_depth,
+                               max_artifact_bytes=int(settings.extra.get("max_artifact_bytes")
+                                                      or DEFAULT_MAX_ARTIFACT_BYTES),
                                **settings.engine_options())
-    auth_config = auth_config_of(policy)
     # Lockout and invalidation share the Redis that rate limits use, whichever option named it.
     identity, authenticator = build_identity(replace(settings, redis_url=shared_redis_url(settings, policy)),
                                              auth_config, tracking.engine,
-                                             lockout_namespace=as_network_config(policy.network).rate_limit.namespace)
+                                             lockout_namespace=plan.network.config.rate_limit.namespace)
     policy_holder = PolicyHolder(policy, tracking.engine)
     policy_holder.attach(identity.invalidation)  # grant changes travel on the identity layer's channel too
     metrics = Metrics()
@@ -155,8 +186,14 @@ def create_app(settings: Settings) -> FastAPI:
                        always_consult_backends=any(m not in ("session", "bearer", "basic")
                                                for m in auth_config.methods))
     # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
-    install_network_middleware(app, settings, policy.network)
+    install_network_middleware(app, settings, policy.network, plan.network)
     app.state.readiness = Readiness(tracking.engine, [shared_redis_url(settings, policy)])
+    # Complete before the first request: handlers receive it as a typed dependency (gateway.context).
+    setattr(app.state, SERVICES_STATE_KEY, Services(
+        settings=settings, policy=policy, tracking=tracking, identity=identity, accounts=app.state.accounts,
+        policy_holder=policy_holder, authorizer=authorizer, metrics=metrics, readiness=app.state.readiness,
+        sso_state_signer=URLSafeTimedSerializer(session_secret(settings), salt=SSO_STATE_SALT),
+        mlflow_ui=mlflow_ui, server_info_extra=MappingProxyType(dict(app.state.server_info_extra))))
     # A request bearing the scrape token is answered before the network ring (gateway.ops.scrape).
     app.add_middleware(ScrapeTokenMiddleware, metrics=metrics, token=settings.metrics_token)
     # Outermost: request ids, access log and request metrics see every answer, refusals included.

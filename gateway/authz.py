@@ -1,11 +1,12 @@
-"""Authorization: every routed request is decided by ``policies.decide`` before its handler runs.
+"""Authorization: every routed request is decided by ``policies.request.decide_request`` before its handler runs.
 
 The step runs as a router-level dependency, after routing (so the operation id is known) and after
-authentication (the Principal is in the request state):
+authentication (the Principal is in the request state), in one pass:
 
-    operation id -> route-table requirement -> resource lookup (run -> experiment ...) -> decide
+    operation id -> route-table requirement -> workspace -> locate resources (run -> experiment ...)
+    -> decide the whole request -> allow, or raise what the decision answers
 
-Search operations get a visibility scope instead, which tracking applies inside its SQL queries.
+Listing operations also get a visibility scope, which tracking applies inside its SQL queries.
 A resource the caller may not READ answers exactly like a missing one (404), so ids cannot be probed;
 a visible resource the caller may not change answers 403. Every denial is audited with its rule.
 """
@@ -18,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from starlette.requests import Request
 
 from auth.audit import Auditor
@@ -29,29 +30,27 @@ from auth.roles import ROLE_GROUP_PREFIX
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from gateway.workspaces import WORKSPACE_HEADER, WorkspaceDirectory, workspace_missing
 from policies.compiled import CompiledPolicy
-from policies.decide import compile_policy, decide, decide_all, visible
+from policies.decide import compile_policy, visible
 from policies.file import PolicyFile
 from policies.locate import LocatorError, locate
-from policies.model import Decision, Permission, Resource, ResourceKind, Subject
-from policies.routes import Access, Lookup, Requirement, Source, requirement_for, resource_requirement
+from policies.model import Decision, Resource, ResourceKind, Subject
+from policies.request import Answer, Check, RequestDecision, decide_request, needs_grants, needs_workspace
+from policies.routes import Access, Lookup, Requirement, Source, requirement_for
 from tracking.api.body import request_args
 from tracking.artifacts.paths import artifact_owner
-from tracking.db.mlflow3_tables import trace_info
-from tracking.db.registry_tables import registered_models
-from tracking.db.tables import experiments
 from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import (
     DEFAULT_WORKSPACE,
+    NOTHING,
     REQUEST_STATE_KEY,
     UNRESTRICTED,
     WORKSPACE_STATE_KEY,
     ResourceScope,
     VisibilityScope,
 )
-from tracking.store.logged_models import get_logged_model_experiment_id
+from tracking.store.owners import OwnedBy, Owner, owner_of
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
-from tracking.store.runs import get_run_experiment_id
 
 # Grant changes made by another process are picked up within this many seconds (one PK read); with
 # Redis, a pushed "grants changed" message makes every process read the generation on its next request.
@@ -59,7 +58,7 @@ REFRESH_SECONDS = 1.0
 # An experiment's name (which name patterns match) is re-read at most this often.
 NAME_CACHE_SECONDS = 1.0
 _SKIP = object()  # a lookup that needs no check (an optional field absent, a remote model source)
-# A resource that exists in another workspace: missing for everyone (see Authorizer._locate_all).
+# A resource that exists in another workspace: missing for everyone (see Authorizer._locate).
 ELSEWHERE = object()
 
 
@@ -198,24 +197,15 @@ class PolicyHolder:
         return scope
 
 
-@dataclass(frozen=True)
-class Located:
-    """A requirement with the resource it applies to (None: the check needs no resource)."""
-
-    requirement: Requirement
-    resource: Resource | None
-    position: int = 0  # the check's place in requirement.checks(): optional checks may be absent
-
-
 class ResourceResolver:
-    """Turns a locator's value into a Resource with one indexed read; None when it does not exist."""
+    """Turns a locator's value into a Resource with one indexed read (tracking's ``owner_of``); None when missing."""
 
     def __init__(self, engine: Engine, *, name_seconds: float = NAME_CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic):
         self.engine = engine
         # A run or logged model never moves to another experiment and its server-made id is never reused:
         # its owner can be cached. Trace ids are chosen by clients and reused after a delete (possibly in
-        # another experiment), so a trace's owner is read every time (_trace).
+        # another experiment), so a trace's owner is read every time.
         self._owner_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
         # An experiment's name can change (patterns match names), so it is kept only briefly: a rename
         # here is forgotten at once (renamed()); one by another process bumps the policy generation, and
@@ -236,18 +226,26 @@ class ResourceResolver:
         """Forget every cached name (a rename may have committed on another process)."""
         self._names = {}
 
-    def _cached_owner(self, kind: str, key: str, load: Callable[[], str | None]) -> str | None:
+    def _remember_name(self, owner: Owner, now: float) -> None:
+        if len(self._names) >= 100_000:
+            self._names.clear()
+        self._names[int(owner.id)] = (owner.name, owner.workspace, now)
+
+    def _cached_owner(self, kind: OwnedBy, conn, key: str) -> str | None:
+        """The experiment id owning a run or logged model: cached for good, read once (with its name)."""
         with self._lock:
             found = self._owner_cache.get((kind, key))
         if found is not None:
             return found
-        value = load()
-        if value is not None:
-            with self._lock:
-                self._owner_cache[(kind, key)] = value
-                while len(self._owner_cache) > 100_000:
-                    self._owner_cache.popitem(last=False)
-        return value
+        owner = owner_of(conn, kind, key)
+        if owner is None:
+            return None
+        self._remember_name(owner, self.clock())
+        with self._lock:
+            self._owner_cache[(kind, key)] = owner.id
+            while len(self._owner_cache) > 100_000:
+                self._owner_cache.popitem(last=False)
+        return owner.id
 
     def _experiment(self, conn, experiment_id: str, workspace: str | None) -> Resource | object | None:
         # An experiment of another workspace is missing: hidden == missing, for administrators too.
@@ -258,35 +256,12 @@ class ResourceResolver:
         cached = self._names.get(key)
         if cached is not None and 0 <= now - cached[2] < self.name_seconds:
             return Resource.experiment(experiment_id, cached[0]) if workspace in (None, cached[1]) else ELSEWHERE
-        row = conn.execute(select(experiments.c.name, experiments.c.workspace)
-                           .where(experiments.c.experiment_id == key)).first()
-        if row is None:
+        owner = owner_of(conn, OwnedBy.EXPERIMENT_ID, experiment_id)
+        if owner is None:
             self._names.pop(key, None)
             return None
-        if len(self._names) >= 100_000:
-            self._names.clear()
-        self._names[key] = (row.name, row.workspace, now)
-        return Resource.experiment(experiment_id, row.name) if workspace in (None, row.workspace) else ELSEWHERE
-
-    def _trace(self, conn, trace_id: str, workspace: str | None) -> Resource | object | None:
-        # The trace's experiment with its current name, in one primary-key read, never cached (see __init__).
-        row = conn.execute(select(experiments.c.experiment_id, experiments.c.name, experiments.c.workspace)
-                           .select_from(trace_info.join(experiments,
-                                                        experiments.c.experiment_id == trace_info.c.experiment_id))
-                           .where(trace_info.c.request_id == trace_id)).first()
-        if row is None:
-            return None
-        if workspace not in (None, row.workspace):
-            return ELSEWHERE
-        return Resource.experiment(str(row.experiment_id), row.name)
-
-    def _model(self, conn, name: str, workspace: str | None) -> Resource | object | None:
-        # Grants name the model's stable id, patterns its current name: both come from the one row.
-        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace)
-                           .where(registered_models.c.name == name)).first()
-        if row is None:
-            return None
-        return Resource.registered_model(row.model_id, name) if workspace in (None, row.workspace) else ELSEWHERE
+        self._remember_name(owner, now)
+        return Resource.experiment(experiment_id, owner.name) if workspace in (None, owner.workspace) else ELSEWHERE
 
     def resolve(self, conn, lookup: Lookup, value: str, kind: ResourceKind | None,
                 workspace: str | None) -> Resource | object | None:
@@ -295,27 +270,25 @@ class ResourceResolver:
         administrator tools, such as ``perms explain``, name resources of every workspace)."""
         if lookup is Lookup.EXPERIMENT_ID:
             return self._experiment(conn, value, workspace)
-        if lookup is Lookup.EXPERIMENT_NAME:
-            row = conn.execute(select(experiments.c.experiment_id, experiments.c.workspace)
-                               .where(experiments.c.name == value)).first()
-            if row is None:
-                return None
-            if workspace not in (None, row.workspace):
-                return ELSEWHERE
-            return Resource.experiment(str(row.experiment_id), value)
         if lookup is Lookup.RUN:
-            exp = self._cached_owner("run", value, lambda: get_run_experiment_id(conn, value))
+            exp = self._cached_owner(OwnedBy.RUN, conn, value)
             return None if exp is None else self._experiment(conn, exp, workspace)
-        if lookup is Lookup.TRACE:
-            return self._trace(conn, value, workspace)
         if lookup is Lookup.LOGGED_MODEL:
-            exp = self._cached_owner("model", value, lambda: get_logged_model_experiment_id(conn, value))
+            exp = self._cached_owner(OwnedBy.LOGGED_MODEL, conn, value)
             return None if exp is None else self._experiment(conn, exp, workspace)
         if lookup is Lookup.ARTIFACT_PATH:
             # The same parser the artifact handlers use, so the check and the write agree on the owner.
             return self._experiment(conn, artifact_owner(value).experiment_id, workspace)
-        if lookup is Lookup.MODEL_NAME:
-            return self._model(conn, value, workspace)
+        if lookup in (Lookup.EXPERIMENT_NAME, Lookup.TRACE, Lookup.MODEL_NAME):
+            # Read every time: a trace id may be reused elsewhere, names move between resources.
+            owner = owner_of(conn, _OWNED_BY[lookup], value)
+            if owner is None:
+                return None
+            if workspace not in (None, owner.workspace):
+                return ELSEWHERE
+            if owner.kind == "registered_model":
+                return Resource.registered_model(owner.id, owner.name)
+            return Resource.experiment(owner.id, owner.name)
         if lookup is Lookup.SOURCE_URI:
             return self._source(conn, value, workspace)
         if lookup is Lookup.USERNAME:
@@ -335,10 +308,14 @@ class ResourceResolver:
         if parsed.kind == "models_id" and parsed.model_id:
             return self.resolve(conn, Lookup.LOGGED_MODEL, parsed.model_id, None, workspace)
         if parsed.kind == "models_name" and parsed.model_name:
-            return self._model(conn, parsed.model_name, workspace)
+            return self.resolve(conn, Lookup.MODEL_NAME, parsed.model_name, None, workspace)
         if parsed.kind == "proxied" and parsed.parts:
             return self.resolve(conn, Lookup.ARTIFACT_PATH, "/".join(parsed.parts), None, workspace)
         return _SKIP  # a remote URI the server never reads
+
+
+_OWNED_BY = {Lookup.EXPERIMENT_NAME: OwnedBy.EXPERIMENT_NAME, Lookup.TRACE: OwnedBy.TRACE,
+             Lookup.MODEL_NAME: OwnedBy.MODEL_NAME}
 
 
 class DecisionMemo:
@@ -388,8 +365,32 @@ class _LazyConnection:
         return self._conn.execute(*args, **kwargs)
 
 
+@dataclass(frozen=True)
+class Authorized:
+    """What the authorizer established about one request; handlers receive it as a typed dependency.
+
+    ``subject`` carries the caller's roles in ``workspace`` (None for public operations, which name
+    none). ``visibility`` is what a listing handler may show (nothing unless the operation lists).
+    """
+
+    principal: Principal | None
+    subject: Subject
+    decision: RequestDecision
+    visibility: VisibilityScope = NOTHING
+    workspace: str | None = None
+    operation_id: str | None = None
+
+
+# Where the authorizer leaves its value for the dependency provider (gateway.context).
+AUTHORIZED_STATE_KEY = "authorized"
+
+
 class Authorizer:
-    """The FastAPI dependency that authorizes every routed request (see the module docstring)."""
+    """The FastAPI dependency that authorizes every routed request (see the module docstring).
+
+    One pass: locate the request's resources, decide the whole request (``policies.request``), then
+    allow or raise what the decision says. Returns the request's :class:`Authorized` value.
+    """
 
     def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None,
                  workspaces: WorkspaceDirectory | None = None):
@@ -399,81 +400,72 @@ class Authorizer:
         self.workspaces = workspaces or WorkspaceDirectory(holder.engine, enabled=False)
         self._decisions = DecisionMemo()
 
-    async def __call__(self, request: Request) -> None:
-        route = request.scope.get("route")
-        operation_id = getattr(route, "operation_id", None)
+    async def __call__(self, request: Request) -> Authorized:
+        operation_id = getattr(request.scope.get("route"), "operation_id", None)
         requirement = requirement_for(operation_id) if operation_id else None
         principal: Principal | None = getattr(request.state, "principal", None)
         subject = subject_of(principal)
-        if requirement is not None and requirement.access is Access.PUBLIC:
-            return
-        if requirement is None:
-            decision = decide(self.holder.current(), subject, None)
-            self._deny(request, operation_id, subject, decision, "This operation is not permitted.",
-                       "PERMISSION_DENIED")
-        if subject.kind == "anonymous":
-            # Presented credentials that failed say why; none at all is the same refusal (401).
-            raise getattr(request.state, AUTHENTICATION_ERROR, None) or Unauthenticated(NOT_AUTHENTICATED)
-        workspace, subject = self._workspace(request, subject)
-        if requirement.access is not Access.SEARCH and self.holder.is_admin(subject) and not subject.read_only_token:
-            # Administrators bypass the decision (so a burst of creations, each adding an owner grant,
-            # does not recompile every grant once per request), not the workspace: a resource of
-            # another workspace is missing for them too.
-            await self._locate_all(request, requirement, workspace, missing_is_error=True)
-            self._scope(request, requirement, subject, workspace, admin=True)
-            return
-        policy = self.holder.current()
-        if requirement.access is Access.SEARCH:
-            if not policy.is_admin(subject):
-                policy = self.holder.current(recheck=True)  # a just-made grant must show in the results
-            decision = decide(policy, subject, requirement, None)
-            if not decision.allowed:
-                self._deny(request, operation_id, subject, decision, "Permission denied.", "PERMISSION_DENIED")
-            self._scope(request, requirement, subject, workspace, admin=policy.is_admin(subject))
-            return
-        if policy.is_admin(subject) and not subject.read_only_token:
-            await self._locate_all(request, requirement, workspace, missing_is_error=True)
-            self._scope(request, requirement, subject, workspace, admin=True)
-            return  # administrators bypass: no decision needed
-        checks = await self._locate_all(request, requirement, workspace)
+        workspace: str | None = None
+        checks: list[Check] = []
+        if needs_workspace(subject, requirement):
+            # A signed-in caller on a classified operation: membership first (non-members: 404), then the
+            # resources the checks name, in that workspace.
+            workspace, subject = self._workspace(request, subject)
+        admin = self.holder.is_admin(subject)
+        if workspace is not None:
+            checks = await self._locate(request, requirement, workspace,
+                                        stop_at_elsewhere=admin and not subject.read_only_token)
+        result = self._decide(subject, operation_id, requirement, checks, admin)
+        if not result.allowed:
+            self._refuse(request, operation_id, subject, requirement, result)
+        authorized = Authorized(principal, subject, result, self._visibility(requirement, subject, workspace, admin),
+                                workspace, operation_id)
+        if requirement.scoped:
+            setattr(request.state, REQUEST_STATE_KEY, authorized.visibility)
+        setattr(request.state, AUTHORIZED_STATE_KEY, authorized)
+        return authorized
+
+    def _decide(self, subject: Subject, operation_id: str | None, requirement: Requirement | None,
+                checks: list[Check], admin: bool) -> RequestDecision:
+        """The request's decision, memoised per compiled policy; a refusal is re-checked against fresh grants."""
+        if not needs_grants(subject, requirement, admin=admin):
+            return decide_request(None, subject, requirement, checks, admin=admin)
+        # A search shows what the grants allow now: a grant just made by another process must count.
+        policy = self.holder.current(recheck=requirement.access is Access.SEARCH and not admin)
         # Keyed by each check's position too: two requests naming the same resource through different
         # (optional) checks need different permissions and must not share a decision.
-        memo_key = (subject, operation_id, tuple((c.position, c.resource) for c in checks))
-        decision = self._decisions.decide(policy, memo_key,
-                                          lambda: decide_all(policy, subject,
-                                                             [(c.requirement, c.resource) for c in checks]))
-        if not decision.allowed:
-            # Before refusing, make sure no other process granted access since the last check.
+        key = (subject, operation_id, tuple((c.position, c.resource, c.elsewhere) for c in checks))
+        result = self._decisions.decide(policy, key, lambda: decide_request(policy, subject, requirement, checks,
+                                                                             admin=admin))
+        if not result.allowed:
+            # Before refusing, make sure no other process granted access since the last check: a newer
+            # policy is another question, not the same one asked twice.
             fresher = self.holder.current(recheck=True)
             if fresher is not policy:
-                policy = fresher
-                decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
-        if decision.allowed:
-            self._scope(request, requirement, subject, workspace, admin=False)
-            return
-        denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource).allowed), None)
-        resource = denied.resource if denied else None
-        if resource is not None and resource.id is None and resource.kind not in (ResourceKind.NONE,) \
-                and denied.requirement.access is Access.RESOURCE:
-            # The resource does not exist: answer as for one the caller may not see.
-            self._deny(request, operation_id, subject, decision, _missing_message(denied.requirement),
-                       "RESOURCE_DOES_NOT_EXIST")
-        if denied is not None and denied.requirement.access is Access.RESOURCE and resource is not None:
-            can_read = decide(policy, subject, resource_requirement(Permission.READ, resource.kind), resource)
-            if not can_read.allowed:
-                self._deny(request, operation_id, subject, decision, _missing_message(denied.requirement),
-                           "RESOURCE_DOES_NOT_EXIST")
-        self._deny(request, operation_id, subject, decision,
-                   f"Permission denied: {_short_reason(decision)}", "PERMISSION_DENIED")
+                result = decide_request(fresher, subject, requirement, checks, admin=admin)
+        return result
 
-    def _scope(self, request: Request, requirement: Requirement, subject: Subject, workspace: str, *,
-               admin: bool) -> None:
-        """Give a listing handler the caller's visibility scope in ``workspace``; tracking shows nothing without one."""
-        if requirement.scoped:
-            scope = UNRESTRICTED if admin else self.holder.visibility(subject)
-            setattr(request.state, REQUEST_STATE_KEY,
-                    VisibilityScope(experiments=scope.experiments.in_workspace(workspace),
-                                    registered_models=scope.registered_models.in_workspace(workspace)))
+    def _refuse(self, request: Request, operation_id: str | None, subject: Subject, requirement: Requirement | None,
+                result: RequestDecision):
+        """Raise what a refusal answers: 401, 404 as for a missing resource, or 403 with the reason."""
+        if result.answer is Answer.UNAUTHENTICATED:
+            # Presented credentials that failed say why; none at all is the same refusal (401).
+            raise getattr(request.state, AUTHENTICATION_ERROR, None) or Unauthenticated(NOT_AUTHENTICATED)
+        if result.answer is Answer.MISSING:
+            self._deny(request, operation_id, subject, result.decision, _missing_message(result.check.requirement),
+                       "RESOURCE_DOES_NOT_EXIST")
+        message = ("This operation is not permitted." if requirement is None
+                   else f"Permission denied: {_short_reason(result.decision)}")
+        self._deny(request, operation_id, subject, result.decision, message, "PERMISSION_DENIED")
+
+    def _visibility(self, requirement: Requirement | None, subject: Subject, workspace: str | None,
+                    admin: bool) -> VisibilityScope:
+        """A listing handler's visibility scope in ``workspace``; tracking shows nothing without one."""
+        if requirement is None or not requirement.scoped or workspace is None:
+            return NOTHING
+        scope = UNRESTRICTED if admin else self.holder.visibility(subject)
+        return VisibilityScope(experiments=scope.experiments.in_workspace(workspace),
+                               registered_models=scope.registered_models.in_workspace(workspace))
 
     def _workspace(self, request: Request, subject: Subject) -> tuple[str, Subject]:
         """The request's workspace (validated; membership decides) and the subject with its roles there."""
@@ -497,18 +489,19 @@ class Authorizer:
         request.state.workspace_subject = subject
         return workspace, subject
 
-    async def _locate_all(self, request: Request, requirement: Requirement, workspace: str, *,
-                          missing_is_error: bool = False) -> list[Located]:
-        """Every check's resource in ``workspace``; with ``missing_is_error`` (administrators), one of another
-        workspace answers 404 at once."""
+    async def _locate(self, request: Request, requirement: Requirement, workspace: str, *,
+                      stop_at_elsewhere: bool = False) -> list[Check]:
+        """Every check's resource in ``workspace``: one that does not exist is a Resource without id, one of
+        another workspace is marked ``elsewhere``. ``stop_at_elsewhere`` (administrators, who bypass the
+        grants but not workspaces): the first resource of another workspace ends the search, its 404 is due."""
         args = None
         headers = None
-        located: list[Located] = []
+        located: list[Check] = []
         with _LazyConnection(self.resolver.engine) as conn:
             for position, check in enumerate(requirement.checks()):
                 locator = check.locator
                 if locator is None:
-                    located.append(Located(check, None, position))
+                    located.append(Check(check, None, position))
                     continue
                 if args is None and locator.source is Source.ARGS:
                     # Only fields in the arguments need the body; an artifact upload stays a stream.
@@ -529,19 +522,14 @@ class Authorizer:
                     resource = self.resolver.resolve(conn, locator.lookup, value, check.resource_kind, workspace)
                     if resource is _SKIP:
                         continue
-                    if resource is ELSEWHERE:
-                        if missing_is_error:
-                            # Administrators bypass decisions, so a missing resource reaches tracking, which
-                            # answers it; one of another workspace must not: it is refused here. (An
-                            # administrator is a member of every workspace: the message differing from
-                            # tracking's reveals nothing they cannot see by switching.)
-                            raise MlflowError(_missing_message(check), "RESOURCE_DOES_NOT_EXIST")
-                        resource = None  # everyone else: decided exactly like a missing resource
-                    if resource is None:
-                        # Missing: a placeholder with no id, decided like a resource the caller cannot see.
-                        kind = check.resource_kind or ResourceKind.EXPERIMENT
-                        resource = Resource(kind, None, None)
-                    located.append(Located(check, resource, position))
+                    elsewhere = resource is ELSEWHERE
+                    if resource is None or elsewhere:
+                        # Missing (or hidden in another workspace): a placeholder with no id, decided like a
+                        # resource the caller cannot see.
+                        resource = Resource(check.resource_kind or ResourceKind.EXPERIMENT, None, None)
+                    located.append(Check(check, resource, position, elsewhere))
+                    if elsewhere and stop_at_elsewhere:
+                        return located
         return located
 
     def _deny(self, request: Request, operation_id: str | None, subject: Subject, decision: Decision | None,

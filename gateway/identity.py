@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from auth.accounts import Accounts
 from auth.audit import Auditor
-from auth.backends import Authenticator, BackendNotFound, load_backends
+from auth.backends import Authenticator, BackendNotFound, backend_classes, load_backends
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import AuthError
 from auth.identity import Identity
@@ -22,6 +22,7 @@ from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
 from auth.sso import SingleSignOn
 from auth.store import IdentityStore
+from auth.verified import VerifiedCredentials
 from gateway.settings import Settings, SettingsError
 from policies.file.auth import AuthConfig, AuthConfigError, load_auth_config
 
@@ -45,9 +46,11 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.append("MLGATE_SECRET_KEY: required with a PostgreSQL database, where several servers may "
                         "share users and sessions; a key is generated only for a local SQLite node")
     try:
-        auth_config_of(policy)
+        config = auth_config_of(policy)
     except AuthConfigError as exc:
         problems.extend(exc.problems)
+    else:
+        problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
     return problems
 
 
@@ -91,16 +94,23 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
     store = IdentityStore(engine)
     secret = session_secret(settings)
     cache = CredentialCache(ttl_seconds=config.credential_cache_seconds)
+    invalidation = Invalidation(cache, settings.redis_url)
+    credentials = VerifiedCredentials(cache, invalidation, store.live_stamp)
+    lockout = Lockout(config.lockout, settings.redis_url or "memory://", namespace=lockout_namespace)
+    auditor = Auditor(store)
+    sso = SingleSignOn(config.oidc, engine, secret, credentials=credentials, lockout=lockout, auditor=auditor,
+                       groups_of=store.groups_of) if config.oidc.providers else None
     identity = Identity(
         config=config,
         store=store,
         hasher=PasswordHasher(rounds=config.passwords.hash_rounds, min_length=config.passwords.min_length),
         cache=cache,
-        invalidation=Invalidation(cache, settings.redis_url),
-        lockout=Lockout(config.lockout, settings.redis_url or "memory://", namespace=lockout_namespace),
+        invalidation=invalidation,
+        lockout=lockout,
         sessions=SessionManager(secret, store, config.sessions, secure=not settings.dev_mode),
-        auditor=Auditor(store),
-        sso=SingleSignOn(config.oidc, engine, secret) if config.oidc.providers else None,
+        auditor=auditor,
+        sso=sso,
+        credentials=credentials,
     )
     try:
         backends = load_backends(config.methods, identity)

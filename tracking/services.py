@@ -13,6 +13,10 @@ from starlette.requests import Request
 from tracking.db.engine import make_engine
 
 _PENDING_KEY = "lifecycle_pending"  # events of this request, awaiting their commit
+# Limits the composition root may change (the gateway passes its network limits): JSON nesting of a
+# request body, and the size of one uploaded artifact.
+DEFAULT_MAX_JSON_DEPTH = 64
+DEFAULT_MAX_ARTIFACT_BYTES = 5 * 1024**3
 
 
 Action = Literal["created", "renamed", "deleted", "restored"]
@@ -49,6 +53,8 @@ class Tracking:
     default_artifact_scheme: str = "mlflow-artifacts:"
     # Whether clients may name a workspace (server-info's workspaces_enabled); the gateway enforces it.
     workspaces_enabled: bool = False
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES
     # The composition root subscribes here (a creator gets MANAGE, a deleted model's grants go, caches are
     # dropped); tracking never knows who or what is cached.
     lifecycle_listeners: list[LifecycleListener] = field(default_factory=list)
@@ -82,13 +88,15 @@ class Tracking:
         self.engine.dispose()
 
 
-def create_tracking(database_uri: str, artifacts_destination: str, **engine_options) -> Tracking:
+def create_tracking(database_uri: str, artifacts_destination: str, *, max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+                    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES, **engine_options) -> Tracking:
     """Build the tracking core's dependencies (no I/O besides creating the engine and artifact root)."""
     root = artifacts_destination
     if "://" not in root:
         Path(root).mkdir(parents=True, exist_ok=True)
         root = str(Path(root).resolve())
-    return Tracking(engine=make_engine(database_uri, **engine_options), artifact_root=root)
+    return Tracking(engine=make_engine(database_uri, **engine_options), artifact_root=root,
+                    max_json_depth=max_json_depth, max_artifact_bytes=max_artifact_bytes)
 
 
 def tracking_of(request: Request) -> Tracking:

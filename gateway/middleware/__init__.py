@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -119,23 +120,49 @@ def _check_redis(url: str, source: str, problems: list[str]) -> None:
         client.close()
 
 
-def install_network_middleware(app: Starlette, settings: Settings, network_config: Any) -> None:
-    """Validate the network settings and install the outer middleware ring; raises SettingsError.
+@dataclass(frozen=True)
+class NetworkPlan:
+    """The validated network configuration (policy ``network:`` with the CLI's overrides on top)."""
 
-    Call this after every inner middleware (authentication, audit) has been added: Starlette runs the
-    most recently added middleware first, and this ring must run before all of them.
-    """
-    config = as_network_config(network_config)
+    config: NetworkConfig
+    hosts: tuple[str, ...]
+    origins: tuple[str, ...]
+    proxies: tuple[str, ...]
+    storage: str
+
+
+def plan_network(settings: Settings, network_config: Any) -> tuple[NetworkPlan | None, list[str]]:
+    """The network plan, or None and every problem with it; creates nothing (a Redis ping at most)."""
+    try:
+        config = as_network_config(network_config)
+    except SettingsError as exc:
+        return None, list(exc.problems)
     problems: list[str] = []
     hosts = _allowed_hosts(settings, config, problems)
     origins = _cors_origins(settings, config, problems)
     proxies = _trusted_proxies(settings, config, problems)
     storage = _storage(settings, config, problems)
-    rl = config.rate_limit
-    if not problems and rl.enabled and storage.startswith(("redis://", "rediss://")):
+    if not problems and config.rate_limit.enabled and storage.startswith(("redis://", "rediss://")):
         _check_redis(storage, "--redis-url" if settings.redis_url else "network.rate_limit.storage", problems)
     if problems:
-        raise SettingsError(problems)
+        return None, problems
+    return NetworkPlan(config, tuple(hosts), tuple(origins), tuple(proxies), storage), []
+
+
+def install_network_middleware(app: Starlette, settings: Settings, network_config: Any,
+                               plan: NetworkPlan | None = None) -> None:
+    """Install the outer middleware ring from ``plan`` (validated here when not given; raises SettingsError).
+
+    Call this after every inner middleware (authentication, audit) has been added: Starlette runs the
+    most recently added middleware first, and this ring must run before all of them.
+    """
+    if plan is None:
+        plan, problems = plan_network(settings, network_config)
+        if problems:
+            raise SettingsError(problems)
+    config, hosts, origins, proxies, storage = plan.config, list(plan.hosts), list(plan.origins), \
+        list(plan.proxies), plan.storage
+    rl = config.rate_limit
 
     cors = CorsPolicy.build(origins, allow_credentials=config.cors.allow_credentials,
                             methods=config.cors.allowed_methods, headers=config.cors.allowed_headers,
@@ -149,8 +176,6 @@ def install_network_middleware(app: Starlette, settings: Settings, network_confi
                                  namespace=rl.namespace)
     app.state.network = config
     app.state.rate_limiter = limiter
-    # Read by tracking.api.body when it parses JSON (tracking cannot import the gateway).
-    app.state.max_json_depth = limits.max_json_depth
 
     # add_middleware puts each new layer outside the previous ones: add innermost first.
     app.add_middleware(RateLimitMiddleware, limiter=limiter)

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from auth.audit import Auditor
 from auth.errors import AuthError
-from gateway.authz import Authorizer, PolicyHolder, ResourceResolver
+from gateway.authz import Authorized, Authorizer, PolicyHolder, ResourceResolver
 from gateway.ops.access import OPERATION_KEY
 from gateway.ops.metrics import Metrics
 from tracking.errors import MlflowError
@@ -24,11 +24,11 @@ class ObservedAuthorizer(Authorizer):
         super().__init__(holder, resolver, auditor, workspaces)
         self.metrics = metrics
 
-    async def __call__(self, request: Request) -> None:
+    async def __call__(self, request: Request) -> Authorized:
         operation = getattr(request.scope.get("route"), "operation_id", None) or "unclassified"
         setattr(request.state, OPERATION_KEY, operation)
         try:
-            await super().__call__(request)
+            authorized = await super().__call__(request)
         except AuthError as exc:  # UNAUTHENTICATED (401) or a lockout (429), decided from the credentials
             self._denied(operation, exc.code)
             raise
@@ -39,6 +39,7 @@ class ObservedAuthorizer(Authorizer):
                 self.metrics.decisions.labels(operation, "invalid").inc()
             raise
         self.metrics.decisions.labels(operation, "allowed").inc()
+        return authorized
 
     def _denied(self, operation: str, error_code: str) -> None:
         self.metrics.decisions.labels(operation, "denied").inc()

@@ -5,18 +5,18 @@ from __future__ import annotations
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.context import AppServices
 from gateway.ops.readiness import CHECK_TIMEOUT_SECONDS, DOWN, Report
 
 router = APIRouter()
 
 
 @router.get("/ready", operation_id="ops.ready")
-async def ready(request: Request) -> JSONResponse:
+async def ready(services: AppServices) -> JSONResponse:
     """200 when the database and Redis answer; 503 naming what is down (no hosts, URLs or error text)."""
-    readiness = request.app.state.readiness
+    readiness = services.readiness
     report: Report | None = None
     # Two checks at most, each bounded by its own timeouts; this bound also covers a pool that is exhausted.
     with anyio.move_on_after(CHECK_TIMEOUT_SECONDS * 3):
@@ -32,7 +32,7 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", operation_id="ops.metrics")
-def metrics(request: Request) -> Response:
+def metrics(services: AppServices) -> Response:
     """The Prometheus text exposition (every worker's samples with ``--workers N``)."""
-    body, content_type = request.app.state.metrics.exposition()
+    body, content_type = services.metrics.exposition()
     return Response(body, media_type=content_type)

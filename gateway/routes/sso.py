@@ -34,7 +34,7 @@ from auth.oidc import (
 )
 from auth.oidc_accounts import check_allowed, identity_from_claims
 from auth.sessions import COOKIE_NAME
-from gateway.identity import session_secret
+from gateway.context import AppServices
 from gateway.routes.login import safe_next
 from gateway.routes.sso_logout import end_session
 
@@ -43,6 +43,8 @@ STATE_COOKIE = "mlgate_sso"
 STATE_PATH = "/sso/"
 # The time a person may spend on the provider's login pages.
 STATE_MAX_AGE = 600
+# The state cookie's signer (built by create_app, gateway.context.Services.sso_state_signer) uses this salt.
+SSO_STATE_SALT = "mlgate-sso-state"
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} - mlgate</title>
@@ -67,10 +69,6 @@ _FAILURES: dict[type, tuple[int, str]] = {
 }
 
 
-def _identity(request: Request) -> Identity:
-    return request.app.state.identity
-
-
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
                         headers={"Cache-Control": "no-store"})
@@ -84,16 +82,8 @@ def _failure_page(exc: AuthError) -> HTMLResponse:
     return _page(title, body, status)
 
 
-def _signer(request: Request) -> URLSafeTimedSerializer:
-    signer = getattr(request.app.state, "sso_state_signer", None)
-    if signer is None:
-        signer = URLSafeTimedSerializer(session_secret(request.app.state.settings), salt="mlgate-sso-state")
-        request.app.state.sso_state_signer = signer
-    return signer
-
-
-def _provider_client(request: Request, name: str) -> ProviderClient | None:
-    sso = _identity(request).sso
+def _provider_client(identity: Identity, name: str) -> ProviderClient | None:
+    sso = identity.sso
     return sso.client(name) if sso is not None else None
 
 
@@ -113,9 +103,9 @@ def _unknown_provider() -> HTMLResponse:
 
 
 @router.get("/sso/{provider}/login", operation_id="auth.sso_login", include_in_schema=False)
-def sso_login(request: Request, provider: str) -> Response:
+def sso_login(request: Request, provider: str, services: AppServices) -> Response:
     """Send the browser to the provider: authorization code flow with PKCE S256, state and nonce."""
-    client = _provider_client(request, provider)
+    client = _provider_client(services.identity, provider)
     if client is None:
         return _unknown_provider()
     configured = client.provider.redirect_uri
@@ -134,35 +124,35 @@ def sso_login(request: Request, provider: str) -> Response:
     response = RedirectResponse(authorization_url(metadata, client.provider, pending,
                                                   _redirect_uri(request, provider, configured)),
                                 status_code=303, headers={"Cache-Control": "no-store"})
-    attrs = _identity(request).sessions.cookie_attributes(STATE_MAX_AGE)
+    attrs = services.identity.sessions.cookie_attributes(STATE_MAX_AGE)
     attrs["path"] = STATE_PATH
-    response.set_cookie(STATE_COOKIE, _signer(request).dumps(pending.to_dict()), **attrs)
+    response.set_cookie(STATE_COOKIE, services.sso_state_signer.dumps(pending.to_dict()), **attrs)
     return response
 
 
-def _pending(request: Request) -> PendingLogin:
+def _pending(request: Request, signer: URLSafeTimedSerializer) -> PendingLogin:
     cookie = request.cookies.get(STATE_COOKIE)
     if not cookie:
         raise StateMismatch("This browser has no sign-in in progress (it expired, or cookies are blocked); "
                             "start again.")
     try:
-        return PendingLogin.from_dict(_signer(request).loads(cookie, max_age=STATE_MAX_AGE))
+        return PendingLogin.from_dict(signer.loads(cookie, max_age=STATE_MAX_AGE))
     except BadSignature:
         raise StateMismatch("The sign-in attempt expired or was altered; start again.") from None
 
 
 @router.get("/sso/{provider}/callback", operation_id="auth.sso_callback", include_in_schema=False)
-def sso_callback(request: Request, provider: str) -> Response:
+def sso_callback(request: Request, provider: str, services: AppServices) -> Response:
     """Check state, exchange the code, validate the ID token, provision the user and start a session."""
-    identity = _identity(request)
-    client = _provider_client(request, provider)
+    identity = services.identity
+    client = _provider_client(identity, provider)
     if client is None:
         return _unknown_provider()
     params = request.query_params
     address = client_address(request)
     user = None
     try:
-        pending = _pending(request)
+        pending = _pending(request, services.sso_state_signer)
         check_state(pending, params.get("state"), provider)
         if params.get("error"):
             # RFC 6749 section 4.1.2.1: the provider refused (the user cancelled, or no consent).
@@ -206,9 +196,9 @@ def sso_callback(request: Request, provider: str) -> Response:
 
 
 @router.get("/sso/logout", operation_id="auth.sso_logout_page", include_in_schema=False)
-def sso_logout_page(request: Request) -> Response:
+def sso_logout_page(request: Request, services: AppServices) -> Response:
     """A sign-out button (a form carrying the session's CSRF token)."""
-    identity = _identity(request)
+    identity = services.identity
     cookie = request.cookies.get(COOKIE_NAME)
     try:
         active = identity.sessions.resolve(cookie) if cookie else None
@@ -233,7 +223,7 @@ def sso_logout_page(request: Request) -> Response:
 def _logout_origin(request: Request, identity: Identity, session_id: str) -> str:
     """" <origin>" of the provider's end-session endpoint for an SSO session, else ""."""
     info = identity.sso.accounts.session_info(session_id) if identity.sso is not None else None
-    client = _provider_client(request, info[0]) if info else None
+    client = _provider_client(identity, info[0]) if info else None
     if client is None:
         return ""
     try:
@@ -247,9 +237,9 @@ def _logout_origin(request: Request, identity: Identity, session_id: str) -> str
 
 
 @router.post("/sso/logout", operation_id="auth.sso_logout", include_in_schema=False)
-async def sso_logout(request: Request) -> Response:
+async def sso_logout(request: Request, services: AppServices) -> Response:
     """End the mlgate session, then the provider's (RP-initiated logout) when the session came from one."""
-    identity = _identity(request)
+    identity = services.identity
     cookie = request.cookies.get(COOKIE_NAME)
     target = "/login"
     if cookie:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
-from auth.accounts import Accounts
 from auth.backends import client_address
 from auth.errors import Unauthenticated
 from auth.principal import Principal
+from gateway.context import AppServices, Caller
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
 
@@ -28,20 +28,15 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-def accounts_of(request: Request) -> Accounts:
-    """The app's account operations."""
-    return request.app.state.accounts
-
-
 def _client(request: Request) -> str | None:
     return client_address(request)
 
 
 @router.post("/users/create", operation_id="users.create")
-def create_user(request: Request, args: Args = ARGS) -> JSONBody:
+def create_user(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Create a user (admins only); ``service_account: true`` makes a token-only account."""
-    user = accounts_of(request).create_user(
-        principal_of(request), args.str("username", default="", max_length=255) or "",
+    user = services.accounts.create_user(
+        caller, args.str("username", default="", max_length=255) or "",
         args.str("password", default=None, max_length=4096), client=_client(request),
         is_admin=bool(args.bool("is_admin", default=False)),
         service_account=bool(args.bool("service_account", default=False)))
@@ -49,23 +44,23 @@ def create_user(request: Request, args: Args = ARGS) -> JSONBody:
 
 
 @router.get("/users/get", operation_id="users.get")
-def get_user(request: Request, args: Args = ARGS) -> JSONBody:
+def get_user(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """A user's id, name and admin flag (admins, or the user themself)."""
-    user = accounts_of(request).get_user(principal_of(request), args.str("username", required=True))
+    user = services.accounts.get_user(caller, args.str("username", required=True))
     return ok({"user": user.to_json()})
 
 
 @router.get("/users/list", operation_id="users.list")
-def list_users(request: Request) -> JSONBody:
+def list_users(request: Request, services: AppServices, caller: Caller) -> JSONBody:
     """Every user (admins only)."""
-    users = accounts_of(request).list_users(principal_of(request))
+    users = services.accounts.list_users(caller)
     return ok({"users": [u.to_json() for u in users]})
 
 
 @router.get("/users/current", operation_id="users.current")
-def current_user(request: Request) -> JSONBody:
+def current_user(request: Request, services: AppServices, caller: Caller) -> JSONBody:
     """Who the caller is, how they authenticated, and (for browser sessions) the CSRF token for writes."""
-    principal = principal_of(request)
+    principal = caller
     payload = {
         "user": {"id": principal.id, "username": principal.name, "is_admin": principal.is_admin},
         "kind": principal.kind,
@@ -76,68 +71,68 @@ def current_user(request: Request) -> JSONBody:
     }
     session_id = getattr(request.state, "session_id", None)
     if principal.auth_method == "session" and session_id:
-        payload["csrf_token"] = request.app.state.identity.sessions.csrf_token(session_id)
+        payload["csrf_token"] = services.identity.sessions.csrf_token(session_id)
     return ok(payload)
 
 
 @router.patch("/users/update-password", operation_id="users.update_password")
-def update_password(request: Request, args: Args = ARGS) -> JSONBody:
+def update_password(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Set a password: admins for anyone; users for themselves with ``current_password``."""
-    accounts_of(request).change_password(
-        principal_of(request), args.str("username", required=True, max_length=255),
+    services.accounts.change_password(
+        caller, args.str("username", required=True, max_length=255),
         args.str("password", default="", max_length=4096) or "",
         args.str("current_password", default=None, max_length=4096), client=_client(request))
     return ok({})
 
 
 @router.patch("/users/update-admin", operation_id="users.update_admin")
-def update_admin(request: Request, args: Args = ARGS) -> JSONBody:
+def update_admin(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Grant or remove admin rights (admins only)."""
     if "is_admin" not in args:
         args.str("is_admin", required=True)
-    accounts_of(request).set_admin(principal_of(request), args.str("username", required=True, max_length=255),
+    services.accounts.set_admin(caller, args.str("username", required=True, max_length=255),
                                    bool(args.bool("is_admin")), client=_client(request))
     return ok({})
 
 
 @router.patch("/users/update-disabled", operation_id="users.update_disabled")
-def update_disabled(request: Request, args: Args = ARGS) -> JSONBody:
+def update_disabled(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Disable or re-enable a user (admins only): ends its sessions, tokens and cached logins at once."""
     if "disabled" not in args:
         args.str("disabled", required=True)
-    accounts_of(request).set_disabled(principal_of(request), args.str("username", required=True, max_length=255),
+    services.accounts.set_disabled(caller, args.str("username", required=True, max_length=255),
                                       bool(args.bool("disabled")), client=_client(request))
     return ok({})
 
 
 @router.delete("/users/delete", operation_id="users.delete")
-def delete_user(request: Request, args: Args = ARGS) -> JSONBody:
+def delete_user(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Delete a user (admins only, not oneself)."""
-    accounts_of(request).delete_user(principal_of(request), args.str("username", required=True, max_length=255),
+    services.accounts.delete_user(caller, args.str("username", required=True, max_length=255),
                                      client=_client(request))
     return ok({})
 
 
 @router.post("/users/tokens/create", operation_id="tokens.create")
-def create_token(request: Request, args: Args = ARGS) -> JSONBody:
+def create_token(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Issue a personal access token; the secret is in this response only."""
-    issued = accounts_of(request).create_token(
-        principal_of(request), args.str("name", required=True, max_length=255),
+    issued = services.accounts.create_token(
+        caller, args.str("name", required=True, max_length=255),
         args.int("expires_in_days", required=True), username=args.str("username", default=None, max_length=255),
         read_only=bool(args.bool("read_only", default=False)), client=_client(request))
     return ok({"token": issued.token, "token_info": issued.row.to_json()})
 
 
 @router.get("/users/tokens/list", operation_id="tokens.list")
-def list_tokens(request: Request, args: Args = ARGS) -> JSONBody:
+def list_tokens(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """The caller's tokens (admins: any account's), without secrets."""
-    rows = accounts_of(request).list_tokens(principal_of(request), args.str("username", default=None))
+    rows = services.accounts.list_tokens(caller, args.str("username", default=None))
     return ok({"tokens": [r.to_json() for r in rows]})
 
 
 @router.post("/users/tokens/revoke", operation_id="tokens.revoke")
-def revoke_token(request: Request, args: Args = ARGS) -> JSONBody:
+def revoke_token(request: Request, services: AppServices, caller: Caller, args: Args = ARGS) -> JSONBody:
     """Revoke a token by id (its owner or an admin)."""
-    accounts_of(request).revoke_token(principal_of(request), args.str("token_id", required=True, max_length=64),
+    services.accounts.revoke_token(caller, args.str("token_id", required=True, max_length=64),
                                       client=_client(request))
     return ok({})

@@ -29,3 +29,23 @@ def test_settings_problems_are_all_listed(tmp_path):
     assert "--port" in text
     assert "--workers" in text
     assert "--backend-store-uri" in text
+
+
+def test_three_configuration_mistakes_are_reported_in_one_round_before_anything_is_created(tmp_path):
+    # A short secret key, a wildcard --allowed-hosts entry and an unknown auth backend: before, these came
+    # back one restart at a time, with the database and artifact directory created in between.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("auth:\n  methods: [session, basic, kerberos]\n")
+    database, artifacts, data = tmp_path / "db.sqlite", tmp_path / "art", tmp_path / "data"
+    bad = Settings(backend_store_uri=f"sqlite:///{database}", artifacts_destination=str(artifacts),
+                   data_dir=str(data), policy_file=str(policy), secret_key="short",
+                   allowed_hosts=("*",))
+    with pytest.raises(SettingsError) as info:
+        create_app(bad)
+    problems = info.value.problems
+    assert [p.split(":")[0] for p in problems] == ["MLGATE_SECRET_KEY", "auth.methods", "--allowed-hosts"], problems
+    assert "no backend named 'kerberos'" in problems[1]
+    assert "entry 0" in problems[2]
+    assert not database.exists()
+    assert not artifacts.exists()
+    assert not data.exists()

@@ -129,3 +129,32 @@ def test_a_locked_database_is_a_retryable_503(tmp_path):
         holder.execute("ROLLBACK")
         holder.close()
         engine.dispose()
+
+
+def test_owner_of_answers_every_lookup_in_one_read(engine):
+    from tracking.store.owners import OwnedBy, Owner, owner_of
+    from tracking.store.registry import create_registered_model
+
+    with engine.begin() as conn:
+        eid = experiments.create_experiment(conn, "owned", None, [])
+        run_id = runs.create_run(conn, int(eid), "", None, [], None)["info"]["run_id"]
+        runs.delete_run(conn, run_id)  # a deleted run still has its owner
+        create_registered_model(conn, "churn", {}, None)
+    owner = Owner("experiment", eid, "owned", "default")
+    counter = QueryCounter(engine)
+    with engine.connect() as conn:
+        assert owner_of(conn, OwnedBy.EXPERIMENT_ID, eid) == owner
+        assert owner_of(conn, OwnedBy.EXPERIMENT_NAME, "owned") == owner
+        assert owner_of(conn, OwnedBy.RUN, run_id) == owner
+        found = owner_of(conn, OwnedBy.MODEL_NAME, "churn")
+        assert (found.kind, found.name, found.workspace) == ("registered_model", "churn", "default")
+        assert found.id
+        assert counter.count == 4
+        for lookup in OwnedBy:
+            assert owner_of(conn, lookup, "0" * 32) is None
+        # Not an experiment id at all (or too long for the column): no query is needed to say so.
+        before = counter.count
+        assert owner_of(conn, OwnedBy.EXPERIMENT_ID, "1" * 19) is None
+        assert owner_of(conn, OwnedBy.EXPERIMENT_ID, "x") is None
+        assert owner_of(conn, OwnedBy.RUN, "") is None
+        assert counter.count == before

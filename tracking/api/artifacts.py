@@ -25,7 +25,6 @@ proxy_router = APIRouter()  # /api/2.0/mlflow-artifacts/...
 ui_router = APIRouter()  # /api/2.0/mlflow/artifacts/list (UI listing by run)
 root_router = APIRouter()  # /get-artifact
 
-DEFAULT_MAX_ARTIFACT_BYTES = 5 * 1024**3
 # Body chunks from the server are small (~64 KiB); batching them keeps thread hops per upload low
 # while memory stays bounded by this size.
 WRITE_BATCH_BYTES = 1024 * 1024
@@ -39,10 +38,8 @@ def artifact_repository(request: Request) -> ArtifactRepository:
 
 
 def max_artifact_bytes(request: Request) -> int:
-    """The upload limit: ``settings.extra["max_artifact_bytes"]`` or 5 GiB."""
-    settings = getattr(request.app.state, "settings", None)
-    configured = (getattr(settings, "extra", None) or {}).get("max_artifact_bytes")
-    return int(configured) if configured else DEFAULT_MAX_ARTIFACT_BYTES
+    """The upload limit the composition root gave tracking (5 GiB unless configured)."""
+    return tracking_of(request).max_artifact_bytes
 
 
 def _too_large(limit: int) -> MlflowError:

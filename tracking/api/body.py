@@ -15,9 +15,10 @@ from typing import Any
 from starlette.requests import Request
 
 from tracking.errors import MlflowError, invalid_parameter
+from tracking.services import DEFAULT_MAX_JSON_DEPTH, tracking_of
 
 _STATE_KEY = "parsed_args"
-MAX_JSON_DEPTH = 64
+MAX_JSON_DEPTH = DEFAULT_MAX_JSON_DEPTH
 
 
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
@@ -302,8 +303,8 @@ async def request_args(request: Request) -> Args:
     if request.method in ("GET", "HEAD"):
         args = Args(query)
     else:
-        # The gateway may configure a different depth limit (app.state.max_json_depth).
-        depth = getattr(request.app.state, "max_json_depth", MAX_JSON_DEPTH)
+        # The composition root passed the depth limit when it built tracking (the gateway's network limits).
+        depth = tracking_of(request).max_json_depth
         raw = await request.body()
         check_json_content_type(request.headers.get("content-type"), raw)
         body = parse_json_object(raw, max_depth=depth)

@@ -1,0 +1,82 @@
+"""Who owns a tracking object: the one lookup authorization needs, as one indexed read per question.
+
+A run, trace or logged model belongs to an experiment; a registered model owns itself. The gateway's
+resource resolver asks here instead of reading tracking's tables itself, so the tables' layout stays
+tracking's business. Knows nothing of identities or permissions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Connection, select
+
+from tracking.db.mlflow3_tables import logged_models, trace_info
+from tracking.db.registry_tables import registered_models
+from tracking.db.tables import experiments, runs
+
+# Experiment ids are server-made integers; longer text cannot name one (and would overflow the column).
+_MAX_EXPERIMENT_ID_DIGITS = 18
+
+
+class OwnedBy(StrEnum):
+    """What the looked-up value names."""
+
+    EXPERIMENT_ID = "experiment_id"
+    EXPERIMENT_NAME = "experiment_name"
+    RUN = "run"  # run id -> its experiment
+    TRACE = "trace"  # trace (request) id -> its experiment
+    LOGGED_MODEL = "logged_model"  # logged model id -> its experiment
+    MODEL_NAME = "model_name"  # a registered model's current name -> the model itself
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The experiment or registered model that owns a looked-up object.
+
+    ``id`` never changes (an experiment's id, a registered model's stable id); ``name`` is the current one.
+    """
+
+    kind: str  # "experiment" or "registered_model"
+    id: str
+    name: str
+    workspace: str
+
+
+def _experiment_owner(row) -> Owner:
+    return Owner("experiment", str(row.experiment_id), row.name, row.workspace)
+
+
+def owner_of(conn: Connection, owned_by: OwnedBy, value: str) -> Owner | None:
+    """The owner of the object ``value`` names (deleted objects included), or None when nothing has that name."""
+    if not isinstance(value, str) or not value:
+        return None
+    owner_columns = (experiments.c.experiment_id, experiments.c.name, experiments.c.workspace)
+    if owned_by is OwnedBy.EXPERIMENT_ID:
+        if not (value.isascii() and value.isdigit()) or len(value) > _MAX_EXPERIMENT_ID_DIGITS:
+            return None
+        query = select(*owner_columns).where(experiments.c.experiment_id == int(value))
+    elif owned_by is OwnedBy.EXPERIMENT_NAME:
+        query = select(*owner_columns).where(experiments.c.name == value)
+    elif owned_by is OwnedBy.RUN:
+        query = (select(*owner_columns)
+                 .select_from(runs.join(experiments, experiments.c.experiment_id == runs.c.experiment_id))
+                 .where(runs.c.run_uuid == value))
+    elif owned_by is OwnedBy.TRACE:
+        query = (select(*owner_columns)
+                 .select_from(trace_info.join(experiments, experiments.c.experiment_id == trace_info.c.experiment_id))
+                 .where(trace_info.c.request_id == value))
+    elif owned_by is OwnedBy.LOGGED_MODEL:
+        query = (select(*owner_columns)
+                 .select_from(logged_models.join(experiments,
+                                                 experiments.c.experiment_id == logged_models.c.experiment_id))
+                 .where(logged_models.c.model_id == value))
+    elif owned_by is OwnedBy.MODEL_NAME:
+        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace)
+                           .where(registered_models.c.name == value)).first()
+        return None if row is None else Owner("registered_model", row.model_id, value, row.workspace)
+    else:  # pragma: no cover - every member is handled above
+        raise ValueError(f"unknown owner lookup {owned_by!r}")
+    row = conn.execute(query).first()
+    return None if row is None else _experiment_owner(row)
