@@ -26,6 +26,8 @@ from auth.errors import Unauthenticated
 from auth.grants import current_generation, policy_grants
 from auth.principal import Principal
 from auth.roles import ROLE_GROUP_PREFIX
+from auth.scim.protocol import ScimError
+from auth.scim.token import ScimToken
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from gateway.workspaces import WORKSPACE_HEADER, WorkspaceDirectory, workspace_missing
 from policies.compiled import CompiledPolicy
@@ -392,8 +394,10 @@ class Authorizer:
     """The FastAPI dependency that authorizes every routed request (see the module docstring)."""
 
     def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None,
-                 workspaces: WorkspaceDirectory | None = None):
+                 workspaces: WorkspaceDirectory | None = None, *, scim_token: ScimToken | None = None):
         self.holder = holder
+        # The SCIM provisioning token (auth.scim.token); None: SCIM is off and its operations are refused.
+        self.scim_token = scim_token
         self.resolver = resolver
         self.auditor = auditor
         self.workspaces = workspaces or WorkspaceDirectory(holder.engine, enabled=False)
@@ -406,6 +410,9 @@ class Authorizer:
         principal: Principal | None = getattr(request.state, "principal", None)
         subject = subject_of(principal)
         if requirement is not None and requirement.access is Access.PUBLIC:
+            return
+        if requirement is not None and requirement.access is Access.SCIM:
+            self._check_scim_token(request, operation_id)
             return
         if requirement is None:
             decision = decide(self.holder.current(), subject, None)
@@ -465,6 +472,17 @@ class Authorizer:
                            "RESOURCE_DOES_NOT_EXIST")
         self._deny(request, operation_id, subject, decision,
                    f"Permission denied: {_short_reason(decision)}", "PERMISSION_DENIED")
+
+    def _check_scim_token(self, request: Request, operation_id: str) -> None:
+        """The SCIM provisioning token, or a SCIM error (RFC 7644 section 3.12); no principal counts here."""
+        if self.scim_token is None:
+            self.audit_denial(request, operation_id, subject_of(None), None, "SCIM provisioning is not enabled")
+            raise ScimError(404, "SCIM provisioning is not enabled on this server (auth.scim.token).")
+        if not self.scim_token.matches(request.headers.get("authorization")):
+            self.audit_denial(request, operation_id, subject_of(None), None,
+                              "missing or wrong SCIM provisioning token")
+            raise ScimError(401, "A valid SCIM provisioning token is required.",
+                            headers={"WWW-Authenticate": 'Bearer realm="mlgate-scim"'})
 
     def _scope(self, request: Request, requirement: Requirement, subject: Subject, workspace: str, *,
                admin: bool) -> None:

@@ -6,13 +6,12 @@ Membership changes bump the members' generation, so every process drops its cach
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from auth.errors import AlreadyExists, InvalidInput, NotFound
-from auth.grants import bump_generation
-from auth.roles import unassign_subjects
+from auth.groups import bump_users, delete_group_rows
 from auth.store import now_ms
-from auth.tables import audit_log, grants, group_members, groups, users
+from auth.tables import audit_log, group_members, groups, users
 from policies.compiled import CompiledPolicy
 from policies.decide import decide
 from policies.model import Permission, Resource, ResourceKind, Subject, SubjectRef
@@ -108,11 +107,6 @@ def _user_id(conn: Connection, username: str) -> int:
     return user_id
 
 
-def _bump_users(conn: Connection, user_ids: list[int]) -> None:
-    if user_ids:
-        conn.execute(update(users).where(users.c.id.in_(user_ids)).values(generation=users.c.generation + 1))
-
-
 def create_group(conn: Connection, name: str) -> dict:
     """Create an empty group; AlreadyExists if the name is taken."""
     check_group_name(name)
@@ -125,17 +119,7 @@ def create_group(conn: Connection, name: str) -> dict:
 
 def delete_group(conn: Connection, name: str) -> list[int]:
     """Delete a group, its memberships and its grants; returns the former members' ids."""
-    group_id = _group_id(conn, name)
-    member_ids = list(conn.execute(select(group_members.c.user_id)
-                                   .where(group_members.c.group_id == group_id)).scalars())
-    conn.execute(delete(group_members).where(group_members.c.group_id == group_id))
-    conn.execute(delete(groups).where(groups.c.id == group_id))
-    # A later group of the same name must not inherit these grants.
-    if conn.execute(delete(grants).where(grants.c.subject == f"group:{name}")).rowcount:
-        bump_generation(conn)
-    unassign_subjects(conn, [f"group:{name}"])  # nor its roles
-    _bump_users(conn, member_ids)
-    return member_ids
+    return delete_group_rows(conn, _group_id(conn, name), name)
 
 
 def add_member(conn: Connection, group: str, username: str) -> int:
@@ -145,7 +129,7 @@ def add_member(conn: Connection, group: str, username: str) -> int:
         group_members.c.group_id == group_id, group_members.c.user_id == user_id))).first()
     if exists is None:
         conn.execute(insert(group_members).values(group_id=group_id, user_id=user_id))
-        _bump_users(conn, [user_id])
+        bump_users(conn, [user_id])
     return user_id
 
 
@@ -156,7 +140,7 @@ def remove_member(conn: Connection, group: str, username: str) -> int:
         group_members.c.group_id == group_id, group_members.c.user_id == user_id))).rowcount
     if not removed:
         raise NotFound(f"User {username} is not a member of group {group}")
-    _bump_users(conn, [user_id])
+    bump_users(conn, [user_id])
     return user_id
 
 
