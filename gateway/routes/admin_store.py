@@ -44,9 +44,10 @@ def _memberships(conn: Connection, user_ids: list[int] | None = None) -> dict[in
 
 
 def list_accounts(conn: Connection, *, kind: str | None = None, username: str | None = None) -> list[dict]:
-    """Users (or service accounts) with their kind, flags and groups: two queries whatever the count."""
+    """Users (or service accounts) with their kind, flags, groups and source (local, oidc, scim): two queries
+    whatever the count."""
     stmt = select(users.c.id, users.c.username, users.c.kind, users.c.is_admin, users.c.disabled,
-                  users.c.created_at).order_by(users.c.id)
+                  users.c.created_at, users.c.source).order_by(users.c.id)
     if kind is not None:
         stmt = stmt.where(users.c.kind == kind)
     if username is not None:
@@ -54,7 +55,8 @@ def list_accounts(conn: Connection, *, kind: str | None = None, username: str | 
     rows = list(conn.execute(stmt))
     member_of = _memberships(conn, [r.id for r in rows]) if username is not None else _memberships(conn)
     return [{"id": r.id, "username": r.username, "kind": r.kind, "is_admin": bool(r.is_admin),
-             "disabled": bool(r.disabled), "groups": member_of.get(r.id, []), "created_at": r.created_at}
+             "disabled": bool(r.disabled), "groups": member_of.get(r.id, []), "created_at": r.created_at,
+             "source": r.source}
             for r in rows]
 
 
