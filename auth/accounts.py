@@ -57,6 +57,11 @@ class Accounts:
         # other processes); without it, other processes notice through the policy generation.
         self._grants_changed = grants_changed
 
+    def grants_changed(self) -> None:
+        """Recompile the policy here and tell the other processes (after a change to stored grants commits)."""
+        if self._grants_changed is not None:
+            self._grants_changed()
+
     def _audit(self, action: str, actor: Principal | None, target: str | None, client: str | None,
                outcome: str = "success", reason: str | None = None) -> None:
         self.identity.auditor.record(action, outcome, actor=actor.name if actor else None, target=target,
@@ -153,9 +158,15 @@ class Accounts:
         if user.id == actor.id:
             raise InvalidInput(
                 "Users cannot delete their own account. Ask another admin to delete this user instead.")
+        reason = self.delete_account(user)
+        self._audit("user.delete", actor, username, client, reason=reason)
+
+    def delete_account(self, user: UserRow) -> str | None:
+        """Delete ``user`` with everything naming it (see :meth:`delete_user`; no permission check here, the
+        caller made it); returns what was removed besides the account, for the audit record."""
         with self.store.engine.begin() as conn:
             if not delete_account_rows(conn, user.id):
-                raise NotFound(f"User with username={username} not found")
+                raise NotFound(f"User with username={user.username} not found")
             subjects = [f"user:{user.username}", f"service:{user.username}"]
             removed = revoke_subjects(conn, subjects)
             unassigned = unassign_subjects(conn, subjects)  # a workspace role is a grant through a group
@@ -164,7 +175,7 @@ class Accounts:
             self._grants_changed()
         what = [f"{removed} grant(s) removed"] if removed else []
         what += [f"{unassigned} role assignment(s) removed"] if unassigned else []
-        self._audit("user.delete", actor, username, client, reason=", ".join(what) or None)
+        return ", ".join(what) or None
 
     # --- tokens ----------------------------------------------------------------------------------
     def _token_owner(self, actor: Principal, username: str | None) -> UserRow:

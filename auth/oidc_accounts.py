@@ -203,7 +203,7 @@ class OidcAccounts:
                 if existing is None:
                     user_id = conn.execute(insert(users).values(
                         username=who.username, kind="user", password_hash=None, is_admin=False, disabled=False,
-                        generation=1, created_at=ts, updated_at=ts).returning(users.c.id)).scalar_one()
+                        generation=1, created_at=ts, updated_at=ts, source="oidc").returning(users.c.id)).scalar_one()
                 else:
                     user_id = existing.id
                 conn.execute(insert(oidc_identities).values(provider=who.provider, subject=who.subject,
@@ -309,7 +309,7 @@ class OidcAccounts:
             with self.engine.begin() as conn:
                 user_id = conn.execute(insert(users).values(
                     username=name, kind="service", password_hash=None, is_admin=False, disabled=False, generation=1,
-                    created_at=ts, updated_at=ts).returning(users.c.id)).scalar_one()
+                    created_at=ts, updated_at=ts, source="oidc").returning(users.c.id)).scalar_one()
         except IntegrityError:
             return self.service_account(name)
         return UserRow(user_id, name, "service", None, False, False, 1, ts)

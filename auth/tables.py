@@ -43,6 +43,13 @@ users = Table(
     Column("generation", Integer, nullable=False, default=1),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Who manages the account: "local" (mlgate's own API and CLI), "oidc" (created by single sign-on) or
+    # "scim" (provisioned by an identity provider, which manages only these; revision 0011).
+    Column("source", String(16), nullable=False, default="local", server_default="local"),
+    # SCIM (RFC 7643 section 3.1): the provider's own identifier, and the attributes mlgate only keeps for it
+    # (displayName, name, emails) as JSON.
+    Column("external_id", String(255), nullable=True),
+    Column("profile", Text, nullable=True),
     # Account ids are never reused: caches, rate-limit keys and audit trails name accounts by id. SQLite
     # otherwise hands out max(id) + 1, the id of a just-deleted newest account (revision 0005);
     # PostgreSQL's sequence never goes back.
@@ -55,6 +62,10 @@ groups = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    # Set for groups SCIM created (the only ones it manages): a random id never reused, and the provider's id.
+    Column("scim_id", String(36), nullable=True),
+    Column("external_id", String(255), nullable=True),
+    Index("ix_auth_groups_scim_id", "scim_id", unique=True),
 )
 
 group_members = Table(

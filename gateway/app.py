@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from auth.accounts import Accounts
+from auth.scim.provisioning import ScimProvisioning
+from auth.scim.token import ScimToken
 from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
 from gateway.authn import AuthenticationMiddleware
 from gateway.authz import PolicyHolder, ResourceResolver
@@ -32,6 +34,7 @@ from gateway.routes import admin as admin_routes
 from gateway.routes import login as login_routes
 from gateway.routes import permissions as permission_routes
 from gateway.routes import schema as schema_routes
+from gateway.routes import scim as scim_routes
 from gateway.routes import sso as sso_routes
 from gateway.routes import users as user_routes
 from gateway.routes import workspaces as workspace_routes
@@ -111,7 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
     resolver = ResourceResolver(tracking.engine)
     tracking.workspaces_enabled = settings.enable_workspaces
     workspace_directory = WorkspaceDirectory(tracking.engine, enabled=settings.enable_workspaces)
-    authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics, workspace_directory)
+    scim_token = ScimToken(auth_config.scim.token.get_secret_value()) if auth_config.scim.enabled else None
+    authorizer = ObservedAuthorizer(policy_holder, resolver, identity.auditor, metrics, workspace_directory,
+                                    scim_token=scim_token)
     policy_holder.on_new_generation(resolver.forget_names)
     lifecycle = ResourceLifecycle(policy_holder, resolver)
     tracking.lifecycle_listeners.append(lifecycle.in_transaction)
@@ -144,6 +149,9 @@ def create_app(settings: Settings) -> FastAPI:
     # Deleting an account removes its stored grants: this process recompiles, the others are told (Redis).
     app.state.accounts = Accounts(identity, grants_changed=policy_holder.invalidate)
     app.state.policy_holder = policy_holder
+    # SCIM provisioning (auth.scim), or None: its operations are then refused by the authorizer.
+    app.state.scim = ScimProvisioning(app.state.accounts, max_results=auth_config.scim.max_results) \
+        if scim_token is not None else None
     app.state.authorizer = authorizer
     app.state.metrics = metrics
     app.state.mlflow_ui = mlflow_ui  # MLflow's UI build served at / (None: mlgate's own pages are there)
@@ -175,6 +183,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(workspace_routes.router, prefix="/api/3.0/mlflow")
     app.include_router(workspace_routes.router, prefix="/ajax-api/3.0/mlflow", include_in_schema=False)
     app.include_router(permission_routes.router_ui, prefix="/ajax-api/3.0/mlflow", include_in_schema=False)
+    app.include_router(scim_routes.router)  # /scim/v2: the provisioning token only (Access.SCIM)
     app.include_router(ops_router)  # /ready, /metrics
     install_openapi(app)  # the document describes what the hand-parsing handlers read (gateway.openapi)
     if mlflow_ui is not None:

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from auth.backends import Authenticator
 from auth.errors import AuthError
 from auth.identity import CacheMiss
+from auth.scim.token import is_scim_path
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
 from gateway.middleware.ratelimit import limit_principal, limit_sensitive
@@ -96,6 +97,12 @@ class AuthenticationMiddleware:
                               "Credentials are not accepted in the query string; use the Authorization header.")
             return
         principal = None
+        if is_scim_path(scope["path"]):
+            # SCIM takes its provisioning token alone (the authorizer checks it): a user's cookie or token is
+            # not even looked at, so no account's credentials can provision, and no failed SCIM call counts
+            # against an account's lockout.
+            await self.app(scope, receive, send)
+            return
         if self.always_consult_backends or _has_credentials(scope):
             connection = HTTPConnection(scope)
             try:

@@ -27,6 +27,8 @@ from auth.errors import Unauthenticated
 from auth.grants import current_generation, policy_grants
 from auth.principal import Principal
 from auth.roles import ROLE_GROUP_PREFIX
+from auth.scim.protocol import ScimError
+from auth.scim.token import ScimToken
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
 from gateway.workspaces import WORKSPACE_HEADER, WorkspaceDirectory, workspace_missing
 from policies.compiled import CompiledPolicy
@@ -393,8 +395,10 @@ class Authorizer:
     """
 
     def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None,
-                 workspaces: WorkspaceDirectory | None = None):
+                 workspaces: WorkspaceDirectory | None = None, *, scim_token: ScimToken | None = None):
         self.holder = holder
+        # The SCIM provisioning token (auth.scim.token); None: SCIM is off and its operations are refused.
+        self.scim_token = scim_token
         self.resolver = resolver
         self.auditor = auditor
         self.workspaces = workspaces or WorkspaceDirectory(holder.engine, enabled=False)
@@ -405,6 +409,11 @@ class Authorizer:
         requirement = requirement_for(operation_id) if operation_id else None
         principal: Principal | None = getattr(request.state, "principal", None)
         subject = subject_of(principal)
+        if requirement is not None and requirement.access is Access.SCIM:
+            # The provisioning token alone opens SCIM; no principal (administrators included) qualifies.
+            self._check_scim_token(request, operation_id)
+            return Authorized(principal, subject, RequestDecision(Answer.ALLOW, Decision(
+                True, "SCIM provisioning token", "scim-token")), NOTHING, None, operation_id)
         workspace: str | None = None
         checks: list[Check] = []
         if needs_workspace(subject, requirement):
@@ -444,6 +453,17 @@ class Authorizer:
             if fresher is not policy:
                 result = decide_request(fresher, subject, requirement, checks, admin=admin)
         return result
+
+    def _check_scim_token(self, request: Request, operation_id: str) -> None:
+        """The SCIM provisioning token, or a SCIM error (RFC 7644 section 3.12); no principal counts here."""
+        if self.scim_token is None:
+            self.audit_denial(request, operation_id, subject_of(None), None, "SCIM provisioning is not enabled")
+            raise ScimError(404, "SCIM provisioning is not enabled on this server (auth.scim.token).")
+        if not self.scim_token.matches(request.headers.get("authorization")):
+            self.audit_denial(request, operation_id, subject_of(None), None,
+                              "missing or wrong SCIM provisioning token")
+            raise ScimError(401, "A valid SCIM provisioning token is required.",
+                            headers={"WWW-Authenticate": 'Bearer realm="mlgate-scim"'})
 
     def _refuse(self, request: Request, operation_id: str | None, subject: Subject, requirement: Requirement | None,
                 result: RequestDecision):

@@ -9,14 +9,22 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse
 
 from auth.errors import AuthError, LockedOut, Unauthenticated
+from auth.scim.protocol import ScimError
+from auth.scim.token import is_scim_path
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED, wants_html
 from tracking.api.responses import error_response
 from tracking.errors import MlflowError
 
 log = logging.getLogger("mlgate.errors")
+
+
+def scim_error_response(exc: ScimError) -> JSONResponse:
+    """A SCIM error body (RFC 7644 section 3.12) as application/scim+json."""
+    return JSONResponse(exc.body(), status_code=exc.status, media_type="application/scim+json",
+                        headers={"Cache-Control": "no-store", **exc.headers})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -29,6 +37,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError):
         return _auth_error_response(request, exc)
+
+    @app.exception_handler(ScimError)
+    async def _scim_error(request: Request, exc: ScimError):
+        return scim_error_response(exc)
 
     def _auth_error_response(request: Request, exc: AuthError):
         if isinstance(exc, Unauthenticated) and wants_html(request.scope):
@@ -46,6 +58,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
+        if is_scim_path(request.url.path):
+            return scim_error_response(ScimError(400, "The request is not valid.", "invalidSyntax"))
         details = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5]
         )
@@ -53,6 +67,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
+        if is_scim_path(request.url.path):
+            # SCIM clients read SCIM error bodies; the endpoint list is public (ServiceProviderConfig, RFC).
+            return scim_error_response(ScimError(exc.status_code, f"No endpoint {request.method} {request.url.path}"
+                                                 if exc.status_code in (404, 405) else str(exc.detail)))
         state = request.scope.get("state") or {}
         if exc.status_code in (404, 405) and "principal" in state and state["principal"] is None:
             # Authentication found no one and no route answered, so no authorizer ran: an anonymous caller

@@ -85,6 +85,10 @@ def decide(policy: CompiledPolicy, subject: Subject, requirement: Requirement | 
     access = requirement.access
     if access is Access.PUBLIC:
         return Decision(True, "public operation: no sign-in needed", "public")
+    if access is Access.SCIM:
+        # Checked against the provisioning token by the gateway; no principal, administrators included, qualifies.
+        return Decision(False, "SCIM provisioning takes the provisioning token, never an account's credentials",
+                        "scim-token-only")
     who = _who(subject)
     if subject.kind == "anonymous":
         return Decision(False, "sign-in required: anonymous callers may only use public operations", "anonymous")

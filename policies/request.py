@@ -58,6 +58,7 @@ class Failure(StrEnum):
     RESOURCE_MISSING = "resource-missing"  # the resource does not exist, or only in another workspace
     UNRESOLVED = "unresolved"  # the resource's id or name could not be established
     GRANT_MISSING = "grant-missing"  # no grant (nor the default) reaches the level needed, or a deny vetoes it
+    SCIM_TOKEN_ONLY = "scim-token-only"  # noqa: S105 - a rule name. A SCIM operation: only the provisioning token opens it
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ def decide_request(policy: CompiledPolicy | None, subject: Subject, requirement:
         return RequestDecision(Answer.FORBIDDEN, decide(policy, subject, None), Failure.ROUTE_TABLE)
     if requirement.access is Access.PUBLIC:
         return RequestDecision(Answer.ALLOW, decide(policy, subject, requirement))
+    if requirement.access is Access.SCIM:
+        # The gateway checks the provisioning token before deciding; no principal, administrators
+        # included, reaches SCIM through a decision.
+        return RequestDecision(Answer.FORBIDDEN, decide(policy, subject, requirement), Failure.SCIM_TOKEN_ONLY)
     if subject.kind == "anonymous":
         return RequestDecision(Answer.UNAUTHENTICATED, decide(policy, subject, requirement), Failure.ANONYMOUS)
     if admin and not subject.read_only_token:

@@ -30,6 +30,9 @@ class Access(StrEnum):
     CREATE_EXPERIMENT = "create_experiment"  # checked against access.create.experiments
     CREATE_MODEL = "create_model"  # checked against access.create.models
     SEARCH = "search"  # any signed-in principal; results are filtered by a visibility scope
+    # The SCIM provisioning token (auth.scim.token) and nothing else: no user's credential is even looked at
+    # under /scim/v2, and the token authenticates nowhere else.
+    SCIM = "scim"
 
 
 class Source(StrEnum):
@@ -96,6 +99,7 @@ R, E, M = Permission.READ, Permission.EDIT, Permission.MANAGE
 _EXP, _MODEL = ResourceKind.EXPERIMENT, ResourceKind.REGISTERED_MODEL
 
 PUBLIC = Requirement(Access.PUBLIC)
+SCIM = Requirement(Access.SCIM)
 
 
 def _signed_in(permission: Permission) -> Requirement:
@@ -184,6 +188,24 @@ _TABLE: dict[str, Requirement] = {
     "auth.sso_callback": PUBLIC,
     "auth.sso_logout_page": PUBLIC,
     "auth.sso_logout": PUBLIC,
+    # SCIM 2.0 provisioning (RFC 7644): the provisioning token only, checked by the authorizer.
+    "scim.service_provider_config": SCIM,
+    "scim.resource_types.list": SCIM,
+    "scim.resource_types.get": SCIM,
+    "scim.schemas.list": SCIM,
+    "scim.schemas.get": SCIM,
+    "scim.users.list": SCIM,
+    "scim.users.create": SCIM,
+    "scim.users.get": SCIM,
+    "scim.users.replace": SCIM,
+    "scim.users.patch": SCIM,
+    "scim.users.delete": SCIM,
+    "scim.groups.list": SCIM,
+    "scim.groups.create": SCIM,
+    "scim.groups.get": SCIM,
+    "scim.groups.replace": SCIM,
+    "scim.groups.patch": SCIM,
+    "scim.groups.delete": SCIM,
     # Experiments. Renaming needs MANAGE and the create rule for the new name: a rename could
     # otherwise move an experiment under a name pattern that grants its editor more.
     "experiments.create": _create(Access.CREATE_EXPERIMENT),

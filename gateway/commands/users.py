@@ -8,13 +8,13 @@ from gateway.commands.output import emit, emit_json, emit_table, when
 from gateway.commands.passwords import read_password as read_secret
 from gateway.commands.target import target_options
 
-USER_COLUMNS = ("username", "kind", "admin", "disabled", "groups", "created")
+USER_COLUMNS = ("username", "kind", "admin", "disabled", "groups", "created", "source")
 
 
 def user_row(user: dict) -> tuple:
     """One account as a table row."""
     return (user["username"], user["kind"], user["is_admin"], user["disabled"], user["groups"],
-            when(user.get("created_at")))
+            when(user.get("created_at")), user.get("source", "local"))
 
 
 def read_password(password_stdin: bool, username: str) -> str:

@@ -20,8 +20,8 @@ class ObservedAuthorizer(Authorizer):
     """The authorizer, counting each outcome: allowed, denied (with the error code) or invalid."""
 
     def __init__(self, holder: PolicyHolder, resolver: ResourceResolver, auditor: Auditor | None, metrics: Metrics,
-                 workspaces=None):
-        super().__init__(holder, resolver, auditor, workspaces)
+                 workspaces=None, *, scim_token=None):
+        super().__init__(holder, resolver, auditor, workspaces, scim_token=scim_token)
         self.metrics = metrics
 
     async def __call__(self, request: Request) -> Authorized:

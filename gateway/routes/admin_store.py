@@ -6,13 +6,12 @@ Membership changes bump the members' generation, so every process drops its cach
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select
 
 from auth.errors import AlreadyExists, InvalidInput, NotFound
-from auth.grants import bump_generation
-from auth.roles import unassign_subjects
+from auth.groups import bump_users, delete_group_rows
 from auth.store import now_ms
-from auth.tables import audit_log, grants, group_members, groups, users
+from auth.tables import audit_log, group_members, groups, users
 from policies.compiled import CompiledPolicy
 from policies.decide import decide
 from policies.model import Permission, Resource, ResourceKind, Subject, SubjectRef
@@ -45,9 +44,10 @@ def _memberships(conn: Connection, user_ids: list[int] | None = None) -> dict[in
 
 
 def list_accounts(conn: Connection, *, kind: str | None = None, username: str | None = None) -> list[dict]:
-    """Users (or service accounts) with their kind, flags and groups: two queries whatever the count."""
+    """Users (or service accounts) with their kind, flags, groups and source (local, oidc, scim): two queries
+    whatever the count."""
     stmt = select(users.c.id, users.c.username, users.c.kind, users.c.is_admin, users.c.disabled,
-                  users.c.created_at).order_by(users.c.id)
+                  users.c.created_at, users.c.source).order_by(users.c.id)
     if kind is not None:
         stmt = stmt.where(users.c.kind == kind)
     if username is not None:
@@ -55,7 +55,8 @@ def list_accounts(conn: Connection, *, kind: str | None = None, username: str | 
     rows = list(conn.execute(stmt))
     member_of = _memberships(conn, [r.id for r in rows]) if username is not None else _memberships(conn)
     return [{"id": r.id, "username": r.username, "kind": r.kind, "is_admin": bool(r.is_admin),
-             "disabled": bool(r.disabled), "groups": member_of.get(r.id, []), "created_at": r.created_at}
+             "disabled": bool(r.disabled), "groups": member_of.get(r.id, []), "created_at": r.created_at,
+             "source": r.source}
             for r in rows]
 
 
@@ -108,11 +109,6 @@ def _user_id(conn: Connection, username: str) -> int:
     return user_id
 
 
-def _bump_users(conn: Connection, user_ids: list[int]) -> None:
-    if user_ids:
-        conn.execute(update(users).where(users.c.id.in_(user_ids)).values(generation=users.c.generation + 1))
-
-
 def create_group(conn: Connection, name: str) -> dict:
     """Create an empty group; AlreadyExists if the name is taken."""
     check_group_name(name)
@@ -125,17 +121,7 @@ def create_group(conn: Connection, name: str) -> dict:
 
 def delete_group(conn: Connection, name: str) -> list[int]:
     """Delete a group, its memberships and its grants; returns the former members' ids."""
-    group_id = _group_id(conn, name)
-    member_ids = list(conn.execute(select(group_members.c.user_id)
-                                   .where(group_members.c.group_id == group_id)).scalars())
-    conn.execute(delete(group_members).where(group_members.c.group_id == group_id))
-    conn.execute(delete(groups).where(groups.c.id == group_id))
-    # A later group of the same name must not inherit these grants.
-    if conn.execute(delete(grants).where(grants.c.subject == f"group:{name}")).rowcount:
-        bump_generation(conn)
-    unassign_subjects(conn, [f"group:{name}"])  # nor its roles
-    _bump_users(conn, member_ids)
-    return member_ids
+    return delete_group_rows(conn, _group_id(conn, name), name)
 
 
 def add_member(conn: Connection, group: str, username: str) -> int:
@@ -145,7 +131,7 @@ def add_member(conn: Connection, group: str, username: str) -> int:
         group_members.c.group_id == group_id, group_members.c.user_id == user_id))).first()
     if exists is None:
         conn.execute(insert(group_members).values(group_id=group_id, user_id=user_id))
-        _bump_users(conn, [user_id])
+        bump_users(conn, [user_id])
     return user_id
 
 
@@ -156,7 +142,7 @@ def remove_member(conn: Connection, group: str, username: str) -> int:
         group_members.c.group_id == group_id, group_members.c.user_id == user_id))).rowcount
     if not removed:
         raise NotFound(f"User {username} is not a member of group {group}")
-    _bump_users(conn, [user_id])
+    bump_users(conn, [user_id])
     return user_id
 
 

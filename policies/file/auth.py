@@ -10,6 +10,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from policies.file.fields import Secret
 from policies.file.oidc import OidcConfig
 
 BUILTIN_METHODS = ("session", "bearer", "basic", "trusted_header")
@@ -101,6 +102,38 @@ class TrustedHeaderConfig(_Section):
         return value
 
 
+# A bearer secret an identity provider presents: 32 characters at least (about 190 bits when random).
+MIN_SCIM_TOKEN_LENGTH = 32
+
+
+class ScimConfig(_Section):
+    """SCIM 2.0 provisioning at /scim/v2, on only when ``token`` is set (RFC 7644 section 2)."""
+
+    token: Secret | None = Field(None, description="the bearer token the identity provider presents, as a "
+                                 "${ENV_VAR} reference; it opens /scim/v2 and nothing else")
+    max_results: int = Field(100, ge=1, le=1000, description="the most resources one list response holds")
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value):
+        if value is None:
+            return value
+        secret = value.get_secret_value()
+        if len(secret) < MIN_SCIM_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_SCIM_TOKEN_LENGTH} characters (generate one with: "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if secret.startswith("mlg_"):
+            raise ValueError("must not have the shape of a personal access token (mlg_...); generate a separate one")
+        if secret != secret.strip() or any(ord(c) < 0x21 or ord(c) > 0x7E for c in secret):
+            raise ValueError("must be printable ASCII without spaces (it travels in an HTTP header)")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        """Whether /scim/v2 answers at all."""
+        return self.token is not None
+
+
 class AuthConfig(_Section):
     """The ``auth:`` section."""
 
@@ -113,6 +146,7 @@ class AuthConfig(_Section):
     passwords: PasswordConfig = PasswordConfig()
     trusted_header: TrustedHeaderConfig = TrustedHeaderConfig()
     oidc: OidcConfig = OidcConfig()
+    scim: ScimConfig = ScimConfig()
 
     @field_validator("methods")
     @classmethod

@@ -56,6 +56,9 @@ ui.experiments_list mlflow_ui.index mlflow_ui.static graphql.query
 datasets.search_summaries evaluation_datasets.search traces.metrics traces.get_artifact traces.get_artifact_v3
 permissions.users.current features.assistant_config features.assistant_providers features.ui_telemetry_config
 features.ui_telemetry_records features.gateway_proxy features.gateway_proxy_via_post
+scim.service_provider_config scim.resource_types.list scim.resource_types.get scim.schemas.list scim.schemas.get
+scim.users.list scim.users.create scim.users.get scim.users.replace scim.users.patch scim.users.delete
+scim.groups.list scim.groups.create scim.groups.get scim.groups.replace scim.groups.patch scim.groups.delete
 """.split()
 
 
@@ -63,6 +66,20 @@ def test_every_canonical_operation_is_mapped_and_nothing_else():
     assert len(CANONICAL) == len(set(CANONICAL))
     assert set(OPERATION_IDS) == set(CANONICAL)
     assert list(OPERATION_IDS) == sorted(OPERATION_IDS)
+
+
+def test_scim_operations_take_the_provisioning_token_and_decide_refuses_every_principal():
+    from policies.compiled import compile_policy
+    from policies.decide import decide
+    from policies.file import PolicyFile
+    from policies.model import Subject
+
+    scim = [op for op in OPERATION_IDS if op.startswith("scim.")]
+    assert len(scim) == 17
+    assert {requirement_for(op).access for op in scim} == {Access.SCIM}
+    admin = Subject(kind="user", name="root", groups=frozenset(), is_admin=True)
+    # An administrator's credentials never provision: the gateway checks the token, decide() refuses everyone.
+    assert decide(compile_policy(PolicyFile()), admin, requirement_for("scim.users.create")).allowed is False
 
 
 def test_unknown_operations_are_unmapped():
