@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, select
 from starlette.requests import Request
@@ -32,13 +32,13 @@ from policies.compiled import CompiledPolicy
 from policies.decide import compile_policy, decide, decide_all, visible
 from policies.file import PolicyFile
 from policies.locate import LocatorError, locate
-from policies.model import Decision, Permission, Resource, ResourceKind, Subject
+from policies.model import Decision, Permission, RequestContext, Resource, ResourceKind, Subject
 from policies.routes import Access, Lookup, Requirement, Source, requirement_for, resource_requirement
 from tracking.api.body import request_args
 from tracking.artifacts.paths import artifact_owner
 from tracking.db.mlflow3_tables import trace_info
-from tracking.db.registry_tables import registered_models
-from tracking.db.tables import experiments
+from tracking.db.registry_tables import registered_model_tags, registered_models
+from tracking.db.tables import experiment_tags, experiments
 from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import (
     DEFAULT_WORKSPACE,
@@ -50,7 +50,7 @@ from tracking.scope import (
 )
 from tracking.store.logged_models import get_logged_model_experiment_id
 from tracking.store.registry_source import parse_source
-from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
+from tracking.store.registry_validation import IS_PROMPT_TAG_KEY, PROMPT_SOURCE_PLACEHOLDERS
 from tracking.store.runs import get_run_experiment_id
 
 # Grant changes made by another process are picked up within this many seconds (one PK read); with
@@ -78,14 +78,27 @@ def subject_of(principal: Principal | None) -> Subject:
     # Role groups (role@<id>) are given per workspace by the authorizer, never taken from an identity.
     groups = frozenset(g for g in principal.groups if not g.startswith(ROLE_GROUP_PREFIX))
     return Subject(kind=principal.kind, name=principal.name, groups=groups,
-                   is_admin=principal.is_admin, read_only_token=principal.read_only)
+                   is_admin=principal.is_admin, read_only_token=principal.read_only,
+                   token_scope=principal.token_scope)
+
+
+def bypasses(subject: Subject, is_admin: bool) -> bool:
+    """Whether an administrator's request may skip the decision: not with a read-only or scoped token."""
+    return is_admin and not subject.read_only_token and subject.token_scope is None
+
+
+def request_context(request: Request, workspace: str | None) -> RequestContext:
+    """The decision's inputs besides subject and resource: this moment, the resolved client, the workspace."""
+    client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
+    return RequestContext(now_ms=int(time.time() * 1000), client=client, workspace=workspace)
 
 
 def to_resource_scope(spec) -> ResourceScope:
     """Tracking's SQL-applicable scope from the policy's :class:`~policies.model.ScopeSpec`."""
     return ResourceScope(unrestricted=spec.unrestricted, ids=spec.ids, name_patterns=spec.globs,
                          denied_ids=spec.denied_ids, denied_name_patterns=spec.denied_globs, names=spec.names,
-                         hidden_names=spec.hidden_names, denied_names=spec.denied_names)
+                         hidden_names=spec.hidden_names, denied_names=spec.denied_names,
+                         within=None if spec.within is None else to_resource_scope(spec.within))
 
 
 class PolicyHolder:
@@ -101,7 +114,8 @@ class PolicyHolder:
         self._generation: int | None = None
         self._checked_at = float("-inf")
         self._compiled: CompiledPolicy | None = None
-        self._scopes: OrderedDict[Subject, VisibilityScope] = OrderedDict()
+        # subject -> (its scope, until when it holds: the next grant expiry, epoch ms; None: no expiry)
+        self._scopes: OrderedDict[Subject, tuple[VisibilityScope, int | None]] = OrderedDict()
         self._file_admins = frozenset(policy_file.access.admins)
         # Pushed invalidations (auth.credential_cache.Invalidation, with Redis): how many arrived, and
         # where this process's own grant changes are announced.
@@ -179,22 +193,29 @@ class PolicyHolder:
         if self._invalidation is not None:
             self._invalidation.publish_grants()
 
-    def visibility(self, subject: Subject) -> VisibilityScope:
-        """What ``subject`` may see, memoised per subject until the policy changes."""
+    def visibility(self, subject: Subject, context: RequestContext) -> VisibilityScope:
+        """What ``subject`` may see, memoised per subject until the policy changes or one of its grants expires.
+
+        A scoped token's visibility depends on where the request comes from: it is computed every time.
+        """
         policy = self.current()
-        with self._lock:
-            scope = self._scopes.get(subject)
-            if scope is not None:
-                self._scopes.move_to_end(subject)
-                return scope
+        now = context.now_ms if context.now_ms is not None else 0
+        cacheable = subject.token_scope is None
+        if cacheable:
+            with self._lock:
+                cached = self._scopes.get(subject)
+                if cached is not None and (cached[1] is None or now < cached[1]):
+                    self._scopes.move_to_end(subject)
+                    return cached[0]
         scope = VisibilityScope(
-            experiments=to_resource_scope(visible(policy, subject, ResourceKind.EXPERIMENT)),
-            registered_models=to_resource_scope(visible(policy, subject, ResourceKind.REGISTERED_MODEL)),
+            experiments=to_resource_scope(visible(policy, subject, ResourceKind.EXPERIMENT, context)),
+            registered_models=to_resource_scope(visible(policy, subject, ResourceKind.REGISTERED_MODEL, context)),
         )
-        with self._lock:
-            self._scopes[subject] = scope
-            while len(self._scopes) > 10_000:
-                self._scopes.popitem(last=False)
+        if cacheable:
+            with self._lock:
+                self._scopes[subject] = (scope, policy.next_expiry(now))
+                while len(self._scopes) > 10_000:
+                    self._scopes.popitem(last=False)
         return scope
 
 
@@ -282,11 +303,19 @@ class ResourceResolver:
 
     def _model(self, conn, name: str, workspace: str | None) -> Resource | object | None:
         # Grants name the model's stable id, patterns its current name: both come from the one row.
-        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace)
+        # Whether it is a prompt rides along (one outer join): a token scoped to prompts covers prompts only.
+        prompt_tag = registered_model_tags.alias("prompt_tag")
+        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace,
+                                  prompt_tag.c.value.label("prompt"))
+                           .select_from(registered_models.outerjoin(
+                               prompt_tag, (prompt_tag.c.name == registered_models.c.name)
+                               & (prompt_tag.c.key == IS_PROMPT_TAG_KEY)))
                            .where(registered_models.c.name == name)).first()
         if row is None:
             return None
-        return Resource.registered_model(row.model_id, name) if workspace in (None, row.workspace) else ELSEWHERE
+        is_prompt = (row.prompt or "").lower() == "true"
+        return (Resource.registered_model(row.model_id, name, is_prompt=is_prompt)
+                if workspace in (None, row.workspace) else ELSEWHERE)
 
     def resolve(self, conn, lookup: Lookup, value: str, kind: ResourceKind | None,
                 workspace: str | None) -> Resource | object | None:
@@ -341,6 +370,19 @@ class ResourceResolver:
         return _SKIP  # a remote URI the server never reads
 
 
+def resource_tags(conn, resource: Resource) -> frozenset[tuple[str, str]] | None:
+    """An experiment's or registered model's tags (None for other kinds: conditions then hold, fail closed)."""
+    if resource.kind is ResourceKind.EXPERIMENT and resource.id is not None and resource.id.isdigit():
+        rows = conn.execute(select(experiment_tags.c.key, experiment_tags.c.value)
+                            .where(experiment_tags.c.experiment_id == int(resource.id)))
+    elif resource.kind is ResourceKind.REGISTERED_MODEL and resource.name is not None:
+        rows = conn.execute(select(registered_model_tags.c.key, registered_model_tags.c.value)
+                            .where(registered_model_tags.c.name == resource.name))
+    else:
+        return None
+    return frozenset((row.key, row.value or "") for row in rows)
+
+
 class DecisionMemo:
     """Decisions of one compiled policy by (subject, operation, resources): ``decide`` is pure, so a repeat
     of the same request by the same principal is answered without re-evaluating the grants. A new
@@ -349,20 +391,25 @@ class DecisionMemo:
     def __init__(self, max_entries: int = 50_000):
         self.max_entries = max_entries
         self._policy: CompiledPolicy | None = None
-        self._entries: dict[tuple, Decision] = {}
+        self._entries: dict[tuple, tuple[Decision, int | None]] = {}
 
-    def decide(self, policy: CompiledPolicy, key: tuple, compute: Callable[[], Decision]) -> Decision:
-        """The memoised decision for ``key`` under ``policy``, computing it on a miss."""
+    def decide(self, policy: CompiledPolicy, key: tuple, compute: Callable[[], Decision], now_ms: int) -> Decision:
+        """The memoised decision for ``key`` under ``policy`` at ``now_ms``, computing it on a miss.
+
+        An entry holds until the policy's next grant expiry after it was computed, so an expiring grant stops
+        counting at its second, not when the memo happens to be cleared.
+        """
         entries = self._entries
         if policy is not self._policy:
             entries = self._entries = {}
             self._policy = policy
-        decision = entries.get(key)
-        if decision is None:
-            decision = compute()
-            if len(entries) >= self.max_entries:
-                entries.clear()
-            entries[key] = decision
+        found = entries.get(key)
+        if found is not None and (found[1] is None or now_ms < found[1]):
+            return found[0]
+        decision = compute()
+        if len(entries) >= self.max_entries:
+            entries.clear()
+        entries[key] = (decision, policy.next_expiry(now_ms))
         return decision
 
 
@@ -415,7 +462,8 @@ class Authorizer:
             # Presented credentials that failed say why; none at all is the same refusal (401).
             raise getattr(request.state, AUTHENTICATION_ERROR, None) or Unauthenticated(NOT_AUTHENTICATED)
         workspace, subject = self._workspace(request, subject)
-        if requirement.access is not Access.SEARCH and self.holder.is_admin(subject) and not subject.read_only_token:
+        context = request_context(request, workspace)
+        if requirement.access is not Access.SEARCH and bypasses(subject, self.holder.is_admin(subject)):
             # Administrators bypass the decision (so a burst of creations, each adding an owner grant,
             # does not recompile every grant once per request), not the workspace: a resource of
             # another workspace is missing for them too.
@@ -426,32 +474,41 @@ class Authorizer:
         if requirement.access is Access.SEARCH:
             if not policy.is_admin(subject):
                 policy = self.holder.current(recheck=True)  # a just-made grant must show in the results
-            decision = decide(policy, subject, requirement, None)
+            decision = decide(policy, subject, requirement, None, context)
             if not decision.allowed:
                 self._deny(request, operation_id, subject, decision, "Permission denied.", "PERMISSION_DENIED")
-            self._scope(request, requirement, subject, workspace, admin=policy.is_admin(subject))
+            self._scope(request, requirement, subject, workspace, admin=bypasses(subject, policy.is_admin(subject)),
+                        context=context)
             return
-        if policy.is_admin(subject) and not subject.read_only_token:
+        if bypasses(subject, policy.is_admin(subject)):
             await self._locate_all(request, requirement, workspace, missing_is_error=True)
             self._scope(request, requirement, subject, workspace, admin=True)
             return  # administrators bypass: no decision needed
         checks = await self._locate_all(request, requirement, workspace)
+        if policy.needs_tags:
+            checks = self._with_tags(checks)
         # Keyed by each check's position too: two requests naming the same resource through different
         # (optional) checks need different permissions and must not share a decision.
-        memo_key = (subject, operation_id, tuple((c.position, c.resource) for c in checks))
+        # A scoped token's decision depends on the client and workspace too: they are part of its key.
+        where = (context.client, context.workspace) if subject.token_scope is not None else None
+        memo_key = (subject, operation_id, tuple((c.position, c.resource) for c in checks), where)
         decision = self._decisions.decide(policy, memo_key,
                                           lambda: decide_all(policy, subject,
-                                                             [(c.requirement, c.resource) for c in checks]))
+                                                             [(c.requirement, c.resource) for c in checks], context),
+                                          context.now_ms)
         if not decision.allowed:
             # Before refusing, make sure no other process granted access since the last check.
             fresher = self.holder.current(recheck=True)
             if fresher is not policy:
                 policy = fresher
-                decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks])
+                decision = decide_all(policy, subject, [(c.requirement, c.resource) for c in checks], context)
         if decision.allowed:
-            self._scope(request, requirement, subject, workspace, admin=False)
+            if decision.break_glass:
+                self._audit_break_glass(request, operation_id, subject, decision)
+            self._scope(request, requirement, subject, workspace, admin=False, context=context)
             return
-        denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource).allowed), None)
+        denied = next((c for c in checks if not decide(policy, subject, c.requirement, c.resource, context).allowed),
+                      None)
         resource = denied.resource if denied else None
         if resource is not None and resource.id is None and resource.kind not in (ResourceKind.NONE,) \
                 and denied.requirement.access is Access.RESOURCE:
@@ -459,7 +516,7 @@ class Authorizer:
             self._deny(request, operation_id, subject, decision, _missing_message(denied.requirement),
                        "RESOURCE_DOES_NOT_EXIST")
         if denied is not None and denied.requirement.access is Access.RESOURCE and resource is not None:
-            can_read = decide(policy, subject, resource_requirement(Permission.READ, resource.kind), resource)
+            can_read = decide(policy, subject, resource_requirement(Permission.READ, resource.kind), resource, context)
             if not can_read.allowed:
                 self._deny(request, operation_id, subject, decision, _missing_message(denied.requirement),
                            "RESOURCE_DOES_NOT_EXIST")
@@ -467,10 +524,11 @@ class Authorizer:
                    f"Permission denied: {_short_reason(decision)}", "PERMISSION_DENIED")
 
     def _scope(self, request: Request, requirement: Requirement, subject: Subject, workspace: str, *,
-               admin: bool) -> None:
+               admin: bool, context: RequestContext | None = None) -> None:
         """Give a listing handler the caller's visibility scope in ``workspace``; tracking shows nothing without one."""
         if requirement.scoped:
-            scope = UNRESTRICTED if admin else self.holder.visibility(subject)
+            scope = UNRESTRICTED if admin else self.holder.visibility(
+                subject, context or request_context(request, workspace))
             setattr(request.state, REQUEST_STATE_KEY,
                     VisibilityScope(experiments=scope.experiments.in_workspace(workspace),
                                     registered_models=scope.registered_models.in_workspace(workspace)))
@@ -480,7 +538,7 @@ class Authorizer:
         directory = self.workspaces
         workspace = directory.requested(request.headers.get(WORKSPACE_HEADER))
         admin = self.holder.is_admin(subject)
-        if admin and workspace == DEFAULT_WORKSPACE and not subject.read_only_token:
+        if workspace == DEFAULT_WORKSPACE and bypasses(subject, admin):
             # Administrators bypass decisions and are members of 'default': no compiled policy needed.
             setattr(request.state, WORKSPACE_STATE_KEY, workspace)
             return workspace, subject
@@ -541,8 +599,33 @@ class Authorizer:
                         # Missing: a placeholder with no id, decided like a resource the caller cannot see.
                         kind = check.resource_kind or ResourceKind.EXPERIMENT
                         resource = Resource(kind, None, None)
+                    if check.alias_field is not None:
+                        # Conditions on aliases see the alias the request names (access.conditions).
+                        alias = (args or {}).get(check.alias_field)
+                        resource = replace(resource, alias=alias if isinstance(alias, str) else None)
                     located.append(Located(check, resource, position))
         return located
+
+    def _audit_break_glass(self, request: Request, operation_id: str | None, subject: Subject,
+                           decision: Decision) -> None:
+        """Every use of a break-glass grant is its own audit event (action ``break_glass.use``)."""
+        if self.auditor is not None:
+            client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
+            self.auditor.record("break_glass.use", "success",
+                                actor=subject.name if subject.kind != "anonymous" else None,
+                                target=f"{operation_id or request.url.path}", client=client,
+                                reason=f"{decision.reason} [rule: {decision.rule}]")
+
+    def _with_tags(self, checks: list[Located]) -> list[Located]:
+        """The checks' resources with their tags (one read per resource), for conditions on tags."""
+        out = []
+        with self.resolver.engine.connect() as conn:
+            for check in checks:
+                resource = check.resource
+                if resource is not None and resource.id is not None:
+                    resource = replace(resource, tags=resource_tags(conn, resource))
+                out.append(replace(check, resource=resource))
+        return out
 
     def _deny(self, request: Request, operation_id: str | None, subject: Subject, decision: Decision | None,
               message: str, code: str):
