@@ -126,3 +126,32 @@ def test_a_break_glass_grant_must_expire_and_says_when_it_decides():
     assert decision.allowed
     assert decision.break_glass
     assert decision.rule == "api-grant:2"
+
+
+@st.composite
+def conditions(draw):
+    entry = {"resource": draw(st.sampled_from(["experiment-name:*", "model-name:*", "model-name:xa*"])),
+             "permission": draw(st.sampled_from(["EDIT", "MANAGE"])),
+             "only": draw(st.lists(st.sampled_from(["group:g1", "group:g2", "user:u1"]), min_size=1, unique=True))}
+    if entry["resource"].startswith("model") and draw(st.booleans()):
+        entry["alias"] = draw(st.sampled_from(["champion", "c*"]))
+    else:
+        entry["tags"] = {"pii": "true"}
+    return entry
+
+
+@settings(max_examples=400, **PROPS)
+@given(access_configs(), api_grants(), subjects, any_resources, needed, st.lists(conditions(), min_size=1, max_size=3),
+       st.sampled_from([None, "champion", "other"]), st.sampled_from([None, frozenset(), frozenset({("pii", "true")})]))
+def test_a_condition_never_widens_the_grant_it_qualifies(access, grants, subject, resource, permission, found,
+                                                          alias, tags):
+    conditioned = AccessConfig.model_validate({**access.model_dump(), "conditions": found})
+    target = replace(resource, alias=alias, tags=tags)
+    requirement = _requirement(permission, resource.kind)
+    context = RequestContext(now_ms=EXPIRY)
+    with_conditions = decide(compile_policy(conditioned, grants), subject, requirement, target, context)
+    without = decide(compile_policy(access, grants), subject, requirement, target, context)
+    if with_conditions.allowed:
+        assert without.allowed
+    elif without.allowed:
+        assert with_conditions.rule.startswith("access.conditions[")
