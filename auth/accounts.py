@@ -12,6 +12,7 @@ from auth.principal import Principal
 from auth.roles import unassign_subjects
 from auth.store import TokenRow, UserRow, delete_account_rows, now_ms
 from auth.tokens import new_token, new_token_id, token_hash
+from policies.token_scope import parse_scope
 
 MAX_USERNAME = 255
 MAX_TOKEN_NAME = 255
@@ -39,6 +40,9 @@ def validate_username(username: str) -> None:
 def _require_writer(actor: Principal) -> None:
     if actor.read_only:
         raise PermissionDenied("A read-only token cannot change users or tokens.")
+    if actor.token_scope is not None:
+        # A scoped token must not mint a broader credential (or change the account behind it).
+        raise PermissionDenied("A scoped token cannot change users or tokens.")
 
 
 def _require_admin(actor: Principal) -> None:
@@ -189,9 +193,18 @@ class Accounts:
         return self.store.require_user(username)
 
     def create_token(self, actor: Principal, name: str, expires_in_days: int, *, username: str | None = None,
-                     read_only: bool = False, client: str | None = None) -> IssuedToken:
-        """Issue a token for oneself, or (admins) for another account such as a service account."""
+                     read_only: bool = False, client: str | None = None, scope: list[str] | None = None,
+                     cidrs: list[str] | None = None) -> IssuedToken:
+        """Issue a token for oneself, or (admins) for another account such as a service account.
+
+        ``scope`` and ``cidrs`` limit it (policies.token_scope): it then never does more than its owner may
+        and the scope allows, and only from those networks.
+        """
         _require_writer(actor)
+        try:
+            limits = parse_scope(scope or [], cidrs or [])
+        except ValueError as exc:
+            raise InvalidInput(f"Invalid token scope: {exc}") from None
         owner = self._token_owner(actor, username)
         if not name or len(name) > MAX_TOKEN_NAME or any(ord(c) < 0x20 for c in name):
             raise InvalidInput(f"Token name must be 1 to {MAX_TOKEN_NAME} printable characters.")
@@ -202,9 +215,9 @@ class Accounts:
         created_at = now_ms()
         row = self.store.create_token(new_token_id(), owner.id, name, token_hash(token), read_only=read_only,
                                       expires_at=created_at + expires_in_days * 86_400_000, created_by=actor.id,
-                                      created_at=created_at)
-        self._audit("token.create", actor, f"{owner.username}/{row.id}", client,
-                    reason="read-only" if read_only else None)
+                                      created_at=created_at, scope=None if limits is None else limits.to_json())
+        notes = (["read-only"] if read_only else []) + ([f"scope: {limits.describe()}"] if limits else [])
+        self._audit("token.create", actor, f"{owner.username}/{row.id}", client, reason="; ".join(notes) or None)
         return IssuedToken(token, row)
 
     def list_tokens(self, actor: Principal, username: str | None = None) -> list[TokenRow]:

@@ -37,6 +37,12 @@ class GrantRow:
     source: str
     created_by: str | None
     created_at: int
+    expires_at: int | None = None  # epoch ms; None: does not expire
+    break_glass: bool = False
+
+
+# A break-glass grant is emergency access: it must expire, and within this long.
+MAX_BREAK_GLASS_MS = 7 * 86_400_000
 
 
 def _selector_text(kind: str, resource_id: str | None, pattern: str | None) -> str:
@@ -47,7 +53,7 @@ def _selector_text(kind: str, resource_id: str | None, pattern: str | None) -> s
 
 def _row(row) -> GrantRow:
     return GrantRow(row.id, row.subject, _selector_text(row.resource_kind, row.resource_id, row.name_pattern),
-                    row.permission, row.source, row.created_by, row.created_at)
+                    row.permission, row.source, row.created_by, row.created_at, row.expires_at, bool(row.break_glass))
 
 
 def current_generation(conn: Connection) -> int:
@@ -79,30 +85,42 @@ def policy_grants(conn: Connection) -> list[Grant]:
     out = []
     for row in list_grants(conn):
         try:
-            out.append(Grant.from_api(row.id, row.subject, row.resource, row.permission))
+            out.append(Grant.from_api(row.id, row.subject, row.resource, row.permission,
+                                      expires_at=row.expires_at, break_glass=row.break_glass))
         except ValueError:
             continue  # a row written by a newer version we do not understand never widens access
     return out
 
 
 def put_grant(conn: Connection, subject: str, resource: str, permission: str, *, source: str = "api",
-              created_by: str | None = None) -> GrantRow:
+              created_by: str | None = None, expires_at: int | None = None, break_glass: bool = False,
+              now: int | None = None) -> GrantRow:
     """Create or replace the grant of ``subject`` on ``resource``; raises ValueError on bad syntax.
 
     One registered model is named by its stable id (``model-id:<id>``), never by its name, so the grant
-    follows the model through renames and never reaches a later model of the same name.
+    follows the model through renames and never reaches a later model of the same name. ``expires_at``
+    (epoch ms, after ``now``) makes it stop applying then; a ``break_glass`` grant must expire within
+    :data:`MAX_BREAK_GLASS_MS`.
     """
     ref = SubjectRef.parse(subject)
     selector = _stored(resource)
     perm = Permission.parse(permission)
-    Grant.from_api(0, ref.key, selector.text, perm.name)  # the same validation the policy applies
+    created_at = now_ms() if now is None else now
+    if expires_at is not None and expires_at <= created_at:
+        raise ValueError("expires_at must be in the future")
+    if break_glass and (expires_at is None or expires_at - created_at > MAX_BREAK_GLASS_MS):
+        raise ValueError(f"a break-glass grant must expire within {MAX_BREAK_GLASS_MS // 86_400_000} days")
+    # The same validation the policy applies.
+    Grant.from_api(0, ref.key, selector.text, perm.name, expires_at=expires_at, break_glass=break_glass)
     _delete(conn, ref.key, selector)
     values = {"subject": ref.key, "resource_kind": _KIND_TEXT[selector.kind], "resource_id": selector.id,
               "name_pattern": selector.pattern, "permission": perm.name, "source": source,
-              "created_by": created_by, "created_at": now_ms()}
+              "created_by": created_by, "created_at": created_at, "expires_at": expires_at,
+              "break_glass": break_glass}
     new_id = conn.execute(insert(grants).values(**values)).inserted_primary_key[0]
     bump_generation(conn)
-    return GrantRow(new_id, ref.key, selector.text, perm.name, source, created_by, values["created_at"])
+    return GrantRow(new_id, ref.key, selector.text, perm.name, source, created_by, created_at, expires_at,
+                    break_glass)
 
 
 def _stored(resource: str) -> ResourceSelector:

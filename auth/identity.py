@@ -24,6 +24,7 @@ from auth.store import IdentityStore, UserRow
 from auth.tokens import token_hash
 from auth.verified import GENERATION_CHECK_SECONDS, VerifiedCredentials  # noqa: F401 - re-exported
 from policies.file.auth import AuthConfig
+from policies.token_scope import TokenScope, load_scope
 
 FAILED_LOGIN = "Invalid username or password."
 REFUSED_ACCESS_KEY = "The access token is invalid, expired or revoked."
@@ -63,11 +64,11 @@ class Identity:
             self.credentials = VerifiedCredentials(self.cache, self.invalidation, self.store.live_stamp, self.clock)
 
     def principal_for(self, user: UserRow, method: str, *, token_id: str | None = None,
-                      read_only: bool = False) -> Principal:
+                      read_only: bool = False, token_scope: TokenScope | None = None) -> Principal:
         """The frozen Principal of ``user`` (one query for its groups)."""
         return Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
                          is_admin=user.is_admin, groups=self.store.groups_of(user.id), auth_method=method,
-                         token_id=token_id, read_only=read_only)
+                         token_id=token_id, read_only=read_only, token_scope=token_scope)
 
     def _cached(self, key: bytes) -> Principal | None:
         return self.credentials.principal(key)
@@ -157,13 +158,21 @@ class Identity:
         row, user = found
         if row.revoked_at is not None:
             self._token_failed(client, row.id, "revoked token", user.username)
-        if row.expires_at <= now:
-            self._token_failed(client, row.id, "expired token", user.username)
+        # The policy's maximum lifetime applies to tokens made before it was lowered too.
+        expires_at = min(row.expires_at, row.created_at + self.config.tokens.max_lifetime_days * 86_400_000)
+        if expires_at <= now:
+            self._token_failed(client, row.id, "expired token" if row.expires_at <= now else
+                               "token older than auth.tokens.max_lifetime_days", user.username)
         if user.disabled:
             self._token_failed(client, row.id, "disabled user", user.username)
-        principal = self.principal_for(user, "token", token_id=row.id, read_only=row.read_only)
+        try:
+            scope = load_scope(row.scope)
+        except ValueError:
+            # A scope this version cannot read never widens access: the token is refused.
+            self._token_failed(client, row.id, "unreadable token scope", user.username)
+        principal = self.principal_for(user, "token", token_id=row.id, read_only=row.read_only, token_scope=scope)
         self.cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, self.cache.ttl or 1.0),
-                       token_expires_at=row.expires_at)
+                       token_expires_at=expires_at)
         if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_MS:
             self.store.touch_token(row.id, now)
             self.auditor.record("token.use", "success", actor=user.username, target=row.id, client=client)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from policies.token_scope import TokenScope
+
 PrincipalKind = Literal["user", "service"]
 AuthMethod = Literal["basic", "token", "session", "trusted_header"] | str
 
@@ -23,3 +25,5 @@ class Principal:
     token_id: str | None = None
     # A read-only token may only read, whatever its owner could do.
     read_only: bool = False
+    # A scoped token's limits (resource patterns, workspaces, client networks); None: not scoped.
+    token_scope: TokenScope | None = None

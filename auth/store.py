@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from auth import audit_chain
 from auth.errors import AlreadyExists, NotFound
 from auth.tables import (
     access_tokens,
@@ -79,12 +81,16 @@ class TokenRow:
     expires_at: int
     last_used_at: int | None
     revoked_at: int | None
+    # A scoped token's limits as stored (JSON, policies.token_scope); None: unscoped.
+    scope: str | None = None
 
     def to_json(self) -> dict:
-        """The token's metadata for listings."""
+        """The token's metadata for listings (its scope entries and networks, never the secret)."""
+        limits = json.loads(self.scope) if self.scope else {}
         return {
             "id": self.id, "name": self.name, "read_only": self.read_only, "created_at": self.created_at,
             "expires_at": self.expires_at, "last_used_at": self.last_used_at, "revoked": self.revoked_at is not None,
+            "scope": limits.get("scope", []), "cidrs": limits.get("cidrs", []),
         }
 
 
@@ -104,7 +110,7 @@ _USER_COLUMNS = (users.c.id, users.c.username, users.c.kind, users.c.password_ha
                  users.c.disabled, users.c.generation, users.c.created_at)
 _TOKEN_COLUMNS = (access_tokens.c.id, access_tokens.c.user_id, access_tokens.c.name, access_tokens.c.read_only,
                   access_tokens.c.created_at, access_tokens.c.expires_at, access_tokens.c.last_used_at,
-                  access_tokens.c.revoked_at)
+                  access_tokens.c.revoked_at, access_tokens.c.scope)
 
 
 def _user(row) -> UserRow | None:
@@ -114,7 +120,7 @@ def _user(row) -> UserRow | None:
 
 def _token(row) -> TokenRow:
     return TokenRow(row.id, row.user_id, row.name, bool(row.read_only), row.created_at, row.expires_at,
-                    row.last_used_at, row.revoked_at)
+                    row.last_used_at, row.revoked_at, row.scope)
 
 
 def delete_account_rows(conn: Connection, user_id: int) -> bool:
@@ -235,14 +241,15 @@ class IdentityStore:
 
     # --- tokens ----------------------------------------------------------------------------------
     def create_token(self, token_id: str, user_id: int, name: str, digest: str, *, read_only: bool,
-                     expires_at: int, created_by: int | None, created_at: int | None = None) -> TokenRow:
-        """Store a new token's hash and metadata."""
+                     expires_at: int, created_by: int | None, created_at: int | None = None,
+                     scope: str | None = None) -> TokenRow:
+        """Store a new token's hash and metadata (``scope``: its limits as JSON, None for an unscoped token)."""
         ts = now_ms() if created_at is None else created_at
         with self.engine.begin() as conn:
             conn.execute(insert(access_tokens).values(
                 id=token_id, user_id=user_id, name=name, token_hash=digest, read_only=read_only,
-                created_by=created_by, created_at=ts, expires_at=expires_at))
-        return TokenRow(token_id, user_id, name, read_only, ts, expires_at, None, None)
+                created_by=created_by, created_at=ts, expires_at=expires_at, scope=scope))
+        return TokenRow(token_id, user_id, name, read_only, ts, expires_at, None, None, scope)
 
     def token_with_owner(self, digest: str) -> tuple[TokenRow, UserRow] | None:
         """The token with this hash and its owner: one indexed lookup."""
@@ -323,9 +330,9 @@ class IdentityStore:
 
     # --- audit -----------------------------------------------------------------------------------
     def append_audit(self, record: dict) -> None:
-        """Append one audit record (the table is insert-only)."""
+        """Append one audit record to the hash chain (auth.audit_chain; the table is insert-only)."""
         with self.engine.begin() as conn:
-            conn.execute(insert(audit_log).values(**record))
+            audit_chain.append(conn, record)
 
     def audit_records(self, limit: int = 1000) -> list[dict]:
         """The newest audit records first."""

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData(
@@ -44,7 +45,7 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     # Who manages the account: "local" (mlgate's own API and CLI), "oidc" (created by single sign-on) or
-    # "scim" (provisioned by an identity provider, which manages only these; revision 0011).
+    # "scim" (provisioned by an identity provider, which manages only these; revision 0007).
     Column("source", String(16), nullable=False, default="local", server_default="local"),
     # SCIM (RFC 7643 section 3.1): the provider's own identifier, and the attributes mlgate only keeps for it
     # (displayName, name, emails) as JSON.
@@ -92,6 +93,8 @@ access_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+    # A scoped token's limits as JSON ({"scope": [...], "cidrs": [...]}, policies.token_scope); NULL: unscoped.
+    Column("scope", Text, nullable=True),
     Index("ix_auth_access_tokens_user", "user_id"),
 )
 
@@ -126,6 +129,10 @@ grants = Table(
     Column("source", String(32), nullable=False, default="api"),
     Column("created_by", String(255), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # Epoch ms from which the grant no longer applies (decide() compares it with each request's clock).
+    Column("expires_at", BigInteger, nullable=True),
+    # Emergency access given by an administrator; always expires, and every use is audited.
+    Column("break_glass", Boolean, nullable=False, server_default=false()),
     Index("ix_auth_grants_subject", "subject"),
     Index("ix_auth_grants_resource", "resource_kind", "resource_id"),
 )
@@ -142,7 +149,22 @@ audit_log = Table(
     Column("client_address", String(64), nullable=True),
     Column("outcome", String(16), nullable=False),
     Column("reason", Text, nullable=True),
+    # SHA-256 over the previous record's hash and this record's fields (auth.audit_chain): editing, deleting
+    # or reordering a record breaks the chain from there on. NULL for records written before revision 0008.
+    Column("hash", String(64), nullable=True),
     Index("ix_auth_audit_log_at", "at"),
+)
+
+# The head of the audit hash chain: one row, updated in the transaction of every append, which also
+# serialises appenders across processes (its row lock on PostgreSQL, the write lock on SQLite). It lets
+# `mlgate audit verify` notice records deleted from the end of the log.
+audit_chain = Table(
+    "auth_audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("last_id", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("count", BigInteger, nullable=False),
 )
 
 # Single sign-on: which provider account (issuer-scoped subject) is which mlgate user. Matching on the

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -35,8 +35,8 @@ from policies.compiled import CompiledPolicy
 from policies.decide import compile_policy, visible
 from policies.file import PolicyFile
 from policies.locate import LocatorError, locate
-from policies.model import Decision, Resource, ResourceKind, Subject
-from policies.request import Answer, Check, RequestDecision, decide_request, needs_grants, needs_workspace
+from policies.model import Decision, RequestContext, Resource, ResourceKind, Subject
+from policies.request import Answer, Check, RequestDecision, bypasses, decide_request, needs_grants, needs_workspace
 from policies.routes import Access, Lookup, Requirement, Source, requirement_for
 from tracking.api.body import request_args
 from tracking.artifacts.paths import artifact_owner
@@ -50,7 +50,7 @@ from tracking.scope import (
     ResourceScope,
     VisibilityScope,
 )
-from tracking.store.owners import OwnedBy, Owner, owner_of
+from tracking.store.owners import OwnedBy, Owner, owner_of, tags_of
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
 
@@ -79,14 +79,22 @@ def subject_of(principal: Principal | None) -> Subject:
     # Role groups (role@<id>) are given per workspace by the authorizer, never taken from an identity.
     groups = frozenset(g for g in principal.groups if not g.startswith(ROLE_GROUP_PREFIX))
     return Subject(kind=principal.kind, name=principal.name, groups=groups,
-                   is_admin=principal.is_admin, read_only_token=principal.read_only)
+                   is_admin=principal.is_admin, read_only_token=principal.read_only,
+                   token_scope=principal.token_scope)
+
+
+def request_context(request: Request, workspace: str | None) -> RequestContext:
+    """The decision's inputs besides subject and resource: this moment, the resolved client, the workspace."""
+    client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
+    return RequestContext(now_ms=int(time.time() * 1000), client=client, workspace=workspace)
 
 
 def to_resource_scope(spec) -> ResourceScope:
     """Tracking's SQL-applicable scope from the policy's :class:`~policies.model.ScopeSpec`."""
     return ResourceScope(unrestricted=spec.unrestricted, ids=spec.ids, name_patterns=spec.globs,
                          denied_ids=spec.denied_ids, denied_name_patterns=spec.denied_globs, names=spec.names,
-                         hidden_names=spec.hidden_names, denied_names=spec.denied_names)
+                         hidden_names=spec.hidden_names, denied_names=spec.denied_names,
+                         within=None if spec.within is None else to_resource_scope(spec.within))
 
 
 class PolicyHolder:
@@ -102,7 +110,8 @@ class PolicyHolder:
         self._generation: int | None = None
         self._checked_at = float("-inf")
         self._compiled: CompiledPolicy | None = None
-        self._scopes: OrderedDict[Subject, VisibilityScope] = OrderedDict()
+        # subject -> (its scope, until when it holds: the next grant expiry, epoch ms; None: no expiry)
+        self._scopes: OrderedDict[Subject, tuple[VisibilityScope, int | None]] = OrderedDict()
         self._file_admins = frozenset(policy_file.access.admins)
         # Pushed invalidations (auth.credential_cache.Invalidation, with Redis): how many arrived, and
         # where this process's own grant changes are announced.
@@ -180,22 +189,29 @@ class PolicyHolder:
         if self._invalidation is not None:
             self._invalidation.publish_grants()
 
-    def visibility(self, subject: Subject) -> VisibilityScope:
-        """What ``subject`` may see, memoised per subject until the policy changes."""
+    def visibility(self, subject: Subject, context: RequestContext) -> VisibilityScope:
+        """What ``subject`` may see, memoised per subject until the policy changes or one of its grants expires.
+
+        A scoped token's visibility depends on where the request comes from: it is computed every time.
+        """
         policy = self.current()
-        with self._lock:
-            scope = self._scopes.get(subject)
-            if scope is not None:
-                self._scopes.move_to_end(subject)
-                return scope
+        now = context.now_ms if context.now_ms is not None else 0
+        cacheable = subject.token_scope is None
+        if cacheable:
+            with self._lock:
+                cached = self._scopes.get(subject)
+                if cached is not None and (cached[1] is None or now < cached[1]):
+                    self._scopes.move_to_end(subject)
+                    return cached[0]
         scope = VisibilityScope(
-            experiments=to_resource_scope(visible(policy, subject, ResourceKind.EXPERIMENT)),
-            registered_models=to_resource_scope(visible(policy, subject, ResourceKind.REGISTERED_MODEL)),
+            experiments=to_resource_scope(visible(policy, subject, ResourceKind.EXPERIMENT, context)),
+            registered_models=to_resource_scope(visible(policy, subject, ResourceKind.REGISTERED_MODEL, context)),
         )
-        with self._lock:
-            self._scopes[subject] = scope
-            while len(self._scopes) > 10_000:
-                self._scopes.popitem(last=False)
+        if cacheable:
+            with self._lock:
+                self._scopes[subject] = (scope, policy.next_expiry(now))
+                while len(self._scopes) > 10_000:
+                    self._scopes.popitem(last=False)
         return scope
 
 
@@ -289,7 +305,7 @@ class ResourceResolver:
             if workspace not in (None, owner.workspace):
                 return ELSEWHERE
             if owner.kind == "registered_model":
-                return Resource.registered_model(owner.id, owner.name)
+                return Resource.registered_model(owner.id, owner.name, is_prompt=owner.is_prompt)
             return Resource.experiment(owner.id, owner.name)
         if lookup is Lookup.SOURCE_URI:
             return self._source(conn, value, workspace)
@@ -320,6 +336,15 @@ _OWNED_BY = {Lookup.EXPERIMENT_NAME: OwnedBy.EXPERIMENT_NAME, Lookup.TRACE: Owne
              Lookup.MODEL_NAME: OwnedBy.MODEL_NAME}
 
 
+def resource_tags(conn, resource: Resource) -> frozenset[tuple[str, str]] | None:
+    """An experiment's or registered model's tags (None for other kinds: conditions then hold, fail closed)."""
+    if resource.kind is ResourceKind.EXPERIMENT and resource.id is not None:
+        return tags_of(conn, "experiment", resource.id)
+    if resource.kind is ResourceKind.REGISTERED_MODEL and resource.name is not None:
+        return tags_of(conn, "registered_model", resource.name)
+    return None
+
+
 class DecisionMemo:
     """Decisions of one compiled policy by (subject, operation, resources): ``decide`` is pure, so a repeat
     of the same request by the same principal is answered without re-evaluating the grants. A new
@@ -328,20 +353,25 @@ class DecisionMemo:
     def __init__(self, max_entries: int = 50_000):
         self.max_entries = max_entries
         self._policy: CompiledPolicy | None = None
-        self._entries: dict[tuple, Decision] = {}
+        self._entries: dict[tuple, tuple[Decision, int | None]] = {}
 
-    def decide(self, policy: CompiledPolicy, key: tuple, compute: Callable[[], Decision]) -> Decision:
-        """The memoised decision for ``key`` under ``policy``, computing it on a miss."""
+    def decide(self, policy: CompiledPolicy, key: tuple, compute: Callable[[], Decision], now_ms: int) -> Decision:
+        """The memoised decision for ``key`` under ``policy`` at ``now_ms``, computing it on a miss.
+
+        An entry holds until the policy's next grant expiry after it was computed, so an expiring grant stops
+        counting at its second, not when the memo happens to be cleared.
+        """
         entries = self._entries
         if policy is not self._policy:
             entries = self._entries = {}
             self._policy = policy
-        decision = entries.get(key)
-        if decision is None:
-            decision = compute()
-            if len(entries) >= self.max_entries:
-                entries.clear()
-            entries[key] = decision
+        found = entries.get(key)
+        if found is not None and (found[1] is None or now_ms < found[1]):
+            return found[0]
+        decision = compute()
+        if len(entries) >= self.max_entries:
+            entries.clear()
+        entries[key] = (decision, policy.next_expiry(now_ms))
         return decision
 
 
@@ -421,13 +451,17 @@ class Authorizer:
             # resources the checks name, in that workspace.
             workspace, subject = self._workspace(request, subject)
         admin = self.holder.is_admin(subject)
+        context = request_context(request, workspace)
         if workspace is not None:
             checks = await self._locate(request, requirement, workspace,
-                                        stop_at_elsewhere=admin and not subject.read_only_token)
-        result = self._decide(subject, operation_id, requirement, checks, admin)
+                                        stop_at_elsewhere=bypasses(subject, admin))
+        result = self._decide(subject, operation_id, requirement, checks, admin, context)
         if not result.allowed:
             self._refuse(request, operation_id, subject, requirement, result)
-        authorized = Authorized(principal, subject, result, self._visibility(requirement, subject, workspace, admin),
+        if result.decision.break_glass:
+            self._audit_break_glass(request, operation_id, subject, result.decision)
+        authorized = Authorized(principal, subject, result,
+                                self._visibility(requirement, subject, workspace, admin, context),
                                 workspace, operation_id)
         if requirement.scoped:
             setattr(request.state, REQUEST_STATE_KEY, authorized.visibility)
@@ -435,23 +469,28 @@ class Authorizer:
         return authorized
 
     def _decide(self, subject: Subject, operation_id: str | None, requirement: Requirement | None,
-                checks: list[Check], admin: bool) -> RequestDecision:
+                checks: list[Check], admin: bool, context: RequestContext) -> RequestDecision:
         """The request's decision, memoised per compiled policy; a refusal is re-checked against fresh grants."""
         if not needs_grants(subject, requirement, admin=admin):
-            return decide_request(None, subject, requirement, checks, admin=admin)
+            return decide_request(None, subject, requirement, checks, admin=admin, context=context)
         # A search shows what the grants allow now: a grant just made by another process must count.
         policy = self.holder.current(recheck=requirement.access is Access.SEARCH and not admin)
+        if policy.needs_tags:
+            checks = self._with_tags(checks)
         # Keyed by each check's position too: two requests naming the same resource through different
-        # (optional) checks need different permissions and must not share a decision.
-        key = (subject, operation_id, tuple((c.position, c.resource, c.elsewhere) for c in checks))
-        result = self._decisions.decide(policy, key, lambda: decide_request(policy, subject, requirement, checks,
-                                                                             admin=admin))
+        # (optional) checks need different permissions and must not share a decision. A scoped token's
+        # decision depends on the client and workspace too: they are part of its key.
+        where = (context.client, context.workspace) if subject.token_scope is not None else None
+        key = (subject, operation_id, tuple((c.position, c.resource, c.elsewhere) for c in checks), where)
+        result = self._decisions.decide(
+            policy, key, lambda: decide_request(policy, subject, requirement, checks, admin=admin, context=context),
+            context.now_ms)
         if not result.allowed:
             # Before refusing, make sure no other process granted access since the last check: a newer
             # policy is another question, not the same one asked twice.
             fresher = self.holder.current(recheck=True)
             if fresher is not policy:
-                result = decide_request(fresher, subject, requirement, checks, admin=admin)
+                result = decide_request(fresher, subject, requirement, checks, admin=admin, context=context)
         return result
 
     def _check_scim_token(self, request: Request, operation_id: str) -> None:
@@ -479,11 +518,11 @@ class Authorizer:
         self._deny(request, operation_id, subject, result.decision, message, "PERMISSION_DENIED")
 
     def _visibility(self, requirement: Requirement | None, subject: Subject, workspace: str | None,
-                    admin: bool) -> VisibilityScope:
+                    admin: bool, context: RequestContext) -> VisibilityScope:
         """A listing handler's visibility scope in ``workspace``; tracking shows nothing without one."""
         if requirement is None or not requirement.scoped or workspace is None:
             return NOTHING
-        scope = UNRESTRICTED if admin else self.holder.visibility(subject)
+        scope = UNRESTRICTED if bypasses(subject, admin) else self.holder.visibility(subject, context)
         return VisibilityScope(experiments=scope.experiments.in_workspace(workspace),
                                registered_models=scope.registered_models.in_workspace(workspace))
 
@@ -492,7 +531,7 @@ class Authorizer:
         directory = self.workspaces
         workspace = directory.requested(request.headers.get(WORKSPACE_HEADER))
         admin = self.holder.is_admin(subject)
-        if admin and workspace == DEFAULT_WORKSPACE and not subject.read_only_token:
+        if workspace == DEFAULT_WORKSPACE and bypasses(subject, admin):
             # Administrators bypass decisions and are members of 'default': no compiled policy needed.
             setattr(request.state, WORKSPACE_STATE_KEY, workspace)
             return workspace, subject
@@ -547,10 +586,35 @@ class Authorizer:
                         # Missing (or hidden in another workspace): a placeholder with no id, decided like a
                         # resource the caller cannot see.
                         resource = Resource(check.resource_kind or ResourceKind.EXPERIMENT, None, None)
+                    if check.alias_field is not None:
+                        # Conditions on aliases see the alias the request names (access.conditions).
+                        alias = (args or {}).get(check.alias_field)
+                        resource = replace(resource, alias=alias if isinstance(alias, str) else None)
                     located.append(Check(check, resource, position, elsewhere))
                     if elsewhere and stop_at_elsewhere:
                         return located
         return located
+
+    def _audit_break_glass(self, request: Request, operation_id: str | None, subject: Subject,
+                           decision: Decision) -> None:
+        """Every use of a break-glass grant is its own audit event (action ``break_glass.use``)."""
+        if self.auditor is not None:
+            client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
+            self.auditor.record("break_glass.use", "success",
+                                actor=subject.name if subject.kind != "anonymous" else None,
+                                target=f"{operation_id or request.url.path}", client=client,
+                                reason=f"{decision.reason} [rule: {decision.rule}]")
+
+    def _with_tags(self, checks: list[Check]) -> list[Check]:
+        """The checks' resources with their tags (one read per resource), for conditions on tags."""
+        out = []
+        with self.resolver.engine.connect() as conn:
+            for check in checks:
+                resource = check.resource
+                if resource is not None and resource.id is not None:
+                    resource = replace(resource, tags=resource_tags(conn, resource))
+                out.append(replace(check, resource=resource))
+        return out
 
     def _deny(self, request: Request, operation_id: str | None, subject: Subject, decision: Decision | None,
               message: str, code: str):

@@ -35,7 +35,7 @@ GATEWAY_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     "users.update_admin": Contract("username:str! is_admin:bool!"),
     "users.update_disabled": Contract("username:str! disabled:bool!"),
     "users.delete": Contract(_SELF),
-    "tokens.create": Contract("name:str! expires_in_days:int! username:str read_only:bool"),
+    "tokens.create": Contract("name:str! expires_in_days:int! username:str read_only:bool scope:[str] cidrs:[str]"),
     "tokens.list": Contract("username:str"),
     "tokens.revoke": Contract("token_id:str!"),
     # MLflow 2.x permission API (experiments by id, registered models by name) and 3.x user permissions
@@ -77,10 +77,13 @@ GATEWAY_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     "admin.groups.add_member": Contract("group:str! username:str!"),
     "admin.groups.remove_member": Contract("group:str! username:str!"),
     "admin.grants.list": Contract("subject:str resource:str"),
-    "admin.grants.put": Contract("subject:str! resource:str! permission:str!"),
+    "admin.grants.put": Contract("subject:str! resource:str! permission:str! expires_at:int expires_in_seconds:int "
+                                 "break_glass:bool"),
     "admin.grants.revoke": Contract("subject:str! resource:str!"),
-    "admin.perms.explain": Contract("username:str! action:str! experiment_id:str experiment_name:str model:str"),
+    "admin.perms.explain": Contract("username:str! action:str! experiment_id:str experiment_name:str model:str "
+                                    "alias:str"),
     "admin.audit.list": Contract("limit:int actor:str action:str outcome:str since:int until:int after_id:int"),
+    "admin.audit.verify": Contract(),
     "admin.policy.export": Contract("owner_grants:bool"),
     "admin.policy.apply": Contract("access:obj! dry_run:bool owner_grants:bool"),
 })
@@ -170,13 +173,15 @@ SCHEMAS: Mapping[str, dict] = MappingProxyType({
     # mlgate's own
     "User": _obj({"id": _I, "username": _S, "is_admin": _B}, ("id", "username", "is_admin")),
     "TokenInfo": _obj({"id": _S, "name": _S, "read_only": _B, "created_at": _I, "expires_at": _NULLABLE_I,
-                       "last_used_at": _NULLABLE_I, "revoked": _B}, ("id", "name", "read_only", "revoked")),
+                       "last_used_at": _NULLABLE_I, "revoked": _B, "scope": _list(_S), "cidrs": _list(_S)},
+                      ("id", "name", "read_only", "revoked")),
     "Account": _obj({"id": _I, "username": _S, "kind": {"enum": ["user", "service"]}, "is_admin": _B,
                      "disabled": _B, "groups": _list(_S), "created_at": _I,
                      "source": {"enum": ["local", "oidc", "scim"]}}, ("id", "username", "kind")),
     "Group": _obj({"name": _S, "members": _list(_S), "created_at": _I}, ("name",)),
     "Grant": _obj({"id": _I, "subject": _S, "resource": _S, "permission": _S, "source": _S,
-                   "created_by": {"type": ["string", "null"]}, "created_at": _I},
+                   "created_by": {"type": ["string", "null"]}, "created_at": _I, "expires_at": _NULLABLE_I,
+                   "break_glass": _B},
                   ("id", "subject", "resource", "permission")),
     "Workspace": _obj({"name": _S, "description": _S}, ("name",)),
     "RolePermission": _obj({"id": _I, "role_id": _I, "resource_type": _S, "resource_pattern": _S, "permission": _S},
@@ -300,6 +305,10 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
     "admin.grants.put": _one("grant", "Grant"),
     "admin.grants.revoke": _EMPTY,
     "admin.audit.list": _many("records", "AuditEvent", paged=False),
+    "admin.audit.verify": _obj({"verification": _obj({
+        "ok": _B, "checked": _I, "unchained": _I, "first_bad_id": _NULLABLE_I,
+        "problem": {"type": ["string", "null"]}, "head_hash": {"type": ["string", "null"]}},
+        ("ok", "checked", "unchained"))}, ("verification",)),
     "ops.ready": _obj({"status": _S, "checks": _STR_MAP}, ("status", "checks")),
     "server.info": _obj({"store_type": _S, "workspaces_enabled": _B, "trace_archival_enabled": _B,
                          "multipart_uploads_enabled": _B, "multipart_downloads_enabled": _B,

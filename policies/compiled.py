@@ -7,6 +7,7 @@ first; group memberships are inverted. ``decide()`` then only looks things up.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from types import MappingProxyType
 from policies.file.access import AccessConfig
 from policies.file.document import PolicyFile
 from policies.glob import compile_glob, specificity
-from policies.model import Grant, Permission, ResourceKind, Subject, SubjectRef
+from policies.model import Grant, Permission, ResourceKind, ResourceSelector, Subject, SubjectRef
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,34 @@ class CreateRule:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """A compiled ``access.conditions`` entry: on matching resources, when it holds, only ``only`` may act at
+    ``permission`` or above."""
+
+    rule: str
+    selector: IndexedGrant  # which resources (its matcher; the grant's subject is irrelevant)
+    alias: re.Pattern[str] | None
+    alias_text: str | None
+    tags: tuple[tuple[str, str], ...]
+    permission: Permission
+    only: frozenset[str]
+
+    def applies(self, resource_id: str | None, name: str | None, tags, alias: str | None) -> bool:
+        """Whether the condition holds for this resource and request (unknown tags: it holds, fail closed)."""
+        if not self.selector.matches(resource_id, name):
+            return False
+        if self.alias is not None:
+            return alias is not None and self.alias.fullmatch(alias) is not None
+        return tags is None or all(tag in tags for tag in self.tags)
+
+    def describe(self) -> str:
+        """What the condition is about, for reasons."""
+        if self.alias_text is not None:
+            return f"the alias {self.alias_text!r}"
+        return "tags " + ", ".join(f"{k}={v}" for k, v in self.tags)
+
+
+@dataclass(frozen=True)
 class CompiledPolicy:
     """Everything ``decide()`` and ``visible()`` need, frozen and indexed."""
 
@@ -97,6 +126,21 @@ class CompiledPolicy:
     # The principal each claim's grant names, by the grant's rule (a claim of a group the subject does not
     # count here, see Subject.foreign_groups, is left out).
     claimants: Mapping[str, str] = field(default_factory=lambda: _NO_CLAIMS)
+    # Every grant's expiry (epoch ms), sorted: a decision or visibility computed at one time stays true
+    # until the next of them (see next_expiry), which is how long the gateway may reuse it.
+    expiries: tuple[int, ...] = ()
+    # access.conditions, per resource kind, in file order.
+    conditions: Mapping[ResourceKind, tuple[Condition, ...]] = field(default_factory=lambda: _NO_CLAIMS)
+
+    @property
+    def needs_tags(self) -> bool:
+        """Whether some condition looks at resource tags (the gateway then loads them)."""
+        return any(c.tags for found in self.conditions.values() for c in found)
+
+    def next_expiry(self, now_ms: int) -> int | None:
+        """The first grant expiry after ``now_ms`` (None: no grant expires later)."""
+        index = bisect.bisect_right(self.expiries, now_ms)
+        return self.expiries[index] if index < len(self.expiries) else None
 
     def is_admin(self, subject: Subject) -> bool:
         """Admin by the identity layer's flag or by the file's ``access.admins``."""
@@ -228,7 +272,23 @@ def compile_policy(file_config: PolicyFile | AccessConfig, api_grants: Iterable[
         claims=MappingProxyType(_claims([(g, o) for g, o in ordered if g.effect == "allow"])),
         claimants=MappingProxyType({g.rule: g.subject.key for g, _ in ordered
                                     if g.effect == "allow" and g.resource.id is None}),
+        expiries=tuple(sorted({g.expires_at for g, _ in ordered if g.expires_at is not None})),
+        conditions=MappingProxyType(_conditions(access)),
     )
+
+
+def _conditions(access: AccessConfig) -> dict[ResourceKind, tuple[Condition, ...]]:
+    out: dict[ResourceKind, list[Condition]] = {}
+    for i, entry in enumerate(access.conditions):
+        selector = ResourceSelector.parse(entry.resource)
+        rule = f"access.conditions[{i}]"
+        anchor = Grant(SubjectRef("user", "*"), selector, Permission.READ, "file", rule)
+        indexed = IndexedGrant(anchor, (), None if selector.pattern is None else compile_glob(selector.pattern))
+        out.setdefault(selector.kind, []).append(Condition(
+            rule, indexed, None if entry.alias is None else compile_glob(entry.alias), entry.alias,
+            tuple(sorted((entry.tags or {}).items())), Permission[entry.permission],
+            frozenset(SubjectRef.parse(p).key for p in entry.only)))
+    return {kind: tuple(found) for kind, found in out.items()}
 
 
 def _claims(grants: list[tuple[Grant, int]]) -> dict[ResourceKind, KindIndex]:
@@ -240,7 +300,8 @@ def _claims(grants: list[tuple[Grant, int]]) -> dict[ResourceKind, KindIndex]:
     out = {}
     for kind, found in by_kind.items():
         # Indexed as if one principal held them all (the key is irrelevant here).
-        merged = [(Grant(SubjectRef("user", "*"), g.resource, g.permission, g.source, g.rule, g.effect), o)
+        merged = [(Grant(SubjectRef("user", "*"), g.resource, g.permission, g.source, g.rule, g.effect,
+                         g.expires_at, g.break_glass), o)
                   for g, o in found]
         index = _index(merged)
         out[kind] = next(iter(index.values()))

@@ -72,6 +72,9 @@ class Subject:
     # Groups whose grants by name claim nothing for this request: the role groups of other workspaces
     # (a workspace's roles promise names in that workspace only, so they never block a create elsewhere).
     foreign_groups: frozenset[str] = frozenset()
+    # The limits of the access token used (policies.token_scope.TokenScope), None for an unscoped credential.
+    # Typed loosely to keep this module free of the scope's imports; decide() reads it.
+    token_scope: object | None = None
 
     @classmethod
     def anonymous(cls) -> Subject:
@@ -95,6 +98,13 @@ class Resource:
     kind: ResourceKind
     id: str | None = None
     name: str | None = None
+    # For a registered model: whether it is a prompt (None: not known, which no prompt-only rule covers).
+    is_prompt: bool | None = None
+    # The resource's tags as (key, value) pairs, when the policy has conditions on tags (None: not loaded,
+    # which every tag condition treats as matching: fail closed).
+    tags: frozenset[tuple[str, str]] | None = None
+    # The model alias the request names (set, delete or read an alias), for conditions on aliases.
+    alias: str | None = None
 
     @classmethod
     def experiment(cls, experiment_id: str | int | None, name: str | None = None) -> Resource:
@@ -102,9 +112,9 @@ class Resource:
         return cls(ResourceKind.EXPERIMENT, None if experiment_id is None else str(experiment_id), name)
 
     @classmethod
-    def registered_model(cls, model_id: str | None, name: str | None) -> Resource:
+    def registered_model(cls, model_id: str | None, name: str | None, *, is_prompt: bool | None = None) -> Resource:
         """A registered model (and its versions, aliases and tags): its stable id and its current name."""
-        return cls(ResourceKind.REGISTERED_MODEL, model_id, name)
+        return cls(ResourceKind.REGISTERED_MODEL, model_id, name, is_prompt)
 
     @classmethod
     def user(cls, username: str) -> Resource:
@@ -214,6 +224,11 @@ class Grant:
     source: GrantSource
     rule: str
     effect: Effect = "allow"
+    # Epoch milliseconds from which the grant no longer applies (None: it does not expire). decide() compares
+    # it with the clock of the request, so an expiry counts at that moment on every process.
+    expires_at: int | None = None
+    # A break-glass grant: emergency access an administrator gave for a limited time (always expires).
+    break_glass: bool = False
 
     def __post_init__(self) -> None:
         if self.effect == "deny" and self.permission is Permission.NO_PERMISSIONS:
@@ -225,12 +240,33 @@ class Grant:
                 f"{self.rule}: NO_PERMISSIONS cannot be granted on a name pattern; use a deny to exclude resources"
             )
 
+        if self.break_glass and self.expires_at is None:
+            raise ValueError(f"{self.rule}: a break-glass grant must expire")
+
+    def expired(self, now_ms: int | None) -> bool:
+        """Whether the grant no longer applies at ``now_ms`` (an unknown time counts as after every expiry)."""
+        return self.expires_at is not None and (now_ms is None or now_ms >= self.expires_at)
+
     @classmethod
     def from_api(cls, grant_id: int | str, subject: str, resource: str, permission: str,
-                 effect: Effect = "allow") -> Grant:
+                 effect: Effect = "allow", *, expires_at: int | None = None, break_glass: bool = False) -> Grant:
         """A grant made through the permission API or CLI, cited as ``api-grant:<id>``."""
         return cls(SubjectRef.parse(subject), ResourceSelector.parse(resource), Permission.parse(permission),
-                   "api", f"api-grant:{grant_id}", effect)
+                   "api", f"api-grant:{grant_id}", effect, expires_at, break_glass)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What a decision may depend on besides the subject and the resource: the time, where the request comes
+    from, and its workspace. Every field unknown is the safe reading: expiring grants count as expired and
+    tokens limited to networks or workspaces are refused."""
+
+    now_ms: int | None = None
+    client: str | None = None
+    workspace: str | None = None
+
+
+UNKNOWN_CONTEXT = RequestContext()
 
 
 @dataclass(frozen=True)
@@ -240,6 +276,8 @@ class Decision:
     allowed: bool
     reason: str
     rule: str | None = None
+    # Allowed through a break-glass grant: the gateway audits every such use as its own event.
+    break_glass: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,9 +300,13 @@ class ScopeSpec:
     names: frozenset[str] = frozenset()
     hidden_names: frozenset[str] = frozenset()
     denied_names: frozenset[str] = frozenset()
+    # A further scope the resource must also pass (a scoped token's): visibility is the intersection.
+    within: ScopeSpec | None = None
 
     def allows(self, resource_id: str | None, name: str | None) -> bool:
         """Whether one resource is visible under this scope (the same rule the SQL applies)."""
+        if self.within is not None and not self.within.allows(resource_id, name):
+            return False
         if resource_id is not None and resource_id in self.denied_ids:
             return False
         if name is not None and (name in self.denied_names or any(glob_matches(p, name) for p in self.denied_globs)):

@@ -31,10 +31,11 @@ from enum import StrEnum
 
 from policies.compiled import CompiledPolicy
 from policies.decide import decide
-from policies.model import Decision, Permission, Resource, ResourceKind, Subject
+from policies.model import UNKNOWN_CONTEXT, Decision, Permission, RequestContext, Resource, ResourceKind, Subject
 from policies.routes import Access, Requirement, resource_requirement
 
-__all__ = ["Answer", "Check", "Failure", "RequestDecision", "decide_request", "needs_grants", "needs_workspace"]
+__all__ = ["Answer", "Check", "Failure", "RequestDecision", "bypasses", "decide_request", "needs_grants",
+           "needs_workspace"]
 
 
 class Answer(StrEnum):
@@ -58,6 +59,8 @@ class Failure(StrEnum):
     RESOURCE_MISSING = "resource-missing"  # the resource does not exist, or only in another workspace
     UNRESOLVED = "unresolved"  # the resource's id or name could not be established
     GRANT_MISSING = "grant-missing"  # no grant (nor the default) reaches the level needed, or a deny vetoes it
+    TOKEN_SCOPE = "token-scope"  # noqa: S105 - a rule name: outside a scoped token's resources, network or workspace
+    GRANT_EXPIRED = "expired-grant"  # only a grant that has expired would have allowed it
     SCIM_TOKEN_ONLY = "scim-token-only"  # noqa: S105 - a rule name. A SCIM operation: only the provisioning token opens it
 
 
@@ -96,13 +99,19 @@ def needs_workspace(subject: Subject, requirement: Requirement | None) -> bool:
     return requirement is not None and requirement.access is not Access.PUBLIC and subject.kind != "anonymous"
 
 
+def bypasses(subject: Subject, admin: bool) -> bool:
+    """Whether an administrator skips the grants: not with a read-only or a scoped token."""
+    return admin and not subject.read_only_token and subject.token_scope is None
+
+
 def needs_grants(subject: Subject, requirement: Requirement | None, *, admin: bool) -> bool:
     """Whether :func:`decide_request` consults the compiled grants (not for steps 1-4)."""
-    return needs_workspace(subject, requirement) and not (admin and not subject.read_only_token)
+    return needs_workspace(subject, requirement) and not bypasses(subject, admin)
 
 
 def decide_request(policy: CompiledPolicy | None, subject: Subject, requirement: Requirement | None,
-                   checks: Iterable[Check], *, admin: bool) -> RequestDecision:
+                   checks: Iterable[Check], *, admin: bool,
+                   context: RequestContext = UNKNOWN_CONTEXT) -> RequestDecision:
     """Decide a whole request (see the module docstring for the precedence).
 
     ``admin``: whether the subject is an administrator (the identity flag or ``access.admins``, known
@@ -120,7 +129,7 @@ def decide_request(policy: CompiledPolicy | None, subject: Subject, requirement:
         return RequestDecision(Answer.FORBIDDEN, decide(policy, subject, requirement), Failure.SCIM_TOKEN_ONLY)
     if subject.kind == "anonymous":
         return RequestDecision(Answer.UNAUTHENTICATED, decide(policy, subject, requirement), Failure.ANONYMOUS)
-    if admin and not subject.read_only_token:
+    if bypasses(subject, admin):
         for check in checks:
             if check.elsewhere:
                 return RequestDecision(Answer.MISSING, Decision(
@@ -132,23 +141,25 @@ def decide_request(policy: CompiledPolicy | None, subject: Subject, requirement:
         raise ValueError("deciding for anyone but an administrator needs the compiled policy")
     first: Decision | None = None
     for check in checks:
-        decision = decide(policy, subject, check.requirement, check.resource)
+        decision = decide(policy, subject, check.requirement, check.resource, context)
         if not decision.allowed:
-            return _refusal(policy, subject, check, decision)
-        first = first or decision
+            return _refusal(policy, subject, check, decision, context)
+        if first is None or (decision.break_glass and not first.break_glass):
+            first = decision  # a break-glass allow among them is the one returned, so its use is audited
     if first is None:
         return RequestDecision(Answer.FORBIDDEN, decide(policy, subject, None), Failure.ROUTE_TABLE)
     return RequestDecision(Answer.ALLOW, first)
 
 
-def _refusal(policy: CompiledPolicy, subject: Subject, check: Check, decision: Decision) -> RequestDecision:
+def _refusal(policy: CompiledPolicy, subject: Subject, check: Check, decision: Decision,
+             context: RequestContext) -> RequestDecision:
     """A failed check: missing when the caller may not know the resource exists, else forbidden."""
     resource = check.resource
     failure = _failure(check.requirement, decision)
     if check.requirement.access is Access.RESOURCE and resource is not None:
         if resource.id is None and resource.kind is not ResourceKind.NONE:
             return RequestDecision(Answer.MISSING, decision, Failure.RESOURCE_MISSING, check)
-        can_read = decide(policy, subject, resource_requirement(Permission.READ, resource.kind), resource)
+        can_read = decide(policy, subject, resource_requirement(Permission.READ, resource.kind), resource, context)
         if not can_read.allowed:
             return RequestDecision(Answer.MISSING, decision, failure, check)
     return RequestDecision(Answer.FORBIDDEN, decision, failure, check)
@@ -161,6 +172,10 @@ _FAILURE_BY_RULE = {
     "admin-only": Failure.ADMIN_ONLY,
     "self": Failure.NOT_SELF,
     "unresolved": Failure.UNRESOLVED,
+    "token-scope": Failure.TOKEN_SCOPE,
+    "token-scope:network": Failure.TOKEN_SCOPE,
+    "token-scope:workspace": Failure.TOKEN_SCOPE,
+    "expired-grant": Failure.GRANT_EXPIRED,
 }
 
 

@@ -89,6 +89,8 @@ class Requirement:
     locator: Locator | None = None
     also: tuple[Requirement, ...] = ()
     scoped: bool = False
+    # The request field naming a model alias, for conditions on aliases (access.conditions).
+    alias_field: str | None = None
 
     def checks(self) -> tuple[Requirement, ...]:
         """This requirement followed by its cross-resource ones, in the order to check them."""
@@ -265,9 +267,9 @@ _TABLE: dict[str, Requirement] = {
     "registered_models.delete_tag": _model(E),
     "registered_models.get_latest_versions": _model(R),
     "registered_models.get_latest_versions_via_get": _model(R),
-    "registered_models.set_alias": _model(E),
-    "registered_models.delete_alias": _model(M),
-    "registered_models.get_version_by_alias": _model(R),
+    "registered_models.set_alias": replace(_model(E), alias_field="alias"),
+    "registered_models.delete_alias": replace(_model(M), alias_field="alias"),
+    "registered_models.get_version_by_alias": replace(_model(R), alias_field="alias"),
     # A version copies its source's artifacts: the caller must be able to read that source.
     "model_versions.create": _model(E, also=(
         _run(R, ("run_id",), required=False),
@@ -381,6 +383,7 @@ _TABLE: dict[str, Requirement] = {
     "admin.grants.revoke": _admin(M),
     "admin.perms.explain": _admin(R),
     "admin.audit.list": _admin(R),
+    "admin.audit.verify": _admin(R),
     "admin.policy.export": _admin(R),
     "admin.policy.apply": _admin(M),
     # The web UI: the same checks as the API calls each page stands for (list pages are searches).

@@ -15,6 +15,12 @@ check in CI that its file does what its authors mean. A case file looks like::
         operation: runs.log_metric     # a route-table operation id, or `action: READ|EDIT|MANAGE|CREATE`
         experiment: {id: "12", name: team-a/exp}   # or `model: <name>`, `user: <name>`, `new_name: <name>`
         also: [{experiment: {id: "3", name: x}}]   # resources of the cross-resource checks (optional)
+        at: 2026-12-31T18:00:00Z       # the request's time (optional; default: the time of the run)
+        tags: {pii: "true"}            # the resource's tags, for conditions (optional)
+        alias: champion                # the model alias the request names, for conditions (optional)
+        token: {scope: ["EDIT:experiment-name:team-a/*"], cidrs: [10.0.0.0/8]}   # a scoped token (optional)
+        client: 10.1.2.3               # the request's client address (optional)
+        workspace: default             # the request's workspace (optional)
         expect: allow                  # allow | deny
         rule: access.grants[0]         # the rule expected to decide (optional)
 """
@@ -22,7 +28,8 @@ check in CI that its file does what its authors mean. A case file looks like::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,8 +40,9 @@ from policies.decide import compile_policy, decide_all
 from policies.file.fields import PermissionName, ResourceText
 from policies.file.loader import load_policy_file, parse_yaml, policy_from_data
 from policies.file.problems import PolicyFileError, validation_problems
-from policies.model import Decision, Grant, Permission, Resource, ResourceKind, Subject
+from policies.model import Decision, Grant, Permission, RequestContext, Resource, ResourceKind, Subject
 from policies.routes import Access, Requirement, create_requirement, requirement_for, resource_requirement
+from policies.token_scope import parse_scope
 
 
 class CaseFileError(Exception):
@@ -85,6 +93,19 @@ class ResourceRef(BaseModel):
         return None
 
 
+class TokenSpec(BaseModel):
+    """A scoped token's limits, as ``mlgate tokens create --scope ... --from-cidr ...`` takes them."""
+
+    model_config = _STRICT
+    scope: list[str] = Field(default_factory=list)
+    cidrs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> TokenSpec:
+        parse_scope(self.scope, self.cidrs)
+        return self
+
+
 class CaseSpec(ResourceRef):
     """One case."""
 
@@ -96,6 +117,12 @@ class CaseSpec(ResourceRef):
     operation: str | None = None
     action: Literal["READ", "EDIT", "MANAGE", "CREATE"] | None = None
     also: list[ResourceRef | None] = Field(default_factory=list)
+    at: datetime | None = None
+    tags: dict[str, str] | None = None
+    alias: str | None = None
+    token: TokenSpec | None = None
+    client: str | None = None
+    workspace: str | None = None
     expect: Literal["allow", "deny"]
     rule: str | None = None
 
@@ -119,6 +146,17 @@ class ApiGrantSpec(BaseModel):
     resource: ResourceText
     permission: PermissionName
     effect: Literal["allow", "deny"] = "allow"
+    expires_at: datetime | None = None
+    break_glass: bool = False
+
+    def grant(self) -> Grant:
+        """The policy's grant for this entry."""
+        expires = self.expires_at
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        return Grant.from_api(self.id, self.principal, self.resource, self.permission, self.effect,
+                              expires_at=None if expires is None else int(expires.timestamp() * 1000),
+                              break_glass=self.break_glass)
 
 
 class CaseFile(BaseModel):
@@ -147,7 +185,16 @@ def _subject(case: CaseSpec) -> Subject:
     if case.principal == "anonymous":
         return Subject.anonymous()
     kind, _, name = case.principal.partition(":")
-    return Subject(kind, name, frozenset(case.groups), case.admin, case.read_only)  # type: ignore[arg-type]
+    scope = parse_scope(case.token.scope, case.token.cidrs) if case.token is not None else None
+    return Subject(kind, name, frozenset(case.groups), case.admin, case.read_only,  # type: ignore[arg-type]
+                   token_scope=scope)
+
+
+def _context(case: CaseSpec) -> RequestContext:
+    at = case.at if case.at is not None else datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return RequestContext(now_ms=int(at.timestamp() * 1000), client=case.client, workspace=case.workspace)
 
 
 def _create_kind(requirement: Requirement) -> ResourceKind | None:
@@ -175,7 +222,11 @@ def _checks(case: CaseSpec) -> list[tuple[Requirement | None, Resource | None]]:
         # `model: <name>` / `new_name:` name the model or experiment to be created.
         name = case.model if case.model is not None else case.new_name
         return [(requirement, Resource(_create_kind(requirement) or ResourceKind.NONE, None, name))]
-    checks: list[tuple[Requirement | None, Resource | None]] = [(requirement, case.resource(_create_kind(requirement)))]
+    main = case.resource(_create_kind(requirement))
+    if main is not None and (case.tags is not None or case.alias is not None):
+        tags = None if case.tags is None else frozenset(case.tags.items())
+        main = replace(main, tags=tags, alias=case.alias)
+    checks: list[tuple[Requirement | None, Resource | None]] = [(requirement, main)]
     for extra, ref in zip(requirement.also, case.also, strict=False):
         if ref is not None:  # an omitted cross-resource reference is skipped, as for an absent field
             checks.append((extra, ref.resource(_create_kind(extra))))
@@ -184,7 +235,7 @@ def _checks(case: CaseSpec) -> list[tuple[Requirement | None, Resource | None]]:
 
 def run_case(policy: CompiledPolicy, case: CaseSpec) -> CaseResult:
     """Decide one case and compare with its expectation."""
-    decision = decide_all(policy, _subject(case), _checks(case))
+    decision = decide_all(policy, _subject(case), _checks(case), _context(case))
     wanted = case.expect == "allow"
     problems = []
     if decision.allowed != wanted:
@@ -217,7 +268,7 @@ def load_case_file(path: str | Path, environ: Mapping[str, str] | None = None,
     if problems:
         raise CaseFileError(problems)
     try:
-        grants = [Grant.from_api(g.id, g.principal, g.resource, g.permission, g.effect) for g in spec.api_grants]
+        grants = [g.grant() for g in spec.api_grants]
     except ValueError as exc:
         raise CaseFileError([f"api_grants: {exc}"]) from None
     if policy is None:

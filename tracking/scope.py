@@ -38,6 +38,8 @@ class ResourceScope:
     # Only resources of this workspace are visible (None: the caller filters by workspace itself, as
     # tracking's internal scopes do once the visible experiment ids are resolved).
     workspace: str | None = None
+    # A further scope every visible resource must also pass (the gateway's scoped tokens): an intersection.
+    within: ResourceScope | None = None
 
     @classmethod
     def nothing(cls) -> ResourceScope:
@@ -58,6 +60,8 @@ class ResourceScope:
 
         if self.workspace is not None and workspace != self.workspace:
             return False
+        if self.within is not None and not self.within.allows(resource_id, name, workspace):
+            return False
         if resource_id in self.denied_ids:
             return False
         if name is not None and (name in self.denied_names
@@ -72,6 +76,9 @@ class ResourceScope:
     def clause(self, id_column: ColumnElement, name_column: ColumnElement | None,
                workspace_column: ColumnElement | None) -> ColumnElement[bool]:
         """A SQL condition selecting the visible rows of a table with these id, name and workspace columns."""
+        if self.within is not None:
+            return and_(replace(self, within=None).clause(id_column, name_column, workspace_column),
+                        self.within.clause(id_column, name_column, workspace_column))
         if self.workspace is not None:
             if workspace_column is None:
                 return false()  # a scope limited to a workspace never widens on a table that cannot say

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import click
 
-from gateway.commands.output import EXIT_USAGE, CliError, emit_json, emit_table, when
+from gateway.commands.output import EXIT_ERROR, EXIT_USAGE, CliError, emit_json, emit_table, when
 from gateway.commands.target import target_options
 
 PAGE = 1000
@@ -162,3 +162,21 @@ def export(target, actor, action, outcome, since, until, fmt) -> None:
         if len(page) < PAGE:
             break
         last_id = page[-1]["id"]
+
+
+@audit.command("verify")
+@target_options
+def verify(target) -> None:
+    """Prove the audit log unaltered, or name the first record that was edited, deleted or reordered.
+
+    Exits 1 when the chain is broken. Example: mlgate audit verify --db postgresql://.../mlgate
+    """
+    result = target.ops().verify_audit()
+    if target.output == "json":
+        emit_json(result)
+    elif result["ok"]:
+        click.echo(f"OK: {result['checked']} chained record(s) verified; head {result['head_hash']}"
+                   + (f" ({result['unchained']} older record(s) predate the chain)" if result["unchained"] else ""))
+    if not result["ok"]:
+        raise CliError(f"BROKEN at record {result['first_bad_id']}: {result['problem']} "
+                       f"({result['checked']} record(s) verified before it)", EXIT_ERROR)

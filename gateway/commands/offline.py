@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import getpass
 import secrets
+from dataclasses import replace
 
+from auth import audit_chain
 from auth.accounts import Accounts
 from auth.errors import AuthError
 from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
 from auth.principal import Principal
+from auth.store import now_ms
 from gateway.commands.output import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError, error_from_code
 from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from gateway.routes import admin_policy, admin_store
@@ -123,11 +126,13 @@ class OfflineOps:
         return [t.to_json() for t in self.accounts.list_tokens(self.actor, username)]
 
     @_guarded
-    def create_token(self, name: str, days: int, username: str | None, read_only: bool) -> dict:
+    def create_token(self, name: str, days: int, username: str | None, read_only: bool,
+                     scope: list[str] | None = None, cidrs: list[str] | None = None) -> dict:
         """Issue a token for ``username``."""
         if username is None:
             raise CliError("Offline mode has no signed-in user: name the account with --for.", EXIT_USAGE)
-        issued = self.accounts.create_token(self.actor, name, days, username=username, read_only=read_only)
+        issued = self.accounts.create_token(self.actor, name, days, username=username, read_only=read_only,
+                                            scope=scope, cidrs=cidrs)
         return {"token": issued.token, "token_info": issued.row.to_json()}
 
     @_guarded
@@ -186,8 +191,11 @@ class OfflineOps:
             return [admin_store.grant_json(r) for r in rows]
 
     @_guarded
-    def put_grant(self, subject: str, resource: str, permission: str) -> dict:
+    def put_grant(self, subject: str, resource: str, permission: str, *, expires_in_seconds: int | None = None,
+                  break_glass: bool = False) -> dict:
         """Create or replace a grant (the subject must exist)."""
+        now = now_ms()
+        expires_at = None if expires_in_seconds is None else now + expires_in_seconds * 1000
         ref = SubjectRef.parse(subject)
         with self.engine.begin() as conn:
             if ref.kind == "group":
@@ -199,8 +207,11 @@ class OfflineOps:
                 stored = stored_selector(conn, resource, granting=True)
             except UnknownResource as exc:
                 raise CliError(str(exc), EXIT_NOT_FOUND) from None
-            row = shown_rows(conn, [put_grant(conn, ref.key, stored, permission, created_by=self.actor_name)])[0]
-        self._audit("grant", f"{row.subject} {row.resource}", f"permission {row.permission}")
+            row = shown_rows(conn, [put_grant(conn, ref.key, stored, permission, created_by=self.actor_name,
+                                              expires_at=expires_at, break_glass=break_glass, now=now)])[0]
+        until = f", expires at {expires_at} (epoch ms)" if expires_at is not None else ""
+        self._audit("grant.break_glass" if break_glass else "grant", f"{row.subject} {row.resource}",
+                    f"permission {row.permission}{until}")
         return admin_store.grant_json(row)
 
     @_guarded
@@ -216,9 +227,10 @@ class OfflineOps:
         self._audit("revoke", f"{subject} {resource}")
 
     @_guarded
-    def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None) -> dict:
+    def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None,
+                alias: str | None = None) -> dict:
         """The decision under ``policy_path`` (or the defaults) plus the stored grants."""
-        from gateway.authz import ResourceResolver
+        from gateway.authz import ResourceResolver, resource_tags
         from gateway.workspaces import in_resource_workspace
 
         try:
@@ -233,6 +245,8 @@ class OfflineOps:
             # Decided as in the resource's workspace: with the roles the account holds there.
             subject, where = in_resource_workspace(conn, subject, resource)
             policy = compile_policy(policy_file, policy_grants(conn))
+            resource = replace(resource, tags=resource_tags(conn, resource) if policy.needs_tags else None,
+                               alias=alias)
         return {**admin_store.explain(policy, subject, resource, action), **where}
 
     # --- audit -----------------------------------------------------------------------------------
@@ -241,6 +255,12 @@ class OfflineOps:
         """Audit records matching the filters, oldest first."""
         with self.engine.connect() as conn:
             return admin_store.audit_records(conn, **{k: v for k, v in filters.items() if v is not None})
+
+    @_guarded
+    def verify_audit(self) -> dict:
+        """Recompute the audit hash chain on the database."""
+        with self.engine.connect() as conn:
+            return audit_chain.verify(conn).to_json()
 
     # --- policy ----------------------------------------------------------------------------------
     @_guarded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from gateway.commands.output import EXIT_NOT_FOUND, EXIT_USAGE, CliError, emit, emit_json, emit_table, when
@@ -54,20 +56,47 @@ def perms() -> None:
     """Manage permissions. Example: mlgate perms grant --group team-a --experiment-name 'team-a/*' EDIT"""
 
 
+_DURATION = re.compile(r"([0-9]{1,6})([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(text: str | None) -> int | None:
+    """Seconds in ``30m``, ``8h``, ``2d`` (None for None); a usage error otherwise."""
+    if text is None:
+        return None
+    found = _DURATION.fullmatch(text.strip())
+    if found is None or int(found.group(1)) == 0:
+        raise CliError(f"Invalid duration {text!r}: use e.g. 30m, 8h or 2d.", EXIT_USAGE)
+    return int(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+
+
 @perms.command("grant")
 @subject_options
 @resource_options
 @click.argument("permission", type=PERMISSIONS)
+@click.option("--for", "duration", default=None, metavar="DURATION",
+              help="The grant expires after this long (30m, 8h, 2d), on every server process at that second.")
+@click.option("--break-glass", is_flag=True,
+              help="Emergency access: needs --for (at most 7d); every use is audited as break_glass.use.")
 @target_options
-def grant(target, user, group, service, experiment, experiment_name, model, model_name, permission) -> None:
+def grant(target, user, group, service, experiment, experiment_name, model, model_name, permission, duration,
+          break_glass) -> None:
     """Give a user, group or service account a permission (replaces its previous one there).
 
     Example: mlgate perms grant --group team-a --experiment-name 'team-a/*' EDIT
+    (add --for 8h for a grant that expires by itself, --break-glass for emergency access)
     """
     subject = subject_text(user, group, service)
     resource = resource_text(experiment, experiment_name, model, model_name)
-    row = target.ops().put_grant(subject, resource, permission.upper())
-    emit(target.output, {"grant": row}, f"granted {row['permission']} on {row['resource']} to {row['subject']}")
+    seconds = duration_seconds(duration)
+    if break_glass and seconds is None:
+        raise CliError("--break-glass needs --for: emergency access must expire.", EXIT_USAGE)
+    row = target.ops().put_grant(subject, resource, permission.upper(), expires_in_seconds=seconds,
+                                 break_glass=break_glass)
+    until = f" until {when(row['expires_at'])} UTC" if row.get("expires_at") else ""
+    emit(target.output, {"grant": row},
+         f"granted {row['permission']} on {row['resource']} to {row['subject']}{until}"
+         + (" (break-glass)" if row.get("break_glass") else ""))
 
 
 @perms.command("revoke")
@@ -112,9 +141,11 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
     if target.output == "json":
         emit_json({"grants": rows})
     else:
-        emit_table(("id", "subject", "resource", "permission", "source", "created_by", "created"),
+        emit_table(("id", "subject", "resource", "permission", "source", "created_by", "created", "expires"),
                    [(r["id"], r["subject"], r["resource"], r["permission"], r["source"], r["created_by"],
-                     when(r["created_at"])) for r in rows])
+                     when(r["created_at"]),
+                     (when(r["expires_at"]) + (" break-glass" if r.get("break_glass") else ""))
+                     if r.get("expires_at") else "-") for r in rows])
 
 
 @perms.command("explain")
@@ -125,10 +156,13 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
 @click.option("--model", default=None, metavar="NAME", help="A registered model.")
 @click.option("--action", required=True, type=click.Choice(["READ", "EDIT", "MANAGE"], case_sensitive=False),
               help="The permission level the action needs.")
+@click.option("--alias", default=None, metavar="ALIAS",
+              help="With --model: the alias the action names (set_alias needs EDIT, delete_alias MANAGE), for "
+                   "conditions on aliases.")
 @click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
               help="Offline mode: the server's policy file (default: built-in defaults).")
 @target_options
-def explain(target, user, service, experiment, experiment_name, model, action, policy_path) -> None:
+def explain(target, user, service, experiment, experiment_name, model, action, alias, policy_path) -> None:
     """Say whether a user or service account may act on a resource, why, and which rule decided. Exit 0 either way.
 
     Example: mlgate perms explain --user alice --experiment 12 --action EDIT
@@ -137,7 +171,7 @@ def explain(target, user, service, experiment, experiment_name, model, action, p
     _, user = _one("subject", {"user": user, "service": service}, True)
     field, value = _one("resource", {"experiment_id": experiment, "experiment_name": experiment_name,
                                      "model": model}, True)
-    result = target.ops().explain(user, field, value, action.upper(), policy_path)
+    result = target.ops().explain(user, field, value, action.upper(), policy_path, alias)
     if target.output == "json":
         emit_json(result)
         return

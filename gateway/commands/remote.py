@@ -78,10 +78,15 @@ class RemoteOps:
         """Tokens of the caller or (admins) of ``username``."""
         return self.call("GET", f"{MLFLOW}/users/tokens/list", params={"username": username})["tokens"]
 
-    def create_token(self, name: str, days: int, username: str | None, read_only: bool) -> dict:
+    def create_token(self, name: str, days: int, username: str | None, read_only: bool,
+                     scope: list[str] | None = None, cidrs: list[str] | None = None) -> dict:
         """A new token: ``{"token": secret, "token_info": {...}}``."""
-        return self.call("POST", f"{MLFLOW}/users/tokens/create", body={
-            "name": name, "expires_in_days": days, "username": username, "read_only": read_only})
+        body = {"name": name, "expires_in_days": days, "username": username, "read_only": read_only}
+        if scope:
+            body["scope"] = scope
+        if cidrs:
+            body["cidrs"] = cidrs
+        return self.call("POST", f"{MLFLOW}/users/tokens/create", body=body)
 
     def revoke_token(self, token_id: str) -> None:
         """Revoke a token by id."""
@@ -113,27 +118,37 @@ class RemoteOps:
         """Stored grants, filtered."""
         return self.call("GET", f"{MLGATE}/grants/list", params={"subject": subject, "resource": resource})["grants"]
 
-    def put_grant(self, subject: str, resource: str, permission: str) -> dict:
-        """Create or replace a grant."""
-        return self.call("POST", f"{MLGATE}/grants/put", body={
-            "subject": subject, "resource": resource, "permission": permission})["grant"]
+    def put_grant(self, subject: str, resource: str, permission: str, *, expires_in_seconds: int | None = None,
+                  break_glass: bool = False) -> dict:
+        """Create or replace a grant (expiring after ``expires_in_seconds``, by the server's clock)."""
+        body: dict = {"subject": subject, "resource": resource, "permission": permission}
+        if expires_in_seconds is not None:
+            body["expires_in_seconds"] = expires_in_seconds
+        if break_glass:
+            body["break_glass"] = True
+        return self.call("POST", f"{MLGATE}/grants/put", body=body)["grant"]
 
     def revoke_grant(self, subject: str, resource: str) -> None:
         """Remove a grant."""
         self.call("POST", f"{MLGATE}/grants/revoke", body={"subject": subject, "resource": resource})
 
-    def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None) -> dict:
+    def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None,
+                alias: str | None = None) -> dict:
         """The server's decision with its reason and rule (the server's own policy file applies)."""
         if policy_path:
             raise CliError("--policy applies to offline mode only; a server explains with its own policy.",
                            EXIT_USAGE)
         return self.call("GET", f"{MLGATE}/perms/explain",
-                         params={"username": username, field: value, "action": action})
+                         params={"username": username, field: value, "action": action, "alias": alias})
 
     # --- audit -----------------------------------------------------------------------------------
     def audit(self, **filters) -> list[dict]:
         """Audit records matching the filters, oldest first."""
         return self.call("GET", f"{MLGATE}/audit/list", params=filters)["records"]
+
+    def verify_audit(self) -> dict:
+        """The server's check of the audit hash chain."""
+        return self.call("GET", f"{MLGATE}/audit/verify")["verification"]
 
     # --- policy ----------------------------------------------------------------------------------
     def export_policy(self, owner_grants: bool = False) -> dict:

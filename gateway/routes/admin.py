@@ -6,11 +6,16 @@ authorizer, audit trail and cross-process invalidation as any other change.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
+from auth import audit_chain
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
+from auth.store import now_ms
+from gateway.authz import resource_tags
 from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
@@ -164,9 +169,27 @@ def list_stored_grants(request: Request, args: Args = ARGS) -> JSONBody:
     return ok({"grants": [admin_store.grant_json(r) for r in rows]})
 
 
+def _expiry(args: Args, now: int) -> int | None:
+    """``expires_at`` (epoch ms) or ``expires_in_seconds`` from now; None when neither is given."""
+    if "expires_at" in args and "expires_in_seconds" in args:
+        raise invalid_parameter("Give expires_at or expires_in_seconds, not both.")
+    seconds = args.int("expires_in_seconds", default=None, minimum=1, maximum=10 * 365 * 86_400)
+    if seconds is not None:
+        return now + seconds * 1000
+    return args.int("expires_at", default=None, minimum=1)
+
+
 @router.post("/grants/put", operation_id="admin.grants.put")
 def put_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
-    """Grant a user, service account or group a permission on an id or a name pattern (replaces the old one)."""
+    """Grant a user, service account or group a permission on an id or a name pattern (replaces the old one).
+
+    ``expires_at`` (epoch ms) or ``expires_in_seconds`` make it stop applying then, on every process at that
+    moment; ``break_glass`` marks emergency access, which must expire (within 7 days) and whose every use is
+    audited.
+    """
+    now = now_ms()
+    expires_at = _expiry(args, now)
+    break_glass = bool(args.bool("break_glass", default=False))
     resource = _selector(args.str("resource", required=True, max_length=600))
     text = args.str("permission", required=True, max_length=32)
     try:
@@ -184,11 +207,17 @@ def put_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
         conflict = api_grant_conflict(request.app.state.policy_holder.policy_file, grant)
         if conflict:
             raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
-        row = put_grant(conn, subject, _stored(conn, resource), permission,
-                        created_by=f"{principal.kind}:{principal.name}")
+        try:
+            row = put_grant(conn, subject, _stored(conn, resource), permission,
+                            created_by=f"{principal.kind}:{principal.name}", expires_at=expires_at,
+                            break_glass=break_glass, now=now)
+        except ValueError as exc:
+            raise invalid_parameter(str(exc)) from None
         row = shown_rows(conn, [row])[0]
     request.app.state.policy_holder.invalidate()
-    _audit(request, "grant", f"{subject} {resource}", f"permission {permission}")
+    until = f", expires at {expires_at} (epoch ms)" if expires_at is not None else ""
+    _audit(request, "grant.break_glass" if break_glass else "grant", f"{subject} {resource}",
+           f"permission {permission}{until}")
     return ok({"grant": admin_store.grant_json(row)})
 
 
@@ -226,6 +255,8 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
     if len(given) != 1 or not given[0][2]:
         raise invalid_parameter("Name exactly one of experiment_id, experiment_name or model.")
     field, lookup, value = given[0]
+    alias = args.str("alias", default=None, max_length=256)
+    policy = request.app.state.policy_holder.current()
     with tracking_of(request).engine.connect() as conn:
         subject = admin_store.account_subject(conn, username)
         resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None, None)
@@ -233,9 +264,11 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
         if isinstance(resource, Resource):
             # Decided as in the resource's workspace: with the roles the account holds there.
             subject, where = in_resource_workspace(conn, subject, resource)
+            # Conditions see the resource's tags and the alias asked about, as for a request.
+            resource = replace(resource, tags=resource_tags(conn, resource) if policy.needs_tags else None,
+                               alias=alias)
     if resource is None:
         raise not_found(f"No resource with {field}={value} exists")
-    policy = request.app.state.policy_holder.current()
     return ok({**admin_store.explain(policy, subject, resource, action), **where})
 
 
@@ -254,6 +287,14 @@ def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
     with tracking_of(request).engine.connect() as conn:
         records = admin_store.audit_records(conn, limit=limit, **filters)
     return ok({"records": records})
+
+
+@router.get("/audit/verify", operation_id="admin.audit.verify")
+def verify_audit(request: Request) -> JSONBody:
+    """Recompute the audit log's hash chain: ``ok``, or the first record that was edited, deleted or moved."""
+    with tracking_of(request).engine.connect() as conn:
+        result = audit_chain.verify(conn)
+    return ok({"verification": result.to_json()})
 
 
 @router.get("/policy/export", operation_id="admin.policy.export")

@@ -14,7 +14,7 @@ from auth.store import now_ms
 from auth.tables import audit_log, group_members, groups, users
 from policies.compiled import CompiledPolicy
 from policies.decide import decide
-from policies.model import Permission, Resource, ResourceKind, Subject, SubjectRef
+from policies.model import Permission, RequestContext, Resource, ResourceKind, Subject, SubjectRef
 from policies.routes import resource_requirement
 
 MAX_AUDIT_PAGE = 1000
@@ -149,7 +149,8 @@ def remove_member(conn: Connection, group: str, username: str) -> int:
 def grant_json(row) -> dict:
     """A stored grant (:class:`auth.grants.GrantRow`) as the API and CLI show it."""
     return {"id": row.id, "subject": row.subject, "resource": row.resource, "permission": row.permission,
-            "source": row.source, "created_by": row.created_by, "created_at": row.created_at}
+            "source": row.source, "created_by": row.created_by, "created_at": row.created_at,
+            "expires_at": row.expires_at, "break_glass": row.break_glass}
 
 
 def audit_records(conn: Connection, *, actor: str | None = None, action: str | None = None,
@@ -186,15 +187,18 @@ def audit_count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(audit_log)).scalar() or 0)
 
 
-def explain(policy: CompiledPolicy, subject: Subject, resource: Resource, action: str) -> dict:
-    """The decision for ``subject`` doing ``action`` (READ, EDIT or MANAGE) on ``resource``, with its rule."""
+def explain(policy: CompiledPolicy, subject: Subject, resource: Resource, action: str,
+            at_ms: int | None = None) -> dict:
+    """The decision for ``subject`` doing ``action`` (READ, EDIT or MANAGE) on ``resource``, with its rule,
+    at ``at_ms`` (default: now; expired grants take no part)."""
     try:
         permission = Permission.parse(action)
     except ValueError:
         raise InvalidInput(f"Invalid action {action!r}. Expected one of READ, EDIT, MANAGE.") from None
     if permission is Permission.NO_PERMISSIONS:
         raise InvalidInput("Invalid action 'NO_PERMISSIONS'. Expected one of READ, EDIT, MANAGE.")
-    decision = decide(policy, subject, resource_requirement(permission, resource.kind), resource)
+    context = RequestContext(now_ms=at_ms if at_ms is not None else now_ms())
+    decision = decide(policy, subject, resource_requirement(permission, resource.kind), resource, context)
     kind = "experiment" if resource.kind is ResourceKind.EXPERIMENT else "registered_model"
     return {"allowed": decision.allowed, "reason": decision.reason, "rule": decision.rule,
             "subject": subject.key, "action": permission.name,

@@ -21,7 +21,7 @@ from starlette.requests import Request
 
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
-from gateway.authz import subject_of
+from gateway.authz import bypasses, request_context, subject_of
 from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
 from policies.decide import api_grant_conflict, decide
 from policies.model import Decision, Grant, Permission, Resource, ResourceKind, Subject
@@ -203,18 +203,19 @@ def _require_permission(request: Request, subject: Subject, kind: ResourceKind, 
     """The 3.x routes name their resource in two fields; check ``level`` on it like the route table would."""
     # Rechecked now, as the authorizer does before refusing: the caller may have just become owner elsewhere.
     policy = request.app.state.policy_holder.current(recheck=True)
-    if policy.is_admin(subject) and not subject.read_only_token:
+    if bypasses(subject, policy.is_admin(subject)):
         return
+    context = request_context(request, request_workspace(request))
     authorizer = request.app.state.authorizer
     # Audited under the route's operation id, like every denial the route table makes.
     operation_id = getattr(request.scope.get("route"), "operation_id", None)
     if resource is None:
-        missing = decide(policy, subject, resource_requirement(level, kind), Resource(kind, None, None))
+        missing = decide(policy, subject, resource_requirement(level, kind), Resource(kind, None, None), context)
         authorizer.audit_denial(request, operation_id, subject, missing)
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
-    decision = decide(policy, subject, resource_requirement(level, kind), resource)
+    decision = decide(policy, subject, resource_requirement(level, kind), resource, context)
     if not decision.allowed:
-        readable = decide(policy, subject, resource_requirement(Permission.READ, kind), resource).allowed
+        readable = decide(policy, subject, resource_requirement(Permission.READ, kind), resource, context).allowed
         authorizer.audit_denial(request, operation_id, subject, decision)
         if not readable:
             raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST")
@@ -272,8 +273,9 @@ def get_user_permission(request: Request, args: Args = ARGS) -> JSONBody:
     if not reveal_admins:
         policy = replace(policy, admins=frozenset())
     effective = Permission.NO_PERMISSIONS
+    context = request_context(request, request_workspace(request))
     for level in (Permission.READ, Permission.EDIT, Permission.MANAGE):
-        if decide(policy, target, resource_requirement(level, kind), resource).allowed:
+        if decide(policy, target, resource_requirement(level, kind), resource, context).allowed:
             effective = level
     return ok({"allowed": effective >= Permission.READ, "permission": effective.name})
 

@@ -119,7 +119,8 @@ def create_token(request: Request, services: AppServices, caller: Caller, args: 
     issued = services.accounts.create_token(
         caller, args.str("name", required=True, max_length=255),
         args.int("expires_in_days", required=True), username=args.str("username", default=None, max_length=255),
-        read_only=bool(args.bool("read_only", default=False)), client=_client(request))
+        read_only=bool(args.bool("read_only", default=False)), client=_client(request),
+        scope=args.str_list("scope"), cidrs=args.str_list("cidrs"))
     return ok({"token": issued.token, "token_info": issued.row.to_json()})
 
 

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from auth import roles as store
 from auth.grants import bump_generation
 from auth.store import now_ms
-from gateway.authz import subject_of
+from gateway.authz import bypasses, subject_of
 from gateway.workspaces import WorkspaceView, check_workspace_name, workspace_missing, workspaces_disabled
 from policies.model import Subject
 from tracking.api.body import Args, request_args
@@ -40,7 +40,7 @@ ARGS = Depends(request_args)
 def _caller(request: Request) -> tuple[Subject, bool]:
     subject = getattr(request.state, "workspace_subject", None) or subject_of(request.state.principal)
     holder = request.app.state.policy_holder
-    return subject, holder.is_admin(subject) and not subject.read_only_token
+    return subject, bypasses(subject, holder.is_admin(subject))
 
 
 def _view(request: Request) -> WorkspaceView:

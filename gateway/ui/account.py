@@ -101,7 +101,8 @@ def create_token(request: Request, fields: dict = FORM) -> Response:
     try:
         issued = request.app.state.accounts.create_token(
             request.state.principal, fields.get("name", "").strip(), _days(fields.get("days", "")),
-            read_only=fields.get("read_only") == "on", client=client_address(request))
+            read_only=fields.get("read_only") == "on", client=client_address(request),
+            scope=fields.get("scope", "").split(), cidrs=fields.get("cidrs", "").replace(",", " ").split())
     except (AuthError, MlflowError) as exc:
         return _account_page(request, status=400, error=exc.message)
     return _account_page(request, new_token={"secret": issued.token, "name": issued.row.name})

@@ -202,7 +202,9 @@ def test_renaming_an_experiment_out_of_a_name_pattern_grant_ends_access_at_once(
 
 def test_decision_memo_is_per_compiled_policy_and_per_key():
     from gateway.authz import DecisionMemo
-    from policies.model import Decision
+    from policies.decide import compile_policy
+    from policies.file.access import AccessConfig
+    from policies.model import Decision, Grant
 
     memo, calls = DecisionMemo(max_entries=2), []
 
@@ -212,14 +214,20 @@ def test_decision_memo_is_per_compiled_policy_and_per_key():
             return Decision(allowed, "r", "rule")
         return run
 
-    first, second = object(), object()  # two compiled policies
-    assert memo.decide(first, ("bob", "runs.get", ((0, "exp-1"),)), compute(True)).allowed
-    assert memo.decide(first, ("bob", "runs.get", ((0, "exp-1"),)), compute(False)).allowed  # memoised
+    first, second = compile_policy(AccessConfig()), compile_policy(AccessConfig())  # two compiled policies
+    assert memo.decide(first, ("bob", "runs.get", ((0, "exp-1"),)), compute(True), 0).allowed
+    assert memo.decide(first, ("bob", "runs.get", ((0, "exp-1"),)), compute(False), 0).allowed  # memoised
     # Another check position naming the same resource is another question.
-    assert not memo.decide(first, ("bob", "runs.get", ((1, "exp-1"),)), compute(False)).allowed
+    assert not memo.decide(first, ("bob", "runs.get", ((1, "exp-1"),)), compute(False), 0).allowed
     # A new compiled policy (a grant changed) forgets every earlier answer.
-    assert not memo.decide(second, ("bob", "runs.get", ((0, "exp-1"),)), compute(False)).allowed
+    assert not memo.decide(second, ("bob", "runs.get", ((0, "exp-1"),)), compute(False), 0).allowed
     assert calls == [True, False, False]
+    # An answer holds until the policy's next grant expiry, not after it.
+    timed = compile_policy(AccessConfig(), [Grant.from_api(1, "user:bob", "experiment:1", "READ", expires_at=100)])
+    assert memo.decide(timed, ("bob",), compute(True), 50).allowed
+    assert memo.decide(timed, ("bob",), compute(False), 99).allowed
+    assert not memo.decide(timed, ("bob",), compute(False), 100).allowed
+    assert calls == [True, False, False, True, False]
 
 
 def test_a_non_admin_registers_prompt_versions_and_the_placeholder_source_reads_nothing(world):

@@ -79,10 +79,11 @@ def scope_fingerprint(scope: ResourceScope) -> dict[str, object]:
         "di": sorted(scope.denied_ids),
         "dn": list(scope.denied_name_patterns),
         "w": scope.workspace,
+        "x": None if scope.within is None else scope_fingerprint(scope.within),
     }
 
 
 def unrestricted(scope: ResourceScope) -> bool:
     """Whether the scope filters nothing (so no condition needs to be added)."""
     return (scope.unrestricted and not scope.denied_ids and not scope.denied_name_patterns
-            and scope.workspace is None)
+            and scope.workspace is None and scope.within is None)

@@ -13,8 +13,9 @@ from enum import StrEnum
 from sqlalchemy import Connection, select
 
 from tracking.db.mlflow3_tables import logged_models, trace_info
-from tracking.db.registry_tables import registered_models
-from tracking.db.tables import experiments, runs
+from tracking.db.registry_tables import registered_model_tags, registered_models
+from tracking.db.tables import experiment_tags, experiments, runs
+from tracking.store.registry_validation import IS_PROMPT_TAG_KEY
 
 # Experiment ids are server-made integers; longer text cannot name one (and would overflow the column).
 _MAX_EXPERIMENT_ID_DIGITS = 18
@@ -42,6 +43,7 @@ class Owner:
     id: str
     name: str
     workspace: str
+    is_prompt: bool = False  # a registered model that holds a prompt (MLflow's is-prompt tag)
 
 
 def _experiment_owner(row) -> Owner:
@@ -73,10 +75,34 @@ def owner_of(conn: Connection, owned_by: OwnedBy, value: str) -> Owner | None:
                                                  experiments.c.experiment_id == logged_models.c.experiment_id))
                  .where(logged_models.c.model_id == value))
     elif owned_by is OwnedBy.MODEL_NAME:
-        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace)
+        # Whether it is a prompt rides along (one outer join): a token scoped to prompts covers prompts only.
+        prompt_tag = registered_model_tags.alias("prompt_tag")
+        row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace,
+                                  prompt_tag.c.value.label("prompt"))
+                           .select_from(registered_models.outerjoin(
+                               prompt_tag, (prompt_tag.c.name == registered_models.c.name)
+                               & (prompt_tag.c.key == IS_PROMPT_TAG_KEY)))
                            .where(registered_models.c.name == value)).first()
-        return None if row is None else Owner("registered_model", row.model_id, value, row.workspace)
+        if row is None:
+            return None
+        return Owner("registered_model", row.model_id, value, row.workspace,
+                     is_prompt=(row.prompt or "").lower() == "true")
     else:  # pragma: no cover - every member is handled above
         raise ValueError(f"unknown owner lookup {owned_by!r}")
     row = conn.execute(query).first()
     return None if row is None else _experiment_owner(row)
+
+
+def tags_of(conn: Connection, kind: str, key: str) -> frozenset[tuple[str, str]]:
+    """An experiment's (``kind`` "experiment", ``key`` its id) or registered model's (``key`` its name) tags."""
+    if kind == "experiment":
+        if not (key.isascii() and key.isdigit()) or len(key) > _MAX_EXPERIMENT_ID_DIGITS:
+            return frozenset()
+        rows = conn.execute(select(experiment_tags.c.key, experiment_tags.c.value)
+                            .where(experiment_tags.c.experiment_id == int(key)))
+    elif kind == "registered_model":
+        rows = conn.execute(select(registered_model_tags.c.key, registered_model_tags.c.value)
+                            .where(registered_model_tags.c.name == key))
+    else:
+        raise ValueError(f"no tags for {kind!r}")
+    return frozenset((row.key, row.value or "") for row in rows)

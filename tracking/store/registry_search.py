@@ -118,7 +118,8 @@ def _version_attribute(c) -> ColumnElement[bool]:
 
 def _scope_parts(scope: ResourceScope) -> list[Any]:
     return [scope.unrestricted, scope.ids, list(scope.name_patterns), scope.denied_ids,
-            list(scope.denied_name_patterns), scope.names, scope.hidden_names, scope.denied_names, scope.workspace]
+            list(scope.denied_name_patterns), scope.names, scope.hidden_names, scope.denied_names, scope.workspace,
+            None if scope.within is None else _scope_parts(scope.within)]
 
 
 def _bounded(max_results: int | None, default: int, limit: int) -> int:
@@ -183,7 +184,7 @@ def _model_order(order_by: list[str]) -> list[Any]:
 def _visible_model(scope: ResourceScope) -> ColumnElement[bool]:
     # The scope names models by their stable id: versions carry only the name, so the model row is consulted.
     # A version carries no workspace either: it is in its model's.
-    if scope.unrestricted and scope.workspace is None and not (
+    if scope.unrestricted and scope.workspace is None and scope.within is None and not (
             scope.denied_ids or scope.denied_name_patterns or scope.hidden_names or scope.denied_names):
         return true()
     return exists().where(registered_models.c.name == model_versions.c.name,

@@ -6,14 +6,14 @@ administrator by naming it. ``external_id`` is the provider's own id (RFC 7643 s
 keeps the SCIM attributes mlgate does not use itself (displayName, name, emails) so they round-trip.
 A group's ``scim_id`` is a random id that is never reused (SQLite may reuse a deleted group's row id).
 
-Revision ID: 0011_provisioning
+Revision ID: 0007_provisioning
 Revises: 0006_workspaces
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011_provisioning'
+revision = '0007_provisioning'
 down_revision = '0006_workspaces'
 branch_labels = None
 depends_on = None
