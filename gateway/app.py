@@ -58,6 +58,11 @@ def create_app(settings: Settings) -> FastAPI:
         policy = load_policy(settings)
     except PolicyFileError as exc:
         problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
+    if policy is not None and (policy.workspaces is not None or policy.workspace_templates):
+        # Workspaces and roles are stored (workspace administrators change them at run time): a server reading
+        # them from its file would silently disagree with what it stores.
+        problems.append(f"--policy {settings.policy_file}: workspaces and workspace_templates are stored on the "
+                        "server: apply them with `mlgate policy apply FILE` and leave them out of --policy")
     problems.extend(identity_problems(settings, policy))
     problems.extend(destination_problems(settings.artifacts_destination))
     mlflow_ui, ui_problems = choose_build(settings.web_ui)

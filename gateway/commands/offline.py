@@ -245,16 +245,22 @@ class OfflineOps:
     # --- policy ----------------------------------------------------------------------------------
     @_guarded
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, and the
+        workspaces with their roles."""
         with self.engine.connect() as conn:
-            return admin_policy.export_access(conn, owner_grants=owner_grants)
+            document = {"access": admin_policy.export_access(conn, owner_grants=owner_grants)}
+            if (workspaces := admin_policy.export_workspaces(conn)):
+                document["workspaces"] = workspaces
+            return document
 
     @_guarded
-    def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
+    def apply_policy(self, document: dict, dry_run: bool, owner_grants: bool = False) -> dict:
         """Plan or apply in one database transaction (a file's conflicts are checked by a server only)."""
         try:
             with self.engine.begin() as conn:
-                changes = admin_policy.plan(conn, access, owner_grants=owner_grants)
+                changes = admin_policy.plan(conn, document.get("access"), owner_grants=owner_grants,
+                                            workspaces=document.get("workspaces"),
+                                            templates=document.get("workspace_templates"))
                 if not dry_run:
                     admin_policy.apply(conn, changes, self.actor_name)
         except PolicyFileError as exc:

@@ -137,13 +137,16 @@ class RemoteOps:
 
     # --- policy ----------------------------------------------------------------------------------
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, and the
+        workspaces with their roles (``workspaces``) when the server has any."""
         params = {"owner_grants": "true"} if owner_grants else None
-        return self.call("GET", f"{MLGATE}/policy/export", params=params)["access"]
+        answer = self.call("GET", f"{MLGATE}/policy/export", params=params)
+        return {k: answer[k] for k in ("access", "workspaces") if k in answer}
 
-    def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
-        """Plan (``dry_run``) or apply an ``access`` section in one server transaction."""
-        body = {"access": access, "dry_run": dry_run}
+    def apply_policy(self, document: dict, dry_run: bool, owner_grants: bool = False) -> dict:
+        """Plan (``dry_run``) or apply ``access`` (and ``workspaces``, ``workspace_templates``) in one server
+        transaction."""
+        body = {**document, "dry_run": dry_run}
         if owner_grants:
             body["owner_grants"] = True
         return self.call("POST", f"{MLGATE}/policy/apply", body=body)
