@@ -268,7 +268,7 @@ def _role_changes(workspace: str, name: str, desired: RoleEntry, current: dict |
     return changes
 
 
-def _held_objects(conn: Connection, workspace: str) -> int:
+def held_objects(conn: Connection, workspace: str) -> int:
     used = conn.execute(select(func.count()).select_from(experiments)
                         .where(experiments.c.workspace == workspace)).scalar_one()
     return used + conn.execute(select(func.count()).select_from(registered_models)
@@ -286,7 +286,7 @@ def plan_workspaces(conn: Connection, desired: dict[str, WorkspaceEntry], accoun
     current = {r.name: r.description for r in conn.execute(select(workspace_rows))}
     removed = sorted(set(current) - set(desired) - {DEFAULT_WORKSPACE})
     for name in removed:
-        if (held := _held_objects(conn, name)):
+        if (held := held_objects(conn, name)):
             problems.append(f"workspaces: workspace {name} is not in the file but holds {held} experiments or "
                             "models (deleted ones included); declare it, or delete them first")
     if problems:
