@@ -131,7 +131,10 @@ audit_log = Table(
     Column("client_address", String(64), nullable=True),
     Column("outcome", String(16), nullable=False),
     Column("reason", Text, nullable=True),
+    # The request's workspace (NULL: not a request in one, or written before migration 0010).
+    Column("workspace", String(63), nullable=True),
     Index("ix_auth_audit_log_at", "at"),
+    Index("ix_auth_audit_log_workspace", "workspace", "at"),
 )
 
 # Single sign-on: which provider account (issuer-scoped subject) is which mlgate user. Matching on the

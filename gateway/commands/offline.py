@@ -81,8 +81,10 @@ class OfflineOps:
                                auth_method="offline")
 
     def _audit(self, action: str, target: str, reason: str | None = None) -> None:
+        # Workspace and role changes name their workspace first in the target ("workspace:team-a role:3").
+        workspace = target.split()[0].removeprefix("workspace:") if target.startswith("workspace:") else None
         self.identity.auditor.record(action, "success", actor=self.actor_name, target=target, client=None,
-                                     reason=f"offline (--db){': ' + reason if reason else ''}")
+                                     reason=f"offline (--db){': ' + reason if reason else ''}", workspace=workspace)
 
     # --- accounts --------------------------------------------------------------------------------
     @_guarded

@@ -241,11 +241,13 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
 
 @router.get("/audit/list", operation_id="admin.audit.list")
 def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
-    """Audit records filtered by actor, action, outcome and time (epoch ms); ``after_id`` pages forward."""
+    """Audit records filtered by actor, action, outcome, workspace and time (epoch ms); ``after_id`` pages
+    forward."""
     filters = {
         "actor": args.str("actor", default=None, max_length=300),
         "action": args.str("action", default=None, max_length=64),
         "outcome": args.str("outcome", default=None, max_length=16),
+        "workspace": args.str("workspace", default=None, max_length=63),
         "since": args.int("since", default=None, minimum=0),
         "until": args.int("until", default=None, minimum=0),
         "after_id": args.int("after_id", default=None, minimum=0),
