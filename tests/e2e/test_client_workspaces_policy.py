@@ -99,17 +99,19 @@ def test_teams_declared_in_the_policy_file_see_only_their_workspace(ws_server, m
     assert signed_in.returncode == 0, signed_in.stderr
     for user in (alice, bob, carol, wendy):
         cli.json("users", "create", user, "--password-stdin", input=PASSWORD + "\n")
-    edit_all = [{"resource_type": t, "resource_pattern": "*", "permission": "EDIT"}
+    def edit_all() -> list[dict]:
+        return [{"resource_type": t, "resource_pattern": "*", "permission": "EDIT"}
                 for t in ("experiment", "registered_model")]
+
     document = {
         "version": 1,
         "access": {"groups": {f"team-{s}": [alice]}},
         "workspaces": {
             team_a: {"description": "Team A", "roles": {
-                "members": {"permissions": edit_all, "members": [f"group:team-{s}"]},
+                "members": {"permissions": edit_all(), "members": [f"group:team-{s}"]},
                 "admins": {"permissions": [{"resource_type": "workspace", "resource_pattern": "*",
                                             "permission": "MANAGE"}], "members": [wendy]}}},
-            team_b: {"roles": {"members": {"permissions": edit_all, "members": [bob]}}},
+            team_b: {"roles": {"members": {"permissions": edit_all(), "members": [bob]}}},
         },
     }
     path = tmp_path / "teams.yaml"
@@ -121,7 +123,7 @@ def test_teams_declared_in_the_policy_file_see_only_their_workspace(ws_server, m
                                                                               ("workspace", team_b)}
     assert cli.json("policy", "plan", str(path)) == {"changes": []}
     assert {w["name"] for w in cli.json("workspaces", "list")["workspaces"]} == {"default", team_a, team_b}
-    assert [r["name"] for r in cli.json("roles", "list", "--workspace", team_a)["roles"]] == ["members", "admins"]
+    assert sorted(r["name"] for r in cli.json("roles", "list", "--workspace", team_a)["roles"]) == ["admins", "members"]
     assert cli.json("roles", "members", "admins", "--workspace", team_a)["members"] == [wendy]
 
     # Each team logs in its own workspace and sees only its own; alice is a member through her group.
