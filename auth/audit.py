@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 
 from auth.store import IdentityStore, now_ms
 
 log = logging.getLogger("mlgate.audit")
+
+# The workspace of the request being served (the gateway sets it as soon as it knows it), so that every
+# record written while serving it carries it without each caller passing it.
+REQUEST_WORKSPACE: ContextVar[str | None] = ContextVar("mlgate_request_workspace", default=None)
 
 
 class Auditor:
@@ -21,10 +26,12 @@ class Auditor:
         self.store = store
 
     def record(self, action: str, outcome: str, *, actor: str | None = None, target: str | None = None,
-               client: str | None = None, reason: str | None = None) -> None:
-        """Write one record: ``action`` like ``login``, ``outcome`` ``success``/``failure``/``denied``."""
+               client: str | None = None, reason: str | None = None, workspace: str | None = None) -> None:
+        """Write one record: ``action`` like ``login``, ``outcome`` ``success``/``failure``/``denied``;
+        ``workspace`` defaults to the current request's."""
         entry = {"at": now_ms(), "actor": _clip(actor, 255), "action": action, "target": _clip(target, 255),
-                 "client_address": _clip(client, 64), "outcome": outcome, "reason": _clip(reason, 1000)}
+                 "client_address": _clip(client, 64), "outcome": outcome, "reason": _clip(reason, 1000),
+                 "workspace": _clip(workspace or REQUEST_WORKSPACE.get(), 63)}
         log.info(json.dumps({"event": "audit", **entry}, ensure_ascii=True))
         try:
             self.store.append_audit(entry)

@@ -33,11 +33,18 @@ from sqlalchemy import (
 from auth.grants import bump_generation, put_grant, revoke_grant
 from auth.store import now_ms
 from auth.tables import grants, metadata
+from policies.file.workspaces import (
+    ROLE_GROUP_PREFIX,
+    ROLE_RESOURCE_PERMISSIONS,
+    ROLE_RESOURCE_TYPES,
+    role_name_problem,
+    role_permission_problem,
+    role_selector,
+)
 from policies.model import SubjectRef
 
-# A group name no identity provider or account can hold: subject_of() drops it from a principal's groups
-# and adds it only for a request in the role's workspace.
-ROLE_GROUP_PREFIX = "role@"
+# ROLE_GROUP_PREFIX: a group name no identity provider or account can hold: subject_of() drops it from a
+# principal's groups and adds it only for a request in the role's workspace.
 
 roles = Table(
     "auth_roles",
@@ -78,11 +85,9 @@ role_assignments = Table(
     sqlite_autoincrement=True,
 )
 
-# MLflow's role resource types that mlgate serves; prompts are registered models here.
-RESOURCE_TYPES = ("experiment", "registered_model", "prompt", "workspace")
-# MLflow's role permissions; USE is READ on a resource (mlgate has no separate "use" level).
-_RESOURCE_PERMISSIONS = {"READ": "READ", "USE": "READ", "EDIT": "EDIT", "MANAGE": "MANAGE"}
-_WORKSPACE_PERMISSIONS = ("USE", "MANAGE")
+# The rules are the policy file's (policies/file/workspaces.py), so the API and the file accept the same roles.
+RESOURCE_TYPES = ROLE_RESOURCE_TYPES
+_RESOURCE_PERMISSIONS = ROLE_RESOURCE_PERMISSIONS
 
 
 class RoleError(ValueError):
@@ -128,38 +133,18 @@ def role_group(role_id: int) -> str:
     return f"{ROLE_GROUP_PREFIX}{role_id}"
 
 
-def _selector(resource_type: str, pattern: str) -> str:
-    glob = pattern == "*" or any(c in pattern for c in "*?")
-    if resource_type == "experiment":
-        if not glob and pattern.isascii() and pattern.isdigit():
-            return f"experiment:{pattern}"
-        return f"experiment-name:{pattern}"
-    return f"model-name:{pattern}" if glob else f"model:{pattern}"
-
-
 def _check_permission(resource_type: str, pattern: str, permission: str) -> str:
-    """The grant selector for a valid permission; RoleError naming the rule otherwise."""
-    if resource_type not in RESOURCE_TYPES:
-        raise RoleError(f"Invalid resource_type '{resource_type}'. Supported: {', '.join(RESOURCE_TYPES)}.")
-    if not pattern or any(ord(c) < 32 for c in pattern) or len(pattern) > 500:
-        raise RoleError("resource_pattern must be 1-500 printable characters.")
-    if resource_type == "workspace":
-        if pattern != "*":
-            raise RoleError("A workspace permission accepts only the resource_pattern '*'.")
-        if permission not in _WORKSPACE_PERMISSIONS:
-            raise RoleError("A workspace permission is USE or MANAGE.")
-        return ""
-    if permission == "DENY":
-        raise RoleError("DENY role permissions are not supported by mlgate yet; remove the allowing permission.")
-    if permission not in _RESOURCE_PERMISSIONS:
-        raise RoleError(f"Invalid permission '{permission}'. Use READ, USE, EDIT or MANAGE.")
-    return _selector(resource_type, pattern)
+    """The grant selector for a valid permission ('' for a workspace permission); RoleError naming the rule."""
+    problem = role_permission_problem(resource_type, pattern, permission)
+    if problem:
+        raise RoleError(problem)
+    return "" if resource_type == "workspace" else role_selector(resource_type, pattern)
 
 
 def create_role(conn: Connection, workspace: str, name: str, description: str | None) -> Role:
     """A new role in ``workspace`` (RESOURCE_ALREADY_EXISTS for a name taken there)."""
-    if not name or len(name) > 255 or any(ord(c) < 32 for c in name):
-        raise RoleError("Role name must be 1-255 printable characters.")
+    if (problem := role_name_problem(name)) is not None:
+        raise RoleError(problem)
     if conn.execute(select(roles.c.id).where(roles.c.workspace == workspace, roles.c.name == name)).first():
         raise RoleError(f"Role '{name}' already exists in workspace '{workspace}'.", "RESOURCE_ALREADY_EXISTS")
     role_id = conn.execute(insert(roles).values(workspace=workspace, name=name, description=description,

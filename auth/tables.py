@@ -152,7 +152,10 @@ audit_log = Table(
     # SHA-256 over the previous record's hash and this record's fields (auth.audit_chain): editing, deleting
     # or reordering a record breaks the chain from there on. NULL for records written before revision 0008.
     Column("hash", String(64), nullable=True),
+    # The request's workspace (NULL: not a request in one, or written before migration 0009).
+    Column("workspace", String(63), nullable=True),
     Index("ix_auth_audit_log_at", "at"),
+    Index("ix_auth_audit_log_workspace", "workspace", "at"),
 )
 
 # The head of the audit hash chain: one row, updated in the transaction of every append, which also

@@ -78,6 +78,11 @@ def check_startup(settings: Settings) -> StartupPlan:
         policy = load_policy(settings)
     except PolicyFileError as exc:
         problems.extend(f"--policy {settings.policy_file}: {p}" for p in exc.problems)
+    if policy is not None and (policy.workspaces is not None or policy.workspace_templates):
+        # Workspaces and roles are stored (workspace administrators change them at run time): a server reading
+        # them from its file would silently disagree with what it stores.
+        problems.append(f"--policy {settings.policy_file}: workspaces and workspace_templates are stored on the "
+                        "server: apply them with `mlgate policy apply FILE` and leave them out of --policy")
     problems.extend(identity_problems(settings, policy))  # secret key, auth section, auth backends
     network, network_problems = plan_network(settings, policy.network if policy is not None else None)
     if policy is None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Engine
 from starlette.requests import Request
 
-from auth.audit import Auditor
+from auth.audit import REQUEST_WORKSPACE, Auditor
 from auth.errors import Unauthenticated
 from auth.grants import current_generation, policy_grants
 from auth.principal import Principal
@@ -439,6 +439,9 @@ class Authorizer:
         requirement = requirement_for(operation_id) if operation_id else None
         principal: Principal | None = getattr(request.state, "principal", None)
         subject = subject_of(principal)
+        # The audit records of this request carry the workspace it names until membership confirms it (a refused
+        # header is recorded as asked for: that is the evidence of a probe).
+        REQUEST_WORKSPACE.set(_requested_workspace(request))
         if requirement is not None and requirement.access is Access.SCIM:
             # The provisioning token alone opens SCIM; no principal (administrators included) qualifies.
             self._check_scim_token(request, operation_id)
@@ -534,6 +537,7 @@ class Authorizer:
         if workspace == DEFAULT_WORKSPACE and bypasses(subject, admin):
             # Administrators bypass decisions and are members of 'default': no compiled policy needed.
             setattr(request.state, WORKSPACE_STATE_KEY, workspace)
+            REQUEST_WORKSPACE.set(workspace)
             return workspace, subject
         view = directory.view(self.holder.current())
         if not view.is_member(subject, workspace, admin=admin):
@@ -544,6 +548,7 @@ class Authorizer:
                                   None, f"not a member of workspace {workspace!r} (or it does not exist)")
                 raise workspace_missing(workspace)
         setattr(request.state, WORKSPACE_STATE_KEY, workspace)
+        REQUEST_WORKSPACE.set(workspace)
         subject = view.subject_in(subject, workspace)
         request.state.workspace_subject = subject
         return workspace, subject
@@ -637,6 +642,12 @@ class Authorizer:
             self.auditor.record("authorize", "denied", actor=subject.name if subject.kind != "anonymous" else None,
                                 target=f"{operation_id or request.url.path}",
                                 client=client, reason=f"{reason} [rule: {rule}]")
+
+
+def _requested_workspace(request: Request) -> str:
+    """The workspace a request names, as sent (bounded), for its audit records; ``default`` when none."""
+    named = (request.headers.get(WORKSPACE_HEADER) or "").strip()
+    return named[:63] if named else DEFAULT_WORKSPACE
 
 
 _MISSING_BY_KIND = {

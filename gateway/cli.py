@@ -20,9 +20,11 @@ _LAZY_COMMANDS = {
     "login": "gateway.commands.login:login",
     "perms": "gateway.commands.perms:perms",
     "policy": "gateway.commands.policy:policy",
+    "roles": "gateway.commands.workspaces:roles",
     "service-accounts": "gateway.commands.service_accounts:service_accounts",
     "tokens": "gateway.commands.tokens:tokens",
     "users": "gateway.commands.users:users",
+    "workspaces": "gateway.commands.workspaces:workspaces",
 }
 
 

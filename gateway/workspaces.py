@@ -12,7 +12,6 @@ request pays no query for them.
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, replace
 
@@ -20,6 +19,7 @@ from sqlalchemy import Engine, select
 
 from auth.roles import ROLE_GROUP_PREFIX, Memberships, load_memberships, role_group, roles
 from policies.compiled import CompiledPolicy
+from policies.file.workspaces import workspace_name_problem
 from policies.model import Resource, ResourceKind, Subject
 from tracking.db.registry_tables import registered_models
 from tracking.db.tables import experiments
@@ -28,20 +28,12 @@ from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import DEFAULT_WORKSPACE
 
 WORKSPACE_HEADER = "x-mlflow-workspace"
-# MLflow's rule (mlflow.store.workspace.abstract_store.WorkspaceNameValidator), Kubernetes-style names.
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_RESERVED = frozenset({"workspaces", "api", "ajax-api", "static-files"})
 
 
 def check_workspace_name(name: str) -> None:
     """MLflow's validation of a workspace name: INVALID_PARAMETER_VALUE naming the rule."""
-    if not 2 <= len(name) <= 63:
-        raise invalid_parameter(f"Workspace name '{name[:80]}' must be between 2 and 63 characters.")
-    if not _NAME.fullmatch(name):
-        raise invalid_parameter(f"Workspace name '{name}' must match the pattern {_NAME.pattern} "
-                                "(lowercase alphanumeric with optional internal hyphens).")
-    if name in _RESERVED:
-        raise invalid_parameter(f"Workspace name '{name}' is reserved.")
+    if (problem := workspace_name_problem(name)) is not None:
+        raise invalid_parameter(problem)
 
 
 def workspace_missing(name: str) -> MlflowError:

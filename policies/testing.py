@@ -20,9 +20,15 @@ check in CI that its file does what its authors mean. A case file looks like::
         alias: champion                # the model alias the request names, for conditions (optional)
         token: {scope: ["EDIT:experiment-name:team-a/*"], cidrs: [10.0.0.0/8]}   # a scoped token (optional)
         client: 10.1.2.3               # the request's client address (optional)
-        workspace: default             # the request's workspace (optional)
         expect: allow                  # allow | deny
         rule: access.grants[0]         # the rule expected to decide (optional)
+        workspace: team-a              # decide as a request in this workspace (optional; default: default)
+
+A case naming a workspace is decided as a request in it: the principal must be a member (an
+administrator, anyone in ``default``, else a holder of one of its declared roles; a non-member is
+denied, rule ``workspace-membership``), and it carries the group ``role@<workspace>/<role>`` of each
+declared role it holds there, whose permissions are grants citing ``workspaces.<name>.roles.<role>...``.
+A workspace neither declared nor made by a template is an error of the case file, not "everything".
 """
 
 from __future__ import annotations
@@ -37,9 +43,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from policies.compiled import CompiledPolicy
 from policies.decide import compile_policy, decide_all
+from policies.file.document import PolicyFile
 from policies.file.fields import PermissionName, ResourceText
 from policies.file.loader import load_policy_file, parse_yaml, policy_from_data
 from policies.file.problems import PolicyFileError, validation_problems
+from policies.file.workspaces import (
+    DEFAULT_WORKSPACE,
+    ROLE_GROUP_PREFIX,
+    WorkspaceEntry,
+    file_role_group,
+    instantiate,
+    role_grants,
+    template_for,
+)
 from policies.model import Decision, Grant, Permission, RequestContext, Resource, ResourceKind, Subject
 from policies.routes import Access, Requirement, create_requirement, requirement_for, resource_requirement
 from policies.token_scope import parse_scope
@@ -122,9 +138,9 @@ class CaseSpec(ResourceRef):
     alias: str | None = None
     token: TokenSpec | None = None
     client: str | None = None
-    workspace: str | None = None
     expect: Literal["allow", "deny"]
     rule: str | None = None
+    workspace: str | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> CaseSpec:
@@ -181,12 +197,25 @@ class CaseResult:
     message: str
 
 
-def _subject(case: CaseSpec) -> Subject:
+@dataclass(frozen=True)
+class WorkspaceCase:
+    """What a case's workspace means for its principal: membership and the role groups it carries there."""
+
+    workspace: str
+    member: bool
+    role_groups: frozenset[str]
+
+
+def _subject(case: CaseSpec, where: WorkspaceCase | None = None) -> Subject:
     if case.principal == "anonymous":
         return Subject.anonymous()
     kind, _, name = case.principal.partition(":")
+    # A group named like a role's is never taken from the identity layer (as on a server).
+    groups = {g for g in case.groups if not g.startswith(ROLE_GROUP_PREFIX)}
+    if where is not None:
+        groups |= where.role_groups
     scope = parse_scope(case.token.scope, case.token.cidrs) if case.token is not None else None
-    return Subject(kind, name, frozenset(case.groups), case.admin, case.read_only,  # type: ignore[arg-type]
+    return Subject(kind, name, frozenset(groups), case.admin, case.read_only,  # type: ignore[arg-type]
                    token_scope=scope)
 
 
@@ -233,9 +262,13 @@ def _checks(case: CaseSpec) -> list[tuple[Requirement | None, Resource | None]]:
     return checks
 
 
-def run_case(policy: CompiledPolicy, case: CaseSpec) -> CaseResult:
-    """Decide one case and compare with its expectation."""
-    decision = decide_all(policy, _subject(case), _checks(case), _context(case))
+def run_case(policy: CompiledPolicy, case: CaseSpec, where: WorkspaceCase | None = None) -> CaseResult:
+    """Decide one case (in its workspace, when ``where`` says what that means) and compare."""
+    if where is not None and not where.member:
+        decision = Decision(False, f"{case.principal} is not a member of workspace '{where.workspace}'",
+                            "workspace-membership")
+    else:
+        decision = decide_all(policy, _subject(case, where), _checks(case), _context(case))
     wanted = case.expect == "allow"
     problems = []
     if decision.allowed != wanted:
@@ -246,14 +279,62 @@ def run_case(policy: CompiledPolicy, case: CaseSpec) -> CaseResult:
     return CaseResult(case.name, not problems, decision, case.expect, case.rule, message or decision.reason)
 
 
-def run_cases(policy: CompiledPolicy, cases: list[CaseSpec]) -> list[CaseResult]:
+def run_cases(policy: CompiledPolicy, cases: list[CaseSpec],
+              where: list[WorkspaceCase | None] | None = None) -> list[CaseResult]:
     """Decide every case; one result each, in order."""
-    return [run_case(policy, case) for case in cases]
+    where = where or [None] * len(cases)
+    return [run_case(policy, case, w) for case, w in zip(cases, where, strict=True)]
+
+
+def _file_groups_of(document: PolicyFile, principal: str) -> set[str]:
+    return {name for name, members in document.access.groups.items() if principal in members}
+
+
+def workspace_cases(document: PolicyFile, cases: list[CaseSpec]) -> tuple[list[WorkspaceCase | None], list[Grant],
+                                                                           list[str]]:
+    """Each case's workspace context, the grants of the roles the cases' workspaces declare, and the problems
+    (a case naming a workspace the file neither declares nor makes from a template)."""
+    named = {c.workspace for c in cases if c.workspace is not None}
+    if document.workspaces is None and not document.workspace_templates and not named:
+        return [None] * len(cases), [], []
+    problems, made = [], {}
+    where = {name: f"workspaces.{name}" for name in (document.workspaces or {})}
+    for i, case in enumerate(cases):
+        name = case.workspace
+        if name is None or name == DEFAULT_WORKSPACE or name in (document.workspaces or {}) or name in made:
+            continue
+        template = template_for(document.workspace_templates, name)
+        if template is None:
+            problems.append(f"cases[{i}].workspace: workspace {name!r} is not declared in the policy's workspaces "
+                            "and no workspace_templates entry makes it")
+            continue
+        made[name] = instantiate(template, name)
+        where[name] = f"workspace_templates[{document.workspace_templates.index(template)}]"
+    known = {**(document.workspaces or {}), **made}
+    out: list[WorkspaceCase | None] = []
+    for case in cases:
+        name = case.workspace or DEFAULT_WORKSPACE
+        keys = {case.principal, *(f"group:{g}" for g in case.groups),
+                *(f"group:{g}" for g in _file_groups_of(document, case.principal))}
+        held = frozenset(file_role_group(name, role) for role, entry in ((known.get(name) or WorkspaceEntry()).roles
+                                                                          or {}).items()
+                         if keys & set(entry.members))
+        member = case.admin or name == DEFAULT_WORKSPACE or bool(held)
+        out.append(WorkspaceCase(name, member, held))
+    return out, role_grants(known, where), problems
 
 
 def load_case_file(path: str | Path, environ: Mapping[str, str] | None = None,
                    policy: CompiledPolicy | None = None) -> tuple[CompiledPolicy, list[CaseSpec]]:
     """Parse a case file and compile the policy it names (or use ``policy``); CaseFileError if invalid."""
+    compiled, cases, _ = load_cases(path, environ, policy)
+    return compiled, cases
+
+
+def load_cases(path: str | Path, environ: Mapping[str, str] | None = None, policy: CompiledPolicy | PolicyFile |
+               None = None) -> tuple[CompiledPolicy, list[CaseSpec], list[WorkspaceCase | None]]:
+    """Parse a case file and compile the policy it names (or ``policy``, a document or compiled), with each
+    case's workspace context; CaseFileError listing every problem."""
     path = Path(path)
     try:
         data, problems = parse_yaml(path.read_text(encoding="utf-8"))
@@ -271,7 +352,12 @@ def load_case_file(path: str | Path, environ: Mapping[str, str] | None = None,
         grants = [g.grant() for g in spec.api_grants]
     except ValueError as exc:
         raise CaseFileError([f"api_grants: {exc}"]) from None
-    if policy is None:
+    if isinstance(policy, CompiledPolicy):
+        if any(c.workspace is not None for c in spec.cases):
+            raise CaseFileError(["cases name workspaces: run them against the policy file, not a compiled policy"])
+        return policy, list(spec.cases), [None] * len(spec.cases)
+    document = policy
+    if document is None:
         try:
             if spec.policy_file is not None:
                 document = load_policy_file(path.parent / spec.policy_file, environ)
@@ -279,12 +365,14 @@ def load_case_file(path: str | Path, environ: Mapping[str, str] | None = None,
                 document = policy_from_data(spec.policy or {}, environ)
         except PolicyFileError as exc:
             raise CaseFileError([f"policy: {p}" for p in exc.problems]) from None
-        policy = compile_policy(document, grants)
-    return policy, list(spec.cases)
+    where, role_grants_, problems = workspace_cases(document, list(spec.cases))
+    if problems:
+        raise CaseFileError(problems)
+    return compile_policy(document, grants + role_grants_), list(spec.cases), where
 
 
 def run_case_file(path: str | Path, environ: Mapping[str, str] | None = None,
-                  policy: CompiledPolicy | None = None) -> list[CaseResult]:
-    """Load a case file and run all its cases."""
-    compiled, cases = load_case_file(path, environ, policy)
-    return run_cases(compiled, cases)
+                  policy: CompiledPolicy | PolicyFile | None = None) -> list[CaseResult]:
+    """Load a case file and run all its cases (``policy``: the file to test instead of the one it names)."""
+    compiled, cases, where = load_cases(path, environ, policy)
+    return run_cases(compiled, cases, where)

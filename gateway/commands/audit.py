@@ -41,11 +41,12 @@ def parse_time(text: str | None, now: float | None = None) -> int | None:
 
 
 def filter_options(func):
-    """--actor, --action, --outcome, --since, --until."""
+    """--actor, --action, --outcome, --workspace, --since, --until."""
     for option in reversed((
         click.option("--actor", default=None, help="Who acted (a username, or user:/service: name)."),
         click.option("--action", default=None, help="e.g. login, grant, user.create, authorize."),
         click.option("--outcome", default=None, type=OUTCOMES),
+        click.option("--workspace", default=None, help="Events of requests in this workspace."),
         click.option("--since", default=None, help="From this time: 30m, 2h, 7d, an ISO time, or epoch ms."),
         click.option("--until", default=None, help="Before this time (same forms as --since)."),
     )):
@@ -53,17 +54,17 @@ def filter_options(func):
     return func
 
 
-def _filters(actor, action, outcome, since, until) -> dict:
+def _filters(actor, action, outcome, since, until, workspace=None) -> dict:
     return {"actor": actor, "action": action, "outcome": outcome, "since": parse_time(since),
-            "until": parse_time(until)}
+            "until": parse_time(until), "workspace": workspace}
 
 
 def _rows(records: list[dict]) -> list[tuple]:
-    return [(r["id"], when(r["at"]), r["actor"], r["action"], r["target"], r["outcome"], r["reason"])
-            for r in records]
+    return [(r["id"], when(r["at"]), r["actor"], r.get("workspace") or "", r["action"], r["target"], r["outcome"],
+             r["reason"]) for r in records]
 
 
-_COLUMNS = ("id", "at", "actor", "action", "target", "outcome", "reason")
+_COLUMNS = ("id", "at", "actor", "workspace", "action", "target", "outcome", "reason")
 
 
 @click.group()
@@ -75,12 +76,12 @@ def audit() -> None:
 @filter_options
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, PAGE), help="Newest N records.")
 @target_options
-def list_records(target, actor, action, outcome, since, until, limit) -> None:
+def list_records(target, actor, action, outcome, workspace, since, until, limit) -> None:
     """Show the newest matching records, oldest first.
 
     Example: mlgate audit list --actor alice --action login --outcome failure --since 24h
     """
-    records = target.ops().audit(limit=limit, **_filters(actor, action, outcome, since, until))
+    records = target.ops().audit(limit=limit, **_filters(actor, action, outcome, since, until, workspace))
     if target.output == "json":
         emit_json({"records": records})
     else:
@@ -96,13 +97,13 @@ def list_records(target, actor, action, outcome, since, until, limit) -> None:
 @click.option("--stop-after", default=None, type=click.IntRange(min=1),
               help="Exit after this many new records (for scripts waiting for an event).")
 @target_options
-def tail(target, actor, action, outcome, since, until, lines, interval, stop_after) -> None:
+def tail(target, actor, action, outcome, workspace, since, until, lines, interval, stop_after) -> None:
     """Follow the audit trail as records arrive (one JSON object per line with --output json). Ctrl-C stops.
 
     Example: mlgate audit tail --outcome denied
     """
     ops = target.ops()
-    filters = _filters(actor, action, outcome, since, until)
+    filters = _filters(actor, action, outcome, since, until, workspace)
     last_id = 0
     if lines:
         recent = ops.audit(limit=lines, **filters)
@@ -140,23 +141,23 @@ def _print_stream(output: str, records: list[dict]) -> None:
 @filter_options
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @target_options
-def export(target, actor, action, outcome, since, until, fmt) -> None:
+def export(target, actor, action, outcome, workspace, since, until, fmt) -> None:
     """Write every matching record, oldest first, to stdout (paged, so any size works).
 
     Example: mlgate audit export --since 2026-01-01 --format csv > audit.csv
     """
     ops = target.ops()
-    filters = _filters(actor, action, outcome, since, until)
+    filters = _filters(actor, action, outcome, since, until, workspace)
     writer = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer:
-        writer.writerow(("id", "at", "actor", "action", "target", "client_address", "outcome", "reason"))
+        writer.writerow(("id", "at", "actor", "action", "target", "client_address", "outcome", "reason", "workspace"))
     last_id = 0
     for _ in range(10_000_000 // PAGE):  # bounded: ten million records
         page = ops.audit(after_id=last_id, limit=PAGE, **filters)
         for r in page:
             if writer:
                 writer.writerow((r["id"], r["at"], r["actor"], r["action"], r["target"], r["client_address"],
-                                 r["outcome"], r["reason"]))
+                                 r["outcome"], r["reason"], r.get("workspace")))
             else:
                 click.echo(json.dumps(r, sort_keys=True))
         if len(page) < PAGE:

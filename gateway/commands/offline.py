@@ -11,7 +11,10 @@ import getpass
 import secrets
 from dataclasses import replace
 
+from sqlalchemy import select
+
 from auth import audit_chain
+from auth import roles as role_store
 from auth.accounts import Accounts
 from auth.errors import AuthError
 from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
@@ -26,6 +29,7 @@ from policies.file import PolicyFile, PolicyFileError, load_policy_file
 from policies.model import ResourceSelector, SubjectRef
 from policies.routes import Lookup
 from tracking.errors import MlflowError
+from tracking.scope import DEFAULT_WORKSPACE
 
 _LOOKUPS = {"experiment_id": Lookup.EXPERIMENT_ID, "experiment_name": Lookup.EXPERIMENT_NAME,
             "model": Lookup.MODEL_NAME}
@@ -46,6 +50,13 @@ def _guarded(func):
 
     wrapper.__doc__ = func.__doc__
     return wrapper
+
+
+def _roles(call):
+    try:
+        return call()
+    except role_store.RoleError as exc:
+        raise error_from_code(exc.code, str(exc)) from None
 
 
 class OfflineOps:
@@ -73,8 +84,10 @@ class OfflineOps:
                                auth_method="offline")
 
     def _audit(self, action: str, target: str, reason: str | None = None) -> None:
+        # Workspace and role changes name their workspace first in the target ("workspace:team-a role:3").
+        workspace = target.split()[0].removeprefix("workspace:") if target.startswith("workspace:") else None
         self.identity.auditor.record(action, "success", actor=self.actor_name, target=target, client=None,
-                                     reason=f"offline (--db){': ' + reason if reason else ''}")
+                                     reason=f"offline (--db){': ' + reason if reason else ''}", workspace=workspace)
 
     # --- accounts --------------------------------------------------------------------------------
     @_guarded
@@ -249,6 +262,176 @@ class OfflineOps:
                                alias=alias)
         return {**admin_store.explain(policy, subject, resource, action), **where}
 
+    # --- workspaces and roles -----------------------------------------------------------------------
+    @_guarded
+    def list_workspaces(self) -> list[dict]:
+        """Every workspace."""
+        from tracking.db.workspace_tables import workspaces
+
+        with self.engine.connect() as conn:
+            return [{"name": r.name, "description": r.description or ""}
+                    for r in conn.execute(select(workspaces).order_by(workspaces.c.name))]
+
+    @_guarded
+    def create_workspace(self, name: str, description: str | None) -> dict:
+        """Create a workspace (the server's rules for its name)."""
+        from gateway.workspaces import check_workspace_name
+
+        if name == DEFAULT_WORKSPACE:
+            raise CliError(f"The '{DEFAULT_WORKSPACE}' workspace always exists.")
+        check_workspace_name(name)
+        with self.engine.begin() as conn:
+            if any(w["name"] == name for w in self.list_workspaces()):
+                raise CliError(f"Workspace '{name}' already exists.")
+            admin_policy.apply_workspace_change(conn, admin_policy.Change("add", "workspace", workspace=name,
+                                                                          description=description), self.actor_name)
+        self._audit("workspace.create", f"workspace:{name}")
+        return {"name": name, "description": description or ""}
+
+    def _workspace(self, name: str) -> dict:
+        found = next((w for w in self.list_workspaces() if w["name"] == name), None)
+        if found is None:
+            raise CliError(f"Workspace '{name}' not found.", EXIT_NOT_FOUND)
+        return found
+
+    @_guarded
+    def update_workspace(self, name: str, description: str) -> dict:
+        """Change a workspace's description."""
+        self._workspace(name)
+        with self.engine.begin() as conn:
+            admin_policy.apply_workspace_change(conn, admin_policy.Change("change", "workspace", workspace=name,
+                                                                          description=description), self.actor_name)
+        self._audit("workspace.update", f"workspace:{name}")
+        return {"name": name, "description": description}
+
+    @_guarded
+    def delete_workspace(self, name: str) -> None:
+        """Delete an empty workspace and its roles."""
+        if name == DEFAULT_WORKSPACE:
+            raise CliError(f"The '{DEFAULT_WORKSPACE}' workspace cannot be deleted.")
+        self._workspace(name)
+        with self.engine.begin() as conn:
+            if (held := admin_policy.held_objects(conn, name)):
+                raise CliError(f"Workspace '{name}' still holds {held} experiments or models (deleted ones "
+                               "included); it cannot be deleted.")
+            admin_policy.apply_workspace_change(conn, admin_policy.Change("remove", "workspace", workspace=name),
+                                                self.actor_name)
+        self._audit("workspace.delete", f"workspace:{name}")
+
+    def _role_json(self, conn, role) -> dict:
+        return {"id": role.id, "workspace": role.workspace, "name": role.name, "description": role.description,
+                "permissions": [{"id": p.id, "role_id": p.role_id, "resource_type": p.resource_type,
+                                 "resource_pattern": p.resource_pattern, "permission": p.permission}
+                                for p in role_store.list_permissions(conn, role.id)]}
+
+    def _stored_role(self, conn, role_id: int):
+        role = role_store.get_role(conn, role_id)
+        if role is None:
+            raise CliError(f"Role with id={role_id} not found.", EXIT_NOT_FOUND)
+        return role
+
+    @_guarded
+    def get_role(self, role_id: int) -> dict:
+        """One role with its permissions."""
+        with self.engine.connect() as conn:
+            return self._role_json(conn, self._stored_role(conn, role_id))
+
+    @_guarded
+    def list_roles(self, workspace: str | None) -> list[dict]:
+        """Roles of one workspace, or every role."""
+        with self.engine.connect() as conn:
+            return [self._role_json(conn, r) for r in role_store.list_roles(conn, workspace)]
+
+    @_guarded
+    def create_role(self, workspace: str, name: str, description: str | None) -> dict:
+        """A new role in ``workspace``."""
+        if workspace != DEFAULT_WORKSPACE:
+            self._workspace(workspace)
+        with self.engine.begin() as conn:
+            role = _roles(lambda: role_store.create_role(conn, workspace, name, description))
+            out = self._role_json(conn, role)
+        self._audit("role.create", f"workspace:{workspace} role:{role.id}")
+        return out
+
+    @_guarded
+    def delete_role(self, role_id: int) -> None:
+        """Delete a role, its grants and assignments."""
+        with self.engine.begin() as conn:
+            role = self._stored_role(conn, role_id)
+            role_store.delete_role(conn, role)
+        self._audit("role.delete", f"workspace:{role.workspace} role:{role.id}")
+
+    @_guarded
+    def add_role_permission(self, role_id: int, resource_type: str, pattern: str, permission: str) -> dict:
+        """Give a role a permission (a grant to its group)."""
+        with self.engine.begin() as conn:
+            role = self._stored_role(conn, role_id)
+            added = _roles(lambda: role_store.add_permission(conn, role, resource_type, pattern, permission,
+                                                             self.actor_name))
+        self._audit("role.permission.add", f"workspace:{role.workspace} role:{role.id} {resource_type}:{pattern} "
+                    f"{permission}")
+        return {"id": added.id, "role_id": role.id, "resource_type": resource_type, "resource_pattern": pattern,
+                "permission": permission}
+
+    def _stored_permission(self, conn, permission_id: int):
+        found = role_store.get_permission(conn, permission_id)
+        if found is None:
+            raise CliError(f"Role permission with id={permission_id} not found.", EXIT_NOT_FOUND)
+        return found, self._stored_role(conn, found.role_id)
+
+    @_guarded
+    def update_role_permission(self, permission_id: int, permission: str) -> dict:
+        """Change a role permission's level."""
+        with self.engine.begin() as conn:
+            found, role = self._stored_permission(conn, permission_id)
+            updated = _roles(lambda: role_store.update_permission(conn, found, permission, self.actor_name))
+        self._audit("role.permission.update", f"workspace:{role.workspace} role:{role.id} permission:{found.id} "
+                    f"{permission}")
+        return {"id": updated.id, "role_id": role.id, "resource_type": updated.resource_type,
+                "resource_pattern": updated.resource_pattern, "permission": permission}
+
+    @_guarded
+    def remove_role_permission(self, permission_id: int) -> None:
+        """Take a permission from a role."""
+        with self.engine.begin() as conn:
+            found, role = self._stored_permission(conn, permission_id)
+            role_store.remove_permission(conn, found)
+        self._audit("role.permission.remove", f"workspace:{role.workspace} role:{role.id} permission:{found.id}")
+
+    def _member_key(self, conn, member: str) -> str:
+        if member.startswith("group:"):
+            return SubjectRef.parse(member).key
+        key = admin_store.subject_key(conn, member.partition(":")[2] if ":" in member else member)
+        if key is None:
+            raise CliError(f"User with username={member} not found.", EXIT_NOT_FOUND)
+        return key
+
+    @_guarded
+    def assign_role(self, role_id: int, member: str) -> None:
+        """Give an account or group:<name> the role."""
+        with self.engine.begin() as conn:
+            role = self._stored_role(conn, role_id)
+            key = self._member_key(conn, member)
+            _roles(lambda: role_store.assign(conn, role, key))
+        self._audit("role.assign", f"workspace:{role.workspace} role:{role.id} {key}")
+
+    @_guarded
+    def unassign_role(self, role_id: int, member: str) -> None:
+        """Take the role from an account or group:<name>."""
+        with self.engine.begin() as conn:
+            role = self._stored_role(conn, role_id)
+            key = self._member_key(conn, member)
+            if not role_store.unassign(conn, role, key):
+                raise CliError(f"{key} does not hold role {role.name}.", EXIT_NOT_FOUND)
+        self._audit("role.unassign", f"workspace:{role.workspace} role:{role.id} {key}")
+
+    @_guarded
+    def role_members(self, role: dict) -> list[str]:
+        """Who holds a role."""
+        with self.engine.connect() as conn:
+            return sorted(a.subject.removeprefix("user:")
+                          for a in role_store.list_assignments(conn, role_id=role["id"]))
+
     # --- audit -----------------------------------------------------------------------------------
     @_guarded
     def audit(self, **filters) -> list[dict]:
@@ -265,16 +448,22 @@ class OfflineOps:
     # --- policy ----------------------------------------------------------------------------------
     @_guarded
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, and the
+        workspaces with their roles."""
         with self.engine.connect() as conn:
-            return admin_policy.export_access(conn, owner_grants=owner_grants)
+            document = {"access": admin_policy.export_access(conn, owner_grants=owner_grants)}
+            if (workspaces := admin_policy.export_workspaces(conn)):
+                document["workspaces"] = workspaces
+            return document
 
     @_guarded
-    def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
+    def apply_policy(self, document: dict, dry_run: bool, owner_grants: bool = False) -> dict:
         """Plan or apply in one database transaction (a file's conflicts are checked by a server only)."""
         try:
             with self.engine.begin() as conn:
-                changes = admin_policy.plan(conn, access, owner_grants=owner_grants)
+                changes = admin_policy.plan(conn, document.get("access"), owner_grants=owner_grants,
+                                            workspaces=document.get("workspaces"),
+                                            templates=document.get("workspace_templates"))
                 if not dry_run:
                     admin_policy.apply(conn, changes, self.actor_name)
         except PolicyFileError as exc:

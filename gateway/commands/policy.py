@@ -58,8 +58,8 @@ def test(cases: str, policy_path: str | None, output: str) -> None:
     Example: mlgate policy test cases.yaml --policy policy.yaml
     """
     try:
-        compiled = compile_policy(load_policy_file(policy_path)) if policy_path else None
-        results = run_case_file(cases, policy=compiled)
+        document = load_policy_file(policy_path) if policy_path else None
+        results = run_case_file(cases, policy=document)
     except (PolicyFileError, CaseFileError) as exc:
         problems = getattr(exc, "problems", None) or [str(exc)]
         for problem in problems:
@@ -83,6 +83,19 @@ _SYMBOL = {"add": ("+", "green"), "remove": ("-", "red"), "change": ("~", "yello
 
 def _describe(change: dict) -> str:
     kind = change["kind"]
+    if kind == "workspace":
+        described = f" ({change['description']!r})" if change.get("description") else ""
+        return f"workspace {change['workspace']}{described}"
+    if kind == "role":
+        return f"role {change['role']} in workspace {change['workspace']}"
+    if kind == "role-permission":
+        level = change["permission"]
+        if change["op"] == "change":
+            level = f"{change['old_permission']} -> {level}"
+        return (f"permission {change['resource_type']}:{change['resource_pattern']} {level} of role "
+                f"{change['role']} in workspace {change['workspace']}")
+    if kind == "role-member":
+        return f"member {change['member']} of role {change['role']} in workspace {change['workspace']}"
     if kind == "group":
         return f"group {change['group']}"
     if kind == "member":
@@ -102,8 +115,9 @@ def _print_plan(changes: list[dict]) -> None:
     click.echo(f"Plan: {counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove.")
 
 
-def _access_of(path: str) -> dict:
-    """The file's groups and grants, after validating the whole file (every problem listed, exit 1)."""
+def _stored_part_of(path: str) -> dict:
+    """The file's groups, grants, workspaces and templates (``access``, ``workspaces``,
+    ``workspace_templates``), after validating the whole file (every problem listed, exit 1)."""
     try:
         loaded = load_policy_file(path)
         compile_policy(loaded)
@@ -111,14 +125,21 @@ def _access_of(path: str) -> dict:
         raise CliError(f"{path}: {len(exc.problems)} problem(s):\n"
                        + "\n".join(f"  - {p}" for p in exc.problems)) from None
     dumped = loaded.model_dump(mode="json", exclude_defaults=True)
-    problems = [f"{key}: a server stores only access.groups and access.grants; put {key} in its --policy file"
-                for key in sorted(set(dumped) - {"version", "access"})]
+    stored = {"version", "access", "workspaces", "workspace_templates"}
+    problems = [f"{key}: a server stores only access.groups, access.grants, workspaces and workspace_templates; "
+                f"put {key} in its --policy file" for key in sorted(set(dumped) - stored)]
     problems += [f"access.{key}: a server stores only access.groups and access.grants; put access.{key} in its "
                  "--policy file" for key in sorted(set(dumped.get("access", {})) - {"groups", "grants"})]
     if problems:
         raise CliError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
-    return {"groups": dumped.get("access", {}).get("groups", {}),
-            "grants": dumped.get("access", {}).get("grants", [])}
+    document = {"access": {"groups": dumped.get("access", {}).get("groups", {}),
+                           "grants": dumped.get("access", {}).get("grants", [])}}
+    # exclude_defaults drops an empty `workspaces: {}`, which means "no workspace but default": keep it.
+    if loaded.workspaces is not None:
+        document["workspaces"] = loaded.model_dump(mode="json", exclude_none=True)["workspaces"]
+    if loaded.workspace_templates:
+        document["workspace_templates"] = dumped["workspace_templates"]
+    return document
 
 
 OWNER_GRANTS = click.option(
@@ -130,11 +151,12 @@ OWNER_GRANTS = click.option(
 @OWNER_GRANTS
 @target_options
 def export(target, owner_grants: bool) -> None:
-    """Print the stored groups and grants (not creators' MANAGE, unless --owner-grants) as a policy file.
+    """Print the stored groups, grants (not creators' MANAGE, unless --owner-grants), workspaces and roles as a
+    policy file.
 
     Example: mlgate policy export > access.yaml
     """
-    document = {"version": 1, "access": target.ops().export_policy(owner_grants)}
+    document = {"version": 1, **target.ops().export_policy(owner_grants)}
     if target.output == "json":
         emit_json(document)
     else:
@@ -150,7 +172,7 @@ def plan(target, path: str, owner_grants: bool) -> None:
 
     Example: mlgate policy plan access.yaml
     """
-    result = target.ops().apply_policy(_access_of(path), dry_run=True, owner_grants=owner_grants)
+    result = target.ops().apply_policy(_stored_part_of(path), dry_run=True, owner_grants=owner_grants)
     if target.output == "json":
         emit_json({"changes": result["changes"]})
     else:
@@ -163,13 +185,15 @@ def plan(target, path: str, owner_grants: bool) -> None:
 @OWNER_GRANTS
 @target_options
 def apply(target, path: str, yes: bool, owner_grants: bool) -> None:
-    """Make the stored groups and grants equal to a policy file, all or nothing (one transaction).
+    """Make the stored groups, grants, workspaces and roles equal to a policy file, all or nothing (one
+    transaction).
 
-    Groups and API grants the file does not name are removed (creators' grants too with --owner-grants).
+    Groups and API grants the file does not name are removed (creators' grants too with --owner-grants); with
+    a workspaces section, so are the workspaces it does not name.
     Example: mlgate policy apply access.yaml --yes
     """
     ops = target.ops()
-    access = _access_of(path)
+    access = _stored_part_of(path)
     planned = ops.apply_policy(access, dry_run=True, owner_grants=owner_grants)["changes"]
     if target.output != "json":
         _print_plan(planned)

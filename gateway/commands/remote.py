@@ -8,6 +8,7 @@ from gateway.commands.output import EXIT_ERROR, EXIT_USAGE, CliError, error_from
 
 MLFLOW = "/api/2.0/mlflow"
 MLGATE = "/api/2.0/mlgate"
+MLFLOW3 = "/api/3.0/mlflow"
 
 
 class RemoteOps:
@@ -141,6 +142,77 @@ class RemoteOps:
         return self.call("GET", f"{MLGATE}/perms/explain",
                          params={"username": username, field: value, "action": action, "alias": alias})
 
+    # --- workspaces and roles (MLflow 3's APIs) ----------------------------------------------------------
+    def list_workspaces(self) -> list[dict]:
+        """The workspaces the caller is a member of (administrators: all)."""
+        return self.call("GET", f"{MLFLOW3}/workspaces")["workspaces"]
+
+    def create_workspace(self, name: str, description: str | None) -> dict:
+        """Create a workspace."""
+        return self.call("POST", f"{MLFLOW3}/workspaces", body={"name": name, "description": description})["workspace"]
+
+    def update_workspace(self, name: str, description: str) -> dict:
+        """Change a workspace's description."""
+        return self.call("PATCH", f"{MLFLOW3}/workspaces/{name}", body={"description": description})["workspace"]
+
+    def delete_workspace(self, name: str) -> None:
+        """Delete an empty workspace."""
+        self.call("DELETE", f"{MLFLOW3}/workspaces/{name}")
+
+    def get_role(self, role_id: int) -> dict:
+        """One role with its permissions."""
+        return self.call("GET", f"{MLFLOW3}/roles/get", params={"role_id": role_id})["role"]
+
+    def list_roles(self, workspace: str | None) -> list[dict]:
+        """Roles of one workspace (every role: administrators)."""
+        return self.call("GET", f"{MLFLOW3}/roles/list", params={"workspace": workspace})["roles"]
+
+    def create_role(self, workspace: str, name: str, description: str | None) -> dict:
+        """A new role in ``workspace``."""
+        return self.call("POST", f"{MLFLOW3}/roles/create",
+                         body={"workspace": workspace, "name": name, "description": description})["role"]
+
+    def delete_role(self, role_id: int) -> None:
+        """Delete a role."""
+        self.call("DELETE", f"{MLFLOW3}/roles/delete", body={"role_id": role_id})
+
+    def add_role_permission(self, role_id: int, resource_type: str, pattern: str, permission: str) -> dict:
+        """Give a role a permission."""
+        return self.call("POST", f"{MLFLOW3}/roles/permissions/add", body={
+            "role_id": role_id, "resource_type": resource_type, "resource_pattern": pattern,
+            "permission": permission})["role_permission"]
+
+    def update_role_permission(self, permission_id: int, permission: str) -> dict:
+        """Change a role permission's level."""
+        return self.call("PATCH", f"{MLFLOW3}/roles/permissions/update", body={
+            "role_permission_id": permission_id, "permission": permission})["role_permission"]
+
+    def remove_role_permission(self, permission_id: int) -> None:
+        """Take a permission from a role."""
+        self.call("DELETE", f"{MLFLOW3}/roles/permissions/remove", body={"role_permission_id": permission_id})
+
+    def _username(self, member: str) -> str:
+        kind, sep, name = member.partition(":")
+        if not sep:
+            return member
+        if kind == "group":
+            raise CliError("The roles API assigns roles to accounts; assign a group in the policy file "
+                           "(workspaces.<name>.roles.<role>.members) or offline (--db).", EXIT_USAGE)
+        return name
+
+    def assign_role(self, role_id: int, member: str) -> None:
+        """Give an account a role."""
+        self.call("POST", f"{MLFLOW3}/roles/assign", body={"role_id": role_id, "username": self._username(member)})
+
+    def unassign_role(self, role_id: int, member: str) -> None:
+        """Take a role from an account."""
+        self.call("DELETE", f"{MLFLOW3}/roles/unassign", body={"role_id": role_id, "username": self._username(member)})
+
+    def role_members(self, role: dict) -> list[str]:
+        """Who holds a role, by name (the server's export: administrators)."""
+        exported = self.export_policy().get("workspaces", {})
+        return exported.get(role["workspace"], {}).get("roles", {}).get(role["name"], {}).get("members", [])
+
     # --- audit -----------------------------------------------------------------------------------
     def audit(self, **filters) -> list[dict]:
         """Audit records matching the filters, oldest first."""
@@ -152,13 +224,16 @@ class RemoteOps:
 
     # --- policy ----------------------------------------------------------------------------------
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, and the
+        workspaces with their roles (``workspaces``) when the server has any."""
         params = {"owner_grants": "true"} if owner_grants else None
-        return self.call("GET", f"{MLGATE}/policy/export", params=params)["access"]
+        answer = self.call("GET", f"{MLGATE}/policy/export", params=params)
+        return {k: answer[k] for k in ("access", "workspaces") if k in answer}
 
-    def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
-        """Plan (``dry_run``) or apply an ``access`` section in one server transaction."""
-        body = {"access": access, "dry_run": dry_run}
+    def apply_policy(self, document: dict, dry_run: bool, owner_grants: bool = False) -> dict:
+        """Plan (``dry_run``) or apply ``access`` (and ``workspaces``, ``workspace_templates``) in one server
+        transaction."""
+        body = {**document, "dry_run": dry_run}
         if owner_grants:
             body["owner_grants"] = True
         return self.call("POST", f"{MLGATE}/policy/apply", body=body)

@@ -274,11 +274,13 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
 
 @router.get("/audit/list", operation_id="admin.audit.list")
 def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
-    """Audit records filtered by actor, action, outcome and time (epoch ms); ``after_id`` pages forward."""
+    """Audit records filtered by actor, action, outcome, workspace and time (epoch ms); ``after_id`` pages
+    forward."""
     filters = {
         "actor": args.str("actor", default=None, max_length=300),
         "action": args.str("action", default=None, max_length=64),
         "outcome": args.str("outcome", default=None, max_length=16),
+        "workspace": args.str("workspace", default=None, max_length=63),
         "since": args.int("since", default=None, minimum=0),
         "until": args.int("until", default=None, minimum=0),
         "after_id": args.int("after_id", default=None, minimum=0),
@@ -302,7 +304,10 @@ def export_policy(request: Request, args: Args = ARGS) -> JSONBody:
     """Stored groups and API grants as a policy file's ``access`` section (``owner_grants``: creators' too)."""
     owner_grants = bool(args.bool("owner_grants", default=False))
     with tracking_of(request).engine.connect() as conn:
-        return ok({"access": admin_policy.export_access(conn, owner_grants=owner_grants)})
+        document = {"access": admin_policy.export_access(conn, owner_grants=owner_grants)}
+        if (workspaces := admin_policy.export_workspaces(conn)):
+            document["workspaces"] = workspaces
+        return ok(document)
 
 
 def _refused(problems: list[str]) -> MlflowError:
@@ -314,13 +319,18 @@ def apply_policy(request: Request, args: Args = ARGS) -> JSONBody:
     """Make stored groups and API grants equal to an ``access`` section, in one transaction (``dry_run``: plan;
     ``owner_grants``: creators' grants too, so ones the section leaves out are removed)."""
     access = args.obj("access", required=True)
+    workspaces = args.obj("workspaces")
+    templates = args.obj_list("workspace_templates")
     dry_run = bool(args.bool("dry_run", default=False))
     owner_grants = bool(args.bool("owner_grants", default=False))
+    if (workspaces is not None or templates) and not request.app.state.authorizer.workspaces.enabled:
+        raise _refused(["workspaces: this server does not serve workspaces (start it with --enable-workspaces)"])
     principal = principal_of(request)
     policy_file = request.app.state.policy_holder.policy_file
     with tracking_of(request).engine.begin() as conn:
         try:
-            changes = admin_policy.plan(conn, access, owner_grants=owner_grants)
+            changes = admin_policy.plan(conn, access, owner_grants=owner_grants, workspaces=workspaces,
+                                        templates=templates)
         except PolicyFileError as exc:
             raise _refused(exc.problems) from None
         conflicts = [f"{c.subject} {c.resource}: {why}" for c in changes

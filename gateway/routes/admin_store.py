@@ -18,7 +18,7 @@ from policies.model import Permission, RequestContext, Resource, ResourceKind, S
 from policies.routes import resource_requirement
 
 MAX_AUDIT_PAGE = 1000
-AUDIT_FIELDS = ("id", "at", "actor", "action", "target", "client_address", "outcome", "reason")
+AUDIT_FIELDS = ("id", "at", "actor", "action", "target", "client_address", "outcome", "reason", "workspace")
 
 
 def check_group_name(name: str) -> str:
@@ -155,7 +155,8 @@ def grant_json(row) -> dict:
 
 def audit_records(conn: Connection, *, actor: str | None = None, action: str | None = None,
                   outcome: str | None = None, since: int | None = None, until: int | None = None,
-                  after_id: int | None = None, limit: int = 100, before_id: int | None = None) -> list[dict]:
+                  after_id: int | None = None, limit: int = 100, before_id: int | None = None,
+                  workspace: str | None = None) -> list[dict]:
     """Audit records matching every given filter, oldest first (``after_id`` pages forward, for tail;
     ``before_id`` pages back, for the web UI's newest-first pages)."""
     stmt = select(*[audit_log.c[name] for name in AUDIT_FIELDS])
@@ -168,6 +169,8 @@ def audit_records(conn: Connection, *, actor: str | None = None, action: str | N
         stmt = stmt.where(audit_log.c.action == action)
     if outcome is not None:
         stmt = stmt.where(audit_log.c.outcome == outcome)
+    if workspace is not None:
+        stmt = stmt.where(audit_log.c.workspace == workspace)
     if since is not None:
         stmt = stmt.where(audit_log.c.at >= since)
     if until is not None:

@@ -62,7 +62,7 @@ def _audit(request: Request, action: str, workspace: str, target: str, subject: 
     if auditor is not None:
         client = getattr(request.state, "client_ip", None) or (request.client.host if request.client else None)
         auditor.record(action, "success", actor=subject.key, target=f"workspace:{workspace} {target}".strip(),
-                       client=client)
+                       client=client, workspace=workspace)
 
 
 def _workspace_json(row) -> dict:

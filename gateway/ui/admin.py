@@ -263,10 +263,11 @@ def _epoch_ms(text: str, field: str) -> int | None:
 
 @router.get("/admin/audit", operation_id="ui.admin.audit")
 def audit_page(request: Request) -> Response:
-    """The audit log, newest first, filtered by principal, action, outcome and time; paged by id."""
+    """The audit log, newest first, filtered by principal, action, outcome, workspace and time; paged by id."""
     q = request.query_params
     filters = {"actor": q.get("actor", "")[:300], "action": q.get("action", "")[:64],
-               "outcome": q.get("outcome", "")[:16], "since": q.get("since", "")[:40], "until": q.get("until", "")[:40]}
+               "outcome": q.get("outcome", "")[:16], "workspace": q.get("workspace", "")[:63],
+               "since": q.get("since", "")[:40], "until": q.get("until", "")[:40]}
     before = q.get("before", "")
     records, error = [], None
     try:
@@ -274,7 +275,8 @@ def audit_page(request: Request) -> Response:
         with tracking_of(request).engine.connect() as conn:
             records = admin_store.audit_records(
                 conn, actor=filters["actor"] or None, action=filters["action"] or None,
-                outcome=filters["outcome"] or None, since=_epoch_ms(filters["since"], "From"),
+                outcome=filters["outcome"] or None, workspace=filters["workspace"] or None,
+                since=_epoch_ms(filters["since"], "From"),
                 until=_epoch_ms(filters["until"], "Until"), before_id=before_id, limit=AUDIT_PAGE + 1)
     except MlflowError as exc:
         error = exc.message

@@ -1,4 +1,5 @@
-"""The whole policy file: ``version``, ``network:``, ``auth:`` and ``access:``."""
+"""The whole policy file: ``version``, ``network:``, ``auth:``, ``access:``, ``workspaces:`` and
+``workspace_templates:``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from policies.file.access import AccessConfig
 from policies.file.auth import AuthConfig
 from policies.file.network import NetworkConfig
+from policies.file.workspaces import Workspaces, WorkspaceTemplate
 
 SUPPORTED_VERSION = 1
 
@@ -22,6 +24,10 @@ class PolicyFile(BaseModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    workspaces: Workspaces | None = Field(
+        None, description="workspaces by name, with their roles; left out: `policy apply` keeps the stored ones")
+    workspace_templates: list[WorkspaceTemplate] = Field(
+        default_factory=list, description="a workspace for every group whose name matches a template's glob")
 
     @field_validator("version", mode="before")
     @classmethod

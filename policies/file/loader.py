@@ -15,6 +15,7 @@ from policies.file.document import PolicyFile
 from policies.file.environment import substitute
 from policies.file.problems import PolicyFileError, validation_problems
 from policies.file.secrets import literal_secret_problems
+from policies.file.workspaces import workspace_problems
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -81,6 +82,7 @@ def policy_from_data(raw: Any, environ: Mapping[str, str] | None = None) -> Poli
     except ValidationError as exc:
         raise PolicyFileError(problems + validation_problems(exc)) from None
     problems.extend(access_problems(policy.access))
+    problems.extend(workspace_problems(policy.workspaces, policy.workspace_templates))
     if problems:
         raise PolicyFileError(problems)
     return policy

@@ -28,7 +28,7 @@ def test_every_command_is_listed_and_runs_its_help(tmp_path):
     listed = cli("--help").stdout
     names = [name for path, _ in _commands(main) if len(path) == 2 for name in path[1:]]
     assert {"server", "db", "users", "service-accounts", "tokens", "groups", "perms", "policy", "audit", "login",
-            "completion", "import-mlflow"} == set(names)
+            "completion", "import-mlflow", "workspaces", "roles"} == set(names)
     for name in names:
         assert name in listed
         assert cli(name, "--help").returncode == 0, name

@@ -15,7 +15,7 @@ from tests.cli.conftest import Mlgate
 USER_FIELDS = {"id", "username", "kind", "is_admin", "disabled", "groups", "created_at", "source"}
 GRANT_FIELDS = {"id", "subject", "resource", "permission", "source", "created_by", "created_at", "expires_at",
                 "break_glass"}
-AUDIT_FIELDS = {"id", "at", "actor", "action", "target", "client_address", "outcome", "reason"}
+AUDIT_FIELDS = {"id", "at", "actor", "action", "target", "client_address", "outcome", "reason", "workspace"}
 
 
 def _create_experiment(server, name: str) -> str:
@@ -216,7 +216,7 @@ def test_audit_list_tail_and_export(admin: Mlgate, server):
     assert all(r["action"] == "group.create" for r in lines)
     assert [r["id"] for r in lines] == sorted(r["id"] for r in lines)
     csv_out = admin("audit", "export", "--format", "csv", "--actor", "admin", "--outcome", "success")
-    assert csv_out.stdout.splitlines()[0] == "id,at,actor,action,target,client_address,outcome,reason"
+    assert csv_out.stdout.splitlines()[0] == "id,at,actor,action,target,client_address,outcome,reason,workspace"
     bad_time = admin("audit", "list", "--since", "yesterday-ish")
     assert bad_time.returncode == 2
     assert "Invalid time" in bad_time.stderr

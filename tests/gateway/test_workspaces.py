@@ -353,3 +353,30 @@ def test_a_role_id_out_of_range_is_missing_not_an_error(teams, role_id):
                                 {"role_permission_id": role_id, "permission": "READ"})):
         answer = admin.request(method, path, json=body)
         assert answer.status_code in (400, 404), (path, answer.text)
+
+
+def _audit(admin, **filters) -> list[dict]:
+    return _ok(admin.get("/api/2.0/mlgate/audit/list", params={"limit": 1000, **filters}))["records"]
+
+
+def test_every_audit_record_carries_its_requests_workspace_and_can_be_filtered(teams):
+    _app, clients, made, _roles = teams
+    admin = _in(clients["admin"], None)
+    # A denial inside team-a (alice may not read team-b's experiment id: it is missing here), a spoofed header
+    # (carol names team-b, where she holds no role), a role change by team-a's workspace administrator.
+    alice = _in(clients["alice"], "team-a")
+    assert alice.get(f"{A}/experiments/get", params={"experiment_id": made["bob"]["exp"]}).status_code == 404
+    assert _in(clients["carol"], "team-b").get(f"{A}/experiments/search",
+                                               params={"max_results": 5}).status_code == 404
+    _ok(alice.post(f"{B}/roles/create", json={"workspace": "team-a", "name": "readers"}))
+
+    in_a = _audit(admin, workspace="team-a")
+    assert in_a
+    assert all(r["workspace"] == "team-a" for r in in_a)
+    assert any(r["action"] == "authorize" and r["outcome"] == "denied" and r["actor"] == "alice" for r in in_a)
+    assert any(r["action"] == "role.create" and r["actor"] == "user:alice" for r in in_a)
+    probes = _audit(admin, workspace="team-b", actor="carol")
+    assert [(r["action"], r["outcome"]) for r in probes] == [("authorize", "denied")]
+    # Records of requests that named no workspace are in default; none leaks into another filter.
+    assert all(r["workspace"] == "default" for r in _audit(admin, workspace="default"))
+    assert not [r for r in _audit(admin, workspace="team-a") if r["actor"] == "carol"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from policies.file.schema import SCHEMA_PATH
-from policies.testing import CaseFileError, load_case_file, run_case, run_case_file
+from policies.testing import CaseFileError, load_case_file, load_cases, run_case, run_case_file
 
 CASES_DIR = Path(__file__).with_name("cases")
 CASE_FILES = sorted(CASES_DIR.glob("*.yaml"))
@@ -16,9 +16,9 @@ CASE_FILES = sorted(CASES_DIR.glob("*.yaml"))
 
 def _all_cases():
     for path in CASE_FILES:
-        policy, cases = load_case_file(path)
-        for case in cases:
-            yield pytest.param(policy, case, id=f"{path.stem}: {case.name}")
+        policy, cases, where = load_cases(path)
+        for case, context in zip(cases, where, strict=True):
+            yield pytest.param(policy, case, context, id=f"{path.stem}: {case.name}")
 
 
 ALL = list(_all_cases())
@@ -30,9 +30,9 @@ def test_there_are_at_least_a_hundred_cases_with_unique_names():
     assert len(names) == len(set(names))
 
 
-@pytest.mark.parametrize(("policy", "case"), ALL)
-def test_case(policy, case):
-    result = run_case(policy, case)
+@pytest.mark.parametrize(("policy", "case", "where"), ALL)
+def test_case(policy, case, where):
+    result = run_case(policy, case, where)
     assert result.passed, result.message
 
 
