@@ -88,3 +88,51 @@ def test_features_mlgate_does_not_serve_answer_off(ui):
     assert ok(admin.get(f"{AJAX3}/users/current/permissions"))["is_admin"] is True
     # Signed-in people only.
     assert TestClient(ui["app"], base_url=BASE).get(f"{AJAX3}/assistant/config").status_code == 401
+
+
+def _run_traces(api, experiment_id: str, run_id: str) -> list[str]:
+    found = ok(api.post("/api/3.0/mlflow/traces/search", json={
+        "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}}],
+        "filter": f"run_id = '{run_id}'"}))
+    return [t["trace_id"] for t in found.get("traces", [])]
+
+
+def test_link_traces_to_run_needs_edit_on_the_run_and_every_trace(ui):
+    api = ui["api"]
+    editable = ok(api.post(f"{A}/experiments/create", json={"name": "editor-exp"}))["experiment_id"]
+    ok(api.post(f"{A}/users/create", json={"username": "editor", "password": READER_PASSWORD}))
+    ok(api.post(f"{A}/experiments/permissions/create",
+                json={"experiment_id": editable, "username": "editor", "permission": "EDIT"}))
+    ok(api.post(f"{A}/experiments/permissions/create",
+                json={"experiment_id": ui["shared"], "username": "editor", "permission": "READ"}))
+    run, shared_run = new_run(api, editable, "agent-run"), new_run(api, ui["shared"], "shared-run")
+    mine, shared, hidden = _trace(api, editable), _trace(api, ui["shared"]), _trace(api, ui["hidden"])
+    editor = sign_in(ui["app"], "editor", READER_PASSWORD)
+    editor.headers["X-CSRF-Token"] = editor.get(f"{AJAX2}/users/current").json()["csrf_token"]
+    reader = _reader(ui)
+    assert _run_traces(api, editable, run) == []
+    # READ on the run's experiment is not enough; neither is EDIT on the run with READ on a trace; a hidden
+    # trace or run is missing. Nothing is linked by any refusal.
+    for client, body, status in (
+            (reader, {"run_id": shared_run, "trace_ids": [shared]}, 403),
+            (editor, {"run_id": run, "trace_ids": [mine, shared]}, 403),
+            (editor, {"run_id": shared_run, "trace_ids": [mine]}, 403),
+            (editor, {"run_id": run, "trace_ids": [hidden]}, 404),
+            (editor, {"run_id": new_run(api, ui["hidden"], "hidden-run"), "trace_ids": [mine]}, 404),
+            (editor, {"run_id": run, "trace_ids": [mine] * 101}, 400),
+            (editor, {"run_id": run, "trace_ids": "not-a-trace"}, 404),  # read as a trace id: none such
+            (api, {"run_id": run, "trace_ids": "not-a-list"}, 400),
+            (editor, {"trace_ids": [mine]}, 400)):
+        for prefix in (A, AJAX2):
+            answer = client.post(f"{prefix}/traces/link-to-run", json=body)
+            assert answer.status_code == status, (body, answer.text)
+    assert _run_traces(api, editable, run) == []
+    assert _run_traces(api, ui["shared"], shared_run) == []
+    # EDIT on both: linked (twice is a no-op), and the run's traces search finds it, as MLflow's does.
+    for _ in range(2):
+        assert ok(editor.post(f"{AJAX2}/traces/link-to-run", json={"run_id": run, "trace_ids": [mine]})) == {}
+    assert _run_traces(api, editable, run) == [mine]
+    assert _run_traces(editor, editable, run) == [mine]
+    # A deleted trace takes its link with it (a trace id chosen again later links nothing).
+    ok(api.post(f"{A}/traces/delete-traces", json={"experiment_id": editable, "request_ids": [mine]}))
+    assert _run_traces(api, editable, run) == []
