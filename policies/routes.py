@@ -376,6 +376,7 @@ _TABLE: dict[str, Requirement] = {
     "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True, max_values=10),
     "ui.traces": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),
     "ui.trace": _trace(R, Source.PATH, "trace_id"),
+    "ui.logged_model": _logged_model(R),
     "ui.models": _search(_MODEL),
     "ui.prompts": _search(_MODEL),
     "ui.model": _model(R),
