@@ -51,8 +51,8 @@ def test_dataset_summaries_and_trace_metrics_check_every_experiment(ui):
             refused = reader.post(path, json=body)
             assert refused.status_code == 404, (path, body, refused.text)
             assert refused.json() == MISSING
-    assert ok(reader.post(f"{AJAX3}/traces/metrics", json={"experiment_ids": [ui["shared"]],
-                                                           "metric_name": "trace_count"})) == {"data_points": []}
+    assert reader.post(f"{AJAX3}/traces/metrics", json={"experiment_ids": [ui["shared"]], "view_type": "TRACES",
+                                                        "metric_name": "trace_count"}).status_code == 400
     too_many = reader.post(f"{AJAX2}/experiments/search-datasets", json={"experiment_ids": [ui["shared"]] * 21})
     assert too_many.status_code == 400
 
@@ -136,3 +136,46 @@ def test_link_traces_to_run_needs_edit_on_the_run_and_every_trace(ui):
     # A deleted trace takes its link with it (a trace id chosen again later links nothing).
     ok(api.post(f"{A}/traces/delete-traces", json={"experiment_id": editable, "request_ids": [mine]}))
     assert _run_traces(api, editable, run) == []
+
+
+def _timed_trace(api, experiment_id: str, start_ms: int, duration_ms: int) -> None:
+    tid = new_otel_trace_id()
+    span = make_span(tid, os.urandom(8), "agent", start_ns=start_ms * 10**6, end_ns=(start_ms + duration_ms) * 10**6)
+    sent = api.post("/v1/traces", content=export_request(span).SerializeToString(),
+                    headers={"content-type": "application/x-protobuf", "x-mlflow-experiment-id": experiment_id})
+    assert sent.status_code == 200, sent.text
+
+
+def test_trace_metrics_count_and_latency_per_time_bucket_from_stored_traces(ui):
+    api, hour = ui["api"], 3_600_000
+    base = 1_764_000_000_000 // hour * hour
+    for start, duration in ((base + 1_000, 100), (base + 2_000, 300), (base + hour + 5, 50)):
+        _timed_trace(api, ui["shared"], start, duration)
+    _timed_trace(api, ui["hidden"], base + 3_000, 9_999)  # another team's: never counted for the reader
+    reader = _reader(ui)
+    query = {"experiment_ids": [ui["shared"]], "view_type": "TRACES", "time_interval_seconds": 3600,
+             "start_time_ms": base, "end_time_ms": base + 2 * hour}
+    counts = ok(reader.post(f"{AJAX3}/traces/metrics", json={
+        **query, "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}]}))
+    assert counts == {"data_points": [
+        {"metric_name": "trace_count", "values": {"COUNT": 2.0},
+         "dimensions": {"time_bucket": "2025-11-24T16:00:00+00:00"}},
+        {"metric_name": "trace_count", "values": {"COUNT": 1.0},
+         "dimensions": {"time_bucket": "2025-11-24T17:00:00+00:00"}},
+    ]}
+    latency = ok(reader.post(f"{AJAX3}/traces/metrics", json={
+        **query, "time_interval_seconds": None, "metric_name": "latency",
+        "aggregations": [{"aggregation_type": "AVG"}, {"aggregation_type": "PERCENTILE", "percentile_value": 50},
+                         {"aggregation_type": "MAX"}]}))
+    assert latency == {"data_points": [{"metric_name": "latency", "values": {"AVG": 150.0, "P50.0": 100.0,
+                                                                             "MAX": 300.0}}]}
+    # Views, metrics, dimensions and filters not computed here have no data points (the charts say "no data").
+    for other in ({"metric_name": "total_tokens"}, {"view_type": "SPANS"}, {"dimensions": ["trace_status"]},
+                  {"filters": ["trace.status = 'OK'"]}):
+        answer = ok(reader.post(f"{AJAX3}/traces/metrics", json={
+            **query, "metric_name": "trace_count", "aggregations": [{"aggregation_type": "COUNT"}], **other}))
+        assert answer == {"data_points": []}, other
+    bad = reader.post(f"{AJAX3}/traces/metrics", json={
+        **query, "metric_name": "latency",
+        "aggregations": [{"aggregation_type": "PERCENTILE", "percentile_value": 101}]})
+    assert bad.status_code == 400
