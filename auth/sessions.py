@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from auth.errors import Unauthenticated
+from auth.flash import ShownOnce
 from auth.store import IdentityStore, SessionRow, UserRow
 from policies.file.auth import SessionConfig
 
@@ -48,6 +49,7 @@ class SessionManager:
         self.config = config
         self.secure = secure
         self._clock = clock
+        self.notices = ShownOnce(secret, clock)  # a new token's secret, shown once after redirect-after-post
 
     def start(self, user: UserRow) -> tuple[str, str]:
         """Create a session for ``user``; returns (cookie value, session id)."""

@@ -306,6 +306,9 @@ _TABLE: dict[str, Requirement] = {
     "traces.set_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
     "traces.delete_tag": _trace(E, Source.PATH, "trace_id", "request_id"),
     "traces.delete": _experiment(M),
+    # Linking changes what the run shows and what the traces belong to: EDIT on both sides (every trace).
+    "traces.link_to_run": _run(E, ("run_id",), also=(_trace(E, Source.ARGS, "trace_ids", many=True,
+                                                            max_values=100),)),
     # MLflow's UI reads a trace's spans here (its traces.json form), with the trace named by request_id.
     "traces.get_artifact": _trace(R, Source.ARGS, "request_id"),
     "traces.get_artifact_v3": _trace(R, Source.ARGS, "request_id"),
@@ -398,6 +401,7 @@ _TABLE: dict[str, Requirement] = {
     "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True, max_values=10),
     "ui.traces": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),
     "ui.trace": _trace(R, Source.PATH, "trace_id"),
+    "ui.logged_model": _logged_model(R),
     "ui.models": _search(_MODEL),
     "ui.prompts": _search(_MODEL),
     "ui.model": _model(R),

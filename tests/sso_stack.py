@@ -22,8 +22,10 @@ BUTTON = "Sign in with Corp SSO"
 @contextmanager
 def sso_stack(workdir: Path, *, users: dict[str, dict], secret: str, allowed_groups: Sequence[str],
               grants: Sequence[str], experiments: Sequence[str], refresh_tokens: bool = False,
-              provider_extra: str = "") -> Iterator[tuple[LiveServer, IdP]]:
-    """Start the IdP and the server; ``grants`` are policy-file grant lines, ``experiments`` made by the admin."""
+              provider_extra: str = "", access_extra: str = "",
+              env: dict[str, str] | None = None) -> Iterator[tuple[LiveServer, IdP]]:
+    """Start the IdP and the server; ``grants`` are policy-file grant lines, ``experiments`` made by the admin;
+    ``access_extra`` is added under ``access:`` (e.g. ``create`` rules), ``env`` to the server's environment."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     grant_types = ["authorization_code", "refresh_token"] if refresh_tokens else ["authorization_code"]
@@ -47,10 +49,11 @@ auth:
 access:
   grants:
 {grant_lines}
+{access_extra}
 """)
     try:
         server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev",
-                              "--policy", str(policy), port=port, env={"CORP_SECRET": secret})
+                              "--policy", str(policy), port=port, env={"CORP_SECRET": secret, **(env or {})})
     except Exception:
         idp.stop()
         raise

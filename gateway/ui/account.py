@@ -7,6 +7,8 @@ under my own visibility scope and explained by ``decide`` with the rule that dec
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter
 from sqlalchemy import select
 from starlette.requests import Request
@@ -14,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from auth.backends import client_address
 from auth.errors import AuthError
+from auth.flash import MAX_AGE as NOTICE_MAX_AGE
 from auth.grants import list_grants
 from gateway.authz import subject_of
 from gateway.grant_selectors import shown_rows
@@ -33,6 +36,8 @@ router = APIRouter(include_in_schema=False)
 MAX_SHOWN = 50  # resources explained on the page
 DONE = {"revoked": "The token was revoked.", "password": "Your password was changed."}
 NO_STORE = {"Cache-Control": "no-store"}
+# The new token's secret travels from the POST to the page that shows it in this cookie (auth/flash.py).
+NEW_TOKEN_COOKIE = "mlgate_new_token"  # noqa: S105 (a cookie name)
 
 
 def _access(request: Request, principal) -> dict:
@@ -83,10 +88,31 @@ def _account_page(request: Request, *, status: int = 200, error: str | None = No
                 headers=NO_STORE)
 
 
+def _new_token(request: Request) -> dict | None:
+    """The token created just before this page (its one-time cookie), or None."""
+    session_id = getattr(request.state, "session_id", None)
+    raw = request.cookies.get(NEW_TOKEN_COOKIE)
+    if not session_id or not raw:
+        return None
+    text = request.app.state.identity.sessions.notices.open(raw, session_id=session_id)
+    try:
+        found = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) and {"name", "secret"} <= found.keys() else None
+
+
 @router.get("/account", operation_id="ui.account")
 def account_page(request: Request) -> Response:
-    """Who I am, my groups, what I can access and why, my tokens, and the password form."""
-    return _account_page(request, done=DONE.get(request.query_params.get("done", "")))
+    """Who I am, my groups, what I can access and why, my tokens, and the password form; a token created
+    just before is shown here once (its cookie is deleted by this answer, so a reload does not show it)."""
+    response = _account_page(request, done=DONE.get(request.query_params.get("done", "")),
+                             new_token=_new_token(request))
+    if NEW_TOKEN_COOKIE in request.cookies:
+        sessions = request.app.state.identity.sessions
+        response.delete_cookie(NEW_TOKEN_COOKIE, path="/account", secure=sessions.secure, httponly=True,
+                               samesite="strict")
+    return response
 
 
 def _days(text: str) -> int:
@@ -97,7 +123,8 @@ def _days(text: str) -> int:
 
 @router.post("/account/tokens/create", operation_id="ui.account.token_create")
 def create_token(request: Request, fields: dict = FORM) -> Response:
-    """Issue a token for myself; its secret is on this response only (not stored, not cached)."""
+    """Issue a token for myself, then redirect to /account (redirect-after-post: a reload creates nothing),
+    which shows its secret once from a short-lived sealed cookie bound to this session (never in a URL)."""
     try:
         issued = request.app.state.accounts.create_token(
             request.state.principal, fields.get("name", "").strip(), _days(fields.get("days", "")),
@@ -105,7 +132,16 @@ def create_token(request: Request, fields: dict = FORM) -> Response:
             scope=fields.get("scope", "").split(), cidrs=fields.get("cidrs", "").replace(",", " ").split())
     except (AuthError, MlflowError) as exc:
         return _account_page(request, status=400, error=exc.message)
-    return _account_page(request, new_token={"secret": issued.token, "name": issued.row.name})
+    session_id = getattr(request.state, "session_id", None)
+    if not session_id:  # the forms need a session; without one, the secret is on this answer only
+        return _account_page(request, new_token={"secret": issued.token, "name": issued.row.name})
+    sessions = request.app.state.identity.sessions
+    sealed = sessions.notices.seal(json.dumps({"name": issued.row.name, "secret": issued.token}),
+                                   session_id=session_id)
+    response = RedirectResponse("/account", status_code=303, headers=NO_STORE)
+    response.set_cookie(NEW_TOKEN_COOKIE, sealed, max_age=NOTICE_MAX_AGE, path="/account", secure=sessions.secure,
+                        httponly=True, samesite="strict")
+    return response
 
 
 @router.post("/account/tokens/revoke", operation_id="ui.account.token_revoke")

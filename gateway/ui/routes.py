@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.ui import account, admin, compare, models, preview
+from gateway.ui import account, admin, compare, logged_models, models, preview
 from gateway.ui.chart import metric_chart
 from gateway.ui.preview import preview_kind
 from gateway.ui.render import page
@@ -42,7 +42,7 @@ from tracking.store.runs import runs_to_json
 from tracking.store.validation import validate_run_id
 
 router = APIRouter(include_in_schema=False)
-for _module in (compare, preview, models, account, admin):
+for _module in (compare, preview, logged_models, models, account, admin):
     router.include_router(_module.router)
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -370,6 +370,7 @@ def run_page(request: Request, run_id: str) -> Response:
             chart = metric_chart(metric["key"], history)
             if chart is not None:
                 charts.append(chart)
+        run_models = logged_models.run_logged_models(conn, run_id, experiment_id)
     tags = data["tags"]
     parent_id = next((t["value"] for t in tags if t["key"] == "mlflow.parentRunId"), None)
     artifacts, artifact_parent, artifact_error = _artifacts(request, run_id, raw_path)
@@ -387,7 +388,7 @@ def run_page(request: Request, run_id: str) -> Response:
                 params_pager=params_pager, metrics_pager=metrics_pager, tags_pager=tags_pager,
                 files_pager=files_pager, children=children, children_url=children_url, max_children=MAX_CHILDREN,
                 charts=charts, metric_count=len(data["metrics"]), max_charts=MAX_CHARTS,
-                artifacts=artifacts, artifact_parent=artifact_parent,
+                artifacts=artifacts, artifact_parent=artifact_parent, run_models=run_models,
                 artifact_error=artifact_error, artifact_path=raw_path)
 
 

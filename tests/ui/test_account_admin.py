@@ -58,8 +58,12 @@ def test_account_shows_identity_access_and_why(ui):
 def test_token_is_shown_once_works_and_can_be_revoked(ui):
     reader = ui["reader"]()
     page = reader.get("/account").text
-    created = reader.post("/account/tokens/create", data={"csrf_token": csrf_of(page), "name": "laptop", "days": "7"})
-    assert created.status_code == 200
+    posted = reader.post("/account/tokens/create", data={"csrf_token": csrf_of(page), "name": "laptop", "days": "7"})
+    # Redirect-after-post: the secret is neither in the redirect's URL nor readable from its cookie.
+    assert posted.status_code == 303
+    assert posted.headers["location"] == "/account"
+    assert "mlg_" not in str(posted.headers)
+    created = reader.get("/account")
     assert created.headers["cache-control"] == "no-store"
     secret = re.search(r"export MLFLOW_TRACKING_TOKEN=(mlg_[A-Za-z0-9_\-]+)", created.text).group(1)
     assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in created.text
@@ -365,14 +369,40 @@ def test_make_admin_and_the_audit_outcome_and_time_filters(ui):
     assert outcomes(actor="admin", action="user.admin", since="2100-01-01T00:00") == []
 
 
+def test_reloading_the_page_that_shows_a_new_token_creates_no_second_token_nor_shows_it_again(ui):
+    # Issue #19: the create form re-rendered the page, so a reload posted the form again (a second token).
+    reader = ui["reader"]()
+    posted = reader.post("/account/tokens/create",
+                         data={"csrf_token": csrf_of(reader.get("/account").text), "name": "laptop", "days": "7"})
+    assert posted.status_code == 303
+    shown = reader.get("/account")
+    secret = re.search(r"export MLFLOW_TRACKING_TOKEN=(mlg_[A-Za-z0-9_\-]+)", shown.text).group(1)
+    reloaded = reader.get("/account")  # what a reload of the shown page does after a redirect-after-post
+    assert secret not in reloaded.text
+    assert "export MLFLOW_TRACKING_TOKEN=" not in reloaded.text
+    assert [t["name"] for t in _tokens(ui["api"], "reader")] == ["laptop"]
+    # The cookie carrying it is sealed to the session: replayed in another session of the same user, it shows
+    # nothing (and it is never readable: AES-GCM).
+    other = ui["reader"]()
+    again = reader.post("/account/tokens/create",
+                        data={"csrf_token": csrf_of(reader.get("/account").text), "name": "desk", "days": "7"})
+    sealed = again.cookies.get("mlgate_new_token")
+    assert sealed
+    assert "mlg_" not in sealed
+    other.cookies.set("mlgate_new_token", sealed, path="/account")
+    assert "export MLFLOW_TRACKING_TOKEN=" not in other.get("/account").text
+
+
 @pytest.mark.parametrize("form", ["create", "bad-revoke", "bad-password"])
 def test_the_account_page_re_rendered_by_a_form_lists_only_what_the_user_may_see(ui, form):
     # Issue #18 (5): these forms re-render the page; it listed every experiment when no scope was set.
     reader = ui["reader"]()
     token = csrf_of(reader.get("/account").text)
     if form == "create":
-        page = reader.post("/account/tokens/create", data={"csrf_token": token, "name": "laptop", "days": "7"})
-        assert page.status_code == 200
+        posted = reader.post("/account/tokens/create", data={"csrf_token": token, "name": "laptop", "days": "7"})
+        assert posted.status_code == 303
+        page = reader.get(posted.headers["location"])
+        assert "export MLFLOW_TRACKING_TOKEN=" in page.text
     elif form == "bad-revoke":
         page = reader.post("/account/tokens/revoke", data={"csrf_token": token, "token_id": "no-such-token"})
         assert page.status_code == 400

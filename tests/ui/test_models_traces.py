@@ -104,3 +104,57 @@ def test_traces_list_and_span_tree(ui):
     assert hidden_page.status_code == missing_page.status_code == 404
     assert hidden_page.text == missing_page.text
     assert "hidden-root" not in hidden_page.text
+
+
+MLMODEL = (b"artifact_path: null\nflavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n"
+           b"model_id: {id}\nsignature:\n  inputs: '[{\"type\": \"double\", \"name\": \"sepal_length\"}]'\n"
+           b"  outputs: '[{\"type\": \"long\"}]'\n")
+
+
+def _log_model_as_mlflow3(api, experiment_id: str, run_id: str, name: str) -> str:
+    """What MLflow 3's ``log_model(name=..., registered_model_name=...)`` sends: a logged model whose files
+    live under the model (not the run), the run's output, and a model version sourced from the model."""
+    model = ok(api.post(f"{A}/logged-models", json={"experiment_id": experiment_id, "name": name,
+                                                    "source_run_id": run_id}))["model"]["info"]
+    model_id = model["model_id"]
+    for path, body in (("MLmodel", MLMODEL.replace(b"{id}", model_id.encode())),
+                       ("requirements.txt", b"scikit-learn\n")):
+        put = api.put(f"/api/2.0/mlflow-artifacts/artifacts/{experiment_id}/models/{model_id}/artifacts/{path}",
+                      content=body)
+        assert put.status_code == 200, put.text
+    ok(api.patch(f"{A}/logged-models/{model_id}", json={"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
+    ok(api.post(f"{A}/runs/outputs", json={"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]}))
+    ok(api.post(f"{A}/registered-models/create", json={"name": f"{name}-registered"}))
+    ok(api.post(f"{A}/model-versions/create", json={"name": f"{name}-registered", "source": f"models:/{model_id}",
+                                                    "run_id": run_id, "model_id": model_id}))
+    return model_id
+
+
+def test_models_logged_with_mlflow3_log_model_name_are_visible(ui):
+    # Issue #19: such models were invisible (no logged-model page, no MLmodel, the run said "No artifacts").
+    api = ui["api"]
+    run = new_run(api, ui["shared"], "trainer")
+    model_id = _log_model_as_mlflow3(api, ui["shared"], run, "iris-classifier")
+    hidden_run = new_run(api, ui["hidden"], "hidden-trainer")
+    hidden_model = _log_model_as_mlflow3(api, ui["hidden"], hidden_run, "hidden-classifier")
+    ok(api.post(f"{A}/registered-models/permissions/create", json={
+        "name": "iris-classifier-registered", "username": "reader", "permission": "READ"}))
+    reader = ui["reader"]()
+    run_page = reader.get(f"/runs/{run}")
+    assert run_page.status_code == 200
+    assert f'href="/logged-models/{model_id}">iris-classifier</a>' in run_page.text
+    model_page = reader.get(f"/logged-models/{model_id}")
+    assert model_page.status_code == 200, model_page.text
+    text = model_page.text
+    assert "iris-classifier" in text
+    assert "ready" in text
+    assert f'href="/runs/{run}"' in text
+    assert "sepal_length" in text  # the signature, from the model's MLmodel
+    assert "python_function" in text
+    assert "requirements.txt" in text
+    versions = reader.get("/model", params={"name": "iris-classifier-registered"})
+    assert f'href="/logged-models/{model_id}"' in versions.text
+    # Another experiment's logged model is missing, like its run.
+    assert reader.get(f"/logged-models/{hidden_model}").status_code == 404
+    assert reader.get("/logged-models/m-0123456789abcdef0123456789abcdef").status_code == 404
+    assert "hidden-classifier" not in reader.get(f"/runs/{run}").text

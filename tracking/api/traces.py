@@ -219,4 +219,13 @@ async def delete_traces_v3(request: Request):
     return await _delete_traces(request)
 
 
+@router_v2.post("/traces/link-to-run", operation_id="traces.link_to_run")
+async def link_traces_to_run(request: Request):
+    """LinkTracesToRun: the traces are then among the run's traces (a search with ``run_id``)."""
+    args = await request_args(request)
+    await in_transaction(request, lambda conn: store.link_traces_to_run(conn, args.raw("trace_ids"),
+                                                                        args.raw("run_id")))
+    return ok({})
+
+
 router_v3.include_router(assessments.router)

@@ -5,8 +5,8 @@ features mlgate does not serve, answered as MLflow answers when they are off, so
   experiments (the runs table's dataset filter), at most 20 experiments, each checked like a read of it.
 * ``POST /ajax-api/3.0/mlflow/datasets/search``: GenAI evaluation datasets; mlgate stores none, so the
   answer is MLflow's for a server without any (an empty list).
-* ``POST /ajax-api/3.0/mlflow/traces/metrics``: the experiment overview's trace charts; not computed here,
-  answered with no data points (the charts show "no data") after the same per-experiment check.
+* ``POST /ajax-api/3.0/mlflow/traces/metrics``: the experiment overview's trace charts: trace counts and
+  latency from the stored traces (:mod:`tracking.store.trace_metrics`), after the same per-experiment check.
 * ``GET /ajax-api/{2.0,3.0}/mlflow/get-trace-artifact``: a trace's spans in the ``traces.json`` form the
   trace viewer reads.
 * The AI assistant (``assistant/config``, ``assistant/providers``): no provider, no remote access.
@@ -34,6 +34,7 @@ from tracking.store import traces as trace_store
 from tracking.store.experiments import parse_experiment_id
 from tracking.store.spans import load_spans
 from tracking.store.trace_artifacts import artifact_span
+from tracking.store.trace_metrics import query_trace_metrics
 from tracking.store.transaction import read_connection
 
 router_v2 = APIRouter()  # /ajax-api/2.0/mlflow
@@ -87,9 +88,16 @@ def search_evaluation_datasets(request: Request):
 
 @router_v3.post("/traces/metrics", operation_id="traces.metrics")
 def trace_metrics(request: Request, args: Args = Depends(request_args)):
-    """The overview's trace metrics: not computed by mlgate, so no data points (the charts say "no data")."""
-    _experiment_ids(args, MAX_DATASET_EXPERIMENTS)
-    return ok({"data_points": []})
+    """The overview's trace metrics (counts and latency per time bucket) of experiments the caller may read."""
+    experiment_ids = _experiment_ids(args, MAX_DATASET_EXPERIMENTS)
+    with read_connection(tracking_of(request).engine) as conn:
+        points = query_trace_metrics(
+            conn, experiment_ids=experiment_ids, view_type=args.raw("view_type"),
+            metric_name=args.raw("metric_name"), aggregations=args.obj_list("aggregations"),
+            dimensions=args.str_list("dimensions"), filters=args.str_list("filters"),
+            time_interval_seconds=args.int("time_interval_seconds"), start_time_ms=args.int("start_time_ms"),
+            end_time_ms=args.int("end_time_ms"))
+    return ok({"data_points": points})
 
 
 @router_v2.get("/get-trace-artifact", operation_id="traces.get_artifact")

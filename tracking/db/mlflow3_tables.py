@@ -94,6 +94,18 @@ trace_request_metadata = Table(
     Index("ix_trace_request_metadata_key", "key", "request_id"),
 )
 
+# Traces linked to runs (LinkTracesToRun; MLflow's entity associations of type TRACE -> RUN): a trace is
+# found by a run's traces search when it is linked here or its metadata names the run (mlflow.sourceRun).
+# Both sides cascade: a deleted trace or run takes its links with it, so a reused trace id links nothing.
+trace_run_links = Table(
+    "trace_run_links",
+    metadata,
+    Column("request_id", String(50), ForeignKey("trace_info.request_id", ondelete="CASCADE"), nullable=False),
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("request_id", "run_uuid"),
+    Index("ix_trace_run_links_run", "run_uuid", "request_id"),
+)
+
 # One row per span; ``content`` is the OTLP span as protobuf JSON (``preserving_proto_field_name``),
 # so a trace read back carries every attribute, event and status exactly as it was exported.
 spans = Table(

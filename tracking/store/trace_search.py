@@ -7,9 +7,9 @@ says so rather than silently ignored.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, or_, select
 
-from tracking.db.mlflow3_tables import trace_info, trace_request_metadata, trace_tags
+from tracking.db.mlflow3_tables import trace_info, trace_request_metadata, trace_run_links, trace_tags
 from tracking.db.tables import experiments
 from tracking.errors import invalid_parameter
 from tracking.scope import ResourceScope
@@ -76,7 +76,13 @@ def _clause(comp: Comparison):
     if comp.key == "name":
         return _pair_exists(trace_tags, TRACE_NAME_TAG, comp)
     if comp.key == "run_id":
-        return _pair_exists(trace_request_metadata, SOURCE_RUN_KEY, comp)
+        by_metadata = _pair_exists(trace_request_metadata, SOURCE_RUN_KEY, comp)
+        if comp.op not in ("=", "IN"):
+            return by_metadata
+        # MLflow: a run's traces are those its metadata names and those linked to it (LinkTracesToRun).
+        linked = exists().where(trace_run_links.c.request_id == trace_info.c.request_id,
+                                compare(trace_run_links.c.run_uuid, comp.op, comp.value))
+        return or_(by_metadata, linked)
     column = _end_time() if comp.key == "end_time_ms" else trace_info.c[comp.key]
     return compare(column, comp.op, comp.value)
 

@@ -13,11 +13,19 @@ from collections import defaultdict
 
 from sqlalchemy import Connection, delete, select, update
 
-from tracking.db.mlflow3_tables import assessments, spans, trace_info, trace_request_metadata, trace_tags
+from tracking.db.mlflow3_tables import (
+    assessments,
+    spans,
+    trace_info,
+    trace_request_metadata,
+    trace_run_links,
+    trace_tags,
+)
 from tracking.errors import MlflowError, already_exists, invalid_parameter
 from tracking.store.assessments import assessment_rows_json, new_assessment_row
 from tracking.store.experiment_checks import parse_experiment_id, require_active_experiment
 from tracking.store.proto_time import duration_to_ms, ms_to_duration, ms_to_timestamp, timestamp_to_ms
+from tracking.store.run_lookup import get_run_row
 from tracking.store.upsert import dialect_insert, insert_ignoring_conflicts
 from tracking.store.validation import check_length, validate_key
 
@@ -300,7 +308,30 @@ def delete_traces(conn: Connection, *, experiment_id: str, max_timestamp_millis:
     # Children first: SQLite only cascades with foreign keys on, and the order is cheap to state.
     for table, column in ((spans, spans.c.trace_id), (assessments, assessments.c.trace_id),
                           (trace_tags, trace_tags.c.request_id),
-                          (trace_request_metadata, trace_request_metadata.c.request_id)):
+                          (trace_request_metadata, trace_request_metadata.c.request_id),
+                          (trace_run_links, trace_run_links.c.request_id)):
         conn.execute(delete(table).where(column.in_(doomed)))
     conn.execute(delete(trace_info).where(trace_info.c.request_id.in_(doomed)))
     return len(doomed)
+
+
+def link_traces_to_run(conn: Connection, trace_ids: object, run_id: object) -> None:
+    """LinkTracesToRun: the traces are then found by a search for the run's traces (MLflow's entity
+    associations). Linking twice is a no-op; at most 100 traces per request, as MLflow allows."""
+    if not isinstance(trace_ids, list) or not all(isinstance(t, str) for t in trace_ids):
+        raise invalid_parameter("Invalid value for parameter 'trace_ids': it must be a list of trace ids.")
+    if not isinstance(run_id, str) or not run_id:
+        raise invalid_parameter("Missing value for required parameter 'run_id'.")
+    if len(trace_ids) > MAX_TRACE_IDS_PER_REQUEST:
+        raise invalid_parameter(f"Cannot link more than {MAX_TRACE_IDS_PER_REQUEST} traces to a run in a single "
+                                f"request. Provided {len(trace_ids)} traces.")
+    run = get_run_row(conn, run_id)
+    wanted = list(dict.fromkeys(validate_trace_id(t, "trace_ids") for t in trace_ids))
+    if not wanted:
+        return
+    found = set(conn.execute(select(trace_info.c.request_id).where(trace_info.c.request_id.in_(wanted))).scalars())
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise trace_not_found(missing[0])
+    insert_ignoring_conflicts(conn, trace_run_links, [{"request_id": t, "run_uuid": run.run_uuid} for t in wanted],
+                              ["request_id", "run_uuid"])
