@@ -1,14 +1,14 @@
 """Traces linked to runs (MLflow's LinkTracesToRun): one row per (trace, run), cascading with both.
 
-Revision ID: 0008_trace_run_links
-Revises: 0006_workspaces
+Revision ID: 0010_trace_run_links
+Revises: 0009_audit_workspace
 Create Date: 2026-12-07
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008_trace_run_links'
-down_revision = '0006_workspaces'
+revision = '0010_trace_run_links'
+down_revision = '0009_audit_workspace'
 branch_labels = None
 depends_on = None
 
