@@ -15,7 +15,7 @@ from auth.errors import AuthError
 from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from gateway.commands.output import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError, error_from_code
-from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
+from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.settings import Settings
 from policies.decide import compile_policy
@@ -182,8 +182,7 @@ class OfflineOps:
                 stored = stored_selector(conn, resource) if resource else None
             except UnknownResource:
                 return []
-            rows = shown_rows(conn, list_grants(conn, subject=subject, resource=stored))
-            return [admin_store.grant_json(r) for r in rows]
+            return admin_store.grants_json(conn, list_grants(conn, subject=subject, resource=stored))
 
     @_guarded
     def put_grant(self, subject: str, resource: str, permission: str) -> dict:
@@ -199,9 +198,10 @@ class OfflineOps:
                 stored = stored_selector(conn, resource, granting=True)
             except UnknownResource as exc:
                 raise CliError(str(exc), EXIT_NOT_FOUND) from None
-            row = shown_rows(conn, [put_grant(conn, ref.key, stored, permission, created_by=self.actor_name)])[0]
-        self._audit("grant", f"{row.subject} {row.resource}", f"permission {row.permission}")
-        return admin_store.grant_json(row)
+            row = admin_store.grants_json(conn, [put_grant(conn, ref.key, stored, permission,
+                                                           created_by=self.actor_name)])[0]
+        self._audit("grant", f"{row['subject']} {row['resource']}", f"permission {row['permission']}")
+        return row
 
     @_guarded
     def revoke_grant(self, subject: str, resource: str) -> None:
@@ -245,9 +245,10 @@ class OfflineOps:
     # --- policy ----------------------------------------------------------------------------------
     @_guarded
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        """``{"access": <stored groups and API grants (creators' too, if asked)>, "names": <experiment names>}``."""
         with self.engine.connect() as conn:
-            return admin_policy.export_access(conn, owner_grants=owner_grants)
+            access = admin_policy.export_access(conn, owner_grants=owner_grants)
+            return {"access": access, "names": admin_policy.export_names(conn, access)}
 
     @_guarded
     def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:

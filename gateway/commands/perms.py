@@ -67,7 +67,7 @@ def grant(target, user, group, service, experiment, experiment_name, model, mode
     subject = subject_text(user, group, service)
     resource = resource_text(experiment, experiment_name, model, model_name)
     row = target.ops().put_grant(subject, resource, permission.upper())
-    emit(target.output, {"grant": row}, f"granted {row['permission']} on {row['resource']} to {row['subject']}")
+    emit(target.output, {"grant": row}, f"granted {row['permission']} on {resource_label(row)} to {row['subject']}")
 
 
 @perms.command("revoke")
@@ -113,8 +113,14 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
         emit_json({"grants": rows})
     else:
         emit_table(("id", "subject", "resource", "permission", "source", "created_by", "created"),
-                   [(r["id"], r["subject"], r["resource"], r["permission"], r["source"], r["created_by"],
+                   [(r["id"], r["subject"], resource_label(r), r["permission"], r["source"], r["created_by"],
                      when(r["created_at"])) for r in rows])
+
+
+def resource_label(row: dict) -> str:
+    """``experiment:1 (demo)``: the stored selector, with the experiment's name when it names one."""
+    name = row.get("resource_name")
+    return f"{row['resource']} ({name})" if name else row["resource"]
 
 
 @perms.command("explain")

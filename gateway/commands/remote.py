@@ -137,9 +137,10 @@ class RemoteOps:
 
     # --- policy ----------------------------------------------------------------------------------
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section."""
+        """``{"access": <stored groups and API grants (creators' too, if asked)>, "names": <experiment names>}``."""
         params = {"owner_grants": "true"} if owner_grants else None
-        return self.call("GET", f"{MLGATE}/policy/export", params=params)["access"]
+        answer = self.call("GET", f"{MLGATE}/policy/export", params=params)
+        return {"access": answer["access"], "names": answer.get("names") or {}}
 
     def apply_policy(self, access: dict, dry_run: bool, owner_grants: bool = False) -> dict:
         """Plan (``dry_run``) or apply an ``access`` section in one server transaction."""

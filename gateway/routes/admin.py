@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
-from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
+from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
 from gateway.workspaces import in_resource_workspace
@@ -160,8 +160,8 @@ def list_stored_grants(request: Request, args: Args = ARGS) -> JSONBody:
                 stored = stored_selector(conn, _selector(resource))
             except UnknownResource:
                 return ok({"grants": []})  # no such model: no grant on it
-        rows = shown_rows(conn, list_grants(conn, subject=subject, resource=stored))
-    return ok({"grants": [admin_store.grant_json(r) for r in rows]})
+        shown = admin_store.grants_json(conn, list_grants(conn, subject=subject, resource=stored))
+    return ok({"grants": shown})
 
 
 @router.post("/grants/put", operation_id="admin.grants.put")
@@ -186,10 +186,10 @@ def put_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
             raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
         row = put_grant(conn, subject, _stored(conn, resource), permission,
                         created_by=f"{principal.kind}:{principal.name}")
-        row = shown_rows(conn, [row])[0]
+        shown = admin_store.grants_json(conn, [row])[0]
     request.app.state.policy_holder.invalidate()
     _audit(request, "grant", f"{subject} {resource}", f"permission {permission}")
-    return ok({"grant": admin_store.grant_json(row)})
+    return ok({"grant": shown})
 
 
 @router.post("/grants/revoke", operation_id="admin.grants.revoke")
@@ -258,10 +258,12 @@ def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
 
 @router.get("/policy/export", operation_id="admin.policy.export")
 def export_policy(request: Request, args: Args = ARGS) -> JSONBody:
-    """Stored groups and API grants as a policy file's ``access`` section (``owner_grants``: creators' too)."""
+    """Stored groups and API grants as a policy file's ``access`` section (``owner_grants``: creators' too);
+    ``names``: the name of each experiment a grant names by id."""
     owner_grants = bool(args.bool("owner_grants", default=False))
     with tracking_of(request).engine.connect() as conn:
-        return ok({"access": admin_policy.export_access(conn, owner_grants=owner_grants)})
+        access = admin_policy.export_access(conn, owner_grants=owner_grants)
+        return ok({"access": access, "names": admin_policy.export_names(conn, access)})
 
 
 def _refused(problems: list[str]) -> MlflowError:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 
 from auth.grants import list_grants, put_grant, revoke_grant
 from auth.tables import users
-from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
+from gateway.grant_selectors import UnknownResource, experiment_names, shown_rows, stored_selector
 from gateway.routes import admin_store
 from policies.file import PolicyFileError, policy_from_data
 
@@ -42,6 +42,11 @@ class Change:
 
 def _managed(source: str, owner_grants: bool) -> bool:
     return source == "api" or (owner_grants and source == "owner")
+
+
+def export_names(conn: Connection, access: dict) -> dict[str, str]:
+    """The name of each experiment an exported grant names by id (``{"experiment:1": "demo"}``), for comments."""
+    return experiment_names(conn, [g["resource"] for g in access["grants"]])
 
 
 def export_access(conn: Connection, *, owner_grants: bool = False) -> dict:
