@@ -57,6 +57,13 @@ class Row:
     errors: int
     non2xx: int
     mib_per_s: float | None = None
+    successful: int = 0  # requests answered 2xx/3xx: the only ones req/s and MiB/s count
+    error_rate: float = 0.0  # failed attempts / all attempts; over MAX_ERROR_RATE fails the scenario
+    failed: bool = False
+
+
+# A scenario with more failed attempts than this fails the run: its figures measure error answers, not work.
+MAX_ERROR_RATE = 0.01
 
 
 def api(server: Server, method: str, path: str, *, admin: bool = True, **kwargs) -> dict:
@@ -208,7 +215,8 @@ def measure(server: Server, name: str, ctx: Context, duration: int, connections:
     mib = round(result.rps * load.mib_per_request, 1) if load.mib_per_request else None
     return Row(server.name, name, round(result.rps, 1), round(result.p50_ms, 2), round(result.p99_ms, 2),
                round(cpu * 1000 / max(result.requests, 1), 2), round(max(peak) / 2**20, 1),
-               result.errors, result.non2xx, mib)
+               result.errors, result.non2xx, mib, result.successful, round(result.error_rate, 4),
+               result.error_rate > MAX_ERROR_RATE)
 
 
 def wait_idle(server: Server, limit: float = 90) -> None:
@@ -444,7 +452,8 @@ def main() -> int:
                     continue
                 rows.append(row)
                 print(f"  {scenario:<22} {row.rps:>8.1f} req/s  cpu {row.cpu_ms_per_req:.2f} ms/req  "
-                      f"p50 {row.p50_ms:.1f} ms  errors {row.errors + row.non2xx}", flush=True)
+                      f"p50 {row.p50_ms:.1f} ms  errors {row.errors + row.non2xx}"
+                      + (f"  FAILED: {row.error_rate:.1%} of attempts failed" if row.failed else ""), flush=True)
         finally:
             server.stop()
     overhead = interleaved_overhead(spec, root, args) if args.overhead_rounds else {}
@@ -472,6 +481,10 @@ def main() -> int:
     png = out.with_suffix(".png")
     plot(out, png)
     print(f"\nwrote {out}" + (f" and {png}" if png.exists() else ""))
+    failed = [f"{r.server} {r.scenario} ({r.error_rate:.1%})" for r in rows if r.failed]
+    if failed:
+        print(f"FAILED: more than {MAX_ERROR_RATE:.0%} of attempts failed in: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -220,7 +220,8 @@ def drive(one: Callable[[], None], duration: int) -> WrkResult:
     elapsed = time.monotonic() - start
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return WrkResult(len(latencies), elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors, 0)
+    # An exception is an attempt without an answer (wrk's errors), so it is not one of the requests.
+    return WrkResult(len(latencies) - errors, elapsed, statistics.median(latencies) * 1000, p99 * 1000, errors, 0)
 
 
 def copy_throughput(source: Path, workdir: Path, repeat: int = 3) -> float:

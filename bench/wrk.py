@@ -65,7 +65,11 @@ def _lua_list(values: list) -> str:
 
 @dataclass
 class WrkResult:
-    """One scenario's load figures."""
+    """One scenario's load figures.
+
+    ``requests`` got an answer, ``non2xx`` of them an error status; ``errors`` got none (connect, read, write
+    or timeout errors, which wrk does not count as requests).
+    """
 
     requests: int
     seconds: float
@@ -75,9 +79,20 @@ class WrkResult:
     non2xx: int
 
     @property
+    def successful(self) -> int:
+        """Requests answered with a 2xx/3xx status: the only ones throughput counts."""
+        return max(self.requests - self.non2xx, 0)
+
+    @property
     def rps(self) -> float:
-        """Requests per second."""
-        return self.requests / self.seconds if self.seconds else 0.0
+        """Successful requests per second."""
+        return self.successful / self.seconds if self.seconds else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        """Failed attempts (error status or no answer) over all attempts."""
+        attempts = self.requests + self.errors
+        return (self.non2xx + self.errors) / attempts if attempts else 1.0
 
 
 def wrk_available() -> bool:

@@ -70,3 +70,17 @@ def shown_rows(conn: Connection, rows: list[GrantRow]) -> list[GrantRow]:
             row = replace(row, resource=f"model:{names[model_id]}")
         out.append(row)
     return out
+
+
+def experiment_names(conn: Connection, resources: list[str]) -> dict[str, str]:
+    """``{"experiment:<id>": <its name>}`` for the one-experiment selectors among ``resources`` (one query).
+
+    Grants on one experiment name its id, which never changes; people know it by its name, so listings and
+    exports show both. An experiment gone since has no entry.
+    """
+    ids = {text.removeprefix("experiment:") for text in resources if text.startswith("experiment:")}
+    numbers = sorted(int(i) for i in ids if i.isascii() and i.isdigit() and len(i) <= 18)
+    if not numbers:
+        return {}
+    query = select(experiments.c.experiment_id, experiments.c.name).where(experiments.c.experiment_id.in_(numbers))
+    return {f"experiment:{row.experiment_id}": row.name for row in conn.execute(query)}

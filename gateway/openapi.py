@@ -179,7 +179,8 @@ SCHEMAS: Mapping[str, dict] = MappingProxyType({
                      "disabled": _B, "groups": _list(_S), "created_at": _I,
                      "source": {"enum": ["local", "oidc", "scim"]}}, ("id", "username", "kind")),
     "Group": _obj({"name": _S, "members": _list(_S), "created_at": _I}, ("name",)),
-    "Grant": _obj({"id": _I, "subject": _S, "resource": _S, "permission": _S, "source": _S,
+    "Grant": _obj({"id": _I, "subject": _S, "resource": _S, "resource_name": {"type": ["string", "null"]},
+                   "permission": _S, "source": _S,
                    "created_by": {"type": ["string", "null"]}, "created_at": _I, "expires_at": _NULLABLE_I,
                    "break_glass": _B},
                   ("id", "subject", "resource", "permission")),
@@ -327,7 +328,8 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
     "admin.policy.export": _obj({"access": _obj({
         "groups": {"type": "object", "additionalProperties": _list(_S)},
         "grants": _list(_obj({"principal": _S, "resource": _S, "permission": _S},
-                             ("principal", "resource", "permission")))}, ("groups", "grants"))}, ("access",)),
+                             ("principal", "resource", "permission")))}, ("groups", "grants")),
+        "names": {"type": "object", "additionalProperties": _S}}, ("access",)),
     "admin.policy.apply": _obj({"applied": _B, "changes": _list(_obj(
         {"op": {"enum": ["add", "remove", "change"]}, "kind": {"enum": ["group", "member", "grant"]},
          "group": _S, "member": _S, "subject": _S, "resource": _S, "permission": _S, "old_permission": _S,

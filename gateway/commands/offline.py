@@ -21,7 +21,7 @@ from auth.grants import list_grants, policy_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from auth.store import now_ms
 from gateway.commands.output import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE, CliError, error_from_code
-from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
+from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.settings import Settings
 from policies.decide import compile_policy
@@ -200,8 +200,7 @@ class OfflineOps:
                 stored = stored_selector(conn, resource) if resource else None
             except UnknownResource:
                 return []
-            rows = shown_rows(conn, list_grants(conn, subject=subject, resource=stored))
-            return [admin_store.grant_json(r) for r in rows]
+            return admin_store.grants_json(conn, list_grants(conn, subject=subject, resource=stored))
 
     @_guarded
     def put_grant(self, subject: str, resource: str, permission: str, *, expires_in_seconds: int | None = None,
@@ -220,12 +219,13 @@ class OfflineOps:
                 stored = stored_selector(conn, resource, granting=True)
             except UnknownResource as exc:
                 raise CliError(str(exc), EXIT_NOT_FOUND) from None
-            row = shown_rows(conn, [put_grant(conn, ref.key, stored, permission, created_by=self.actor_name,
-                                              expires_at=expires_at, break_glass=break_glass, now=now)])[0]
+            row = admin_store.grants_json(conn, [put_grant(conn, ref.key, stored, permission,
+                                                           created_by=self.actor_name, expires_at=expires_at,
+                                                           break_glass=break_glass, now=now)])[0]
         until = f", expires at {expires_at} (epoch ms)" if expires_at is not None else ""
-        self._audit("grant.break_glass" if break_glass else "grant", f"{row.subject} {row.resource}",
-                    f"permission {row.permission}{until}")
-        return admin_store.grant_json(row)
+        self._audit("grant.break_glass" if break_glass else "grant", f"{row['subject']} {row['resource']}",
+                    f"permission {row['permission']}{until}")
+        return row
 
     @_guarded
     def revoke_grant(self, subject: str, resource: str) -> None:
@@ -448,10 +448,11 @@ class OfflineOps:
     # --- policy ----------------------------------------------------------------------------------
     @_guarded
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, and the
-        workspaces with their roles."""
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, the
+        workspaces with their roles, and ``names``: the experiment names of the grants (for comments)."""
         with self.engine.connect() as conn:
-            document = {"access": admin_policy.export_access(conn, owner_grants=owner_grants)}
+            access = admin_policy.export_access(conn, owner_grants=owner_grants)
+            document = {"access": access, "names": admin_policy.export_names(conn, access)}
             if (workspaces := admin_policy.export_workspaces(conn)):
                 document["workspaces"] = workspaces
             return document

@@ -95,7 +95,7 @@ def grant(target, user, group, service, experiment, experiment_name, model, mode
                                  break_glass=break_glass)
     until = f" until {when(row['expires_at'])} UTC" if row.get("expires_at") else ""
     emit(target.output, {"grant": row},
-         f"granted {row['permission']} on {row['resource']} to {row['subject']}{until}"
+         f"granted {row['permission']} on {resource_label(row)} to {row['subject']}{until}"
          + (" (break-glass)" if row.get("break_glass") else ""))
 
 
@@ -142,10 +142,16 @@ def list_grants(target, user, group, service, experiment, experiment_name, model
         emit_json({"grants": rows})
     else:
         emit_table(("id", "subject", "resource", "permission", "source", "created_by", "created", "expires"),
-                   [(r["id"], r["subject"], r["resource"], r["permission"], r["source"], r["created_by"],
+                   [(r["id"], r["subject"], resource_label(r), r["permission"], r["source"], r["created_by"],
                      when(r["created_at"]),
                      (when(r["expires_at"]) + (" break-glass" if r.get("break_glass") else ""))
                      if r.get("expires_at") else "-") for r in rows])
+
+
+def resource_label(row: dict) -> str:
+    """``experiment:1 (demo)``: the stored selector, with the experiment's name when it names one."""
+    name = row.get("resource_name")
+    return f"{row['resource']} ({name})" if name else row["resource"]
 
 
 @perms.command("explain")

@@ -156,11 +156,32 @@ def export(target, owner_grants: bool) -> None:
 
     Example: mlgate policy export > access.yaml
     """
-    document = {"version": 1, **target.ops().export_policy(owner_grants)}
+    exported = target.ops().export_policy(owner_grants)
+    names = exported.pop("names", None) or {}
+    document = {"version": 1, **exported}
     if target.output == "json":
         emit_json(document)
     else:
-        click.echo(yaml.safe_dump(document, sort_keys=False, default_flow_style=False), nl=False)
+        click.echo(with_name_comments(yaml.safe_dump(document, sort_keys=False, default_flow_style=False),
+                                      names), nl=False)
+
+
+def with_name_comments(text: str, names: dict[str, str]) -> str:
+    """The exported YAML with ``# <experiment name>`` after each grant's ``resource: experiment:<id>`` line.
+
+    Grants keep the id (names change, ids never do), so applying the file again means the same experiments;
+    the comment tells a reader which experiment that is. YAML ignores it.
+    """
+    lines = []
+    for line in text.splitlines(keepends=True):
+        key, _, value = line.strip().removeprefix("- ").partition(": ")
+        value = value.strip("'\"")
+        name = names.get(value) if key == "resource" else None
+        if name is not None:
+            # json.dumps escapes a newline or other control character in a name, which would end the comment.
+            line = f"{line.rstrip(chr(10))}  # {json.dumps(name, ensure_ascii=False)[1:-1]}\n"
+        lines.append(line)
+    return "".join(lines)
 
 
 @policy.command("plan")

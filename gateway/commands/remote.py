@@ -224,11 +224,14 @@ class RemoteOps:
 
     # --- policy ----------------------------------------------------------------------------------
     def export_policy(self, owner_grants: bool = False) -> dict:
-        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, and the
-        workspaces with their roles (``workspaces``) when the server has any."""
+        """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, the
+        workspaces with their roles (``workspaces``) when the server has any, and ``names``: the experiment
+        names of the grants (for comments)."""
         params = {"owner_grants": "true"} if owner_grants else None
         answer = self.call("GET", f"{MLGATE}/policy/export", params=params)
-        return {k: answer[k] for k in ("access", "workspaces") if k in answer}
+        document = {k: answer[k] for k in ("access", "workspaces") if k in answer}
+        document["names"] = answer.get("names") or {}
+        return document
 
     def apply_policy(self, document: dict, dry_run: bool, owner_grants: bool = False) -> dict:
         """Plan (``dry_run``) or apply ``access`` (and ``workspaces``, ``workspace_templates``) in one server

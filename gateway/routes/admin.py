@@ -16,7 +16,7 @@ from auth.grants import list_grants, put_grant, revoke_grant
 from auth.principal import Principal
 from auth.store import now_ms
 from gateway.authz import resource_tags
-from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
+from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
 from gateway.workspaces import in_resource_workspace
@@ -165,8 +165,8 @@ def list_stored_grants(request: Request, args: Args = ARGS) -> JSONBody:
                 stored = stored_selector(conn, _selector(resource))
             except UnknownResource:
                 return ok({"grants": []})  # no such model: no grant on it
-        rows = shown_rows(conn, list_grants(conn, subject=subject, resource=stored))
-    return ok({"grants": [admin_store.grant_json(r) for r in rows]})
+        shown = admin_store.grants_json(conn, list_grants(conn, subject=subject, resource=stored))
+    return ok({"grants": shown})
 
 
 def _expiry(args: Args, now: int) -> int | None:
@@ -213,12 +213,12 @@ def put_stored_grant(request: Request, args: Args = ARGS) -> JSONBody:
                             break_glass=break_glass, now=now)
         except ValueError as exc:
             raise invalid_parameter(str(exc)) from None
-        row = shown_rows(conn, [row])[0]
+        shown = admin_store.grants_json(conn, [row])[0]
     request.app.state.policy_holder.invalidate()
     until = f", expires at {expires_at} (epoch ms)" if expires_at is not None else ""
     _audit(request, "grant.break_glass" if break_glass else "grant", f"{subject} {resource}",
            f"permission {permission}{until}")
-    return ok({"grant": admin_store.grant_json(row)})
+    return ok({"grant": shown})
 
 
 @router.post("/grants/revoke", operation_id="admin.grants.revoke")
@@ -301,10 +301,12 @@ def verify_audit(request: Request) -> JSONBody:
 
 @router.get("/policy/export", operation_id="admin.policy.export")
 def export_policy(request: Request, args: Args = ARGS) -> JSONBody:
-    """Stored groups and API grants as a policy file's ``access`` section (``owner_grants``: creators' too)."""
+    """Stored groups and API grants as a policy file's ``access`` section (``owner_grants``: creators' too);
+    ``names``: the name of each experiment a grant names by id."""
     owner_grants = bool(args.bool("owner_grants", default=False))
     with tracking_of(request).engine.connect() as conn:
-        document = {"access": admin_policy.export_access(conn, owner_grants=owner_grants)}
+        access = admin_policy.export_access(conn, owner_grants=owner_grants)
+        document = {"access": access, "names": admin_policy.export_names(conn, access)}
         if (workspaces := admin_policy.export_workspaces(conn)):
             document["workspaces"] = workspaces
         return ok(document)

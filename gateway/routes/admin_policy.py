@@ -27,7 +27,7 @@ from auth import roles as role_store
 from auth.grants import bump_generation, list_grants, put_grant, revoke_grant
 from auth.store import now_ms
 from auth.tables import users
-from gateway.grant_selectors import UnknownResource, shown_rows, stored_selector
+from gateway.grant_selectors import UnknownResource, experiment_names, shown_rows, stored_selector
 from gateway.routes import admin_store
 from policies.file import PolicyFile, PolicyFileError, policy_from_data
 from policies.file.workspaces import DEFAULT_WORKSPACE, RoleEntry, WorkspaceEntry, expand_workspaces
@@ -75,6 +75,11 @@ def _exported(row) -> dict:
     if row.expires_at is not None:
         entry["expires_at"] = _iso(row.expires_at)
     return entry
+
+
+def export_names(conn: Connection, access: dict) -> dict[str, str]:
+    """The name of each experiment an exported grant names by id (``{"experiment:1": "demo"}``), for comments."""
+    return experiment_names(conn, [g["resource"] for g in access["grants"]])
 
 
 def export_access(conn: Connection, *, owner_grants: bool = False) -> dict:

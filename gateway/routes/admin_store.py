@@ -12,6 +12,7 @@ from auth.errors import AlreadyExists, InvalidInput, NotFound
 from auth.groups import bump_users, delete_group_rows
 from auth.store import now_ms
 from auth.tables import audit_log, group_members, groups, users
+from gateway.grant_selectors import experiment_names, shown_rows
 from policies.compiled import CompiledPolicy
 from policies.decide import decide
 from policies.model import Permission, RequestContext, Resource, ResourceKind, Subject, SubjectRef
@@ -146,11 +147,20 @@ def remove_member(conn: Connection, group: str, username: str) -> int:
     return user_id
 
 
-def grant_json(row) -> dict:
-    """A stored grant (:class:`auth.grants.GrantRow`) as the API and CLI show it."""
-    return {"id": row.id, "subject": row.subject, "resource": row.resource, "permission": row.permission,
+def grant_json(row, names: dict[str, str] | None = None) -> dict:
+    """A stored grant (:class:`auth.grants.GrantRow`) as the API and CLI show it; ``resource_name`` is the
+    experiment's name for a grant on one experiment (``names``: :func:`gateway.grant_selectors.experiment_names`)."""
+    return {"id": row.id, "subject": row.subject, "resource": row.resource,
+            "resource_name": (names or {}).get(row.resource), "permission": row.permission,
             "source": row.source, "created_by": row.created_by, "created_at": row.created_at,
             "expires_at": row.expires_at, "break_glass": row.break_glass}
+
+
+def grants_json(conn: Connection, rows) -> list[dict]:
+    """Stored grants as shown: models by their current name, experiments by id with their name beside it."""
+    rows = shown_rows(conn, rows)
+    names = experiment_names(conn, [r.resource for r in rows])
+    return [grant_json(r, names) for r in rows]
 
 
 def audit_records(conn: Connection, *, actor: str | None = None, action: str | None = None,

@@ -23,7 +23,6 @@ from starlette.responses import RedirectResponse, Response
 from auth.backends import client_address
 from auth.errors import AuthError
 from auth.grants import list_grants
-from gateway.grant_selectors import shown_rows
 from gateway.routes import admin as admin_api
 from gateway.routes import admin_policy, admin_store
 from gateway.ui.forms import FORM
@@ -208,7 +207,7 @@ def _grants_page(request: Request, error: str | None = None) -> Response:
             target = {"kind": "Registered model", "name": model, "id": resource.id}
             selector = f"model:{model}"
             audience = _who_can_see(request, conn, resource)
-        grants = [admin_store.grant_json(g) for g in shown_rows(conn, list_grants(conn))]
+        grants = admin_store.grants_json(conn, list_grants(conn))
     if selector is not None:
         grants = [g for g in grants if g["resource"] == selector]
     grants, links = _paged(request, grants, "/admin/grants", experiment_id=experiment_id, model=model)

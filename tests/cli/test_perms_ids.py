@@ -49,3 +49,39 @@ def test_revoke_id_errors(admin: Mlgate):
     neither = admin("perms", "explain", "--experiment", "0", "--action", "READ")
     assert neither.returncode == 2
     assert "--user, --service" in neither.stderr
+
+
+def test_listings_and_exports_show_the_experiment_name_beside_its_id(admin: Mlgate, server):
+    exp = _experiment(server, "named-team/churn")
+    admin.json("groups", "create", "named-team")
+    granted = admin("perms", "grant", "--group", "named-team", "--experiment", exp, "READ")
+    assert granted.stdout.strip() == f"granted READ on experiment:{exp} (named-team/churn) to group:named-team"
+
+    listed = admin.json("perms", "list", "--group", "named-team")["grants"]
+    assert [(g["resource"], g["resource_name"]) for g in listed] == [(f"experiment:{exp}", "named-team/churn")]
+    table = admin("perms", "list", "--group", "named-team").stdout.splitlines()
+    assert f"experiment:{exp} (named-team/churn)" in table[1]
+    revoke_by_listed_id = table[1].split()[0]
+
+    # The export keeps the id (what a grant means) and names the experiment in a comment (what a reader needs).
+    exported = admin("policy", "export").stdout
+    assert f"  resource: experiment:{exp}  # named-team/churn\n" in exported
+    assert "# named-team/churn" not in admin("policy", "export", "--output", "json").stdout
+
+    # A rename shows at once: the grant follows the id.
+    renamed = httpx.post(f"{server.url}/api/2.0/mlflow/experiments/update", auth=server.admin_auth, timeout=30,
+                         json={"experiment_id": exp, "new_name": "named-team/churn-v2"})
+    assert renamed.status_code == 200, renamed.text
+    assert admin.json("perms", "list", "--group", "named-team")["grants"][0]["resource_name"] == "named-team/churn-v2"
+
+    assert admin("perms", "revoke", revoke_by_listed_id).returncode == 0
+    assert admin.json("perms", "list", "--group", "named-team")["grants"] == []
+
+
+def test_export_comment_cannot_break_out_of_its_line():
+    from gateway.commands.policy import with_name_comments
+
+    text = "access:\n  grants:\n  - principal: group:a\n    resource: experiment:7\n    permission: READ\n"
+    out = with_name_comments(text, {"experiment:7": "x\npermission: MANAGE"})
+    assert out.splitlines()[3] == "    resource: experiment:7  # x\\npermission: MANAGE"
+    assert out.count("\n") == text.count("\n")

@@ -1,4 +1,4 @@
-"""deploy/: the compose file, the Helm-style values and the systemd unit start a command mlgate accepts.
+"""deploy/: the compose file and the systemd unit start a command mlgate accepts (Kubernetes: test_kubernetes.py).
 
 Docker is not available here, so the files are checked statically (they parse; each command line is
 parsed by the real ``mlgate server`` option parser and its settings validate; service names, bucket,
@@ -30,10 +30,6 @@ SECRETS = {"MLGATE_SECRET_KEY": "k" * 48, "MLGATE_METRICS_TOKEN": "m" * 40}
 
 def compose() -> dict:
     return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-
-
-def values() -> dict:
-    return yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
 
 
 def unit_exec_start() -> list[str]:
@@ -99,25 +95,6 @@ def test_the_compose_file_starts_mlgate_server_on_postgres_redis_and_s3():
     # Readiness gates nginx; the grace period outlasts the graceful shutdown.
     assert "/ready" in " ".join(mlgate["healthcheck"]["test"])
     assert int(mlgate["stop_grace_period"].rstrip("s")) > options["shutdown_timeout"]
-
-
-def test_the_helm_values_run_the_same_server_with_probes_and_grace_period():
-    v = values()
-    assert v["command"] == ["mlgate"]
-    assert v["args"][0] == "server"
-    options = checked(v["args"][1:])
-    compose_options = parsed(compose()["services"]["mlgate"]["command"][2:])
-    assert options.keys() == compose_options.keys()
-    assert urlsplit(options["artifacts_destination"]).scheme == "s3"
-    assert options["redis_url"].startswith("redis://")
-    assert v["livenessProbe"]["httpGet"] == {"path": "/health", "port": options["port"]}
-    assert v["readinessProbe"]["httpGet"] == {"path": "/ready", "port": options["port"]}
-    assert v["terminationGracePeriodSeconds"] > options["shutdown_timeout"]
-    assert v["serviceMonitor"]["path"] == "/metrics"
-    assert v["serviceMonitor"]["bearerTokenSecret"]["key"] == "MLGATE_METRICS_TOKEN"
-    assert "MLGATE_METRICS_TOKEN" in v["envFromSecret"]["keys"]
-    assert {"name": "MLFLOW_S3_ENDPOINT_URL", "value": "http://minio.storage.svc:9000"} in v["env"]
-    assert {m["mountPath"] for m in v["volumeMounts"]} == {"/tmp"}
 
 
 def test_the_systemd_unit_runs_mlgate_server_and_waits_for_the_graceful_stop():
