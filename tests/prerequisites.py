@@ -1,7 +1,8 @@
 """What a test run prepares by itself, and the one line that says what did not run and how to run it.
 
 tests/conftest.py imports the two hooks: at session start the node packages of the test IdP (tests/oidc) and of
-the Azure Storage emulator (tests/azurite) are installed when ``node`` is there and they are missing (as bench/.venv-mlflow is built on demand); at the end, after
+the Azure Storage emulator (tests/azurite) are installed when ``node`` is there and they are missing (as
+bench/.venv-mlflow is built on demand); at the end, after
 pytest's ``-rs`` list, one line counts the skipped tests by cause and names the command that enables them
 (each skip reason from tests/services.py ends with ``(to run: <command>)``).
 """

@@ -18,6 +18,7 @@ SAS, and names the endpoint: Azurite in tests), ``AZURE_STORAGE_ACCESS_KEY`` (th
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from tracking.errors import MlflowError, invalid_parameter, not_found
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 ACCESS_KEY_ENV = "AZURE_STORAGE_ACCESS_KEY"
-SAS_TOKEN_ENV = "AZURE_STORAGE_SAS_TOKEN"
+SAS_TOKEN_ENV = "AZURE_STORAGE_SAS_TOKEN"  # noqa: S105 (a variable name, not a token)
 DEFAULT_BLOCK_BYTES = 8 * 1024 * 1024
 # Ranges read per request: also the first request's size (the SDK's default first read is 32 MiB).
 READ_CHUNK_BYTES = 4 * 1024 * 1024
@@ -348,10 +349,8 @@ class AzureBlobArtifactRepository:
             names = [key] if self._is_file(key) else []
             names += [blob.name for blob in self.container.list_blobs(name_starts_with=key + "/")]
             for name in names:
-                try:
+                with contextlib.suppress(ResourceNotFoundError):  # removed concurrently
                     self.container.delete_blob(name)
-                except ResourceNotFoundError:
-                    pass  # removed concurrently
         except MlflowError:
             raise
         except Exception as exc:

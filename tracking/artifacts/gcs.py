@@ -15,6 +15,7 @@ credential nor a resumable session URI (itself a bearer capability) is ever logg
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -370,10 +371,8 @@ class GcsArtifactRepository:
             names = [key] if self._is_file(key) else []
             names += [blob.name for blob in self._blobs(key + "/")]
             for name in names:
-                try:
+                with contextlib.suppress(NotFound):  # removed concurrently
                     self.bucket.delete_blob(name, timeout=TIMEOUT)
-                except NotFound:
-                    pass  # removed concurrently
         except MlflowError:
             raise
         except Exception as exc:
