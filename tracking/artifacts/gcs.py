@@ -213,8 +213,9 @@ class _ResumableWriter:
             else:
                 content_range = f"bytes */{total}"
             try:
-                answer = self._repository.http.put(self._session, content=bytes(view),
-                                                   headers={"Content-Range": content_range})
+                answer = self._repository.http.put(
+                    self._session, content=_once(view),
+                    headers={"Content-Range": content_range, "Content-Length": str(len(view))})
             except Exception as exc:
                 raise _unavailable("upload", exc) from None
             if answer.status_code in _SESSION_DONE and total is not None:
@@ -256,6 +257,16 @@ class _ResumableWriter:
             except Exception as exc:
                 # An unfinished session creates no object and expires after a week.
                 logger.warning("GCS cancel of a resumable upload failed: %s", type(exc).__name__)
+
+
+def _once(view: memoryview) -> Iterator[bytes]:
+    """The request body as a one-shot stream, so the chunk is freed once sent.
+
+    Given as ``content=bytes``, the chunk stays referenced by the request, which an httpx response and its
+    stream keep in a reference cycle: every sent chunk then lives until the garbage collector runs, and a
+    100 MiB upload held most of the file in memory.
+    """
+    yield bytes(view)
 
 
 def _origin(url: str) -> tuple[str, str]:
