@@ -38,6 +38,7 @@ TIMEOUT = (10, 60)
 # (each dot-separated part at most 63). cloud.google.com/storage/docs/buckets#naming
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _SESSION_DONE = (200, 201)
+_PIECE = 1024 * 1024  # a chunk goes out in pieces of this size, each copied only while it is sent
 _INCOMPLETE = 308  # "Resume Incomplete": the chunk was stored, more is expected
 
 logger = logging.getLogger("mlgate.artifacts.gcs")
@@ -187,7 +188,8 @@ class _ResumableWriter:
         self._buffer += data
         chunk = self._repository.chunk_bytes
         while len(self._buffer) > chunk:  # keep the last bytes back: the final request must carry some
-            self._send(bytes(self._buffer[:chunk]), total=None)
+            with memoryview(self._buffer) as whole:  # no copy of the chunk; released before the buffer shrinks
+                self._send(whole[:chunk], total=None)
             del self._buffer[:chunk]
 
     def _open_session(self) -> None:
@@ -202,7 +204,7 @@ class _ResumableWriter:
             raise _unavailable("upload", ValueError("the upload session is on another host"))
         self._session = url
 
-    def _send(self, data: bytes, total: int | None) -> None:
+    def _send(self, data: bytes | memoryview, total: int | None) -> None:
         if self._session is None:
             self._open_session()
         view = memoryview(data)
@@ -241,7 +243,8 @@ class _ResumableWriter:
             except Exception as exc:
                 raise _unavailable("upload", exc) from None
         else:
-            self._send(bytes(self._buffer), total=self._sent + len(self._buffer))
+            with memoryview(self._buffer) as whole:
+                self._send(whole, total=self._sent + len(self._buffer))
         self._buffer = bytearray()
         self._finished = True
 
@@ -260,13 +263,14 @@ class _ResumableWriter:
 
 
 def _once(view: memoryview) -> Iterator[bytes]:
-    """The request body as a one-shot stream, so the chunk is freed once sent.
+    """The request body as a one-shot stream of small pieces, so no copy of the chunk is made or kept.
 
     Given as ``content=bytes``, the chunk stays referenced by the request, which an httpx response and its
     stream keep in a reference cycle: every sent chunk then lives until the garbage collector runs, and a
     100 MiB upload held most of the file in memory.
     """
-    yield bytes(view)
+    for start in range(0, len(view), _PIECE):
+        yield bytes(view[start:start + _PIECE])
 
 
 def _origin(url: str) -> tuple[str, str]:
