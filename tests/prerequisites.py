@@ -1,7 +1,8 @@
 """What a test run prepares by itself, and the one line that says what did not run and how to run it.
 
-tests/conftest.py imports the two hooks: at session start the test IdP's node packages are installed when
-``node`` is there and they are missing (as bench/.venv-mlflow is built on demand); at the end, after
+tests/conftest.py imports the two hooks: at session start the node packages of the test IdP (tests/oidc) and of
+the Azure Storage emulator (tests/azurite) are installed when ``node`` is there and they are missing (as
+bench/.venv-mlflow is built on demand); at the end, after
 pytest's ``-rs`` list, one line counts the skipped tests by cause and names the command that enables them
 (each skip reason from tests/services.py ends with ``(to run: <command>)``).
 """
@@ -21,28 +22,32 @@ import pytest
 from tests.services import IN_CI, TO_RUN
 
 IDP_DIR = Path(__file__).resolve().parent / "oidc"
+AZURITE_DIR = Path(__file__).resolve().parent / "azurite"
+# Each directory with a package-lock.json, and the package whose presence shows `npm ci` ran there.
+NODE_PACKAGES = ((IDP_DIR, "oidc-provider", "the test IdP"), (AZURITE_DIR, "azurite", "the Azure Storage emulator"))
 _HINT = re.compile(r"^(?:Skipped: )?(?P<reason>.*?)\s*\(" + re.escape(TO_RUN) + r"(?P<command>.+)\)$", re.S)
 
 
-def prepare_test_idp(write=print) -> None:
-    """``npm ci`` in tests/oidc when node and npm exist and oidc-provider is not installed yet."""
-    if (IDP_DIR / "node_modules" / "oidc-provider").exists() or not (IDP_DIR / "package-lock.json").exists():
+def prepare_node_packages(directory: Path, package: str, purpose: str, write=print) -> None:
+    """``npm ci`` in ``directory`` when node and npm exist and ``package`` is not installed there yet."""
+    if (directory / "node_modules" / package).exists() or not (directory / "package-lock.json").exists():
         return
     if shutil.which("node") is None or shutil.which("npm") is None:
-        return  # the IdP tests skip, naming the command that installs node
+        return  # the tests that need it skip, naming the command that installs node
     # Two test runs starting together must not both write node_modules.
     with open(Path(tempfile.gettempdir()) / "mlgate-npm-ci.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (IDP_DIR / "node_modules" / "oidc-provider").exists():
+        if (directory / "node_modules" / package).exists():
             return
-        write("preparing the test IdP: npm ci in tests/oidc")
-        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, capture_output=True,
+        where = directory.relative_to(directory.parent.parent)
+        write(f"preparing {purpose}: npm ci in {where}")
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=directory, capture_output=True,
                               text=True, timeout=600, check=False)
         if done.returncode != 0:
-            message = f"npm ci in tests/oidc failed ({done.returncode}): {done.stderr.strip()[-800:]}"
+            message = f"npm ci in {where} failed ({done.returncode}): {done.stderr.strip()[-800:]}"
             if IN_CI:
                 raise pytest.UsageError(message)
-            write(message + "\nthe tests that need the test IdP will be skipped")
+            write(message + f"\nthe tests that need {purpose} will be skipped")
 
 
 def skip_summary(reports) -> str | None:
@@ -75,7 +80,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller prepared everything before starting it
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    prepare_test_idp(reporter.write_line if reporter is not None else print)
+    for directory, package, purpose in NODE_PACKAGES:
+        prepare_node_packages(directory, package, purpose, reporter.write_line if reporter is not None else print)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after pytest's -rs list

@@ -303,3 +303,152 @@ def s3_server(timeout: float = 60) -> Iterator[S3Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- Google Cloud Storage: gcp-storage-emulator (the JSON API, resumable uploads included) -------------
+
+GCS_PROJECT = "mlgate-test"
+
+
+@dataclass(frozen=True)
+class GcsServer:
+    """A running GCS emulator: its endpoint and the environment an mlgate server needs for it."""
+
+    endpoint_url: str
+    process: subprocess.Popen
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``STORAGE_EMULATOR_HOST``: the SDK then talks to the emulator, without credentials."""
+        return {"STORAGE_EMULATOR_HOST": self.endpoint_url}
+
+    def client(self):
+        """A storage client for inspecting the emulator from a test."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(project=GCS_PROJECT, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": self.endpoint_url})
+
+    def new_bucket(self) -> str:
+        """Create a bucket with a fresh name and return the name."""
+        name = f"mlgate-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(name)
+        return name
+
+
+def require_gcs_emulator() -> None:
+    """The GCS emulator and SDK (``pip install -e '.[test]'``) must be importable."""
+    try:
+        import gcp_storage_emulator  # noqa: F401
+        import google.cloud.storage  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"the GCS emulator or SDK is not installed ({exc.name})",
+                    "pip install -c requirements/lock.txt -e '.[test]'")
+
+
+@contextmanager
+def gcs_server(timeout: float = 60) -> Iterator[GcsServer]:
+    """Run gcp-storage-emulator (in memory) on a free loopback port for the duration of the block."""
+    require_gcs_emulator()
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                                "--port", str(port), "--in-memory", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process, timeout, "the GCS emulator")
+        yield GcsServer(f"http://127.0.0.1:{port}", process)
+    finally:
+        _stop(process)
+
+
+# --- Azure Blob Storage: Azurite, Microsoft's emulator (npm, installed in tests/azurite) -------------------
+
+AZURITE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "azurite")
+# Azurite's one built-in account and its published development key (not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class AzuriteServer:
+    """A running Azurite blob service: its endpoint and the environment an mlgate server needs for it."""
+
+    blob_endpoint: str
+    process: subprocess.Popen
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={self.blob_endpoint};")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``AZURE_STORAGE_CONNECTION_STRING`` naming Azurite's endpoint and account key."""
+        return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string}
+
+    def uri(self, container: str, prefix: str) -> str:
+        """The ``wasbs://`` destination of a container of Azurite's account."""
+        return f"wasbs://{container}@{AZURITE_ACCOUNT}.blob.core.windows.net/{prefix}"
+
+    def client(self):
+        """A BlobServiceClient for inspecting Azurite from a test."""
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(self.connection_string)
+
+    def new_container(self) -> str:
+        """Create a container with a fresh name and return the name."""
+        name = f"mlgate-{uuid.uuid4().hex[:12]}"
+        self.client().create_container(name)
+        return name
+
+
+def require_azurite() -> None:
+    """node, Azurite's npm package (installed by the test run, tests/prerequisites.py) and the Azure SDK."""
+    require_node()
+    if not os.path.exists(os.path.join(AZURITE_DIR, "node_modules", "azurite")):
+        unavailable("Azurite is not installed", "npm ci --prefix tests/azurite")
+    try:
+        import azure.storage.blob  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"the Azure Storage SDK is not installed ({exc.name})",
+                    "pip install -c requirements/lock.txt -e '.[test]'")
+
+
+@contextmanager
+def azurite_server(timeout: float = 90) -> Iterator[AzuriteServer]:
+    """Run Azurite's blob service on a free loopback port, its data in a temp directory."""
+    import tempfile
+
+    require_azurite()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="mlgate-azurite-") as location:
+        # --skipApiVersionCheck: the Python SDK may speak a newer service version than this Azurite knows.
+        process = subprocess.Popen(
+            ["node", os.path.join(AZURITE_DIR, "node_modules", "azurite", "dist", "src", "blob", "main.js"),
+             "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", location, "--silent",
+             "--skipApiVersionCheck", "--disableProductStyleUrl"],
+            cwd=AZURITE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_for_port(port, process, timeout, "Azurite")
+            yield AzuriteServer(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}", process)
+        finally:
+            _stop(process)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, name: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port, timeout=0.2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            unavailable(f"{name} did not start on 127.0.0.1:{port}")
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -62,8 +62,13 @@ def _provides(dist: str, module: str) -> bool:
                for file in metadata.distribution(dist).files or ())
 
 
+# Optional extras that mlgate's own packages import from (lazily, only when that store is configured).
+STORE_EXTRAS = ("gcs", "azure")
+
+
 def declared_runtime() -> set[str]:
-    return {canonicalize_name(req.name) for req in root_requirements(extras=())}
+    """The distributions mlgate's packages may import: the dependencies and the object-store extras."""
+    return {canonicalize_name(req.name) for req in root_requirements(extras=STORE_EXTRAS)}
 
 
 def problems(declared: set[str], used: dict[str, tuple[str, str]]) -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import BACKENDS, LiveServer, start_server
 from tests.e2e.jwt_auth import JwtAuth, start_jwt_auth
-from tests.services import S3Server, fresh_postgres_database, s3_server
+from tests.services import S3Server, azurite_server, fresh_postgres_database, gcs_server, s3_server
 
 E2E_AUTH = os.environ.get("MLGATE_E2E_AUTH", "basic")
 # MLGATE_E2E_USER=member runs the client as an ordinary user instead of the administrator (who bypasses every
@@ -30,8 +30,11 @@ MEMBER_PASSWORD = "member-" + secrets.token_urlsafe(18)
 SHARED_PREFIX = "e2e-shared/"
 ADMINS_EXPERIMENT = "e2e-admins-experiment"
 AS_MEMBER = E2E_USER == "member" and E2E_AUTH != "jwt"
-# MLGATE_E2E_ARTIFACTS=s3 runs the e2e servers with their artifacts on a local S3 API server (moto).
+# MLGATE_E2E_ARTIFACTS=s3 runs the e2e servers with their artifacts on a local S3 API server (moto); gcs on a
+# local GCS emulator (gcp-storage-emulator); azure on Azurite, Microsoft's Azure Storage emulator.
 E2E_ARTIFACTS = os.environ.get("MLGATE_E2E_ARTIFACTS", "local")
+if E2E_ARTIFACTS not in ("local", "s3", "gcs", "azure"):
+    raise pytest.UsageError(f"MLGATE_E2E_ARTIFACTS must be local, s3, gcs or azure, got {E2E_ARTIFACTS!r}")
 E2E_S3_PREFIX = "e2e/artifacts"
 _admin_tokens: dict[str, str] = {}
 
@@ -46,23 +49,40 @@ def admin_token(server: LiveServer) -> str:
     return _admin_tokens[server.url]
 
 
+@dataclass(frozen=True)
+class ObjectStore:
+    """The object store of MLGATE_E2E_ARTIFACTS: its emulator, and how a server is pointed at a fresh bucket."""
+
+    kind: str
+    emulator: object
+
+    def destination(self) -> str:
+        """A fresh bucket or container, as an ``--artifacts-destination`` URI."""
+        if self.kind == "s3":
+            return f"s3://{self.emulator.new_bucket()}/{E2E_S3_PREFIX}"
+        if self.kind == "gcs":
+            return f"gs://{self.emulator.new_bucket()}/{E2E_S3_PREFIX}"
+        return self.emulator.uri(self.emulator.new_container(), E2E_S3_PREFIX)
+
+
 @pytest.fixture(scope="session")
-def e2e_s3() -> Iterator[S3Server | None]:
-    """With ``MLGATE_E2E_ARTIFACTS=s3``: one S3 API server (moto) for the session's e2e servers."""
-    if E2E_ARTIFACTS != "s3":
+def e2e_store() -> Iterator[ObjectStore | None]:
+    """With ``MLGATE_E2E_ARTIFACTS=s3|gcs|azure``: one local emulator of that store for the session's servers."""
+    if E2E_ARTIFACTS == "local":
         yield None
         return
-    with s3_server() as server:
-        yield server
+    start = {"s3": s3_server, "gcs": gcs_server, "azure": azurite_server}[E2E_ARTIFACTS]
+    with start() as emulator:
+        yield ObjectStore(E2E_ARTIFACTS, emulator)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def e2e_server(request, tmp_path_factory, e2e_s3, e2e_jwt) -> Iterator[LiveServer]:
+def e2e_server(request, tmp_path_factory, e2e_store, e2e_jwt) -> Iterator[LiveServer]:
     """A real ``mlgate server`` on SQLite, then on PostgreSQL, shared by the e2e tests of a session."""
     workdir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     args, env = [], None
-    if e2e_s3 is not None:  # artifacts in a fresh bucket instead of workdir/artifacts
-        args, env = ["--artifacts-destination", f"s3://{e2e_s3.new_bucket()}/{E2E_S3_PREFIX}"], e2e_s3.env
+    if e2e_store is not None:  # artifacts in a fresh bucket instead of workdir/artifacts
+        args, env = ["--artifacts-destination", e2e_store.destination()], e2e_store.emulator.env
     if e2e_jwt is not None:  # MLGATE_E2E_AUTH=jwt: a policy trusting the session's IdP
         args = [*args, *e2e_jwt.server_args(workdir)]
     if request.param == "postgresql":
@@ -77,12 +97,28 @@ def e2e_server(request, tmp_path_factory, e2e_s3, e2e_jwt) -> Iterator[LiveServe
 
 
 def stored_artifact(server: LiveServer, path: str) -> bytes:
-    """The bytes the server stored for a root-relative artifact path, read from its disk or its S3 bucket."""
+    """The bytes the server stored for a root-relative artifact path, read from its disk, bucket or container."""
     if "--artifacts-destination" not in server.args:
         return (server.workdir / "artifacts" / path).read_bytes()
+    uri = server.args[server.args.index("--artifacts-destination") + 1]
+    if uri.startswith("gs://"):
+        from tests.services import GcsServer
+        from tracking.artifacts.gcs import parse_gcs_destination
+
+        destination, _ = parse_gcs_destination(uri)
+        client = GcsServer(server.env["STORAGE_EMULATOR_HOST"], None).client()
+        return client.bucket(destination.bucket).blob(destination.key(path)).download_as_bytes()
+    if uri.startswith("wasbs://"):
+        from azure.storage.blob import BlobServiceClient
+
+        from tracking.artifacts.azure import parse_azure_destination
+
+        destination, _ = parse_azure_destination(uri)
+        client = BlobServiceClient.from_connection_string(server.env["AZURE_STORAGE_CONNECTION_STRING"])
+        return client.get_blob_client(destination.container, destination.key(path)).download_blob().readall()
     from tracking.artifacts.s3 import parse_s3_destination
 
-    destination, _ = parse_s3_destination(server.args[server.args.index("--artifacts-destination") + 1])
+    destination, _ = parse_s3_destination(uri)
     client = S3Server(server.env["MLFLOW_S3_ENDPOINT_URL"], None).client()
     return client.get_object(Bucket=destination.bucket, Key=destination.key(path))["Body"].read()
 

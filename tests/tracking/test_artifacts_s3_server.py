@@ -69,9 +69,10 @@ def test_malformed_destination_is_refused_at_startup(app_factory, uri, problem):
 
 def test_unsupported_scheme_is_refused_at_startup(app_factory):
     with pytest.raises(SettingsError) as raised:
-        app_factory(artifacts_destination="gs://bucket/x")
+        app_factory(artifacts_destination="ftp://host/x")
     assert raised.value.problems == [
-        f"{DESTINATION_OPTION}: the 'gs' scheme is not supported (use a directory or s3://bucket/prefix)"]
+        f"{DESTINATION_OPTION}: the 'ftp' scheme is not supported (use a directory, s3://bucket/prefix, "
+        "gs://bucket/prefix or wasbs://container@account.blob.core.windows.net/prefix)"]
 
 
 def test_unreachable_endpoint_and_missing_bucket_are_listed_with_other_problems(app_factory, settings, s3,

@@ -9,31 +9,58 @@ from tracking.artifacts.repository import ArtifactRepository
 from tracking.errors import MlflowError
 
 DESTINATION_OPTION = "--artifacts-destination / MLGATE_ARTIFACTS_DESTINATION"
+# Schemes recognised even when written without '//' (s3:bucket is a typo, not a local directory).
+_STORE_SCHEMES = ("s3", "gs", "wasbs", "wasb", "abfss")
+SUPPORTED = "a directory, s3://bucket/prefix, gs://bucket/prefix or wasbs://container@account.blob.core.windows.net/prefix"
+
+
+def _scheme(uri: str) -> str | None:
+    if "://" in uri:
+        return uri.split("://", 1)[0].lower()
+    head = uri.split(":", 1)[0].lower() if ":" in uri else None
+    return head if head in _STORE_SCHEMES else None
 
 
 @lru_cache(maxsize=16)
 def repository_for_root(root: str) -> ArtifactRepository:
-    """The repository serving ``root``: an ``s3://bucket/prefix`` or a local directory (``file://`` or a path)."""
-    if root.startswith("s3://"):
+    """The repository serving ``root``: an object store URI or a local directory (``file://`` or a path)."""
+    scheme = _scheme(root)
+    if scheme == "s3":
         from tracking.artifacts.s3 import S3ArtifactRepository
 
         return S3ArtifactRepository.from_uri(root)
-    if root.startswith("file://"):
+    if scheme == "gs":
+        from tracking.artifacts.gcs import GcsArtifactRepository
+
+        return GcsArtifactRepository.from_uri(root)
+    if scheme == "wasbs":
+        from tracking.artifacts.azure import AzureBlobArtifactRepository
+
+        return AzureBlobArtifactRepository.from_uri(root)
+    if scheme == "file":
         root = root[len("file://"):]
-    elif "://" in root:
-        scheme = root.split("://", 1)[0]
-        raise MlflowError(f"Artifact storage with the '{scheme}' scheme is not supported by this server yet.",
+    elif scheme is not None:
+        raise MlflowError(f"Artifact storage with the '{scheme[:20]}' scheme is not supported by this server yet.",
                           "NOT_IMPLEMENTED")
     return LocalArtifactRepository(root)
 
 
-def destination_problems(destination: str) -> list[str]:
-    """Every problem with the configured artifact destination, each naming the option (S3: contacts the bucket)."""
-    if destination.startswith("s3:"):
-        from tracking.artifacts.s3 import destination_problems as s3_problems
+def _store_problems(destination: str) -> list[str]:
+    scheme = _scheme(destination)
+    if scheme == "s3":
+        from tracking.artifacts.s3 import destination_problems as problems
+    elif scheme == "gs":
+        from tracking.artifacts.gcs import destination_problems as problems
+    elif scheme in ("wasbs", "wasb", "abfss"):
+        from tracking.artifacts.azure import destination_problems as problems
+    elif scheme is not None and scheme != "file":
+        return [f"the '{scheme[:20]}' scheme is not supported (use {SUPPORTED})"]
+    else:
+        return []
+    return problems(destination)
 
-        return [f"{DESTINATION_OPTION}: {problem}" for problem in s3_problems(destination)]
-    if "://" in destination and not destination.startswith("file://"):
-        scheme = destination.split("://", 1)[0][:20]
-        return [f"{DESTINATION_OPTION}: the '{scheme}' scheme is not supported (use a directory or s3://bucket/prefix)"]
-    return []
+
+def destination_problems(destination: str) -> list[str]:
+    """Every problem with the configured artifact destination, each naming the option (object stores:
+    contacts the bucket or container with the credentials the server will use)."""
+    return [f"{DESTINATION_OPTION}: {problem}" for problem in _store_problems(destination)]
