@@ -35,7 +35,7 @@ from policies.locate import LocatorError, locate
 from policies.model import Decision, Permission, Resource, ResourceKind, Subject
 from policies.routes import Access, Lookup, Requirement, Source, requirement_for, resource_requirement
 from tracking.api.body import request_args
-from tracking.artifacts.paths import artifact_owner
+from tracking.artifacts.paths import ArtifactPath, parse_artifact_path
 from tracking.db.mlflow3_tables import trace_info
 from tracking.db.registry_tables import registered_models
 from tracking.db.tables import experiments
@@ -48,6 +48,7 @@ from tracking.scope import (
     ResourceScope,
     VisibilityScope,
 )
+from tracking.store.experiments import default_artifact_location
 from tracking.store.logged_models import get_logged_model_experiment_id
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
@@ -296,13 +297,11 @@ class ResourceResolver:
         if lookup is Lookup.EXPERIMENT_ID:
             return self._experiment(conn, value, workspace)
         if lookup is Lookup.EXPERIMENT_NAME:
-            row = conn.execute(select(experiments.c.experiment_id, experiments.c.workspace)
-                               .where(experiments.c.name == value)).first()
-            if row is None:
-                return None
-            if workspace not in (None, row.workspace):
-                return ELSEWHERE
-            return Resource.experiment(str(row.experiment_id), value)
+            # Names are unique per workspace: the request's workspace says which experiment a name means; a
+            # tool deciding in any workspace (None) means 'default' by a name, and any experiment by its id.
+            row = conn.execute(select(experiments.c.experiment_id).where(
+                experiments.c.name == value, experiments.c.workspace == (workspace or DEFAULT_WORKSPACE))).first()
+            return None if row is None else Resource.experiment(str(row.experiment_id), value)
         if lookup is Lookup.RUN:
             exp = self._cached_owner("run", value, lambda: get_run_experiment_id(conn, value))
             return None if exp is None else self._experiment(conn, exp, workspace)
@@ -313,7 +312,11 @@ class ResourceResolver:
             return None if exp is None else self._experiment(conn, exp, workspace)
         if lookup is Lookup.ARTIFACT_PATH:
             # The same parser the artifact handlers use, so the check and the write agree on the owner.
-            return self._experiment(conn, artifact_owner(value).experiment_id, workspace)
+            located = parse_artifact_path(value, allow_trailing_slash=True)
+            found = self._experiment(conn, located.owner.experiment_id, workspace)
+            if isinstance(found, Resource) and not self._under_its_prefix(conn, located):
+                return ELSEWHERE  # refused for everyone, administrators included: one place per experiment
+            return found
         if lookup is Lookup.MODEL_NAME:
             return self._model(conn, value, workspace)
         if lookup is Lookup.SOURCE_URI:
@@ -323,6 +326,21 @@ class ResourceResolver:
         if lookup is Lookup.NEW_NAME:
             return Resource(kind or ResourceKind.NONE, None, value)
         raise invalid_parameter(f"unsupported lookup {lookup}")  # pragma: no cover - table is checked by tests
+
+    @staticmethod
+    def _under_its_prefix(conn, located: ArtifactPath) -> bool:
+        """Whether a path names its experiment's artifacts where they live: under ``workspaces/<name>/`` for an
+        experiment given that location (tracking's default outside 'default'), unprefixed otherwise. So one
+        experiment's files are never written to, or read from, a second place (another workspace's prefix)."""
+        row = conn.execute(select(experiments.c.workspace, experiments.c.artifact_location)
+                           .where(experiments.c.experiment_id == int(located.owner.experiment_id))).first()
+        if row is None:
+            return False
+        prefixed = row.workspace != DEFAULT_WORKSPACE and row.artifact_location == default_artifact_location(
+            int(located.owner.experiment_id), row.workspace)
+        if located.workspace is None:
+            return not prefixed
+        return prefixed and located.workspace == row.workspace
 
     def _source(self, conn, source: str, workspace: str | None) -> Resource | object | None:
         if source in PROMPT_SOURCE_PLACEHOLDERS:

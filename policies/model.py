@@ -72,6 +72,12 @@ class Subject:
     # Groups whose grants by name claim nothing for this request: the role groups of other workspaces
     # (a workspace's roles promise names in that workspace only, so they never block a create elsewhere).
     foreign_groups: frozenset[str] = frozenset()
+    # In a workspace other than 'default', the only principals whose grants by name (name patterns, exact model
+    # names) count, for access and for claiming names: that workspace's role groups (``group:role@<id>``). A
+    # name means another object in each workspace, so a name grant made outside the workspace's roles never
+    # reaches into it. None (the 'default' workspace): every grant counts. Grants by id name one object and
+    # count wherever it is.
+    name_grants_from: frozenset[str] | None = None
 
     @classmethod
     def anonymous(cls) -> Subject:

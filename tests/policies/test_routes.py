@@ -56,6 +56,8 @@ ui.experiments_list mlflow_ui.index mlflow_ui.static graphql.query
 datasets.search_summaries evaluation_datasets.search traces.metrics traces.get_artifact traces.get_artifact_v3
 permissions.users.current features.assistant_config features.assistant_providers features.ui_telemetry_config
 features.ui_telemetry_records features.gateway_proxy features.gateway_proxy_via_post
+skills.not_served.get skills.not_served.get_path skills.not_served.post skills.not_served.post_path
+skills.not_served.patch skills.not_served.patch_path skills.not_served.delete skills.not_served.delete_path
 """.split()
 
 
