@@ -39,7 +39,7 @@ from policies.model import Decision, RequestContext, Resource, ResourceKind, Sub
 from policies.request import Answer, Check, RequestDecision, bypasses, decide_request, needs_grants, needs_workspace
 from policies.routes import Access, Lookup, Requirement, Source, requirement_for
 from tracking.api.body import request_args
-from tracking.artifacts.paths import artifact_owner
+from tracking.artifacts.paths import parse_artifact_path
 from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import (
     DEFAULT_WORKSPACE,
@@ -50,7 +50,7 @@ from tracking.scope import (
     ResourceScope,
     VisibilityScope,
 )
-from tracking.store.owners import OwnedBy, Owner, owner_of, tags_of
+from tracking.store.owners import OwnedBy, Owner, artifact_path_in_place, owner_of, tags_of
 from tracking.store.registry_source import parse_source
 from tracking.store.registry_validation import PROMPT_SOURCE_PLACEHOLDERS
 
@@ -296,10 +296,16 @@ class ResourceResolver:
             return None if exp is None else self._experiment(conn, exp, workspace)
         if lookup is Lookup.ARTIFACT_PATH:
             # The same parser the artifact handlers use, so the check and the write agree on the owner.
-            return self._experiment(conn, artifact_owner(value).experiment_id, workspace)
+            located = parse_artifact_path(value, allow_trailing_slash=True)
+            found = self._experiment(conn, located.owner.experiment_id, workspace)
+            if isinstance(found, Resource) and not artifact_path_in_place(conn, located):
+                return ELSEWHERE  # refused for everyone, administrators included: one place per experiment
+            return found
         if lookup in (Lookup.EXPERIMENT_NAME, Lookup.TRACE, Lookup.MODEL_NAME):
-            # Read every time: a trace id may be reused elsewhere, names move between resources.
-            owner = owner_of(conn, _OWNED_BY[lookup], value)
+            # Read every time: a trace id may be reused elsewhere, names move between resources. Experiment
+            # names are unique per workspace: the request's workspace says which experiment a name means (a
+            # tool deciding in any workspace, None, means 'default' by a name, and any experiment by its id).
+            owner = owner_of(conn, _OWNED_BY[lookup], value, workspace=workspace)
             if owner is None:
                 return None
             if workspace not in (None, owner.workspace):

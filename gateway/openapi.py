@@ -319,6 +319,7 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
                              "logged_models.delete_tag", "logged_models.log_params", "traces.set_tag",
                              "traces.delete_tag", "assessments.delete")},
     "traces.delete": _obj({"traces_deleted": _I}, ("traces_deleted",)),
+    "traces.link_to_run": _EMPTY,
     "admin.perms.explain": _obj({"allowed": _B, "reason": _S, "rule": _S, "subject": _S,
                                  "action": {"enum": ["READ", "EDIT", "MANAGE"]},
                                  "resource": _obj({"type": {"enum": ["experiment", "registered_model"]},

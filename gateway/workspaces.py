@@ -80,12 +80,16 @@ class WorkspaceView:
         other role group (an identity provider's group named like one is dropped); the other workspaces'
         role groups as its ``foreign_groups``."""
         groups = {g for g in subject.groups if not g.startswith(ROLE_GROUP_PREFIX)}
-        groups.update(role_group(r) for r in self.memberships.roles_of(self.keys_of(subject), workspace))
+        held = {role_group(r) for r in self.memberships.roles_of(self.keys_of(subject), workspace)}
+        groups.update(held)
         # Another workspace's roles promise names there only: their grants must not block a create here.
         foreign = frozenset(role_group(r) for r, w in self.memberships.role_workspace.items() if w != workspace)
-        if groups == subject.groups and foreign == subject.foreign_groups:
+        # Names are unique per workspace: outside 'default', only this workspace's roles grant by name.
+        by_name = None if workspace == DEFAULT_WORKSPACE else frozenset(
+            f"group:{role_group(r)}" for r, w in self.memberships.role_workspace.items() if w == workspace)
+        if groups == subject.groups and foreign == subject.foreign_groups and by_name == subject.name_grants_from:
             return subject
-        return replace(subject, groups=frozenset(groups), foreign_groups=foreign)
+        return replace(subject, groups=frozenset(groups), foreign_groups=foreign, name_grants_from=by_name)
 
 
 class WorkspaceDirectory:

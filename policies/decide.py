@@ -43,7 +43,8 @@ Precedence (the first step that applies decides)
    names (a pattern such as ``experiment-name:team-a/*``, or the file's ``model:<name>``): there the
    creator must hold EDIT or more through such a grant itself, not vetoed by a deny, else denied
    (``create-claimed``), so nobody can take a name a team was promised before the team does (grants
-   of the subject's ``foreign_groups``, another workspace's roles, promise nothing here). Set,
+   of the subject's ``foreign_groups``, another workspace's roles, promise nothing here; in a workspace
+   other than ``default`` only that workspace's role grants promise or hold names there, see 8b). Set,
    the first rule whose principal and name glob match allows (``access.create.experiments[i]``); none
    matching denies (``access.create.experiments``): explicit rules decide alone.
 8. Resource checks: the resource must be resolved with both id and name (``unresolved``).
@@ -55,6 +56,9 @@ Precedence (the first step that applies decides)
       wins, then the one with more literal characters; at equal specificity the subject's own
       grant (user or service) beats a group's; still equal, the higher permission wins (grants of
       several groups add up), and among equals the earlier one (file before API) is cited.
+      In a workspace other than ``default`` (``Subject.name_grants_from`` set), a grant by name or name
+      pattern counts only if it is one of that workspace's roles: the same name is another object in
+      each workspace, and grants by id still count wherever their object is. Denies always count.
    c. No grant matches: ``default_permission`` (secure default NO_PERMISSIONS) applies.
    The request passes when the level so found is at least the required one.
    Before a: conditions (``access.conditions[i]``) on the resource's tags or the alias the request names:
@@ -222,7 +226,8 @@ def _decide_unclaimed(policy: CompiledPolicy, subject: Subject, who: str, kind: 
     claims = policy.claims.get(kind)
     foreign = {f"group:{g}" for g in subject.foreign_groups}
     claimed = _best(g for g in claims.matching(None, name)
-                    if policy.claimants.get(g.grant.rule) not in foreign) if claims is not None else None
+                    if policy.claimants.get(g.grant.rule) not in foreign
+                    and _name_grant_counts(subject, policy.claimants.get(g.grant.rule))) if claims is not None else None
     if claimed is None:
         return Decision(True, f"{section} is not set and no grant names {name!r}, so any signed-in principal may "
                               f"create {noun} with that name", "create-default")
@@ -230,8 +235,8 @@ def _decide_unclaimed(policy: CompiledPolicy, subject: Subject, who: str, kind: 
     # An expired grant still claims the name (that only refuses more); it no longer lets its holder create.
     vetoed = any(g.grant.permission <= Permission.EDIT and not g.grant.expired(now_ms)
                  for key in keys for g in policy.deny_index(key, kind).matching(None, name))
-    held = _best(g for key in keys for g in policy.allow_index(key, kind).matching(None, name)
-                 if not g.grant.expired(now_ms))
+    held = _best(g for key in keys if _name_grant_counts(subject, key)
+                 for g in policy.allow_index(key, kind).matching(None, name) if not g.grant.expired(now_ms))
     if held is not None and held.grant.permission >= Permission.EDIT and not vetoed:
         return Decision(True, f"{who} holds {held.grant.permission.name} on the name {name!r} through "
                               f"{_cite(held)}, so may create {noun} there", held.grant.rule)
@@ -239,6 +244,16 @@ def _decide_unclaimed(policy: CompiledPolicy, subject: Subject, who: str, kind: 
     return Decision(False, f"a grant by name ({claimed.grant.rule}) covers {name!r}: creating or renaming {noun} "
                            f"there needs EDIT under a grant that covers the name, and {who} holds none",
                     "create-claimed")
+
+
+def _name_grant_counts(subject: Subject, key: str | None) -> bool:
+    """Whether grants by name of principal ``key`` count for ``subject`` (see Subject.name_grants_from)."""
+    return subject.name_grants_from is None or key in subject.name_grants_from
+
+
+def _counts(subject: Subject, key: str, grant: IndexedGrant) -> bool:
+    """Whether an allow grant of ``key`` counts: one by id always, one by name only as _name_grant_counts says."""
+    return grant.grant.resource.id is not None or _name_grant_counts(subject, key)
 
 
 def _resolved(requirement: Requirement, resource: Resource) -> bool:
@@ -278,7 +293,8 @@ def _decide_resource(policy: CompiledPolicy, subject: Subject, who: str, require
         return Decision(False, f"{_cite(veto)} denies {veto.grant.permission.name} and above on {target}; "
                               f"{needed.name} is required", veto.grant.rule)
     matching = [g for key in keys for g in policy.allow_index(key, resource.kind).matching(resource.id,
-                                                                                            resource.name)]
+                                                                                            resource.name)
+                if _counts(subject, key, g)]
     found = _best(g for g in matching if not g.grant.expired(now_ms))
     if found is None:
         held = policy.default_permission
@@ -367,8 +383,9 @@ def _owner_visible(policy: CompiledPolicy, subject: Subject, kind: ResourceKind,
                             if _hides(g) and not g.grant.expired(now_ms))
         allows = policy.allow_index(key, kind)
         _keep_best(best_by_id, live(allows.by_id))
-        _keep_best(best_by_name, live(allows.by_name))
-        globs.extend(g.grant.resource.pattern for g in allows.patterns if not g.grant.expired(now_ms))
+        if _name_grant_counts(subject, key):
+            _keep_best(best_by_name, live(allows.by_name))
+            globs.extend(g.grant.resource.pattern for g in allows.patterns if not g.grant.expired(now_ms))
     for rid, g in best_by_id.items():
         # A grant by id outranks every name, pattern and the default, so it alone settles that id.
         (ids if g.grant.permission >= Permission.READ else denied_ids).add(rid)

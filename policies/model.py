@@ -75,6 +75,12 @@ class Subject:
     # The limits of the access token used (policies.token_scope.TokenScope), None for an unscoped credential.
     # Typed loosely to keep this module free of the scope's imports; decide() reads it.
     token_scope: object | None = None
+    # In a workspace other than 'default', the only principals whose grants by name (name patterns, exact model
+    # names) count, for access and for claiming names: that workspace's role groups (``group:role@<id>``). A
+    # name means another object in each workspace, so a name grant made outside the workspace's roles never
+    # reaches into it. None (the 'default' workspace): every grant counts. Grants by id name one object and
+    # count wherever it is.
+    name_grants_from: frozenset[str] | None = None
 
     @classmethod
     def anonymous(cls) -> Subject:

@@ -181,6 +181,8 @@ _TABLE: dict[str, Requirement] = {
     # Prometheus metrics: administrators, or the scrape token (answered before authentication).
     "ops.metrics": _admin(R),
     "server.info": PUBLIC,
+    # MLflow 3.18's skill registry is not served (tracking/api/skills.py answers 501): signed-in callers only.
+    **{f"skills.not_served.{m}{p}": _signed_in(R) for m in ("get", "post", "patch", "delete") for p in ("", "_path")},
     "server.openapi": _signed_in(R),  # the API description: any signed-in principal
     "auth.login_page": PUBLIC,
     "auth.login": PUBLIC,

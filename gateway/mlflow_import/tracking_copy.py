@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select, text, up
 from gateway.mlflow_import.source import in_default_workspace
 from gateway.mlflow_import.tally import Tally
 from tracking.db.tables import datasets, experiment_tags, experiments, inputs, metrics, params, runs, tags
+from tracking.scope import DEFAULT_WORKSPACE
 from tracking.store.datasets import DatasetInput, log_inputs
 from tracking.store.experiments import default_artifact_location, now_ms
 from tracking.store.metrics import Metric, log_metrics
@@ -59,7 +60,9 @@ def merge_rows(conn: Connection, table: Table, owner: dict, key: str, rows: list
 
 def _place_experiment(conn: Connection, row, tally: Tally, *, renumber: bool) -> int | None:
     """The mlgate id of the experiment, inserting it if new; None when its id is taken and not ``renumber``."""
-    by_name = conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == row.name)).scalar()
+    # MLflow's default workspace is imported into mlgate's: names are matched there only (unique per workspace).
+    by_name = conn.execute(select(experiments.c.experiment_id).where(
+        experiments.c.name == row.name, experiments.c.workspace == DEFAULT_WORKSPACE)).scalar()
     if by_name is not None:
         tally.present("experiments")
         if by_name != row.experiment_id:
@@ -71,7 +74,8 @@ def _place_experiment(conn: Connection, row, tally: Tally, *, renumber: bool) ->
     if id_taken and not renumber:
         return None
     created = row.creation_time if row.creation_time is not None else now_ms()
-    values = {"name": row.name, "artifact_location": "", "lifecycle_stage": row.lifecycle_stage or "active",
+    values = {"name": row.name, "artifact_location": "", "workspace": DEFAULT_WORKSPACE,
+              "lifecycle_stage": row.lifecycle_stage or "active",
               "creation_time": created,
               "last_update_time": row.last_update_time if row.last_update_time is not None else created}
     if not id_taken:

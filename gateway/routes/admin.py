@@ -27,6 +27,7 @@ from policies.routes import Lookup
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
 from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.scope import request_workspace
 from tracking.services import tracking_of
 
 router = APIRouter()
@@ -259,7 +260,9 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
     policy = request.app.state.policy_holder.current()
     with tracking_of(request).engine.connect() as conn:
         subject = admin_store.account_subject(conn, username)
-        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None, None)
+        # An id names one resource wherever it is; a name means the one of the request's workspace.
+        named_in = request_workspace(request) if lookup is Lookup.EXPERIMENT_NAME else None
+        resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None, named_in)
         where: dict = {}
         if isinstance(resource, Resource):
             # Decided as in the resource's workspace: with the roles the account holds there.

@@ -13,8 +13,8 @@ import httpx
 from tests.cli.conftest import Mlgate
 
 USER_FIELDS = {"id", "username", "kind", "is_admin", "disabled", "groups", "created_at", "source"}
-GRANT_FIELDS = {"id", "subject", "resource", "permission", "source", "created_by", "created_at", "expires_at",
-                "break_glass"}
+GRANT_FIELDS = {"id", "subject", "resource", "resource_name", "permission", "source", "created_by", "created_at",
+                "expires_at", "break_glass"}
 AUDIT_FIELDS = {"id", "at", "actor", "action", "target", "client_address", "outcome", "reason", "workspace"}
 
 

@@ -15,6 +15,11 @@ every dead account's credential must be refused:
 * a soft-deleted experiment keeps its grants, so a restore brings back exactly its own;
 * a re-created name, account or group starts with nothing but its creator's grant;
 * a trace belongs to the experiment it was logged into last;
+* a second workspace (``team-ws``) with one role (an experiment "*" permission of none, READ or EDIT), assigned
+  and unassigned, deleted and re-created, and experiments named like 'default''s: from it, a member sees what
+  the role and its grants by id give (never what a grant by name made outside its roles gives), a non-member
+  finds no workspace at all, and from 'default' nobody, the administrator included, finds any of its
+  experiments; a deleted account's or role's assignments go with it;
 * hidden equals missing: what the caller may not READ answers 404 RESOURCE_DOES_NOT_EXIST exactly like a missing
   resource; readable but not writable answers 403 PERMISSION_DENIED.
 
@@ -48,6 +53,8 @@ from tests.conftest import BACKENDS, TEST_ADMIN_TOKEN, TEST_SECRET_KEY, default_
 
 A = "/api/2.0/mlflow"
 A3 = "/api/3.0/mlflow"
+WS = "team-ws"
+IN_WS = {"X-MLFLOW-WORKSPACE": WS}
 ADMIN_API = "/api/2.0/mlgate"
 # Many short sequences rather than few long ones: each finding of issue #18 needs three to six steps, and a
 # failure's example shrinks faster from ten steps. About a minute per backend when nothing fails.
@@ -124,6 +131,24 @@ class Reference:
     traces: dict[str, str] = field(default_factory=dict)  # trace id -> experiment id
     grants: dict[tuple[str, Target], int] = field(default_factory=dict)
     dead_credentials: list[dict[str, str]] = field(default_factory=list)
+    # The workspace WS (None: not created yet), its one role (server id, experiment "*" level, holders) and
+    # its experiments (id -> name; names taken from the same list as default's, so they are the same names).
+    ws: str | None = None
+    ws_role: int | None = None
+    ws_role_level: int = NONE
+    ws_permission: int | None = None
+    ws_holders: set[str] = field(default_factory=set)
+    ws_experiments: dict[str, str] = field(default_factory=dict)
+
+    def ws_level(self, who: str, experiment_id: str) -> int:
+        """What ``who`` holds on an experiment of WS, asking from WS: only the role and grants by id count
+        there (a grant by name made outside WS's roles never reaches into it); not a member: nothing."""
+        if who == ADMIN:
+            return MANAGE
+        if who not in self.ws_holders:
+            return NONE
+        own = self.grants.get((self.accounts[who].subject(who), ("experiment", experiment_id)))
+        return own if own is not None else self.ws_role_level
 
     def experiment_named(self, name: str) -> str | None:
         return next((i for i, e in self.experiments.items() if e.name == name), None)
@@ -222,7 +247,7 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         uri = self._database.__enter__()
         app = create_app(migrated(Settings(backend_store_uri=uri, artifacts_destination=str(where / "artifacts"),
                                            data_dir=str(where), dev_mode=True, secret_key=TEST_SECRET_KEY,
-                                           policy_file=str(policy))))
+                                           policy_file=str(policy), enable_workspaces=True)))
         self.client = TestClient(app, base_url="http://127.0.0.1:5000").__enter__()
         self.ref = Reference()
         self.serials = itertools.count()
@@ -251,15 +276,19 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
     def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"} if who == ADMIN else self.ref.accounts[who].headers
 
-    def call(self, who: str, method: str, path: str, body: dict | None = None, *, headers: dict | None = None):
+    def call(self, who: str, method: str, path: str, body: dict | None = None, *, headers: dict | None = None,
+             workspace: bool = False):
         headers = headers or self.headers(who)
+        if workspace:
+            headers = {**headers, **IN_WS}
         if method in ("GET", "DELETE"):
             return self.client.request(method, path, params=body, headers=headers)
         return self.client.request(method, path, json=body, headers=headers)
 
-    def act(self, who: str, method: str, path: str, body: dict | None, expected: tuple[int, str | None]):
+    def act(self, who: str, method: str, path: str, body: dict | None, expected: tuple[int, str | None], *,
+            workspace: bool = False):
         """Make a change as ``who`` and require the answer the reference model predicts."""
-        response = self.call(who, method, path, body)
+        response = self.call(who, method, path, body, workspace=workspace)
         got = outcome(response)
         if got != expected:
             raise mismatch(path, f"{who} {method} {path} {body}: expected {expected}, got {got}: {response.text[:300]}")
@@ -308,6 +337,7 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         del self.ref.accounts[name]
         self.ref.dead_credentials.append(account.headers)
         self.ref.forget_subject(account.subject(name))
+        self.ref.ws_holders.discard(name)  # its role assignments go with it
         if self.ref.members is not None:
             self.ref.members.discard(name)
 
@@ -518,6 +548,112 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
                      {"subject": subject, "resource": selector, "permission": permission}, OK)
             self.ref.grants[key] = LEVELS[permission]
 
+    # --- a second workspace, its role, and same-named experiments in it ------------------------------
+    @precondition(lambda self: self.ref.ws is None)
+    @rule()
+    def create_workspace(self):
+        self.act(ADMIN, "POST", f"{A3}/workspaces", {"name": WS}, (201, None))
+        self.ref.ws = WS
+
+    @precondition(lambda self: self.ref.ws is not None)
+    @rule(level=st.sampled_from(["none", "READ", "EDIT"]))
+    def create_or_delete_role(self, level):
+        """The workspace's one role: delete it (its grants and holders go), or create it with an experiment
+        "*" permission (or none: membership only)."""
+        ref = self.ref
+        if ref.ws_role is not None:
+            self.act(ADMIN, "DELETE", f"{A3}/roles/delete", {"role_id": ref.ws_role}, OK)
+            ref.ws_role, ref.ws_permission, ref.ws_role_level = None, None, NONE
+            ref.ws_holders.clear()
+            return
+        role = self.act(ADMIN, "POST", f"{A3}/roles/create", {"workspace": WS, "name": "members"}, OK)
+        ref.ws_role = role.json()["role"]["id"]
+        if level != "none":
+            self.set_role_permission(level)
+
+    @precondition(lambda self: self.ref.ws_role is not None)
+    @rule(level=st.sampled_from(["READ", "EDIT"]))
+    def set_role_permission(self, level):
+        ref = self.ref
+        if ref.ws_permission is None:
+            added = self.act(ADMIN, "POST", f"{A3}/roles/permissions/add", {
+                "role_id": ref.ws_role, "resource_type": "experiment", "resource_pattern": "*", "permission": level},
+                OK)
+            ref.ws_permission = added.json()["role_permission"]["id"]
+        else:
+            self.act(ADMIN, "PATCH", f"{A3}/roles/permissions/update",
+                     {"role_permission_id": ref.ws_permission, "permission": level}, OK)
+        ref.ws_role_level = LEVELS[level]
+
+    @precondition(lambda self: self.ref.ws_role is not None and self.ref.accounts)
+    @rule(data=st.data())
+    def assign_or_unassign_role(self, data):
+        name = data.draw(st.sampled_from(sorted(self.ref.accounts)), label="holder")
+        body = {"username": name, "role_id": self.ref.ws_role}
+        if name in self.ref.ws_holders:
+            self.act(ADMIN, "DELETE", f"{A3}/roles/unassign", body, OK)
+            self.ref.ws_holders.discard(name)
+        else:
+            self.act(ADMIN, "POST", f"{A3}/roles/assign", body, OK)
+            self.ref.ws_holders.add(name)
+
+    @precondition(lambda self: self.ref.ws is not None)
+    @rule(data=st.data(), name=st.sampled_from(EXPERIMENT_NAMES))
+    def create_experiment_in_workspace(self, data, name):
+        """An experiment in WS, often named like one of 'default' (a member switches workspace to make it)."""
+        who = self.principal(data)
+        ref = self.ref
+        if who != ADMIN and who not in ref.ws_holders:
+            expected = MISSING  # not a member: the workspace does not exist for them
+        elif who != ADMIN and ref.ws_role_level == READ:
+            expected = DENIED  # the role's READ "*" claims every name there; creating needs EDIT under it
+        elif name in ref.ws_experiments.values():
+            expected = ALREADY_EXISTS
+        else:
+            expected = OK
+        response = self.act(who, "POST", f"{A}/experiments/create", {"name": name}, expected, workspace=True)
+        if expected == OK:
+            experiment_id = response.json()["experiment_id"]
+            ref.ws_experiments[experiment_id] = name
+            if who != ADMIN:
+                ref.grants[(ref.accounts[who].subject(who), ("experiment", experiment_id))] = MANAGE
+
+    def workspace_problems(self, who: str) -> list[tuple[str, str]]:
+        """From WS: exactly what the reference says; from 'default': none of WS's experiments, for anyone."""
+        ref, problems = self.ref, []
+        for experiment_id in sorted(ref.ws_experiments):
+            got = outcome(self.call(who, "GET", f"{A}/experiments/get", {"experiment_id": experiment_id}))
+            if got != MISSING:
+                problems.append((f"{A}/experiments/", f"{who} got WS experiment {experiment_id} from 'default': {got}"))
+        if ref.ws is None:
+            return problems
+        found = self.call(who, "POST", f"{A}/experiments/search", {"view_type": "ALL", "max_results": 1000},
+                          workspace=True)
+        if who != ADMIN and who not in ref.ws_holders:
+            if outcome(found) != MISSING:
+                problems.append((f"{A}/experiments/", f"{who}, not a member, searched WS: {outcome(found)}"))
+            return problems
+        wanted = {i for i in ref.ws_experiments if ref.ws_level(who, i) >= READ}
+        got = {e["experiment_id"] for e in found.json().get("experiments", [])}
+        if got != wanted:
+            problems.append((f"{A}/experiments/", f"{who} searched WS: expected {sorted(wanted)}, got {sorted(got)}"))
+        for experiment_id, name in sorted(ref.ws_experiments.items()):
+            level = ref.ws_level(who, experiment_id)
+            for what, method, path, body, expected in (
+                    ("get", "GET", f"{A}/experiments/get", {"experiment_id": experiment_id}, checked(level, READ)),
+                    ("get by name", "GET", f"{A}/experiments/get-by-name", {"experiment_name": name},
+                     checked(level, READ)),
+                    ("tag", "POST", f"{A}/experiments/set-experiment-tag",
+                     {"experiment_id": experiment_id, "key": "k", "value": who}, checked(level, EDIT))):
+                response = self.call(who, method, path, body, workspace=True)
+                if outcome(response) != expected:
+                    problems.append((f"{A}/experiments/", f"{who} {what} WS experiment {experiment_id} ({name}): "
+                                                          f"expected {expected}, got {outcome(response)}"))
+                elif expected == OK and what == "get by name" and \
+                        response.json()["experiment"]["experiment_id"] != experiment_id:
+                    problems.append((f"{A}/experiments/", f"{who} get-by-name {name!r} in WS found another one"))
+        return problems
+
     # --- the comparison -------------------------------------------------------------------------
     def answers(self, who: str, requests: list[tuple[str, str, str, dict | None, tuple]]) -> list[tuple[str, str]]:
         """Make each request as ``who``; the mismatches with the expected (status, error code) or body."""
@@ -605,8 +741,10 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
             return
         self.changed = False
         problems = self.searches(ADMIN)  # the administrator's searches check the model of what exists
+        problems += self.workspace_problems(ADMIN)
         for who in sorted(self.ref.accounts):
             problems += self.searches(who) + self.answers(who, self.point_requests(who))
+            problems += self.workspace_problems(who)
         for headers in self.ref.dead_credentials:
             response = self.call(ADMIN, "GET", f"{A}/users/current", headers=headers)
             if outcome(response) != UNAUTHENTICATED:

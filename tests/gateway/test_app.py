@@ -13,6 +13,22 @@ def test_health_version_and_server_info(client):
     info = client.get("/api/3.0/mlflow/server-info").json()
     assert info["store_type"] == "SqlStore"
     assert info["multipart_uploads_enabled"] is False
+    # MLflow 3.18's fields: no client-side auth provider to advertise; artifacts never bypass the gateway.
+    assert info["tracking_auth"] == ""
+    assert info["artifacts_presigned_only"] is False
+    assert info["artifact_serving_enabled"] is True
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/3.0/mlflow/skills"), ("POST", "/api/3.0/mlflow/skills"),
+                                         ("GET", "/api/3.0/mlflow/skills/my-skill/versions/1"),
+                                         ("PATCH", "/ajax-api/3.0/mlflow/skills/my-skill"),
+                                         ("DELETE", "/api/3.0/mlflow/skills/@org/my-skill")])
+def test_the_skill_registry_answers_not_implemented_to_the_signed_in_only(client, method, path):
+    # MLflow 3.18's skill registry is not served: 501 NOT_IMPLEMENTED (never retried), not a 404 that reads
+    # as "no such skill"; an anonymous caller is refused before that.
+    answer = client.request(method, path, json={})
+    assert (answer.status_code, answer.json()["error_code"]) == (501, "NOT_IMPLEMENTED")
+    assert client.request(method, path, json={}, headers={"Authorization": ""}).status_code == 401
 
 
 def test_unknown_api_route_is_mlflow_style_404(client):

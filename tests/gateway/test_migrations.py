@@ -4,13 +4,15 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from auth.schema import metadata as auth_metadata
 from gateway.db import current_revision, head_revision, upgrade_database
 from tests.services import fresh_postgres_database
 from tracking.db.engine import make_engine
 from tracking.db.schema import metadata as tracking_metadata
-from tracking.db.tables import experiments
+from tracking.db.tables import experiment_tags, experiments
+from tracking.db.workspace_tables import workspaces
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -130,5 +132,40 @@ def test_0004_gives_every_registered_model_a_stable_id_and_moves_its_grants_onto
         assert all(len(v) == 32 for v in ids.values())
         assert [tuple(r) for r in rows] == [("user:dana", ids["kept"], None), ("group:g", ids["other"], None),
                                             ("user:dana", None, "k*")]
+    finally:
+        engine.dispose()
+
+
+def test_0011_makes_experiment_names_unique_per_workspace_and_keeps_every_row_and_id(empty_database):
+    engine = make_engine(empty_database)
+    try:
+        upgrade_database(engine, "0006_workspaces")
+        with engine.begin() as conn:
+            for name in ("kept", "gone-later", "last"):
+                conn.execute(experiments.insert().values(name=name, artifact_location="mlflow-artifacts:/9",
+                                                         lifecycle_stage="active", creation_time=1,
+                                                         last_update_time=1))
+            conn.execute(experiment_tags.insert().values(experiment_id=1, key="k", value="v"))
+            # The highest id removed before the upgrade must never be given again (ids key grants and paths).
+            conn.execute(experiments.delete().where(experiments.c.name == "last"))
+            before = conn.execute(select(experiments.c.experiment_id, experiments.c.name)
+                                  .order_by(experiments.c.experiment_id)).all()
+        upgrade_database(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.begin() as conn:
+            after = conn.execute(select(experiments.c.experiment_id, experiments.c.name)
+                                 .order_by(experiments.c.experiment_id)).all()
+            tags = conn.execute(select(experiment_tags.c.key).where(experiment_tags.c.experiment_id == 1)).all()
+            conn.execute(workspaces.insert().values(name="team-a", creation_time=1, last_update_time=1))
+            # The same name in another workspace is another experiment; in the same one, still refused.
+            new_id = conn.execute(experiments.insert().values(
+                name="kept", workspace="team-a", artifact_location="x", lifecycle_stage="active", creation_time=1,
+                last_update_time=1).returning(experiments.c.experiment_id)).scalar_one()
+        assert after == before
+        assert [t.key for t in tags] == ["k"]
+        assert new_id == 4
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(experiments.insert().values(name="kept", workspace="team-a", artifact_location="x",
+                                                     lifecycle_stage="active", creation_time=1, last_update_time=1))
     finally:
         engine.dispose()

@@ -3,6 +3,8 @@ through roles, header spoofing, the workspaces and roles APIs, and the feature s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -67,7 +69,9 @@ def teams(app_factory):
             c = _in(clients[user], workspace)
             exp = _ok(c.post(f"{A}/experiments/create", json={"name": f"{user}-exp"}))["experiment_id"]
             run = _ok(c.post(f"{A}/runs/create", json={"experiment_id": exp}))["run"]["info"]["run_id"]
-            _ok(c.put(f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/x.txt", content=b"secret"))
+            # A workspace's artifacts live under its own prefix (tracking's default location outside 'default').
+            _ok(c.put(f"/api/2.0/mlflow-artifacts/artifacts/workspaces/{workspace}/{exp}/{run}/artifacts/x.txt",
+                      content=b"secret"))
             trace = "tr-" + (("a" if user == "alice" else "b") * 32)
             _ok(c.post(f"{B}/traces", json=trace_info_body(trace, exp)))
             _ok(c.post(f"{A}/registered-models/create", json={"name": f"{user}-model"}))
@@ -84,7 +88,7 @@ def _reads(made: dict) -> list[tuple[str, str, dict]]:
         ("get", f"{A}/runs/get", {"run_id": run}),
         ("get", f"{A}/metrics/get-history", {"run_id": run, "metric_key": "m"}),
         ("get", f"{A}/artifacts/list", {"run_id": run}),
-        ("get", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/{run}/artifacts/x.txt", {}),
+        ("get", f"/api/2.0/mlflow-artifacts/artifacts/workspaces/{made['workspace']}/{exp}/{run}/artifacts/x.txt", {}),
         ("get", "/get-artifact", {"run_id": run, "path": "x.txt"}),
         ("get", f"{B}/traces/{made['trace']}", {}),
         ("get", f"{A}/registered-models/get", {"name": made["model"]}),
@@ -380,3 +384,93 @@ def test_every_audit_record_carries_its_requests_workspace_and_can_be_filtered(t
     # Records of requests that named no workspace are in default; none leaks into another filter.
     assert all(r["workspace"] == "default" for r in _audit(admin, workspace="default"))
     assert not [r for r in _audit(admin, workspace="team-a") if r["actor"] == "carol"]
+
+
+def test_experiment_names_are_unique_per_workspace(teams):
+    # The same name in two workspaces is two experiments: created, found by name and renamed each in its own.
+    _, c, made, _ = teams
+    alice, bob = _in(c["alice"], "team-a"), _in(c["bob"], "team-b")
+    mine = _ok(alice.post(f"{A}/experiments/create", json={"name": "churn"}))["experiment_id"]
+    theirs = _ok(bob.post(f"{A}/experiments/create", json={"name": "churn"}))["experiment_id"]
+    assert mine != theirs
+    # Taken in its own workspace only, with MLflow's answer.
+    again = alice.post(f"{A}/experiments/create", json={"name": "churn"})
+    assert (again.status_code, again.json()["error_code"]) == (400, "RESOURCE_ALREADY_EXISTS")
+    for client, expected in ((alice, mine), (bob, theirs)):
+        found = _ok(client.get(f"{A}/experiments/get-by-name", params={"experiment_name": "churn"}))
+        assert found["experiment"]["experiment_id"] == expected
+    # A rename is checked against its own workspace's names only.
+    _ok(bob.post(f"{A}/experiments/update", json={"experiment_id": made["bob"]["exp"], "new_name": "alice-exp"}))
+    clash = bob.post(f"{A}/experiments/update", json={"experiment_id": made["bob"]["exp"], "new_name": "churn"})
+    assert clash.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    # 'default' (and a server administrator there) sees neither.
+    missing = _in(c["admin"], None).get(f"{A}/experiments/get-by-name", params={"experiment_name": "churn"})
+    assert missing.status_code == 404
+
+
+def test_a_grant_by_name_does_not_reach_a_same_named_experiment_elsewhere(teams):
+    # carol is a member of both workspaces, reading nothing through her roles. A grant by name made outside
+    # a workspace's roles (experiment-name:shared-*) opens 'default''s experiment of that name, never the
+    # same-named one of team-a or team-b; a role permission by name opens its own workspace's only.
+    _, c, _, _ = teams
+    admin = _in(c["admin"], None)
+    for workspace in ("team-a", "team-b"):
+        role = _ok(admin.post(f"{B}/roles/create", json={"workspace": workspace, "name": "guests"}))["role"]
+        _ok(admin.post(f"{B}/roles/assign", json={"username": "carol", "role_id": role["id"]}))
+        if workspace == "team-b":
+            _ok(admin.post(f"{B}/roles/permissions/add", json={
+                "role_id": role["id"], "resource_type": "experiment", "resource_pattern": "shared-*",
+                "permission": "READ"}))
+    ids = {}
+    for workspace in (None, "team-a", "team-b"):
+        ids[workspace] = _ok(_in(c["admin"], workspace).post(f"{A}/experiments/create",
+                                                             json={"name": "shared-x"}))["experiment_id"]
+    _ok(_in(c["admin"], None).post("/api/2.0/mlgate/grants/put", json={
+        "subject": "user:carol", "resource": "experiment-name:shared-*", "permission": "EDIT"}))
+    seen = {}
+    for workspace in (None, "team-a", "team-b"):
+        carol = _in(c["carol"], workspace)
+        seen[workspace] = [e["experiment_id"] for e in
+                           _ok(carol.post(f"{A}/experiments/search", json={})).get("experiments", [])
+                           if e["name"] == "shared-x"]
+        by_name = carol.get(f"{A}/experiments/get-by-name", params={"experiment_name": "shared-x"})
+        tagged = carol.post(f"{A}/experiments/set-experiment-tag",
+                            json={"experiment_id": ids[workspace], "key": "k", "value": "v"})
+        seen[workspace].extend([by_name.status_code, tagged.status_code])
+    # default: the direct grant (EDIT); team-a: nothing (404); team-b: its role's READ only (403 on a write).
+    assert seen == {None: [ids[None], 200, 200], "team-a": [404, 404], "team-b": [ids["team-b"], 200, 403]}
+    # A grant by id names one experiment and holds wherever it is.
+    _ok(_in(c["admin"], None).post("/api/2.0/mlgate/grants/put", json={
+        "subject": "user:carol", "resource": f"experiment:{ids['team-a']}", "permission": "READ"}))
+    assert _in(c["carol"], "team-a").get(f"{A}/experiments/get",
+                                         params={"experiment_id": ids["team-a"]}).status_code == 200
+
+
+def test_a_workspaces_artifacts_live_under_its_own_prefix(teams):
+    app, c, made, _ = teams
+    alice = _in(c["alice"], "team-a")
+    exp, run = made["alice"]["exp"], made["alice"]["run"]
+    location = _ok(alice.get(f"{A}/experiments/get", params={"experiment_id": exp}))["experiment"]
+    assert location["artifact_location"] == f"mlflow-artifacts:/workspaces/team-a/{exp}"
+    root = Path(app.state.settings.artifacts_destination)
+    assert (root / "workspaces" / "team-a" / exp / run / "artifacts" / "x.txt").read_bytes() == b"secret"
+    assert not (root / exp).exists()
+    # One place per experiment: the unprefixed path and another workspace's prefix name nothing, for its own
+    # team and for an administrator alike (no second copy, no write into team-b's storage).
+    for caller in ("alice", "admin"):
+        client = _in(c[caller], "team-a")
+        for prefix in ("", "workspaces/team-b/"):
+            path = f"/api/2.0/mlflow-artifacts/artifacts/{prefix}{exp}/{run}/artifacts/x.txt"
+            assert client.get(path).status_code == 404, (caller, path)
+            assert client.put(path, content=b"elsewhere").status_code == 404, (caller, path)
+    assert not (root / "workspaces" / "team-b" / exp).exists()
+    # A client cannot choose a location under the workspaces' prefix (nor any local path).
+    for chosen in ("mlflow-artifacts:/workspaces/team-b/x", "/tmp/x", "file:///tmp/x"):
+        refused = alice.post(f"{A}/experiments/create", json={"name": f"chosen-{len(chosen)}",
+                                                              "artifact_location": chosen})
+        assert refused.status_code == 400, refused.text
+    # 'default' keeps today's layout: nothing moves.
+    admin = _in(c["admin"], None)
+    default_exp = _ok(admin.post(f"{A}/experiments/create", json={"name": "in-default"}))["experiment_id"]
+    shown = _ok(admin.get(f"{A}/experiments/get", params={"experiment_id": default_exp}))["experiment"]
+    assert shown["artifact_location"] == f"mlflow-artifacts:/{default_exp}"

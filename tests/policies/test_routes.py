@@ -59,6 +59,8 @@ features.ui_telemetry_records features.gateway_proxy features.gateway_proxy_via_
 scim.service_provider_config scim.resource_types.list scim.resource_types.get scim.schemas.list scim.schemas.get
 scim.users.list scim.users.create scim.users.get scim.users.replace scim.users.patch scim.users.delete
 scim.groups.list scim.groups.create scim.groups.get scim.groups.replace scim.groups.patch scim.groups.delete
+skills.not_served.get skills.not_served.get_path skills.not_served.post skills.not_served.post_path
+skills.not_served.patch skills.not_served.patch_path skills.not_served.delete skills.not_served.delete_path
 """.split()
 
 

@@ -39,6 +39,7 @@ def tracking_mounts() -> list[Mount]:
         runs,
         search,
         server_info,
+        skills,
         traces,
         ui_features,
     )
@@ -47,7 +48,7 @@ def tracking_mounts() -> list[Mount]:
     for router in (experiments.router, runs.router, search.router, registry.router, logged_models.router,
                    traces.router_v2):
         mounts += _twice(router, "/api/2.0/mlflow")
-    for router in (traces.router_v3, server_info.router):
+    for router in (traces.router_v3, server_info.router, skills.router):
         mounts += _twice(router, "/api/3.0/mlflow")
     mounts += _twice(artifacts.proxy_router, "/api/2.0/mlflow-artifacts")
     mounts += _twice(artifacts.ui_router, "/api/2.0/mlflow")

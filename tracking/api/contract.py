@@ -148,6 +148,7 @@ TRACKING_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
     "traces.set_tag": Contract("key:str! value:str"),
     "traces.delete_tag": Contract("key:str!"),
     "traces.delete": Contract("experiment_id:str! max_timestamp_millis:int max_traces:int request_ids:[str]"),
+    "traces.link_to_run": Contract("trace_ids:[str]! run_id:str!"),
     "assessments.create": Contract("assessment:obj!"),
     "assessments.get": Contract(),
     "assessments.update": Contract("assessment:obj! update_mask:any"),

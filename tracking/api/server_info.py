@@ -23,7 +23,17 @@ def server_info(request: Request):
             "multipart_downloads_enabled": False,
             "presigned_upload_run_id_supported": False,
             "presigned_upload_model_id_supported": False,
-            "features_enabled": {"gateway": False},
+            "model_artifact_presigned_downloads_supported": False,
+            # The server proxies artifact storage (MLflow's --serve-artifacts): every transfer passes it.
+            "artifact_serving_enabled": True,
+            "features_enabled": {"gateway": False, "scheduled_issue_detection": False},
+            # MLflow 3.18: the client-side auth provider a server advertises for code snippets (MLflow's
+            # MLFLOW_SERVER_INFO_TRACKING_AUTH, "" when unset). mlgate's clients use MLflow's own Basic auth
+            # and bearer-token variables, so there is no provider to name.
+            "tracking_auth": "",
+            # MLflow 3.18: whether artifacts move only through presigned URLs (bypassing the server). Never here:
+            # the gateway authorizes and size-limits every transfer.
+            "artifacts_presigned_only": False,
             # What the composition root adds (mlgate: which web UI is served at /, and its version).
             **getattr(request.app.state, "server_info_extra", {}),
         }

@@ -46,8 +46,13 @@ _SUB_KINDS: dict[str, OwnerKind] = {"models": "model", "traces": "trace"}
 
 LAYOUT_HELP = (
     "Artifact paths must look like <experiment_id>/<run_id>/artifacts/..., "
-    "<experiment_id>/models/<model_id>/artifacts/... or <experiment_id>/traces/<trace_id>/artifacts/..."
+    "<experiment_id>/models/<model_id>/artifacts/... or <experiment_id>/traces/<trace_id>/artifacts/..., "
+    "optionally under workspaces/<workspace>/"
 )
+# Experiments of a workspace other than 'default' keep their artifacts under workspaces/<name>/ (one
+# prefix per team, for storage policies and quotas); 'default' keeps the layout it always had.
+WORKSPACES_SEGMENT = "workspaces"
+_WORKSPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def invalid_path(detail: str) -> MlflowError:
@@ -115,8 +120,11 @@ class ArtifactPath:
 
     segments: tuple[str, ...]
     owner: ArtifactOwner
-    # How many leading segments name the owner's artifact directory (3 for runs, 4 otherwise).
+    # How many leading segments name the owner's artifact directory (3 for runs, 4 otherwise; 2 more
+    # under a workspace prefix).
     owner_depth: int
+    # The workspace the path's prefix names (workspaces/<name>/...), None for an unprefixed path.
+    workspace: str | None = None
 
     @property
     def path(self) -> str:
@@ -135,7 +143,7 @@ class ArtifactPath:
 
     def child(self, relative: tuple[str, ...]) -> ArtifactPath:
         """This location extended by already-validated relative segments (stays inside the owner)."""
-        return ArtifactPath(self.segments + relative, self.owner, self.owner_depth)
+        return ArtifactPath(self.segments + relative, self.owner, self.owner_depth, self.workspace)
 
 
 def _owner_of(segments: tuple[str, ...]) -> tuple[ArtifactOwner, int]:
@@ -159,8 +167,14 @@ def parse_artifact_path(raw: str, *, for_write: bool = False, allow_trailing_sla
     names reserved for in-progress uploads.
     """
     segments = split_relative_path(raw, allow_trailing_slash=allow_trailing_slash)
-    owner, depth = _owner_of(segments)
-    located = ArtifactPath(segments, owner, depth)
+    workspace = None
+    if segments and segments[0] == WORKSPACES_SEGMENT:
+        if len(segments) < 2 or not _WORKSPACE_NAME.fullmatch(segments[1]):
+            raise invalid_parameter(f"Invalid path: malformed workspace name. {LAYOUT_HELP}")
+        workspace = segments[1]
+    skip = 0 if workspace is None else 2
+    owner, depth = _owner_of(segments[skip:])
+    located = ArtifactPath(segments, owner, depth + skip, workspace)
     if for_write:
         if len(segments) == depth:
             raise invalid_path(f"a file name inside the {owner.kind}'s artifacts directory is required")

@@ -21,7 +21,8 @@ experiments = Table(
     "experiments",
     metadata,
     Column("experiment_id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(500), nullable=False, unique=True),
+    # Unique per workspace (migration 0011): the same name in two workspaces is two experiments.
+    Column("name", String(500), nullable=False),
     Column("artifact_location", String(1000), nullable=False),
     Column("lifecycle_stage", String(32), nullable=False, default="active"),
     Column("creation_time", BigInteger, nullable=False),
@@ -29,6 +30,7 @@ experiments = Table(
     # The workspace the experiment (its runs, traces, logged models, artifacts) belongs to; never changes.
     Column("workspace", String(63), nullable=False, server_default="default"),
     Index("ix_experiments_workspace", "workspace"),
+    UniqueConstraint("workspace", "name", name="uq_experiments_workspace_name"),
     # Never reuse the id of a removed experiment on SQLite: ids key permissions and artifact paths.
     sqlite_autoincrement=True,
 )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 
+from tracking.artifacts.paths import WORKSPACES_SEGMENT
 from tracking.db.tables import experiment_tags, experiments, runs
 from tracking.errors import MlflowError, invalid_parameter, not_found
 from tracking.scope import DEFAULT_WORKSPACE
@@ -46,9 +47,19 @@ def parse_experiment_id(value: object, path: str = "experiment_id") -> int:
     return int(text)
 
 
-def default_artifact_location(experiment_id: int) -> str:
-    """Where an experiment's artifacts live unless the client chose a location."""
-    return f"{ARTIFACT_SCHEME}:/{experiment_id}"
+def default_artifact_location(experiment_id: int, workspace: str = DEFAULT_WORKSPACE) -> str:
+    """Where an experiment's artifacts live unless the client chose a location: ``<id>`` in 'default' (where
+    they always were), ``workspaces/<workspace>/<id>`` in any other workspace."""
+    if workspace == DEFAULT_WORKSPACE:
+        return f"{ARTIFACT_SCHEME}:/{experiment_id}"
+    return f"{ARTIFACT_SCHEME}:/{WORKSPACES_SEGMENT}/{workspace}/{experiment_id}"
+
+
+def served_root(row: Row) -> str:
+    """Where the server keeps an experiment's run artifacts: its workspace's prefixed default location when
+    it has that one, else ``<id>`` (as before workspaces, whatever location a client chose)."""
+    prefixed = default_artifact_location(row.experiment_id, row.workspace)
+    return prefixed if row.artifact_location == prefixed else default_artifact_location(row.experiment_id)
 
 
 def check_artifact_location(location: str) -> str:
@@ -79,8 +90,9 @@ def check_artifact_location(location: str) -> str:
         if segment in (".", "..") or not _SAFE_SEGMENT.match(segment):
             raise refuse("path segments may only contain letters, digits, '_', '-' and '.', "
                          "and must not be '.' or '..'.")
-    if segments[0].isdigit():
-        raise refuse("paths starting with a number are reserved for experiments' default locations.")
+    if segments[0].isdigit() or segments[0] == WORKSPACES_SEGMENT:
+        raise refuse(f"paths starting with a number or '{WORKSPACES_SEGMENT}' are reserved for experiments' "
+                     "default locations.")
     return f"{ARTIFACT_SCHEME}:/{posixpath.join(*segments)}"
 
 
@@ -159,8 +171,9 @@ def check_experiment_active(row: Row) -> None:
             f"Current state is {row.lifecycle_stage}.")
 
 
-def _name_taken(conn: Connection, name: str) -> bool:
-    return conn.execute(select(experiments.c.experiment_id).where(experiments.c.name == name)).first() is not None
+def _name_taken(conn: Connection, name: str, workspace: str) -> bool:
+    return conn.execute(select(experiments.c.experiment_id)
+                        .where(experiments.c.name == name, experiments.c.workspace == workspace)).first() is not None
 
 
 def already_exists_error(name: str) -> MlflowError:
@@ -172,13 +185,14 @@ def create_experiment(conn: Connection, name: str, artifact_location: str | None
                       tags: list[tuple[str, str]], workspace: str = DEFAULT_WORKSPACE) -> str:
     """Create an active experiment in ``workspace`` and return its id; the caller's transaction maps races to 400.
 
-    Names are unique server-wide for now (the table's constraint predates workspaces; see docs/workspaces.md).
+    Names are unique per workspace (migration 0011): another workspace's experiment of this name is no
+    obstacle and is never mentioned.
     """
     validate_experiment_name(name)
     location = check_artifact_location(artifact_location) if artifact_location else None
     for key, value in tags:
         validate_experiment_tag(key, value)
-    if _name_taken(conn, name):
+    if _name_taken(conn, name, workspace):
         raise already_exists_error(name)
     created = now_ms()
     experiment_id = conn.execute(
@@ -187,7 +201,7 @@ def create_experiment(conn: Connection, name: str, artifact_location: str | None
         .returning(experiments.c.experiment_id)).scalar_one()
     if location is None:
         conn.execute(update(experiments).where(experiments.c.experiment_id == experiment_id)
-                     .values(artifact_location=default_artifact_location(experiment_id)))
+                     .values(artifact_location=default_artifact_location(experiment_id, workspace)))
     # The last value wins for a key given twice, as when MLflow sets tags one by one.
     unique_tags = dict(tags)
     if unique_tags:
@@ -197,14 +211,14 @@ def create_experiment(conn: Connection, name: str, artifact_location: str | None
 
 
 def rename_experiment(conn: Connection, experiment_id: int, new_name: str) -> None:
-    """Rename an active experiment; the new name must be free."""
+    """Rename an active experiment; the new name must be free in its workspace."""
     validate_experiment_name(new_name, "new_name")
     row = get_experiment_row(conn, experiment_id)
     if row.lifecycle_stage != ACTIVE:
         raise MlflowError("Cannot rename a non-active experiment.", "INVALID_STATE")
     if new_name == row.name:
         return
-    if _name_taken(conn, new_name):
+    if _name_taken(conn, new_name, row.workspace):
         raise already_exists_error(new_name)
     conn.execute(update(experiments).where(experiments.c.experiment_id == experiment_id)
                  .values(name=new_name, last_update_time=now_ms()))

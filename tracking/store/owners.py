@@ -12,9 +12,12 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, select
 
+from tracking.artifacts.paths import ArtifactPath
 from tracking.db.mlflow3_tables import logged_models, trace_info
 from tracking.db.registry_tables import registered_model_tags, registered_models
 from tracking.db.tables import experiment_tags, experiments, runs
+from tracking.scope import DEFAULT_WORKSPACE
+from tracking.store.experiments import default_artifact_location
 from tracking.store.registry_validation import IS_PROMPT_TAG_KEY
 
 # Experiment ids are server-made integers; longer text cannot name one (and would overflow the column).
@@ -50,8 +53,11 @@ def _experiment_owner(row) -> Owner:
     return Owner("experiment", str(row.experiment_id), row.name, row.workspace)
 
 
-def owner_of(conn: Connection, owned_by: OwnedBy, value: str) -> Owner | None:
-    """The owner of the object ``value`` names (deleted objects included), or None when nothing has that name."""
+def owner_of(conn: Connection, owned_by: OwnedBy, value: str, *, workspace: str | None = None) -> Owner | None:
+    """The owner of the object ``value`` names (deleted objects included), or None when nothing has that name.
+
+    Experiment names are unique per workspace: a name is looked up in ``workspace`` (None: 'default').
+    """
     if not isinstance(value, str) or not value:
         return None
     owner_columns = (experiments.c.experiment_id, experiments.c.name, experiments.c.workspace)
@@ -60,7 +66,8 @@ def owner_of(conn: Connection, owned_by: OwnedBy, value: str) -> Owner | None:
             return None
         query = select(*owner_columns).where(experiments.c.experiment_id == int(value))
     elif owned_by is OwnedBy.EXPERIMENT_NAME:
-        query = select(*owner_columns).where(experiments.c.name == value)
+        query = select(*owner_columns).where(experiments.c.name == value,
+                                             experiments.c.workspace == (workspace or DEFAULT_WORKSPACE))
     elif owned_by is OwnedBy.RUN:
         query = (select(*owner_columns)
                  .select_from(runs.join(experiments, experiments.c.experiment_id == runs.c.experiment_id))
@@ -106,3 +113,21 @@ def tags_of(conn: Connection, kind: str, key: str) -> frozenset[tuple[str, str]]
     else:
         raise ValueError(f"no tags for {kind!r}")
     return frozenset((row.key, row.value or "") for row in rows)
+
+
+def artifact_path_in_place(conn: Connection, located: ArtifactPath) -> bool:
+    """Whether a path names its experiment's artifacts where they live: under ``workspaces/<name>/`` for an
+    experiment given that location (the default outside 'default'), unprefixed otherwise. So one experiment's
+    files are never written to, or read from, a second place (another workspace's prefix)."""
+    experiment_id = located.owner.experiment_id
+    if not (experiment_id.isascii() and experiment_id.isdigit()) or len(experiment_id) > _MAX_EXPERIMENT_ID_DIGITS:
+        return False
+    row = conn.execute(select(experiments.c.workspace, experiments.c.artifact_location)
+                       .where(experiments.c.experiment_id == int(experiment_id))).first()
+    if row is None:
+        return False
+    prefixed = row.workspace != DEFAULT_WORKSPACE and row.artifact_location == default_artifact_location(
+        int(experiment_id), row.workspace)
+    if located.workspace is None:
+        return not prefixed
+    return prefixed and located.workspace == row.workspace

@@ -12,7 +12,7 @@ from tracking.db.by_ids import by_ids
 from tracking.db.tables import latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter, not_found
 from tracking.store.datasets import load_run_io
-from tracking.store.experiments import check_experiment_active, get_experiment_row, now_ms
+from tracking.store.experiments import check_experiment_active, get_experiment_row, now_ms, served_root
 from tracking.store.metrics import metric_value_json
 from tracking.store.run_lookup import find_run, get_run_row, require_active_run
 from tracking.store.run_names import random_run_name
@@ -138,12 +138,13 @@ def create_run(conn: Connection, experiment_id: int, user_id: str, start_time: i
             f"(run_name='{run_name}', mlflow.runName='{tag_name}').")
     name = _check_run_name(run_name or tag_name or random_run_name(), "run_name")
     checked[RUN_NAME_TAG] = name
-    check_experiment_active(get_experiment_row(conn, experiment_id))
+    experiment = get_experiment_row(conn, experiment_id)
+    check_experiment_active(experiment)
     run_id = uuid.uuid4().hex
     values = {
         "run_uuid": run_id, "name": name, "experiment_id": experiment_id, "user_id": user_id, "status": "RUNNING",
         "start_time": start_time if start_time is not None else now_ms(), "end_time": None,
-        "lifecycle_stage": "active", "artifact_uri": f"mlflow-artifacts:/{experiment_id}/{run_id}/artifacts",
+        "lifecycle_stage": "active", "artifact_uri": f"{served_root(experiment)}/{run_id}/artifacts",
         "deleted_time": None,
     }
     conn.execute(insert(runs).values(**values))
