@@ -15,7 +15,6 @@ the per-principal rate limit.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
@@ -29,6 +28,7 @@ from auth.scim.token import is_scim_path
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
 from gateway.middleware.ratelimit import limit_principal, limit_sensitive
+from gateway.middleware.refusal import refuse
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Forms on these paths carry their own CSRF field, checked by their handlers (the SSO sign-out form
@@ -40,15 +40,6 @@ CHALLENGE = 'Basic realm="mlgate", charset="UTF-8"'
 NOT_AUTHENTICATED = ("You are not authenticated. Send a username and password (MLFLOW_TRACKING_USERNAME / "
                      "MLFLOW_TRACKING_PASSWORD) or a token (MLFLOW_TRACKING_TOKEN).")
 AUTHENTICATION_ERROR = "authentication_error"
-
-
-async def _send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-    body = json.dumps({"error_code": code, "message": message}, separators=(",", ":")).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-           (b"cache-control", b"no-store")]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
 
 
 def wants_html(scope: Scope) -> bool:
@@ -93,8 +84,8 @@ class AuthenticationMiddleware:
         query = scope.get("query_string", b"")
         if query and query_carries_token(parse_qsl(query.decode("latin-1"), keep_blank_values=True)):
             # RFC 6750 section 5.3: tokens in URLs leak through logs, histories and Referer headers.
-            await _send_error(send, 400, "INVALID_PARAMETER_VALUE",
-                              "Credentials are not accepted in the query string; use the Authorization header.")
+            await refuse(send, 400, "INVALID_PARAMETER_VALUE",
+                         "Credentials are not accepted in the query string; use the Authorization header.")
             return
         principal = None
         if is_scim_path(scope["path"]):
@@ -125,8 +116,8 @@ class AuthenticationMiddleware:
             if cookie_write and scope["path"] not in FORM_PATHS and not scope["path"].startswith(UI_FORM_PREFIXES) \
                     and not self.sessions.check_csrf(
                     state.get("session_id", ""), _header(scope, CSRF_HEADER)):
-                await _send_error(send, 403, "PERMISSION_DENIED",
-                                  f"Missing or invalid {CSRF_HEADER} header for a cookie-authenticated write.")
+                await refuse(send, 403, "PERMISSION_DENIED",
+                             f"Missing or invalid {CSRF_HEADER} header for a cookie-authenticated write.")
                 return
             state["principal"] = principal
             # The per-principal budget: one identity cannot dodge limits by spreading over addresses.

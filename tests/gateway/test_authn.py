@@ -190,6 +190,31 @@ def test_a_token_in_the_query_string_is_refused(client, query):
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
+def test_the_middlewares_own_refusal_carries_nosniff():
+    """The refusal is written by the middleware itself (the one refusal writer), not by the app behind it."""
+    import anyio
+
+    from gateway.authn import AuthenticationMiddleware
+
+    async def never(scope, receive, send):
+        raise AssertionError("the request must not reach the app")
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    middleware = AuthenticationMiddleware(never, authenticator=None, sessions=None)
+    scope = {"type": "http", "method": "GET", "path": "/api/2.0/mlflow/experiments/search",
+             "query_string": b"access_token=x", "headers": []}
+    anyio.run(middleware, scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert (b"x-content-type-options", b"nosniff") in sent[0]["headers"]
+
+
 def test_read_only_token_reads_but_cannot_write(client):
     create_user(client, "alice")
     token = create_token(client, basic("alice", USER_PASSWORD), read_only=True)
