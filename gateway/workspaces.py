@@ -141,3 +141,19 @@ def in_resource_workspace(conn, subject: Subject, resource: Resource) -> tuple[S
     names = dict(conn.execute(select(roles.c.id, roles.c.name).where(roles.c.id.in_(held))).all()) if held else {}
     return decided, {"workspace": workspace,
                      "roles": [{"id": r, "name": names.get(r), "group": role_group(r)} for r in held]}
+
+
+def explained_as_requested_in(explained: dict, asked: str | None, *, admin: bool) -> dict | None:
+    """``perms explain --workspace``: the decision as a request naming workspace ``asked`` would get it.
+
+    ``explained`` is decided in the resource's workspace (``in_resource_workspace``). A resource of another
+    workspace is missing from ``asked`` (None: the caller answers not found); an account that is not a
+    member of ``asked`` is denied, whatever its grants say (the request would be refused before any grant)."""
+    if asked is None:
+        return explained
+    if explained["workspace"] != asked:
+        return None
+    if admin or asked == DEFAULT_WORKSPACE or explained["roles"]:
+        return explained
+    return {**explained, "allowed": False, "rule": None,
+            "reason": f"{explained['subject']} is not a member of workspace {asked!r}"}

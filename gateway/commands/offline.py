@@ -241,11 +241,14 @@ class OfflineOps:
 
     @_guarded
     def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None,
-                alias: str | None = None) -> dict:
-        """The decision under ``policy_path`` (or the defaults) plus the stored grants."""
+                alias: str | None = None, workspace: str | None = None) -> dict:
+        """The decision under ``policy_path`` (or the defaults) plus the stored grants; with ``workspace``, as
+        a request naming that workspace would get it."""
         from gateway.authz import ResourceResolver, resource_tags
-        from gateway.workspaces import in_resource_workspace
+        from gateway.workspaces import explained_as_requested_in, in_resource_workspace, workspace_name_problem
 
+        if workspace is not None and (problem := workspace_name_problem(workspace)) is not None:
+            raise CliError(problem, EXIT_USAGE)
         try:
             policy_file = load_policy_file(policy_path) if policy_path else PolicyFile()
         except PolicyFileError as exc:
@@ -260,7 +263,11 @@ class OfflineOps:
             policy = compile_policy(policy_file, policy_grants(conn))
             resource = replace(resource, tags=resource_tags(conn, resource) if policy.needs_tags else None,
                                alias=alias)
-        return {**admin_store.explain(policy, subject, resource, action), **where}
+        explained = explained_as_requested_in({**admin_store.explain(policy, subject, resource, action), **where},
+                                              workspace, admin=policy.is_admin(subject))
+        if explained is None:
+            raise CliError(f"No resource with {field}={value} exists in workspace '{workspace}'", EXIT_NOT_FOUND)
+        return explained
 
     # --- workspaces and roles -----------------------------------------------------------------------
     @_guarded

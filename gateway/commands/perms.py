@@ -167,17 +167,21 @@ def resource_label(row: dict) -> str:
                    "conditions on aliases.")
 @click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
               help="Offline mode: the server's policy file (default: built-in defaults).")
+@click.option("--workspace", default=None, metavar="NAME",
+              help="Decide as a request naming this workspace (X-MLFLOW-WORKSPACE) would be: a resource of another "
+                   "workspace is not found, an account that is not a member is denied.")
 @target_options
-def explain(target, user, service, experiment, experiment_name, model, action, alias, policy_path) -> None:
+def explain(target, user, service, experiment, experiment_name, model, action, alias, policy_path,
+            workspace) -> None:
     """Say whether a user or service account may act on a resource, why, and which rule decided. Exit 0 either way.
 
     Example: mlgate perms explain --user alice --experiment 12 --action EDIT
-    (--service ci-bot for a service account)
+    (--service ci-bot for a service account; --workspace team-a as a request in that workspace)
     """
     _, user = _one("subject", {"user": user, "service": service}, True)
     field, value = _one("resource", {"experiment_id": experiment, "experiment_name": experiment_name,
                                      "model": model}, True)
-    result = target.ops().explain(user, field, value, action.upper(), policy_path, alias)
+    result = target.ops().explain(user, field, value, action.upper(), policy_path, alias, workspace)
     if target.output == "json":
         emit_json(result)
         return

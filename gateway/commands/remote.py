@@ -134,13 +134,14 @@ class RemoteOps:
         self.call("POST", f"{MLGATE}/grants/revoke", body={"subject": subject, "resource": resource})
 
     def explain(self, username: str, field: str, value: str, action: str, policy_path: str | None,
-                alias: str | None = None) -> dict:
+                alias: str | None = None, workspace: str | None = None) -> dict:
         """The server's decision with its reason and rule (the server's own policy file applies)."""
         if policy_path:
             raise CliError("--policy applies to offline mode only; a server explains with its own policy.",
                            EXIT_USAGE)
         return self.call("GET", f"{MLGATE}/perms/explain",
-                         params={"username": username, field: value, "action": action, "alias": alias})
+                         params={"username": username, field: value, "action": action, "alias": alias,
+                                 "workspace": workspace})
 
     # --- workspaces and roles (MLflow 3's APIs) ----------------------------------------------------------
     def list_workspaces(self) -> list[dict]:

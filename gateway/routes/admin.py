@@ -19,7 +19,7 @@ from gateway.authz import resource_tags
 from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
-from gateway.workspaces import in_resource_workspace
+from gateway.workspaces import check_workspace_name, explained_as_requested_in, in_resource_workspace
 from policies.decide import api_grant_conflict
 from policies.file import PolicyFileError
 from policies.model import Grant, Permission, Resource, ResourceSelector, SubjectRef
@@ -257,6 +257,9 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
         raise invalid_parameter("Name exactly one of experiment_id, experiment_name or model.")
     field, lookup, value = given[0]
     alias = args.str("alias", default=None, max_length=256)
+    asked = args.str("workspace", default=None, max_length=63)
+    if asked is not None:
+        check_workspace_name(asked)
     policy = request.app.state.policy_holder.current()
     with tracking_of(request).engine.connect() as conn:
         subject = admin_store.account_subject(conn, username)
@@ -272,7 +275,12 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
                                alias=alias)
     if resource is None:
         raise not_found(f"No resource with {field}={value} exists")
-    return ok({**admin_store.explain(policy, subject, resource, action), **where})
+    explained = explained_as_requested_in({**admin_store.explain(policy, subject, resource, action), **where},
+                                          asked, admin=policy.is_admin(subject))
+    if explained is None:
+        # As a request naming that workspace: another workspace's resource is missing there.
+        raise not_found(f"No resource with {field}={value} exists in workspace '{asked}'")
+    return ok(explained)
 
 
 @router.get("/audit/list", operation_id="admin.audit.list")

@@ -6,6 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.commands.output import EXIT_NOT_FOUND
 from gateway.settings import Settings
 from tests.cli.conftest import Mlgate
 from tests.conftest import TEST_SECRET_KEY
@@ -66,6 +67,15 @@ def test_grants_groups_and_explain_offline(db):
                               "--db", uri, "--policy", str(_deny_file(workdir)))
     assert denied_by_file["allowed"] is False
     assert denied_by_file["rule"] == "access.denies[0]"
+    # --workspace: as a request naming it. Experiment 0 lives in 'default'; from another workspace it is missing.
+    in_default = cli.json("perms", "explain", "--user", "dora", "--experiment", "0", "--action", "READ",
+                          "--workspace", "default", "--db", uri)
+    assert in_default["allowed"] is True
+    assert in_default["workspace"] == "default"
+    elsewhere = cli("perms", "explain", "--user", "dora", "--experiment", "0", "--action", "READ",
+                    "--workspace", "team-x", "--db", uri)
+    assert elsewhere.returncode == EXIT_NOT_FOUND, elsewhere.stderr
+    assert "in workspace 'team-x'" in elsewhere.stderr
 
     # A running server sees the offline change (the grant generation was bumped).
     with _app(uri, workdir) as client:

@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from gateway.commands.output import EXIT_NOT_FOUND
 from tests.cli.conftest import Mlgate
 
 USER_FIELDS = {"id", "username", "kind", "is_admin", "disabled", "groups", "created_at", "source"}
@@ -128,6 +129,13 @@ def test_group_grant_explain_walkthrough(admin: Mlgate, server):
     assert explained["allowed"] is False
     assert explained["rule"] == f"api-grant:{grant['id']}"
     assert explained["resource"] == {"type": "experiment", "id": exp, "name": "team-a/churn"}
+    # --workspace reaches the server: the experiment lives in 'default', so it is missing from another one.
+    assert admin.json("perms", "explain", "--user", "alice", "--experiment", exp, "--action", "EDIT",
+                      "--workspace", "default")["allowed"] is True
+    elsewhere = admin("perms", "explain", "--user", "alice", "--experiment", exp, "--action", "EDIT",
+                      "--workspace", "team-x")
+    assert elsewhere.returncode == EXIT_NOT_FOUND, elsewhere.stderr
+    assert "in workspace 'team-x'" in elsewhere.stderr
     # The grant really applies: alice can log to the experiment.
     run = httpx.post(f"{server.url}/api/2.0/mlflow/runs/create", json={"experiment_id": exp},
                      auth=("alice", "wonder-Land-2026x"), timeout=30)

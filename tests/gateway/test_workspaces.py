@@ -297,6 +297,32 @@ def test_perms_explain_names_the_role_and_the_workspace(teams):
 
 
 
+def test_perms_explain_in_a_named_workspace_decides_as_a_request_there(teams):
+    # --workspace: as a request naming that workspace. bob holds a direct grant on alice's experiment but no
+    # role in team-a: a request in team-a is refused before any grant, so explain must say denied there.
+    _, c, made, _ = teams
+    admin = _in(c["admin"], None)
+    _ok(admin.post("/api/2.0/mlgate/grants/put", json={
+        "subject": "user:bob", "resource": f"experiment:{made['alice']['exp']}", "permission": "READ"}))
+    asked = {"username": "bob", "experiment_id": made["alice"]["exp"], "action": "READ"}
+    assert _ok(admin.get("/api/2.0/mlgate/perms/explain", params=asked))["allowed"] is True
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={**asked, "workspace": "team-a"}))
+    assert explained["allowed"] is False
+    assert "not a member of workspace 'team-a'" in explained["reason"]
+    # alice, a member, is decided by her role there as before.
+    explained = _ok(admin.get("/api/2.0/mlgate/perms/explain", params={**asked, "username": "alice",
+                                                                      "workspace": "team-a"}))
+    assert explained["allowed"] is True
+    assert explained["workspace"] == "team-a"
+    # Another workspace's experiment is missing from the named one, as for a request.
+    missing = admin.get("/api/2.0/mlgate/perms/explain", params={**asked, "username": "alice", "workspace": "team-b"})
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    bad = admin.get("/api/2.0/mlgate/perms/explain", params={**asked, "workspace": "Not A Name!"})
+    assert bad.status_code == 400
+    assert bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
 def test_perms_explain_finds_a_registered_models_workspace(teams):
     # Grants name a model's stable id, so the explained resource's id is that id, not the name: the
     # workspace lookup by name found nothing and explained bob's model in 'default', without his role.
