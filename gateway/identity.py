@@ -51,6 +51,10 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.extend(exc.problems)
     else:
         problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
+        if config.kubernetes.enabled:
+            # The verifier and the section exist, the request path does not yet: refuse rather than ignore.
+            problems.append("auth.kubernetes: service-account tokens are not accepted by this server yet; "
+                            "remove the section (it would otherwise be silently ignored)")
     return problems
 
 

@@ -11,6 +11,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies.file.fields import Secret
+from policies.file.kubernetes import KubernetesConfig
 from policies.file.oidc import OidcConfig
 
 BUILTIN_METHODS = ("session", "bearer", "basic", "trusted_header")
@@ -147,6 +148,7 @@ class AuthConfig(_Section):
     trusted_header: TrustedHeaderConfig = TrustedHeaderConfig()
     oidc: OidcConfig = OidcConfig()
     scim: ScimConfig = ScimConfig()
+    kubernetes: KubernetesConfig = KubernetesConfig()
 
     @field_validator("methods")
     @classmethod

@@ -65,3 +65,16 @@ def test_three_configuration_mistakes_are_reported_in_one_round_before_anything_
     assert not database.exists()
     assert not artifacts.exists()
     assert not data.exists()
+
+
+def test_a_kubernetes_section_is_refused_until_the_server_accepts_its_tokens(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("auth:\n  kubernetes:\n    issuer: https://k8s.example\n    audience: mlgate\n"
+                      "    jwks_url: https://k8s.example/jwks\n"
+                      "    mappings: [{namespace: team-a, account: 'svc:team-a'}]\n")
+    settings = Settings(backend_store_uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                        artifacts_destination=str(tmp_path / "art"), data_dir=str(tmp_path / "data"),
+                        policy_file=str(policy))
+    with pytest.raises(SettingsError) as info:
+        create_app(settings)
+    assert [p.split(":")[0] for p in info.value.problems] == ["auth.kubernetes"], info.value.problems

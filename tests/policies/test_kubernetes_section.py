@@ -1,0 +1,55 @@
+"""auth.kubernetes: off by default; a complete section loads; every insecure or incomplete one is refused."""
+
+import pytest
+
+from policies.file.auth import AuthConfigError, load_auth_config
+
+GOOD = {"issuer": "https://kubernetes.default.svc", "audience": "mlgate",
+        "jwks_url": "https://kubernetes.default.svc/openid/v1/jwks",
+        "mappings": [{"namespace": "team-a", "name": "trainer", "account": "svc:trainer"},
+                     {"namespace": "team-b-*", "account": "svc:team-b"}]}
+
+
+def _problems(section):
+    with pytest.raises(AuthConfigError) as caught:
+        load_auth_config({"kubernetes": section})
+    return "\n".join(caught.value.problems)
+
+
+def test_off_by_default_and_a_complete_section_loads():
+    assert not load_auth_config({}).kubernetes.enabled
+    cfg = load_auth_config({"kubernetes": GOOD}).kubernetes
+    assert cfg.enabled
+    assert cfg.mappings[1].name == "*"
+    assert cfg.leeway_seconds == 30
+
+
+def test_all_missing_parts_are_listed_at_once():
+    problems = _problems({"issuer": "https://k8s.example"})
+    assert "audience is required" in problems
+    assert "exactly one of jwks_url and jwks_file" in problems
+    assert "mappings is empty" in problems
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"issuer": "http://k8s.example"}, "must use https"),
+    ({"jwks_url": "http://k8s.example/jwks"}, "must use https"),
+    ({"jwks_file": "/etc/jwks.json"}, "exactly one of jwks_url and jwks_file"),
+    ({"algorithms": ["HS256"]}, "only RS256, ES256"),
+    ({"algorithms": ["none"]}, "only RS256, ES256"),
+    ({"leeway_seconds": 3600}, "less than or equal to 120"),
+    ({"mappings": [{"namespace": "*", "account": "svc:all"}]}, "narrower pattern"),
+    ({"mappings": [{"namespace": "Team_A", "account": "svc:x"}]}, "not a Kubernetes name"),
+    ({"mappings": [{"namespace": "team-a", "account": "svc x"}]}, "not an account name"),
+])
+def test_insecure_or_malformed_options_are_refused(change, message):
+    assert message in _problems({**GOOD, **change})
+
+
+def test_loopback_http_is_accepted_for_a_local_test_issuer():
+    section = {**GOOD, "issuer": "http://127.0.0.1:8443", "jwks_url": "http://127.0.0.1:8443/jwks"}
+    assert load_auth_config({"kubernetes": section}).kubernetes.enabled
+
+
+def test_options_without_an_issuer_are_refused():
+    assert "issuer is required" in _problems({"audience": "mlgate"})
