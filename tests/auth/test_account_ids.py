@@ -66,8 +66,10 @@ def test_a_database_from_before_0005_keeps_its_accounts_and_their_rows(database_
         upgrade_database(engine, BEFORE)
         with engine.begin() as conn:
             for i, name in enumerate(("ann", "ben", "cid"), 1):
-                conn.execute(insert(users).values(id=i, username=name, kind="user", is_admin=i == 1, disabled=False,
-                                                  generation=i, created_at=i, updated_at=i))
+                # Raw SQL: the columns of that revision (today's table has later ones, such as source).
+                conn.execute(text("INSERT INTO auth_users (id, username, kind, is_admin, disabled, generation, "
+                                  "created_at, updated_at) VALUES (:i, :name, 'user', :admin, false, :i, :i, :i)"),
+                             {"i": i, "name": name, "admin": i == 1})
             conn.execute(text("INSERT INTO auth_access_tokens (id, user_id, name, token_hash, read_only, created_at, "
                               "expires_at) VALUES ('t1', 1, 't', 'h1', false, 1, 2)"))
             conn.execute(text("INSERT INTO auth_sessions (id, user_id, generation, created_at, last_seen_at) "

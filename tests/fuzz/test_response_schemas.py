@@ -227,6 +227,7 @@ def test_success_bodies_match_the_document(client, app_factory):
     call("traces.batch_get", "GET", f"{A3}/traces/batchGet", params={"trace_ids": trace})
     call("traces.search", "POST", f"{A3}/traces/search", json={"locations": [
         {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}]})
+    call("traces.link_to_run", "POST", f"{A}/traces/link-to-run", json={"trace_ids": [trace], "run_id": run})
     # mlgate's user, token, permission and admin APIs
     call("assessments.delete", "DELETE", f"{A3}/traces/{trace}/assessments/{assessment}")
     call("traces.delete", "POST", f"{A}/traces/delete-traces", json={"experiment_id": exp, "request_ids": [trace]})
@@ -292,6 +293,7 @@ def test_success_bodies_match_the_document(client, app_factory):
         "grants": [{"principal": "group:team", "resource": f"experiment:{exp}", "permission": "READ"}]}})
     call("admin.groups.delete", "POST", f"{M}/groups/delete", json={"name": "team"})
     call("admin.audit.list", "GET", f"{M}/audit/list", params={"limit": 20})
+    call("admin.audit.verify", "GET", f"{M}/audit/verify")
     call("ops.ready", "GET", "/ready")
     call("users.update_disabled", "PATCH", f"{A}/users/update-disabled", json={"username": "carol", "disabled": True})
     call("users.delete", "DELETE", f"{A}/users/delete", json={"username": "carol"})
