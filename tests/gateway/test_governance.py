@@ -204,12 +204,14 @@ def test_policy_export_and_apply_keep_expiry_and_leave_break_glass_alone(world, 
     ops.put_grant("user:alice", "experiment-name:x/*", "READ", expires_in_seconds=3600)
     ops.put_grant("user:alice", "experiment-name:y/*", "READ", expires_in_seconds=60, break_glass=True)
     exported = ops.export_policy()
-    assert [(g["resource"], "expires_at" in g) for g in exported["grants"]] == [("experiment-name:x/*", True)]
+    access = exported["access"]  # the policy file's shape: an access section (and workspaces)
+    assert [(g["resource"], "expires_at" in g) for g in access["grants"]] == [("experiment-name:x/*", True)]
     assert ops.apply_policy(exported, dry_run=True)["changes"] == []  # the round trip changes nothing
-    later = {**exported, "grants": [{**exported["grants"][0], "expires_at": "2099-01-01T00:00:00Z"}]}
+    later = {**exported, "access": {**access, "grants": [{**access["grants"][0],
+                                                          "expires_at": "2099-01-01T00:00:00Z"}]}}
     assert ops.apply_policy(later, dry_run=False)["applied"] is True
     stored = {g["resource"]: g for g in ops.list_grants("user:alice", None)}
     assert stored["experiment-name:x/*"]["expires_at"] == 4070908800000
     # Applying a section without either grant removes the reviewed one, not the break-glass access.
-    removed = ops.apply_policy({"groups": {}, "grants": []}, dry_run=True)["changes"]
+    removed = ops.apply_policy({"access": {"groups": {}, "grants": []}}, dry_run=True)["changes"]
     assert [c["resource"] for c in removed if c["kind"] == "grant"] == ["experiment-name:x/*"]
