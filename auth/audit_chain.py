@@ -1,10 +1,13 @@
 """A tamper-evident audit log: every record's hash covers the previous record's hash and its own fields.
 
 ``hash(n) = SHA-256(hash(n-1) || canonical JSON of record n's id, time, actor, action, target, client,
-outcome and reason)``, starting from :data:`GENESIS`. Editing a record changes its hash; deleting or
-reordering records breaks the link of the next one; deleting records from the end leaves the chain's
-head (``auth_audit_chain``: the last id, hash and count) pointing at a record that is gone. Appends from
-every process go through one row lock on the head, so the chain is one sequence per database.
+outcome and reason, then its workspace when it has one)``, starting from :data:`GENESIS`. (The workspace
+came with revision 0009 and is appended only when set, so the hashes of records without one are those
+revision 0008 wrote; moving a record into, out of or between workspaces breaks its hash all the same.)
+Editing a record changes its hash; deleting or reordering records breaks the link of the next one;
+deleting records from the end leaves the chain's head (``auth_audit_chain``: the last id, hash and count)
+pointing at a record that is gone. Appends from every process go through one row lock on the head, so the
+chain is one sequence per database.
 
 What this proves: that the table was not altered *without also recomputing every later hash and the head*.
 An attacker with write access to the database can do that; export the log (or its head hash) elsewhere
@@ -23,13 +26,17 @@ from auth.tables import audit_chain, audit_log
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = ("id", "at", "actor", "action", "target", "client_address", "outcome", "reason")
+# Hashed after CHAINED_FIELDS when not NULL (see the module docstring).
+OPTIONAL_FIELDS = ("workspace",)
 _HEAD = 1
 VERIFY_PAGE = 5000
 
 
 def record_hash(previous: str, record: dict) -> str:
     """The hash of ``record`` (a mapping with :data:`CHAINED_FIELDS`) chained to ``previous``."""
-    body = json.dumps([record.get(name) for name in CHAINED_FIELDS], ensure_ascii=True, separators=(",", ":"))
+    values = [record.get(name) for name in CHAINED_FIELDS]
+    values += [[name, record[name]] for name in OPTIONAL_FIELDS if record.get(name) is not None]
+    body = json.dumps(values, ensure_ascii=True, separators=(",", ":"))
     return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
 
 
@@ -78,7 +85,8 @@ def verify(conn: Connection) -> Verification:
     started = False
     after = 0
     while True:
-        rows = list(conn.execute(select(*[audit_log.c[n] for n in CHAINED_FIELDS], audit_log.c.hash)
+        columns = [audit_log.c[n] for n in CHAINED_FIELDS + OPTIONAL_FIELDS]
+        rows = list(conn.execute(select(*columns, audit_log.c.hash)
                                  .where(audit_log.c.id > after).order_by(audit_log.c.id).limit(VERIFY_PAGE)))
         if not rows:
             break

@@ -247,12 +247,16 @@ def member_ids(value: object) -> list[str]:
     return out
 
 
+MAX_START_INDEX = 2**31 - 1
+
+
 def paging(start_index: str | None, count: str | None, max_results: int) -> tuple[int, int]:
     """``startIndex`` (1-based) and ``count`` (RFC 7644 section 3.4.2.4): below 1 means 1, below 0 means 0,
-    above the server's maximum means the maximum."""
+    above the server's maximum means the maximum. A startIndex past :data:`MAX_START_INDEX` (more rows than
+    any table holds) means that one, an empty page, rather than an offset the database cannot take."""
     try:
         start = int(start_index) if start_index not in (None, "") else 1
         size = int(count) if count not in (None, "") else max_results
     except ValueError:
         raise invalid_value("startIndex and count must be integers") from None
-    return max(start, 1), min(max(size, 0), max_results)
+    return min(max(start, 1), MAX_START_INDEX), min(max(size, 0), max_results)

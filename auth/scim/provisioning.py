@@ -17,6 +17,7 @@ name, and a rename would hand the old name's grants to whoever takes it next.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,16 @@ from auth.tables import group_members, groups, users
 from policies.model import SubjectRef
 
 SOURCE = "scim"
+# An account's id as SCIM shows it: ASCII digits an INTEGER column can hold (str.isdigit() also accepts '²',
+# which int() refuses, and int() accepts '1_0' and ids no column holds).
+_ROW_ID = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def _row_id(value: object) -> int | None:
+    """The account id ``value`` names, or None when it names none (so it answers as not found)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a filter's number (id eq 5)
+    return int(value) if isinstance(value, str) and _ROW_ID.fullmatch(value) else None
 AUDIT_ACTOR = "scim:provisioning"  # account names cannot hold ':', so no account is mistaken for it
 USER_FILTERS = frozenset({"username", "externalid", "id", "displayname"})
 GROUP_FILTERS = frozenset({"displayname", "externalid", "id", "members.value"})
@@ -242,10 +253,9 @@ class ScimProvisioning:
              users.c.created_at, users.c.updated_at, users.c.generation)
 
     def _user_row(self, conn: Connection, user_id: str, *, lock: bool = False):
-        try:
-            key = int(user_id)
-        except ValueError:
-            raise not_found("User", user_id[:64]) from None
+        key = _row_id(user_id)
+        if key is None:
+            raise not_found("User", user_id[:64])
         stmt = select(*self._USER).where(and_(users.c.id == key, users.c.source == SOURCE))
         row = conn.execute(stmt.with_for_update() if lock else stmt).first()
         if row is None:
@@ -290,7 +300,7 @@ class ScimProvisioning:
                 conditions.append(users.c.external_id == c.value if c.value is not None
                                   else users.c.external_id.is_(None))
             elif c.attribute == "id":
-                conditions.append(users.c.id == (int(c.value) if str(c.value).isdigit() else -1))
+                conditions.append(users.c.id == (_row_id(c.value) or -1))
             elif c.attribute == "displayname":
                 # Kept inside the JSON profile: compared after loading (few rows pass the other conditions).
                 continue
@@ -447,7 +457,7 @@ class ScimProvisioning:
             elif c.attribute == "id":
                 conditions.append(groups.c.scim_id == str(c.value))
             elif c.attribute == "members.value":
-                member = int(c.value) if str(c.value).isdigit() else -1
+                member = _row_id(c.value) or -1
                 conditions.append(groups.c.id.in_(select(group_members.c.group_id)
                                                   .where(group_members.c.user_id == member)))
         where = and_(*conditions)
@@ -468,10 +478,10 @@ class ScimProvisioning:
     def _member_user_ids(self, conn: Connection, values: list[str]) -> set[int]:
         if len(values) > MAX_MEMBERS:
             raise invalid_value(f"a group holds at most {MAX_MEMBERS} members")
-        wanted = {int(v) for v in values if v.isdigit()}
+        wanted = {key for key in map(_row_id, values) if key is not None}
         found = set(conn.execute(select(users.c.id).where(and_(users.c.id.in_(wanted), users.c.source == SOURCE))
                                  ).scalars()) if wanted else set()
-        missing = [v for v in values if not v.isdigit() or int(v) not in found]
+        missing = [v for v in values if _row_id(v) not in found]
         if missing:
             raise invalid_value(f"member {missing[0][:64]!r} is not a user provisioned through SCIM")
         return found
@@ -537,7 +547,7 @@ class ScimProvisioning:
             if path.match.attribute != "value" or op != "remove" or path.sub is not None:
                 raise ScimError(400, "members[...] paths are supported for remove, by value", "invalidPath")
             target = str(path.match.value)
-            state.members.discard(int(target) if target.isdigit() else -1)
+            state.members.discard(_row_id(target) or -1)
         elif attr == "members":
             if path.sub is not None:
                 raise ScimError(400, f"members.{path.sub} cannot be changed", "invalidPath")

@@ -170,6 +170,33 @@ def test_audit_verify_finds_edits_deletions_and_reordering(world):
     assert "deleted from the end" in truncated.problem
 
 
+def test_audit_verify_finds_a_records_workspace_moved(world):
+    # Review finding: the workspace column (migration 0009) was merged after the chain and was not hashed, so a
+    # record could be moved to another workspace (or out of every one) and `audit verify` still said ok.
+    # Fails with workspace left out of audit_chain.record_hash.
+    app, admin, alice = world
+    alice.get(f"{A}/experiments/get", params={"experiment_id": "990"})
+    engine = app.state.identity.store.engine
+    with engine.connect() as conn:
+        assert audit_chain.verify(conn).ok
+        placed = conn.execute(text("SELECT id, workspace FROM auth_audit_log WHERE workspace IS NOT NULL "
+                                   "ORDER BY id DESC")).first()
+        unplaced = conn.execute(text("SELECT id FROM auth_audit_log WHERE workspace IS NULL AND hash IS NOT NULL "
+                                     "ORDER BY id DESC")).scalar()
+    assert placed is not None
+    assert unplaced is not None
+    for row_id, moved_to, original in ((placed.id, "team-b", placed.workspace), (placed.id, None, placed.workspace),
+                                       (unplaced, "default", None)):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auth_audit_log SET workspace = :w WHERE id = :i"), {"w": moved_to, "i": row_id})
+        found = admin.get(f"{M}/audit/verify").json()["verification"]
+        assert found["ok"] is False, (row_id, moved_to)
+        assert found["first_bad_id"] == row_id
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE auth_audit_log SET workspace = :w WHERE id = :i"), {"w": original, "i": row_id})
+    assert admin.get(f"{M}/audit/verify").json()["verification"]["ok"] is True
+
+
 def test_policy_export_and_apply_keep_expiry_and_leave_break_glass_alone(world, settings):
     from gateway.commands.offline import OfflineOps
 
@@ -177,12 +204,14 @@ def test_policy_export_and_apply_keep_expiry_and_leave_break_glass_alone(world, 
     ops.put_grant("user:alice", "experiment-name:x/*", "READ", expires_in_seconds=3600)
     ops.put_grant("user:alice", "experiment-name:y/*", "READ", expires_in_seconds=60, break_glass=True)
     exported = ops.export_policy()
-    assert [(g["resource"], "expires_at" in g) for g in exported["grants"]] == [("experiment-name:x/*", True)]
+    access = exported["access"]  # the policy file's shape: an access section (and workspaces)
+    assert [(g["resource"], "expires_at" in g) for g in access["grants"]] == [("experiment-name:x/*", True)]
     assert ops.apply_policy(exported, dry_run=True)["changes"] == []  # the round trip changes nothing
-    later = {**exported, "grants": [{**exported["grants"][0], "expires_at": "2099-01-01T00:00:00Z"}]}
+    later = {**exported, "access": {**access, "grants": [{**access["grants"][0],
+                                                          "expires_at": "2099-01-01T00:00:00Z"}]}}
     assert ops.apply_policy(later, dry_run=False)["applied"] is True
     stored = {g["resource"]: g for g in ops.list_grants("user:alice", None)}
     assert stored["experiment-name:x/*"]["expires_at"] == 4070908800000
     # Applying a section without either grant removes the reviewed one, not the break-glass access.
-    removed = ops.apply_policy({"groups": {}, "grants": []}, dry_run=True)["changes"]
+    removed = ops.apply_policy({"access": {"groups": {}, "grants": []}}, dry_run=True)["changes"]
     assert [c["resource"] for c in removed if c["kind"] == "grant"] == ["experiment-name:x/*"]
