@@ -172,11 +172,13 @@ def _token_limits(scope: TokenScope, who: str, requirement: Requirement, resourc
     if access in (Access.AUTHENTICATED, Access.SELF_OR_ADMIN) and requirement.permission > Permission.READ:
         return Decision(False, f"{who} uses a scoped token, which cannot change accounts, tokens or grants",
                         "token-scope")
+    if access is Access.ADMIN and (scope.resources is not None or scope.workspaces is not None):
+        # Administrator operations are server-wide: a token limited to resources or workspaces never reaches
+        # them (creating or deleting workspaces, accounts, grants), even an administrator's.
+        return Decision(False, f"{who} uses a token limited to resources or workspaces, which cannot use "
+                               "administrator operations", "token-scope")
     if scope.resources is None:
         return None
-    if access is Access.ADMIN:
-        return Decision(False, f"{who} uses a token limited to resources, which cannot use administrator "
-                               "operations", "token-scope")
     if access in _CREATE_KIND:
         name = resource.name if resource is not None else None
         return check_resource(scope, who, Permission.EDIT, _CREATE_KIND[access], None, name, is_prompt=None,

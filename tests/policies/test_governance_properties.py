@@ -155,3 +155,13 @@ def test_a_condition_never_widens_the_grant_it_qualifies(access, grants, subject
         assert without.allowed
     elif without.allowed:
         assert with_conditions.rule.startswith("access.conditions[")
+
+
+@pytest.mark.parametrize("entries", [["workspace:team-a"], ["READ:experiment-name:team-a/*"]])
+@pytest.mark.parametrize("operation", ["workspaces.create", "workspaces.delete", "users.create", "admin.grants.put"])
+def test_a_token_limited_to_workspaces_or_resources_never_reaches_administrator_operations(entries, operation):
+    # Even an administrator's token: administrator operations are server-wide, beyond any workspace or resource.
+    admin = Subject("user", "root", frozenset(), is_admin=True, token_scope=parse_scope(entries, []))
+    decision = decide(compile_policy(AccessConfig(), []), admin, requirement_for(operation), None,
+                      RequestContext(now_ms=EXPIRY, workspace="team-a"))
+    assert (decision.allowed, decision.rule) == (False, "token-scope")
