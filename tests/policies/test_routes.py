@@ -29,7 +29,7 @@ logged_models.create logged_models.get logged_models.finalize logged_models.dele
 logged_models.set_tags logged_models.delete_tag logged_models.log_params logged_models.list_artifacts
 logged_models.get_artifact
 traces.start traces.get_info traces.get traces.batch_get traces.search traces.set_tag traces.delete_tag
-traces.delete assessments.create assessments.get assessments.update assessments.delete otlp.ingest
+traces.delete traces.link_to_run assessments.create assessments.get assessments.update assessments.delete otlp.ingest
 users.create users.get users.update_password users.update_admin users.delete users.current
 tokens.create tokens.list tokens.revoke auth.login_page auth.login auth.logout
 auth.sso_login auth.sso_callback auth.sso_logout_page auth.sso_logout
@@ -44,7 +44,7 @@ admin.users.list admin.users.get admin.groups.list admin.groups.create admin.gro
 admin.groups.add_member admin.groups.remove_member admin.grants.list admin.grants.put admin.grants.revoke
 admin.perms.explain admin.audit.list admin.audit.verify admin.policy.export admin.policy.apply
 ui.static ui.experiments ui.experiment ui.run
-ui.artifact_preview ui.artifact_image ui.compare ui.traces ui.trace ui.models ui.prompts ui.model
+ui.artifact_preview ui.artifact_image ui.compare ui.traces ui.trace ui.models ui.prompts ui.model ui.logged_model
 ui.account ui.account.token_create ui.account.token_revoke ui.account.password
 ui.admin.users ui.admin.user_create ui.admin.user_update ui.admin.groups ui.admin.group_create
 ui.admin.group_delete ui.admin.group_member ui.admin.grants ui.admin.grant_put ui.admin.grant_revoke

@@ -456,7 +456,7 @@ def test_admin_manages_accounts_groups_grants_and_reads_the_audit_log(world, bro
         assert wrong.status_code == 401
         page.goto(f"{url}/admin/audit?action=grant")
         assert page.locator("td", has_text="group:team-vision experiment:").count() >= 1
-        assert set(page.locator("tbody td:nth-child(3)").all_inner_texts()) == {"grant"}
+        assert set(page.locator("tbody td:nth-child(4)").all_inner_texts()) == {"grant"}
         _shot(page, "admin-audit")
         page.goto(f"{url}/admin/audit")
         page.fill("input[name=actor]", "ghost-user")
@@ -464,7 +464,7 @@ def test_admin_manages_accounts_groups_grants_and_reads_the_audit_log(world, bro
         page.click("form.filters button")
         page.wait_for_url("**outcome=failure**")
         assert page.locator("tbody tr").count() >= 1
-        assert set(page.locator("tbody td:nth-child(5)").all_inner_texts()) == {"failure"}
+        assert set(page.locator("tbody td:nth-child(6)").all_inner_texts()) == {"failure"}
         assert set(page.locator("tbody td:nth-child(2)").all_inner_texts()) == {"ghost-user"}
         _shot(page, "admin-audit-outcome")
         page.select_option("select[name=outcome]", "success")
