@@ -36,6 +36,12 @@ E2E_ARTIFACTS = os.environ.get("MLGATE_E2E_ARTIFACTS", "local")
 if E2E_ARTIFACTS not in ("local", "s3", "gcs", "azure"):
     raise pytest.UsageError(f"MLGATE_E2E_ARTIFACTS must be local, s3, gcs or azure, got {E2E_ARTIFACTS!r}")
 E2E_S3_PREFIX = "e2e/artifacts"
+# MLGATE_E2E_BACKENDS=sqlite (or postgresql, or both comma-separated; default both): the databases the real-client
+# servers run on. CI's extra passes (another user, token, JWT or object store) each take one backend, since the
+# first pass already ran every client test on both.
+E2E_BACKENDS = [name.strip() for name in os.environ.get("MLGATE_E2E_BACKENDS", ",".join(BACKENDS)).split(",")]
+if not E2E_BACKENDS or any(name not in BACKENDS for name in E2E_BACKENDS):
+    raise pytest.UsageError(f"MLGATE_E2E_BACKENDS must name some of {BACKENDS}, got {E2E_BACKENDS!r}")
 _admin_tokens: dict[str, str] = {}
 
 
@@ -76,7 +82,7 @@ def e2e_store() -> Iterator[ObjectStore | None]:
         yield ObjectStore(E2E_ARTIFACTS, emulator)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(scope="session", params=E2E_BACKENDS)
 def e2e_server(request, tmp_path_factory, e2e_store, e2e_jwt) -> Iterator[LiveServer]:
     """A real ``mlgate server`` on SQLite, then on PostgreSQL, shared by the e2e tests of a session."""
     workdir = tmp_path_factory.mktemp(f"e2e-{request.param}")

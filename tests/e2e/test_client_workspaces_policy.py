@@ -12,14 +12,15 @@ import yaml
 from mlflow.exceptions import MlflowException
 
 from tests.cli.conftest import Mlgate
-from tests.conftest import BACKENDS, LiveServer, start_server
+from tests.conftest import LiveServer, start_server
+from tests.e2e.conftest import E2E_BACKENDS
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "Unguessable-Pw-5d2f81bb90"
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=E2E_BACKENDS)
 def ws_server(request, tmp_path_factory) -> Iterator[LiveServer]:
     """A real server with --enable-workspaces, on SQLite, then on PostgreSQL."""
     workdir = tmp_path_factory.mktemp(f"e2e-ws-policy-{request.param}")
