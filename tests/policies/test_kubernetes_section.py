@@ -27,14 +27,15 @@ def test_off_by_default_and_a_complete_section_loads():
 def test_all_missing_parts_are_listed_at_once():
     problems = _problems({"issuer": "https://k8s.example"})
     assert "audience is required" in problems
-    assert "exactly one of jwks_url and jwks_file" in problems
     assert "mappings is empty" in problems
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"issuer": "http://k8s.example"}, "must use https"),
     ({"jwks_url": "http://k8s.example/jwks"}, "must use https"),
-    ({"jwks_file": "/etc/jwks.json"}, "exactly one of jwks_url and jwks_file"),
+    ({"jwks_file": "/etc/jwks.json"}, "at most one of jwks_url and jwks_file"),
+    ({"mappings": [{"namespace": "team-a", "account": "svc:x", "workspaces": ["Team_A"]}]}, "must match the pattern"),
+    ({"mappings": [{"namespace": "team-a", "account": "svc:x", "workspaces": []}]}, "at least one workspace"),
     ({"algorithms": ["HS256"]}, "only RS256, ES256"),
     ({"algorithms": ["none"]}, "only RS256, ES256"),
     ({"leeway_seconds": 3600}, "less than or equal to 120"),
@@ -49,6 +50,16 @@ def test_insecure_or_malformed_options_are_refused(change, message):
 def test_loopback_http_is_accepted_for_a_local_test_issuer():
     section = {**GOOD, "issuer": "http://127.0.0.1:8443", "jwks_url": "http://127.0.0.1:8443/jwks"}
     assert load_auth_config({"kubernetes": section}).kubernetes.enabled
+
+
+def test_keys_are_discovered_when_neither_jwks_option_is_set_and_mappings_default_to_the_default_workspace():
+    section = {k: v for k, v in GOOD.items() if k != "jwks_url"}
+    cfg = load_auth_config({"kubernetes": section}).kubernetes
+    assert cfg.jwks_url is None
+    assert cfg.jwks_file is None
+    assert cfg.mappings[0].workspaces == ("default",)
+    namespaced = {**GOOD, "mappings": [{"namespace": "team-a", "account": "svc:x", "workspaces": ["{namespace}"]}]}
+    assert load_auth_config({"kubernetes": namespaced}).kubernetes.mappings[0].workspaces == ("{namespace}",)
 
 
 def test_options_without_an_issuer_are_refused():
