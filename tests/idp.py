@@ -59,6 +59,17 @@ class IdP:
                               headers={"x-admin-secret": self.config["admin_secret"]}, timeout=10)
         response.raise_for_status()
 
+    def kubernetes_token(self, namespace: str, name: str, *, audience: str = "mlgate", ttl_seconds: int = 3600,
+                         unpublished_key: bool = False) -> str:
+        """A projected service-account token as a cluster's issuer makes it (``TokenRequest``), signed with the
+        provider's published key (or, ``unpublished_key``, a key its JWKS never shows); a negative ttl has
+        already expired."""
+        response = httpx.post(f"{self.issuer}/admin/kubernetes-token", json={
+            "namespace": namespace, "name": name, "audience": audience, "ttl_seconds": ttl_seconds,
+            "unpublished_key": unpublished_key}, headers={"x-admin-secret": self.config["admin_secret"]}, timeout=30)
+        response.raise_for_status()
+        return response.json()["token"]
+
     def user_tokens(self, client_id: str, login: str, redirect_uri: str, *, resource: str | None = None,
                     scope: str = "openid profile email groups") -> dict:
         """The token response of ``login`` signing in through ``client_id``'s authorization-code flow (PKCE),

@@ -16,7 +16,8 @@ from policies.file.workspaces import workspace_name_problem
 
 # fnmatch patterns over DNS-1123 names: lowercase letters, digits, '-', '.', and the wildcards '*', '?'.
 _PATTERN = re.compile(r"^[a-z0-9*?][-a-z0-9.*?]{0,252}$")
-_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,127}$")
+# As grants name principals (service:<name>): no ':' or spaces, so every mapped account can be granted to.
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 KUBERNETES_ALGORITHMS = ("RS256", "ES256")
 # In a mapping's workspaces: the workspace named like the token's namespace (what the MLflow client's
 # ``kubernetes-namespaced`` mode sends as X-MLFLOW-WORKSPACE).
@@ -69,7 +70,8 @@ class ServiceAccountMapping(_Section):
     @classmethod
     def _account(cls, value: str) -> str:
         if not _ACCOUNT.match(value):
-            raise ValueError(f"{value!r} is not an account name")
+            raise ValueError(f"{value!r} is not an account name (letters, digits, '_', '.', '@', '+', '-'; no ':', "
+                             "which grants could not name)")
         return value
 
     @model_validator(mode="after")

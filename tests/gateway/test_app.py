@@ -71,7 +71,7 @@ def _kubernetes_policy(tmp_path, extra: str = "") -> Settings:
     policy = tmp_path / "policy.yaml"
     policy.write_text("auth:\n" + extra + "  kubernetes:\n    issuer: https://k8s.example\n    audience: mlgate\n"
                       "    jwks_url: https://k8s.example/jwks\n"
-                      "    mappings: [{namespace: team-a, account: 'svc:team-a'}]\n")
+                      "    mappings: [{namespace: team-a, account: team-a-jobs}]\n")
     return Settings(backend_store_uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
                     artifacts_destination=str(tmp_path / "art"), data_dir=str(tmp_path / "data"),
                     policy_file=str(policy))

@@ -12,9 +12,14 @@
 // "HS256-public-key"} (same header) makes the next token response carry a forged ID token instead of the
 // real one: the real claims with "claims" merged in (null deletes one), signed with the provider's own key
 // (RS256), not at all (none), or with HMAC keyed by the provider's public key PEM (the alg-confusion attack).
-import { createPublicKey, timingSafeEqual } from 'node:crypto';
+// POST /admin/kubernetes-token {"namespace", "name", "audience", "ttl_seconds", "unpublished_key": bool}
+// (same header) answers {"token"}: a projected service-account token shaped as a kube-apiserver's TokenRequest
+// issues it (sub system:serviceaccount:<ns>:<name>, aud list, the kubernetes.io claim), signed with the
+// provider's published key, or with a fresh key it never publishes. The provider's discovery document and
+// JWKS serve the keys, as a cluster's service-account issuer does.
+import { createPublicKey, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SignJWT, base64url, decodeJwt, importJWK } from 'jose';
+import { SignJWT, base64url, decodeJwt, generateKeyPair, importJWK } from 'jose';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -167,6 +172,33 @@ if (config.admin_secret) {
       return undefined;
     }
     return next();
+  });
+
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/admin/kubernetes-token') return next();
+    if (ctx.method !== 'POST' || !adminAllowed(ctx)) {
+      ctx.status = 403;
+      ctx.body = { error: 'forbidden' };
+      return undefined;
+    }
+    const want = await readJson(ctx);
+    const now = Math.floor(Date.now() / 1000);
+    const ttl = Number.isInteger(want.ttl_seconds) ? want.ttl_seconds : 3600;
+    const payload = {
+      aud: [want.audience], iss: config.issuer, sub: `system:serviceaccount:${want.namespace}:${want.name}`,
+      iat: now, nbf: now, exp: now + ttl, jti: randomUUID(),
+      'kubernetes.io': {
+        namespace: want.namespace,
+        pod: { name: `${want.name}-7d9f8-x2x4q`, uid: randomUUID() },
+        serviceaccount: { name: want.name, uid: randomUUID() },
+      },
+    };
+    const jwk = config.jwks.keys[0];
+    const [key, kid] = want.unpublished_key
+      ? [(await generateKeyPair('RS256')).privateKey, 'never-published']
+      : [await importJWK(jwk, 'RS256'), jwk.kid];
+    ctx.body = { token: await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid }).sign(key) };
+    return undefined;
   });
 
   provider.use(async (ctx, next) => {

@@ -6,8 +6,8 @@ from policies.file.auth import AuthConfigError, load_auth_config
 
 GOOD = {"issuer": "https://kubernetes.default.svc", "audience": "mlgate",
         "jwks_url": "https://kubernetes.default.svc/openid/v1/jwks",
-        "mappings": [{"namespace": "team-a", "name": "trainer", "account": "svc:trainer"},
-                     {"namespace": "team-b-*", "account": "svc:team-b"}]}
+        "mappings": [{"namespace": "team-a", "name": "trainer", "account": "trainer"},
+                     {"namespace": "team-b-*", "account": "team-b"}]}
 
 
 def _problems(section):
@@ -34,14 +34,15 @@ def test_all_missing_parts_are_listed_at_once():
     ({"issuer": "http://k8s.example"}, "must use https"),
     ({"jwks_url": "http://k8s.example/jwks"}, "must use https"),
     ({"jwks_file": "/etc/jwks.json"}, "at most one of jwks_url and jwks_file"),
-    ({"mappings": [{"namespace": "team-a", "account": "svc:x", "workspaces": ["Team_A"]}]}, "must match the pattern"),
-    ({"mappings": [{"namespace": "team-a", "account": "svc:x", "workspaces": []}]}, "at least one workspace"),
+    ({"mappings": [{"namespace": "team-a", "account": "x", "workspaces": ["Team_A"]}]}, "must match the pattern"),
+    ({"mappings": [{"namespace": "team-a", "account": "x", "workspaces": []}]}, "at least one workspace"),
     ({"algorithms": ["HS256"]}, "only RS256, ES256"),
     ({"algorithms": ["none"]}, "only RS256, ES256"),
     ({"leeway_seconds": 3600}, "less than or equal to 120"),
-    ({"mappings": [{"namespace": "*", "account": "svc:all"}]}, "narrower pattern"),
-    ({"mappings": [{"namespace": "Team_A", "account": "svc:x"}]}, "not a Kubernetes name"),
+    ({"mappings": [{"namespace": "*", "account": "all"}]}, "narrower pattern"),
+    ({"mappings": [{"namespace": "Team_A", "account": "x"}]}, "not a Kubernetes name"),
     ({"mappings": [{"namespace": "team-a", "account": "svc x"}]}, "not an account name"),
+    ({"mappings": [{"namespace": "team-a", "account": "svc:x"}]}, "no ':', which grants could not name"),
 ])
 def test_insecure_or_malformed_options_are_refused(change, message):
     assert message in _problems({**GOOD, **change})
@@ -58,7 +59,7 @@ def test_keys_are_discovered_when_neither_jwks_option_is_set_and_mappings_defaul
     assert cfg.jwks_url is None
     assert cfg.jwks_file is None
     assert cfg.mappings[0].workspaces == ("default",)
-    namespaced = {**GOOD, "mappings": [{"namespace": "team-a", "account": "svc:x", "workspaces": ["{namespace}"]}]}
+    namespaced = {**GOOD, "mappings": [{"namespace": "team-a", "account": "x", "workspaces": ["{namespace}"]}]}
     assert load_auth_config({"kubernetes": namespaced}).kubernetes.mappings[0].workspaces == ("{namespace}",)
 
 
