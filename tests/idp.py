@@ -121,11 +121,14 @@ class IdP:
 
 def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], port: int | None = None,
               jwks: dict | None = None, api_audience: str = "http://mlgate-api", access_token_ttl: int | None = None,
-              id_token_ttl: int | None = None, rotate_refresh_tokens: bool = False) -> IdP:
+              id_token_ttl: int | None = None, rotate_refresh_tokens: bool = False,
+              profile_in_access_tokens: bool = False) -> IdP:
     """Start oidc-provider with these clients and users; waits until discovery answers.
 
     Clients whose ``grant_types`` include ``refresh_token`` get a refresh token at sign-in (as Keycloak
     does); :meth:`IdP.change_account` disables accounts, changes groups or revokes grants at run time.
+    ``profile_in_access_tokens``: a person's API access tokens carry preferred_username, e-mail and groups
+    (Keycloak's default), not only sub.
     """
     require_node()
     if not (IDP_DIR / "node_modules" / "oidc-provider").exists():
@@ -135,7 +138,7 @@ def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], por
     issuer = f"http://127.0.0.1:{port}"
     config = {"port": port, "issuer": issuer, "clients": clients, "users": users,
               "jwks": jwks or rsa_jwks(), "api_audience": api_audience, "admin_secret": secrets.token_urlsafe(24),
-              "rotate_refresh_tokens": rotate_refresh_tokens}
+              "rotate_refresh_tokens": rotate_refresh_tokens, "profile_in_access_tokens": profile_in_access_tokens}
     if access_token_ttl is not None:
         config["access_token_ttl"] = access_token_ttl
     if id_token_ttl is not None:

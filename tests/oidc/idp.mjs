@@ -1,6 +1,7 @@
 // A real OpenID Provider for mlgate's SSO tests, configured by a JSON file given as the only argument:
 // { "port", "issuer", "clients": [...], "users": { "<id>": { claims... } }, "jwks": { "keys": [...] },
-//   "api_audience": "...", "admin_secret": "...", "rotate_refresh_tokens": false }
+//   "api_audience": "...", "admin_secret": "...", "rotate_refresh_tokens": false,
+//   "profile_in_access_tokens": false }
 // It prints "READY <issuer>" on stdout once it listens. Accounts come from the file; the built-in
 // development login and consent pages take the account id as the login name.
 //
@@ -76,6 +77,11 @@ const provider = new Provider(config.issuer, {
       return { groups: client['x-groups'] };
     }
     const account = token.accountId && users[token.accountId];
+    if (account && config.profile_in_access_tokens) {
+      // As Keycloak does by default: the person's name, e-mail and groups in their access tokens.
+      const { disabled: _disabled, ...claims } = account;
+      return { preferred_username: token.accountId, ...claims };
+    }
     return account && account.groups ? { groups: account.groups } : undefined;
   },
   async findAccount(_ctx, id) {
