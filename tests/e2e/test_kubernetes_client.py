@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli.conftest import Mlgate
 from tests.conftest import LiveServer, start_server
 from tests.idp import IdP, start_idp
 from tests.services import free_port
@@ -165,6 +166,13 @@ def test_the_mlflow_client_in_a_pod_works_as_its_service_account_and_only_throug
     users = made["admin"].get("/api/2.0/mlgate/users/list", params={"kind": "service"}).json()["users"]
     account = next(u for u in users if u["username"] == TRAINER)
     assert (account["kind"], account["is_admin"], account["source"]) == ("service", False, "kubernetes")
+    # What an operator sees: mlgate users list (offline, on the server's database) names the source.
+    cli = Mlgate(tmp_path / "cli.toml")
+    listed = cli("users", "list", "--kind", "all", "--db", server.backend_store_uri)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(TRAINER))
+    assert row.split()[1] == "service"
+    assert row.split()[-1] == "kubernetes"
 
 
 def test_the_namespaced_client_works_in_its_namespace_workspace_where_the_mapping_allows_it(stack, tmp_path):
