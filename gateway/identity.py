@@ -52,25 +52,6 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.extend(exc.problems)
     else:
         problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
-        problems.extend(kubernetes_problems(config))
-    return problems
-
-
-def kubernetes_problems(config: AuthConfig) -> list[str]:
-    """What stops ``auth.kubernetes`` from working as configured (the section itself is validated on load)."""
-    k8s = config.kubernetes
-    if not k8s.enabled:
-        return []
-    problems = []
-    if "bearer" not in config.methods:
-        # Pods send their token as a bearer credential: without the backend the section would be ignored.
-        problems.append("auth.kubernetes: service-account tokens arrive as Bearer credentials, but 'bearer' is "
-                        "not in auth.methods")
-    for provider in config.oidc.providers:
-        if provider.issuer == k8s.issuer:
-            # The token's iss chooses the verifier: one issuer cannot be both.
-            problems.append(f"auth.kubernetes.issuer: {k8s.issuer!r} is also the issuer of auth.oidc provider "
-                            f"{provider.name!r}; a token's issuer must say which of the two verifies it")
     return problems
 
 

@@ -65,3 +65,12 @@ def test_keys_are_discovered_when_neither_jwks_option_is_set_and_mappings_defaul
 
 def test_options_without_an_issuer_are_refused():
     assert "issuer is required" in _problems({"audience": "mlgate"})
+
+
+def test_a_section_whose_tokens_could_not_arrive_or_be_told_apart_is_refused_with_both_reasons():
+    with pytest.raises(AuthConfigError) as caught:
+        load_auth_config({"methods": ["session", "basic"], "kubernetes": GOOD, "oidc": {"providers": [
+            {"name": "corp", "issuer": GOOD["issuer"], "client_id": "mlgate", "audience": "api"}]}})
+    problems = "\n".join(caught.value.problems)
+    assert "'bearer' is not in methods" in problems
+    assert "is also the issuer of oidc provider(s) corp" in problems
