@@ -59,9 +59,16 @@ def _whoami(client, token: str):
 
 
 def test_a_cluster_token_is_verified_by_the_cluster_issuer_only(client, cluster_key):
-    me = _whoami(client, _token(cluster_key, CLUSTER))
+    token = _token(cluster_key, CLUSTER)
+    me = _whoami(client, token)
     assert me.status_code == 200, me.text
     assert me.json()["user"]["username"] == "team-a-trainer"
+    # Without --enable-workspaces everything is in 'default', which the mapping allows by default.
+    headers = {"Authorization": f"Bearer {token}"}
+    made = client.post("/api/2.0/mlflow/experiments/create", json={"name": "k8s-job"}, headers=headers)
+    assert made.status_code == 200, made.text
+    found = client.post("/api/2.0/mlflow/experiments/search", json={"max_results": 10}, headers=headers).json()
+    assert [e["name"] for e in found["experiments"]] == ["k8s-job"]
 
 
 def test_a_token_naming_the_oidc_issuer_goes_to_that_provider_and_never_to_the_cluster(client, cluster_key):
