@@ -91,7 +91,12 @@ class BasicBackend:
 
 
 class BearerBackend:
-    """``Authorization: Bearer mlg_...`` or a provider-issued JWT (RFC 6750 section 2.1; never in the query string)."""
+    """``Authorization: Bearer mlg_...``, a provider-issued JWT or a Kubernetes service-account token (RFC 6750
+    section 2.1; never in the query string).
+
+    A JWT goes to one verifier, chosen by its (unverified) ``iss``: the cluster issuer of ``auth.kubernetes``,
+    else the OIDC provider with that issuer; no verifier is tried on the off chance.
+    """
 
     name = "bearer"
 
@@ -103,6 +108,9 @@ class BearerBackend:
         token = _authorization(conn, "bearer")
         if token is None:
             return None
+        kubernetes = self.identity.kubernetes
+        if kubernetes is not None and kubernetes.issued(token):
+            return kubernetes.login(token, client_address(conn))
         if self.identity.sso is not None and looks_like_provider_token(token):
             return self.identity.sso.bearer_login(token, client_address(conn))
         if not looks_like_token(token):
@@ -114,7 +122,7 @@ class BearerBackend:
         token = _authorization(conn, "bearer")
         if token is None:
             return None
-        if not looks_like_token(token) or (self.identity.sso is not None and looks_like_provider_token(token)):
+        if not looks_like_token(token) or looks_like_provider_token(token):
             raise CacheMiss
         return self.identity.token_login(token, client_address(conn), cached_only=True)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from auth.audit import Auditor
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import Unauthenticated
+from auth.kubernetes import ServiceAccountTokens
 from auth.lockout import Lockout
 from auth.passwords import PasswordHasher
 from auth.principal import Principal
@@ -53,6 +54,8 @@ class Identity:
     clock: Callable[[], float] = time.time
     # Single sign-on (auth.oidc providers), or None when no provider is configured.
     sso: SingleSignOn | None = None
+    # Kubernetes service-account tokens (auth.kubernetes), or None when the section is off.
+    kubernetes: ServiceAccountTokens | None = None
     # The cache hits' account check, shared with single sign-on (built from the fields above when not given).
     credentials: VerifiedCredentials | None = None
     # In-flight password verifications by cache key (see password_login).

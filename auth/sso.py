@@ -244,6 +244,8 @@ class SingleSignOn:
             name = service_account_for(provider, claims)
             user = (self.accounts.service_account(name) if name
                     else self.accounts.linked_user(provider.name, claims["sub"]))
+            if user is None and provider.provision_from_api_tokens and not is_client_token(claims):
+                user = self._provision_from_token(provider, claims, client_address)
             if user is None:
                 raise TokenRejected("The token's subject is not mapped to a service account or user.")
             actor = user.username
@@ -266,6 +268,20 @@ class SingleSignOn:
         cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl or 1.0),
                            token_expires_at=int(claims["exp"] * 1000))
         return principal
+
+    def _provision_from_token(self, provider: OidcProvider, claims: dict, client_address: str | None) -> UserRow:
+        """First use of a person's API token: create or link their account as a browser sign-in would.
+
+        The same rules apply, to the token's own claims: a user name from ``claims.username``, the allowed
+        groups and e-mail domains, admin groups, and ``link_existing_users`` for a same-named account.
+        """
+        who = identity_from_claims(provider, claims)
+        check_allowed(provider, who)
+        user = self.accounts.provision(provider, who)
+        self.auditor.record("login", "success", actor=user.username, client=client_address,
+                            reason=f"sso:{provider.name}: account provisioned from an API access token "
+                                   "(provision_from_api_tokens)")
+        return user
 
     def _machine_grants(self, provider: OidcProvider, user: UserRow, claims: dict) -> tuple[bool, frozenset[str]]:
         """(admin flag, groups) of a verified JWT's account.
@@ -299,6 +315,13 @@ def service_account_for(provider: OidcProvider, claims: dict) -> str | None:
     if isinstance(client_id, str) and client_id == sub and client_id in provider.service_accounts:
         return provider.service_accounts[client_id]
     return provider.service_accounts.get(sub)
+
+
+def is_client_token(claims: dict) -> bool:
+    """A client-credentials token (RFC 9068 section 2.2: its ``sub`` is the client itself): a machine, which
+    only ``service_accounts`` maps; it never becomes a person's account."""
+    client_id = claims.get("client_id")
+    return isinstance(client_id, str) and client_id == claims.get("sub")
 
 
 def looks_like_provider_token(value: str) -> bool:

@@ -171,15 +171,15 @@ class IdentityStore:
         return AccountStamp(row.generation, row.username, row.created_at)
 
     def create_user(self, username: str, password_hash: str | None, *, kind: str = "user",
-                    is_admin: bool = False) -> UserRow:
-        """Insert a user; :class:`AlreadyExists` if the name is taken."""
+                    is_admin: bool = False, source: str = "local") -> UserRow:
+        """Insert a user (``source``: who manages it); :class:`AlreadyExists` if the name is taken."""
         ts = now_ms()
         try:
             with self.engine.begin() as conn:
                 user_id = conn.execute(
                     insert(users).values(username=username, kind=kind, password_hash=password_hash,
                                          is_admin=is_admin, disabled=False, generation=1, created_at=ts,
-                                         updated_at=ts).returning(users.c.id)
+                                         updated_at=ts, source=source).returning(users.c.id)
                 ).scalar_one()
         except IntegrityError:
             raise AlreadyExists(f"User (username={username}) already exists.") from None

@@ -45,7 +45,8 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     # Who manages the account: "local" (mlgate's own API and CLI), "oidc" (created by single sign-on) or
-    # "scim" (provisioned by an identity provider, which manages only these; revision 0007).
+    # "scim" (provisioned by an identity provider, which manages only these; revision 0007) or "kubernetes"
+    # (a service account created by the first token of a pod that auth.kubernetes.mappings maps to it).
     Column("source", String(16), nullable=False, default="local", server_default="local"),
     # SCIM (RFC 7643 section 3.1): the provider's own identifier, and the attributes mlgate only keeps for it
     # (displayName, name, emails) as JSON.

@@ -17,6 +17,7 @@ from auth.backends import Authenticator, BackendNotFound, backend_classes, load_
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import AuthError
 from auth.identity import Identity
+from auth.kubernetes import ServiceAccountTokens
 from auth.lockout import DEFAULT_NAMESPACE, Lockout
 from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
@@ -51,10 +52,6 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.extend(exc.problems)
     else:
         problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
-        if config.kubernetes.enabled:
-            # The verifier and the section exist, the request path does not yet: refuse rather than ignore.
-            problems.append("auth.kubernetes: service-account tokens are not accepted by this server yet; "
-                            "remove the section (it would otherwise be silently ignored)")
     return problems
 
 
@@ -104,6 +101,8 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
     auditor = Auditor(store)
     sso = SingleSignOn(config.oidc, engine, secret, credentials=credentials, lockout=lockout, auditor=auditor,
                        groups_of=store.groups_of) if config.oidc.providers else None
+    kubernetes = ServiceAccountTokens(config.kubernetes, store=store, credentials=credentials, lockout=lockout,
+                                      auditor=auditor) if config.kubernetes.enabled else None
     identity = Identity(
         config=config,
         store=store,
@@ -114,6 +113,7 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
         sessions=SessionManager(secret, store, config.sessions, secure=not settings.dev_mode),
         auditor=auditor,
         sso=sso,
+        kubernetes=kubernetes,
         credentials=credentials,
     )
     try:

@@ -59,6 +59,17 @@ class IdP:
                               headers={"x-admin-secret": self.config["admin_secret"]}, timeout=10)
         response.raise_for_status()
 
+    def kubernetes_token(self, namespace: str, name: str, *, audience: str = "mlgate", ttl_seconds: int = 3600,
+                         unpublished_key: bool = False) -> str:
+        """A projected service-account token as a cluster's issuer makes it (``TokenRequest``), signed with the
+        provider's published key (or, ``unpublished_key``, a key its JWKS never shows); a negative ttl has
+        already expired."""
+        response = httpx.post(f"{self.issuer}/admin/kubernetes-token", json={
+            "namespace": namespace, "name": name, "audience": audience, "ttl_seconds": ttl_seconds,
+            "unpublished_key": unpublished_key}, headers={"x-admin-secret": self.config["admin_secret"]}, timeout=30)
+        response.raise_for_status()
+        return response.json()["token"]
+
     def user_tokens(self, client_id: str, login: str, redirect_uri: str, *, resource: str | None = None,
                     scope: str = "openid profile email groups") -> dict:
         """The token response of ``login`` signing in through ``client_id``'s authorization-code flow (PKCE),
@@ -110,11 +121,14 @@ class IdP:
 
 def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], port: int | None = None,
               jwks: dict | None = None, api_audience: str = "http://mlgate-api", access_token_ttl: int | None = None,
-              id_token_ttl: int | None = None, rotate_refresh_tokens: bool = False) -> IdP:
+              id_token_ttl: int | None = None, rotate_refresh_tokens: bool = False,
+              profile_in_access_tokens: bool = False) -> IdP:
     """Start oidc-provider with these clients and users; waits until discovery answers.
 
     Clients whose ``grant_types`` include ``refresh_token`` get a refresh token at sign-in (as Keycloak
     does); :meth:`IdP.change_account` disables accounts, changes groups or revokes grants at run time.
+    ``profile_in_access_tokens``: a person's API access tokens carry preferred_username, e-mail and groups
+    (Keycloak's default), not only sub.
     """
     require_node()
     if not (IDP_DIR / "node_modules" / "oidc-provider").exists():
@@ -124,7 +138,7 @@ def start_idp(workdir: Path, *, clients: list[dict], users: dict[str, dict], por
     issuer = f"http://127.0.0.1:{port}"
     config = {"port": port, "issuer": issuer, "clients": clients, "users": users,
               "jwks": jwks or rsa_jwks(), "api_audience": api_audience, "admin_secret": secrets.token_urlsafe(24),
-              "rotate_refresh_tokens": rotate_refresh_tokens}
+              "rotate_refresh_tokens": rotate_refresh_tokens, "profile_in_access_tokens": profile_in_access_tokens}
     if access_token_ttl is not None:
         config["access_token_ttl"] = access_token_ttl
     if id_token_ttl is not None:

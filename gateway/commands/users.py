@@ -28,13 +28,15 @@ def users() -> None:
 
 
 @users.command("list")
+@click.option("--kind", type=click.Choice(["user", "service", "all"]), default="user", show_default=True,
+              help="people, service accounts (also those of Kubernetes pods), or every account")
 @target_options
-def list_users(target) -> None:
-    """List users with their flags and groups.
+def list_users(target, kind: str) -> None:
+    """List users with their flags, groups and source (local, oidc, scim, kubernetes).
 
-    Example: mlgate users list --output json
+    Example: mlgate users list --kind all --output json
     """
-    found = target.ops().list_users("user")
+    found = target.ops().list_users(None if kind == "all" else kind)
     if target.output == "json":
         emit_json({"users": found})
     else:

@@ -172,6 +172,24 @@ class AuthConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _kubernetes_tokens_can_arrive(self) -> AuthConfig:
+        if not self.kubernetes.enabled:
+            return self
+        problems = []
+        if "bearer" not in self.methods:
+            # Pods send their token as a bearer credential: without the backend the section would be ignored.
+            problems.append("kubernetes: service-account tokens arrive as Bearer credentials, but 'bearer' is not "
+                            "in methods")
+        shared = [p.name for p in self.oidc.providers if p.issuer == self.kubernetes.issuer]
+        if shared:
+            # A token's iss chooses its verifier: one issuer cannot be both.
+            problems.append(f"kubernetes.issuer {self.kubernetes.issuer!r} is also the issuer of oidc provider(s) "
+                            f"{', '.join(shared)}; a token's issuer must say which of the two verifies it")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _trusted_header_needs_proxies(self) -> AuthConfig:
         if "trusted_header" in self.methods and not self.trusted_header.proxies:
             raise ValueError("trusted_header is enabled but trusted_header.proxies is empty")

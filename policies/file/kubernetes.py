@@ -12,11 +12,16 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policies.file.oidc import _loopback
+from policies.file.workspaces import workspace_name_problem
 
 # fnmatch patterns over DNS-1123 names: lowercase letters, digits, '-', '.', and the wildcards '*', '?'.
 _PATTERN = re.compile(r"^[a-z0-9*?][-a-z0-9.*?]{0,252}$")
-_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,127}$")
+# As grants name principals (service:<name>): no ':' or spaces, so every mapped account can be granted to.
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 KUBERNETES_ALGORITHMS = ("RS256", "ES256")
+# In a mapping's workspaces: the workspace named like the token's namespace (what the MLflow client's
+# ``kubernetes-namespaced`` mode sends as X-MLFLOW-WORKSPACE).
+NAMESPACE_WORKSPACE = "{namespace}"
 
 
 class _Section(BaseModel):
@@ -40,6 +45,19 @@ class ServiceAccountMapping(_Section):
     namespace: str = Field(description="the namespace, or an fnmatch pattern such as 'team-*'")
     name: str = Field("*", description="the service-account name, or a pattern; '*' for every one")
     account: str = Field(description="the mlgate service account the pod acts as")
+    workspaces: tuple[str, ...] = Field(("default",), description="the workspaces such a pod may name in "
+                                        "X-MLFLOW-WORKSPACE: workspace names, or '{namespace}' for the one named "
+                                        "like the pod's namespace; any other is refused")
+
+    @field_validator("workspaces")
+    @classmethod
+    def _workspaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems = [p for w in value if w != NAMESPACE_WORKSPACE and (p := workspace_name_problem(w))]
+        if problems:
+            raise ValueError(" ".join(problems) + f" (or write {NAMESPACE_WORKSPACE!r})")
+        if not value:
+            raise ValueError("must name at least one workspace ('default' is where a pod without the header works)")
+        return value
 
     @field_validator("namespace", "name")
     @classmethod
@@ -52,7 +70,8 @@ class ServiceAccountMapping(_Section):
     @classmethod
     def _account(cls, value: str) -> str:
         if not _ACCOUNT.match(value):
-            raise ValueError(f"{value!r} is not an account name")
+            raise ValueError(f"{value!r} is not an account name (letters, digits, '_', '.', '@', '+', '-'; no ':', "
+                             "which grants could not name)")
         return value
 
     @model_validator(mode="after")
@@ -70,8 +89,10 @@ class KubernetesConfig(_Section):
                                "--service-account-issuer); the section is off without it")
     audience: str | None = Field(None, description="the audience projected tokens must name (never the API "
                                  "server's default one)")
-    jwks_url: str | None = Field(None, description="where the issuer's signing keys are served")
+    jwks_url: str | None = Field(None, description="where the issuer's signing keys are served; without it and "
+                                 "jwks_file, found through the issuer's discovery document")
     jwks_file: Path | None = Field(None, description="a file holding the issuer's JWKS, instead of jwks_url")
+    timeout_seconds: float = Field(5.0, gt=0, le=30, description="for each request to the issuer")
     algorithms: tuple[str, ...] = KUBERNETES_ALGORITHMS
     leeway_seconds: int = Field(30, ge=0, le=120)
     mappings: tuple[ServiceAccountMapping, ...] = ()
@@ -110,8 +131,9 @@ class KubernetesConfig(_Section):
         problems = []
         if not self.audience:
             problems.append("audience is required (a token for any audience would be accepted otherwise)")
-        if (self.jwks_url is None) == (self.jwks_file is None):
-            problems.append("exactly one of jwks_url and jwks_file is required")
+        if self.jwks_url is not None and self.jwks_file is not None:
+            problems.append("at most one of jwks_url and jwks_file may be set (neither: the issuer's discovery "
+                            "document names the key set)")
         if not self.mappings:
             problems.append("mappings is empty: no service account could sign in")
         if problems:

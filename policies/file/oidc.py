@@ -84,6 +84,11 @@ class OidcProvider(_Section):
     service_accounts: dict[str, str] = Field(
         {}, description="machine tokens: client_id (of a client-credentials token, whose sub is its client_id) "
         "or sub -> mlgate service account name")
+    provision_from_api_tokens: bool = Field(
+        False, description="a person's JWT access token (for audience) creates or links their account on first use, "
+        "with the same rules as a browser sign-in (allowed_groups, allowed_email_domains, admin_groups, "
+        "link_existing_users), from the token's own claims; false: the API refuses a person who never signed in "
+        "through the browser")
     algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
     leeway_seconds: int = Field(60, ge=0, le=300)
     revalidate_seconds: int = Field(
@@ -195,6 +200,8 @@ class OidcProvider(_Section):
     def _machine_needs_audience(self) -> OidcProvider:
         if self.service_accounts and not self.audience:
             raise ValueError("service_accounts needs audience (machine tokens are checked against it)")
+        if self.provision_from_api_tokens and not self.audience:
+            raise ValueError("provision_from_api_tokens needs audience (API tokens are checked against it)")
         if self.audience is not None and self.audience == self.client_id:
             # ID tokens are issued for the client id: with the same audience, an ID token (which the browser
             # sees, e.g. as the logout id_token_hint) would pass as an API access token (RFC 9068 section 4).

@@ -13,12 +13,12 @@ from joserfc.jwk import ECKey, RSAKey
 
 from auth.errors import PermissionDenied
 from auth.kubernetes import KeyCache, ServiceAccountRule, verify
-from auth.oidc import TokenRejected
+from auth.oidc import NotAllowed, ProviderUnreachable, TokenRejected
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 AUDIENCE = "mlgate"
 NOW = 1_800_000_000.0
-RULES = (ServiceAccountRule("team-a", "trainer", "svc:trainer"),
+RULES = (ServiceAccountRule("team-a", "trainer", "svc:trainer", ("default", "{namespace}")),
          ServiceAccountRule("team-b", "*", "svc:team-b-jobs"))
 
 
@@ -60,9 +60,8 @@ class _Source:
         return self.document
 
 
-def _verify(token, source, workspace=None):
-    return verify(token, issuer=ISSUER, audience=AUDIENCE, keys=KeyCache(source), rules=RULES, now=NOW,
-                  workspace=workspace)
+def _verify(token, source):
+    return verify(token, issuer=ISSUER, audience=AUDIENCE, keys=KeyCache(source), rules=RULES, now=NOW)
 
 
 def test_valid_token_maps_exact_and_pattern_rules(rsa_key):
@@ -82,13 +81,19 @@ def test_es256_token_is_accepted():
     ({"iss": "https://evil.example"}, "another issuer"),
     ({"exp": NOW - 60}, "expired"),
     ({"exp": None}, "no exp"),
-    ({"sub": "system:serviceaccount:team-c:trainer"}, "not mapped"),
     ({"sub": "alice"}, "not a Kubernetes service account"),
     ({"sub": "system:serviceaccount:team-a:trainer:extra"}, "malformed"),
 ])
 def test_refusals(rsa_key, over, message):
     with pytest.raises(TokenRejected, match=message):
         _verify(_token(rsa_key, **over), _Source(_jwks(("k1", rsa_key))))
+
+
+def test_an_unmapped_service_account_is_refused_as_not_allowed(rsa_key):
+    # The cluster vouched for the pod; the policy does not let it in: 403 (PermissionDenied), not a failed guess.
+    with pytest.raises(NotAllowed, match="team-c/trainer is not mapped") as caught:
+        _verify(_token(rsa_key, sub="system:serviceaccount:team-c:trainer"), _Source(_jwks(("k1", rsa_key))))
+    assert isinstance(caught.value, PermissionDenied)
 
 
 def test_expiry_leeway_is_small(rsa_key):
@@ -134,8 +139,41 @@ def test_alg_none_and_hs256_confusion_are_refused(rsa_key):
         _verify(f"{head}.{body}.{sig}", source)
 
 
-def test_workspace_header_must_equal_the_namespace(rsa_key):
+def test_the_mapping_says_which_workspaces_a_pod_may_work_in(rsa_key):
     source = _Source(_jwks(("k1", rsa_key)))
-    assert _verify(_token(rsa_key), source, workspace="team-a").namespace == "team-a"
-    with pytest.raises(PermissionDenied, match="workspace"):
-        _verify(_token(rsa_key), source, workspace="team-b")
+    assert _verify(_token(rsa_key), source).workspaces == ("default", "team-a")  # {namespace} -> team-a
+    other = _verify(_token(rsa_key, sub="system:serviceaccount:team-b:x"), source)
+    assert other.workspaces == ("default",)  # a rule without {namespace}: never the namespace's workspace
+
+
+def test_a_burst_of_unknown_kids_refetches_at_most_once_per_interval(rsa_key):
+    source = _Source(_jwks(("k1", rsa_key)))
+    now = [0.0]
+    cache = KeyCache(source, clock=lambda: now[0], min_refetch_seconds=10)
+    for kid in ("a", "b", "c"):
+        with pytest.raises(TokenRejected, match="unknown key"):
+            cache.key(kid)
+    assert source.calls == 2  # the first load and one refetch
+    now[0] = 11.0
+    with pytest.raises(TokenRejected, match="unknown key"):
+        cache.key("d")
+    assert source.calls == 3
+
+
+def test_an_unreachable_issuer_refuses_and_is_not_asked_again_at_once():
+    calls = []
+
+    def down():
+        calls.append(1)
+        raise ProviderUnreachable("down")
+
+    now = [0.0]
+    cache = KeyCache(down, clock=lambda: now[0])
+    for _ in range(3):
+        with pytest.raises(ProviderUnreachable):
+            cache.key("k1")
+    assert len(calls) == 1
+    now[0] = 6.0
+    with pytest.raises(ProviderUnreachable):
+        cache.key("k1")
+    assert len(calls) == 2

@@ -59,6 +59,8 @@ P = "auth.oidc.providers[0]"
                                                  "'Example.COM'"),
     ({"service_accounts": {"ci-bot": "ci-bot"}}, f"{P}: service_accounts needs audience (machine tokens are checked "
                                                  "against it)"),
+    ({"provision_from_api_tokens": True}, f"{P}: provision_from_api_tokens needs audience (API tokens are checked "
+                                          "against it)"),
     ({"leeway_seconds": 3600}, f"{P}.leeway_seconds: Input should be less than or equal to 300"),
     ({"revalidate_seconds": 1}, f"{P}.revalidate_seconds: Input should be greater than or equal to 5"),
     ({"claims": {"groups": "bad claim"}}, f"{P}.claims.groups: 'bad claim' is not a claim name"),

@@ -67,14 +67,27 @@ def test_three_configuration_mistakes_are_reported_in_one_round_before_anything_
     assert not data.exists()
 
 
-def test_a_kubernetes_section_is_refused_until_the_server_accepts_its_tokens(tmp_path):
+def _kubernetes_policy(tmp_path, extra: str = "") -> Settings:
     policy = tmp_path / "policy.yaml"
-    policy.write_text("auth:\n  kubernetes:\n    issuer: https://k8s.example\n    audience: mlgate\n"
+    policy.write_text("auth:\n" + extra + "  kubernetes:\n    issuer: https://k8s.example\n    audience: mlgate\n"
                       "    jwks_url: https://k8s.example/jwks\n"
-                      "    mappings: [{namespace: team-a, account: 'svc:team-a'}]\n")
-    settings = Settings(backend_store_uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                        artifacts_destination=str(tmp_path / "art"), data_dir=str(tmp_path / "data"),
-                        policy_file=str(policy))
+                      "    mappings: [{namespace: team-a, account: team-a-jobs}]\n")
+    return Settings(backend_store_uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                    artifacts_destination=str(tmp_path / "art"), data_dir=str(tmp_path / "data"),
+                    policy_file=str(policy))
+
+
+def test_a_kubernetes_section_starts_and_accepts_cluster_tokens(tmp_path):
+    app = create_app(_kubernetes_policy(tmp_path))
+    assert app.state.identity.kubernetes.issuer == "https://k8s.example"
+
+
+def test_a_kubernetes_section_that_would_be_ignored_or_ambiguous_lists_every_problem(tmp_path):
+    extra = ("  methods: [session, basic]\n  oidc:\n    providers:\n      - name: corp\n"
+             "        issuer: https://k8s.example\n        client_id: mlgate\n        audience: mlgate-api\n")
     with pytest.raises(SettingsError) as info:
-        create_app(settings)
-    assert [p.split(":")[0] for p in info.value.problems] == ["auth.kubernetes"], info.value.problems
+        create_app(_kubernetes_policy(tmp_path, extra))
+    problems = "\n".join(info.value.problems)
+    assert "kubernetes: service-account tokens arrive as Bearer credentials, but 'bearer' is not in methods" \
+        in problems, problems
+    assert "kubernetes.issuer 'https://k8s.example' is also the issuer of oidc provider(s) corp" in problems

@@ -1,6 +1,7 @@
 // A real OpenID Provider for mlgate's SSO tests, configured by a JSON file given as the only argument:
 // { "port", "issuer", "clients": [...], "users": { "<id>": { claims... } }, "jwks": { "keys": [...] },
-//   "api_audience": "...", "admin_secret": "...", "rotate_refresh_tokens": false }
+//   "api_audience": "...", "admin_secret": "...", "rotate_refresh_tokens": false,
+//   "profile_in_access_tokens": false }
 // It prints "READY <issuer>" on stdout once it listens. Accounts come from the file; the built-in
 // development login and consent pages take the account id as the login name.
 //
@@ -12,9 +13,14 @@
 // "HS256-public-key"} (same header) makes the next token response carry a forged ID token instead of the
 // real one: the real claims with "claims" merged in (null deletes one), signed with the provider's own key
 // (RS256), not at all (none), or with HMAC keyed by the provider's public key PEM (the alg-confusion attack).
-import { createPublicKey, timingSafeEqual } from 'node:crypto';
+// POST /admin/kubernetes-token {"namespace", "name", "audience", "ttl_seconds", "unpublished_key": bool}
+// (same header) answers {"token"}: a projected service-account token shaped as a kube-apiserver's TokenRequest
+// issues it (sub system:serviceaccount:<ns>:<name>, aud list, the kubernetes.io claim), signed with the
+// provider's published key, or with a fresh key it never publishes. The provider's discovery document and
+// JWKS serve the keys, as a cluster's service-account issuer does.
+import { createPublicKey, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SignJWT, base64url, decodeJwt, importJWK } from 'jose';
+import { SignJWT, base64url, decodeJwt, generateKeyPair, importJWK } from 'jose';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -71,6 +77,11 @@ const provider = new Provider(config.issuer, {
       return { groups: client['x-groups'] };
     }
     const account = token.accountId && users[token.accountId];
+    if (account && config.profile_in_access_tokens) {
+      // As Keycloak does by default: the person's name, e-mail and groups in their access tokens.
+      const { disabled: _disabled, ...claims } = account;
+      return { preferred_username: token.accountId, ...claims };
+    }
     return account && account.groups ? { groups: account.groups } : undefined;
   },
   async findAccount(_ctx, id) {
@@ -167,6 +178,33 @@ if (config.admin_secret) {
       return undefined;
     }
     return next();
+  });
+
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/admin/kubernetes-token') return next();
+    if (ctx.method !== 'POST' || !adminAllowed(ctx)) {
+      ctx.status = 403;
+      ctx.body = { error: 'forbidden' };
+      return undefined;
+    }
+    const want = await readJson(ctx);
+    const now = Math.floor(Date.now() / 1000);
+    const ttl = Number.isInteger(want.ttl_seconds) ? want.ttl_seconds : 3600;
+    const payload = {
+      aud: [want.audience], iss: config.issuer, sub: `system:serviceaccount:${want.namespace}:${want.name}`,
+      iat: now, nbf: now, exp: now + ttl, jti: randomUUID(),
+      'kubernetes.io': {
+        namespace: want.namespace,
+        pod: { name: `${want.name}-7d9f8-x2x4q`, uid: randomUUID() },
+        serviceaccount: { name: want.name, uid: randomUUID() },
+      },
+    };
+    const jwk = config.jwks.keys[0];
+    const [key, kid] = want.unpublished_key
+      ? [(await generateKeyPair('RS256')).privateKey, 'never-published']
+      : [await importJWK(jwk, 'RS256'), jwk.kid];
+    ctx.body = { token: await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid }).sign(key) };
+    return undefined;
   });
 
   provider.use(async (ctx, next) => {

@@ -1,0 +1,152 @@
+"""A person's IdP access token works for the API before any browser sign-in, where the provider allows it
+(``provision_from_api_tokens``): the first valid JWT creates the account (source oidc) with its groups from the
+token's claims, under the same rules as a browser sign-in. Real IdP (oidc-provider), real mlflow client.
+
+The default (off) is tested in test_sso_machine.py: a person who never signed in through the browser is refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server
+from tests.idp import IdP, start_idp
+from tests.services import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.oidc]
+SECRET = "mlgate-app-secret-0123456789-abcdef"
+USERS = {
+    "alice": {"email": "alice@example.com", "email_verified": True, "groups": ["staff", "team-a"]},
+    "mallory": {"email": "mallory@example.com", "email_verified": True, "groups": ["outsiders"]},
+    "eve": {"email": "eve@example.com", "email_verified": True, "groups": ["staff"]},
+}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
+    workdir = tmp_path_factory.mktemp("sso-provision")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    idp = start_idp(workdir / "idp", users=USERS, profile_in_access_tokens=True, clients=[
+        {"client_id": "mlgate", "client_secret": SECRET, "grant_types": ["authorization_code"],
+         "response_types": ["code"], "redirect_uris": [f"{base}/sso/corp/callback"]},
+        {"client_id": "stranger", "client_secret": SECRET, "grant_types": ["client_credentials"],
+         "response_types": [], "redirect_uris": []},
+    ])
+    policy = workdir / "policy.yaml"
+    policy.write_text(f"""
+version: 1
+auth:
+  oidc:
+    providers:
+      - name: corp
+        issuer: {idp.issuer}
+        client_id: mlgate
+        client_secret: ${{CORP_SECRET}}
+        allowed_groups: [staff]
+        audience: {idp.api_audience}
+        provision_from_api_tokens: true
+access:
+  grants:
+    - {{principal: "group:team-a", resource: "experiment-name:team-a/*", permission: EDIT}}
+""")
+    try:
+        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev", "--policy",
+                              str(policy), port=port, env={"CORP_SECRET": SECRET})
+    except Exception:
+        idp.stop()
+        raise
+    for name in ("team-a/exp", "other/exp"):
+        httpx.post(f"{server.url}/api/2.0/mlflow/experiments/create", json={"name": name},
+                   auth=server.admin_auth, timeout=30).raise_for_status()
+    yield server, idp
+    server.stop()
+    idp.stop()
+
+
+def api_token(server: LiveServer, idp: IdP, login: str) -> str:
+    """``login``'s JWT access token for the API through mlgate's client (as a CLI helper would get it)."""
+    return idp.user_tokens("mlgate", login, f"{server.url}/sso/corp/callback", resource=idp.api_audience,
+                           scope="openid api:read api:write")["access_token"]
+
+
+def call_as(server: LiveServer, token: str, path: str = "users/current") -> httpx.Response:
+    return httpx.get(f"{server.url}/api/2.0/mlflow/{path}", headers={"Authorization": f"Bearer {token}"},
+                     timeout=30)
+
+
+def account(server: LiveServer, username: str) -> dict | None:
+    found = httpx.get(f"{server.url}/api/2.0/mlgate/users/list", auth=server.admin_auth, timeout=30)
+    found.raise_for_status()
+    return next((u for u in found.json()["users"] if u["username"] == username), None)
+
+
+def audit_text(server: LiveServer, action: str) -> str:
+    found = httpx.get(f"{server.url}/api/2.0/mlgate/audit/list", params={"action": action, "limit": 500},
+                      auth=server.admin_auth, timeout=30)
+    found.raise_for_status()
+    return found.text
+
+
+def test_a_persons_first_api_token_provisions_them_with_the_tokens_groups(stack, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    server, idp = stack
+    assert account(server, "alice") is None
+    token = api_token(server, idp, "alice")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    mlflow.set_tracking_uri(server.url)
+    name = f"team-a/run-{uuid.uuid4().hex[:6]}"
+    experiment_id = mlflow.set_experiment(name).experiment_id
+    with mlflow.start_run() as run:
+        mlflow.log_metric("loss", 0.25)
+    client = MlflowClient()
+    assert [r.info.run_id for r in client.search_runs([experiment_id])] == [run.info.run_id]
+    assert sorted(e.name for e in mlflow.search_experiments()) == sorted(["team-a/exp", name])
+    assert client.get_experiment_by_name("other/exp") is None
+    other = httpx.get(f"{server.url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "other/exp"},
+                      auth=server.admin_auth, timeout=30).json()["experiment"]["experiment_id"]
+    with pytest.raises(MlflowException) as denied:
+        client.get_experiment(other)
+    assert denied.value.error_code == "RESOURCE_DOES_NOT_EXIST"  # no grant: hidden == missing
+    made = account(server, "alice")
+    assert (made["kind"], made["source"], made["is_admin"]) == ("user", "oidc", False)
+    assert {"staff", "team-a"} <= set(made["groups"])
+    assert "account provisioned from an API access token" in audit_text(server, "login")
+    # The same person signing in through the browser later is the same account, not a second one.
+    assert call_as(server, api_token(server, idp, "alice")).json()["user"]["username"] == "alice"
+
+
+def test_a_person_outside_the_allowed_groups_gets_no_account(stack):
+    server, idp = stack
+    refused = call_as(server, api_token(server, idp, "mallory"))
+    assert refused.status_code == 403
+    assert "not in a group that may use mlgate" in refused.json()["message"]
+    assert account(server, "mallory") is None
+    assert "not in a group that may use mlgate" in audit_text(server, "token.use")
+
+
+def test_a_same_named_local_account_is_not_taken_over(stack):
+    server, idp = stack
+    httpx.post(f"{server.url}/api/2.0/mlflow/users/create", json={"username": "eve", "password": "Local-Pw-7f3a91c2d"},
+               auth=server.admin_auth, timeout=30).raise_for_status()
+    refused = call_as(server, api_token(server, idp, "eve"))
+    assert refused.status_code == 403
+    assert "already exists and is not linked" in refused.json()["message"]
+    assert account(server, "eve")["source"] == "local"
+
+
+def test_a_client_credentials_token_never_becomes_a_person(stack):
+    server, idp = stack
+    refused = call_as(server, idp.client_credentials_token("stranger"))
+    assert refused.status_code == 401
+    assert "not mapped to a service account or user" in refused.json()["message"]
+    assert account(server, "stranger") is None
