@@ -49,7 +49,7 @@ def otlp_receiver(path: str = "/v1/logs") -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with received.lock:
                 received.bodies.append(body)
