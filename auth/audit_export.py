@@ -94,6 +94,10 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+# Told of every loss: (the sink's shown name, "queue_full" or "delivery_failed", how many records).
+LossListener = Callable[[str, str, int], None]
+
+
 class ExportFailed(Exception):
     """A sink could not take a batch; the message is safe to log (no headers, no records)."""
 
@@ -191,8 +195,10 @@ class OtlpLogsSender:
 class _Channel:
     """One sink's bounded queue, its thread and its counters."""
 
-    def __init__(self, sender, queue_size: int, clock: Callable[[], float], retry_pause: float):
+    def __init__(self, sender, queue_size: int, clock: Callable[[], float], retry_pause: float,
+                 on_loss: LossListener | None):
         self.sender = sender
+        self._on_loss = on_loss
         self.queue: queue.Queue[dict] = queue.Queue(maxsize=queue_size)
         self.sent = self.dropped = self.failed = 0
         self._clock = clock
@@ -208,7 +214,15 @@ class _Channel:
         except queue.Full:
             with self._lock:
                 self.dropped += 1
+            self._lost("queue_full", 1)
             self._warn(f"queue full ({self.queue.maxsize}); record dropped")
+
+    def _lost(self, reason: str, count: int) -> None:
+        if self._on_loss is not None:
+            try:
+                self._on_loss(self.sender.name, reason, count)
+            except Exception:
+                log.exception("audit export loss listener failed")
 
     def _warn(self, what: str) -> None:
         now = self._clock()
@@ -253,6 +267,7 @@ class _Channel:
             return
         with self._lock:
             self.failed += len(batch)
+        self._lost("delivery_failed", len(batch))
         self._warn(f"delivery failed ({problem}); {len(batch)} record(s) lost")
 
     def stop(self, timeout: float) -> None:
@@ -267,8 +282,8 @@ class AuditExporter:
     """Fans committed audit records and checkpoints out to every sink without ever blocking the caller."""
 
     def __init__(self, senders: list, queue_size: int, *, clock: Callable[[], float] = time.monotonic,
-                 retry_pause: float = 0.5):
-        self._channels = [_Channel(s, queue_size, clock, retry_pause) for s in senders]
+                 retry_pause: float = 0.5, on_loss: LossListener | None = None):
+        self._channels = [_Channel(s, queue_size, clock, retry_pause, on_loss) for s in senders]
 
     def start(self) -> None:
         """Start each sink's thread."""

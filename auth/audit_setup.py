@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from auth.audit import Auditor
 from auth.audit_checkpoints import CheckpointKeyError, CheckpointSigner, load_private_key, load_private_key_file
-from auth.audit_export import AuditExporter, JsonLinesWriter, OtlpLogsSender
+from auth.audit_export import AuditExporter, JsonLinesWriter, LossListener, OtlpLogsSender
 from auth.audit_keeper import AuditKeeper, KeeperPlan
 from policies.file.audit import AuditConfig, JsonLinesSink
 
@@ -61,7 +61,7 @@ def _writable(key: str, path: str) -> list[str]:
     return []
 
 
-def build_exporter(config: AuditConfig) -> AuditExporter | None:
+def build_exporter(config: AuditConfig, on_loss: LossListener | None = None) -> AuditExporter | None:
     """The SIEM exporter for the configured sinks (not started), or None without any."""
     if not config.export:
         return None
@@ -72,7 +72,7 @@ def build_exporter(config: AuditConfig) -> AuditExporter | None:
         else:
             senders.append(OtlpLogsSender(sink.endpoint, {k: v.get_secret_value() for k, v in sink.headers.items()},
                                           sink.timeout_seconds))
-    return AuditExporter(senders, config.export_queue_size)
+    return AuditExporter(senders, config.export_queue_size, on_loss=on_loss)
 
 
 @dataclass
@@ -97,9 +97,11 @@ class AuditServices:
             self.exporter.stop()
 
 
-def attach_audit(plan: AuditPlan, engine: Engine, auditor: Auditor) -> AuditServices:
-    """Build the exporter and keeper and register them with ``auditor`` (threads start with :meth:`start`)."""
-    exporter = build_exporter(plan.config)
+def attach_audit(plan: AuditPlan, engine: Engine, auditor: Auditor, *,
+                 on_loss: LossListener | None = None) -> AuditServices:
+    """Build the exporter and keeper and register them with ``auditor`` (threads start with :meth:`start`);
+    ``on_loss`` is told of records a sink lost (the app counts them in its metrics)."""
+    exporter = build_exporter(plan.config, on_loss)
     if exporter is not None:
         auditor.listeners.append(exporter.listener)
     keeper = None

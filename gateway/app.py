@@ -132,7 +132,8 @@ def create_app(settings: Settings) -> FastAPI:
     tracking.commit_listeners.append(lifecycle.committed)
     audit_counter = AuditCounter(metrics)
     # Signed checkpoints, retention and the SIEM export (auth.audit_setup); threads start with the app.
-    audit_services = attach_audit(plan.audit, tracking.engine, identity.auditor)
+    audit_services = attach_audit(plan.audit, tracking.engine, identity.auditor,
+                                  on_loss=lambda sink, reason, n: metrics.audit_export_lost.labels(sink, reason).inc(n))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -88,7 +88,12 @@ def test_a_sink_that_is_down_never_blocks_and_its_losses_are_counted_and_logged_
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1/logs"
     sender = OtlpLogsSender(dead, {"Authorization": f"Bearer {HEADER_SECRET}"}, 1)
-    exporter = AuditExporter([sender], 5, retry_pause=0.01)
+    losses: dict[tuple[str, str], int] = {}
+
+    def lost(sink: str, reason: str, count: int) -> None:
+        losses[(sink, reason)] = losses.get((sink, reason), 0) + count
+
+    exporter = AuditExporter([sender], 5, retry_pause=0.01, on_loss=lost)
     exporter.start()
     caplog.set_level(logging.WARNING, logger="mlgate.audit.export")
     try:
@@ -103,6 +108,8 @@ def test_a_sink_that_is_down_never_blocks_and_its_losses_are_counted_and_logged_
     assert stats["sent"] == 0
     assert stats["dropped"] > 0  # the queue (5) overflowed
     assert stats["failed"] > 0  # and what was taken could not be delivered
+    # The metrics hook is told of every loss (the app counts them as mlgate_audit_export_lost).
+    assert losses == {(dead, "queue_full"): stats["dropped"], (dead, "delivery_failed"): stats["failed"]}
     text = caplog.text
     assert f"audit export to {dead}" in text
     assert "ConnectError" in text or "queue full" in text
