@@ -259,14 +259,22 @@ def _verified_until_head(conn: Connection, verifier: CheckpointVerifier, until: 
     head = _head(conn)
     walk = _Walk(head.anchor_hash, head.anchor_count)
     after = head.anchor_id
-    for checkpoint in reversed(stored_checkpoints(conn)):
-        if (verifier.valid(checkpoint) and checkpoint.seq >= after and (until is None or checkpoint.seq <= until)
-                and checkpoint.seq <= head.last_id):
+    # The newest few checkpoints that could start the walk (not all of them: there is one every few minutes).
+    query = select(audit_checkpoints).where(audit_checkpoints.c.seq > after,
+                                            audit_checkpoints.c.seq <= (head.last_id if until is None else until))
+    candidates = conn.execute(query.order_by(audit_checkpoints.c.seq.desc(), audit_checkpoints.c.id.desc())
+                              .limit(16))
+    for r in candidates:
+        checkpoint = Checkpoint(r.seq, r.count, r.hash, r.at, r.kind, r.key_id, r.signature)
+        if verifier.valid(checkpoint):
             row = conn.execute(select(audit_log.c.hash).where(audit_log.c.id == checkpoint.seq)).first()
-            if row is not None and row.hash == checkpoint.hash:
-                walk = _Walk(checkpoint.hash, checkpoint.count, last_id=checkpoint.seq, started=True)
-                after = checkpoint.seq
-                break
+            if row is None or row.hash != checkpoint.hash:
+                # A rewritten log whose hashes agree again: signing its head now would vouch for the rewrite.
+                raise ChainBroken(f"record {checkpoint.seq} is not what the checkpoint signed at {checkpoint.at} "
+                                  "says: the log was rewritten")
+            walk = _Walk(checkpoint.hash, checkpoint.count, last_id=checkpoint.seq, started=True)
+            after = checkpoint.seq
+            break
     try:
         _walk(conn, walk, after, until, allow_unchained=not head.anchor_id and after == 0)
     except _Broken as exc:

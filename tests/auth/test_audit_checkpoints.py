@@ -214,6 +214,22 @@ def test_no_checkpoint_is_signed_over_a_broken_chain(chain):
         assert conn.execute(text("SELECT count(*) FROM auth_audit_checkpoints")).scalar() == 0
 
 
+def test_a_rewritten_log_whose_hashes_agree_again_is_not_signed(chain):
+    # The keeper must not launder a rewrite: after an edit with every later hash recomputed, the next
+    # checkpoint would otherwise sign the forged head.
+    engine, auditor, keeper, _, _ = chain
+    _write(auditor, 4)
+    signed = keeper.checkpoint()
+    _write(auditor, 2, start=4)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE auth_audit_log SET actor = 'mallory' WHERE id = :i"), {"i": signed.seq})
+    _rechain(engine)
+    with pytest.raises(audit_chain.ChainBroken, match=f"record {signed.seq} is not what the checkpoint signed"):
+        keeper.checkpoint()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM auth_audit_checkpoints")).scalar() == 1
+
+
 def test_the_keeper_wakes_every_n_records_and_signs_in_its_own_thread(chain, tmp_path):
     engine, auditor, _, _verifier, _ = chain
     keeper = AuditKeeper(engine, auditor, KeeperPlan(_signer(), every_records=3, interval_seconds=3600))
