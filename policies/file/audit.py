@@ -9,6 +9,7 @@ credentials go in ``headers``, as ``${ENV_VAR}`` secrets), and two sinks writing
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from policies.file.fields import Secret
 
 _LOOPBACK_NAMES = ("localhost", "localhost.", "ip6-localhost")
+# RFC 9110 section 5.1: a field name is a token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 
 
 class _Section(BaseModel):
@@ -88,6 +91,14 @@ class OtlpSink(_Section):
             raise ValueError("must not carry credentials (they would be logged with the URL); put them in headers")
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment (put credentials in headers)")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict) -> dict:
+        bad = [name for name in value if not _HEADER_NAME.match(name) or name.lower() in ("content-type", "host")]
+        if bad:
+            raise ValueError(f"not header names mlgate may set: {', '.join(map(repr, bad))}")
         return value
 
     @model_validator(mode="after")

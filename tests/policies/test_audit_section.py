@@ -40,6 +40,9 @@ def _problems(audit: dict) -> list[str]:
      ["audit.checkpoints: give signing_key_file or signing_key, not both"]),
     ({"checkpoints": {"signing_key": "-----BEGIN PRIVATE KEY-----"}},
      ["audit.checkpoints.signing_key: a secret must be given as a ${ENV_VAR} reference, not written in the file"]),
+    ({"export": [{"type": "otlp", "endpoint": "https://collector.example/v1/logs",
+                  "headers": {"Bad Name": "${OTEL_TOKEN}", "Host": "${OTEL_TOKEN}"}}]},
+     ["audit.export[0].otlp.headers: not header names mlgate may set: 'Bad Name', 'Host'"]),
     ({"export": [{"type": "syslog"}]},
      ["audit.export[0]: Input tag 'syslog' found using 'type' does not match any of the expected tags: 'jsonl', "
       "'otlp'"]),
