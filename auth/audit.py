@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 
+from auth.audit_chain import Appended
 from auth.store import IdentityStore, now_ms
 
 log = logging.getLogger("mlgate.audit")
@@ -19,11 +21,16 @@ log = logging.getLogger("mlgate.audit")
 REQUEST_WORKSPACE: ContextVar[str | None] = ContextVar("mlgate_request_workspace", default=None)
 
 
+# Told of every record once it is committed (the SIEM export, the checkpoint schedule); must not block.
+AuditListener = Callable[[dict, Appended], None]
+
+
 class Auditor:
     """Appends audit records; a failing write is logged, never allowed to break the request."""
 
     def __init__(self, store: IdentityStore):
         self.store = store
+        self.listeners: list[AuditListener] = []
 
     def record(self, action: str, outcome: str, *, actor: str | None = None, target: str | None = None,
                client: str | None = None, reason: str | None = None, workspace: str | None = None) -> None:
@@ -34,9 +41,19 @@ class Auditor:
                  "workspace": _clip(workspace or REQUEST_WORKSPACE.get(), 63)}
         log.info(json.dumps({"event": "audit", **entry}, ensure_ascii=True))
         try:
-            self.store.append_audit(entry)
+            appended = self.store.append_audit(entry)
         except Exception:
             log.exception("could not write audit record for %s", action)
+            return
+        self.committed(entry, appended)
+
+    def committed(self, entry: dict, appended: Appended) -> None:
+        """Tell the listeners of a record now in the chain (also records appended elsewhere, like a prune's)."""
+        for listener in self.listeners:
+            try:
+                listener(entry, appended)
+            except Exception:
+                log.exception("audit listener failed for record %s", appended.id)
 
 
 def _clip(value: str | None, limit: int) -> str | None:

@@ -329,10 +329,10 @@ class IdentityStore:
                          .values(revoked_at=now_ms()))
 
     # --- audit -----------------------------------------------------------------------------------
-    def append_audit(self, record: dict) -> None:
-        """Append one audit record to the hash chain (auth.audit_chain; the table is insert-only)."""
+    def append_audit(self, record: dict) -> audit_chain.Appended:
+        """Append one audit record to the hash chain (auth.audit_chain; only retention deletes)."""
         with self.engine.begin() as conn:
-            audit_chain.append(conn, record)
+            return audit_chain.append(conn, record)
 
     def audit_records(self, limit: int = 1000) -> list[dict]:
         """The newest audit records first."""

@@ -169,6 +169,28 @@ audit_chain = Table(
     Column("last_id", Integer, nullable=False),
     Column("last_hash", String(64), nullable=False),
     Column("count", BigInteger, nullable=False),
+    # Where the chain starts after retention pruned older records (auth.audit_chain.prune): the last pruned
+    # record's id, hash and chain position. A signed checkpoint of exactly these values vouches for them.
+    Column("anchor_id", Integer, nullable=False, server_default="0"),
+    Column("anchor_hash", String(64), nullable=False, server_default="0" * 64),
+    Column("anchor_count", BigInteger, nullable=False, server_default="0"),
+)
+
+# Signed checkpoints of the chain's head (auth.audit_checkpoints): Ed25519 signatures by a key the database
+# does not hold, so a database writer can delete them but never forge one. Also written off-host (the
+# checkpoint file, the SIEM export), where deleting them is out of the database writer's reach.
+audit_checkpoints = Table(
+    "auth_audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", Integer, nullable=False),  # the id of the last record covered
+    Column("count", BigInteger, nullable=False),  # chained records from the genesis up to seq
+    Column("hash", String(64), nullable=False),  # that record's chain hash
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # periodic | every | manual | anchor
+    Column("key_id", String(32), nullable=False),
+    Column("signature", String(128), nullable=False),  # Ed25519, base64url without padding
+    Index("ix_auth_audit_checkpoints_seq", "seq"),
 )
 
 # Single sign-on: which provider account (issuer-scoped subject) is which mlgate user. Matching on the

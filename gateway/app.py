@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 
 from auth.accounts import Accounts
+from auth.audit_setup import AuditPlan, attach_audit, plan_audit
 from auth.scim.provisioning import ScimProvisioning
 from auth.scim.token import ScimToken
 from gateway import MLFLOW_COMPATIBLE_VERSION, __version__
@@ -66,6 +67,7 @@ class StartupPlan:
     auth_config: AuthConfig
     network: NetworkPlan
     mlflow_ui: MlflowUiBuild | None
+    audit: AuditPlan
 
 
 def check_startup(settings: Settings) -> StartupPlan:
@@ -84,6 +86,8 @@ def check_startup(settings: Settings) -> StartupPlan:
         problems.append(f"--policy {settings.policy_file}: workspaces and workspace_templates are stored on the "
                         "server: apply them with `mlgate policy apply FILE` and leave them out of --policy")
     problems.extend(identity_problems(settings, policy))  # secret key, auth section, auth backends
+    audit_plan, audit_problems = plan_audit(policy.audit) if policy is not None else (None, [])
+    problems.extend(f"--policy {settings.policy_file}: {p}" for p in audit_problems)
     network, network_problems = plan_network(settings, policy.network if policy is not None else None)
     if policy is None:
         # The file's network section could not be read: only the command line's own entries can be judged.
@@ -96,7 +100,7 @@ def check_startup(settings: Settings) -> StartupPlan:
         raise SettingsError(problems)
     if mlflow_ui is not None:
         mlflow_ui = mlflow_ui.framed(network.config.headers.frame_ancestors)
-    return StartupPlan(policy, auth_config_of(policy), network, mlflow_ui)
+    return StartupPlan(policy, auth_config_of(policy), network, mlflow_ui, audit_plan)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -127,12 +131,17 @@ def create_app(settings: Settings) -> FastAPI:
     tracking.lifecycle_listeners.append(lifecycle.in_transaction)
     tracking.commit_listeners.append(lifecycle.committed)
     audit_counter = AuditCounter(metrics)
+    # Signed checkpoints, retention and the SIEM export (auth.audit_setup); threads start with the app.
+    audit_services = attach_audit(plan.audit, tracking.engine, identity.auditor,
+                                  on_loss=lambda sink, reason, n: metrics.audit_export_lost.labels(sink, reason).inc(n))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         identity.invalidation.start()
         audit_counter.attach(logging.getLogger("mlgate.audit"))
+        audit_services.start()
         yield
+        audit_services.stop()
         logging.getLogger("mlgate.audit").removeHandler(audit_counter)
         identity.invalidation.stop()
         tracking.dispose()
@@ -158,6 +167,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.scim = ScimProvisioning(app.state.accounts, max_results=auth_config.scim.max_results) \
         if scim_token is not None else None
     app.state.authorizer = authorizer
+    app.state.audit = audit_services  # the checkpoint keeper and SIEM exporter (admin audit routes use them)
     app.state.metrics = metrics
     app.state.mlflow_ui = mlflow_ui  # MLflow's UI build served at / (None: mlgate's own pages are there)
     app.state.server_info_extra = {"mlgate_web_ui": "mlflow" if mlflow_ui else "mlgate",

@@ -84,6 +84,9 @@ GATEWAY_CONTRACTS: Mapping[str, Contract] = MappingProxyType({
                                     "alias:str"),
     "admin.audit.list": Contract("limit:int actor:str action:str outcome:str since:int until:int after_id:int"),
     "admin.audit.verify": Contract(),
+    "admin.audit.checkpoint": Contract(),
+    "admin.audit.checkpoints": Contract("after_id:int limit:int"),
+    "admin.audit.prune": Contract("older_than_days:int"),
     "admin.policy.export": Contract("owner_grants:bool"),
     "admin.policy.apply": Contract("access:obj! dry_run:bool owner_grants:bool"),
 })
@@ -308,8 +311,16 @@ RESULTS: Mapping[str, dict] = MappingProxyType({
     "admin.audit.list": _many("records", "AuditEvent", paged=False),
     "admin.audit.verify": _obj({"verification": _obj({
         "ok": _B, "checked": _I, "unchained": _I, "first_bad_id": _NULLABLE_I,
-        "problem": {"type": ["string", "null"]}, "head_hash": {"type": ["string", "null"]}},
+        "problem": {"type": ["string", "null"]}, "head_hash": {"type": ["string", "null"]},
+        "anchor_id": _I, "signatures_checked": _B, "checkpoints_matched": _I, "last_checkpoint_id": _NULLABLE_I,
+        "notes": _list(_S)},
         ("ok", "checked", "unchained"))}, ("verification",)),
+    "admin.audit.checkpoint": _obj({"checkpoint": {"type": ["object", "null"]}}, ("checkpoint",)),
+    "admin.audit.checkpoints": _obj({"checkpoints": _list(_obj(
+        {"id": _I, "seq": _I, "count": _I, "hash": _S, "at": _I, "kind": _S, "key_id": _S, "signature": _S},
+        ("id", "seq", "count", "hash", "at", "kind", "key_id", "signature")))}, ("checkpoints",)),
+    "admin.audit.prune": _obj({"pruned": _I, "first_id": _I, "last_id": _I, "anchor": {"type": "object"}},
+                              ("pruned",)),
     "ops.ready": _obj({"status": _S, "checks": _STR_MAP}, ("status", "checks")),
     "server.info": _obj({"store_type": _S, "workspaces_enabled": _B, "trace_archival_enabled": _B,
                          "multipart_uploads_enabled": _B, "multipart_downloads_enabled": _B,

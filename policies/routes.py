@@ -389,6 +389,9 @@ _TABLE: dict[str, Requirement] = {
     "admin.perms.explain": _admin(R),
     "admin.audit.list": _admin(R),
     "admin.audit.verify": _admin(R),
+    "admin.audit.checkpoints": _admin(R),
+    "admin.audit.checkpoint": _admin(M),
+    "admin.audit.prune": _admin(M),
     "admin.policy.export": _admin(R),
     "admin.policy.apply": _admin(M),
     # The web UI: the same checks as the API calls each page stands for (list pages are searches).

@@ -1,4 +1,4 @@
-"""``mlgate audit``: read the audit trail: list, follow (tail) and export, with filters."""
+"""``mlgate audit``: read the audit trail (list, tail, export), verify it, sign checkpoints, prune, keygen."""
 
 from __future__ import annotations
 
@@ -165,19 +165,204 @@ def export(target, actor, action, outcome, workspace, since, until, fmt) -> None
         last_id = page[-1]["id"]
 
 
+def _signer(path: str | None):
+    if path is None:
+        return None
+    from auth.audit_checkpoints import CheckpointKeyError, load_private_key_file
+
+    try:
+        return load_private_key_file(path)
+    except CheckpointKeyError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _verifier(paths: tuple[str, ...]):
+    if not paths:
+        return None
+    from auth.audit_checkpoints import CheckpointKeyError, CheckpointVerifier, load_public_key
+
+    keys = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                keys.append(load_public_key(handle.read(), path))
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read the public key ({exc.strerror or exc})", EXIT_USAGE) from None
+        except CheckpointKeyError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+    return CheckpointVerifier(keys)
+
+
+def read_checkpoints(paths: tuple[str, ...]) -> list:
+    """Checkpoints from files of JSON lines: the checkpoint file, `mlgate audit checkpoints -o json`, or the
+    SIEM export (its ``audit.checkpoint`` events); other lines (audit records) are skipped."""
+    from auth.audit_checkpoints import Checkpoint
+
+    found = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except OSError as exc:
+            raise CliError(f"{path}: cannot read ({exc.strerror or exc})", EXIT_USAGE) from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                if isinstance(data, dict) and "signature" not in data:
+                    data = (data.get("mlgate") or {}).get("checkpoint")
+                if isinstance(data, dict):
+                    found.append(Checkpoint.from_json(data))
+            except ValueError as exc:
+                raise CliError(f"{path}:{number}: {exc}", EXIT_USAGE) from None
+    return found
+
+
+_SIGNING_KEY = click.option("--signing-key-file", default=None, envvar="MLGATE_AUDIT_SIGNING_KEY_FILE",
+                            metavar="FILE", help="Offline (--db): the Ed25519 private key the server signs with.")
+_CHECKPOINT_FILE = click.option("--checkpoint-file", default=None, metavar="FILE",
+                                help="Offline (--db): also append the checkpoint to this file of JSON lines.")
+
+
 @audit.command("verify")
+@click.option("--public-key", "public_keys", multiple=True, metavar="FILE",
+              help="Offline (--db): check checkpoints against this Ed25519 public key (repeat after a rotation).")
+@click.option("--checkpoints", "checkpoint_files", multiple=True, metavar="FILE",
+              help="Offline (--db): also check these exported checkpoints (JSON lines kept off-host).")
 @target_options
-def verify(target) -> None:
+def verify(target, public_keys, checkpoint_files) -> None:
     """Prove the audit log unaltered, or name the first record that was edited, deleted or reordered.
 
-    Exits 1 when the chain is broken. Example: mlgate audit verify --db postgresql://.../mlgate
+    With --public-key, signed checkpoints also prove that no record up to the newest one was cut off the end
+    (records after it rest on the hashes alone). Exits 1 when the chain is broken.
+    Example: mlgate audit verify --db postgresql://.../mlgate --public-key audit.pub --checkpoints cp.jsonl
     """
-    result = target.ops().verify_audit()
+    if (public_keys or checkpoint_files) and not target.offline:
+        raise CliError("--public-key and --checkpoints verify the database itself (a server could answer "
+                       "anything): use --db URI", EXIT_USAGE)
+    if target.offline:
+        result = target.ops().verify_audit(_verifier(public_keys), read_checkpoints(checkpoint_files))
+    else:
+        result = target.ops().verify_audit()
     if target.output == "json":
         emit_json(result)
     elif result["ok"]:
-        click.echo(f"OK: {result['checked']} chained record(s) verified; head {result['head_hash']}"
+        anchored = f", starting after pruned record {result['anchor_id']}" if result.get("anchor_id") else ""
+        click.echo(f"OK: {result['checked']} chained record(s) verified{anchored}; head {result['head_hash']}"
                    + (f" ({result['unchained']} older record(s) predate the chain)" if result["unchained"] else ""))
+        if result.get("last_checkpoint_id") is not None:
+            how = "signed" if result.get("signatures_checked") else "stored (signatures NOT checked: pass " \
+                                                                      "--public-key)"
+            click.echo(f"  {result['checkpoints_matched']} {how} checkpoint(s) match; records after "
+                       f"{result['last_checkpoint_id']} are covered by the hashes only")
+        else:
+            click.echo("  no checkpoint matched: records cut off the end would go unnoticed")
+        for note in result.get("notes") or ():
+            click.echo(f"  note: {note}")
     if not result["ok"]:
         raise CliError(f"BROKEN at record {result['first_bad_id']}: {result['problem']} "
                        f"({result['checked']} record(s) verified before it)", EXIT_ERROR)
+
+
+@audit.command("checkpoint")
+@_SIGNING_KEY
+@_CHECKPOINT_FILE
+@target_options
+def checkpoint(target, signing_key_file, checkpoint_file) -> None:
+    """Verify the records since the last checkpoint and sign the chain's head now.
+
+    Example: mlgate audit checkpoint  (the server signs with its key)
+    """
+    if target.offline:
+        signed = target.ops().audit_checkpoint(_signer(signing_key_file), checkpoint_file)
+    else:
+        signed = target.ops().audit_checkpoint()
+    if target.output == "json":
+        emit_json({"checkpoint": signed})
+    elif signed is None:
+        click.echo("Nothing to sign: the audit log is empty.")
+    else:
+        click.echo(f"Signed record {signed['seq']} (position {signed['count']}, hash {signed['hash']}) with key "
+                   f"{signed['key_id']}")
+
+
+@audit.command("checkpoints")
+@click.option("--after-id", default=0, type=click.IntRange(min=0), help="Only checkpoints after this row id.")
+@target_options
+def checkpoints(target, after_id) -> None:
+    """Print the stored checkpoints (one JSON object per line with -o json: keep them off-host).
+
+    Example: mlgate audit checkpoints -o json >> /mnt/worm/mlgate-checkpoints.jsonl
+    """
+    ops = target.ops()
+    while True:
+        page = ops.audit_checkpoints(after_id=after_id, limit=PAGE)
+        for row in page:
+            if target.output == "json":
+                click.echo(json.dumps({k: v for k, v in row.items() if k != "id"}, sort_keys=True))
+            else:
+                click.echo(f"{row['seq']}  {when(row['at'])}  {row['kind']}  key {row['key_id']}  {row['hash']}")
+        if len(page) < PAGE:
+            break
+        after_id = page[-1]["id"]
+
+
+@audit.command("prune")
+@click.option("--older-than-days", default=None, type=click.IntRange(1, 36_500),
+              help="Delete records older than this (default on a server: its audit.retention_days).")
+@_SIGNING_KEY
+@_CHECKPOINT_FILE
+@target_options
+def prune(target, older_than_days, signing_key_file, checkpoint_file) -> None:
+    """Delete old records after verifying them; a signed checkpoint anchors the log's new start and the
+    prune itself is audited.
+
+    Example: mlgate audit prune --older-than-days 365
+    """
+    if target.offline:
+        if older_than_days is None:
+            raise CliError("--older-than-days is required with --db", EXIT_USAGE)
+        result = target.ops().prune_audit(older_than_days, _signer(signing_key_file), checkpoint_file)
+    else:
+        result = target.ops().prune_audit(older_than_days)
+    if target.output == "json":
+        emit_json(result)
+    elif not result["pruned"]:
+        click.echo("Nothing to prune.")
+    else:
+        click.echo(f"Pruned {result['pruned']} record(s) ({result['first_id']}..{result['last_id']}); the log now "
+                   f"starts after record {result['last_id']}, anchored by a checkpoint signed with key "
+                   f"{result['anchor']['key_id']}")
+
+
+@audit.command("keygen")
+@click.option("--private-key", "private_path", required=True, metavar="FILE",
+              help="Where to write the signing key (created 0600; keep it from the database's users).")
+@click.option("--public-key", "public_path", required=True, metavar="FILE",
+              help="Where to write the public key verifiers need.")
+def keygen(private_path, public_path) -> None:
+    """Create an Ed25519 key pair for signing audit checkpoints (refuses to overwrite either file).
+
+    Example: mlgate audit keygen --private-key /etc/mlgate/audit.key --public-key audit.pub
+    """
+    import os
+
+    from auth.audit_checkpoints import generate_key_pair
+
+    private, public = generate_key_pair()
+    try:
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise CliError(f"{private_path}: {exc.strerror or exc} (it is never overwritten)", EXIT_USAGE) from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private)
+    try:
+        fd = os.open(public_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        os.unlink(private_path)
+        raise CliError(f"{public_path}: {exc.strerror or exc} (it is never overwritten)", EXIT_USAGE) from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(public)
+    click.echo(f"Wrote {private_path} (0600) and {public_path}. Set audit.checkpoints.signing_key_file to the "
+               "first; give the second to whoever verifies.")

@@ -447,10 +447,47 @@ class OfflineOps:
             return admin_store.audit_records(conn, **{k: v for k, v in filters.items() if v is not None})
 
     @_guarded
-    def verify_audit(self) -> dict:
-        """Recompute the audit hash chain on the database."""
+    def verify_audit(self, verifier=None, checkpoints=()) -> dict:
+        """Recompute the audit hash chain on the database (against signed checkpoints, given the keys)."""
         with self.engine.connect() as conn:
-            return audit_chain.verify(conn).to_json()
+            return audit_chain.verify(conn, verifier, checkpoints).to_json()
+
+    def _keeper(self, signer, checkpoint_file: str | None = None):
+        from auth.audit_keeper import AuditKeeper, KeeperPlan
+
+        if signer is None:
+            raise CliError("offline checkpoints and pruning need the signing key: --signing-key-file FILE "
+                           "(or MLGATE_AUDIT_SIGNING_KEY_FILE)", EXIT_USAGE)
+        return AuditKeeper(self.engine, self.identity.auditor, KeeperPlan(signer, checkpoint_file=checkpoint_file))
+
+    def audit_checkpoint(self, signer=None, checkpoint_file: str | None = None) -> dict | None:
+        """Sign the chain's head with the operator's key."""
+        try:
+            signed = self._keeper(signer, checkpoint_file).checkpoint("manual")
+        except audit_chain.ChainBroken as exc:
+            raise CliError(f"not signed: the audit chain does not verify ({exc})", EXIT_ERROR) from None
+        if signed is not None:
+            self._audit("audit.checkpoint", f"record {signed.seq}", f"signed by key {signed.key_id}")
+        return signed.to_json() if signed is not None else None
+
+    def audit_checkpoints(self, after_id: int = 0, limit: int = 1000) -> list[dict]:
+        """Stored checkpoints, oldest first."""
+        with self.engine.connect() as conn:
+            return audit_chain.stored_checkpoint_rows(conn, after_id, limit)
+
+    def prune_audit(self, older_than_days: int, signer=None, checkpoint_file: str | None = None) -> dict:
+        """Delete records older than the given days, anchored by a new signed checkpoint; audited."""
+        before = now_ms() - older_than_days * 86_400_000
+        try:
+            pruned = self._keeper(signer, checkpoint_file).prune(
+                actor=self.actor_name, before=before,
+                reason=f"offline (--db): pruned older than {older_than_days} day(s)")
+        except audit_chain.ChainBroken as exc:
+            raise CliError(f"nothing pruned: the audit chain does not verify ({exc})", EXIT_ERROR) from None
+        if pruned is None:
+            return {"pruned": 0}
+        return {"pruned": pruned.deleted, "first_id": pruned.first_id, "last_id": pruned.last_id,
+                "anchor": pruned.anchor.to_json()}
 
     # --- policy ----------------------------------------------------------------------------------
     @_guarded

@@ -223,6 +223,20 @@ class RemoteOps:
         """The server's check of the audit hash chain."""
         return self.call("GET", f"{MLGATE}/audit/verify")["verification"]
 
+    def audit_checkpoint(self) -> dict | None:
+        """Ask the server to sign the chain's head with its key."""
+        return self.call("POST", f"{MLGATE}/audit/checkpoint", body={})["checkpoint"]
+
+    def audit_checkpoints(self, after_id: int = 0, limit: int = 1000) -> list[dict]:
+        """The server's stored checkpoints, oldest first."""
+        return self.call("GET", f"{MLGATE}/audit/checkpoints", params={"after_id": after_id,
+                                                                        "limit": limit})["checkpoints"]
+
+    def prune_audit(self, older_than_days: int | None) -> dict:
+        """Ask the server to prune records older than the given days (default: its retention)."""
+        body = {} if older_than_days is None else {"older_than_days": older_than_days}
+        return self.call("POST", f"{MLGATE}/audit/prune", body=body)
+
     # --- policy ----------------------------------------------------------------------------------
     def export_policy(self, owner_grants: bool = False) -> dict:
         """Stored groups and API grants (and creators' grants, if asked) as an ``access`` section, the

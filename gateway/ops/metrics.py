@@ -42,6 +42,9 @@ class Metrics:
         self.audit_events = Counter("mlgate_audit_events", "Audit records written, by action and outcome "
                                     "(login failures, lockouts started, token use, user changes).",
                                     ["action", "outcome"], registry=r)
+        self.audit_export_lost = Counter("mlgate_audit_export_lost", "Audit records a SIEM sink did not get, by "
+                                         "sink and reason (queue_full, delivery_failed); the database keeps them.",
+                                         ["sink", "reason"], registry=r)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text exposition (body, content type): this process's, or every worker's in multiprocess mode."""

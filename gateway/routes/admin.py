@@ -26,7 +26,7 @@ from policies.model import Grant, Permission, Resource, ResourceSelector, Subjec
 from policies.routes import Lookup
 from tracking.api.body import Args, request_args
 from tracking.api.responses import JSONBody, ok
-from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.errors import MlflowError, invalid_parameter, invalid_state, not_found
 from tracking.scope import request_workspace
 from tracking.services import tracking_of
 
@@ -304,10 +304,66 @@ def list_audit(request: Request, args: Args = ARGS) -> JSONBody:
 
 @router.get("/audit/verify", operation_id="admin.audit.verify")
 def verify_audit(request: Request) -> JSONBody:
-    """Recompute the audit log's hash chain: ``ok``, or the first record that was edited, deleted or moved."""
+    """Recompute the audit log's hash chain: ``ok``, or the first record that was edited, deleted or moved.
+
+    With a checkpoint signing key configured, the stored checkpoints are checked against its public key."""
+    keeper = request.app.state.audit.keeper
+    verifier = keeper.plan.signer.verifier() if keeper is not None else None
     with tracking_of(request).engine.connect() as conn:
-        result = audit_chain.verify(conn)
+        result = audit_chain.verify(conn, verifier)
     return ok({"verification": result.to_json()})
+
+
+def _keeper(request: Request):
+    keeper = request.app.state.audit.keeper
+    if keeper is None:
+        raise invalid_state("Audit checkpoints are off: set audit.checkpoints.signing_key_file in the server's "
+                            "policy file")
+    return keeper
+
+
+@router.post("/audit/checkpoint", operation_id="admin.audit.checkpoint")
+def sign_checkpoint(request: Request) -> JSONBody:
+    """Verify the records since the last checkpoint and sign the chain's head now (``checkpoint``: null when
+    the log is empty)."""
+    try:
+        signed = _keeper(request).checkpoint("manual")
+    except audit_chain.ChainBroken as exc:
+        raise invalid_state(f"Not signed: the audit chain does not verify ({exc}); run `mlgate audit verify`") \
+            from None
+    if signed is not None:
+        _audit(request, "audit.checkpoint", f"record {signed.seq}", f"signed by key {signed.key_id}")
+    return ok({"checkpoint": signed.to_json() if signed is not None else None})
+
+
+@router.get("/audit/checkpoints", operation_id="admin.audit.checkpoints")
+def list_checkpoints(request: Request, args: Args = ARGS) -> JSONBody:
+    """Stored signed checkpoints, oldest first; ``after_id`` pages forward by their ``id``."""
+    after = args.int("after_id", default=0, minimum=0)
+    limit = args.int("limit", default=1000, minimum=1, maximum=admin_store.MAX_AUDIT_PAGE)
+    with tracking_of(request).engine.connect() as conn:
+        rows = audit_chain.stored_checkpoint_rows(conn, after, limit)
+    return ok({"checkpoints": rows})
+
+
+@router.post("/audit/prune", operation_id="admin.audit.prune")
+def prune_audit(request: Request, args: Args = ARGS) -> JSONBody:
+    """Delete records older than ``older_than_days`` (default: the configured retention), after verifying
+    them and signing the new start; the prune is itself an audit record."""
+    keeper = _keeper(request)
+    days = args.int("older_than_days", default=keeper.plan.retention_days, minimum=1, maximum=36_500)
+    if days is None:
+        raise invalid_parameter("older_than_days is required: no audit.retention_days is configured")
+    before = now_ms() - days * 86_400_000
+    try:
+        pruned = keeper.prune(actor=principal_of(request).name, before=before,
+                              reason=f"pruned on request: older than {days} day(s)")
+    except audit_chain.ChainBroken as exc:
+        raise invalid_state(f"Nothing pruned: the audit chain does not verify ({exc})") from None
+    if pruned is None:
+        return ok({"pruned": 0})
+    return ok({"pruned": pruned.deleted, "first_id": pruned.first_id, "last_id": pruned.last_id,
+               "anchor": pruned.anchor.to_json()})
 
 
 @router.get("/policy/export", operation_id="admin.policy.export")

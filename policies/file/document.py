@@ -1,4 +1,4 @@
-"""The whole policy file: ``version``, ``network:``, ``auth:``, ``access:``, ``workspaces:`` and
+"""The whole policy file: ``version``, ``network:``, ``auth:``, ``access:``, ``audit:``, ``workspaces:`` and
 ``workspace_templates:``."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from policies.file.access import AccessConfig
+from policies.file.audit import AuditConfig
 from policies.file.auth import AuthConfig
 from policies.file.network import NetworkConfig
 from policies.file.workspaces import Workspaces, WorkspaceTemplate
@@ -24,6 +25,7 @@ class PolicyFile(BaseModel):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     workspaces: Workspaces | None = Field(
         None, description="workspaces by name, with their roles; left out: `policy apply` keeps the stored ones")
     workspace_templates: list[WorkspaceTemplate] = Field(

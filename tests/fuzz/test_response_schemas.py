@@ -112,11 +112,29 @@ def _workspaces_session(app_factory, doc: dict, checked: set) -> None:
         assert client.delete(f"{A3}/workspaces/team-s").status_code == 204
 
 
+def _audit_keeper_session(app_factory, doc: dict, checked: set, tmp_path) -> None:
+    """The signed-checkpoint and retention operations, on an app with an audit signing key."""
+    from starlette.testclient import TestClient
+
+    from tests.audit_keys import write_signing_policy
+    from tests.conftest import TEST_ADMIN_TOKEN
+
+    policy = write_signing_policy(tmp_path)
+    with TestClient(app_factory(policy_file=str(policy)), base_url="http://127.0.0.1:5000") as client:
+        client.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        call = _Session(client, doc)
+        call.checked = checked
+        call("admin.audit.checkpoint", "POST", f"{M}/audit/checkpoint", json={})
+        call("admin.audit.checkpoints", "GET", f"{M}/audit/checkpoints")
+        call("admin.audit.prune", "POST", f"{M}/audit/prune", json={"older_than_days": 30})
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_success_bodies_match_the_document(client, app_factory):
+def test_success_bodies_match_the_document(client, app_factory, tmp_path):
     doc = client.get("/api/openapi.json").json()
     call = _Session(client, doc)
     _workspaces_session(app_factory, doc, call.checked)
+    _audit_keeper_session(app_factory, doc, call.checked, tmp_path)
     exp = call("experiments.create", "POST", f"{A}/experiments/create",
                json={"name": "schemas", "tags": [{"key": "a", "value": "b"}]})["experiment_id"]
     call("experiments.get", "GET", f"{A}/experiments/get", params={"experiment_id": exp})

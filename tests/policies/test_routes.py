@@ -42,7 +42,8 @@ permissions.registered_models.update_via_post permissions.registered_models.dele
 permissions.users.grant permissions.users.revoke permissions.users.get permissions.users.list
 admin.users.list admin.users.get admin.groups.list admin.groups.create admin.groups.delete
 admin.groups.add_member admin.groups.remove_member admin.grants.list admin.grants.put admin.grants.revoke
-admin.perms.explain admin.audit.list admin.audit.verify admin.policy.export admin.policy.apply
+admin.perms.explain admin.audit.list admin.audit.verify admin.audit.checkpoints admin.audit.checkpoint
+admin.audit.prune admin.policy.export admin.policy.apply
 ui.static ui.experiments ui.experiment ui.run
 ui.artifact_preview ui.artifact_image ui.compare ui.traces ui.trace ui.models ui.prompts ui.model ui.logged_model
 ui.account ui.account.token_create ui.account.token_revoke ui.account.password
@@ -110,10 +111,12 @@ def test_admin_only_and_self_service_account_operations():
         "users.create", "users.update_admin", "users.delete", "users.list", "users.update_disabled",
         "ops.metrics", "workspaces.create", "workspaces.update", "workspaces.delete",
         *(op for op in OPERATION_IDS if op.startswith(("admin.", "ui.admin.")))}
-    # Every admin-API change is a write a read-only admin token must not make (verify only reads the audit log).
+    # Every admin-API change is a write a read-only admin token must not make (verify only reads the audit log;
+    # checkpoints lists the stored ones, while checkpoint signs one and prune deletes: both MANAGE).
     assert all(ROUTE_TABLE[op].permission is Permission.MANAGE for op in OPERATION_IDS
                if op.startswith("admin.") and op.rsplit(".", 1)[1] not in ("list", "get", "explain", "export",
-                                                                          "verify"))
+                                                                          "verify", "checkpoints"))
+    assert ROUTE_TABLE["admin.audit.checkpoints"].permission is Permission.READ
     # The admin pages: viewing is READ, every form that changes something is MANAGE.
     ui_admin_views = {"ui.admin.users", "ui.admin.groups", "ui.admin.grants", "ui.admin.audit", "ui.admin.policy"}
     assert all(ROUTE_TABLE[op].permission is (Permission.READ if op in ui_admin_views else Permission.MANAGE)

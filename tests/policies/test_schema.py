@@ -30,7 +30,8 @@ def test_committed_schema_equals_the_generated_one():
 def test_schema_names_the_sections_and_refuses_unknown_keys():
     schema = policy_file_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert set(schema["properties"]) == {"version", "network", "auth", "access", "workspaces", "workspace_templates"}
+    assert set(schema["properties"]) == {"version", "network", "auth", "access", "audit", "workspaces",
+                                             "workspace_templates"}
     assert schema["additionalProperties"] is False
     access = schema["$defs"]["AccessConfig"]
     assert access["additionalProperties"] is False

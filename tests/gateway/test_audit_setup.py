@@ -1,0 +1,89 @@
+"""The audit section through create_app: every problem listed at startup, and a configured app that signs
+checkpoints, answers the admin audit operations and exports what it audits (as an ordinary user is refused)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from gateway.settings import SettingsError
+from tests.audit_keys import write_key_pair, write_signing_policy
+from tests.conftest import TEST_ADMIN_TOKEN
+
+A = "/api/2.0/mlflow"
+M = "/api/2.0/mlgate"
+PASSWORD = "Unguessable-Pw-9c1e77aa31"
+
+
+def test_every_audit_problem_is_listed_at_startup(app_factory, tmp_path):
+    private, _ = write_key_pair(tmp_path)
+    private.chmod(0o640)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"version": 1, "audit": {
+        "checkpoints": {"signing_key_file": str(private), "file": str(tmp_path / "missing" / "cp.jsonl")},
+        "export": [{"type": "jsonl", "path": str(tmp_path / "nowhere" / "audit.jsonl")}]}}))
+    with pytest.raises(SettingsError) as refused:
+        app_factory(policy_file=str(policy), port=0)
+    problems = refused.value.problems
+    assert "--port / MLGATE_PORT: 0 is not a TCP port (1-65535)" in problems
+    prefix = f"--policy {policy}: "
+    assert f"{prefix}audit.checkpoints.signing_key_file: {private}: the signing key is readable by other users " \
+           "(mode 640); chmod 600 it" in problems
+    assert f"{prefix}audit.checkpoints.file: cannot create {tmp_path / 'missing' / 'cp.jsonl'}: its directory does " \
+           "not exist or is not writable" in problems
+    assert f"{prefix}audit.export[0].path: cannot create {tmp_path / 'nowhere' / 'audit.jsonl'}: its directory " \
+           "does not exist or is not writable" in problems
+    assert "PRIVATE KEY" not in str(refused.value)
+
+
+def test_a_key_that_is_not_ed25519_is_refused(app_factory, tmp_path):
+    key = tmp_path / "not-a-key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"version": 1, "audit": {"checkpoints": {"signing_key_file": str(key)}}}))
+    with pytest.raises(SettingsError) as refused:
+        app_factory(policy_file=str(policy))
+    assert refused.value.problems == [f"--policy {policy}: audit.checkpoints.signing_key_file: {key}: it is not a "
+                                      "PEM private key"]
+
+
+def test_a_configured_app_signs_exports_and_keeps_the_operations_for_administrators(app_factory, tmp_path):
+    exported = tmp_path / "audit.jsonl"
+    policy = write_signing_policy(tmp_path, checkpoints={"file": str(tmp_path / "cp.jsonl")},
+                                  export=[{"type": "jsonl", "path": str(exported)}])
+    app = app_factory(policy_file=str(policy))
+    with TestClient(app, base_url="http://127.0.0.1:5000") as admin:
+        admin.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        assert admin.post(f"{A}/users/create", json={"username": "alice", "password": PASSWORD}).status_code == 200
+        alice = TestClient(app, base_url="http://127.0.0.1:5000")
+        alice.auth = ("alice", PASSWORD)
+        assert alice.get(f"{A}/experiments/get", params={"experiment_id": "404"}).status_code in (403, 404)
+        # An ordinary user may not sign, list or prune; each refusal is itself audited.
+        for method, path in (("POST", "/audit/checkpoint"), ("GET", "/audit/checkpoints"), ("POST", "/audit/prune")):
+            assert alice.request(method, f"{M}{path}", json={}).status_code == 403, path
+        signed = admin.post(f"{M}/audit/checkpoint", json={}).json()["checkpoint"]
+        assert signed["kind"] == "manual"
+        listed = admin.get(f"{M}/audit/checkpoints").json()["checkpoints"]
+        assert [c["signature"] for c in listed] == [signed["signature"]]
+        verification = admin.get(f"{M}/audit/verify").json()["verification"]
+        assert verification["ok"] is True
+        assert verification["signatures_checked"] is True
+        assert verification["last_checkpoint_id"] == signed["seq"]
+        assert admin.post(f"{M}/audit/prune", json={"older_than_days": 1}).json() == {"pruned": 0}
+    # Leaving the app stopped the exporter after delivering its queue.
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    actions = [line["event"]["action"] for line in lines]
+    assert "login" in actions or "authorize" in actions
+    denied = [line for line in lines if line.get("user", {}).get("name") == "alice"
+              and line["event"]["type"] == ["denied"]]
+    assert {line["mlgate"]["audit"]["target"] for line in denied} >= {
+        "admin.audit.checkpoint", "admin.audit.checkpoints", "admin.audit.prune"}
+    assert all("[rule: admin-only]" in line["event"]["reason"] for line in denied
+               if line["mlgate"]["audit"]["target"].startswith("admin.audit."))
+    assert any(line["event"]["action"] == "audit.checkpoint" and line["mlgate"]["checkpoint"]["signature"]
+               == signed["signature"] for line in lines)
+    assert json.loads((tmp_path / "cp.jsonl").read_text().splitlines()[0])["signature"] == signed["signature"]
