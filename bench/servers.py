@@ -133,3 +133,16 @@ def start_mlgate(workdir: Path, port: int, db_path: Path, *, policy_file: Path |
     ready = wait_healthy(url, proc, log_path)
     admin = {"Authorization": basic("admin", ADMIN_PASSWORD)}
     return Server(name, url, proc, admin, dict(admin), log_path), ready
+
+
+def start_floor(workdir: Path, port: int, db_path: Path) -> tuple[Server, float]:
+    """bench/floor.py (FastAPI + uvicorn, no mlgate code) over the SQLite file ``db_path``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "server.log"
+    args = [sys.executable, str(BENCH_DIR / "floor.py"), "--db", str(db_path), "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            cwd=workdir, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    ready = wait_healthy(url, proc, log_path)
+    return Server("floor", url, proc, {}, {}, log_path), ready
+
