@@ -9,9 +9,10 @@ as MLflow's store sorts them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import astuple, dataclass, replace
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, or_, select, true
 
 from tracking.db.tables import datasets, input_tags, inputs, latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter
@@ -173,17 +174,18 @@ def _order(stmt: Select, order: tuple[OrderKey, ...], *, valued_first: bool = Fa
     return stmt.order_by(*clauses)
 
 
-# From this many runs in the searched experiments on, a search ordered by a metric first walks that metric's
-# index instead of sorting every match (a page of 100 out of 100,000 runs: ~0.2 ms instead of ~200 ms).
-LARGE_SEARCH_RUNS = 5000
+# Whether a search ordered by a metric first walks that metric's index (below); tests turn it off to compare
+# against the one-query sort of every match.
+WALK_METRIC_INDEX = True
 
 
 def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offset: int, limit: int) -> list[str]:
     """The ids of one page of matching runs (``limit`` from ``offset``), in order.
 
-    Runs with a real value of the first order key, when it is a metric, come first in MLflow's order. Over a
-    large search, those are asked for first, in index order: when there are enough of them to fill the page,
-    they are the page. Otherwise (or for a small search) one query sorts every match.
+    Runs with a real value of the first order key, when it is a metric, come first in MLflow's order. Those
+    are asked for first, in the metric's (key, value) index order: when there are enough of them to fill the
+    page, they are the page (a page of 100 out of 1,000 runs: ~0.2 ms instead of ~1.7 ms sorting all the
+    matches; out of 100,000: ~0.2 ms instead of ~200 ms). Otherwise one query sorts every match.
     """
     if not unrestricted(scope):
         # The experiments the caller may see, resolved first (one small query): the page query then has
@@ -194,19 +196,30 @@ def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offs
         search = replace(search, experiment_ids=tuple(int(i) for i in shown))
         scope = ResourceScope(unrestricted=True)
     first = search.order[0] if search.order else None
-    if first is not None and first.kind == "metric" and _is_large(conn, search):
-        ranked = list(conn.execute(run_ids_query(search, scope, 0, offset + limit, valued_first=True)).scalars())
+    if WALK_METRIC_INDEX and first is not None and first.kind == "metric":
+        ranked = list(conn.execute(_unrestricted_query(search, 0, offset + limit, True)).scalars())
         if len(ranked) == offset + limit:
             return ranked[offset:]
-    return list(conn.execute(run_ids_query(search, scope, offset, limit)).scalars())
+    return list(conn.execute(_unrestricted_query(search, offset, limit, False)).scalars())
 
 
-def _is_large(conn: Connection, search: RunSearch) -> bool:
-    # A constant, not run_uuid: the count is then answered from the (experiment_id, start_time) index alone
-    # (SQLite: 0.2 ms instead of 1.1 ms for 5,000 runs, which would read every row).
-    capped = select(literal(1)).where(integer_ids_in(runs.c.experiment_id, list(search.experiment_ids)))
-    counted = select(func.count()).select_from(capped.limit(LARGE_SEARCH_RUNS).subquery())
-    return conn.execute(counted).scalar_one() >= LARGE_SEARCH_RUNS
+# Statements of searches over more experiments than this are not kept (bounds the cache's memory).
+CACHED_QUERY_MAX_EXPERIMENTS = 100
+
+
+def _unrestricted_query(search: RunSearch, offset: int, limit: int, valued_first: bool) -> Select:
+    """run_ids_query without a scope, the statement built once per distinct search (a UI or client repeats
+    the same search page after page; building the statement cost as much as SQLite running it)."""
+    # The values' types are part of the key: 1 and 1.0 are equal (and hash alike) but bind differently.
+    if len(search.experiment_ids) > CACHED_QUERY_MAX_EXPERIMENTS:
+        return run_ids_query(search, ResourceScope(unrestricted=True), offset, limit, valued_first=valued_first)
+    types = tuple(type(c.value) for c in search.comparisons)
+    return _cached_query(search, types, offset, limit, valued_first)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_query(search: RunSearch, _types: tuple[type, ...], offset: int, limit: int, valued_first: bool) -> Select:
+    return run_ids_query(search, ResourceScope(unrestricted=True), offset, limit, valued_first=valued_first)
 
 
 def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: int, *,
