@@ -3,6 +3,8 @@
 
     python3 bench/run.py --full          # everything: 5 servers, all scenarios, 100k runs, 10k experiments
     python3 bench/run.py --duration 3 --servers mlflow-auth-cache,mlgate --scenarios get-run,log-batch
+    python3 bench/run.py --servers floor,mlgate --scenarios get-run,log-batch,search-runs   # vs the floor
+    python3 bench/run.py --scale --keys 1   # at scale (bench/scale.py): 100,000 runs, SQLite and PostgreSQL
 
 Each server is started alone (so it has both cores) over a copy of the same seeded data (seeded once per
 server family through its REST API and cached in bench/.seed-cache/), loaded by wrk with 8 concurrent
@@ -420,6 +422,12 @@ def interleaved_overhead(spec: SeedSpec, root: Path, args) -> dict[str, dict]:
 
 def main() -> int:
     """Parse options, run every server x scenario, print and save the results."""
+    if "--scale" in sys.argv[1:]:
+        # The at-scale tables (100,000 runs, millions of metric points, SQLite and PostgreSQL): bench/scale.py.
+        from bench import scale
+
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--scale")]
+        return scale.main()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true",
                         help="the issue's figures: --big-runs 100000 --experiments 10000 --footprint")
