@@ -13,6 +13,8 @@ import functools
 from dataclasses import astuple, dataclass, replace
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, literal, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Join
 
 from tracking.db.tables import datasets, input_tags, inputs, latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter
@@ -27,6 +29,20 @@ from tracking.search.predicates import (
     unrestricted,
     visible_experiment_ids,
 )
+
+
+class CrossJoin(Join):
+    """``left CROSS JOIN right``, its condition given in WHERE: SQLite keeps ``left`` as the outer loop
+    (its documented way to fix a join order); PostgreSQL plans it as any inner join."""
+
+    inherit_cache = True
+
+
+@compiles(CrossJoin)
+def _cross_join(element: CrossJoin, compiler, **kw) -> str:
+    kw["asfrom"] = True
+    return f"{compiler.process(element.left, **kw)} CROSS JOIN {compiler.process(element.right, **kw)}"
+
 
 RUN_ATTRIBUTES = AttributeRules(
     string=frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"}),
@@ -150,8 +166,12 @@ def _order(stmt: Select, order: tuple[OrderKey, ...], *, valued_first: bool = Fa
     for n, key in enumerate(order):
         if n == 0 and valued_first:
             joined = latest_metrics.alias("order_0")
-            stmt = stmt.join(joined, and_(joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key.key,
-                                          joined.c.is_nan == false(), joined.c.value.isnot(None)))
+            # The metric's rows drive the join, in its index's order: SQLite's planner with statistics (after
+            # ANALYZE, every run of the experiment matches, a key covers a third of the table) otherwise
+            # reads every run of the experiment and sorts them (100,000 runs: 568 ms instead of 44 ms).
+            stmt = stmt.select_from(CrossJoin(joined, runs, true())).where(
+                joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key.key, joined.c.is_nan == false(),
+                joined.c.value.isnot(None))
             clauses.append(joined.c.value.asc() if key.ascending else joined.c.value.desc())
             continue
         if key.kind == "attribute":
