@@ -330,12 +330,12 @@ def targets(rows: list[Row], footprint: dict, cp_mib_per_s: float | None, overhe
         if scenario in (overhead or {}):
             extra = overhead[scenario]["extra"]
             add(f"{scenario} CPU with security on vs off", f"{extra * 100:+.0f}% (median of "
-                f"{overhead[scenario]['rounds']} alternating rounds)", "<= +10%", extra <= 0.10)
+                f"{overhead[scenario]['rounds']} alternating rounds)", "<= +5%", extra <= 0.05)
             continue
         mine, open_ = by.get(("mlgate", scenario)), by.get(("mlgate-open", scenario))
         if mine and open_ and open_.cpu_ms_per_req:
             extra = mine.cpu_ms_per_req / open_.cpu_ms_per_req - 1
-            add(f"{scenario} CPU with security on vs off", f"{extra * 100:+.0f}%", "<= +10%", extra <= 0.10)
+            add(f"{scenario} CPU with security on vs off", f"{extra * 100:+.0f}%", "<= +5%", extra <= 0.05)
     if (row := by.get(("mlgate", "search-runs-100k-1c"))):
         add("search-runs over 100k runs p50, one client", f"{row.p50_ms:.1f} ms", "<= 50 ms", row.p50_ms <= 50)
     if (row := by.get(("mlgate", "search-runs-100k"))):
