@@ -96,8 +96,18 @@ async def lifespan(app):
     return shutdown
 
 
+def _run_worker_threads_inline() -> None:
+    """cProfile sees one thread: run what would go to anyio's worker threads (searches) on the loop."""
+    import anyio.to_thread
+
+    async def inline(func, *args, limiter=None, **kwargs):
+        return func(*args)
+
+    anyio.to_thread.run_sync = inline
+
+
 async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdir: Path, *,
-                  rate_limit: bool = True) -> dict[str, float]:
+                  rate_limit: bool = True, runs: int = 1) -> dict[str, float]:
     from gateway.app import create_app
     from gateway.db import upgrade_database
     from gateway.identity import bootstrap_admin
@@ -137,12 +147,25 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
              "params": [{"key": f"p{i}", "value": "v"} for i in range(5)]}
     status, body = await d.request("POST", f"{api}/runs/log-batch", batch, user)
     assert status == 200, body
+    for index in range(1, runs):
+        # bench/run.py's seed: 10 metrics and 5 params per run (and its search below).
+        status, body = await d.request("POST", f"{api}/runs/create", {"experiment_id": exp, "start_time": index}, user)
+        other = json.loads(body)["run"]["info"]["run_id"]
+        seeded = {"run_id": other, "metrics": [{"key": f"m{i}", "value": ((index * 7919 + i) % 1000) / 1000,
+                                                "timestamp": 1, "step": 0} for i in range(10)],
+                  "params": [{"key": f"p{i}", "value": str(index % (i + 2))} for i in range(5)]}
+        status, body = await d.request("POST", f"{api}/runs/log-batch", seeded, user)
+        assert status == 200, body
     requests = {
         "get-run": ("GET", f"{api}/runs/get?run_id={run_id}", None),
         "log-batch": ("POST", f"{api}/runs/log-batch",
                       {"run_id": run_id, "metrics": [{"key": f"m{i}", "value": 0.5, "timestamp": 2, "step": 1}
                                                      for i in range(10)]}),
         "search-runs": ("POST", f"{api}/runs/search", {"experiment_ids": [exp], "max_results": 100}),
+        # bench/run.py's search-runs request (meant with --runs 1000).
+        "search-runs-filtered": ("POST", f"{api}/runs/search", {
+            "experiment_ids": [exp], "filter": "metrics.m0 > 0.1", "order_by": ["metrics.m1 DESC"],
+            "max_results": 100}),
     }
     results = {}
     for op in ops:
@@ -151,6 +174,8 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
             status, text = await d.request(method, path, body, user)
             assert status == 200, (op, status, text)
         profiler = cProfile.Profile() if profile else None
+        if profile:
+            _run_worker_threads_inline()
         started = time.process_time()
         if profiler:
             profiler.enable()
@@ -170,7 +195,9 @@ async def measure(open_mode: bool, ops: list[str], n: int, profile: bool, workdi
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--op", action="append", choices=["get-run", "log-batch", "search-runs"])
+    parser.add_argument("--op", action="append",
+                        choices=["get-run", "log-batch", "search-runs", "search-runs-filtered"])
+    parser.add_argument("--runs", type=int, default=1, help="runs in the experiment (10 metrics, 5 params each)")
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--open-only", action="store_true")
@@ -184,7 +211,7 @@ def main() -> int:
         for open_mode in modes:
             name = "mlgate-open" if open_mode else "mlgate"
             table[name] = asyncio.run(measure(open_mode, ops, args.n, args.profile, Path(tmp) / name,
-                                              rate_limit=not args.no_rate_limit))
+                                              rate_limit=not args.no_rate_limit, runs=args.runs))
     print(f"\n{'op':<14}" + "".join(f"{name:>14}" for name in table) + "   (CPU ms per request, in process)")
     for op in ops:
         print(f"{op:<14}" + "".join(f"{table[name][op]:>14.3f}" for name in table))

@@ -87,14 +87,15 @@ def write_basic_auth_config(workdir: Path, admin_password: str, *, cache_ttl_sec
     return ini
 
 
-def start_mlflow(workdir: Path, port: int, db_path: Path, *, auth: bool, cache_ttl: int = 0,
-                 workers: int | None = None) -> tuple[Server, float]:
+def start_mlflow(workdir: Path, port: int, db_path: Path | None, *, auth: bool, cache_ttl: int = 0,
+                 workers: int | None = None, backend_uri: str | None = None) -> tuple[Server, float]:
     """``mlflow server`` on SQLite with proxied artifacts, optionally with its basic-auth app."""
     mlflow_bin = ensure_mlflow_venv()
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     args = [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{db_path}", "--artifacts-destination", str(workdir / "art")]
+            "--backend-store-uri", backend_uri or f"sqlite:///{db_path}", "--artifacts-destination",
+            str(workdir / "art")]
     if workers:
         args += ["--workers", str(workers)]
     admin_headers: dict[str, str] = {}
@@ -113,17 +114,17 @@ def start_mlflow(workdir: Path, port: int, db_path: Path, *, auth: bool, cache_t
     return Server(name, url, proc, admin_headers, dict(admin_headers), log_path), ready
 
 
-def start_mlgate(workdir: Path, port: int, db_path: Path, *, policy_file: Path | None,
+def start_mlgate(workdir: Path, port: int, db_path: Path | None, *, policy_file: Path | None,
                  env_extra: dict[str, str] | None = None, workers: int = 1,
-                 name: str = "mlgate") -> tuple[Server, float]:
-    """``mlgate server`` on SQLite with the given policy file."""
+                 name: str = "mlgate", backend_uri: str | None = None) -> tuple[Server, float]:
+    """``mlgate server`` on SQLite (``db_path``) or ``backend_uri`` with the given policy file."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update({"MLGATE_ADMIN_USERNAME": "admin", "MLGATE_ADMIN_PASSWORD": ADMIN_PASSWORD})
     env.update(env_extra or {})
     args = [sys.executable, "-m", "gateway.cli", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", f"sqlite:///{db_path}", "--artifacts-destination", str(workdir / "art"),
-            "--workers", str(workers)]
+            "--backend-store-uri", backend_uri or f"sqlite:///{db_path}",
+            "--artifacts-destination", str(workdir / "art"), "--workers", str(workers)]
     if policy_file:
         args += ["--policy", str(policy_file)]
     log_path = workdir / "server.log"
@@ -133,3 +134,16 @@ def start_mlgate(workdir: Path, port: int, db_path: Path, *, policy_file: Path |
     ready = wait_healthy(url, proc, log_path)
     admin = {"Authorization": basic("admin", ADMIN_PASSWORD)}
     return Server(name, url, proc, admin, dict(admin), log_path), ready
+
+
+def start_floor(workdir: Path, port: int, db_path: Path) -> tuple[Server, float]:
+    """bench/floor.py (FastAPI + uvicorn, no mlgate code) over the SQLite file ``db_path``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "server.log"
+    args = [sys.executable, str(BENCH_DIR / "floor.py"), "--db", str(db_path), "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                            cwd=workdir, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    ready = wait_healthy(url, proc, log_path)
+    return Server("floor", url, proc, {}, {}, log_path), ready
+

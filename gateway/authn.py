@@ -27,7 +27,11 @@ from auth.identity import CacheMiss
 from auth.scim.token import is_scim_path
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
-from gateway.middleware.ratelimit import limit_principal, limit_sensitive
+from gateway.middleware.ratelimit import (
+    limit_anonymous,
+    limit_principal,
+    limit_sensitive,
+)
 from gateway.middleware.refusal import refuse
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -106,7 +110,8 @@ class AuthenticationMiddleware:
                 # Decided by the authorizer: refused on every operation that is not public.
                 state[AUTHENTICATION_ERROR] = exc
         if principal is None:
-            refused = await limit_sensitive(scope, None)  # failed or no credentials: the tight budget
+            # Failed or no credentials: the tight budgets.
+            refused = await limit_sensitive(scope, None) or await limit_anonymous(scope)
             if refused is not None:
                 await refused.respond(send)
                 return

@@ -170,7 +170,8 @@ def install_network_middleware(app: Starlette, settings: Settings, network_confi
     limits = config.limits
     headers = config.headers
     limiter = RequestRateLimiter(enabled=rl.enabled, storage_uri=storage, strategy=rl.strategy,
-                                 per_client=rl.per_client, per_principal=rl.per_principal,
+                                 per_client=rl.per_client, anonymous=rl.anonymous,
+                                 per_principal=rl.per_principal,
                                  sensitive=rl.sensitive, sensitive_admin=rl.sensitive_admin,
                                  sensitive_paths=rl.sensitive_paths,
                                  namespace=rl.namespace)

@@ -32,6 +32,7 @@ log = logging.getLogger("mlgate.network")
 _REDIS_TIMEOUTS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SENSITIVE_DEFERRED = "rate_limit_sensitive_deferred"  # scope state: the client address, until authentication
+_ANONYMOUS_DEFERRED = "rate_limit_anonymous_deferred"  # scope state: the client address, until authentication
 _SESSION_COOKIE = COOKIE_NAME.encode("latin-1") + b"="
 
 
@@ -86,11 +87,12 @@ class RequestRateLimiter:
 
     def __init__(self, *, enabled: bool, storage_uri: str, strategy: str, per_client: str,
                  per_principal: str, sensitive: str, sensitive_paths: Iterable[str], namespace: str,
-                 sensitive_admin: str = "600/minute"):
+                 sensitive_admin: str = "600/minute", anonymous: str = "6000/minute"):
         self.enabled = enabled
         self.storage_uri = storage_uri
         self.strategy_name = strategy
         self.per_client = parse_many(per_client)
+        self.anonymous = parse_many(anonymous)
         self.per_principal = parse_many(per_principal)
         self.sensitive = parse_many(sensitive)
         self.sensitive_admin = parse_many(sensitive_admin)
@@ -125,6 +127,7 @@ class RequestRateLimiter:
             "storage": redact_url(self.storage_uri),
             "strategy": self.strategy_name,
             "per_client": "; ".join(map(str, self.per_client)),
+            "anonymous": "; ".join(map(str, self.anonymous)),
             "per_principal": "; ".join(map(str, self.per_principal)),
             "sensitive": "; ".join(map(str, self.sensitive)),
             "sensitive_admin": "; ".join(map(str, self.sensitive_admin)),
@@ -162,6 +165,12 @@ class RequestRateLimiter:
         if refused is None and not defer_sensitive and self.is_sensitive(path, method):
             refused = await self.check_sensitive(client_ip)
         return refused
+
+    async def check_anonymous(self, client_ip: str) -> RateLimited | None:
+        """Count one request from ``client_ip`` that has no identity (none sent, or a failed credential)."""
+        if not self.enabled:
+            return None
+        return await self._hit(self.anonymous, "anonymous", client_ip, "client address without credentials")
 
     async def check_sensitive(self, client_ip: str) -> RateLimited | None:
         """Count one sensitive write against the tight per-address budget."""
@@ -217,6 +226,21 @@ async def limit_sensitive(scope: Scope, principal) -> RateLimited | StorageUnava
         return exc
 
 
+async def limit_anonymous(scope: Scope) -> RateLimited | StorageUnavailable | None:
+    """The per-address budget of requests without an identity, called by the authentication layer when a
+    request ends without a principal (none sent, or a credential that failed). Nothing to do for a request
+    the rate-limit middleware did not count (probes) or without the middleware."""
+    state = scope.get("state", {})
+    client_ip = state.pop(_ANONYMOUS_DEFERRED, None)
+    limiter: RequestRateLimiter | None = state.get("rate_limiter")
+    if client_ip is None or limiter is None:
+        return None
+    try:
+        return await limiter.check_anonymous(client_ip)
+    except StorageUnavailable as exc:
+        return exc
+
+
 def _carries_credentials(scope: Scope) -> bool:
     """An Authorization header or a session cookie: credentials the authentication layer will check."""
     for name, value in scope["headers"]:
@@ -257,4 +281,6 @@ class RateLimitMiddleware:
         if refused is not None:
             await refused.respond(send)
             return
+        # The anonymous budget is counted once authentication has found no identity (limit_anonymous).
+        state[_ANONYMOUS_DEFERRED] = client_ip
         await self.app(scope, receive, send)

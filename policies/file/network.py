@@ -235,15 +235,20 @@ class RateLimitConfig(_Section):
     enabled: bool = True
     storage: str = "memory://"
     strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = "fixed-window"
-    per_client: str = "6000/minute"
-    per_principal: str = "6000/minute"
+    # Every request from one address, before authentication. Above what one server process can answer
+    # (~1,000 requests/s), so a sweep of many jobs on one host is bounded by the server, never refused;
+    # see docs/network.md "Rate-limit defaults" for the numbers.
+    per_client: str = "60000/minute"
+    # Requests from one address that end without an identity (no credentials, or credentials that failed).
+    anonymous: str = "6000/minute"
+    per_principal: str = "60000/minute"
     sensitive: str = "30/minute"
     # Sensitive writes by an authenticated administrator (scripting `mlgate users create` for a team).
     sensitive_admin: str = "600/minute"
     sensitive_paths: list[PathPrefix] = list(DEFAULT_SENSITIVE_PATHS)
     namespace: str = Field("mlgate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
-    @field_validator("per_client", "per_principal", "sensitive", "sensitive_admin")
+    @field_validator("per_client", "anonymous", "per_principal", "sensitive", "sensitive_admin")
     @classmethod
     def _rate(cls, value: str) -> str:
         if (problem := rate_problem(value)) is not None:

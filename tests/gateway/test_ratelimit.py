@@ -165,7 +165,9 @@ def test_effective_state_is_logged_at_startup(app_factory, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "mlgate.network")
     assert "'enabled': True" in logged
     assert "'storage': 'memory://'" in logged
-    assert "'per_client': '6000 per 1 minute'" in logged
+    assert "'per_client': '60000 per 1 minute'" in logged
+    assert "'anonymous': '6000 per 1 minute'" in logged
+    assert "'per_principal': '60000 per 1 minute'" in logged
     assert "'sensitive': '30 per 1 minute'" in logged
 
 

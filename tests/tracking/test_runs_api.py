@@ -619,3 +619,25 @@ def test_nul_in_read_parameters_is_never_a_server_error(api):
             assert_error(resp, 400, "INVALID_PARAMETER_VALUE")
         else:
             assert resp.status_code in (200, 404)
+
+
+def test_bulk_interval_positions_are_those_of_sql_ntile():
+    """The positions computed from a run's count are the ones the former one-query sampling chose with SQL's
+    ntile (first point of each bucket, the last point replacing the final sample when every bucket has one)."""
+    import sqlite3
+
+    from tracking.store.metrics import sampled_positions
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE p (x INTEGER)")
+    for count in range(1, 70):
+        db.execute("INSERT INTO p VALUES (?)", (count,))
+        for max_results in range(1, 25):
+            rows = db.execute("SELECT x, ntile(?) OVER (ORDER BY x) FROM p ORDER BY x", (max_results,)).fetchall()
+            firsts = [x for n, (x, bucket) in enumerate(rows) if n == 0 or rows[n - 1][1] != bucket]
+            if firsts[-1] != count:
+                if len(firsts) >= max_results:
+                    firsts[-1] = count
+                else:
+                    firsts.append(count)
+            assert sampled_positions(count, max_results) == firsts, (count, max_results)

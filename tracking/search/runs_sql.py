@@ -9,9 +9,12 @@ as MLflow's store sorts them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import astuple, dataclass, replace
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, false, func, literal, or_, select, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.selectable import Join
 
 from tracking.db.tables import datasets, input_tags, inputs, latest_metrics, params, runs, tags
 from tracking.errors import invalid_parameter
@@ -26,6 +29,20 @@ from tracking.search.predicates import (
     unrestricted,
     visible_experiment_ids,
 )
+
+
+class CrossJoin(Join):
+    """``left CROSS JOIN right``, its condition given in WHERE: SQLite keeps ``left`` as the outer loop
+    (its documented way to fix a join order); PostgreSQL plans it as any inner join."""
+
+    inherit_cache = True
+
+
+@compiles(CrossJoin)
+def _cross_join(element: CrossJoin, compiler, **kw) -> str:
+    kw["asfrom"] = True
+    return f"{compiler.process(element.left, **kw)} CROSS JOIN {compiler.process(element.right, **kw)}"
+
 
 RUN_ATTRIBUTES = AttributeRules(
     string=frozenset({"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"}),
@@ -149,8 +166,12 @@ def _order(stmt: Select, order: tuple[OrderKey, ...], *, valued_first: bool = Fa
     for n, key in enumerate(order):
         if n == 0 and valued_first:
             joined = latest_metrics.alias("order_0")
-            stmt = stmt.join(joined, and_(joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key.key,
-                                          joined.c.is_nan == false(), joined.c.value.isnot(None)))
+            # The metric's rows drive the join, in its index's order: SQLite's planner with statistics (after
+            # ANALYZE, every run of the experiment matches, a key covers a third of the table) otherwise
+            # reads every run of the experiment and sorts them (100,000 runs: 568 ms instead of 44 ms).
+            stmt = stmt.select_from(CrossJoin(joined, runs, true())).where(
+                joined.c.run_uuid == runs.c.run_uuid, joined.c.key == key.key, joined.c.is_nan == false(),
+                joined.c.value.isnot(None))
             clauses.append(joined.c.value.asc() if key.ascending else joined.c.value.desc())
             continue
         if key.kind == "attribute":
@@ -173,17 +194,23 @@ def _order(stmt: Select, order: tuple[OrderKey, ...], *, valued_first: bool = Fa
     return stmt.order_by(*clauses)
 
 
-# From this many runs in the searched experiments on, a search ordered by a metric first walks that metric's
-# index instead of sorting every match (a page of 100 out of 100,000 runs: ~0.2 ms instead of ~200 ms).
-LARGE_SEARCH_RUNS = 5000
+# Whether a search ordered by a metric first walks that metric's index (below); tests turn it off to compare
+# against the one-query sort of every match.
+WALK_METRIC_INDEX = True
+# From this many runs in the searched experiments on, the walk is tried. The metric's (key, value) index
+# holds every experiment's runs: for a small experiment in a large database the walk would step over other
+# experiments' values, where sorting the experiment's own few matches is quick.
+LARGE_SEARCH_RUNS = 1000
 
 
 def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offset: int, limit: int) -> list[str]:
     """The ids of one page of matching runs (``limit`` from ``offset``), in order.
 
     Runs with a real value of the first order key, when it is a metric, come first in MLflow's order. Over a
-    large search, those are asked for first, in index order: when there are enough of them to fill the page,
-    they are the page. Otherwise (or for a small search) one query sorts every match.
+    search of at least LARGE_SEARCH_RUNS runs those are asked for first, in the metric's (key, value) index
+    order: when there are enough of them to fill the page, they are the page (a page of 100 out of 1,000
+    runs: ~0.2 ms instead of ~1.7 ms sorting all the matches; out of 100,000: ~0.2 ms instead of ~500 ms).
+    Otherwise one query sorts every match.
     """
     if not unrestricted(scope):
         # The experiments the caller may see, resolved first (one small query): the page query then has
@@ -194,19 +221,37 @@ def run_ids_page(conn: Connection, search: RunSearch, scope: ResourceScope, offs
         search = replace(search, experiment_ids=tuple(int(i) for i in shown))
         scope = ResourceScope(unrestricted=True)
     first = search.order[0] if search.order else None
-    if first is not None and first.kind == "metric" and _is_large(conn, search):
-        ranked = list(conn.execute(run_ids_query(search, scope, 0, offset + limit, valued_first=True)).scalars())
+    if WALK_METRIC_INDEX and first is not None and first.kind == "metric" and _is_large(conn, search):
+        ranked = list(conn.execute(_unrestricted_query(search, 0, offset + limit, True)).scalars())
         if len(ranked) == offset + limit:
             return ranked[offset:]
-    return list(conn.execute(run_ids_query(search, scope, offset, limit)).scalars())
+    return list(conn.execute(_unrestricted_query(search, offset, limit, False)).scalars())
 
 
 def _is_large(conn: Connection, search: RunSearch) -> bool:
-    # A constant, not run_uuid: the count is then answered from the (experiment_id, start_time) index alone
-    # (SQLite: 0.2 ms instead of 1.1 ms for 5,000 runs, which would read every row).
+    # A constant, not run_uuid: the count is then answered from the (experiment_id, start_time) index alone.
     capped = select(literal(1)).where(integer_ids_in(runs.c.experiment_id, list(search.experiment_ids)))
     counted = select(func.count()).select_from(capped.limit(LARGE_SEARCH_RUNS).subquery())
     return conn.execute(counted).scalar_one() >= LARGE_SEARCH_RUNS
+
+
+# Statements of searches over more experiments than this are not kept (bounds the cache's memory).
+CACHED_QUERY_MAX_EXPERIMENTS = 100
+
+
+def _unrestricted_query(search: RunSearch, offset: int, limit: int, valued_first: bool) -> Select:
+    """run_ids_query without a scope, the statement built once per distinct search (a UI or client repeats
+    the same search page after page; building the statement cost as much as SQLite running it)."""
+    # The values' types are part of the key: 1 and 1.0 are equal (and hash alike) but bind differently.
+    if len(search.experiment_ids) > CACHED_QUERY_MAX_EXPERIMENTS:
+        return run_ids_query(search, ResourceScope(unrestricted=True), offset, limit, valued_first=valued_first)
+    types = tuple(type(c.value) for c in search.comparisons)
+    return _cached_query(search, types, offset, limit, valued_first)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_query(search: RunSearch, _types: tuple[type, ...], offset: int, limit: int, valued_first: bool) -> Select:
+    return run_ids_query(search, ResourceScope(unrestricted=True), offset, limit, valued_first=valued_first)
 
 
 def run_ids_query(search: RunSearch, scope: ResourceScope, offset: int, limit: int, *,

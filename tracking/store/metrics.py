@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, tuple_
+from sqlalchemy import Connection, and_, bindparam, func, literal_column, select, tuple_
 
 from tracking.db.tables import latest_metrics, metrics
 from tracking.errors import invalid_parameter
@@ -155,12 +155,87 @@ def get_metric_history(conn: Connection, run_id: str, key: str, max_results: int
     return [_point_json(r) for r in rows], token
 
 
+# The sampled view, run by run. One window query over every run's points (ntile, then a row number per
+# bucket, then one from the end) made the database sort all of them three ways: 100 runs x 10,000 steps
+# took ~9.5 s on SQLite. The buckets are computed here from each run's count instead (SQL's ntile: the
+# first ``count % max_results`` buckets hold one point more), and one query per run numbers its points in
+# the (run_uuid, key, step, timestamp, value, is_nan) index's own order and keeps those at the chosen
+# positions, passed as one parameter (a JSON list). PostgreSQL keeps the one query (see _sample_in_one_query).
+_SAMPLE_ORDER = (metrics.c.step, metrics.c.timestamp, metrics.c.value, metrics.c.is_nan)
+
+
+def _run_key_points(ranged: bool) -> list:
+    conditions = [metrics.c.run_uuid == bindparam("run_id"), metrics.c.key == bindparam("key")]
+    if ranged:
+        conditions += [metrics.c.step >= bindparam("start_step"), metrics.c.step <= bindparam("end_step")]
+    return conditions
+
+
+def _sample_statement(ranged: bool, dialect: str):
+    numbered = select(metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp, metrics.c.step,
+                      func.row_number().over(order_by=_SAMPLE_ORDER).label("position")
+                      ).where(*_run_key_points(ranged)).subquery()
+    position = numbered.c.position
+    if dialect == "sqlite":
+        chosen = position.in_(select(literal_column("value")).select_from(func.json_each(bindparam("positions"))))
+    else:
+        chosen = position.in_(bindparam("positions", expanding=True))
+    return select(numbered).where(chosen).order_by(position)
+
+
+_SAMPLE_COUNT = {ranged: select(func.count()).select_from(metrics).where(*_run_key_points(ranged))
+                 for ranged in (False, True)}
+_SAMPLE_POINTS = {(ranged, dialect): _sample_statement(ranged, dialect)
+                  for ranged in (False, True) for dialect in ("sqlite", "other")}
+# A run with no more points than max_results: every point, in order (no numbering needed).
+_ALL_POINTS = {ranged: select(metrics.c.key, metrics.c.value, metrics.c.is_nan, metrics.c.timestamp, metrics.c.step)
+               .where(*_run_key_points(ranged)).order_by(*_SAMPLE_ORDER) for ranged in (False, True)}
+
+
+def sampled_positions(count: int, max_results: int) -> list[int]:
+    """The 1-based positions MLflow's sampling keeps out of ``count`` ordered points: the first point of
+    each of ``max_results`` buckets as SQL's ntile makes them, and the last point (replacing the final
+    sample when every bucket has one)."""
+    if count <= max_results:
+        return list(range(1, count + 1))
+    size, larger = divmod(count, max_results)  # the first ``larger`` buckets hold size + 1 points
+    firsts = [i * (size + 1) for i in range(larger)] + \
+        [larger * (size + 1) + (i - larger) * size for i in range(larger, max_results)]
+    return [p + 1 for p in firsts[:-1]] + [count]
+
+
 def sample_metric_history(conn: Connection, run_ids: list[str], key: str, max_results: int,
                           start_step: int | None, end_step: int | None) -> list[dict]:
     """Up to ``max_results`` points per run, MLflow's sampling: the first point of each of
     ``max_results`` equal buckets over the (step, timestamp, value) order, plus the last point
-    (replacing the final sample when the page is full). One query for all runs.
+    (replacing the final sample when the page is full). Two indexed queries per run (SQLite).
     """
+    if conn.dialect.name == "postgresql":
+        return _sample_in_one_query(conn, run_ids, key, max_results, start_step, end_step)
+    ranged = start_step is not None and end_step is not None
+    dialect = "sqlite" if conn.dialect.name == "sqlite" else "other"
+    points_of = _SAMPLE_POINTS[(ranged, dialect)]
+    out: list[dict] = []
+    for run_id in dict.fromkeys(run_ids):
+        params: dict[str, Any] = {"run_id": run_id, "key": key}
+        if ranged:
+            params |= {"start_step": start_step, "end_step": end_step}
+        count = conn.execute(_SAMPLE_COUNT[ranged], params).scalar_one()
+        if not count:
+            continue
+        if count <= max_results:
+            out.extend(_point_json(p, run_id) for p in conn.execute(_ALL_POINTS[ranged], params))
+            continue
+        positions = sampled_positions(count, max_results)
+        params["positions"] = json.dumps(positions) if dialect == "sqlite" else positions
+        out.extend(_point_json(p, run_id) for p in conn.execute(points_of, params))
+    return out
+
+
+def _sample_in_one_query(conn: Connection, run_ids: list[str], key: str, max_results: int,
+                          start_step: int | None, end_step: int | None) -> list[dict]:
+    """sample_metric_history in one window query for all runs (PostgreSQL: its one sort of every point
+    beat a numbering per run, 1.3 s against 2.0 s for 10 runs x 10,000 steps on a loaded machine)."""
     conditions = [metrics.c.run_uuid.in_(run_ids), metrics.c.key == key]
     if start_step is not None and end_step is not None:
         conditions += [metrics.c.step >= start_step, metrics.c.step <= end_step]
