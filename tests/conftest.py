@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -105,8 +109,33 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
         )
 
 
+_sqlite_template: list[Path] = []
+
+
+def _migrated_sqlite_copy(target: Path) -> None:
+    """Fill the new file ``target`` with a migrated, seeded SQLite database: migrated once per process, then copied
+    (running every migration for every in-process test's fresh file was most of those tests' setup)."""
+    if not _sqlite_template:
+        path = Path(tempfile.mkdtemp(prefix="mlgate-test-template-")) / "migrated.db"
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            upgrade_database(engine)
+            seed_test_admin(engine)
+        finally:
+            engine.dispose()
+        atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
+        _sqlite_template.append(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(_sqlite_template[0])) as source, closing(sqlite3.connect(target)) as copy:
+        source.backup(copy)
+
+
 def migrated(settings: Settings) -> Settings:
     """Apply migrations to the settings' database and return the settings."""
+    uri = settings.backend_store_uri
+    if uri.startswith("sqlite:///") and "?" not in uri and not Path(uri.removeprefix("sqlite:///")).exists():
+        _migrated_sqlite_copy(Path(uri.removeprefix("sqlite:///")))
+        return settings
     engine = make_engine(settings.backend_store_uri)
     try:
         upgrade_database(engine)
