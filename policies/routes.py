@@ -413,6 +413,16 @@ _TABLE: dict[str, Requirement] = {
     "ui.account.token_create": _listing(_signed_in(M)),
     "ui.account.token_revoke": _listing(_signed_in(M)),
     "ui.account.password": _listing(_signed_in(M)),
+    "ui.account.workspace": _signed_in(R),  # one's own workspaces only (gateway/ui/workspaces.py)
+    # A workspace's administrators (roles API rules, gateway/routes/workspaces.py); anyone else: 404, audited.
+    "ui.workspace_admin.list": _signed_in(R),
+    "ui.workspace_admin.page": _signed_in(R),
+    "ui.workspace_admin.role_create": _signed_in(M),
+    "ui.workspace_admin.role_delete": _signed_in(M),
+    "ui.workspace_admin.permission_add": _signed_in(M),
+    "ui.workspace_admin.permission_remove": _signed_in(M),
+    "ui.workspace_admin.assign": _signed_in(M),
+    "ui.workspace_admin.unassign": _signed_in(M),
     # Admin pages: the admin API's checks (forms change state: MANAGE, so a read-only token cannot).
     "ui.admin.users": _admin(R),
     "ui.admin.user_create": _admin(M),

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.ui import account, admin, compare, logged_models, models, preview
+from gateway.ui import account, admin, compare, logged_models, models, preview, workspaces
 from gateway.ui.chart import metric_chart
 from gateway.ui.preview import preview_kind
 from gateway.ui.render import page
@@ -42,7 +42,7 @@ from tracking.store.runs import runs_to_json
 from tracking.store.validation import validate_run_id
 
 router = APIRouter(include_in_schema=False)
-for _module in (compare, preview, logged_models, models, account, admin):
+for _module in (compare, preview, logged_models, models, account, admin, workspaces):
     router.include_router(_module.router)
 
 STATIC = Path(__file__).resolve().parent / "static"
