@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from auth import roles as role_store
+from auth.audit import REQUEST_WORKSPACE
 from gateway.routes import workspaces as workspace_api
 from gateway.ui.forms import FORM
 from gateway.ui.render import page
@@ -47,7 +48,11 @@ DONE = {
 
 
 def _refuse(request: Request, name: str, reason: str) -> MlflowError:
-    """Audit the refusal and answer as for a workspace that does not exist."""
+    """Audit the refusal and answer as for a workspace that does not exist.
+
+    The record's workspace is the one asked for, as the authorizer records a refused header: an administrator
+    finds the attempts on their workspace with ``mlgate audit list --workspace <name>``."""
+    REQUEST_WORKSPACE.set(name[:63])
     request.app.state.authorizer.audit_denial(
         request, getattr(request.scope.get("route"), "operation_id", None), workspace_api._caller(request)[0], None,
         f"{reason} [workspace: {name[:63]}]")
