@@ -9,6 +9,7 @@ nothing of it by id. ``list_workspaces`` shows each only their own.
 One small test: the 3.18 client's paths that differ from 3.17's are ``server-info``'s new fields and the
 workspace calls; the whole real-client suite stays on the pinned client. Building the virtualenv takes about
 40 s once (``mlflow-skinny`` only); outside CI the test runs only when asked (``MLGATE_TEST_MLFLOW_318=1``).
+Not named ``test_client_*``: CI's extra real-client passes (token, S3, JWT) would run it again unchanged.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _python() -> Path:
     """The 3.18 client's interpreter, building its virtualenv on first use (one builder at a time)."""
     if not IN_CI and os.environ.get("MLGATE_TEST_MLFLOW_318") != "1":
         pytest.skip(f"the MLflow {VERSION} client check builds a virtualenv (about 40 s) "
-                    "(to run: MLGATE_TEST_MLFLOW_318=1 python3 -m pytest tests/e2e/test_client_318_workspaces.py)")
+                    "(to run: MLGATE_TEST_MLFLOW_318=1 python3 -m pytest tests/e2e/test_mlflow_318_workspaces.py)")
     python = VENV / "bin" / "python"
     VENV.parent.mkdir(parents=True, exist_ok=True)
     with open(Path(tempfile.gettempdir()) / "mlgate-mlflow-318-venv.lock", "w") as lock:
