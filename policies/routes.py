@@ -399,6 +399,7 @@ _TABLE: dict[str, Requirement] = {
     "ui.run": _listing(_on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN)),  # lists child runs
     "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     "ui.artifact_image": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
+    "ui.artifact_download": _run(R),  # the API's artifacts.get_for_run, from mlgate's pages
     # every run named, and at most the 10 the page compares: more are refused before any lookup
     "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True, max_values=10),
     "ui.traces": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),

@@ -336,7 +336,7 @@ def _artifacts(request: Request, run_id: str, raw_path: str) -> tuple[list[dict]
     for entry in sorted(entries, key=lambda e: (not e.is_dir, e.name)):
         path = f"{prefix}/{entry.name}" if prefix else entry.name
         url = (_url(f"/runs/{run_id}", path=path) + "#artifacts" if entry.is_dir
-               else _url("/get-artifact", run_id=run_id, path=path))
+               else _url("/download-artifact", run_id=run_id, path=path))
         preview = None if entry.is_dir or preview_kind(entry.name) is None \
             else _url(f"/runs/{run_id}/preview", path=path)
         listing.append({"name": entry.name, "is_dir": entry.is_dir, "size": entry.file_size, "url": url,

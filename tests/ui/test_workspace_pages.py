@@ -82,6 +82,26 @@ def test_a_member_of_two_workspaces_switches_and_sees_one_at_a_time(ws):
     assert "team-b-exp" not in alice.get("/experiments").text
 
 
+def test_files_download_from_the_workspace_the_pages_are_in(ws):
+    api, alice = ws["api"], ws["as"]("alice")
+    in_a = {"X-MLFLOW-WORKSPACE": "team-a"}
+    run = ok(api.post(f"{A}/runs/create", json={"experiment_id": ws["exps"]["team-a"]}, headers=in_a))["run"]["info"]
+    root = run["artifact_uri"].split("mlflow-artifacts:/", 1)[1]
+    put = api.put(f"/api/2.0/mlflow-artifacts/artifacts/{root}/note.txt", content=b"team-a's note", headers=in_a)
+    assert put.status_code == 200, put.text
+    link = f"/download-artifact?run_id={run['run_id']}&path=note.txt"
+    assert alice.get(link).status_code == 404  # in 'default', team-a's run is missing
+    _switch(alice, "team-a")
+    assert link.replace("&", "&amp;") in alice.get(f"/runs/{run['run_id']}").text
+    assert alice.get(link).content == b"team-a's note"
+    _switch(alice, "team-b")
+    assert alice.get(link).status_code == 404
+    carol = ws["as"]("carol")
+    carol.cookies.set("mlgate_workspace", "team-a")
+    assert carol.get(link).content == b"team-a's note"  # a member of team-a, through its role
+    assert ws["as"]("dave").get(link).status_code == 404  # in no workspace but 'default'
+
+
 def test_a_member_of_one_workspace_cannot_switch_to_another(ws):
     carol = ws["as"]("carol")
     page = carol.get("/experiments")
