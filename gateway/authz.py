@@ -30,7 +30,7 @@ from auth.roles import ROLE_GROUP_PREFIX
 from auth.scim.protocol import ScimError
 from auth.scim.token import ScimToken
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED
-from gateway.workspaces import WORKSPACE_HEADER, WorkspaceDirectory, workspace_missing
+from gateway.workspaces import WorkspaceDirectory, named_workspace, workspace_missing
 from policies.compiled import CompiledPolicy
 from policies.decide import compile_policy, visible
 from policies.file import PolicyFile
@@ -538,7 +538,7 @@ class Authorizer:
     def _workspace(self, request: Request, subject: Subject) -> tuple[str, Subject]:
         """The request's workspace (validated; membership decides) and the subject with its roles there."""
         directory = self.workspaces
-        workspace = directory.requested(request.headers.get(WORKSPACE_HEADER))
+        workspace = directory.requested(named_workspace(request))
         admin = self.holder.is_admin(subject)
         if workspace == DEFAULT_WORKSPACE and bypasses(subject, admin):
             # Administrators bypass decisions and are members of 'default': no compiled policy needed.
@@ -652,7 +652,7 @@ class Authorizer:
 
 def _requested_workspace(request: Request) -> str:
     """The workspace a request names, as sent (bounded), for its audit records; ``default`` when none."""
-    named = (request.headers.get(WORKSPACE_HEADER) or "").strip()
+    named = (named_workspace(request) or "").strip()
     return named[:63] if named else DEFAULT_WORKSPACE
 
 

@@ -28,6 +28,26 @@ from tracking.errors import MlflowError, invalid_parameter
 from tracking.scope import DEFAULT_WORKSPACE
 
 WORKSPACE_HEADER = "x-mlflow-workspace"
+# The workspace chosen with the switcher of mlgate's own pages (gateway/ui/workspaces.py). A browser opening a
+# page or following a link sends no header, so these pages read the choice from this cookie; nothing else does
+# (an API call, MLflow's UI included, names its workspace in the header, and absent means 'default').
+UI_WORKSPACE_COOKIE = "mlgate_workspace"
+# mlgate's own pages of a workspace's content. Not the account and administration pages (they are not in a
+# workspace, and the switcher itself must answer whatever the cookie says), not the stylesheet.
+_NOT_IN_UI_WORKSPACE = ("ui.account", "ui.admin", "ui.static", "ui.workspace")
+
+
+def named_workspace(request) -> str | None:
+    """The workspace a request names: its ``X-MLFLOW-WORKSPACE`` header; on mlgate's own content pages
+    (operation ids ``ui.*``, see :data:`_NOT_IN_UI_WORKSPACE`) without one, the switcher's cookie. Membership
+    decides either, like any header."""
+    header = request.headers.get(WORKSPACE_HEADER)
+    if header is not None:
+        return header
+    operation_id = getattr(request.scope.get("route"), "operation_id", None) or ""
+    if operation_id.startswith("ui.") and not operation_id.startswith(_NOT_IN_UI_WORKSPACE):
+        return request.cookies.get(UI_WORKSPACE_COOKIE)
+    return None
 
 
 def check_workspace_name(name: str) -> None:

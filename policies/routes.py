@@ -402,6 +402,7 @@ _TABLE: dict[str, Requirement] = {
     "ui.run": _listing(_on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN)),  # lists child runs
     "ui.artifact_preview": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
     "ui.artifact_image": _on(R, _EXP, Source.PATH, ("run_id",), Lookup.RUN),
+    "ui.artifact_download": _run(R),  # the API's artifacts.get_for_run, from mlgate's pages
     # every run named, and at most the 10 the page compares: more are refused before any lookup
     "ui.compare": _on(R, _EXP, Source.ARGS, ("runs",), Lookup.RUN, many=True, max_values=10),
     "ui.traces": _listing(_on(R, _EXP, Source.PATH, ("experiment_id",), Lookup.EXPERIMENT_ID)),
@@ -416,6 +417,16 @@ _TABLE: dict[str, Requirement] = {
     "ui.account.token_create": _listing(_signed_in(M)),
     "ui.account.token_revoke": _listing(_signed_in(M)),
     "ui.account.password": _listing(_signed_in(M)),
+    "ui.account.workspace": _signed_in(R),  # one's own workspaces only (gateway/ui/workspaces.py)
+    # A workspace's administrators (roles API rules, gateway/routes/workspaces.py); anyone else: 404, audited.
+    "ui.workspace_admin.list": _signed_in(R),
+    "ui.workspace_admin.page": _signed_in(R),
+    "ui.workspace_admin.role_create": _signed_in(M),
+    "ui.workspace_admin.role_delete": _signed_in(M),
+    "ui.workspace_admin.permission_add": _signed_in(M),
+    "ui.workspace_admin.permission_remove": _signed_in(M),
+    "ui.workspace_admin.assign": _signed_in(M),
+    "ui.workspace_admin.unassign": _signed_in(M),
     # Admin pages: the admin API's checks (forms change state: MANAGE, so a read-only token cannot).
     "ui.admin.users": _admin(R),
     "ui.admin.user_create": _admin(M),

@@ -161,9 +161,11 @@ def index(request: Request) -> Response:
     csrf = request.app.state.identity.sessions.csrf_token(session_id) \
         if principal.auth_method == "session" and session_id else ""
     body = build_of(request).index_for(csrf, principal.name, principal.is_admin and not principal.read_only)
+    # The bar's sign-out form posts from here: under the default no-referrer Chromium sends "Origin: null" with
+    # a form post, which the cross-site write check refuses (403); same-origin keeps the Origin (as render.page).
     return Response(body, media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": build_of(request).content_security_policy,
-                             "Cache-Control": "no-store"})
+                             "Cache-Control": "no-store", "Referrer-Policy": "same-origin"})
 
 
 @router.get("/static-files/{path:path}", operation_id="mlflow_ui.static")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.ui.render import page
-from tracking.api.artifacts import artifact_repository
+from tracking.api.artifacts import artifact_repository, get_artifact_for_run
 from tracking.artifacts.download import content_disposition
 from tracking.artifacts.paths import split_relative_path
 from tracking.artifacts.run_locations import run_artifact_root
@@ -122,3 +122,10 @@ def artifact_image(request: Request, run_id: str) -> Response:
     return Response(data, media_type=media_type, headers={
         "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"})
+
+
+@router.get("/download-artifact", operation_id="ui.artifact_download")
+async def download_artifact(request: Request) -> Response:
+    """A run's file as an attachment (``?run_id=&path=``): the API's ``/get-artifact`` with its checks, as one of
+    mlgate's pages, so it is in the workspace the pages are in (the API's download is in the header's)."""
+    return await get_artifact_for_run(request)

@@ -15,6 +15,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from gateway.ui.workspace_menu import workspace_menu
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -90,7 +92,7 @@ def page(request: Request, template: str, *, title: str, status: int = 200, head
     body = environment().get_template(template).render(
         title=title, user=user, logout_token=logout_token, csrf_token=logout_token,
         is_admin=bool(principal is not None and principal.is_admin and not principal.read_only),
-        mlflow_ui=getattr(request.app.state, "mlflow_ui", None), **context)
+        mlflow_ui=getattr(request.app.state, "mlflow_ui", None), workspace_menu=workspace_menu(request), **context)
     response = HTMLResponse(body, status_code=status, headers=headers)
     # The sign-out form posts from here: under no-referrer Chromium would send "Origin: null", which the
     # cross-site write check refuses; same-origin keeps the Origin and still sends no Referer elsewhere.

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.ui import account, admin, compare, logged_models, models, preview
+from gateway.ui import account, admin, compare, logged_models, models, preview, workspaces
 from gateway.ui.chart import metric_chart
 from gateway.ui.preview import preview_kind
 from gateway.ui.render import page
@@ -42,7 +42,7 @@ from tracking.store.runs import runs_to_json
 from tracking.store.validation import validate_run_id
 
 router = APIRouter(include_in_schema=False)
-for _module in (compare, preview, logged_models, models, account, admin):
+for _module in (compare, preview, logged_models, models, account, admin, workspaces):
     router.include_router(_module.router)
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -336,7 +336,7 @@ def _artifacts(request: Request, run_id: str, raw_path: str) -> tuple[list[dict]
     for entry in sorted(entries, key=lambda e: (not e.is_dir, e.name)):
         path = f"{prefix}/{entry.name}" if prefix else entry.name
         url = (_url(f"/runs/{run_id}", path=path) + "#artifacts" if entry.is_dir
-               else _url("/get-artifact", run_id=run_id, path=path))
+               else _url("/download-artifact", run_id=run_id, path=path))
         preview = None if entry.is_dir or preview_kind(entry.name) is None \
             else _url(f"/runs/{run_id}/preview", path=path)
         listing.append({"name": entry.name, "is_dir": entry.is_dir, "size": entry.file_size, "url": url,

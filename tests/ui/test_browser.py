@@ -77,7 +77,8 @@ def test_sign_in_browse_and_hostile_names_render_as_text(server):
         assert page.locator("svg polyline").count() == 2  # loss and accuracy histories
         assert page.locator(f"a[href='/runs/{parent}']").count() == 1
         download = page.locator("a", has_text="Download")
-        assert download.get_attribute("href") == f"/get-artifact?run_id={run}&path=summary.txt"
+        assert download.get_attribute("href") == f"/download-artifact?run_id={run}&path=summary.txt"
+        assert page.request.get(f"{server.url}/download-artifact?run_id={run}&path=summary.txt").body() == b"all good"
         assert page.request.get(f"{server.url}/get-artifact?run_id={run}&path=summary.txt").body() == b"all good"
         screenshot(page, "ui-run")
 

@@ -12,6 +12,34 @@
     return found ? found.getAttribute("content") || "" : "";
   }
   var token = meta("mlgate-csrf-token");
+
+  /* MLflow's bundle remembers the last workspace in localStorage ("mlflow.activeWorkspace") and sends it as
+     X-MLFLOW-WORKSPACE. localStorage outlives sessions: on a shared browser the next person would start in
+     the previous one's workspace (refused as missing by the server, but named on their screen). The bundle's
+     remembered workspace is kept only for the account that chose it. Runs before the bundle (both deferred). */
+  try {
+    var who = meta("mlgate-user");
+    if (window.localStorage.getItem("mlgate.user") !== who) {
+      window.localStorage.removeItem("mlflow.activeWorkspace");
+      window.localStorage.setItem("mlgate.user", who);
+    }
+  } catch (e) { /* storage disabled: the bundle keeps nothing either */ }
+
+  /* The bundle switches workspace inside the page (its route's ?workspace=, same document) and keeps what it
+     loaded before in memory: an experiment of the previous workspace, opened by its id, would still show its
+     name from that cache although the server now answers it is missing. A change of workspace reloads the
+     page, so each workspace starts with nothing of another in memory. */
+  function workspaceInRoute() {
+    var hash = window.location.hash || "";
+    var at = hash.indexOf("?");
+    var named = at < 0 ? null : new URLSearchParams(hash.slice(at + 1)).get("workspace");
+    if (named) { return named; }
+    try { return window.localStorage.getItem("mlflow.activeWorkspace") || ""; } catch (e) { return ""; }
+  }
+  var loadedIn = workspaceInRoute();
+  window.addEventListener("hashchange", function () {
+    if (workspaceInRoute() !== loadedIn) { window.location.reload(); }
+  });
   var SAFE = { GET: true, HEAD: true, OPTIONS: true };
   function sameOrigin(url) {
     try { return new URL(String(url), window.location.href).origin === window.location.origin; }
