@@ -100,8 +100,11 @@ def _error_code(exc: Exception) -> str:
 
 
 def _unavailable(action: str, exc: Exception) -> MlflowError:
-    """503 for a storage failure; the details go to the log, not to the client."""
-    return store_unavailable(logger, f"S3 {action}", exc, _error_code(exc) or exc)
+    """503 for a storage failure; the error's class and S3 error code go to the log, not to the client.
+
+    Never the exception's text: botocore's connection errors quote the endpoint URL, user info included.
+    """
+    return store_unavailable(logger, f"S3 {action}", exc, _error_code(exc) or None)
 
 
 def destination_problems(uri: str, *, client=None) -> list[str]:
