@@ -1,21 +1,19 @@
-"""``mlgate import-mlflow --artifacts gs://...`` and ``wasbs://...``: MLflow's artifacts read from object stores.
+"""``mlgate import-mlflow --artifacts gs://...``, ``wasbs://...``, ``s3://...``: MLflow's artifacts in object stores.
 
-A real MLflow 3.17.2 server (bench/.venv-mlflow) runs with ``--default-artifact-root`` on the GCS emulator or
-on Azurite and ``--no-serve-artifacts``; MLflow's own client logs runs and a logged model, writing the files
-to the emulator itself. The import then copies them through mlgate's backends (walk/open_segments) and every
-file must arrive byte for byte, from both URI forms MLflow stores (the store's own URI, and the
-``mlflow-artifacts:/`` URIs of a server that proxies to that store, whose layout is the same). A connection
-that drops midway stops the import with a message naming the file; nothing partial is written, and running
-the command again completes the copy.
+A real MLflow 3.17.2 server (bench/.venv-mlflow) runs with ``--default-artifact-root`` on the GCS emulator,
+Azurite or moto's S3 server and ``--no-serve-artifacts``; MLflow's own client logs runs and a logged model,
+writing the files to the emulator itself. The import then copies them through mlgate's backends
+(walk/open_segments) and every file must arrive byte for byte, from both URI forms MLflow stores (the store's
+own URI, and the ``mlflow-artifacts:/`` URIs of a server that proxies to that store, whose layout is the
+same). A connection that drops midway stops the import with a message naming the file; nothing partial is
+written, and running the command again completes the copy. The destination may be a bucket too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,8 +23,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.cli.test_import_mlflow import _clean_env, _mlflow_python, _run, _wait_healthy
-from tests.services import azurite_server, free_port, gcs_server
+from tests.cli.test_import_mlflow import _clean_env, _mlflow_python, _run, _stop, _wait_healthy
+from tests.services import azurite_server, free_port, gcs_server, s3_server
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "mlflow-artifacts-root"
@@ -43,6 +41,7 @@ class CloudSource:
     workdir: Path
     ids: dict
     objects: callable  # () -> {object name: bytes} of everything in the bucket/container
+    new_store: callable  # () -> (URI of a fresh bucket/container's prefix "dest", its objects())
 
     @property
     def db(self) -> Path:
@@ -50,27 +49,35 @@ class CloudSource:
 
 
 def _emulator(kind: str):
-    return gcs_server() if kind == "gcs" else azurite_server()
+    return {"gcs": gcs_server, "azure": azurite_server, "s3": s3_server}[kind]()
 
 
-@pytest.fixture(scope="module", params=["gcs", "azure"])
+def _store(kind: str, emulator, prefix: str):
+    """A fresh bucket or container: the URI of ``prefix`` in it, and a reader of all its objects."""
+    if kind == "gcs":
+        bucket = emulator.new_bucket()
+        client = emulator.client()
+        return f"gs://{bucket}/{prefix}", lambda: {b.name: b.download_as_bytes() for b in client.list_blobs(bucket)}
+    if kind == "azure":
+        container = emulator.client().get_container_client(emulator.new_container())
+        return emulator.uri(container.container_name, prefix), lambda: {
+            b.name: container.download_blob(b.name).readall() for b in container.list_blobs()}
+    bucket = emulator.new_bucket()
+    client = emulator.client()
+
+    def objects() -> dict[str, bytes]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+                for page in pages for o in page.get("Contents", [])}
+    return f"s3://{bucket}/{prefix}", objects
+
+
+@pytest.fixture(scope="module", params=["gcs", "azure", "s3"])
 def cloud_source(request, tmp_path_factory) -> CloudSource:
     """MLflow's server and client fill the emulator; the server is stopped before the import reads."""
     python = _mlflow_python()
     with _emulator(request.param) as emulator:
-        if request.param == "gcs":
-            bucket = emulator.new_bucket()
-            root = f"gs://{bucket}/{PREFIX}"
-            client = emulator.client()
-
-            def objects() -> dict[str, bytes]:
-                return {b.name: b.download_as_bytes() for b in client.list_blobs(bucket)}
-        else:
-            container = emulator.client().get_container_client(emulator.new_container())
-            root = emulator.uri(container.container_name, PREFIX)
-
-            def objects() -> dict[str, bytes]:
-                return {b.name: container.download_blob(b.name).readall() for b in container.list_blobs()}
+        root, objects = _store(request.param, emulator, PREFIX)
 
         workdir = tmp_path_factory.mktemp(f"mlflow-{request.param}")
         port = free_port()
@@ -89,15 +96,11 @@ def cloud_source(request, tmp_path_factory) -> CloudSource:
             _run([sys.executable, str(HERE / "mlflow_cloud_populate.py"), url, str(workdir / "ids.json")],
                  _clean_env(**emulator.env), cwd=workdir)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+            _stop(server)
         ids = json.loads((workdir / "ids.json").read_text())
         assert ids["artifact_uri"].startswith(f"{root}/"), ids  # MLflow stored the store's own URI
-        yield CloudSource(request.param, root, emulator.env, workdir, ids, objects)
+        yield CloudSource(request.param, root, emulator.env, workdir, ids, objects,
+                          lambda: _store(request.param, emulator, "dest"))
 
 
 def _source_files(source: CloudSource) -> dict[str, bytes]:
@@ -115,7 +118,7 @@ def _digests(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
-def _import(source: CloudSource, db: Path, workdir: Path, monkeypatch):
+def _import(source: CloudSource, db: Path, workdir: Path, monkeypatch, destination: str | None = None):
     """Run the command in this process (so a test can make the store fail) with the emulator's settings."""
     from gateway.commands.import_mlflow import import_mlflow
     from tracking.artifacts.storage import repository_for_root
@@ -125,7 +128,7 @@ def _import(source: CloudSource, db: Path, workdir: Path, monkeypatch):
         monkeypatch.setenv(name, value)
     return CliRunner().invoke(import_mlflow, [
         "--from", f"sqlite:///{db}", "--artifacts", source.root, "--backend-store-uri",
-        f"sqlite:///{workdir / 'mlgate.db'}", "--artifacts-destination", str(workdir / "artifacts"),
+        f"sqlite:///{workdir / 'mlgate.db'}", "--artifacts-destination", destination or str(workdir / "artifacts"),
         "--output", "json"], catch_exceptions=False)
 
 
@@ -173,6 +176,19 @@ def test_every_file_arrives_byte_for_byte(cloud_source, form, tmp_path, monkeypa
     assert _source_files(cloud_source) == expected  # the source is only read
 
 
+def test_from_one_bucket_to_another(cloud_source, tmp_path, monkeypatch):
+    """mlgate's own artifact root in the same kind of store: every object arrives under its prefix, unchanged."""
+    expected = _source_files(cloud_source)
+    destination, objects = cloud_source.new_store()
+    result = _import(cloud_source, cloud_source.db, tmp_path, monkeypatch, destination)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["artifacts"] == {"imported": len(expected), "present": 0,
+                                                                  "skipped": 0}
+    copied = objects()
+    assert all(name.startswith("dest/") for name in copied), sorted(copied)
+    assert _digests({name[len("dest/"):]: data for name, data in copied.items()}) == _digests(expected)
+
+
 def test_locations_outside_the_given_root_are_not_read(cloud_source, tmp_path, monkeypatch):
     """A crafted database pointing runs at another prefix, another bucket or '..' gets nothing copied."""
     db = tmp_path / "crafted.db"
@@ -180,8 +196,8 @@ def test_locations_outside_the_given_root_are_not_read(cloud_source, tmp_path, m
     run, second = cloud_source.ids["runs"]
     scheme, rest = cloud_source.root.split("://", 1)
     store = rest.split("/", 1)[0]
-    other_store = ("gs://another-bucket" if scheme == "gs"
-                   else f"wasbs://another-container@{store.split('@')[1]}")
+    other_store = (f"wasbs://another-container@{store.split('@')[1]}" if scheme == "wasbs"
+                   else f"{scheme}://another-bucket")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?",
                      (f"{scheme}://{store}/elsewhere/{cloud_source.ids['experiment']}/{run}/artifacts", run))
@@ -203,9 +219,10 @@ def test_locations_outside_the_given_root_are_not_read(cloud_source, tmp_path, m
 def test_a_connection_dropped_midway_loses_nothing_and_a_rerun_completes(cloud_source, tmp_path, monkeypatch):
     import tracking.artifacts.azure as azure
     import tracking.artifacts.gcs as gcs
+    import tracking.artifacts.s3 as s3
 
     expected = _source_files(cloud_source)
-    reader = gcs._BlobReader if cloud_source.kind == "gcs" else azure._BlobReader
+    reader = {"gcs": gcs._BlobReader, "azure": azure._BlobReader, "s3": s3._ObjectReader}[cloud_source.kind]
     real_read = reader.read
     big_reads = {"n": 0}
 
@@ -251,14 +268,14 @@ def test_a_connection_dropped_midway_loses_nothing_and_a_rerun_completes(cloud_s
 
 def test_an_unreachable_or_missing_source_store_stops_before_anything_is_written(cloud_source, tmp_path,
                                                                                   monkeypatch):
-    missing = (cloud_source.root.replace(cloud_source.root.split("/")[2], "no-such-bucket-here", 1)
-               if cloud_source.kind == "gcs" else
-               cloud_source.root.replace(cloud_source.root.split("@")[0].split("//")[1], "no-such-container", 1))
+    missing = (cloud_source.root.replace(cloud_source.root.split("@")[0].split("//")[1], "no-such-container", 1)
+               if cloud_source.kind == "azure" else
+               cloud_source.root.replace(cloud_source.root.split("/")[2], "no-such-bucket-here", 1))
     monkeypatch.setattr(cloud_source, "root", missing)
     result = _import(cloud_source, cloud_source.db, tmp_path, monkeypatch)
     assert result.exit_code == 1
-    what = ("bucket 'no-such-bucket-here' does not exist at the storage emulator at "
-            if cloud_source.kind == "gcs" else
-            "container 'no-such-container' in storage account 'devstoreaccount1' does not exist")
+    what = {"gcs": "bucket 'no-such-bucket-here' does not exist at the storage emulator at http://127.0.0.1:",
+            "azure": "container 'no-such-container' in storage account 'devstoreaccount1' does not exist",
+            "s3": "bucket 'no-such-bucket-here' does not exist at the S3 endpoint http://127.0.0.1:"}[cloud_source.kind]
     assert f"mlgate: --artifacts: {what}" in result.stderr, result.stderr
     assert not (tmp_path / "mlgate.db").exists()
