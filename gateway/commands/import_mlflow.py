@@ -15,6 +15,16 @@ import click
 from gateway.commands.output import EXIT_ERROR, CliError, emit_json
 
 
+def _source_root_problems(root: str) -> list[str]:
+    """Problems with MLflow's artifact root: an object store is contacted, a local path must be a directory."""
+    from tracking.artifacts.storage import root_problems, store_scheme
+
+    if store_scheme(root) not in (None, "file"):
+        return root_problems(root)
+    path = Path(root[len("file://"):] if root.startswith("file://") else root)
+    return [f"'{path}' is not a directory"] if path.exists() and not path.is_dir() else []
+
+
 class _Progress:
     """One progress bar on stderr over every object of every kind."""
 
@@ -41,9 +51,11 @@ def _count_rows(engine, tables: dict, names: tuple[str, ...]) -> int:
               help="MLflow's tracking database (--backend-store-uri of the MLflow server), e.g. sqlite:///mlflow.db.")
 @click.option("--auth-db", "auth_uri", default=None, metavar="URI",
               help="MLflow's basic-auth database (database_uri in basic_auth.ini), e.g. sqlite:///basic_auth.db.")
-@click.option("--artifacts", "artifacts_root", default=None, type=click.Path(file_okay=False),
-              help="MLflow's artifact root (its --artifacts-destination, e.g. ./mlartifacts, or ./mlruns). "
-                   "Only files inside it are copied.")
+@click.option("--artifacts", "artifacts_root", default=None, metavar="DIR|URI",
+              help="MLflow's artifact root (its --artifacts-destination or --default-artifact-root): a directory "
+                   "(./mlartifacts, ./mlruns), s3://bucket/prefix, gs://bucket/prefix or "
+                   "wasbs://container@account.blob.core.windows.net/prefix, read with the credentials mlgate's "
+                   "server would use there. Only files inside it are copied.")
 @click.option("--backend-store-uri", default="sqlite:///mlgate.db", show_default=True,
               help="mlgate's database (created or upgraded first).")
 @click.option("--artifacts-destination", default="./mlartifacts", show_default=True,
@@ -58,12 +70,12 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
     import reads one consistent state. Running it again imports only what is new.
 
     Example: mlgate import-mlflow --from sqlite:///mlflow.db --auth-db sqlite:///basic_auth.db
-    --artifacts ./mlartifacts
+    --artifacts ./mlartifacts (or --artifacts gs://mlflow-bucket/artifacts)
     """
     from auth.audit import Auditor
     from auth.store import IdentityStore
     from gateway.db import upgrade_database
-    from gateway.mlflow_import.artifact_copy import ArtifactCopier
+    from gateway.mlflow_import.artifact_copy import ArtifactCopier, ArtifactCopyFailed
     from gateway.mlflow_import.auth_copy import copy_permissions, copy_roles, copy_users
     from gateway.mlflow_import.auth_source import read_auth
     from gateway.mlflow_import.logged_model_copy import LOGGED_MODEL_TABLES, copy_logged_models
@@ -87,6 +99,8 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
     except SourceError as exc:
         raise CliError(str(exc), EXIT_ERROR) from None
     problems = destination_problems(artifacts_destination)
+    if artifacts_root is not None:
+        problems += [f"--artifacts: {problem}" for problem in _source_root_problems(artifacts_root)]
     if problems:
         raise CliError("; ".join(problems), EXIT_ERROR)
     if "://" not in artifacts_destination:
@@ -101,17 +115,23 @@ def import_mlflow(source_uri, auth_uri, artifacts_root, backend_store_uri, artif
     if snapshot is not None:
         total += len(snapshot.users) + len(snapshot.permissions)
     store = IdentityStore(target)
-    with click.progressbar(length=total, label="importing from MLflow", file=sys.stderr) as bar:
-        advance = _Progress(bar)
-        experiment_ids = copy_experiments(tables, source, target, tally, advance)
-        imported_runs = copy_runs(tables, source, target, experiment_ids, tally, advance, copier.copy_run)
-        imported_models = copy_logged_models(tables, source, target, experiment_ids, tally, advance,
-                                             copier.copy_logged_model)
-        copy_registry(tables, source, target, imported_runs, imported_models, tally, advance)
-        if snapshot is not None:
-            copy_users(snapshot, store, tally, advance)
-            copy_roles(snapshot, store, tally)
-            copy_permissions(snapshot, target, experiment_ids, actor, tally, advance)
+    try:
+        with click.progressbar(length=total, label="importing from MLflow", file=sys.stderr) as bar:
+            advance = _Progress(bar)
+            experiment_ids = copy_experiments(tables, source, target, tally, advance)
+            imported_runs = copy_runs(tables, source, target, experiment_ids, tally, advance, copier.copy_run)
+            imported_models = copy_logged_models(tables, source, target, experiment_ids, tally, advance,
+                                                 copier.copy_logged_model)
+            copy_registry(tables, source, target, imported_runs, imported_models, tally, advance)
+            if snapshot is not None:
+                copy_users(snapshot, store, tally, advance)
+                copy_roles(snapshot, store, tally)
+                copy_permissions(snapshot, target, experiment_ids, actor, tally, advance)
+    except ArtifactCopyFailed as exc:
+        Auditor(store).record("mlflow-import", "failure", actor=actor, target="mlflow", reason=str(exc))
+        target.dispose()
+        source.dispose()
+        raise CliError(f"the import stopped: {exc}", EXIT_ERROR) from None
     counts = tally.counts()
     # Recorded after every write transaction has ended: the audit store writes on its own connection.
     Auditor(store).record("mlflow-import", "success", actor=actor, target="mlflow",

@@ -98,6 +98,16 @@ def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subpr
     return done
 
 
+def _stop(server: subprocess.Popen) -> None:
+    """Stop an MLflow server started in its own session, and everything it started."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
 @pytest.fixture(scope="module")
 def mlflow_source(tmp_path_factory) -> MlflowSource:
     """Fill a real MLflow basic-auth server through MLflow's clients, record its answers, stop it."""
@@ -124,12 +134,7 @@ def mlflow_source(tmp_path_factory) -> MlflowSource:
              cwd=workdir)
         dumped = _run([str(python), str(HERE / "mlflow_import_dump.py"), url], client_env, cwd=workdir)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
     return MlflowSource(workdir, json.loads((workdir / "ids.json").read_text()), json.loads(dumped.stdout))
 
 

@@ -173,3 +173,19 @@ def test_storage_outage_is_503_without_details(s3, bucket):
 def test_parts_below_the_s3_minimum_are_refused():
     with pytest.raises(ValueError, match="5 MiB"):
         S3ArtifactRepository(S3Destination("b", ""), client=None, part_bytes=1024)
+
+
+def test_an_unreachable_endpoint_with_credentials_in_its_url_logs_no_secret(monkeypatch, caplog):
+    """botocore's connection errors quote the endpoint URL, user info included: only the error class is logged."""
+    from tests.services import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    client = make_client(f"http://admin:SECRETpw@127.0.0.1:{free_port()}")  # nothing listens there
+    repo = S3ArtifactRepository(S3Destination("bucket", "p"), client)
+    with caplog.at_level("WARNING", logger="mlgate.artifacts.s3"), pytest.raises(MlflowError) as raised:
+        repo.list_dir(at(""))
+    assert raised.value.status == 503
+    assert "S3 listing failed: EndpointConnectionError" in caplog.text
+    assert "SECRETpw" not in caplog.text
+    assert "SECRETpw" not in raised.value.message

@@ -23,13 +23,18 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tracking.artifacts.paths import ArtifactPath, invalid_path, split_relative_path
-from tracking.artifacts.repository import ArtifactEntry
-from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.artifacts.object_store import (
+    ObjectStoreRepository,
+    parsed_or_raise,
+    prefixed_key,
+    store_unavailable,
+    translated,
+    uri_prefix_problems,
+)
+from tracking.errors import MlflowError
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 ACCESS_KEY_ENV = "AZURE_STORAGE_ACCESS_KEY"
@@ -63,7 +68,7 @@ class AzureDestination:
 
     def key(self, relative: str) -> str:
         """The blob name of a canonical root-relative path."""
-        return f"{self.prefix}/{relative}" if self.prefix else relative
+        return prefixed_key(self.prefix, relative)
 
 
 def parse_azure_destination(uri: str) -> tuple[AzureDestination | None, list[str]]:
@@ -87,16 +92,11 @@ def parse_azure_destination(uri: str) -> tuple[AzureDestination | None, list[str
                             "Government blob endpoint), with a 3-24 character lowercase account name")
         if not _CONTAINER.fullmatch(container):
             problems.append("the container name must be 3-63 lowercase letters, digits and single hyphens")
-    if parts.query or parts.fragment:
-        problems.append("a query string or fragment is not allowed (give a SAS in AZURE_STORAGE_SAS_TOKEN)")
-    try:
-        segments = split_relative_path(parts.path.strip("/"))
-    except MlflowError as exc:
-        problems.append(f"the prefix is not a plain relative path: {exc.message}")
-        segments = ()
+    prefix, more = uri_prefix_problems(parts, query_hint=f" (give a SAS in {SAS_TOKEN_ENV})")
+    problems += more
     if problems:
         return None, problems
-    return AzureDestination(match["account"], match["suffix"], container, "/".join(segments)), []
+    return AzureDestination(match["account"], match["suffix"], container, prefix), []
 
 
 def make_service_client(destination: AzureDestination, **options):
@@ -124,8 +124,7 @@ def make_service_client(destination: AzureDestination, **options):
 
 def _unavailable(action: str, exc: Exception) -> MlflowError:
     """503 for a storage failure; the class of the error goes to the log, never a URL or credential."""
-    logger.warning("Azure Blob %s failed: %s", action, type(exc).__name__)
-    return MlflowError("The artifact store is temporarily unavailable.", "TEMPORARILY_UNAVAILABLE")
+    return store_unavailable(logger, f"Azure Blob {action}", exc)
 
 
 def destination_problems(uri: str) -> list[str]:
@@ -232,17 +231,13 @@ class _BlockWriter:
         """Publish the blob: one Put Blob, or the last block and Put Block List."""
         from azure.storage.blob import BlobBlock
 
-        try:
+        with translated(_unavailable, "upload"):
             if not self._blocks:
                 self._blob.upload_blob(bytes(self._buffer), overwrite=True, length=len(self._buffer))
             else:
                 if self._buffer:
                     self._stage(bytes(self._buffer))
                 self._blob.commit_block_list([BlobBlock(block_id) for block_id in self._blocks])
-        except MlflowError:
-            raise
-        except Exception as exc:
-            raise _unavailable("upload", exc) from None
         self._buffer = bytearray()
         self._finished = True
 
@@ -253,7 +248,7 @@ class _BlockWriter:
         self._blocks = []
 
 
-class AzureBlobArtifactRepository:
+class AzureBlobArtifactRepository(ObjectStoreRepository):
     """Artifacts stored under one prefix of an Azure Blob container; directories are name prefixes."""
 
     def __init__(self, destination: AzureDestination, service, *, block_bytes: int = DEFAULT_BLOCK_BYTES):
@@ -267,110 +262,51 @@ class AzureBlobArtifactRepository:
     @classmethod
     def from_uri(cls, uri: str) -> AzureBlobArtifactRepository:
         """The repository for ``wasbs://container@account.blob.core.windows.net/prefix``."""
-        destination, problems = parse_azure_destination(uri)
-        if destination is None:
-            raise ValueError("invalid artifact destination: " + "; ".join(problems))
+        destination = parsed_or_raise(parse_azure_destination(uri))
         service, _ = make_service_client(destination)
         return cls(destination, service)
 
-    def _key(self, location: ArtifactPath) -> str:
-        key = self.destination.key(location.path)
+    def _unavailable(self, action: str, exc: BaseException) -> MlflowError:
+        return _unavailable(action, exc)
+
+    def _key_problem(self, key: str) -> str | None:
         if len(key) > MAX_NAME_BYTES:
-            raise invalid_path(f"longer than the {MAX_NAME_BYTES} characters a blob name may have")
-        return key
+            return f"longer than the {MAX_NAME_BYTES} characters a blob name may have"
+        return None
 
-    def _is_directory(self, key: str) -> bool:
-        try:
-            page = next(self.container.list_blobs(name_starts_with=key + "/", results_per_page=1).by_page())
-            return next(iter(page), None) is not None
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
-
-    def _is_file(self, key: str) -> bool:
-        try:
-            return self.container.get_blob_client(key).exists()
-        except Exception as exc:
-            raise _unavailable("lookup", exc) from None
-
-    def list_dir(self, location: ArtifactPath) -> list[ArtifactEntry]:
-        """The entries directly under a directory (a ``delimiter='/'`` listing, every page)."""
+    def _sdk_children(self, prefix: str):
         from azure.storage.blob import BlobPrefix
 
-        prefix = self._key(location) + "/"
-        entries = []
-        try:
-            for item in self.container.walk_blobs(name_starts_with=prefix, delimiter="/"):
-                is_dir = isinstance(item, BlobPrefix)
-                name = item.name[len(prefix):].rstrip("/") if is_dir else item.name[len(prefix):]
-                if name in ("", ".", ".."):  # a "folder" placeholder blob is not a file
-                    continue
-                entries.append(ArtifactEntry(name, True, None) if is_dir else ArtifactEntry(name, False, item.size))
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
-        return sorted(entries, key=lambda e: e.name)
+        for item in self.container.walk_blobs(name_starts_with=prefix, delimiter="/"):
+            is_dir = isinstance(item, BlobPrefix)
+            yield item.name, is_dir, None if is_dir else int(item.size)
 
-    def _download(self, key: str):
+    def _sdk_below(self, prefix: str):
+        for blob in self.container.list_blobs(name_starts_with=prefix or None):
+            yield blob.name, int(blob.size)
+
+    def _sdk_any_below(self, prefix: str) -> bool:
+        page = next(self.container.list_blobs(name_starts_with=prefix, results_per_page=1).by_page())
+        return next(iter(page), None) is not None
+
+    def _sdk_exists(self, key: str) -> bool:
+        return self.container.get_blob_client(key).exists()
+
+    def _sdk_open(self, key: str) -> _BlobReader | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
             downloader = self.container.get_blob_client(key).download_blob(max_concurrency=1)
         except ResourceNotFoundError:
             return None
-        except Exception as exc:
-            raise _unavailable("download", exc) from None
         return _BlobReader(downloader, int(downloader.size))
 
-    def open_reader(self, location: ArtifactPath) -> _BlobReader:
-        """Start reading a blob; 404 when missing, 400 for a directory."""
-        key = self._key(location)
-        reader = self._download(key)
-        if reader is None:
-            if self._is_directory(key):
-                raise invalid_parameter(f"Artifact path refers to a directory, not a file: '{location.inner}'")
-            raise not_found(f"Artifact '{location.inner}' does not exist.")
-        return reader
-
-    def open_writer(self, location: ArtifactPath) -> _BlockWriter:
-        """Start an upload; 400 when the location is a directory or below a file, as on local storage."""
-        key = self._key(location)
-        if self._is_directory(key):
-            raise invalid_parameter(f"Artifact path refers to a directory, not a file: '{location.inner}'")
-        for depth in range(location.owner_depth + 1, len(location.segments)):
-            if self._is_file(self.destination.key("/".join(location.segments[:depth]))):
-                raise invalid_path("a parent of the destination is a file")
+    def _sdk_writer(self, key: str) -> _BlockWriter:
         return _BlockWriter(self.container.get_blob_client(key), self.block_bytes)
 
-    def delete(self, location: ArtifactPath) -> None:
-        """Remove the blob and everything below it as a directory; nothing happens when both are absent."""
+    def _sdk_remove(self, keys) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        key = self._key(location)
-        try:
-            names = [key] if self._is_file(key) else []
-            names += [blob.name for blob in self.container.list_blobs(name_starts_with=key + "/")]
-            for name in names:
-                with contextlib.suppress(ResourceNotFoundError):  # removed concurrently
-                    self.container.delete_blob(name)
-        except MlflowError:
-            raise
-        except Exception as exc:
-            raise _unavailable("delete", exc) from None
-
-    # --- reading a tree by raw relative names (mlgate import-mlflow's source side) ---------------------
-
-    def walk(self, segments: tuple[str, ...]) -> Iterator[tuple[str, int]]:
-        """Every blob below a directory given as checked segments: (name relative to it, size)."""
-        base = self.destination.key("/".join(segments)) if segments else self.destination.prefix
-        prefix = base + "/" if base else ""
-        try:
-            for blob in self.container.list_blobs(name_starts_with=prefix or None):
-                yield blob.name[len(prefix):], int(blob.size)
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
-
-    def open_segments(self, segments: tuple[str, ...]) -> _BlobReader:
-        """Read the blob at checked segments below the root (404 when missing)."""
-        reader = self._download(self.destination.key("/".join(segments)))
-        if reader is None:
-            raise not_found("Artifact does not exist.")
-        return reader
+        for key in keys:
+            with contextlib.suppress(ResourceNotFoundError):  # removed concurrently
+                self.container.delete_blob(key)

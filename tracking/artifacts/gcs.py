@@ -23,9 +23,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tracking.artifacts.paths import ArtifactPath, invalid_path, split_relative_path
-from tracking.artifacts.repository import ArtifactEntry
-from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.artifacts.object_store import (
+    BucketDestination,
+    ObjectStoreRepository,
+    bucket_netloc_problems,
+    parsed_or_raise,
+    store_unavailable,
+    uri_prefix_problems,
+)
+from tracking.errors import MlflowError
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 # Resumable upload chunks must be multiples of 256 KiB (except the last one).
@@ -45,15 +51,8 @@ logger = logging.getLogger("mlgate.artifacts.gcs")
 
 
 @dataclass(frozen=True)
-class GcsDestination:
+class GcsDestination(BucketDestination):
     """A bucket and a key prefix ('' for the bucket's top level), from ``gs://bucket/prefix``."""
-
-    bucket: str
-    prefix: str
-
-    def key(self, relative: str) -> str:
-        """The object name of a canonical root-relative path."""
-        return f"{self.prefix}/{relative}" if self.prefix else relative
 
 
 def _bucket_problem(name: str) -> str | None:
@@ -70,25 +69,16 @@ def parse_gcs_destination(uri: str) -> tuple[GcsDestination | None, list[str]]:
     parts = urlsplit(uri)
     if parts.scheme != "gs":
         return None, ["the URI must start with gs://"]
-    problems = []
-    # Never echo a netloc with '@' or ':': someone may have put credentials in it.
-    if "@" in parts.netloc or ":" in parts.netloc:
-        problems.append("credentials and ports do not belong in a gs:// URI; use Application Default "
-                        "Credentials (GOOGLE_APPLICATION_CREDENTIALS or an attached service account)")
-    elif not parts.netloc:
-        problems.append("the bucket name is missing (expected gs://<bucket>/<prefix>)")
-    elif (problem := _bucket_problem(parts.netloc)) is not None:
-        problems.append(problem)
-    if parts.query or parts.fragment:
-        problems.append("a query string or fragment is not allowed")
-    try:
-        segments = split_relative_path(parts.path.strip("/"))
-    except MlflowError as exc:
-        problems.append(f"the prefix is not a plain relative path: {exc.message}")
-        segments = ()
+    problems = bucket_netloc_problems(
+        parts.netloc, bucket_problem=_bucket_problem,
+        credentials="credentials and ports do not belong in a gs:// URI; use Application Default Credentials "
+                    "(GOOGLE_APPLICATION_CREDENTIALS or an attached service account)",
+        missing="the bucket name is missing (expected gs://<bucket>/<prefix>)")
+    prefix, more = uri_prefix_problems(parts)
+    problems += more
     if problems:
         return None, problems
-    return GcsDestination(parts.netloc, "/".join(segments)), []
+    return GcsDestination(parts.netloc, prefix), []
 
 
 def make_client():
@@ -100,8 +90,7 @@ def make_client():
 
 def _unavailable(action: str, exc: Exception) -> MlflowError:
     """503 for a storage failure; the class of the error goes to the log, never a URL or credential."""
-    logger.warning("GCS %s failed: %s", action, type(exc).__name__)
-    return MlflowError("The artifact store is temporarily unavailable.", "TEMPORARILY_UNAVAILABLE")
+    return store_unavailable(logger, f"GCS {action}", exc)
 
 
 def _where() -> str:
@@ -288,7 +277,7 @@ def _persisted(range_header: str | None) -> int:
     return int(match.group(1)) + 1
 
 
-class GcsArtifactRepository:
+class GcsArtifactRepository(ObjectStoreRepository):
     """Artifacts stored under one prefix of a GCS bucket; directories are name prefixes."""
 
     def __init__(self, destination: GcsDestination, client, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
@@ -306,111 +295,48 @@ class GcsArtifactRepository:
     @classmethod
     def from_uri(cls, uri: str) -> GcsArtifactRepository:
         """The repository for ``gs://bucket/prefix`` with Application Default Credentials."""
-        destination, problems = parse_gcs_destination(uri)
-        if destination is None:
-            raise ValueError("invalid artifact destination: " + "; ".join(problems))
-        return cls(destination, make_client())
+        return cls(parsed_or_raise(parse_gcs_destination(uri)), make_client())
 
-    def _key(self, location: ArtifactPath) -> str:
-        key = self.destination.key(location.path)
+    def _unavailable(self, action: str, exc: BaseException) -> MlflowError:
+        return _unavailable(action, exc)
+
+    def _key_problem(self, key: str) -> str | None:
         if len(key.encode()) > MAX_NAME_BYTES:
-            raise invalid_path(f"longer than the {MAX_NAME_BYTES} bytes an object name may have")
-        return key
+            return f"longer than the {MAX_NAME_BYTES} bytes an object name may have"
+        return None
 
     def _blobs(self, prefix: str, *, delimiter: str | None = None, max_results: int | None = None):
         return self.client.list_blobs(self.bucket, prefix=prefix, delimiter=delimiter, max_results=max_results,
                                       timeout=TIMEOUT)
 
-    def _is_directory(self, key: str) -> bool:
-        try:
-            return next(iter(self._blobs(key + "/", max_results=1)), None) is not None
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
+    def _sdk_children(self, prefix: str):
+        listing = self._blobs(prefix, delimiter="/")
+        for blob in listing:
+            yield blob.name, False, int(blob.size or 0)
+        # The prefixes are collected from the pages the loop above went through.
+        for common in listing.prefixes:
+            yield common, True, None
 
-    def _is_file(self, key: str) -> bool:
-        try:
-            return self.bucket.blob(key).exists(timeout=TIMEOUT)
-        except Exception as exc:
-            raise _unavailable("lookup", exc) from None
+    def _sdk_below(self, prefix: str):
+        for blob in self._blobs(prefix):
+            yield blob.name, int(blob.size or 0)
 
-    def list_dir(self, location: ArtifactPath) -> list[ArtifactEntry]:
-        """The entries directly under a directory (a ``delimiter='/'`` listing, every page)."""
-        prefix = self._key(location) + "/"
-        entries = []
-        try:
-            listing = self._blobs(prefix, delimiter="/")
-            for blob in listing:
-                name = blob.name[len(prefix):]
-                if name not in ("", ".", ".."):  # a "folder" placeholder object is not a file
-                    entries.append(ArtifactEntry(name, False, int(blob.size or 0)))
-            # The prefixes are collected from the pages the loop above went through.
-            for common in listing.prefixes:
-                name = common[len(prefix):].rstrip("/")
-                if name not in ("", ".", ".."):
-                    entries.append(ArtifactEntry(name, True, None))
-        except MlflowError:
-            raise
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
-        return sorted(entries, key=lambda e: e.name)
+    def _sdk_any_below(self, prefix: str) -> bool:
+        return next(iter(self._blobs(prefix, max_results=1)), None) is not None
 
-    def open_reader(self, location: ArtifactPath) -> _BlobReader:
-        """Start reading an object; 404 when missing, 400 for a directory."""
-        key = self._key(location)
-        try:
-            blob = self.bucket.get_blob(key, timeout=TIMEOUT)
-        except Exception as exc:
-            raise _unavailable("download", exc) from None
-        if blob is None:
-            if self._is_directory(key):
-                raise invalid_parameter(f"Artifact path refers to a directory, not a file: '{location.inner}'")
-            raise not_found(f"Artifact '{location.inner}' does not exist.")
-        return _BlobReader(blob, self.chunk_bytes // 2)
+    def _sdk_exists(self, key: str) -> bool:
+        return self.bucket.blob(key).exists(timeout=TIMEOUT)
 
-    def open_writer(self, location: ArtifactPath) -> _ResumableWriter:
-        """Start an upload; 400 when the location is a directory or below a file, as on local storage."""
-        key = self._key(location)
-        if self._is_directory(key):
-            raise invalid_parameter(f"Artifact path refers to a directory, not a file: '{location.inner}'")
-        for depth in range(location.owner_depth + 1, len(location.segments)):
-            if self._is_file(self.destination.key("/".join(location.segments[:depth]))):
-                raise invalid_path("a parent of the destination is a file")
+    def _sdk_open(self, key: str) -> _BlobReader | None:
+        blob = self.bucket.get_blob(key, timeout=TIMEOUT)
+        return None if blob is None else _BlobReader(blob, self.chunk_bytes // 2)
+
+    def _sdk_writer(self, key: str) -> _ResumableWriter:
         return _ResumableWriter(self, key)
 
-    def delete(self, location: ArtifactPath) -> None:
-        """Remove the object and everything below it as a directory; nothing happens when both are absent."""
+    def _sdk_remove(self, keys) -> None:
         from google.api_core.exceptions import NotFound
 
-        key = self._key(location)
-        try:
-            names = [key] if self._is_file(key) else []
-            names += [blob.name for blob in self._blobs(key + "/")]
-            for name in names:
-                with contextlib.suppress(NotFound):  # removed concurrently
-                    self.bucket.delete_blob(name, timeout=TIMEOUT)
-        except MlflowError:
-            raise
-        except Exception as exc:
-            raise _unavailable("delete", exc) from None
-
-    # --- reading a tree by raw relative names (mlgate import-mlflow's source side) ---------------------
-
-    def walk(self, segments: tuple[str, ...]) -> Iterator[tuple[str, int]]:
-        """Every object below a directory given as checked segments: (name relative to it, size)."""
-        base = self.destination.key("/".join(segments)) if segments else self.destination.prefix
-        prefix = base + "/" if base else ""
-        try:
-            for blob in self._blobs(prefix):
-                yield blob.name[len(prefix):], int(blob.size or 0)
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
-
-    def open_segments(self, segments: tuple[str, ...]) -> _BlobReader:
-        """Read the object at checked segments below the root (404 when missing)."""
-        try:
-            blob = self.bucket.get_blob(self.destination.key("/".join(segments)), timeout=TIMEOUT)
-        except Exception as exc:
-            raise _unavailable("download", exc) from None
-        if blob is None:
-            raise not_found("Artifact does not exist.")
-        return _BlobReader(blob, self.chunk_bytes // 2)
+        for key in keys:
+            with contextlib.suppress(NotFound):  # removed concurrently
+                self.bucket.delete_blob(key, timeout=TIMEOUT)

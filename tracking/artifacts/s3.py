@@ -20,9 +20,16 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tracking.artifacts.paths import ArtifactPath, invalid_path, split_relative_path
-from tracking.artifacts.repository import ArtifactEntry
-from tracking.errors import MlflowError, invalid_parameter, not_found
+from tracking.artifacts.object_store import (
+    BucketDestination,
+    ObjectStoreRepository,
+    bucket_netloc_problems,
+    parsed_or_raise,
+    store_unavailable,
+    translated,
+    uri_prefix_problems,
+)
+from tracking.errors import MlflowError
 
 ENDPOINT_ENV = "MLFLOW_S3_ENDPOINT_URL"
 # S3 parts must be at least 5 MiB (except the last); 8 MiB parts keep memory low and allow files of
@@ -37,42 +44,31 @@ logger = logging.getLogger("mlgate.artifacts.s3")
 
 
 @dataclass(frozen=True)
-class S3Destination:
+class S3Destination(BucketDestination):
     """A bucket and a key prefix ('' for the bucket's top level), from ``s3://bucket/prefix``."""
 
-    bucket: str
-    prefix: str
 
-    def key(self, relative: str) -> str:
-        """The object key of a canonical root-relative path."""
-        return f"{self.prefix}/{relative}" if self.prefix else relative
+def _bucket_problem(name: str) -> str | None:
+    if _BUCKET.fullmatch(name) and ".." not in name:
+        return None
+    return f"'{name}' is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')"
 
 
 def parse_s3_destination(uri: str) -> tuple[S3Destination | None, list[str]]:
     """The destination named by ``s3://bucket[/prefix]``, or None and every problem with the URI."""
     parts = urlsplit(uri)
-    problems = []
     if parts.scheme != "s3":
         return None, ["the URI must start with s3://"]
-    # Never echo the netloc: someone may have put credentials in it.
-    if "@" in parts.netloc or ":" in parts.netloc:
-        problems.append("credentials and ports do not belong in an s3:// URI; set AWS_* variables and "
-                        f"{ENDPOINT_ENV} instead")
-    elif not parts.netloc:
-        problems.append("the bucket name is missing (expected s3://<bucket>/<prefix>)")
-    elif not _BUCKET.fullmatch(parts.netloc) or ".." in parts.netloc:
-        problems.append(f"'{parts.netloc}' is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')")
-    if parts.query or parts.fragment:
-        problems.append("a query string or fragment is not allowed")
-    prefix = parts.path.strip("/")
-    try:
-        segments = split_relative_path(prefix)
-    except MlflowError as exc:
-        problems.append(f"the prefix is not a plain relative path: {exc.message}")
-        segments = ()
+    problems = bucket_netloc_problems(
+        parts.netloc, bucket_problem=_bucket_problem,
+        credentials=f"credentials and ports do not belong in an s3:// URI; set AWS_* variables and {ENDPOINT_ENV} "
+                    "instead",
+        missing="the bucket name is missing (expected s3://<bucket>/<prefix>)")
+    prefix, more = uri_prefix_problems(parts)
+    problems += more
     if problems:
         return None, problems
-    return S3Destination(parts.netloc, "/".join(segments)), []
+    return S3Destination(parts.netloc, prefix), []
 
 
 def make_client(endpoint_url: str | None = None):
@@ -104,9 +100,11 @@ def _error_code(exc: Exception) -> str:
 
 
 def _unavailable(action: str, exc: Exception) -> MlflowError:
-    """503 for a storage failure; the details go to the log, not to the client."""
-    logger.warning("S3 %s failed: %s: %s", action, type(exc).__name__, _error_code(exc) or exc)
-    return MlflowError("The artifact store is temporarily unavailable.", "TEMPORARILY_UNAVAILABLE")
+    """503 for a storage failure; the error's class and S3 error code go to the log, not to the client.
+
+    Never the exception's text: botocore's connection errors quote the endpoint URL, user info included.
+    """
+    return store_unavailable(logger, f"S3 {action}", exc, _error_code(exc) or None)
 
 
 def destination_problems(uri: str, *, client=None) -> list[str]:
@@ -195,7 +193,7 @@ class _ObjectWriter:
 
     def commit(self) -> None:
         """Publish the object: one PutObject, or the last part and CompleteMultipartUpload."""
-        try:
+        with translated(_unavailable, "upload"):
             if self._upload_id is None:
                 self._client.put_object(Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer))
             else:
@@ -204,10 +202,6 @@ class _ObjectWriter:
                 self._client.complete_multipart_upload(Bucket=self._bucket, Key=self._key,
                                                        UploadId=self._upload_id,
                                                        MultipartUpload={"Parts": self._parts})
-        except MlflowError:
-            raise
-        except Exception as exc:
-            raise _unavailable("upload", exc) from None
         self._buffer = bytearray()
         self._finished = True
 
@@ -225,7 +219,7 @@ class _ObjectWriter:
                 logger.warning("S3 abort of a multipart upload failed: %s", type(exc).__name__)
 
 
-class S3ArtifactRepository:
+class S3ArtifactRepository(ObjectStoreRepository):
     """Artifacts stored under one prefix of an S3 bucket; directories are key prefixes."""
 
     def __init__(self, destination: S3Destination, client, *, part_bytes: int = DEFAULT_PART_BYTES):
@@ -238,100 +232,65 @@ class S3ArtifactRepository:
     @classmethod
     def from_uri(cls, uri: str) -> S3ArtifactRepository:
         """The repository for ``s3://bucket/prefix`` with the endpoint from ``MLFLOW_S3_ENDPOINT_URL``."""
-        destination, problems = parse_s3_destination(uri)
-        if destination is None:
-            raise ValueError("invalid artifact destination: " + "; ".join(problems))
-        return cls(destination, make_client(os.environ.get(ENDPOINT_ENV) or None))
+        return cls(parsed_or_raise(parse_s3_destination(uri)), make_client(os.environ.get(ENDPOINT_ENV) or None))
 
-    def _key(self, location: ArtifactPath) -> str:
-        return self.destination.key(location.path)
+    def _unavailable(self, action: str, exc: BaseException) -> MlflowError:
+        return _unavailable(action, exc)
 
     def _pages(self, prefix: str, *, delimiter: str | None = None):
         args = {"Bucket": self.destination.bucket, "Prefix": prefix}
         if delimiter:
             args["Delimiter"] = delimiter
-        try:
-            yield from self.client.get_paginator("list_objects_v2").paginate(**args)
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
+        yield from self.client.get_paginator("list_objects_v2").paginate(**args)
 
-    def _is_directory(self, key: str) -> bool:
-        try:
-            found = self.client.list_objects_v2(Bucket=self.destination.bucket, Prefix=key + "/", MaxKeys=1)
-        except Exception as exc:
-            raise _unavailable("listing", exc) from None
+    def _sdk_children(self, prefix: str):
+        for page in self._pages(prefix, delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                yield common["Prefix"], True, None
+            for item in page.get("Contents", []):
+                yield item["Key"], False, int(item["Size"])
+
+    def _sdk_below(self, prefix: str):
+        for page in self._pages(prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], int(item["Size"])
+
+    def _sdk_any_below(self, prefix: str) -> bool:
+        found = self.client.list_objects_v2(Bucket=self.destination.bucket, Prefix=prefix, MaxKeys=1)
         return found.get("KeyCount", 0) > 0
 
-    def _is_file(self, key: str) -> bool:
+    def _sdk_exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.destination.bucket, Key=key)
         except Exception as exc:
             if _error_code(exc) in _MISSING:
                 return False
-            raise _unavailable("lookup", exc) from None
+            raise
         return True
 
-    def list_dir(self, location: ArtifactPath) -> list[ArtifactEntry]:
-        """The entries directly under a directory (one ``Delimiter='/'`` listing, every page)."""
-        prefix = self._key(location) + "/"
-        entries = []
-        for page in self._pages(prefix, delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = common["Prefix"][len(prefix):].rstrip("/")
-                if name not in ("", ".", ".."):
-                    entries.append(ArtifactEntry(name, True, None))
-            for item in page.get("Contents", []):
-                name = item["Key"][len(prefix):]
-                # A "folder marker" object ("dir/") written by other tools is not a file.
-                if name not in ("", ".", ".."):
-                    entries.append(ArtifactEntry(name, False, int(item["Size"])))
-        return sorted(entries, key=lambda e: e.name)
-
-    def open_reader(self, location: ArtifactPath) -> _ObjectReader:
-        """Start streaming an object; 404 when missing, 400 for a directory."""
-        key = self._key(location)
+    def _sdk_open(self, key: str) -> _ObjectReader | None:
         try:
             found = self.client.get_object(Bucket=self.destination.bucket, Key=key)
         except Exception as exc:
-            if _error_code(exc) not in _MISSING:
-                raise _unavailable("download", exc) from None
-            if self._is_directory(key):
-                raise invalid_parameter(
-                    f"Artifact path refers to a directory, not a file: '{location.inner}'") from None
-            raise not_found(f"Artifact '{location.inner}' does not exist.") from None
+            if _error_code(exc) in _MISSING:
+                return None
+            raise
         return _ObjectReader(found["Body"], int(found["ContentLength"]))
 
-    def open_writer(self, location: ArtifactPath) -> _ObjectWriter:
-        """Start an upload; 400 when the location is a directory or below a file, as on local storage."""
-        key = self._key(location)
-        if self._is_directory(key):
-            raise invalid_parameter(f"Artifact path refers to a directory, not a file: '{location.inner}'")
-        # Parents inside the owner's artifacts directory must not be files (the owner's root is a prefix).
-        for depth in range(location.owner_depth + 1, len(location.segments)):
-            if self._is_file(self.destination.key("/".join(location.segments[:depth]))):
-                raise invalid_path("a parent of the destination is a file")
+    def _sdk_writer(self, key: str) -> _ObjectWriter:
         return _ObjectWriter(self.client, self.destination.bucket, key, self.part_bytes)
 
-    def delete(self, location: ArtifactPath) -> None:
-        """Remove the object and everything below it as a directory; nothing happens when both are absent."""
-        key = self._key(location)
+    def _sdk_remove(self, keys) -> None:
         batch: list[dict] = []
-        if self._is_file(key):
+        for key in keys:
             batch.append({"Key": key})
-        for page in self._pages(key + "/"):
-            for item in page.get("Contents", []):
-                batch.append({"Key": item["Key"]})
-                if len(batch) == _DELETE_BATCH:
-                    self._delete_batch(batch)
-                    batch = []
+            if len(batch) == _DELETE_BATCH:
+                self._delete_batch(batch)
+                batch = []
         if batch:
             self._delete_batch(batch)
 
     def _delete_batch(self, batch: list[dict]) -> None:
-        try:
-            answer = self.client.delete_objects(Bucket=self.destination.bucket,
-                                                Delete={"Objects": batch, "Quiet": True})
-        except Exception as exc:
-            raise _unavailable("delete", exc) from None
+        answer = self.client.delete_objects(Bucket=self.destination.bucket, Delete={"Objects": batch, "Quiet": True})
         if answer.get("Errors"):
             raise _unavailable("delete", RuntimeError(answer["Errors"][0].get("Code", "error")))
