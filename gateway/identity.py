@@ -17,6 +17,8 @@ from auth.backends import Authenticator, BackendNotFound, backend_classes, load_
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import AuthError
 from auth.identity import Identity
+from auth.ldap import LdapDirectory, ldap_problems, read_bind_password
+from auth.ldap_accounts import LdapSignIn
 from auth.lockout import DEFAULT_NAMESPACE, Lockout
 from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
@@ -51,6 +53,7 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.extend(exc.problems)
     else:
         problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
+        problems.extend(ldap_problems(config.ldap))
         if config.kubernetes.enabled:
             # The verifier and the section exist, the request path does not yet: refuse rather than ignore.
             problems.append("auth.kubernetes: service-account tokens are not accepted by this server yet; "
@@ -104,6 +107,12 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
     auditor = Auditor(store)
     sso = SingleSignOn(config.oidc, engine, secret, credentials=credentials, lockout=lockout, auditor=auditor,
                        groups_of=store.groups_of) if config.oidc.providers else None
+    ldap = None
+    if config.ldap.enabled:
+        if config.ldap.insecure:
+            log.warning("auth.ldap.insecure is true: passwords travel to %s in the clear (no TLS); use ldaps:// "
+                        "or start_tls outside a test setup", config.ldap.url)
+        ldap = LdapSignIn(LdapDirectory(config.ldap, read_bind_password(config.ldap)), engine)
     identity = Identity(
         config=config,
         store=store,
@@ -115,6 +124,7 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
         auditor=auditor,
         sso=sso,
         credentials=credentials,
+        ldap=ldap,
     )
     try:
         backends = load_backends(config.methods, identity)
