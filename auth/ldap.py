@@ -14,6 +14,7 @@ entry, so the answer's timing does not tell which names the directory holds.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import ssl
 from collections.abc import Iterator
@@ -22,8 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, SIMPLE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException, LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
+from ldap3.core.exceptions import LDAPException
 
 from auth.errors import Unavailable
 from policies.file.ldap import DN_PLACEHOLDER, USERNAME_PLACEHOLDER, LdapConfig
@@ -33,6 +33,7 @@ DEFAULT_PORTS = {"ldaps": 636, "ldap": 389}
 # RFC 4511 section 4.1.9 result codes.
 INVALID_CREDENTIALS = 49
 MAX_USERNAME_LENGTH = 255
+_RDN_SEPARATOR = re.compile(r"(?<!\\),")
 UNAVAILABLE = "The directory (LDAP) cannot be reached; signing in with a directory account is unavailable for now."
 
 
@@ -80,12 +81,15 @@ def escape_filter_value(value: str) -> str:
 
 
 def normalize_dn(dn: str) -> str:
-    """A DN in one spelling for comparison: attribute types and values lower-cased, no spaces around separators."""
-    try:
-        parts = parse_dn(dn)
-    except (LDAPInvalidDnError, ValueError, IndexError):
-        return dn.strip().lower()
-    return ",".join(f"{attr.strip().lower()}={value.strip().lower()}" for attr, value, _ in parts)
+    """A DN in one spelling for comparison: attribute types and values lower-cased, no spaces around separators.
+
+    Split on the commas RFC 4514 section 2 separates RDNs with (an escaped ``\\,`` stays in its value).
+    """
+    parts = []
+    for rdn in _RDN_SEPARATOR.split(dn.strip()):
+        attribute, _, value = rdn.partition("=")
+        parts.append(f"{attribute.strip().lower()}={value.strip().lower()}")
+    return ",".join(parts)
 
 
 def read_bind_password(config: LdapConfig) -> str:
@@ -174,7 +178,7 @@ class LdapDirectory:
     def _search(self, conn: Connection, base: str, search_filter: str, attributes: list[str]) -> list[dict]:
         try:
             ok = conn.search(base, search_filter, search_scope=SUBTREE, attributes=attributes, size_limit=2,
-                             time_limit=max(1, int(self.config.receive_timeout_seconds)))
+                             time_limit=self.config.receive_timeout_seconds)
         except LDAPException as exc:
             raise self._unavailable(f"search failed: {type(exc).__name__}", conn) from None
         code = (conn.result or {}).get("result")
@@ -205,7 +209,7 @@ class LdapDirectory:
         search_filter = self.config.group_filter.replace(DN_PLACEHOLDER, escape_filter_value(dn))
         try:
             ok = conn.search(self.config.group_search_base, search_filter, search_scope=SUBTREE, attributes=[],
-                             size_limit=1000, time_limit=max(1, int(self.config.receive_timeout_seconds)))
+                             size_limit=1000, time_limit=self.config.receive_timeout_seconds)
         except LDAPException as exc:
             raise self._unavailable(f"group search failed: {type(exc).__name__}", conn) from None
         if not ok and (conn.result or {}).get("result") not in (0, 32):

@@ -72,7 +72,8 @@ class LdapConfig(_Section):
     group_map: dict[str, str] = Field({}, description="a directory group's DN -> the mlgate group its members "
                                       "join (so grants to that group apply); groups not listed are ignored")
     connect_timeout_seconds: float = Field(5.0, gt=0, le=60, description="to open the connection (TCP and TLS)")
-    receive_timeout_seconds: float = Field(10.0, gt=0, le=120, description="for each answer of the server")
+    receive_timeout_seconds: int = Field(10, ge=1, le=120, description="for each answer of the server (whole "
+                                         "seconds: a socket option)")
 
     @field_validator("url")
     @classmethod
