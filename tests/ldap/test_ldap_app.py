@@ -14,6 +14,7 @@ import yaml
 from starlette.testclient import TestClient
 
 from gateway.settings import SettingsError
+from tests.conftest import TEST_ADMIN_TOKEN
 from tests.ldap.slapd import PEOPLE, SERVICE_DN, SERVICE_PASSWORD, USERS, Slapd
 from tests.ldap.test_ldap_server import BIND_PASSWORD_VARIABLE, ldap_section
 
@@ -89,6 +90,12 @@ def test_plain_ldap_is_refused_at_startup_unless_insecure(build, slapd, caplog):
     assert any("auth.ldap.insecure is true" in r.getMessage() for r in caplog.records)
     with TestClient(app, base_url=BASE) as client:
         assert client.get(API, headers=basic("alice", USERS["alice"])).status_code == 200
+        # The administration page names where the account comes from.
+        page = client.get("/admin", headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
+        assert page.status_code == 200
+        row = re.search(r"<tr>\s*<td class=\"wrap\">alice</td>.*?</tr>", page.text, re.S)
+        assert row is not None
+        assert "<td>ldap</td>" in row.group(0)
 
 
 def test_startup_lists_every_file_problem_at_once(build, slapd, tmp_path):
