@@ -138,3 +138,17 @@ def test_policy_validate_lists_every_ldap_problem(tmp_path):
     done = validate(path)
     assert done.returncode == 1
     assert "ldap needs the basic method (HTTP Basic) or the session method" in done.stderr
+
+
+def test_a_directory_sign_in_costs_a_password_hash_like_a_local_one(build, slapd):
+    """Unknown names go to the directory, local ones to bcrypt: both pay one hash verification, so timing does
+    not tell which names have local accounts."""
+    from tests.conftest import TEST_ADMIN_USERNAME
+
+    app = build(ldap_section(slapd))
+    hasher = app.state.identity.hasher
+    with TestClient(app, base_url=BASE) as client:
+        for name in (TEST_ADMIN_USERNAME, "nobody-in-the-directory", "alice"):
+            before = hasher.verifications
+            assert client.get(API, headers=basic(name, "not-the-password-1")).status_code == 401
+            assert hasher.verifications == before + 1, name
