@@ -154,6 +154,9 @@ class Identity:
         locked_name = lockout_name(username)
         self.lockout.check(locked_name, client)
         epoch = self.invalidation.epoch
+        # A name without a local account costs what a local account's wrong password costs (one bcrypt
+        # verification), so the answer's timing does not tell which names have local accounts.
+        self.hasher.verify(password, None)
         try:
             signed_in = self.ldap.sign_in(username, password)
         except LdapUnavailable as exc:
