@@ -108,6 +108,9 @@ class Accounts:
         _require_writer(actor)
         if not password:
             raise InvalidInput("Missing value for required parameter 'password'.")
+        if self.store.source_of(username) == "ldap":
+            # A local password would never be checked for it (auth.ldap_accounts): refuse rather than pretend.
+            raise InvalidInput("This account signs in with its directory (LDAP) password; change it there.")
         if actor.name == username:
             if not current_password:
                 raise InvalidInput("Current password is required when changing your own password.")

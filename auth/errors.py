@@ -29,6 +29,12 @@ class LockedOut(AuthError):
         self.retry_after = retry_after
 
 
+class Unavailable(AuthError):
+    """A service sign-in depends on did not answer (the lockout counters, the directory): 503, never allowed."""
+
+    code = "TEMPORARILY_UNAVAILABLE"
+
+
 class PermissionDenied(AuthError):
     """Authenticated, but this identity may not do this (403)."""
 

@@ -16,6 +16,8 @@ from auth.audit import Auditor
 from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import Unauthenticated
 from auth.kubernetes import ServiceAccountTokens
+from auth.ldap import DirectoryRefused, LdapUnavailable
+from auth.ldap_accounts import LdapSignIn, directory_decides, lockout_name
 from auth.lockout import Lockout
 from auth.passwords import PasswordHasher
 from auth.principal import Principal
@@ -58,6 +60,8 @@ class Identity:
     kubernetes: ServiceAccountTokens | None = None
     # The cache hits' account check, shared with single sign-on (built from the fields above when not given).
     credentials: VerifiedCredentials | None = None
+    # LDAP as a second password source (auth.ldap), or None; auth.ldap_accounts says which names it signs in.
+    ldap: LdapSignIn | None = None
     # In-flight password verifications by cache key (see password_login).
     _flights: dict[bytes, tuple[threading.Lock, int]] = field(default_factory=dict, init=False, repr=False)
     _flights_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -117,6 +121,8 @@ class Identity:
 
     def _password_login(self, key: bytes, username: str, password: str, client: str | None,
                         method: str) -> Principal:
+        if self.ldap is not None and directory_decides(self.store.source_of(username)):
+            return self._directory_login(key, username, password, client, method)
         self.lockout.check(username, client)
         # Noted before the row is read: if an invalidation arrives while the hash is checked (the user
         # changed after this read), the result is still this request's answer but is not cached.
@@ -143,6 +149,44 @@ class Identity:
             # Checked after the put: an invalidation applied after this check drops the entry itself.
             self.cache.discard(key)
         self.auditor.record("login", "success", actor=username, client=client, reason=method)
+        return principal
+
+    def _directory_login(self, key: bytes, username: str, password: str, client: str | None,
+                         method: str) -> Principal:
+        """Search-then-bind in the directory (auth.ldap), with the same lockout, cache and audit as a local password."""
+        locked_name = lockout_name(username)
+        self.lockout.check(locked_name, client)
+        epoch = self.invalidation.epoch
+        # A name without a local account costs what a local account's wrong password costs (one bcrypt
+        # verification), so the answer's timing does not tell which names have local accounts.
+        self.hasher.verify(password, None)
+        try:
+            signed_in = self.ldap.sign_in(username, password)
+        except LdapUnavailable as exc:
+            # Not the person's failure (no lockout count), and never a sign-in: 503 until the directory answers.
+            self.auditor.record("login", "failure", actor=username, client=client,
+                                reason=f"{method}: ldap unavailable: {exc.detail}")
+            raise
+        except DirectoryRefused as exc:
+            self.auditor.record("login", "failure", actor=username, client=client,
+                                reason=f"{method}: ldap: {exc.reason}")
+            locked = self.lockout.failed(locked_name, client)
+            if locked:
+                self.auditor.record("lockout", "denied", actor=username, client=client,
+                                    reason=f"locked for {locked}s after repeated failures")
+            raise Unauthenticated(FAILED_LOGIN) from None
+        user = signed_in.user
+        self.lockout.succeeded(locked_name)
+        principal = self.principal_for(user, method)
+        if signed_in.groups_changed:
+            # Every process drops what it cached for the account; this answer is not cached either (the next
+            # request binds again, finds the groups unchanged, and caches).
+            self.user_changed(user.id)
+        else:
+            self.cache.put(key, principal, user.stamp)
+            if self.invalidation.epoch != epoch:
+                self.cache.discard(key)
+        self.auditor.record("login", "success", actor=user.username, client=client, reason=f"{method}: ldap")
         return principal
 
     def token_login(self, token: str, client: str | None, *, cached_only: bool = False) -> Principal:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 
-from auth.errors import AuthError, LockedOut
+from auth.errors import LockedOut, Unavailable
 from policies.file.auth import LockoutConfig
 
 log = logging.getLogger("mlgate.auth.lockout")
@@ -33,10 +33,8 @@ DEFAULT_NAMESPACE = "mlgate"
 REDIS_TIMEOUT_SECONDS = 1.0
 
 
-class LockoutUnavailable(AuthError):
+class LockoutUnavailable(Unavailable):
     """The shared lockout counters did not answer: the attempt is refused (503), never let through."""
-
-    code = "TEMPORARILY_UNAVAILABLE"
 
 
 def _key(kind: str, value: str) -> str:

@@ -161,6 +161,11 @@ class IdentityStore:
             raise NotFound(f"User with username={username} not found")
         return user
 
+    def source_of(self, username: str) -> str | None:
+        """Who manages the account called ``username`` (local, oidc, scim, ldap), or None if there is none."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.source).where(users.c.username == username)).scalar()
+
     def live_stamp(self, user_id: int) -> AccountStamp | None:
         """The account's stamp, or None when the account is gone or disabled (one primary-key read)."""
         with self.engine.connect() as conn:

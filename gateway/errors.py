@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse
 
-from auth.errors import AuthError, LockedOut, Unauthenticated
+from auth.errors import AuthError, LockedOut, Unauthenticated, Unavailable
 from auth.scim.protocol import ScimError
 from auth.scim.token import is_scim_path
 from gateway.authn import AUTHENTICATION_ERROR, NOT_AUTHENTICATED, wants_html
@@ -54,6 +54,8 @@ def install_error_handlers(app: FastAPI) -> None:
             response.headers["WWW-Authenticate"] = 'Basic realm="mlgate", charset="UTF-8"'
         if isinstance(exc, LockedOut):
             response.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, Unavailable):
+            response.headers["Retry-After"] = "5"  # the lockout store or the directory: worth a retry soon
         return response
 
     @app.exception_handler(RequestValidationError)

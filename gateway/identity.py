@@ -18,6 +18,8 @@ from auth.credential_cache import CredentialCache, Invalidation
 from auth.errors import AuthError
 from auth.identity import Identity
 from auth.kubernetes import ServiceAccountTokens
+from auth.ldap import LdapDirectory, ldap_problems, read_bind_password
+from auth.ldap_accounts import LdapSignIn
 from auth.lockout import DEFAULT_NAMESPACE, Lockout
 from auth.passwords import PasswordHasher
 from auth.sessions import MIN_SECRET_LENGTH, SessionManager
@@ -52,6 +54,7 @@ def identity_problems(settings: Settings, policy) -> list[str]:
         problems.extend(exc.problems)
     else:
         problems.extend(backend_classes(config.methods)[1])  # every unknown auth.methods entry
+        problems.extend(ldap_problems(config.ldap))
     return problems
 
 
@@ -103,6 +106,12 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
                        groups_of=store.groups_of) if config.oidc.providers else None
     kubernetes = ServiceAccountTokens(config.kubernetes, store=store, credentials=credentials, lockout=lockout,
                                       auditor=auditor) if config.kubernetes.enabled else None
+    ldap = None
+    if config.ldap.enabled:
+        if config.ldap.insecure:
+            log.warning("auth.ldap.insecure is true: passwords travel to %s in the clear (no TLS); use ldaps:// "
+                        "or start_tls outside a test setup", config.ldap.url)
+        ldap = LdapSignIn(LdapDirectory(config.ldap, read_bind_password(config.ldap)), engine)
     identity = Identity(
         config=config,
         store=store,
@@ -115,6 +124,7 @@ def build_identity(settings: Settings, config: AuthConfig, engine: Engine, *,
         sso=sso,
         kubernetes=kubernetes,
         credentials=credentials,
+        ldap=ldap,
     )
     try:
         backends = load_backends(config.methods, identity)

@@ -3,8 +3,9 @@
 SCIM manages only what it created: accounts with ``source = 'scim'`` and groups with a ``scim_id``. An
 identity provider therefore cannot read, disable or delete a local administrator, nor take over a group an
 administrator made, by naming it; a name that is taken answers 409 ``uniqueness``. Provisioned accounts are
-ordinary, non-admin, passwordless users: they sign in through single sign-on (or LDAP), and their groups are
-mlgate groups, so the policy's group rules, roles and workspaces apply to them.
+ordinary, non-admin, passwordless users: they sign in through single sign-on (not LDAP, which signs in only
+the accounts it created: docs/ldap.md), and their groups are mlgate groups, so the policy's group rules, roles
+and workspaces apply to them.
 
 Lifecycle: ``active: false`` disables the account and bumps its generation in one transaction, then every
 process is told (Redis push, else the per-hit generation check): its sessions end, its tokens stop and its

@@ -15,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.backends import client_address
-from auth.errors import AuthError, LockedOut
+from auth.errors import AuthError, LockedOut, Unavailable
 from auth.identity import Identity
-from auth.lockout import LockoutUnavailable
+from auth.ldap import LdapUnavailable
 from auth.sessions import COOKIE_NAME, CSRF_COOKIE_NAME
 from gateway.routes.sso_logout import end_session, provider_logout_page
 
 router = APIRouter()
 MAX_FIELD = 4096
+RETRY_AFTER_SECONDS = 5
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - mlgate</title>
@@ -157,11 +158,14 @@ async def login(request: Request) -> Response:
     except LockedOut as exc:
         return _login_page(request, status=429, message=locked_out_message(exc.retry_after),
                            username=username, next_path=next_path, headers={"Retry-After": str(exc.retry_after)})
-    except LockoutUnavailable:
-        # Failed attempts could not be counted (the shared Redis is down): nobody signs in, and nobody is
-        # told their password was wrong when it was never checked.
-        return _login_page(request, status=503, message="Signing in is unavailable for a moment; try again "
-                           "shortly.", username=username, next_path=next_path, headers={"Retry-After": "5"})
+    except Unavailable as exc:
+        # Failed attempts could not be counted (the shared Redis is down), or the directory (LDAP) did not
+        # answer: nobody signs in, and nobody is told their password was wrong when it was never checked.
+        message = "Signing in is unavailable for a moment; try again shortly."
+        if isinstance(exc, LdapUnavailable):
+            message = f"{exc.message} Try again shortly."
+        return _login_page(request, status=503, message=message, username=username, next_path=next_path,
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     except AuthError:
         return _login_page(request, status=401, message="Invalid username or password.", username=username,
                            next_path=next_path)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from policies.file.fields import Secret
 from policies.file.kubernetes import KubernetesConfig
+from policies.file.ldap import LdapConfig
 from policies.file.oidc import OidcConfig
 
 BUILTIN_METHODS = ("session", "bearer", "basic", "trusted_header")
@@ -149,6 +150,7 @@ class AuthConfig(_Section):
     oidc: OidcConfig = OidcConfig()
     scim: ScimConfig = ScimConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
+    ldap: LdapConfig = LdapConfig()
 
     @field_validator("methods")
     @classmethod
@@ -187,6 +189,14 @@ class AuthConfig(_Section):
                             f"{', '.join(shared)}; a token's issuer must say which of the two verifies it")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _ldap_needs_a_method(self) -> AuthConfig:
+        # LDAP checks passwords: they arrive by HTTP Basic or through the sign-in form (a session).
+        if self.ldap.enabled and not {"basic", "session"} & set(self.methods):
+            raise ValueError("ldap needs the basic method (HTTP Basic) or the session method (the sign-in form) "
+                             "in methods")
         return self
 
     @model_validator(mode="after")
