@@ -25,7 +25,11 @@ def test_defaults_are_the_secure_ones():
     assert config.headers.frame_ancestors == "none"
     assert config.rate_limit.enabled is True
     assert config.rate_limit.storage == "memory://"
-    assert config.rate_limit.per_client == "6000/minute"
+    # Sized for a 64-job sweep from one host (docs/network.md); requests that end with no identity keep 6,000.
+    assert config.rate_limit.per_client == "60000/minute"
+    assert config.rate_limit.anonymous == "6000/minute"
+    assert config.rate_limit.per_principal == "60000/minute"
+    assert config.rate_limit.sensitive == "30/minute"
 
 
 def test_a_full_section_loads():

@@ -62,6 +62,9 @@ scim.users.list scim.users.create scim.users.get scim.users.replace scim.users.p
 scim.groups.list scim.groups.create scim.groups.get scim.groups.replace scim.groups.patch scim.groups.delete
 skills.not_served.get skills.not_served.get_path skills.not_served.post skills.not_served.post_path
 skills.not_served.patch skills.not_served.patch_path skills.not_served.delete skills.not_served.delete_path
+ui.account.workspace ui.artifact_download ui.workspace_admin.list ui.workspace_admin.page ui.workspace_admin.role_create
+ui.workspace_admin.role_delete ui.workspace_admin.permission_add ui.workspace_admin.permission_remove
+ui.workspace_admin.assign ui.workspace_admin.unassign
 """.split()
 
 
