@@ -43,7 +43,8 @@ def _registry(team: str) -> str:
 
 
 def _own(team: str, run_id: str) -> None:
-    """The current member finds their own team's churn and greeting by name."""
+    """The current member finds their own team's churn and greeting by name (prompts are loaded with the
+    client's cache off: it keys prompts by name alone, across workspaces and users)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -51,7 +52,7 @@ def _own(team: str, run_id: str) -> None:
     assert client.get_registered_model("churn").description == f"churn of {team}"
     assert client.get_model_version_by_alias("churn", "champion").run_id == run_id
     assert client.get_model_version("churn", "1").run_id == run_id
-    assert mlflow.genai.load_prompt("prompts:/greeting/1").template == f"Hello from {team}"
+    assert mlflow.genai.load_prompt("prompts:/greeting/1", cache_ttl_seconds=0).template == f"Hello from {team}"
 
 
 def test_two_teams_use_the_same_model_and_prompt_names(ws_server, monkeypatch):  # noqa: F811 - the fixture
@@ -79,9 +80,10 @@ def test_two_teams_use_the_same_model_and_prompt_names(ws_server, monkeypatch): 
         auth.add_role_permission(viewers[workspace].id, "workspace", "*", "USE")
         auth.assign_role(carol, viewers[workspace].id)
         auth.assign_role(dana, viewers[workspace].id)
-    # dana may read team-a's models named churn, by a role permission on the name (a grant by name, in team-a).
+    # dana may read team-a's models named churn, by a role permission on a name pattern (a grant by name, in
+    # team-a; "chur?" matches churn, not churn-old).
     churn_readers = auth.create_role(team_a, "churn-readers")
-    auth.add_role_permission(churn_readers.id, "registered_model", "churn", "READ")
+    auth.add_role_permission(churn_readers.id, "registered_model", "chur?", "READ")
     auth.assign_role(dana, churn_readers.id)
 
     # Both teams take the same names; a name only the other workspace holds is free (no RESOURCE_ALREADY_EXISTS).
@@ -89,6 +91,7 @@ def test_two_teams_use_the_same_model_and_prompt_names(ws_server, monkeypatch): 
     run_a = _registry("a")
     mlflow.genai.register_prompt("summary", template="A's summary prompt")
     MlflowClient().create_registered_model(f"a-only-{suffix}")
+    mlflow.genai.register_prompt(f"a-prompt-{suffix}", template="only in team-a")
     _as(monkeypatch, ws_server, bob, PASSWORD, team_b)
     run_b = _registry("b")
     client = MlflowClient()
@@ -106,40 +109,43 @@ def test_two_teams_use_the_same_model_and_prompt_names(ws_server, monkeypatch): 
         _missing_text(lambda: client.get_registered_model(never), never)
     assert _missing_text(lambda: client.get_model_version(a_only, "1"), a_only) == \
         _missing_text(lambda: client.get_model_version(never, "1"), never)
-    assert _code(lambda: mlflow.genai.load_prompt("prompts:/summary/1")) == "RESOURCE_DOES_NOT_EXIST"
+    a_prompt = f"a-prompt-{suffix}"
+    assert _missing_text(lambda: mlflow.genai.load_prompt(f"prompts:/{a_prompt}/1", cache_ttl_seconds=0), a_prompt) == \
+        _missing_text(lambda: mlflow.genai.load_prompt(f"prompts:/{never}/1", cache_ttl_seconds=0), never)
     assert _code(lambda: client.get_model_version("churn", "2")) == "RESOURCE_DOES_NOT_EXIST"
     # ... and the name can be taken here, by a rename too.
-    assert client.rename_registered_model("summary", a_only).name == a_only
+    client.rename_registered_model("summary", a_only)
+    assert client.get_registered_model(a_only).name == a_only
 
     _as(monkeypatch, ws_server, alice, PASSWORD, team_a)
     client = MlflowClient()
     _own("a", run_a)
-    assert sorted(m.name for m in client.search_registered_models()) == ["churn", a_only]
-    assert sorted(p.name for p in mlflow.genai.search_prompts()) == ["greeting", "summary"]
+    assert sorted(m.name for m in client.search_registered_models()) == sorted(["churn", a_only])
+    assert sorted(p.name for p in mlflow.genai.search_prompts()) == [f"a-prompt-{suffix}", "greeting", "summary"]
     assert [v.run_id for v in client.search_model_versions("name = 'churn'")] == [run_a]
 
     # A grant made in team-a on 'churn' is on team-a's churn only.
     _as(monkeypatch, ws_server, ws_server.admin_username, ws_server.admin_password, team_a)
-    get_app_client("basic-auth", tracking_uri=ws_server.url).create_registered_model_permission("churn", carol,
-                                                                                                "READ")
+    get_app_client("basic-auth", tracking_uri=ws_server.url).grant_user_permission(carol, "registered_model",
+                                                                                   "churn", "READ")
     for reader in (carol, dana):
         _as(monkeypatch, ws_server, reader, PASSWORD, team_a)
         assert MlflowClient().get_registered_model("churn").description == "churn of a"
         assert MlflowClient().get_model_version_by_alias("churn", "champion").run_id == run_a
-        assert _code(lambda: mlflow.genai.load_prompt("prompts:/greeting/1")) == "RESOURCE_DOES_NOT_EXIST"
+        greeting = "prompts:/greeting/1"
+        assert _code(lambda: mlflow.genai.load_prompt(greeting, cache_ttl_seconds=0)) == "RESOURCE_DOES_NOT_EXIST"
         _as(monkeypatch, ws_server, reader, PASSWORD, team_b)
         client = MlflowClient()
         assert _code(lambda: client.get_registered_model("churn")) == "RESOURCE_DOES_NOT_EXIST"
         assert _code(lambda: client.get_model_version_by_alias("churn", "champion")) == "RESOURCE_DOES_NOT_EXIST"
         assert client.search_registered_models() == []
         assert client.search_model_versions("name = 'churn'") == []
-    # carol's grant is on team-a's churn: the permission API from team-b does not find it on team-b's.
-    _as(monkeypatch, ws_server, ws_server.admin_username, ws_server.admin_password, team_b)
-    assert _code(lambda: get_app_client("basic-auth", tracking_uri=ws_server.url).get_registered_model_permission(
-        "churn", carol)) == "RESOURCE_DOES_NOT_EXIST"
-    _as(monkeypatch, ws_server, ws_server.admin_username, ws_server.admin_password, team_a)
-    assert get_app_client("basic-auth", tracking_uri=ws_server.url).get_registered_model_permission(
-        "churn", carol).permission == "READ"
+    # carol's grant is on team-a's churn: asked from team-b, the permission API finds none on team-b's.
+    for workspace, expected in ((team_b, False), (team_a, True)):
+        _as(monkeypatch, ws_server, ws_server.admin_username, ws_server.admin_password, workspace)
+        held = get_app_client("basic-auth", tracking_uri=ws_server.url).get_user_permission(
+            carol, "registered_model", "churn")
+        assert (held.allowed, held.permission == "READ") == (expected, expected), (workspace, held.permission)
 
     # Rename, delete and re-create in team-a: carol's grant stays with the model it was made on.
     _as(monkeypatch, ws_server, alice, PASSWORD, team_a)
@@ -172,7 +178,7 @@ def test_two_teams_use_the_same_model_and_prompt_names(ws_server, monkeypatch): 
     _as(monkeypatch, ws_server, alice, PASSWORD, team_a)
     client = MlflowClient()
     assert client.get_registered_model("churn").description == "the second churn of a"
-    assert mlflow.genai.load_prompt("prompts:/greeting/1").template == "Hello from a"
+    assert mlflow.genai.load_prompt("prompts:/greeting/1", cache_ttl_seconds=0).template == "Hello from a"
     # bob, not a member of team-a, finds neither the workspace nor its names.
     _as(monkeypatch, ws_server, bob, PASSWORD, team_a)
     assert _code(lambda: MlflowClient().get_registered_model("churn")) == "RESOURCE_DOES_NOT_EXIST"
