@@ -303,8 +303,10 @@ class ResourceResolver:
             return found
         if lookup in (Lookup.EXPERIMENT_NAME, Lookup.TRACE, Lookup.MODEL_NAME):
             # Read every time: a trace id may be reused elsewhere, names move between resources. Experiment
-            # names are unique per workspace: the request's workspace says which experiment a name means (a
-            # tool deciding in any workspace, None, means 'default' by a name, and any experiment by its id).
+            # and registered model names are unique per workspace: the request's workspace says which one a
+            # name means, and a name only another workspace holds is missing, not elsewhere (so it can be
+            # created here, and probing it tells nothing). A tool deciding in any workspace (None) means
+            # 'default' by a name, and any experiment by its id.
             owner = owner_of(conn, _OWNED_BY[lookup], value, workspace=workspace)
             if owner is None:
                 return None
@@ -346,8 +348,8 @@ def resource_tags(conn, resource: Resource) -> frozenset[tuple[str, str]] | None
     """An experiment's or registered model's tags (None for other kinds: conditions then hold, fail closed)."""
     if resource.kind is ResourceKind.EXPERIMENT and resource.id is not None:
         return tags_of(conn, "experiment", resource.id)
-    if resource.kind is ResourceKind.REGISTERED_MODEL and resource.name is not None:
-        return tags_of(conn, "registered_model", resource.name)
+    if resource.kind is ResourceKind.REGISTERED_MODEL and resource.id is not None:
+        return tags_of(conn, "registered_model", resource.id)
     return None
 
 

@@ -18,6 +18,7 @@ from auth.grants import GrantRow
 from policies.model import ResourceKind, ResourceSelector
 from tracking.db.registry_tables import registered_models
 from tracking.db.tables import experiments
+from tracking.scope import DEFAULT_WORKSPACE
 
 MODEL_ID_PREFIX = "model-id:"
 
@@ -26,8 +27,12 @@ class UnknownResource(LookupError):
     """The selector names a registered model that does not exist."""
 
 
-def stored_selector(conn: Connection, text: str, *, granting: bool = False) -> str:
+def stored_selector(conn: Connection, text: str, *, granting: bool = False, workspace: str = DEFAULT_WORKSPACE) -> str:
     """The selector a stored grant uses for ``text`` (ValueError on bad syntax, UnknownResource for no model).
+
+    ``model:<name>`` is the model of that name in ``workspace`` (names are unique per workspace only; the
+    MLflow permissions API passes the request's, the administrator tools and the policy file mean
+    'default'). A model of the same name elsewhere is no model here.
 
     ``granting``: a new grant on one experiment needs the experiment too (UnknownResource otherwise). Ids are
     never reused, so a grant naming one not made yet would wait for, and then open, whoever's experiment
@@ -46,7 +51,8 @@ def stored_selector(conn: Connection, text: str, *, granting: bool = False) -> s
         return selector.text
     if selector.name is not None:
         found = conn.execute(select(registered_models.c.model_id)
-                             .where(registered_models.c.name == selector.name)).scalar()
+                             .where(registered_models.c.workspace == workspace,
+                                    registered_models.c.name == selector.name)).scalar()
     else:
         found = conn.execute(select(registered_models.c.model_id)
                              .where(registered_models.c.model_id == selector.id)).scalar()

@@ -163,6 +163,23 @@ def in_resource_workspace(conn, subject: Subject, resource: Resource) -> tuple[S
                      "roles": [{"id": r, "name": names.get(r), "group": role_group(r)} for r in held]}
 
 
+def explained_model_workspace(conn, name: str, asked: str | None) -> str:
+    """Which workspace's model ``perms explain --model <name>`` means: registered model names are unique per
+    workspace only. The one asked for; else 'default''s, else the only workspace holding that name (an
+    administrator's tool may see every workspace); a name several other workspaces hold must be narrowed
+    (400 naming them, which only administrators see)."""
+    if asked is not None:
+        return asked
+    holders = sorted(conn.execute(select(registered_models.c.workspace)
+                                  .where(registered_models.c.name == name)).scalars())
+    if not holders or DEFAULT_WORKSPACE in holders:
+        return DEFAULT_WORKSPACE
+    if len(holders) == 1:
+        return holders[0]
+    raise invalid_parameter(f"Registered models named {name!r} exist in the workspaces {', '.join(holders)}: "
+                            "name the workspace to explain.")
+
+
 def explained_as_requested_in(explained: dict, asked: str | None, *, admin: bool) -> dict | None:
     """``perms explain --workspace``: the decision as a request naming workspace ``asked`` would get it.
 

@@ -245,7 +245,12 @@ class OfflineOps:
         """The decision under ``policy_path`` (or the defaults) plus the stored grants; with ``workspace``, as
         a request naming that workspace would get it."""
         from gateway.authz import ResourceResolver, resource_tags
-        from gateway.workspaces import explained_as_requested_in, in_resource_workspace, workspace_name_problem
+        from gateway.workspaces import (
+            explained_as_requested_in,
+            explained_model_workspace,
+            in_resource_workspace,
+            workspace_name_problem,
+        )
 
         if workspace is not None and (problem := workspace_name_problem(workspace)) is not None:
             raise CliError(problem, EXIT_USAGE)
@@ -255,7 +260,11 @@ class OfflineOps:
             raise CliError("invalid policy file:\n" + "\n".join(f"  - {p}" for p in exc.problems)) from None
         with self.engine.connect() as conn:
             subject = admin_store.account_subject(conn, username)
-            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None, None)
+            # A model name means one workspace's model (names are unique per workspace): which one, as the
+            # admin API decides it.
+            named_in = explained_model_workspace(conn, value, workspace) if _LOOKUPS[field] is Lookup.MODEL_NAME \
+                else None
+            resource = ResourceResolver(self.engine).resolve(conn, _LOOKUPS[field], value, None, named_in)
             if resource is None:
                 raise CliError(f"No resource with {field}={value} exists", EXIT_NOT_FOUND)
             # Decided as in the resource's workspace: with the roles the account holds there.

@@ -24,6 +24,7 @@ from tracking.db.registry_tables import (
     registered_model_tags,
     registered_models,
 )
+from tracking.scope import DEFAULT_WORKSPACE
 from tracking.store.experiments import now_ms
 from tracking.store.transaction import write_transaction
 from tracking.store.upsert import insert_ignoring_conflicts
@@ -69,35 +70,44 @@ class SourceTranslator:
 
 def _copy_versions(conn: Connection, name: str, versions: list, version_tags: dict, translator: SourceTranslator,
                    tally: Tally) -> None:
-    existing = {r[0] for r in conn.execute(select(model_versions.c.version).where(model_versions.c.name == name))}
+    existing = {r[0] for r in conn.execute(select(model_versions.c.version).where(
+        model_versions.c.workspace == DEFAULT_WORKSPACE, model_versions.c.name == name))}
     for v in versions:
         if v.version in existing:
             tally.present("model versions")
         else:
             source, storage, model_id = translator.translate(v.source, v.run_id)
             conn.execute(insert(model_versions).values(
-                name=name, version=v.version, creation_time=v.creation_time or now_ms(),
+                workspace=DEFAULT_WORKSPACE, name=name, version=v.version, creation_time=v.creation_time or now_ms(),
                 last_updated_time=v.last_updated_time or v.creation_time or now_ms(), description=v.description,
                 user_id=v.user_id, current_stage=v.current_stage or "None", source=source,
                 storage_location=storage, run_id=v.run_id, run_link=v.run_link, status=v.status or "READY",
                 status_message=v.status_message, model_id=getattr(v, "model_id", None) or model_id))
             tally.imported("model versions")
-        merge_rows(conn, model_version_tags, {"name": name, "version": v.version}, "key",
-                   version_tags.get(v.version, []), tally, "version tags")
+        merge_rows(conn, model_version_tags, {"workspace": DEFAULT_WORKSPACE, "name": name, "version": v.version},
+                   "key", version_tags.get(v.version, []), tally, "version tags")
+
+
+def _of_default_model(table: Table, name: str) -> list:
+    # MLflow 3 with workspaces keys its registry by (workspace, name): the default workspace's model only.
+    where = [table.c.name == name]
+    if "workspace" in table.c:
+        where.append(table.c.workspace == DEFAULT_WORKSPACE)
+    return where
 
 
 def _read_model(conn: Connection, src: dict[str, Table], name: str) -> tuple[list, list, dict, list]:
     mv, mt = src["model_versions"], src.get("registered_model_tags")
     vt, al = src.get("model_version_tags"), src.get("registered_model_aliases")
-    versions = conn.execute(select(mv).where(mv.c.name == name).order_by(mv.c.version)).all()
-    model_tags = [{"key": r.key, "value": r.value} for r in conn.execute(select(mt).where(mt.c.name == name))] \
-        if mt is not None else []
+    versions = conn.execute(select(mv).where(*_of_default_model(mv, name)).order_by(mv.c.version)).all()
+    model_tags = [{"key": r.key, "value": r.value}
+                  for r in conn.execute(select(mt).where(*_of_default_model(mt, name)))] if mt is not None else []
     version_tags: dict[int, list[dict]] = {}
     if vt is not None:
-        for r in conn.execute(select(vt).where(vt.c.name == name)):
+        for r in conn.execute(select(vt).where(*_of_default_model(vt, name))):
             version_tags.setdefault(r.version, []).append({"key": r.key, "value": r.value})
-    aliases = [{"alias": r.alias, "version": r.version} for r in conn.execute(select(al).where(al.c.name == name))] \
-        if al is not None else []
+    aliases = [{"alias": r.alias, "version": r.version}
+               for r in conn.execute(select(al).where(*_of_default_model(al, name)))] if al is not None else []
     return versions, model_tags, version_tags, aliases
 
 
@@ -119,20 +129,24 @@ def copy_registry(src: dict[str, Table], source: Engine, target: Engine, importe
             versions, model_tags, version_tags, aliases = _read_model(conn, src, model.name)
         with write_transaction(target) as conn:
             found = conn.execute(select(registered_models.c.name)
-                                 .where(registered_models.c.name == model.name)).first()
+                                 .where(registered_models.c.workspace == DEFAULT_WORKSPACE,
+                                        registered_models.c.name == model.name)).first()
             if found is None:
                 created = model.creation_time or now_ms()
                 conn.execute(insert(registered_models).values(
-                    name=model.name, creation_time=created, last_updated_time=model.last_updated_time or created,
+                    workspace=DEFAULT_WORKSPACE, name=model.name, creation_time=created,
+                    last_updated_time=model.last_updated_time or created,
                     description=model.description))
                 tally.imported("registered models")
             else:
                 tally.present("registered models")
-            merge_rows(conn, registered_model_tags, {"name": model.name}, "key", model_tags, tally, "model tags")
+            owner = {"workspace": DEFAULT_WORKSPACE, "name": model.name}
+            merge_rows(conn, registered_model_tags, owner, "key", model_tags, tally, "model tags")
             _copy_versions(conn, model.name, versions, version_tags, translator, tally)
             held = {r[0] for r in conn.execute(select(registered_model_aliases.c.alias)
-                                               .where(registered_model_aliases.c.name == model.name))}
-            new = [{"name": model.name, **a} for a in aliases if a["alias"] not in held]
-            insert_ignoring_conflicts(conn, registered_model_aliases, new, ["name", "alias"])
+                                               .where(registered_model_aliases.c.workspace == DEFAULT_WORKSPACE,
+                                                      registered_model_aliases.c.name == model.name))}
+            new = [{**owner, **a} for a in aliases if a["alias"] not in held]
+            insert_ignoring_conflicts(conn, registered_model_aliases, new, ["workspace", "name", "alias"])
             tally.imported("aliases", len(new))
             tally.present("aliases", len(aliases) - len(new))

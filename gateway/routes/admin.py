@@ -19,7 +19,12 @@ from gateway.authz import resource_tags
 from gateway.grant_selectors import UnknownResource, stored_selector
 from gateway.routes import admin_policy, admin_store
 from gateway.routes.users import principal_of
-from gateway.workspaces import check_workspace_name, explained_as_requested_in, in_resource_workspace
+from gateway.workspaces import (
+    check_workspace_name,
+    explained_as_requested_in,
+    explained_model_workspace,
+    in_resource_workspace,
+)
 from policies.decide import api_grant_conflict
 from policies.file import PolicyFileError
 from policies.model import Grant, Permission, Resource, ResourceSelector, SubjectRef
@@ -263,8 +268,11 @@ def explain(request: Request, args: Args = ARGS) -> JSONBody:
     policy = request.app.state.policy_holder.current()
     with tracking_of(request).engine.connect() as conn:
         subject = admin_store.account_subject(conn, username)
-        # An id names one resource wherever it is; a name means the one of the request's workspace.
+        # An id names one resource wherever it is; an experiment name means the one of the request's workspace,
+        # a model name the one of the workspace asked about (else the only one holding it).
         named_in = request_workspace(request) if lookup is Lookup.EXPERIMENT_NAME else None
+        if lookup is Lookup.MODEL_NAME:
+            named_in = explained_model_workspace(conn, value, asked)
         resource = request.app.state.authorizer.resolver.resolve(conn, lookup, value, None, named_in)
         where: dict = {}
         if isinstance(resource, Resource):

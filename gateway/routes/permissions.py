@@ -96,7 +96,7 @@ def _grant(request: Request, subject: str, selector: str, permission: str) -> No
         raise MlflowError(f"Refused: {conflict}", "INVALID_PARAMETER_VALUE")
     principal = _principal(request)
     with tracking_of(request).engine.begin() as conn:
-        put_grant(conn, subject, _stored(conn, selector, granting=True), permission,
+        put_grant(conn, subject, _stored(conn, selector, request_workspace(request), granting=True), permission,
                   created_by=f"{principal.kind}:{principal.name}")
     # Audited after the commit: the audit write uses its own connection, which on SQLite would wait
     # for the grant's write lock until it timed out, and a rolled-back grant must not be recorded.
@@ -106,23 +106,24 @@ def _grant(request: Request, subject: str, selector: str, permission: str) -> No
 
 def _revoke(request: Request, subject: str, selector: str) -> None:
     with tracking_of(request).engine.begin() as conn:
-        revoked = revoke_grant(conn, subject, _stored(conn, selector))
+        revoked = revoke_grant(conn, subject, _stored(conn, selector, request_workspace(request)))
     if not revoked:
         raise _no_permission(subject, selector)
     _audit(request, "revoke", _principal(request), f"{subject} {selector}", "revoked")
     _done(request)
 
 
-def _stored(conn: Connection, selector: str, *, granting: bool = False) -> str:
-    """The stored form of ``selector`` (a model's stable id); a model gone since the check is missing (404)."""
+def _stored(conn: Connection, selector: str, workspace: str, *, granting: bool = False) -> str:
+    """The stored form of ``selector`` (the stable id of the model of that name in the request's ``workspace``);
+    a model gone since the check, or only in another workspace, is missing (404)."""
     try:
-        return stored_selector(conn, selector, granting=granting)
+        return stored_selector(conn, selector, granting=granting, workspace=workspace)
     except UnknownResource:
         raise MlflowError("The requested resource does not exist.", "RESOURCE_DOES_NOT_EXIST") from None
 
 
-def _stored_permission(conn: Connection, subject: str, selector: str) -> str:
-    rows = list_grants(conn, subject=subject, resource=_stored(conn, selector))
+def _stored_permission(conn: Connection, subject: str, selector: str, workspace: str) -> str:
+    rows = list_grants(conn, subject=subject, resource=_stored(conn, selector, workspace))
     if not rows:
         raise _no_permission(subject, selector)
     return rows[-1].permission
@@ -157,7 +158,7 @@ def _v2(kind: ResourceKind, id_field: str, path: str, op: str, body_key: str) ->
         rid = resource_id(request, args)
         subject, selector = _named_subject(request, args.str("username", required=True)), _selector(kind, rid)
         with tracking_of(request).engine.connect() as conn:
-            permission = _stored_permission(conn, subject, selector)
+            permission = _stored_permission(conn, subject, selector, request_workspace(request))
         user = request.app.state.identity.store.user_by_name(subject.partition(":")[2])
         if user is None:  # a grant left behind by a deleted account reads as no grant
             raise _no_permission(subject, selector)

@@ -26,7 +26,7 @@ from gateway.ui.render import page
 from policies.model import Resource
 from tracking.db.registry_tables import registered_models
 from tracking.errors import MlflowError
-from tracking.scope import visibility_scope
+from tracking.scope import request_workspace, visibility_scope
 from tracking.search.experiments_sql import build_experiment_search, experiment_ids_query
 from tracking.services import tracking_of
 from tracking.store.experiments import experiments_to_json
@@ -55,7 +55,8 @@ def _access(request: Request, principal) -> dict:
                                    for g in list_grants(conn, subject=key)])
         model_ids = {row.name: row.model_id for row in conn.execute(
             select(registered_models.c.name, registered_models.c.model_id)
-            .where(registered_models.c.name.in_([m["name"] for m in models.items])))} if models.items else {}
+            .where(registered_models.c.workspace == request_workspace(request),
+                   registered_models.c.name.in_([m["name"] for m in models.items])))} if models.items else {}
 
     def best(resource: Resource) -> dict:
         for action in ("MANAGE", "EDIT", "READ"):

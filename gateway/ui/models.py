@@ -18,7 +18,7 @@ from gateway.ui.render import page
 from tracking.db.mlflow3_tables import spans
 from tracking.db.registry_tables import model_versions, registered_models
 from tracking.errors import MlflowError
-from tracking.scope import visibility_scope
+from tracking.scope import request_workspace, visibility_scope
 from tracking.services import tracking_of
 from tracking.store.experiments import experiments_to_json, parse_experiment_id
 from tracking.store.registry_json import registered_models_json, versions_json
@@ -90,14 +90,16 @@ def prompts_page(request: Request) -> Response:
 @router.get("/model", operation_id="ui.model")
 def model_page(request: Request) -> Response:
     """One registered model or prompt: tags, aliases, and its versions with stage and source run."""
-    name = _arg(request, "name")
+    name, workspace = _arg(request, "name"), request_workspace(request)
     with tracking_of(request).engine.connect() as conn:
-        row = conn.execute(select(registered_models).where(registered_models.c.name == name)).first()
+        row = conn.execute(select(registered_models).where(registered_models.c.workspace == workspace,
+                                                           registered_models.c.name == name)).first()
         if row is None:
             raise MlflowError(MODEL_MISSING, "RESOURCE_DOES_NOT_EXIST")
         model = registered_models_json(conn, [row])[0]
         rows = conn.execute(select(model_versions)
-                            .where(model_versions.c.name == name, model_versions.c.current_stage != STAGE_DELETED)
+                            .where(model_versions.c.workspace == workspace, model_versions.c.name == name,
+                                   model_versions.c.current_stage != STAGE_DELETED)
                             .order_by(model_versions.c.version.desc()).limit(MAX_VERSIONS)).all()
         versions = versions_json(conn, rows)
     is_prompt = (_tag(model, "mlflow.prompt.is_prompt") or "").lower() == "true"

@@ -295,8 +295,8 @@ def test_a_taken_experiment_id_is_mapped_and_everything_follows_it(mlflow_source
         kept = {name: get_experiment_by_name(conn, name)["experiment_id"] for name in ("team-b/fraud", "old/abandoned")}
         baseline = mlflow_source.ids["runs"]["baseline"]
         run = conn.execute(select(runs.c.experiment_id, runs.c.artifact_uri).where(runs.c.run_uuid == baseline)).one()
-        version = get_model_version(conn, "churn-model", "2")
-        from_logged_model = get_model_version(conn, "churn-model", "3")
+        version = get_model_version(conn, "churn-model", "2", workspace="default")
+        from_logged_model = get_model_version(conn, "churn-model", "3", workspace="default")
         logged_model = get_logged_model(conn, mlflow_source.ids["logged_model"])
         grants = {(g.subject, g.resource): g.permission for g in list_grants(conn)}
     with write_transaction(engine) as conn:

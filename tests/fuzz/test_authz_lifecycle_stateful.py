@@ -15,11 +15,16 @@ every dead account's credential must be refused:
 * a soft-deleted experiment keeps its grants, so a restore brings back exactly its own;
 * a re-created name, account or group starts with nothing but its creator's grant;
 * a trace belongs to the experiment it was logged into last;
-* a second workspace (``team-ws``) with one role (an experiment "*" permission of none, READ or EDIT), assigned
-  and unassigned, deleted and re-created, and experiments named like 'default''s: from it, a member sees what
-  the role and its grants by id give (never what a grant by name made outside its roles gives), a non-member
+* a second workspace (``team-ws``) with one role (experiment and registered model "*" permissions of none,
+  READ or EDIT), assigned and unassigned, deleted and re-created, and experiments, registered models and
+  prompts named like 'default''s (created, renamed, deleted and re-created there, granted on through MLflow's
+  permission API from there): from it, a member sees what the role and its grants by id give (never what a
+  grant by name made outside its roles gives, nor a grant on the same-named model of 'default'), a non-member
   finds no workspace at all, and from 'default' nobody, the administrator included, finds any of its
-  experiments; a deleted account's or role's assignments go with it;
+  experiments or models; a deleted account's or role's assignments go with it. Half the examples start with
+  the workspace made, dana a member through a role without permissions, holding READ by name patterns
+  (``experiment-name:shared/*``, ``model-name:shared-*``) granted in 'default', and ``shared/e`` and
+  ``shared-m`` made in the workspace: the grants by name must not reach them;
 * hidden equals missing: what the caller may not READ answers 404 RESOURCE_DOES_NOT_EXIST exactly like a missing
   resource; readable but not writable answers 403 PERMISSION_DENIED.
 
@@ -44,7 +49,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
@@ -139,6 +151,29 @@ class Reference:
     ws_permission: int | None = None
     ws_holders: set[str] = field(default_factory=set)
     ws_experiments: dict[str, str] = field(default_factory=dict)
+    # The role's registered_model "*" permission (its id) and WS's models and prompts, keyed by serial like
+    # 'default''s (serials are never reused, as the server's stable model ids).
+    ws_model_permission: int | None = None
+    ws_models: dict[int, Model] = field(default_factory=dict)
+
+    def ws_model_named(self, name: str) -> int | None:
+        return next((s for s, m in self.ws_models.items() if m.name == name), None)
+
+    def ws_model_level(self, who: str, serial: int | None) -> int:
+        """As ws_level, for a model of WS: the caller's own grant on it by id, else the role's level."""
+        if serial is None:
+            return NONE
+        if who == ADMIN:
+            return MANAGE
+        if who not in self.ws_holders:
+            return NONE
+        own = self.grants.get((self.accounts[who].subject(who), ("model", serial)))
+        return own if own is not None else self.ws_role_level
+
+    def ws_may_name(self, who: str) -> bool:
+        """Whether ``who`` may create or rename into a name in WS: the role's READ "*" claims every name there
+        (creating needs EDIT under it); grants by name made outside WS's roles claim nothing there."""
+        return who == ADMIN or self.ws_role_level != READ
 
     def ws_level(self, who: str, experiment_id: str) -> int:
         """What ``who`` holds on an experiment of WS, asking from WS: only the role and grants by id count
@@ -548,12 +583,95 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
                      {"subject": subject, "resource": selector, "permission": permission}, OK)
             self.ref.grants[key] = LEVELS[permission]
 
-    # --- a second workspace, its role, and same-named experiments in it ------------------------------
+    # --- a second workspace, its role, and same-named experiments and models in it --------------------
     @precondition(lambda self: self.ref.ws is None)
     @rule()
     def create_workspace(self):
         self.act(ADMIN, "POST", f"{A3}/workspaces", {"name": WS}, (201, None))
         self.ref.ws = WS
+
+    @initialize(start_in_workspace=st.booleans())
+    def maybe_start_in_workspace(self, start_in_workspace):
+        """Half the examples start where a grant by name could leak into WS (see the module docstring): a
+        leak then shows at the first check, instead of after the five steps that would build this world."""
+        if not start_in_workspace:
+            return
+        self.create_workspace()
+        self.create_or_delete_role("none")
+        self.act(ADMIN, "POST", f"{A3}/roles/assign", {"username": "dana", "role_id": self.ref.ws_role}, OK)
+        self.ref.ws_holders.add("dana")
+        for selector, target in ((f"{EXPERIMENT_PATTERN[0]}:{EXPERIMENT_PATTERN[1]}", EXPERIMENT_PATTERN),
+                                 (f"{MODEL_PATTERN[0]}:{MODEL_PATTERN[1]}", MODEL_PATTERN)):
+            self.act(ADMIN, "POST", f"{ADMIN_API}/grants/put",
+                     {"subject": "user:dana", "resource": selector, "permission": "READ"}, OK)
+            self.ref.grants[("user:dana", target)] = READ
+        created = self.act(ADMIN, "POST", f"{A}/experiments/create", {"name": "shared/e"}, OK, workspace=True)
+        self.ref.ws_experiments[created.json()["experiment_id"]] = "shared/e"
+        self.create_model_in_workspace_as(ADMIN, "shared-m", prompt=False)
+
+    @precondition(lambda self: self.ref.ws is not None)
+    @rule(data=st.data(), name=st.sampled_from(MODEL_NAMES), prompt=st.booleans())
+    def create_model_in_workspace(self, data, name, prompt):
+        """A model or prompt in WS, often named like one of 'default' (whose name must not stand in its way)."""
+        self.create_model_in_workspace_as(self.principal(data), name, prompt=prompt)
+
+    def ws_expected(self, who: str, then: tuple[int, str | None]) -> tuple[int, str | None]:
+        """The answer to a create or rename into a name in WS (after any check on the model itself)."""
+        if who != ADMIN and who not in self.ref.ws_holders:
+            return MISSING  # not a member: the workspace does not exist for them
+        return then if self.ref.ws_may_name(who) else DENIED
+
+    def create_model_in_workspace_as(self, who: str, name: str, *, prompt: bool) -> None:
+        ref = self.ref
+        expected = self.ws_expected(who, ALREADY_EXISTS if ref.ws_model_named(name) is not None else OK)
+        body = {"name": name, "tags": [PROMPT_TAG] if prompt else []}
+        self.act(who, "POST", f"{A}/registered-models/create", body, expected, workspace=True)
+        if expected == OK:
+            serial = next(self.serials)
+            ref.ws_models[serial] = Model(name, prompt)
+            if who != ADMIN:
+                ref.grants[(ref.accounts[who].subject(who), ("model", serial))] = MANAGE
+
+    @precondition(lambda self: self.ref.ws_models)
+    @rule(data=st.data(), action=st.sampled_from(["rename", "recreate", "delete"]), prompt=st.booleans())
+    def change_model_in_workspace(self, data, action, prompt):
+        """Rename, delete, or delete and re-create a model of WS, as anyone (members and not)."""
+        ref = self.ref
+        serial = data.draw(st.sampled_from(sorted(ref.ws_models)), label="WS model")
+        name = ref.ws_models[serial].name
+        who = self.principal(data)
+        level = ref.ws_model_level(who, serial)
+        if action == "rename":
+            new_name = data.draw(st.sampled_from([n for n in MODEL_NAMES if n != name]), label="new name")
+            then = ALREADY_EXISTS if ref.ws_model_named(new_name) is not None else OK
+            expected = checked(level, MANAGE, then=then if ref.ws_may_name(who) else DENIED)
+            self.act(who, "POST", f"{A}/registered-models/rename", {"name": name, "new_name": new_name}, expected,
+                     workspace=True)
+            if expected == OK:
+                ref.ws_models[serial].name = new_name
+            return
+        expected = checked(level, MANAGE)
+        self.act(who, "DELETE", f"{A}/registered-models/delete", {"name": name}, expected, workspace=True)
+        if expected == OK:
+            del ref.ws_models[serial]
+            ref.forget_target(("model", serial))
+            if action == "recreate":
+                self.create_model_in_workspace_as(self.principal(data), name, prompt=prompt)
+
+    @precondition(lambda self: self.ref.ws is not None)
+    @rule(data=st.data(), name=st.sampled_from(MODEL_NAMES), grantee=st.sampled_from(ACCOUNT_NAMES),
+          permission=st.sampled_from(["READ", "EDIT", "MANAGE"]))
+    def grant_in_workspace(self, data, name, grantee, permission):
+        """MLflow's permission API from WS: the name means WS's model, never 'default''s of the same name."""
+        ref = self.ref
+        who = self.principal(data)
+        serial = ref.ws_model_named(name)
+        account = ref.accounts.get(grantee)
+        expected = checked(ref.ws_model_level(who, serial), MANAGE, then=OK if account else MISSING)
+        self.act(who, "POST", f"{A}/registered-models/permissions/create",
+                 {"name": name, "username": grantee, "permission": permission}, expected, workspace=True)
+        if expected == OK:
+            ref.grants[(account.subject(grantee), ("model", serial))] = LEVELS[permission]
 
     @precondition(lambda self: self.ref.ws is not None)
     @rule(level=st.sampled_from(["none", "READ", "EDIT"]))
@@ -563,7 +681,7 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         ref = self.ref
         if ref.ws_role is not None:
             self.act(ADMIN, "DELETE", f"{A3}/roles/delete", {"role_id": ref.ws_role}, OK)
-            ref.ws_role, ref.ws_permission, ref.ws_role_level = None, None, NONE
+            ref.ws_role, ref.ws_permission, ref.ws_model_permission, ref.ws_role_level = None, None, None, NONE
             ref.ws_holders.clear()
             return
         role = self.act(ADMIN, "POST", f"{A3}/roles/create", {"workspace": WS, "name": "members"}, OK)
@@ -576,13 +694,17 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
     def set_role_permission(self, level):
         ref = self.ref
         if ref.ws_permission is None:
-            added = self.act(ADMIN, "POST", f"{A3}/roles/permissions/add", {
-                "role_id": ref.ws_role, "resource_type": "experiment", "resource_pattern": "*", "permission": level},
-                OK)
-            ref.ws_permission = added.json()["role_permission"]["id"]
+            ids = []
+            for resource_type in ("experiment", "registered_model"):
+                added = self.act(ADMIN, "POST", f"{A3}/roles/permissions/add", {
+                    "role_id": ref.ws_role, "resource_type": resource_type, "resource_pattern": "*",
+                    "permission": level}, OK)
+                ids.append(added.json()["role_permission"]["id"])
+            ref.ws_permission, ref.ws_model_permission = ids
         else:
-            self.act(ADMIN, "PATCH", f"{A3}/roles/permissions/update",
-                     {"role_permission_id": ref.ws_permission, "permission": level}, OK)
+            for permission_id in (ref.ws_permission, ref.ws_model_permission):
+                self.act(ADMIN, "PATCH", f"{A3}/roles/permissions/update",
+                         {"role_permission_id": permission_id, "permission": level}, OK)
         ref.ws_role_level = LEVELS[level]
 
     @precondition(lambda self: self.ref.ws_role is not None and self.ref.accounts)
@@ -605,7 +727,7 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
         ref = self.ref
         if who != ADMIN and who not in ref.ws_holders:
             expected = MISSING  # not a member: the workspace does not exist for them
-        elif who != ADMIN and ref.ws_role_level == READ:
+        elif not ref.ws_may_name(who):
             expected = DENIED  # the role's READ "*" claims every name there; creating needs EDIT under it
         elif name in ref.ws_experiments.values():
             expected = ALREADY_EXISTS
@@ -625,6 +747,10 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
             got = outcome(self.call(who, "GET", f"{A}/experiments/get", {"experiment_id": experiment_id}))
             if got != MISSING:
                 problems.append((f"{A}/experiments/", f"{who} got WS experiment {experiment_id} from 'default': {got}"))
+        for name in sorted({m.name for m in ref.ws_models.values()} - {m.name for m in ref.models.values()}):
+            got = outcome(self.call(who, "GET", f"{A}/registered-models/get", {"name": name}))
+            if got != MISSING:
+                problems.append((f"{A}/registered-models/", f"{who} got WS model {name!r} from 'default': {got}"))
         if ref.ws is None:
             return problems
         found = self.call(who, "POST", f"{A}/experiments/search", {"view_type": "ALL", "max_results": 1000},
@@ -652,6 +778,35 @@ class AuthorizationLifecycle(RuleBasedStateMachine):
                 elif expected == OK and what == "get by name" and \
                         response.json()["experiment"]["experiment_id"] != experiment_id:
                     problems.append((f"{A}/experiments/", f"{who} get-by-name {name!r} in WS found another one"))
+        return problems + self.workspace_model_problems(who)
+
+    def workspace_model_problems(self, who: str) -> list[tuple[str, str]]:
+        """From WS, a member (or the administrator) finds WS's models and prompts as the reference says, by
+        the names 'default''s models also use: searches list exactly the readable ones, a get or tag by name
+        answers for WS's model of that name (hidden == missing), never for 'default''s."""
+        ref, problems = self.ref, []
+        path = f"{A}/registered-models/"
+        for prompts, params in ((False, {"max_results": 1000}),
+                                (True, {"max_results": 1000, "filter": PROMPT_FILTER})):
+            wanted = {m.name for s, m in ref.ws_models.items()
+                      if m.prompt == prompts and ref.ws_model_level(who, s) >= READ}
+            found = self.call(who, "GET", f"{A}/registered-models/search", params, workspace=True)
+            got = {m["name"] for m in found.json().get("registered_models", [])} if found.status_code == 200 \
+                else outcome(found)
+            if got != wanted:
+                problems.append((path, f"{who} searched WS {'prompts' if prompts else 'models'}: expected "
+                                       f"{sorted(wanted)}, got {got}"))
+        for name in MODEL_NAMES:
+            serial = ref.ws_model_named(name)
+            level = ref.ws_model_level(who, serial)
+            requests = [("get", "GET", f"{A}/registered-models/get", {"name": name}, checked(level, READ))]
+            if serial is not None:
+                requests.append(("tag", "POST", f"{A}/registered-models/set-tag",
+                                 {"name": name, "key": "k", "value": who}, checked(level, EDIT)))
+            for what, method, request_path, body, expected in requests:
+                got = outcome(self.call(who, method, request_path, body, workspace=True))
+                if got != expected:
+                    problems.append((path, f"{who} {what} WS model {name!r}: expected {expected}, got {got}"))
         return problems
 
     # --- the comparison -------------------------------------------------------------------------

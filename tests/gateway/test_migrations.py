@@ -169,3 +169,113 @@ def test_0011_makes_experiment_names_unique_per_workspace_and_keeps_every_row_an
                                                      lifecycle_stage="active", creation_time=1, last_update_time=1))
     finally:
         engine.dispose()
+
+
+def test_0013_keys_the_registry_by_workspace_and_name_and_keeps_every_row(empty_database):
+    """Every model, tag, version, version tag and alias survives with its model's workspace; afterwards a name
+    is unique per workspace only, children follow their own model (not its namesake) on rename and delete, and
+    the stable ids that grants name are untouched."""
+    from sqlalchemy import func, insert, inspect, text, update
+
+    from tracking.db.registry_tables import (
+        model_version_tags,
+        model_versions,
+        registered_model_aliases,
+        registered_model_tags,
+        registered_models,
+    )
+
+    engine = make_engine(empty_database)
+    try:
+        upgrade_database(engine, "0011_names_per_workspace")
+        with engine.begin() as conn:
+            conn.execute(workspaces.insert().values(name="team-a", creation_time=1, last_update_time=1))
+            for name, workspace, model_id in (("churn", "default", "a" * 32), ("fraud", "team-a", "b" * 32)):
+                conn.execute(text("INSERT INTO registered_models (name, creation_time, last_updated_time, model_id, "
+                                  "workspace) VALUES (:n, 1, 1, :i, :w)"), {"n": name, "i": model_id, "w": workspace})
+                conn.execute(text("INSERT INTO registered_model_tags (name, key, value) VALUES (:n, 'k', :v)"),
+                             {"n": name, "v": name})
+                for version in (1, 2):
+                    conn.execute(text("INSERT INTO model_versions (name, version, creation_time, last_updated_time, "
+                                      "current_stage, status, source) VALUES (:n, :v, 1, 1, 'None', 'READY', 's')"),
+                                 {"n": name, "v": version})
+                    conn.execute(text("INSERT INTO model_version_tags (name, version, key, value) "
+                                      "VALUES (:n, :v, 'vk', 'x')"), {"n": name, "v": version})
+                conn.execute(text("INSERT INTO registered_model_aliases (name, alias, version) "
+                                  "VALUES (:n, 'champion', 2)"), {"n": name})
+        upgrade_database(engine)
+        assert current_revision(engine) == head_revision()
+
+        def rows(conn, table):
+            return sorted(tuple(r) for r in conn.execute(select(table.c.workspace, table.c.name)))
+
+        with engine.begin() as conn:
+            ids = dict(conn.execute(select(registered_models.c.name, registered_models.c.model_id)).all())
+            assert ids == {"churn": "a" * 32, "fraud": "b" * 32}
+            assert rows(conn, registered_models) == [("default", "churn"), ("team-a", "fraud")]
+            assert rows(conn, registered_model_tags) == [("default", "churn"), ("team-a", "fraud")]
+            assert rows(conn, model_versions) == [("default", "churn")] * 2 + [("team-a", "fraud")] * 2
+            assert rows(conn, model_version_tags) == [("default", "churn")] * 2 + [("team-a", "fraud")] * 2
+            assert rows(conn, registered_model_aliases) == [("default", "churn"), ("team-a", "fraud")]
+            # The same name in another workspace is another model, with its own versions numbered from 1.
+            conn.execute(insert(registered_models).values(workspace="team-a", name="churn", creation_time=2,
+                                                          last_updated_time=2, model_id="c" * 32))
+            conn.execute(insert(model_versions).values(workspace="team-a", name="churn", version=1, creation_time=2,
+                                                       last_updated_time=2, current_stage="None", status="READY"))
+            # A rename moves only its own model's children (ON UPDATE CASCADE on (workspace, name)).
+            conn.execute(update(registered_models).where(registered_models.c.workspace == "team-a",
+                                                         registered_models.c.name == "churn").values(name="churn-b"))
+            assert rows(conn, model_versions).count(("team-a", "churn-b")) == 1
+            assert rows(conn, model_versions).count(("default", "churn")) == 2
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(insert(registered_models).values(workspace="default", name="churn", creation_time=3,
+                                                          last_updated_time=3, model_id="d" * 32))
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            # A child must name its model's workspace: no model 'fraud' in 'default'.
+            conn.execute(insert(model_versions).values(workspace="default", name="fraud", version=9, creation_time=3,
+                                                       last_updated_time=3, current_stage="None", status="READY"))
+        with engine.begin() as conn:
+            conn.execute(registered_models.delete().where(registered_models.c.workspace == "team-a",
+                                                          registered_models.c.name == "churn-b"))
+            assert conn.execute(select(func.count()).select_from(model_versions)).scalar_one() == 4
+        with engine.connect() as conn:
+            keys = {t: inspect(conn).get_pk_constraint(t)["constrained_columns"]
+                    for t in ("registered_models", "registered_model_tags", "model_versions", "model_version_tags",
+                              "registered_model_aliases")}
+        assert keys == {"registered_models": ["workspace", "name"],
+                        "registered_model_tags": ["workspace", "name", "key"],
+                        "model_versions": ["workspace", "name", "version"],
+                        "model_version_tags": ["workspace", "name", "version", "key"],
+                        "registered_model_aliases": ["workspace", "name", "alias"]}
+        # Downgrading is refused while two workspaces share a name, and works (keeping the data) otherwise.
+        with engine.begin() as conn:
+            conn.execute(insert(registered_models).values(workspace="team-a", name="churn", creation_time=4,
+                                                          last_updated_time=4, model_id="e" * 32))
+        with pytest.raises(RuntimeError, match="used in several workspaces"):
+            _downgrade(engine, "0012_gov_audit_checkpoints")
+        with engine.begin() as conn:
+            conn.execute(registered_models.delete().where(registered_models.c.model_id == "e" * 32))
+        _downgrade(engine, "0012_gov_audit_checkpoints")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM model_versions")).scalar_one() == 4
+            assert inspect(conn).get_pk_constraint("registered_models")["constrained_columns"] == ["name"]
+    finally:
+        engine.dispose()
+
+
+def _downgrade(engine, revision: str) -> None:
+    from alembic import command
+
+    from gateway.db import _config
+
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                command.downgrade(_config(connection), revision)
+        finally:
+            if engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()

@@ -434,6 +434,43 @@ def test_experiment_names_are_unique_per_workspace(teams):
     assert missing.status_code == 404
 
 
+def test_registered_model_and_prompt_names_are_unique_per_workspace(teams):
+    # The same model or prompt name in two workspaces is two models: created, found, tagged, listed, renamed
+    # and deleted each in its own; a name only another workspace holds answers as one that never existed.
+    _, c, made, _ = teams
+    alice, bob = _in(c["alice"], "team-a"), _in(c["bob"], "team-b")
+    prompt = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
+    _ok(alice.post(f"{A}/registered-models/create", json={"name": "churn", "description": "a"}))
+    _ok(alice.post(f"{A}/registered-models/create", json={"name": "summary", "tags": prompt}))
+    _ok(bob.post(f"{A}/registered-models/create", json={"name": "churn", "description": "b"}))
+    _ok(bob.post(f"{A}/registered-models/create", json={"name": "summary"}))  # a model here, a prompt in team-a
+    again = alice.post(f"{A}/registered-models/create", json={"name": "churn"})
+    assert (again.status_code, again.json()["error_code"]) == (400, "RESOURCE_ALREADY_EXISTS")
+    _ok(bob.post(f"{A}/registered-models/set-tag", json={"name": "churn", "key": "team", "value": "b"}))
+    for client, team in ((alice, "a"), (bob, "b")):
+        model = _ok(client.get(f"{A}/registered-models/get", params={"name": "churn"}))["registered_model"]
+        assert (model["description"], model.get("tags", [])) == (team, [{"key": "team", "value": "b"}] * (team == "b"))
+    # team-a's prompt 'summary' neither hides team-b's model 'summary' nor shows in team-b's prompt list.
+    for client, models, prompts in ((alice, [], ["summary"]), (bob, ["summary"], [])):
+        found = _ok(client.get(f"{A}/registered-models/search", params={"filter": "name = 'summary'"}))
+        assert [m["name"] for m in found.get("registered_models", [])] == models
+        found = _ok(client.get(f"{A}/registered-models/search", params={
+            "filter": "tags.`mlflow.prompt.is_prompt` = 'true'"}))
+        assert [m["name"] for m in found.get("registered_models", [])] == prompts
+    # Probing: team-a's model answers in team-b exactly as a name nobody has, and the name is free there.
+    probe = bob.get(f"{A}/registered-models/get", params={"name": made["alice"]["model"]})
+    never = bob.get(f"{A}/registered-models/get", params={"name": "never-made"})
+    assert (probe.status_code, probe.json()) == (never.status_code, never.json())
+    assert probe.status_code == 404
+    _ok(bob.post(f"{A}/registered-models/rename", json={"name": "summary", "new_name": made["alice"]["model"]}))
+    # Deleting team-b's churn leaves team-a's; 'default' (and its administrator) has neither.
+    _ok(bob.request("DELETE", f"{A}/registered-models/delete", json={"name": "churn"}))
+    assert bob.get(f"{A}/registered-models/get", params={"name": "churn"}).status_code == 404
+    kept = _ok(alice.get(f"{A}/registered-models/get", params={"name": "churn"}))["registered_model"]
+    assert kept["description"] == "a"
+    assert _in(c["admin"], None).get(f"{A}/registered-models/get", params={"name": "churn"}).status_code == 404
+
+
 def test_a_grant_by_name_does_not_reach_a_same_named_experiment_elsewhere(teams):
     # carol is a member of both workspaces, reading nothing through her roles. A grant by name made outside
     # a workspace's roles (experiment-name:shared-*) opens 'default''s experiment of that name, never the

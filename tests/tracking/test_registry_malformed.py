@@ -60,13 +60,14 @@ def test_run_id_lookup_for_authorization(api):
     api.create_version("m", source="s3://bucket/m")
     engine = api.client.app.state.tracking.engine
     with engine.connect() as conn:
-        assert get_model_version_run_id(conn, "m", "1") == run_id
-        assert get_model_version_run_id(conn, "m", 1) == run_id
-        assert get_model_version_run_id(conn, "m", "2") is None
-        assert get_model_version_run_id(conn, "m", "3") is None
-        assert get_model_version_run_id(conn, "m", "x") is None
-        assert get_model_version_run_id(conn, "m", "9" * 30) is None
-        assert get_model_version_run_id(conn, "other", "1") is None
+        assert get_model_version_run_id(conn, "m", "1", workspace="default") == run_id
+        assert get_model_version_run_id(conn, "m", 1, workspace="default") == run_id
+        assert get_model_version_run_id(conn, "m", "2", workspace="default") is None
+        assert get_model_version_run_id(conn, "m", "3", workspace="default") is None
+        assert get_model_version_run_id(conn, "m", "x", workspace="default") is None
+        assert get_model_version_run_id(conn, "m", "9" * 30, workspace="default") is None
+        assert get_model_version_run_id(conn, "other", "1", workspace="default") is None
+        assert get_model_version_run_id(conn, "m", "1", workspace="team-a") is None  # names are per workspace
     api.delete("/model-versions/delete", body={"name": "m", "version": "1"})
     with engine.connect() as conn:
-        assert get_model_version_run_id(conn, "m", "1") is None
+        assert get_model_version_run_id(conn, "m", "1", workspace="default") is None

@@ -139,7 +139,7 @@ def test_owner_of_answers_every_lookup_in_one_read(engine):
         eid = experiments.create_experiment(conn, "owned", None, [])
         run_id = runs.create_run(conn, int(eid), "", None, [], None)["info"]["run_id"]
         runs.delete_run(conn, run_id)  # a deleted run still has its owner
-        create_registered_model(conn, "churn", {}, None)
+        create_registered_model(conn, "churn", {}, None, workspace="default")
     owner = Owner("experiment", eid, "owned", "default")
     counter = QueryCounter(engine)
     with engine.connect() as conn:
@@ -150,6 +150,8 @@ def test_owner_of_answers_every_lookup_in_one_read(engine):
         assert (found.kind, found.name, found.workspace) == ("registered_model", "churn", "default")
         assert found.id
         assert counter.count == 4
+        # Names are per workspace: the name in another workspace is no model there.
+        assert owner_of(conn, OwnedBy.MODEL_NAME, "churn", workspace="team-a") is None
         for lookup in OwnedBy:
             assert owner_of(conn, lookup, "0" * 32) is None
         # Not an experiment id at all (or too long for the column): no query is needed to say so.

@@ -73,11 +73,11 @@ def create_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """Create a registered model (name, tags, description)."""
     name, tags = _name(args), validate_tags(args.obj_list("tags"))
     description = args.str("description")
-    tracking = tracking_of(request)
+    tracking, workspace = tracking_of(request), request_workspace(request)
     with tracking.engine.begin() as conn:
-        model = registry.create_registered_model(conn, name, tags, description, request_workspace(request))
+        model = registry.create_registered_model(conn, name, tags, description, workspace=workspace)
         tracking.changed(conn, request, Lifecycle("created", "registered_model",
-                                                  registry.stable_model_id(conn, name), name))
+                                                  registry.stable_model_id(conn, name, workspace=workspace), name))
     tracking.committed(request)
     return ok({"registered_model": model})
 
@@ -88,18 +88,19 @@ def get_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """One registered model with tags, aliases and latest versions."""
     name = _name(args)
     with tracking_of(request).engine.connect() as conn:
-        return ok({"registered_model": registry.model_json(conn, name)})
+        return ok({"registered_model": registry.model_json(conn, name, workspace=request_workspace(request))})
 
 
 @router.post(f"{_RM}/rename", operation_id="registered_models.rename")
 def rename_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """Rename a registered model; its versions, tags and aliases follow."""
     name, new_name = _name(args), args.str("new_name")
-    tracking = tracking_of(request)
+    tracking, workspace = tracking_of(request), request_workspace(request)
     with tracking.engine.begin() as conn:
-        model = registry.rename_registered_model(conn, name, new_name)
+        model = registry.rename_registered_model(conn, name, new_name, workspace=workspace)
         tracking.changed(conn, request, Lifecycle("renamed", "registered_model",
-                                                  registry.stable_model_id(conn, model["name"]), model["name"]))
+                                                  registry.stable_model_id(conn, model["name"], workspace=workspace),
+                                                  model["name"]))
     tracking.committed(request)
     return ok({"registered_model": model})
 
@@ -109,7 +110,8 @@ def update_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     """Replace a registered model's description."""
     name, description = _name(args), args.str("description")
     with tracking_of(request).engine.begin() as conn:
-        return ok({"registered_model": registry.update_registered_model(conn, name, description)})
+        return ok({"registered_model": registry.update_registered_model(conn, name, description,
+                                                                                 workspace=request_workspace(request))})
 
 
 @router.delete(f"{_RM}/delete", operation_id="registered_models.delete")
@@ -118,7 +120,7 @@ def delete_registered_model(request: Request, args: Args = ARGS) -> JSONBody:
     name = _name(args)
     tracking = tracking_of(request)
     with tracking.engine.begin() as conn:
-        model_id = registry.delete_registered_model(conn, name)
+        model_id = registry.delete_registered_model(conn, name, workspace=request_workspace(request))
         tracking.changed(conn, request, Lifecycle("deleted", "registered_model", model_id, name))
     tracking.committed(request)
     return ok({})
@@ -147,7 +149,7 @@ def set_registered_model_tag(request: Request, args: Args = ARGS) -> JSONBody:
     """Set one tag of a registered model."""
     name, key, value = _name(args), args.str("key", required=True), args.str("value")
     with tracking_of(request).engine.begin() as conn:
-        registry.set_registered_model_tag(conn, name, key, value)
+        registry.set_registered_model_tag(conn, name, key, value, workspace=request_workspace(request))
     return ok({})
 
 
@@ -156,7 +158,7 @@ def delete_registered_model_tag(request: Request, args: Args = ARGS) -> JSONBody
     """Delete one tag of a registered model."""
     name, key = _name(args), args.str("key", required=True)
     with tracking_of(request).engine.begin() as conn:
-        registry.delete_registered_model_tag(conn, name, key)
+        registry.delete_registered_model_tag(conn, name, key, workspace=request_workspace(request))
     return ok({})
 
 
@@ -166,7 +168,7 @@ def get_latest_versions(request: Request, args: Args = ARGS) -> JSONBody:
     """The newest version per requested stage."""
     name, stages = _name(args), args.str_list("stages")
     with tracking_of(request).engine.connect() as conn:
-        versions = registry.get_latest_versions(conn, name, stages)
+        versions = registry.get_latest_versions(conn, name, stages, workspace=request_workspace(request))
     return ok({"model_versions": versions} if versions else {})
 
 
@@ -175,7 +177,7 @@ def set_registered_model_alias(request: Request, args: Args = ARGS) -> JSONBody:
     """Point an alias at a version."""
     name, alias, version = _name(args), args.str("alias", required=True), _version(args)
     with tracking_of(request).engine.begin() as conn:
-        registry.set_alias(conn, name, alias, version)
+        registry.set_alias(conn, name, alias, version, workspace=request_workspace(request))
     return ok({})
 
 
@@ -184,7 +186,7 @@ def delete_registered_model_alias(request: Request, args: Args = ARGS) -> JSONBo
     """Remove an alias."""
     name, alias = _name(args), args.str("alias", required=True)
     with tracking_of(request).engine.begin() as conn:
-        registry.delete_alias(conn, name, alias)
+        registry.delete_alias(conn, name, alias, workspace=request_workspace(request))
     return ok({})
 
 
@@ -193,7 +195,8 @@ def get_model_version_by_alias(request: Request, args: Args = ARGS) -> JSONBody:
     """The version an alias points to (``latest`` is the highest version)."""
     name, alias = _name(args), args.str("alias", required=True)
     with tracking_of(request).engine.connect() as conn:
-        return ok({"model_version": registry_versions.get_version_by_alias(conn, name, alias)})
+        return ok({"model_version": registry_versions.get_version_by_alias(
+            conn, name, alias, workspace=request_workspace(request))})
 
 
 # Model versions ---------------------------------------------------------------------------------
@@ -206,7 +209,8 @@ def create_model_version(request: Request, args: Args = ARGS) -> JSONBody:
         tags=validate_tags(args.obj_list("tags")), run_link=args.str("run_link"),
         description=args.str("description"), model_id=args.str("model_id"))
     with tracking_of(request).engine.begin() as conn:
-        return ok({"model_version": registry_versions.create_model_version(conn, new)})
+        return ok({"model_version": registry_versions.create_model_version(
+            conn, new, workspace=request_workspace(request))})
 
 
 @router.get(f"{_MV}/get", operation_id="model_versions.get")
@@ -215,7 +219,8 @@ def get_model_version(request: Request, args: Args = ARGS) -> JSONBody:
     """One model version."""
     name, version = _name(args), _version(args)
     with tracking_of(request).engine.connect() as conn:
-        return ok({"model_version": registry_versions.get_model_version(conn, name, version)})
+        return ok({"model_version": registry_versions.get_model_version(
+            conn, name, version, workspace=request_workspace(request))})
 
 
 @router.patch(f"{_MV}/update", operation_id="model_versions.update")
@@ -223,7 +228,8 @@ def update_model_version(request: Request, args: Args = ARGS) -> JSONBody:
     """Replace a version's description."""
     name, version, description = _name(args), _version(args), args.str("description")
     with tracking_of(request).engine.begin() as conn:
-        return ok({"model_version": registry_versions.update_model_version(conn, name, version, description)})
+        return ok({"model_version": registry_versions.update_model_version(
+            conn, name, version, description, workspace=request_workspace(request))})
 
 
 @router.delete(f"{_MV}/delete", operation_id="model_versions.delete")
@@ -231,7 +237,7 @@ def delete_model_version(request: Request, args: Args = ARGS) -> JSONBody:
     """Delete a version (its number is never reused)."""
     name, version = _name(args), _version(args)
     with tracking_of(request).engine.begin() as conn:
-        registry_versions.delete_model_version(conn, name, version)
+        registry_versions.delete_model_version(conn, name, version, workspace=request_workspace(request))
     return ok({})
 
 
@@ -259,7 +265,8 @@ def set_model_version_tag(request: Request, args: Args = ARGS) -> JSONBody:
     name, version = _name(args), _version(args)
     key, value = args.str("key", required=True), args.str("value")
     with tracking_of(request).engine.begin() as conn:
-        registry_versions.set_model_version_tag(conn, name, version, key, value)
+        registry_versions.set_model_version_tag(conn, name, version, key, value,
+                                                workspace=request_workspace(request))
     return ok({})
 
 
@@ -268,7 +275,8 @@ def delete_model_version_tag(request: Request, args: Args = ARGS) -> JSONBody:
     """Delete one tag of a version."""
     name, version, key = _name(args), _version(args), args.str("key", required=True)
     with tracking_of(request).engine.begin() as conn:
-        registry_versions.delete_model_version_tag(conn, name, version, key)
+        registry_versions.delete_model_version_tag(conn, name, version, key,
+                                                   workspace=request_workspace(request))
     return ok({})
 
 
@@ -278,7 +286,8 @@ def transition_model_version_stage(request: Request, args: Args = ARGS) -> JSONB
     name, version, stage = _name(args), _version(args), args.str("stage", required=True)
     archive = args.bool("archive_existing_versions", default=False)
     with tracking_of(request).engine.begin() as conn:
-        version_json = registry_versions.transition_stage(conn, name, version, stage, archive)
+        version_json = registry_versions.transition_stage(conn, name, version, stage, archive,
+                                                          workspace=request_workspace(request))
     return ok({"model_version": version_json})
 
 
@@ -287,7 +296,8 @@ def get_model_version_download_uri(request: Request, args: Args = ARGS) -> JSONB
     """Where a version's artifacts are."""
     name, version = _name(args), _version(args)
     with tracking_of(request).engine.connect() as conn:
-        return ok({"artifact_uri": registry_versions.download_uri(conn, name, version)})
+        return ok({"artifact_uri": registry_versions.download_uri(conn, name, version,
+                                                                  workspace=request_workspace(request))})
 
 
 @root_router.get(f"{_MV}/get-artifact", operation_id="model_versions.get_artifact")
@@ -296,5 +306,5 @@ def get_model_version_artifact(request: Request, args: Args = ARGS) -> Response:
     name, version, path = _name(args), _version(args), args.str("path", required=True)
     tracking = tracking_of(request)
     with tracking.engine.connect() as conn:
-        location = registry_versions.download_uri(conn, name, version)
+        location = registry_versions.download_uri(conn, name, version, workspace=request_workspace(request))
     return send_version_artifact(tracking.artifact_root, location, path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, select
 
 from tracking.artifacts.paths import ArtifactPath
 from tracking.db.mlflow3_tables import logged_models, trace_info
@@ -56,7 +56,8 @@ def _experiment_owner(row) -> Owner:
 def owner_of(conn: Connection, owned_by: OwnedBy, value: str, *, workspace: str | None = None) -> Owner | None:
     """The owner of the object ``value`` names (deleted objects included), or None when nothing has that name.
 
-    Experiment names are unique per workspace: a name is looked up in ``workspace`` (None: 'default').
+    Experiment and registered model names are unique per workspace: a name is looked up in ``workspace``
+    (None: 'default'); a name that only another workspace holds names nothing.
     """
     if not isinstance(value, str) or not value:
         return None
@@ -87,9 +88,11 @@ def owner_of(conn: Connection, owned_by: OwnedBy, value: str, *, workspace: str 
         row = conn.execute(select(registered_models.c.model_id, registered_models.c.workspace,
                                   prompt_tag.c.value.label("prompt"))
                            .select_from(registered_models.outerjoin(
-                               prompt_tag, (prompt_tag.c.name == registered_models.c.name)
+                               prompt_tag, (prompt_tag.c.workspace == registered_models.c.workspace)
+                               & (prompt_tag.c.name == registered_models.c.name)
                                & (prompt_tag.c.key == IS_PROMPT_TAG_KEY)))
-                           .where(registered_models.c.name == value)).first()
+                           .where(registered_models.c.workspace == (workspace or DEFAULT_WORKSPACE),
+                                  registered_models.c.name == value)).first()
         if row is None:
             return None
         return Owner("registered_model", row.model_id, value, row.workspace,
@@ -101,7 +104,7 @@ def owner_of(conn: Connection, owned_by: OwnedBy, value: str, *, workspace: str 
 
 
 def tags_of(conn: Connection, kind: str, key: str) -> frozenset[tuple[str, str]]:
-    """An experiment's (``kind`` "experiment", ``key`` its id) or registered model's (``key`` its name) tags."""
+    """An experiment's (``kind`` "experiment", ``key`` its id) or registered model's (``key`` its stable id) tags."""
     if kind == "experiment":
         if not (key.isascii() and key.isdigit()) or len(key) > _MAX_EXPERIMENT_ID_DIGITS:
             return frozenset()
@@ -109,7 +112,10 @@ def tags_of(conn: Connection, kind: str, key: str) -> frozenset[tuple[str, str]]
                             .where(experiment_tags.c.experiment_id == int(key)))
     elif kind == "registered_model":
         rows = conn.execute(select(registered_model_tags.c.key, registered_model_tags.c.value)
-                            .where(registered_model_tags.c.name == key))
+                            .select_from(registered_model_tags.join(registered_models, and_(
+                                registered_models.c.workspace == registered_model_tags.c.workspace,
+                                registered_models.c.name == registered_model_tags.c.name)))
+                            .where(registered_models.c.model_id == key))
     else:
         raise ValueError(f"no tags for {kind!r}")
     return frozenset((row.key, row.value or "") for row in rows)

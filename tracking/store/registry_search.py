@@ -59,9 +59,11 @@ def _wants_prompts(comparisons) -> bool:
     return False
 
 
-def _prompt_names():
-    return select(registered_model_tags.c.name).where(
-        registered_model_tags.c.key == IS_PROMPT_TAG_KEY, func.lower(registered_model_tags.c.value) == "true")
+def _is_prompt(owner: Table) -> ColumnElement[bool]:
+    # Of the same workspace: another workspace's prompt of the same name says nothing about this model.
+    tags = registered_model_tags
+    return exists().where(tags.c.workspace == owner.c.workspace, tags.c.name == owner.c.name,
+                          tags.c.key == IS_PROMPT_TAG_KEY, func.lower(tags.c.value) == "true")
 
 
 def _string_value(c, key: str) -> None:
@@ -149,9 +151,10 @@ def search_registered_models(conn: Connection, *, filter_string: str | None, max
             continue  # MLflow drops this condition and simply hides prompts (see _wants_prompts)
         else:
             where.append(_tag_clause(registered_model_tags,
-                                     lambda t: t.c.name == registered_models.c.name, c))
+                                     lambda t: and_(t.c.workspace == registered_models.c.workspace,
+                                                    t.c.name == registered_models.c.name), c))
     if not wants_prompts:
-        where.append(registered_models.c.name.not_in(_prompt_names()))
+        where.append(~_is_prompt(registered_models))
     ordering = _model_order(order_by)
     fp = fingerprint("registered_models", filter_string or "", list(order_by), _scope_parts(scope))
     offset = decode_page_token(page_token, fp)
@@ -178,16 +181,18 @@ def _model_order(order_by: list[str]) -> list[Any]:
         out.append(column.asc() if key.ascending else column.desc())
     if "name" not in used:
         out.append(registered_models.c.name.asc())
+    out.append(registered_models.c.workspace.asc())  # a total order when a search spans workspaces
     return out
 
 
 def _visible_model(scope: ResourceScope) -> ColumnElement[bool]:
-    # The scope names models by their stable id: versions carry only the name, so the model row is consulted.
-    # A version carries no workspace either: it is in its model's.
+    # The scope names models by their stable id: versions carry only (workspace, name), so the model row is
+    # consulted.
     if scope.unrestricted and scope.workspace is None and scope.within is None and not (
             scope.denied_ids or scope.denied_name_patterns or scope.hidden_names or scope.denied_names):
         return true()
-    return exists().where(registered_models.c.name == model_versions.c.name,
+    return exists().where(registered_models.c.workspace == model_versions.c.workspace,
+                          registered_models.c.name == model_versions.c.name,
                           scope.clause(registered_models.c.model_id, registered_models.c.name,
                                        registered_models.c.workspace))
 
@@ -210,9 +215,10 @@ def search_model_versions(conn: Connection, *, filter_string: str | None, max_re
         else:
             where.append(_tag_clause(
                 model_version_tags,
-                lambda t: and_(t.c.name == model_versions.c.name, t.c.version == model_versions.c.version), c))
+                lambda t: and_(t.c.workspace == model_versions.c.workspace, t.c.name == model_versions.c.name,
+                               t.c.version == model_versions.c.version), c))
     if not wants_prompts:
-        where.append(model_versions.c.name.not_in(_prompt_names()))
+        where.append(~_is_prompt(model_versions))
     ordering = _version_order(order_by or ["last_updated_timestamp DESC", "name ASC", "version_number DESC"])
     fp = fingerprint("model_versions", filter_string or "", list(order_by), _scope_parts(scope))
     offset = decode_page_token(page_token, fp)

@@ -17,6 +17,7 @@ from tracking.store.logged_models import set_logged_model_tags
 from tracking.store.registry import (
     is_prompt_model,
     now_ms,
+    of_model,
     require_model,
     require_version_row,
     touch_model,
@@ -65,14 +66,14 @@ def version_json(conn: Connection, row: Any) -> dict[str, Any]:
     return versions_json(conn, [row])[0]
 
 
-def get_model_version(conn: Connection, name: str, version: str) -> dict[str, Any]:
+def get_model_version(conn: Connection, name: str, version: str, *, workspace: str) -> dict[str, Any]:
     """A live version, or 404."""
-    return version_json(conn, require_version_row(conn, name, validate_version(version)))
+    return version_json(conn, require_version_row(conn, name, validate_version(version), workspace=workspace))
 
 
-def get_version_by_alias(conn: Connection, name: str, alias: str) -> dict[str, Any]:
+def get_version_by_alias(conn: Connection, name: str, alias: str, *, workspace: str) -> dict[str, Any]:
     """The version an alias points to."""
-    return version_json(conn, version_by_alias_row(conn, name, alias))
+    return version_json(conn, version_by_alias_row(conn, name, alias, workspace=workspace))
 
 
 def _run_artifact_uri(conn: Connection, run_id: str, source: str) -> str:
@@ -113,19 +114,20 @@ class ResolvedSource:
     model_id: str | None
 
 
-def _resolve_models_name(conn: Connection, kind: SourceKind, new: NewVersion) -> ResolvedSource:
-    # models:/<name>/<version|stage|latest> and models:/<name>@<alias> copy another version's lineage.
+def _resolve_models_name(conn: Connection, kind: SourceKind, new: NewVersion, workspace: str) -> ResolvedSource:
+    # models:/<name>/<version|stage|latest> and models:/<name>@<alias> copy another version's lineage: a
+    # model of the request's workspace (the name of another workspace's model names nothing here).
     ref = kind.model_ref or ""
     name = kind.model_name or ""
-    if is_prompt_model(conn, name):
+    if is_prompt_model(conn, name, workspace=workspace):
         raise refuse(new.source, "Prompt versions cannot be used as model version sources.")
     if ref.startswith("@"):
-        row = version_by_alias_row(conn, name, ref[1:])
+        row = version_by_alias_row(conn, name, ref[1:], workspace=workspace)
     elif ref.isdigit():
-        row = require_version_row(conn, name, validate_version(ref))
+        row = require_version_row(conn, name, validate_version(ref), workspace=workspace)
     else:
-        require_model(conn, name)
-        query = select(model_versions).where(model_versions.c.name == name,
+        require_model(conn, name, workspace=workspace)
+        query = select(model_versions).where(of_model(model_versions, workspace, name),
                                              model_versions.c.current_stage != STAGE_DELETED)
         if ref.lower() != "latest":
             query = query.where(model_versions.c.current_stage == canonical_stage(ref))
@@ -145,12 +147,12 @@ def _resolve_models_name(conn: Connection, kind: SourceKind, new: NewVersion) ->
     )
 
 
-def resolve_source(conn: Connection, new: NewVersion) -> ResolvedSource:
+def resolve_source(conn: Connection, new: NewVersion, *, workspace: str) -> ResolvedSource:
     """Check a non-prompt source against MLflow's lineage rules (see :mod:`registry_source`)."""
     kind = parse_source(new.source)
     run_id, model_id = new.run_id or None, new.model_id or None
     if kind.kind == "models_name":
-        return _resolve_models_name(conn, kind, new)
+        return _resolve_models_name(conn, kind, new, workspace)
     if model_id:
         model = _logged_model(conn, model_id, new.source)
         if kind.kind == "models_id" and kind.model_id == model_id:
@@ -179,8 +181,8 @@ def resolve_source(conn: Connection, new: NewVersion) -> ResolvedSource:
     return ResolvedSource(new.source, None, run_id, None)
 
 
-def create_model_version(conn: Connection, new: NewVersion) -> dict[str, Any]:
-    """Register a new version (numbered per model) of an existing registered model."""
+def create_model_version(conn: Connection, new: NewVersion, *, workspace: str) -> dict[str, Any]:
+    """Register a new version (numbered per model) of an existing registered model of ``workspace``."""
     validate_model_name(new.name)
     tags = dict(new.tags or {})
     for key, value in tags.items():
@@ -194,8 +196,8 @@ def create_model_version(conn: Connection, new: NewVersion) -> dict[str, Any]:
     when = now_ms()
     # Write first: the UPDATE takes the model's row lock on PostgreSQL (concurrent creations number in
     # turn) and SQLite's write lock before anything is read, so no reader snapshot goes stale.
-    touch_model(conn, new.name, when)
-    prompt_model = is_prompt_model(conn, new.name)
+    touch_model(conn, new.name, when, workspace=workspace)
+    prompt_model = is_prompt_model(conn, new.name, workspace=workspace)
     if is_prompt_tags(tags):
         if not prompt_model:
             raise invalid_parameter(f"Registered model {new.name!r} is not a prompt; prompt versions can only "
@@ -207,22 +209,23 @@ def create_model_version(conn: Connection, new: NewVersion) -> dict[str, Any]:
     else:
         if prompt_model:
             raise invalid_parameter(f"{new.name!r} is a prompt; model versions cannot be added to it.")
-        resolved = resolve_source(conn, new)
+        resolved = resolve_source(conn, new, workspace=workspace)
     highest = conn.execute(select(func.max(model_versions.c.version))
-                           .where(model_versions.c.name == new.name)).scalar()
+                           .where(of_model(model_versions, workspace, new.name))).scalar()
     number = (highest or 0) + 1
     conn.execute(model_versions.insert().values(
-        name=new.name, version=number, creation_time=when, last_updated_time=when,
+        workspace=workspace, name=new.name, version=number, creation_time=when, last_updated_time=when,
         description=new.description, current_stage=STAGE_NONE, source=resolved.source,
         storage_location=resolved.storage_location, run_id=resolved.run_id, run_link=new.run_link,
         status="READY", model_id=resolved.model_id,
     ))
     if tags:
         conn.execute(model_version_tags.insert(),
-                     [{"name": new.name, "version": number, "key": k, "value": v} for k, v in tags.items()])
+                     [{"workspace": workspace, "name": new.name, "version": number, "key": k, "value": v}
+                      for k, v in tags.items()])
     if resolved.model_id and not prompt_model:
         _record_on_logged_model(conn, resolved.model_id, new.name, number)
-    return version_json(conn, require_version_row(conn, new.name, number))
+    return version_json(conn, require_version_row(conn, new.name, number, workspace=workspace))
 
 
 def _record_on_logged_model(conn: Connection, model_id: str, name: str, version: int) -> None:
@@ -242,56 +245,62 @@ def _record_on_logged_model(conn: Connection, model_id: str, name: str, version:
     set_logged_model_tags(conn, model_id, [{"key": MODEL_VERSIONS_TAG, "value": json.dumps(entries)}])
 
 
-def update_model_version(conn: Connection, name: str, version: str, description: str | None) -> dict[str, Any]:
+def update_model_version(conn: Connection, name: str, version: str, description: str | None, *,
+                         workspace: str) -> dict[str, Any]:
     """Replace a version's description."""
     validate_text(description, "description", MAX_DESCRIPTION_LENGTH)
     number = validate_version(version)
-    require_version_row(conn, name, number)
-    conn.execute(update(model_versions).where(model_versions.c.name == name, model_versions.c.version == number)
+    require_version_row(conn, name, number, workspace=workspace)
+    conn.execute(update(model_versions).where(of_model(model_versions, workspace, name),
+                                              model_versions.c.version == number)
                  .values(description=description, last_updated_time=now_ms()))
-    return version_json(conn, require_version_row(conn, name, number))
+    return version_json(conn, require_version_row(conn, name, number, workspace=workspace))
 
 
-def delete_model_version(conn: Connection, name: str, version: str) -> None:
+def delete_model_version(conn: Connection, name: str, version: str, *, workspace: str) -> None:
     """Delete a version: its aliases and tags go, a redacted row keeps the number from being reused."""
     number = validate_version(version)
-    require_version_row(conn, name, number)
+    require_version_row(conn, name, number, workspace=workspace)
     when = now_ms()
-    touch_model(conn, name, when)
-    conn.execute(delete(registered_model_aliases).where(registered_model_aliases.c.name == name,
+    touch_model(conn, name, when, workspace=workspace)
+    conn.execute(delete(registered_model_aliases).where(of_model(registered_model_aliases, workspace, name),
                                                          registered_model_aliases.c.version == number))
-    conn.execute(delete(model_version_tags).where(model_version_tags.c.name == name,
+    conn.execute(delete(model_version_tags).where(of_model(model_version_tags, workspace, name),
                                                    model_version_tags.c.version == number))
-    conn.execute(update(model_versions).where(model_versions.c.name == name, model_versions.c.version == number)
+    conn.execute(update(model_versions).where(of_model(model_versions, workspace, name),
+                                              model_versions.c.version == number)
                  .values(current_stage=STAGE_DELETED, last_updated_time=when, description=None, user_id=None,
                          source="REDACTED-SOURCE-PATH", storage_location=None, run_id="REDACTED-RUN-ID",
                          run_link="REDACTED-RUN-LINK", status_message=None, model_id=None))
 
 
-def set_model_version_tag(conn: Connection, name: str, version: str, key: str, value: str | None) -> None:
+def set_model_version_tag(conn: Connection, name: str, version: str, key: str, value: str | None, *,
+                          workspace: str) -> None:
     """Create or replace one tag of a version."""
     validate_model_name(name)
     number = validate_version(version)
     validate_tag_key(key)
     value = validate_tag_value(value)
-    require_version_row(conn, name, number)
-    stmt = dialect_insert(conn, model_version_tags).values(name=name, version=number, key=key, value=value)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["name", "version", "key"], set_={"value": value}))
+    require_version_row(conn, name, number, workspace=workspace)
+    stmt = dialect_insert(conn, model_version_tags).values(workspace=workspace, name=name, version=number, key=key,
+                                                           value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["workspace", "name", "version", "key"],
+                                            set_={"value": value}))
 
 
-def delete_model_version_tag(conn: Connection, name: str, version: str, key: str) -> None:
+def delete_model_version_tag(conn: Connection, name: str, version: str, key: str, *, workspace: str) -> None:
     """Delete one tag of a version (absent tags are fine, as in MLflow)."""
     validate_model_name(name)
     number = validate_version(version)
     validate_tag_key(key)
-    require_version_row(conn, name, number)
-    conn.execute(delete(model_version_tags).where(model_version_tags.c.name == name,
+    require_version_row(conn, name, number, workspace=workspace)
+    conn.execute(delete(model_version_tags).where(of_model(model_version_tags, workspace, name),
                                                    model_version_tags.c.version == number,
                                                    model_version_tags.c.key == key))
 
 
 def transition_stage(conn: Connection, name: str, version: str, stage: str,
-                     archive_existing_versions: bool) -> dict[str, Any]:
+                     archive_existing_versions: bool, *, workspace: str) -> dict[str, Any]:
     """Move a version to a stage, optionally archiving the other versions in that stage."""
     number = validate_version(version)
     target = canonical_stage(stage)
@@ -300,19 +309,20 @@ def transition_stage(conn: Connection, name: str, version: str, stage: str,
             "Model version transition cannot archive existing model versions because "
             f"'{stage}' is not an Active stage. Valid stages are {list(ACTIVE_STAGES)}"
         )
-    require_version_row(conn, name, number)
+    require_version_row(conn, name, number, workspace=workspace)
     when = now_ms()
-    touch_model(conn, name, when)
+    touch_model(conn, name, when, workspace=workspace)
     if archive_existing_versions:
         conn.execute(update(model_versions).where(
-            model_versions.c.name == name, model_versions.c.version != number,
+            of_model(model_versions, workspace, name), model_versions.c.version != number,
             model_versions.c.current_stage == target).values(current_stage=STAGE_ARCHIVED, last_updated_time=when))
-    conn.execute(update(model_versions).where(model_versions.c.name == name, model_versions.c.version == number)
+    conn.execute(update(model_versions).where(of_model(model_versions, workspace, name),
+                                              model_versions.c.version == number)
                  .values(current_stage=target, last_updated_time=when))
-    return version_json(conn, require_version_row(conn, name, number))
+    return version_json(conn, require_version_row(conn, name, number, workspace=workspace))
 
 
-def download_uri(conn: Connection, name: str, version: str) -> str:
+def download_uri(conn: Connection, name: str, version: str, *, workspace: str) -> str:
     """Where a version's artifacts can be downloaded from (its storage location, else its source)."""
-    row = require_version_row(conn, name, validate_version(version))
+    row = require_version_row(conn, name, validate_version(version), workspace=workspace)
     return row.storage_location or row.source
