@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auth.ldap import DirectoryRefused, DirectoryUser, LdapDirectory
-from auth.store import UserRow, now_ms
+from auth.store import UserRow, account_row, group_ids_creating, now_ms
 from auth.tables import group_members, groups, users
 
 SOURCE = "ldap"
@@ -39,26 +39,6 @@ class SignedIn:
     groups_changed: bool
 
 
-def _user(conn: Connection, user_id: int) -> UserRow:
-    row = conn.execute(select(users.c.id, users.c.username, users.c.kind, users.c.password_hash, users.c.is_admin,
-                              users.c.disabled, users.c.generation, users.c.created_at)
-                       .where(users.c.id == user_id)).one()
-    return UserRow(row.id, row.username, row.kind, row.password_hash, bool(row.is_admin), bool(row.disabled),
-                   row.generation, row.created_at)
-
-
-def _group_ids(conn: Connection, names: frozenset[str]) -> dict[str, int]:
-    """The ids of the groups called ``names``, creating the missing ones."""
-    found = {r.name: r.id for r in conn.execute(select(groups.c.name, groups.c.id).where(groups.c.name.in_(names)))}
-    missing = sorted(names - found.keys())
-    if missing:
-        ts = now_ms()
-        conn.execute(insert(groups), [{"name": n, "created_at": ts} for n in missing])
-        found.update({r.name: r.id for r in conn.execute(
-            select(groups.c.name, groups.c.id).where(groups.c.name.in_(missing)))})
-    return found
-
-
 def sync_managed_groups(conn: Connection, user_id: int, wanted: frozenset[str], managed: frozenset[str]) -> bool:
     """Make the user's memberships among ``managed`` groups exactly ``wanted``; True if anything changed."""
     wanted = wanted & managed
@@ -68,7 +48,7 @@ def sync_managed_groups(conn: Connection, user_id: int, wanted: frozenset[str], 
     to_add = wanted - current.keys()
     to_drop = [gid for name, gid in current.items() if name not in wanted]
     if to_add:
-        ids = _group_ids(conn, frozenset(to_add))
+        ids = group_ids_creating(conn, frozenset(to_add))
         conn.execute(insert(group_members), [{"group_id": ids[n], "user_id": user_id} for n in sorted(to_add)])
     if to_drop:
         conn.execute(delete(group_members).where(and_(group_members.c.user_id == user_id,
@@ -125,4 +105,4 @@ class LdapSignIn:
                 # Cached Principals and sessions of this account carry the old groups: end them.
                 conn.execute(update(users).where(users.c.id == user_id)
                              .values(updated_at=ts, generation=users.c.generation + 1))
-            return SignedIn(_user(conn, user_id), changed)
+            return SignedIn(account_row(conn, user_id), changed)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, up
 from sqlalchemy.exc import IntegrityError
 
 from auth.oidc import NotAllowed, check_subject
-from auth.store import UserRow, now_ms
+from auth.store import UserRow, account_row, group_ids_creating, now_ms
 from auth.tables import group_members, groups, oidc_identities, oidc_sessions, sessions, users
 from policies.file.oidc import OidcProvider
 
@@ -103,27 +103,6 @@ def admin_flag(provider: OidcProvider, group_names: frozenset[str]) -> bool | No
     return bool(group_names & set(provider.admin_groups))
 
 
-def _user(conn: Connection, user_id: int) -> UserRow:
-    row = conn.execute(select(users.c.id, users.c.username, users.c.kind, users.c.password_hash, users.c.is_admin,
-                              users.c.disabled, users.c.generation, users.c.created_at)
-                       .where(users.c.id == user_id)).one()
-    return UserRow(row.id, row.username, row.kind, row.password_hash, bool(row.is_admin), bool(row.disabled),
-                   row.generation, row.created_at)
-
-
-def _group_ids(conn: Connection, names: frozenset[str]) -> dict[str, int]:
-    if not names:
-        return {}
-    found = {r.name: r.id for r in conn.execute(select(groups.c.name, groups.c.id).where(groups.c.name.in_(names)))}
-    missing = sorted(names - found.keys())
-    if missing:
-        ts = now_ms()
-        conn.execute(insert(groups), [{"name": n, "created_at": ts} for n in missing])
-        found.update({r.name: r.id for r in conn.execute(
-            select(groups.c.name, groups.c.id).where(groups.c.name.in_(missing)))})
-    return found
-
-
 def _sync_groups(conn: Connection, user_id: int, wanted: frozenset[str], replace: bool) -> bool:
     """Make the user's memberships match ``wanted`` (replace) or include it (additive); True if changed."""
     current = {r.name: r.id for r in conn.execute(
@@ -132,7 +111,7 @@ def _sync_groups(conn: Connection, user_id: int, wanted: frozenset[str], replace
     to_add = wanted - current.keys()
     to_drop = [gid for name, gid in current.items() if name not in wanted] if replace else []
     if to_add:
-        ids = _group_ids(conn, frozenset(to_add))
+        ids = group_ids_creating(conn, frozenset(to_add))
         conn.execute(insert(group_members), [{"group_id": ids[n], "user_id": user_id} for n in sorted(to_add)])
     if to_drop:
         conn.execute(delete(group_members).where(and_(group_members.c.user_id == user_id,
@@ -154,7 +133,7 @@ def _apply_identity(conn: Connection, provider: OidcProvider, user: UserRow, who
         # Cached Principals and older sessions of this user carry the old groups: end them.
         conn.execute(update(users).where(users.c.id == user.id)
                      .values(updated_at=ts, generation=users.c.generation + 1, **changes))
-        return _user(conn, user.id)
+        return account_row(conn, user.id)
     return user
 
 
@@ -208,7 +187,7 @@ class OidcAccounts:
                     user_id = existing.id
                 conn.execute(insert(oidc_identities).values(provider=who.provider, subject=who.subject,
                                                             user_id=user_id, created_at=ts))
-            return _apply_identity(conn, provider, _user(conn, user_id), who, ts)
+            return _apply_identity(conn, provider, account_row(conn, user_id), who, ts)
 
     def record_session(self, session_id: str, provider: str, revalidate_at: int, *,
                        refresh_token: str | None = None, id_token: str | None = None) -> None:
@@ -260,7 +239,7 @@ class OidcAccounts:
                 oidc_identities.c.provider == who.provider, oidc_identities.c.subject == who.subject))).scalar()
             if linked != user_id:
                 raise NotAllowed("The identity provider answered for a different account.")
-            before = _user(conn, user_id)
+            before = account_row(conn, user_id)
             user = _apply_identity(conn, provider, before, who, ts)
             if user.generation != before.generation:
                 # The change ends the user's other sessions; this one was just confirmed, so it carries on.
@@ -293,14 +272,14 @@ class OidcAccounts:
         with self.engine.connect() as conn:
             user_id = conn.execute(select(oidc_identities.c.user_id).where(and_(
                 oidc_identities.c.provider == provider, oidc_identities.c.subject == subject))).scalar()
-            return None if user_id is None else _user(conn, user_id)
+            return None if user_id is None else account_row(conn, user_id)
 
     def service_account(self, name: str) -> UserRow:
         """The service account called ``name``, created (token-only, no password) on first use."""
         with self.engine.connect() as conn:
             user_id = conn.execute(select(users.c.id).where(users.c.username == name)).scalar()
             if user_id is not None:
-                user = _user(conn, user_id)
+                user = account_row(conn, user_id)
                 if user.kind != "service":
                     raise NotAllowed(f"{name!r} is a user account, not a service account.")
                 return user

@@ -118,6 +118,25 @@ def _user(row) -> UserRow | None:
                                             bool(row.disabled), row.generation, row.created_at)
 
 
+def account_row(conn: Connection, user_id: int) -> UserRow:
+    """The account ``user_id`` as it stands in the caller's transaction (it must exist)."""
+    return _user(conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).one())
+
+
+def group_ids_creating(conn: Connection, names: frozenset[str]) -> dict[str, int]:
+    """The ids of the groups called ``names``, in the caller's transaction, creating the missing ones."""
+    if not names:
+        return {}
+    found = {r.name: r.id for r in conn.execute(select(groups.c.name, groups.c.id).where(groups.c.name.in_(names)))}
+    missing = sorted(names - found.keys())
+    if missing:
+        ts = now_ms()
+        conn.execute(insert(groups), [{"name": n, "created_at": ts} for n in missing])
+        found.update({r.name: r.id for r in conn.execute(
+            select(groups.c.name, groups.c.id).where(groups.c.name.in_(missing)))})
+    return found
+
+
 def _token(row) -> TokenRow:
     return TokenRow(row.id, row.user_id, row.name, bool(row.read_only), row.created_at, row.expires_at,
                     row.last_used_at, row.revoked_at, row.scope)
