@@ -150,3 +150,40 @@ def test_a_client_credentials_token_never_becomes_a_person(stack):
     assert refused.status_code == 401
     assert "not mapped to a service account or user" in refused.json()["message"]
     assert account(server, "stranger") is None
+
+
+# Client-credentials tokens of providers whose ``sub`` is not the client id (docs/sso.md): each shape carries a
+# user-name claim and an allowed group, so only recognising it as a machine's token keeps it from becoming a
+# person. Keycloak: the service-account user's id, preferred_username "service-account-<client>"; Auth0:
+# "<client>@clients" with gty; Entra ID: the service principal's object id with idtyp "app".
+FOREIGN_CLIENT_TOKENS = {
+    "keycloak": {"sub": "5d1c3a8e-7f0b-4c55-9a51-0d3e6f1b2a90", "azp": "reporter", "client_id": "reporter",
+                 "preferred_username": "service-account-reporter", "groups": ["staff"]},
+    "keycloak-before-24": {"sub": "0b6f2c1e-3d4a-4f8b-9c2d-7e5a1b3c4d6f", "azp": "exporter", "clientId": "exporter",
+                           "preferred_username": "service-account-exporter", "groups": ["staff"]},
+    "auth0": {"sub": "batcher@clients", "azp": "batcher", "gty": "client-credentials",
+              "preferred_username": "batcher", "groups": ["staff"]},
+    "entra": {"sub": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d", "oid": "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
+              "azp": "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9", "idtyp": "app", "preferred_username": "nightly",
+              "groups": ["staff"]},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(FOREIGN_CLIENT_TOKENS))
+def test_other_providers_client_credentials_tokens_never_become_people(stack, shape):
+    server, idp = stack
+    claims = FOREIGN_CLIENT_TOKENS[shape]
+    refused = call_as(server, idp.access_token(claims))
+    assert refused.status_code == 401, refused.text
+    assert "not mapped to a service account or user" in refused.json()["message"]
+    assert account(server, claims["preferred_username"]) is None
+
+
+def test_a_person_whose_token_names_a_client_is_still_provisioned(stack):
+    # RFC 9068: a person's token carries the client's id too (client_id, azp); only the machine shapes above
+    # are refused, so a Keycloak-style person token (sub a user id, azp the client) still provisions.
+    server, idp = stack
+    token = idp.access_token({"sub": "b3f1e2d4-0000-4a1b-8c2d-3e4f5a6b7c8d", "azp": "mlgate", "client_id": "mlgate",
+                              "preferred_username": "carol", "groups": ["staff"]})
+    assert call_as(server, token).status_code == 200
+    assert account(server, "carol")["source"] == "oidc"
