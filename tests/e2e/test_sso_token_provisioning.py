@@ -23,6 +23,7 @@ USERS = {
     "alice": {"email": "alice@example.com", "email_verified": True, "groups": ["staff", "team-a"]},
     "mallory": {"email": "mallory@example.com", "email_verified": True, "groups": ["outsiders"]},
     "eve": {"email": "eve@example.com", "email_verified": True, "groups": ["staff"]},
+    "dave": {"email": "dave@example.com", "email_verified": True, "groups": ["staff"]},
 }
 
 
@@ -187,3 +188,17 @@ def test_a_person_whose_token_names_a_client_is_still_provisioned(stack):
                               "preferred_username": "carol", "groups": ["staff"]})
     assert call_as(server, token).status_code == 200
     assert account(server, "carol")["source"] == "oidc"
+
+
+def test_an_account_an_admin_disabled_is_not_re_enabled_by_a_later_token(stack):
+    server, idp = stack
+    assert call_as(server, api_token(server, idp, "dave")).status_code == 200
+    disable = f"{server.url}/api/2.0/mlflow/users/update-disabled"
+    httpx.patch(disable, json={"username": "dave", "disabled": True}, auth=server.admin_auth,
+                timeout=30).raise_for_status()
+    # The token already seen and a fresh one: both refused, and the account stays disabled.
+    for token in (api_token(server, idp, "dave"), api_token(server, idp, "dave")):
+        refused = call_as(server, token)
+        assert refused.status_code == 401
+        assert "disabled" in refused.json()["message"]
+    assert account(server, "dave")["disabled"] is True
