@@ -202,3 +202,46 @@ def test_an_account_an_admin_disabled_is_not_re_enabled_by_a_later_token(stack):
         assert refused.status_code == 401
         assert "disabled" in refused.json()["message"]
     assert account(server, "dave")["disabled"] is True
+
+
+@pytest.fixture(scope="module")
+def passwordless_stack(tmp_path_factory) -> Iterator[tuple[LiveServer, IdP]]:
+    """A provider that links same-named passwordless accounts (link_existing_users: passwordless)."""
+    workdir = tmp_path_factory.mktemp("sso-provision-link")
+    port = free_port()
+    idp = start_idp(workdir / "idp", users=USERS, profile_in_access_tokens=True, clients=[
+        {"client_id": "mlgate", "client_secret": SECRET, "grant_types": ["authorization_code"],
+         "response_types": ["code"], "redirect_uris": [f"http://127.0.0.1:{port}/sso/corp/callback"]}])
+    policy = workdir / "policy.yaml"
+    policy.write_text(f"""
+version: 1
+auth:
+  oidc:
+    providers:
+      - {{name: corp, issuer: "{idp.issuer}", client_id: mlgate, client_secret: "${{CORP_SECRET}}",
+          audience: "{idp.api_audience}", provision_from_api_tokens: true, link_existing_users: passwordless}}
+""")
+    try:
+        server = start_server(workdir / "server", f"sqlite:///{workdir / 'mlgate.db'}", "--dev", "--policy",
+                              str(policy), port=port, env={"CORP_SECRET": SECRET})
+    except Exception:
+        idp.stop()
+        raise
+    yield server, idp
+    server.stop()
+    idp.stop()
+
+
+def test_a_second_subject_with_the_same_name_never_takes_over_a_linked_account(passwordless_stack):
+    server, idp = passwordless_stack
+    # An account an administrator made for a person (no password) is linked by the first token naming it ...
+    httpx.post(f"{server.url}/api/2.0/mlflow/users/create", json={"username": "frank"}, auth=server.admin_auth,
+               timeout=30)
+    first = idp.access_token({"sub": "frank-original", "preferred_username": "frank"})
+    assert call_as(server, first).json()["user"]["username"] == "frank"
+    # ... but once it is someone's, another subject whose name claim says "frank" is refused.
+    second = idp.access_token({"sub": "frank-newcomer", "preferred_username": "frank"})
+    refused = call_as(server, second)
+    assert refused.status_code == 403, refused.text
+    assert "already exists and is not linked" in refused.json()["message"]
+    assert call_as(server, first).json()["user"]["username"] == "frank"
