@@ -291,7 +291,7 @@ class ServiceAccountTokens:
                               groups=self.store.groups_of(user.id), auth_method="kubernetes",
                               token_scope=TokenScope(workspaces=found.workspaces))
         cache = self.credentials.cache
-        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl or 1.0),
+        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl),
                   token_expires_at=int(found.expires_at * 1000))
         return principal
 

@@ -265,7 +265,7 @@ class SingleSignOn:
         principal = Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
                               is_admin=is_admin, groups=groups, auth_method="oidc")
         cache = self.credentials.cache
-        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl or 1.0),
+        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl),
                            token_expires_at=int(claims["exp"] * 1000))
         return principal
 
