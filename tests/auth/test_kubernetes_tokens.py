@@ -83,6 +83,12 @@ def test_es256_token_is_accepted():
     ({"exp": None}, "no exp"),
     ({"sub": "alice"}, "not a Kubernetes service account"),
     ({"sub": "system:serviceaccount:team-a:trainer:extra"}, "malformed"),
+    ({"nbf": NOW + 3600}, "not valid yet"),
+    ({"iat": NOW + 3600}, "issued in the future"),
+    # Python's JSON reader takes NaN and Infinity: an exp of NaN would never expire ('now >= NaN' is false).
+    ({"exp": float("nan")}, "exp claim is not a number"),
+    ({"exp": float("inf")}, "exp claim is not a number"),
+    ({"nbf": float("-inf")}, "nbf claim is not a number"),
 ])
 def test_refusals(rsa_key, over, message):
     with pytest.raises(TokenRejected, match=message):
