@@ -142,6 +142,11 @@ class KeyCache:
 
     def key(self, kid: str):
         """The key with ``kid``; :class:`TokenRejected` if the issuer does not publish it."""
+        # A known kid never waits for a fetch in progress (a made-up kid's refetch from a slow issuer would
+        # otherwise hold every pod's login, and its worker thread, for up to timeout_seconds).
+        known = self._keys
+        if known is not None and kid in known:
+            return known[kid]
         with self._lock:
             if self._keys is None:
                 self._keys = self._load()
