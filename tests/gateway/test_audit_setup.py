@@ -118,3 +118,30 @@ def test_an_administrator_request_never_prunes_more_than_the_policy_files_retent
         if retention is not None:
             # At (or beyond) the configured retention it prunes as before; the 30-day-old record stays.
             assert admin.post(f"{M}/audit/prune", json={"older_than_days": retention}).json() == {"pruned": 0}
+
+
+def test_an_export_file_others_can_read_or_a_symbolic_link_is_refused_at_startup(app_factory, tmp_path):
+    # The JSON-lines sink creates its file 0600, but an existing file keeps its mode: records (user names,
+    # addresses, reasons) would be readable by every local user. A symbolic link planted at the path would send
+    # them wherever it points (the server appends to any file it may write).
+    readable = tmp_path / "readable.jsonl"
+    readable.write_text("")
+    readable.chmod(0o644)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("")
+    elsewhere.chmod(0o600)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(elsewhere)
+    policy = write_signing_policy(tmp_path, export=[{"type": "jsonl", "path": str(readable)},
+                                                    {"type": "jsonl", "path": str(link)}])
+    with pytest.raises(SettingsError) as refused:
+        app_factory(policy_file=str(policy))
+    prefix = f"--policy {policy}: "
+    assert f"{prefix}audit.export[0].path: {readable} is readable by every user (mode 644); chmod 600 it " \
+           "(audit records name users and addresses)" in refused.value.problems
+    assert f"{prefix}audit.export[1].path: {link} is a symbolic link; name the file itself" in refused.value.problems
+    # Group-readable (a log group) stays the operator's choice.
+    readable.chmod(0o640)
+    link.unlink()
+    policy = write_signing_policy(tmp_path, export=[{"type": "jsonl", "path": str(readable)}])
+    app_factory(policy_file=str(policy))
