@@ -132,14 +132,19 @@ def test_an_export_file_others_can_read_or_a_symbolic_link_is_refused_at_startup
     elsewhere.chmod(0o600)
     link = tmp_path / "link.jsonl"
     link.symlink_to(elsewhere)
-    policy = write_signing_policy(tmp_path, export=[{"type": "jsonl", "path": str(readable)},
-                                                    {"type": "jsonl", "path": str(link)}])
+    checkpoint_link = tmp_path / "cp.jsonl"
+    checkpoint_link.symlink_to(elsewhere)
+    policy = write_signing_policy(tmp_path, checkpoints={"file": str(checkpoint_link)},
+                                  export=[{"type": "jsonl", "path": str(readable)},
+                                          {"type": "jsonl", "path": str(link)}])
     with pytest.raises(SettingsError) as refused:
         app_factory(policy_file=str(policy))
     prefix = f"--policy {policy}: "
     assert f"{prefix}audit.export[0].path: {readable} is readable by every user (mode 644); chmod 600 it " \
            "(audit records name users and addresses)" in refused.value.problems
     assert f"{prefix}audit.export[1].path: {link} is a symbolic link; name the file itself" in refused.value.problems
+    assert f"{prefix}audit.checkpoints.file: {checkpoint_link} is a symbolic link; name the file itself" \
+        in refused.value.problems
     # Group-readable (a log group) stays the operator's choice.
     readable.chmod(0o640)
     link.unlink()
