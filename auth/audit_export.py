@@ -117,7 +117,8 @@ class JsonLinesWriter:
                 sys.stdout.write(text)
                 sys.stdout.flush()
                 return
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # O_NOFOLLOW: a symbolic link planted at the path after startup is not followed (ELOOP: counted).
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as handle:
                 handle.write(text)
         except OSError as exc:

@@ -90,7 +90,8 @@ class AuditKeeper:
         log.info(json.dumps({"event": "audit.checkpoint", **checkpoint.to_json()}, ensure_ascii=True))
         if self.plan.checkpoint_file:
             try:
-                fd = os.open(self.plan.checkpoint_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)  # never through a link
+                fd = os.open(self.plan.checkpoint_file, flags, 0o644)
                 with os.fdopen(fd, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(checkpoint.to_json(), sort_keys=True) + "\n")
             except OSError as exc:

@@ -8,6 +8,7 @@ checkpoints or export. :func:`start_audit` wires the plan to an app's auditor on
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +47,19 @@ def plan_audit(config: AuditConfig) -> tuple[AuditPlan | None, list[str]]:
         problems += _writable("audit.checkpoints.file", checkpoints.file)
     for index, sink in enumerate(config.export):
         if isinstance(sink, JsonLinesSink) and sink.path != "-":
-            problems += _writable(f"audit.export[{index}].path", sink.path)
+            problems += _writable(f"audit.export[{index}].path", sink.path, private=True)
     return (None if problems else AuditPlan(config, signer)), problems
 
 
-def _writable(key: str, path: str) -> list[str]:
+def _writable(key: str, path: str, *, private: bool = False) -> list[str]:
+    """Problems with appending to ``path``; ``private``: audit records, which every local user must not read."""
     target = Path(path)
+    if target.is_symlink():
+        # The server would append wherever a link planted at the path points.
+        return [f"{key}: {path} is a symbolic link; name the file itself"]
+    if private and target.is_file() and os.name == "posix" and target.stat().st_mode & stat.S_IRWXO:
+        return [f"{key}: {path} is readable by every user (mode {stat.S_IMODE(target.stat().st_mode):o}); chmod 600 "
+                "it (audit records name users and addresses)"]
     if target.exists():
         if not target.is_file() or not os.access(target, os.W_OK):
             return [f"{key}: {path} is not a writable file"]

@@ -142,6 +142,11 @@ class KeyCache:
 
     def key(self, kid: str):
         """The key with ``kid``; :class:`TokenRejected` if the issuer does not publish it."""
+        # A known kid never waits for a fetch in progress (a made-up kid's refetch from a slow issuer would
+        # otherwise hold every pod's login, and its worker thread, for up to timeout_seconds).
+        known = self._keys
+        if known is not None and kid in known:
+            return known[kid]
         with self._lock:
             if self._keys is None:
                 self._keys = self._load()
@@ -291,7 +296,7 @@ class ServiceAccountTokens:
                               groups=self.store.groups_of(user.id), auth_method="kubernetes",
                               token_scope=TokenScope(workspaces=found.workspaces))
         cache = self.credentials.cache
-        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl or 1.0),
+        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl),
                   token_expires_at=int(found.expires_at * 1000))
         return principal
 

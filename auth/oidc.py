@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 import re
 import threading
 import time
@@ -265,7 +266,9 @@ def _number(claims: dict, name: str, required: bool) -> float | None:
         if required:
             raise TokenRejected(f"The token has no {name} claim.")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # NaN and infinities (which Python's JSON reader accepts) are not NumericDate values (RFC 7519 section 2):
+    # an exp of NaN would never expire, since every comparison with it is false.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise TokenRejected(f"The token's {name} claim is not a number.")
     return float(value)
 

@@ -85,15 +85,16 @@ def check_allowed(provider: OidcProvider, who: ProviderIdentity) -> None:
             raise NotAllowed("Your verified e-mail address is not in a domain that may use mlgate.")
 
 
-def may_link(provider: OidcProvider, kind: str, is_admin: bool, has_password: bool) -> bool:
+def may_link(provider: OidcProvider, kind: str, is_admin: bool, has_password: bool, linked: bool = False) -> bool:
     """Whether a first SSO login may take over the same-named existing account (``link_existing_users``).
 
     The name comes from a claim the user may choose (preferred_username with Dex or GitHub), so by default
-    only plain user accounts that hold nothing a name alone should unlock (no password, not admin) are linked.
+    only plain user accounts that hold nothing a name alone should unlock (no password, not admin, not
+    already linked to a provider's subject: that account is someone's) are linked.
     """
     if kind != "user" or provider.link_existing_users == "never":
         return False
-    return provider.link_existing_users == "any" or not (is_admin or has_password)
+    return provider.link_existing_users == "any" or not (is_admin or has_password or linked)
 
 
 def admin_flag(provider: OidcProvider, group_names: frozenset[str]) -> bool | None:
@@ -175,8 +176,11 @@ class OidcAccounts:
             if user_id is None:
                 existing = conn.execute(select(users.c.id, users.c.kind, users.c.is_admin, users.c.password_hash)
                                         .where(users.c.username == who.username)).first()
+                linked = existing is not None and conn.execute(
+                    select(oidc_identities.c.user_id).where(oidc_identities.c.user_id == existing.id).limit(1)
+                ).first() is not None
                 if existing is not None and not may_link(provider, existing.kind, bool(existing.is_admin),
-                                                         existing.password_hash is not None):
+                                                         existing.password_hash is not None, linked):
                     raise NotAllowed(f"An mlgate account named {who.username!r} already exists and is not linked to "
                                      "this identity provider. Ask an administrator.")
                 if existing is None:

@@ -265,7 +265,7 @@ class SingleSignOn:
         principal = Principal(id=user.id, kind="service" if user.kind == "service" else "user", name=user.username,
                               is_admin=is_admin, groups=groups, auth_method="oidc")
         cache = self.credentials.cache
-        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl or 1.0),
+        cache.put(key, principal, user.stamp, ttl=min(TOKEN_CACHE_SECONDS, cache.ttl),
                            token_expires_at=int(claims["exp"] * 1000))
         return principal
 
@@ -318,10 +318,21 @@ def service_account_for(provider: OidcProvider, claims: dict) -> str | None:
 
 
 def is_client_token(claims: dict) -> bool:
-    """A client-credentials token (RFC 9068 section 2.2: its ``sub`` is the client itself): a machine, which
-    only ``service_accounts`` maps; it never becomes a person's account."""
-    client_id = claims.get("client_id")
-    return isinstance(client_id, str) and client_id == claims.get("sub")
+    """Whether a verified token is a client-credentials (machine) token, which only ``service_accounts`` maps;
+    it never becomes a person's account (``provision_from_api_tokens``).
+
+    RFC 9068 section 2.2 (and Okta): its ``sub`` is the client itself. Providers whose ``sub`` is not:
+    Keycloak (the service-account user's id, ``preferred_username`` ``service-account-<client id>``), Auth0
+    (``gty`` ``client-credentials``, ``sub`` ``<client id>@clients``) and Entra ID (``idtyp`` ``app``).
+    """
+    clients = {c for c in (claims.get(n) for n in ("client_id", "clientId", "azp", "cid", "appid"))
+               if isinstance(c, str) and c}
+    sub = claims.get("sub")
+    if sub in clients or claims.get("gty") == "client-credentials" or claims.get("idtyp") == "app":
+        return True
+    if isinstance(sub, str) and sub.endswith("@clients") and sub[:-len("@clients")] in clients:
+        return True
+    return claims.get("preferred_username") in {f"service-account-{c}" for c in clients}
 
 
 def looks_like_provider_token(value: str) -> bool:

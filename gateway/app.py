@@ -208,7 +208,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Authentication sits inside the network ring (installed below, so it wraps this layer).
     app.add_middleware(AuthenticationMiddleware, authenticator=authenticator, sessions=identity.sessions,
                        always_consult_backends=any(m not in ("session", "bearer", "basic")
-                                               for m in auth_config.methods))
+                                               for m in auth_config.methods), scim_token=scim_token)
     # Last, so the network ring wraps every middleware added above (Starlette runs the newest first).
     install_network_middleware(app, settings, policy.network, plan.network)
     app.state.readiness = Readiness(tracking.engine, [shared_redis_url(settings, policy)])

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from auth.backends import Authenticator
 from auth.errors import AuthError
 from auth.identity import CacheMiss
-from auth.scim.token import is_scim_path
+from auth.scim.token import ScimToken, is_scim_path
 from auth.sessions import COOKIE_NAME, CSRF_HEADER, SessionManager
 from auth.tokens import query_carries_token
 from gateway.middleware.ratelimit import (
@@ -68,10 +68,12 @@ class AuthenticationMiddleware:
     """Plain-ASGI authentication: one backend chain, one Principal (or none, with the reason kept)."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator, sessions: SessionManager, *,
-                 always_consult_backends: bool = False):
+                 always_consult_backends: bool = False, scim_token: ScimToken | None = None):
         self.app = app
         self.authenticator = authenticator
         self.sessions = sessions
+        # Only to tell a SCIM request without the provisioning token (the authorizer refuses it) from one with.
+        self.scim_token = scim_token
         # Header-based custom backends must be consulted even without Authorization or a cookie.
         self.always_consult_backends = always_consult_backends
 
@@ -95,7 +97,13 @@ class AuthenticationMiddleware:
         if is_scim_path(scope["path"]):
             # SCIM takes its provisioning token alone (the authorizer checks it): a user's cookie or token is
             # not even looked at, so no account's credentials can provision, and no failed SCIM call counts
-            # against an account's lockout.
+            # against an account's lockout. A missing or wrong provisioning token is a request without an
+            # identity: it spends the address's anonymous budget, so guesses are not allowed per_client's rate.
+            if self.scim_token is None or not self.scim_token.matches(_header(scope, "authorization")):
+                refused = await limit_anonymous(scope)
+                if refused is not None:
+                    await refused.respond(send)
+                    return
             await self.app(scope, receive, send)
             return
         if self.always_consult_backends or _has_credentials(scope):

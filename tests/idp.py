@@ -70,6 +70,14 @@ class IdP:
         response.raise_for_status()
         return response.json()["token"]
 
+    def access_token(self, claims: dict) -> str:
+        """An API access token signed with the provider's published key (issuer, API audience, 10 minutes),
+        ``claims`` merged in: to give it the shape another provider's client-credentials token has."""
+        response = httpx.post(f"{self.issuer}/admin/access-token", json={"claims": claims},
+                              headers={"x-admin-secret": self.config["admin_secret"]}, timeout=30)
+        response.raise_for_status()
+        return response.json()["token"]
+
     def user_tokens(self, client_id: str, login: str, redirect_uri: str, *, resource: str | None = None,
                     scope: str = "openid profile email groups") -> dict:
         """The token response of ``login`` signing in through ``client_id``'s authorization-code flow (PKCE),

@@ -310,7 +310,8 @@ def checkpoints(target, after_id) -> None:
 
 @audit.command("prune")
 @click.option("--older-than-days", default=None, type=click.IntRange(1, 36_500),
-              help="Delete records older than this (default on a server: its audit.retention_days).")
+              help="Delete records older than this (default on a server: its audit.retention_days, which is "
+                   "also the shortest a server accepts; a server without one prunes nothing).")
 @_SIGNING_KEY
 @_CHECKPOINT_FILE
 @target_options

@@ -357,11 +357,22 @@ def list_checkpoints(request: Request, args: Args = ARGS) -> JSONBody:
 @router.post("/audit/prune", operation_id="admin.audit.prune")
 def prune_audit(request: Request, args: Args = ARGS) -> JSONBody:
     """Delete records older than ``older_than_days`` (default: the configured retention), after verifying
-    them and signing the new start; the prune is itself an audit record."""
+    them and signing the new start; the prune is itself an audit record.
+
+    Never more than the policy file allows: ``older_than_days`` below ``audit.retention_days`` is refused, and
+    without a retention (keep everything) nothing is pruned over the API, so a stolen administrator credential
+    cannot erase the log's history (a shorter retention: the policy file, or ``mlgate audit prune --db`` on
+    the host with the signing key)."""
     keeper = _keeper(request)
-    days = args.int("older_than_days", default=keeper.plan.retention_days, minimum=1, maximum=36_500)
-    if days is None:
-        raise invalid_parameter("older_than_days is required: no audit.retention_days is configured")
+    retention = keeper.plan.retention_days
+    if retention is None:
+        raise invalid_parameter("No audit.retention_days is configured, so the audit log keeps everything: set it "
+                                "in the policy file, or prune on the database host (mlgate audit prune --db).")
+    days = args.int("older_than_days", default=retention, minimum=1, maximum=36_500)
+    if days < retention:
+        raise invalid_parameter(f"older_than_days ({days}) is shorter than audit.retention_days ({retention}); "
+                                "over the API records are kept at least that long (change the policy file, or "
+                                "prune on the database host with mlgate audit prune --db).")
     before = now_ms() - days * 86_400_000
     try:
         pruned = keeper.prune(actor=principal_of(request).name, before=before,

@@ -24,6 +24,16 @@ KUBERNETES_ALGORITHMS = ("RS256", "ES256")
 NAMESPACE_WORKSPACE = "{namespace}"
 
 
+# The kube-apiserver's audiences: --api-audiences defaults to the issuer; these are the usual in-cluster ones.
+_API_AUDIENCES = frozenset({"https://kubernetes.default.svc", "https://kubernetes.default.svc.cluster.local",
+                            "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"})
+
+
+def _api_audience(audience: str, issuer: str) -> bool:
+    """Whether ``audience`` is one the API server accepts: the automounted token's, never mlgate's own."""
+    return audience.rstrip("/") in _API_AUDIENCES | {issuer.rstrip("/")}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,7 +87,7 @@ class ServiceAccountMapping(_Section):
     @model_validator(mode="after")
     def _not_everything(self) -> ServiceAccountMapping:
         # One rule for every service account of every namespace would make the whole cluster one identity.
-        if set(self.namespace) == {"*"}:
+        if set(self.namespace) <= {"*", "?"}:  # '?*' or '*?*' match every namespace as '*' does
             raise ValueError("namespace must name a namespace or a narrower pattern than '*'")
         return self
 
@@ -131,6 +141,9 @@ class KubernetesConfig(_Section):
         problems = []
         if not self.audience:
             problems.append("audience is required (a token for any audience would be accepted otherwise)")
+        elif _api_audience(self.audience, self.issuer):
+            problems.append(f"audience {self.audience!r} is the API server's audience (its default is the issuer): "
+                            "every pod's automounted token would sign in; give mlgate its own, e.g. 'mlgate'")
         if self.jwks_url is not None and self.jwks_file is not None:
             problems.append("at most one of jwks_url and jwks_file may be set (neither: the issuer's discovery "
                             "document names the key set)")

@@ -162,3 +162,15 @@ def test_a_checkpoint_event_carries_the_signed_checkpoint():
     document = ecs_checkpoint(checkpoint)
     assert document["event"]["action"] == "audit.checkpoint"
     assert Checkpoint.from_json(document["mlgate"]["checkpoint"]) == checkpoint
+
+
+def test_the_file_sink_never_follows_a_symbolic_link_planted_after_startup(tmp_path):
+    from auth.audit_export import ExportFailed, JsonLinesWriter
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("unchanged\n")
+    path = tmp_path / "audit.jsonl"
+    path.symlink_to(victim)
+    with pytest.raises(ExportFailed, match="cannot write"):
+        JsonLinesWriter(str(path)).send([{"event": {"action": "login"}}])
+    assert victim.read_text() == "unchanged\n"

@@ -83,6 +83,12 @@ def test_es256_token_is_accepted():
     ({"exp": None}, "no exp"),
     ({"sub": "alice"}, "not a Kubernetes service account"),
     ({"sub": "system:serviceaccount:team-a:trainer:extra"}, "malformed"),
+    ({"nbf": NOW + 3600}, "not valid yet"),
+    ({"iat": NOW + 3600}, "issued in the future"),
+    # Python's JSON reader takes NaN and Infinity: an exp of NaN would never expire ('now >= NaN' is false).
+    ({"exp": float("nan")}, "exp claim is not a number"),
+    ({"exp": float("inf")}, "exp claim is not a number"),
+    ({"nbf": float("-inf")}, "nbf claim is not a number"),
 ])
 def test_refusals(rsa_key, over, message):
     with pytest.raises(TokenRejected, match=message):
@@ -177,3 +183,45 @@ def test_an_unreachable_issuer_refuses_and_is_not_asked_again_at_once():
     with pytest.raises(ProviderUnreachable):
         cache.key("k1")
     assert len(calls) == 2
+
+
+def test_a_slow_refetch_for_an_unknown_kid_never_holds_up_tokens_of_known_keys(rsa_key):
+    # Anyone can send a token naming a made-up kid: it makes mlgate ask the issuer again (at most every 10 s).
+    # If the issuer is slow (up to timeout_seconds), pods whose tokens name the known key must not queue
+    # behind that fetch, each holding a worker thread the rest of the server's logins also need.
+    import threading
+    import time
+
+    document = _jwks(("k1", rsa_key))
+    fetching, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow_source():
+        calls.append(1)
+        if len(calls) > 1:  # the refetch for the unknown kid: the issuer hangs
+            fetching.set()
+            release.wait(10)
+        return document
+
+    cache = KeyCache(slow_source)
+    verify(_token(rsa_key), issuer=ISSUER, audience=AUDIENCE, keys=cache, rules=RULES, now=NOW)
+    outcome = []
+
+    def made_up_kid():
+        try:
+            cache.key("made-up")
+        except TokenRejected:
+            outcome.append("rejected")
+
+    attacker = threading.Thread(target=made_up_kid)
+    attacker.start()
+    try:
+        assert fetching.wait(5)
+        started = time.monotonic()
+        identity = verify(_token(rsa_key), issuer=ISSUER, audience=AUDIENCE, keys=cache, rules=RULES, now=NOW)
+        assert identity.account == "svc:trainer"
+        assert time.monotonic() - started < 1.0
+    finally:
+        release.set()
+        attacker.join(10)
+    assert outcome == ["rejected"]

@@ -192,3 +192,21 @@ def test_a_missing_groups_claim_is_named_as_a_configuration_problem():
     # An empty claim is the provider's word: the person is in no allowed group.
     with pytest.raises(NotAllowed, match="not in a group that may use mlgate"):
         check_allowed(cfg, identity_from_claims(cfg, {"sub": "s", "preferred_username": "alice", "groups": []}))
+
+
+@pytest.mark.parametrize("other_provider", [False, True])
+def test_passwordless_linking_never_hands_one_persons_account_to_another_subject(engine, other_provider):
+    # "alice" signed in (or sent an API token, provision_from_api_tokens) and works in her account. A second
+    # subject whose name claim is also "alice" (a recycled or self-chosen name, or another provider's user)
+    # must not be linked to it: passwordless links accounts an administrator made for the person, not
+    # accounts that already belong to an identity.
+    store, accounts = IdentityStore(engine), OidcAccounts(engine)
+    cfg = provider(link_existing_users="passwordless")
+    alice = accounts.provision(cfg, who({"team-a"}))
+    other = ProviderIdentity("partner" if other_provider else "corp", "sub-2", "alice", None, frozenset())
+    with pytest.raises(NotAllowed, match="already exists and is not linked"):
+        accounts.provision(provider(name=other.provider, link_existing_users="passwordless"), other)
+    assert accounts.linked_user(other.provider, "sub-2") is None
+    assert store.groups_of(alice.id) == {"team-a"}
+    # "any" still links by name alone, as documented (names are claims; the operator chose it).
+    assert accounts.provision(provider(name=other.provider, link_existing_users="any"), other).id == alice.id

@@ -119,7 +119,7 @@ def _audit_keeper_session(app_factory, doc: dict, checked: set, tmp_path) -> Non
     from tests.audit_keys import write_signing_policy
     from tests.conftest import TEST_ADMIN_TOKEN
 
-    policy = write_signing_policy(tmp_path)
+    policy = write_signing_policy(tmp_path, retention_days=30)  # the API prunes only to a configured retention
     with TestClient(app_factory(policy_file=str(policy)), base_url="http://127.0.0.1:5000") as client:
         client.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
         call = _Session(client, doc)

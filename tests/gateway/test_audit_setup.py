@@ -53,8 +53,9 @@ def test_a_key_that_is_not_ed25519_is_refused(app_factory, tmp_path):
 
 def test_a_configured_app_signs_exports_and_keeps_the_operations_for_administrators(app_factory, tmp_path):
     exported = tmp_path / "audit.jsonl"
+    # A retention, without which the API prunes nothing (test_an_administrator_request_never_prunes_...).
     policy = write_signing_policy(tmp_path, checkpoints={"file": str(tmp_path / "cp.jsonl")},
-                                  export=[{"type": "jsonl", "path": str(exported)}])
+                                  export=[{"type": "jsonl", "path": str(exported)}], retention_days=1)
     app = app_factory(policy_file=str(policy))
     with TestClient(app, base_url="http://127.0.0.1:5000") as admin:
         admin.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
@@ -87,3 +88,65 @@ def test_a_configured_app_signs_exports_and_keeps_the_operations_for_administrat
     assert any(line["event"]["action"] == "audit.checkpoint" and line["mlgate"]["checkpoint"]["signature"]
                == signed["signature"] for line in lines)
     assert json.loads((tmp_path / "cp.jsonl").read_text().splitlines()[0])["signature"] == signed["signature"]
+
+
+def _old_record(app, days: int) -> None:
+    from auth.store import now_ms
+
+    app.state.identity.store.append_audit({
+        "at": now_ms() - days * 86_400_000, "actor": "mallory", "action": "grant", "target": "experiment:1",
+        "client_address": "198.51.100.7", "outcome": "success", "reason": "what an attacker would erase",
+        "workspace": None})
+
+
+@pytest.mark.parametrize("retention", [365, None])
+def test_an_administrator_request_never_prunes_more_than_the_policy_files_retention(app_factory, tmp_path,
+                                                                                    retention):
+    # A stolen administrator credential must not erase the log's history with one request: over the API the
+    # policy file's audit.retention_days is the shortest retention (none configured: keep everything).
+    audit = {} if retention is None else {"retention_days": retention}
+    app = app_factory(policy_file=str(write_signing_policy(tmp_path, **audit)))
+    with TestClient(app, base_url="http://127.0.0.1:5000") as admin:
+        admin.headers["Authorization"] = f"Bearer {TEST_ADMIN_TOKEN}"
+        _old_record(app, days=30)
+        refused = admin.post(f"{M}/audit/prune", json={"older_than_days": 1})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "retention_days" in refused.json()["message"]
+        kept = admin.get(f"{M}/audit/list", params={"action": "grant", "limit": 50}).json()
+        assert any(r.get("actor") == "mallory" for r in kept["records"]), kept
+        if retention is not None:
+            # At (or beyond) the configured retention it prunes as before; the 30-day-old record stays.
+            assert admin.post(f"{M}/audit/prune", json={"older_than_days": retention}).json() == {"pruned": 0}
+
+
+def test_an_export_file_others_can_read_or_a_symbolic_link_is_refused_at_startup(app_factory, tmp_path):
+    # The JSON-lines sink creates its file 0600, but an existing file keeps its mode: records (user names,
+    # addresses, reasons) would be readable by every local user. A symbolic link planted at the path would send
+    # them wherever it points (the server appends to any file it may write).
+    readable = tmp_path / "readable.jsonl"
+    readable.write_text("")
+    readable.chmod(0o644)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("")
+    elsewhere.chmod(0o600)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(elsewhere)
+    checkpoint_link = tmp_path / "cp.jsonl"
+    checkpoint_link.symlink_to(elsewhere)
+    policy = write_signing_policy(tmp_path, checkpoints={"file": str(checkpoint_link)},
+                                  export=[{"type": "jsonl", "path": str(readable)},
+                                          {"type": "jsonl", "path": str(link)}])
+    with pytest.raises(SettingsError) as refused:
+        app_factory(policy_file=str(policy))
+    prefix = f"--policy {policy}: "
+    assert f"{prefix}audit.export[0].path: {readable} is readable by every user (mode 644); chmod 600 it " \
+           "(audit records name users and addresses)" in refused.value.problems
+    assert f"{prefix}audit.export[1].path: {link} is a symbolic link; name the file itself" in refused.value.problems
+    assert f"{prefix}audit.checkpoints.file: {checkpoint_link} is a symbolic link; name the file itself" \
+        in refused.value.problems
+    # Group-readable (a log group) stays the operator's choice.
+    readable.chmod(0o640)
+    link.unlink()
+    policy = write_signing_policy(tmp_path, export=[{"type": "jsonl", "path": str(readable)}])
+    app_factory(policy_file=str(policy))

@@ -88,3 +88,29 @@ def test_a_token_of_any_other_issuer_is_refused_without_a_verifier(client, clust
 
 def test_personal_access_tokens_still_work_beside_both(client):
     assert _whoami(client, TEST_ADMIN_TOKEN).status_code == 200
+
+
+def test_with_the_credential_cache_off_a_cluster_token_is_verified_on_every_request(app_factory, tmp_path,
+                                                                                    cluster_key):
+    # credential_cache_seconds: 0 means every request is checked against the account; a cached cluster token
+    # would skip that check (its entry is trusted until its TTL), so a disable made by another process would
+    # not count until then.
+    jwks = cluster_key.as_dict(private=False)
+    jwks.update(kid="cluster-1", use="sig")
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwks]}))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"""
+version: 1
+auth:
+  credential_cache_seconds: 0
+  kubernetes:
+    issuer: {CLUSTER}
+    audience: mlgate
+    jwks_file: {tmp_path / "jwks.json"}
+    mappings: [{{namespace: team-a, name: trainer, account: team-a-trainer}}]
+""")
+    with TestClient(app_factory(policy_file=str(policy)), base_url="http://127.0.0.1:5000") as c:
+        token = _token(cluster_key, CLUSTER)
+        assert _whoami(c, token).status_code == 200
+        cache = c.app.state.identity.credentials.cache
+        assert cache.get(cache.key_for("kubernetes", token)) is None

@@ -107,3 +107,28 @@ def test_without_credentials_an_address_is_cut_while_its_users_go_on(app_factory
         # A wrong password past the budget is checked (and counted against the account's lockout), then refused.
         assert client.get(path, params=params, auth=("admin", "still-not-it")).status_code == 429
         assert [client.get(path, params=params, headers=admin).status_code for _ in range(10)] == [200] * 10
+
+
+def test_wrong_scim_tokens_spend_the_anonymous_budget_while_the_identity_provider_goes_on(app_factory, tmp_path,
+                                                                                          monkeypatch):
+    """SCIM bypasses the authentication layer (its token is checked by the authorizer), so a guess at the
+    provisioning token is a request without an identity too: before, it spent only per_client (now 60,000
+    a minute, ten times the old default), each one an audited denial."""
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    monkeypatch.setenv("MLGATE_TEST_SCIM_TOKEN", token)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nauth:\n  scim: {token: '${MLGATE_TEST_SCIM_TOKEN}'}\n"
+                      "network:\n  rate_limit: {per_client: 100/minute, anonymous: 3/minute, per_principal: "
+                      "100/minute}\n")
+    path = "/scim/v2/Users"
+    with TestClient(app_factory(policy_file=str(policy)), base_url="http://127.0.0.1:5000") as client:
+        guesses = [client.get(path, headers={"Authorization": f"Bearer guess-{i}"}).status_code for i in range(3)]
+        assert guesses == [401, 401, 401]
+        cut = client.get(path, headers={"Authorization": "Bearer guess-4"})
+        assert cut.status_code == 429, cut.text
+        assert client.get(path).status_code == 429  # no token at all: the same budget
+        # The identity provider holding the real token is not throttled by the anonymous budget.
+        good = {"Authorization": f"Bearer {token}"}
+        assert [client.get(path, headers=good).status_code for _ in range(6)] == [200] * 6

@@ -17,7 +17,8 @@
 // (same header) answers {"token"}: a projected service-account token shaped as a kube-apiserver's TokenRequest
 // issues it (sub system:serviceaccount:<ns>:<name>, aud list, the kubernetes.io claim), signed with the
 // provider's published key, or with a fresh key it never publishes. The provider's discovery document and
-// JWKS serve the keys, as a cluster's service-account issuer does.
+// JWKS serve the keys, as a cluster's service-account issuer does. POST /admin/access-token {"claims"} (same
+// header) answers {"token"}: an API access token signed with the published key, "claims" merged in.
 import { createPublicKey, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SignJWT, base64url, decodeJwt, generateKeyPair, importJWK } from 'jose';
@@ -204,6 +205,27 @@ if (config.admin_secret) {
       ? [(await generateKeyPair('RS256')).privateKey, 'never-published']
       : [await importJWK(jwk, 'RS256'), jwk.kid];
     ctx.body = { token: await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', kid }).sign(key) };
+    return undefined;
+  });
+
+  provider.use(async (ctx, next) => {
+    if (ctx.path !== '/admin/access-token') return next();
+    if (ctx.method !== 'POST' || !adminAllowed(ctx)) {
+      ctx.status = 403;
+      ctx.body = { error: 'forbidden' };
+      return undefined;
+    }
+    // A JWT access token for the API audience, signed with the published key, with "claims" merged in: the
+    // shapes other providers give client-credentials tokens (Keycloak's sub is the service-account user's id,
+    // Auth0's "<client>@clients" with gty, Entra ID's the service principal's object id with idtyp "app"),
+    // which oidc-provider itself never issues (its sub is always the client id).
+    const want = await readJson(ctx);
+    const now = Math.floor(Date.now() / 1000);
+    const payload = { iss: config.issuer, aud: config.api_audience, iat: now, exp: now + 600, jti: randomUUID(),
+                      scope: 'api:read api:write', ...(want.claims || {}) };
+    const jwk = config.jwks.keys[0];
+    ctx.body = { token: await new SignJWT(payload).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: jwk.kid })
+      .sign(await importJWK(jwk, 'RS256')) };
     return undefined;
   });
 

@@ -40,6 +40,15 @@ def test_all_missing_parts_are_listed_at_once():
     ({"algorithms": ["none"]}, "only RS256, ES256"),
     ({"leeway_seconds": 3600}, "less than or equal to 120"),
     ({"mappings": [{"namespace": "*", "account": "all"}]}, "narrower pattern"),
+    # Wildcards only match every namespace just as '*' does (kube-system's controllers included).
+    ({"mappings": [{"namespace": "?*", "account": "all"}]}, "narrower pattern"),
+    ({"mappings": [{"namespace": "*?*", "account": "all"}]}, "narrower pattern"),
+    # The API server's own audience (by default the issuer): every pod's automounted token, sent with every
+    # Kubernetes API call and valid up to a year, would sign in without the pod asking for an mlgate token.
+    ({"audience": "https://kubernetes.default.svc"}, "API server's audience"),
+    ({"audience": "https://kubernetes.default.svc/"}, "API server's audience"),
+    ({"audience": "https://kubernetes.default.svc.cluster.local"}, "API server's audience"),
+    ({"issuer": "https://oidc.example/id/ABC", "audience": "https://oidc.example/id/ABC"}, "API server's audience"),
     ({"mappings": [{"namespace": "Team_A", "account": "x"}]}, "not a Kubernetes name"),
     ({"mappings": [{"namespace": "team-a", "account": "svc x"}]}, "not an account name"),
     ({"mappings": [{"namespace": "team-a", "account": "svc:x"}]}, "no ':', which grants could not name"),
