@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auth.ldap import DirectoryRefused, DirectoryUser, LdapDirectory
-from auth.store import UserRow, now_ms
+from auth.store import UserRow, now_ms, username_problem
 from auth.tables import group_members, groups, users
 
 SOURCE = "ldap"
@@ -116,6 +116,10 @@ class LdapSignIn:
             return self._provision(who)
 
     def _provision(self, who: DirectoryUser) -> SignedIn:
+        if username_problem(who.username) is not None:
+            # The entry's name attribute is the directory's to set: one mlgate cannot hold (a colon, control
+            # characters, surrounding spaces) never becomes an account.
+            raise DirectoryRefused(f"the directory's name {who.username!r} is not a valid mlgate account name")
         ts = now_ms()
         with self.engine.begin() as conn:
             row = conn.execute(select(users.c.id, users.c.source, users.c.disabled, users.c.kind)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from auth.ldap import LdapDirectory
+from auth.ldap import DirectoryRefused, LdapDirectory
 from auth.ldap_accounts import LdapSignIn
 from auth.oidc import NotAllowed
 from auth.oidc_accounts import OidcAccounts, ProviderIdentity
@@ -56,3 +56,21 @@ def test_a_passwordless_link_never_takes_over_a_directory_account(slapd, engine)
 def test_any_links_a_directory_account_as_it_links_one_with_a_password(slapd, engine):
     bob = _sign_in(slapd, engine, "bob")
     assert OidcAccounts(engine).provision(*_sso("any", "bob")).id == bob.id
+
+
+@pytest.mark.parametrize("spelling", ["mal:admin", "mal\x1b[2Kadmin", " admin"])
+def test_a_directory_name_mlgate_cannot_hold_is_refused_not_provisioned(slapd, engine, spelling):
+    # The account name is the entry's username_attribute, which the directory's administrators (or a
+    # self-service profile page) set: a colon cannot round-trip through Basic auth, control characters would
+    # forge log lines, surrounding spaces would show as another account's name.
+    uid = f"odd-{abs(hash(spelling)) % 10**8}"
+    with slapd.admin() as conn:
+        conn.add(f"uid={uid},{PEOPLE}", ["inetOrgPerson"],
+                 {"uid": uid, "cn": spelling, "sn": uid, "userPassword": "odd-directory-password-1"})
+    config = LdapConfig.model_validate({
+        "url": slapd.ldaps_url, "ca_file": str(slapd.ca_file), "bind_dn": SERVICE_DN,
+        "bind_password_file": "/nonexistent", "user_search_base": PEOPLE, "username_attribute": "cn"})
+    sign_in = LdapSignIn(LdapDirectory(config, SERVICE_PASSWORD), engine)
+    with pytest.raises(DirectoryRefused, match="not a valid mlgate account name"):
+        sign_in.sign_in(uid, "odd-directory-password-1")
+    assert IdentityStore(engine).source_of(spelling) is None
