@@ -19,13 +19,14 @@ credentials and sessions everywhere, so the new groups apply from then on.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auth.ldap import DirectoryRefused, DirectoryUser, LdapDirectory
-from auth.store import UserRow, account_row, group_ids_creating, now_ms
+from auth.store import UserRow, account_row, group_ids_creating, now_ms, username_problem
 from auth.tables import group_members, groups, users
 
 SOURCE = "ldap"
@@ -61,10 +62,21 @@ def directory_decides(source: str | None) -> bool:
     return source is None or source == SOURCE
 
 
+# Marks and invisible characters left out of a lockout key (combining marks, format and control characters).
+_NOT_IN_LOCKOUT_KEY = frozenset({"Mn", "Me", "Cf", "Cc"})
+
+
 def lockout_name(username: str) -> str:
-    """The lockout key of a name sent to the directory: directories match names ignoring case and extra spaces
-    (caseIgnoreMatch, RFC 4517 section 4.2.11), so "Alice", "alice " and "ALICE" count as one account."""
-    return " ".join(username.split()).casefold()
+    """The lockout key of a name sent to the directory: one for every spelling the directory may match to one
+    entry. caseIgnoreMatch (RFC 4517 section 4.2.11) compares strings prepared by RFC 4518: compatibility
+    normalization (NFKC), case folding, insignificant spaces, and characters mapped to nothing. So "Alice",
+    " alice", "\\uff41lice" (a fullwidth a) and "\\U0001d41alice" (a mathematical bold a) count as one
+    account, or repeated spellings would multiply the guesses the lockout allows. The key folds at least as
+    much as a directory does (accents and invisible characters go too): a shared key only merges counters,
+    never signs anyone in."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", username).casefold())
+    kept = "".join(c for c in folded if unicodedata.category(c) not in _NOT_IN_LOCKOUT_KEY)
+    return " ".join(unicodedata.normalize("NFKC", kept).casefold().split())
 
 
 class LdapSignIn:
@@ -84,6 +96,10 @@ class LdapSignIn:
             return self._provision(who)
 
     def _provision(self, who: DirectoryUser) -> SignedIn:
+        if username_problem(who.username) is not None:
+            # The entry's name attribute is the directory's to set: one mlgate cannot hold (a colon, control
+            # characters, surrounding spaces) never becomes an account.
+            raise DirectoryRefused(f"the directory's name {who.username!r} is not a valid mlgate account name")
         ts = now_ms()
         with self.engine.begin() as conn:
             row = conn.execute(select(users.c.id, users.c.source, users.c.disabled, users.c.kind)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from auth.ldap_accounts import SOURCE as LDAP_SOURCE
 from auth.oidc import NotAllowed, check_subject
 from auth.store import UserRow, account_row, group_ids_creating, now_ms
 from auth.tables import group_members, groups, oidc_identities, oidc_sessions, sessions, users
@@ -85,15 +86,18 @@ def check_allowed(provider: OidcProvider, who: ProviderIdentity) -> None:
             raise NotAllowed("Your verified e-mail address is not in a domain that may use mlgate.")
 
 
-def may_link(provider: OidcProvider, kind: str, is_admin: bool, has_password: bool, linked: bool = False) -> bool:
+def may_link(provider: OidcProvider, kind: str, is_admin: bool, has_password: bool, linked: bool = False,
+             source: str | None = None) -> bool:
     """Whether a first SSO login may take over the same-named existing account (``link_existing_users``).
 
     The name comes from a claim the user may choose (preferred_username with Dex or GitHub), so by default
     only plain user accounts that hold nothing a name alone should unlock (no password, not admin, not
-    already linked to a provider's subject: that account is someone's) are linked.
+    already linked to a provider's subject: that account is someone's) are linked. A directory account
+    (``source`` ``ldap``) has a password, the directory's, though none is stored here: only ``any`` links it.
     """
     if kind != "user" or provider.link_existing_users == "never":
         return False
+    has_password = has_password or source == LDAP_SOURCE
     return provider.link_existing_users == "any" or not (is_admin or has_password or linked)
 
 
@@ -174,13 +178,14 @@ class OidcAccounts:
             user_id = conn.execute(select(oidc_identities.c.user_id).where(and_(
                 oidc_identities.c.provider == who.provider, oidc_identities.c.subject == who.subject))).scalar()
             if user_id is None:
-                existing = conn.execute(select(users.c.id, users.c.kind, users.c.is_admin, users.c.password_hash)
+                existing = conn.execute(select(users.c.id, users.c.kind, users.c.is_admin, users.c.password_hash,
+                                               users.c.source)
                                         .where(users.c.username == who.username)).first()
                 linked = existing is not None and conn.execute(
                     select(oidc_identities.c.user_id).where(oidc_identities.c.user_id == existing.id).limit(1)
                 ).first() is not None
                 if existing is not None and not may_link(provider, existing.kind, bool(existing.is_admin),
-                                                         existing.password_hash is not None, linked):
+                                                         existing.password_hash is not None, linked, existing.source):
                     raise NotAllowed(f"An mlgate account named {who.username!r} already exists and is not linked to "
                                      "this identity provider. Ask an administrator.")
                 if existing is None:

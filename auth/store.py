@@ -22,6 +22,20 @@ from auth.tables import (
     users,
 )
 
+MAX_USERNAME = 255
+
+
+def username_problem(username: str) -> str | None:
+    """Why ``username`` cannot be an account's name (None: it can), whichever source names the account."""
+    if not username:
+        return "Username and password cannot be empty."
+    if len(username) > MAX_USERNAME:
+        return f"Username is longer than {MAX_USERNAME} characters."
+    # RFC 7617 section 2: the user-id cannot contain a colon; control characters would forge log lines.
+    if ":" in username or any(ord(c) < 0x20 or ord(c) == 0x7F for c in username) or username != username.strip():
+        return "Username must not contain ':', control characters or surrounding spaces."
+    return None
+
 
 def now_ms() -> int:
     """The current time in epoch milliseconds."""

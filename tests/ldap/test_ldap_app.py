@@ -152,3 +152,22 @@ def test_a_directory_sign_in_costs_a_password_hash_like_a_local_one(build, slapd
             before = hasher.verifications
             assert client.get(API, headers=basic(name, "not-the-password-1")).status_code == 401
             assert hasher.verifications == before + 1, name
+
+
+# Spellings slapd matches to the entry uid=bob (its caseIgnoreMatch prepares strings with Unicode compatibility
+# normalization, RFC 4518 section 2.3): fullwidth letters, mathematical alphanumerics, other letter case.
+BOB_SPELLINGS = ("\uff42\uff4f\uff42", "\U0001d41bob", "b\U0001d428b", "\U0001d5bb\U0001d5c8\U0001d5bb",
+                 "\uff22\uff2f\uff22")
+
+
+def test_spellings_the_directory_treats_as_one_name_share_its_lockout(build, slapd: Slapd):
+    app = build(ldap_section(slapd))
+    with TestClient(app, base_url=BASE) as client:
+        for spelling in BOB_SPELLINGS:
+            assert client.get(API, headers=basic(spelling, "not-bobs-password")).status_code == 401
+        # Each reached bob's entry (a wrong password, not an unknown name): the directory holds them as one.
+        reasons = audit_reasons(app)
+        assert sum("ldap: wrong password" in r for r in reasons) == len(BOB_SPELLINGS), reasons
+        locked = client.get(API, headers=basic("bob", USERS["bob"]))
+        assert locked.status_code == 429
+        assert client.get(API, headers=basic("\U0001d41b\U0001d428\U0001d41b", USERS["bob"])).status_code == 429
