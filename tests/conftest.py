@@ -70,6 +70,8 @@ def follows_backend_switch(item: pytest.Item) -> bool:
     """Whether MLGATE_TEST_BACKEND changes the database this test runs on."""
     if item.get_closest_marker("backend_switch"):
         return True
+    if item.get_closest_marker("database_incidental"):
+        return False  # its database only holds the rows that carry what it tests (artifact paths and bytes)
     params = getattr(getattr(item, "callspec", None), "params", {})
     if any(isinstance(value, str) and value in BACKENDS for value in params.values()):
         return False  # runs on each backend already
